@@ -1,0 +1,77 @@
+# gemini-edge-pool — every command installs what it needs on a fresh machine.
+#   make test         unit tests + end-to-end tests (Viceroy + simulator + official SDKs)
+#   make demo         the proxy on 127.0.0.1:7676 in front of the bundled Gemini simulator
+#   make serve        the proxy on 127.0.0.1:7676 in front of the real Gemini API
+#   make bench        latency/throughput against a bare pass-through (issue 5)
+#   make bench-quota  quota benchmark, smart vs seed cooling profiles
+
+SHELL := /bin/bash
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+WASM := bin/main.wasm
+SIM := target/release/gemini-sim
+VENV := .venv
+PY := $(VENV)/bin/python
+VICEROY_VERSION := 0.22.0
+
+.PHONY: all build sim tools viceroy venv test unit e2e demo serve bench bench-quota clean fmt lint
+
+all: build
+
+$(WASM): Cargo.toml Cargo.lock $(shell find src core/src -name '*.rs') | wasm-target
+	$(CARGO) build --locked --release --target $(WASM_TARGET) --bin gemini-edge-pool
+	mkdir -p bin
+	cp target/$(WASM_TARGET)/release/gemini-edge-pool.wasm $(WASM)
+
+build: $(WASM)
+
+wasm-target:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+sim: $(SIM)
+
+$(SIM): $(shell find tests/gemini-sim/src -name '*.rs') tests/gemini-sim/Cargo.toml
+	$(CARGO) build --locked --release -p gemini-sim
+
+viceroy:
+	@command -v viceroy >/dev/null 2>&1 || { echo "installing viceroy $(VICEROY_VERSION) (first build takes 10-25 min)"; \
+		$(CARGO) install --locked viceroy --version $(VICEROY_VERSION); }
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r tests/requirements.txt
+	touch $@
+
+tools: viceroy venv
+
+unit:
+	$(CARGO) test --locked -p gemini-pool-core
+
+e2e: build sim tools
+	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) -m pytest -q tests/e2e
+
+test: unit e2e
+
+demo: build sim viceroy
+	PATH="$$HOME/.cargo/bin:$$PATH" scripts/demo.sh
+
+serve: build viceroy
+	PATH="$$HOME/.cargo/bin:$$PATH" scripts/serve.sh
+
+bench: build sim tools
+	PATH="$$HOME/.cargo/bin:$$PATH" scripts/bench.sh
+
+bench-quota: build sim tools
+	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/quota.py
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release --target $(WASM_TARGET) --bin gemini-edge-pool -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	rm -rf bin target/e2e .local

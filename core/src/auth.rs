@@ -1,0 +1,131 @@
+//! Client authentication: where the client's token is found, and what never goes upstream.
+//!
+//! OpenAI clients send `Authorization: Bearer <token>`; Google's SDKs send their "API key"
+//! as `x-goog-api-key` or `?key=`, so native requests accept all three. The token is then
+//! looked up in the config store `auth_tokens` (a keyed lookup: no byte-by-byte comparison
+//! happens in our code, so nothing here can exit early on a matching prefix).
+
+use crate::envelope::{Dialect, ErrorReply};
+
+/// The credentials a request carried, as raw header / query values.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presented<'a> {
+    pub authorization: Option<&'a str>,
+    pub goog_api_key: Option<&'a str>,
+    pub query_key: Option<&'a str>,
+}
+
+/// The client token, or the 401 to answer with.
+pub fn client_token(presented: Presented<'_>, dialect: Dialect) -> Result<String, ErrorReply> {
+    let bearer = presented.authorization.and_then(bearer_token);
+    let token = match dialect {
+        Dialect::OpenAi => bearer,
+        Dialect::Google => presented
+            .goog_api_key
+            .map(|t| t.trim().to_string())
+            .or_else(|| presented.query_key.map(percent_decode))
+            .or(bearer),
+    };
+    match token {
+        None => Err(ErrorReply::missing_token(dialect)),
+        Some(t) if t.is_empty() => Err(ErrorReply::missing_token(dialect)),
+        Some(t) if !plausible_token(&t) => Err(ErrorReply::invalid_token()),
+        Some(t) => Ok(t),
+    }
+}
+
+fn bearer_token(header: &str) -> Option<String> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+/// Tokens are 1–256 visible ASCII characters; anything else is refused without a lookup.
+fn plausible_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 256 && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The value of query parameter `name` (percent-decoded), if present.
+pub fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then_some(v)
+    })
+}
+
+/// The query string to send upstream: only the `allowed` parameters, as the client wrote them.
+pub fn forwarded_query(query: Option<&str>, allowed: &[&str]) -> Option<String> {
+    let kept: Vec<&str> = query?
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            allowed.contains(&name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presented<'a>(auth: Option<&'a str>, goog: Option<&'a str>, key: Option<&'a str>) -> Presented<'a> {
+        Presented { authorization: auth, goog_api_key: goog, query_key: key }
+    }
+
+    #[test]
+    fn openai_takes_only_bearer() {
+        assert_eq!(client_token(presented(Some("Bearer tok-1"), None, None), Dialect::OpenAi), Ok("tok-1".into()));
+        assert_eq!(client_token(presented(Some("bearer  tok-1 "), None, None), Dialect::OpenAi), Ok("tok-1".into()));
+        let missing = client_token(presented(None, Some("tok"), None), Dialect::OpenAi).expect_err("401");
+        assert_eq!((missing.status, missing.code.as_str()), (401, "missing_token"));
+        assert!(client_token(presented(Some("Basic abc"), None, None), Dialect::OpenAi).is_err());
+    }
+
+    #[test]
+    fn google_takes_header_query_or_bearer() {
+        assert_eq!(client_token(presented(None, Some("t1"), None), Dialect::Google), Ok("t1".into()));
+        assert_eq!(client_token(presented(None, None, Some("t%2D2")), Dialect::Google), Ok("t-2".into()));
+        assert_eq!(client_token(presented(Some("Bearer t3"), None, None), Dialect::Google), Ok("t3".into()));
+    }
+
+    #[test]
+    fn implausible_tokens_are_refused() {
+        let long = "x".repeat(300);
+        let e = client_token(presented(Some(&format!("Bearer {long}")), None, None), Dialect::OpenAi).expect_err("401");
+        assert_eq!(e.code, "invalid_token");
+        assert!(client_token(presented(None, None, Some("a%0Ab")), Dialect::Google).is_err());
+    }
+
+    #[test]
+    fn queries() {
+        let q = Some("key=secret&alt=sse&pageSize=5&x=1");
+        assert_eq!(query_param(q, "key"), Some("secret"));
+        assert_eq!(forwarded_query(q, &["alt", "pageSize"]).as_deref(), Some("alt=sse&pageSize=5"));
+        assert_eq!(forwarded_query(Some("key=s"), &["alt"]), None);
+        assert_eq!(forwarded_query(None, &["alt"]), None);
+    }
+}

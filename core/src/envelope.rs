@@ -1,0 +1,199 @@
+//! Error shaping: every error leaves in the envelope of the API the client spoke —
+//! OpenAI's `{"error": {"message", "type", "param", "code"}}` for `/v1/...`, Google's
+//! `{"error": {"code", "message", "status"}}` for the native API — with the right status.
+
+use crate::google_error::GoogleError;
+use serde_json::json;
+
+/// Which API the client spoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Google,
+}
+
+/// An error the proxy answers with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorReply {
+    pub status: u16,
+    pub message: String,
+    /// OpenAI's `code` (snake case); Google's envelope uses the canonical status instead.
+    pub code: String,
+    /// Seconds, for 429 and 503.
+    pub retry_after_secs: Option<u64>,
+    /// Methods for a 405's `Allow` header.
+    pub allow: Option<&'static str>,
+}
+
+impl ErrorReply {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        ErrorReply { status, message: message.into(), code: code.to_string(), retry_after_secs: None, allow: None }
+    }
+
+    pub fn with_retry_after_ms(mut self, ms: u64) -> Self {
+        self.retry_after_secs = Some(ms.div_ceil(1000).max(1));
+        self
+    }
+
+    pub fn missing_token(dialect: Dialect) -> Self {
+        let how = match dialect {
+            Dialect::OpenAi => "send `Authorization: Bearer <token>`",
+            Dialect::Google => "send it as the API key (`x-goog-api-key` header or `?key=`)",
+        };
+        ErrorReply::new(401, "missing_token", format!("Missing client token: {how}."))
+    }
+
+    pub fn invalid_token() -> Self {
+        ErrorReply::new(401, "invalid_token", "Invalid authorization token.")
+    }
+
+    pub fn not_found(path: &str) -> Self {
+        let shown: String = path.chars().take(200).collect();
+        ErrorReply::new(404, "not_found", format!("Unknown path {shown:?}."))
+    }
+
+    pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
+        let shown: String = method.chars().take(20).collect();
+        let mut reply = ErrorReply::new(405, "method_not_allowed", format!("Method {shown} not allowed here; use {allow}."));
+        reply.allow = Some(allow);
+        reply
+    }
+
+    pub fn body_too_large(limit: usize) -> Self {
+        ErrorReply::new(413, "body_too_large", format!("Request body is larger than {limit} bytes."))
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        ErrorReply::new(400, code, message)
+    }
+
+    /// 500 "Service configuration error" naming what is missing or wrong (never a key).
+    pub fn config(what: impl std::fmt::Display) -> Self {
+        ErrorReply::new(500, "config_error", format!("Service configuration error: {what}."))
+    }
+
+    pub fn all_cooling(model: Option<&str>, retry_after_ms: u64) -> Self {
+        let secs = retry_after_ms.div_ceil(1000).max(1);
+        let what = model.map_or(String::new(), |m| format!(" for model {m}"));
+        ErrorReply::new(
+            429,
+            "all_keys_cooling",
+            format!("All API keys are cooling{what}; the first one is available again in {secs} s."),
+        )
+        .with_retry_after_ms(retry_after_ms)
+    }
+
+    pub fn all_dead() -> Self {
+        ErrorReply::new(
+            503,
+            "all_keys_failed",
+            "All API keys failed: Google rejects every key in the pool (see /v1/status).",
+        )
+    }
+
+    /// Google's error answer, relayed with Google's status and (scrubbed) message.
+    pub fn from_upstream(status: u16, error: Option<&GoogleError>, scrub: impl Fn(&str) -> String) -> Self {
+        let (message, code) = match error {
+            Some(e) if !e.message.is_empty() => (scrub(&e.message), e.status.to_ascii_lowercase()),
+            _ => (format!("Gemini API answered HTTP {status}."), "upstream_error".to_string()),
+        };
+        let code = if code.is_empty() { "upstream_error".to_string() } else { code };
+        ErrorReply::new(status, &code, message)
+    }
+
+    pub fn upstream_unreachable(timeout: bool) -> Self {
+        if timeout {
+            ErrorReply::new(504, "upstream_timeout", "Gemini API did not answer in time.")
+        } else {
+            ErrorReply::new(502, "upstream_unreachable", "Could not connect to the Gemini API.")
+        }
+    }
+
+    /// The JSON body in the client's dialect.
+    pub fn body(&self, dialect: Dialect) -> Vec<u8> {
+        let value = match dialect {
+            Dialect::OpenAi => json!({"error": {
+                "message": self.message,
+                "type": openai_type(self.status),
+                "param": null,
+                "code": self.code,
+            }}),
+            Dialect::Google => json!({"error": {
+                "code": self.status,
+                "message": self.message,
+                "status": google_status(self.status),
+            }}),
+        };
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+}
+
+fn openai_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "server_error",
+    }
+}
+
+/// google.rpc canonical status names for HTTP statuses.
+fn google_status(status: u16) -> &'static str {
+    match status {
+        400 | 405 | 413 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        429 => "RESOURCE_EXHAUSTED",
+        499 => "CANCELLED",
+        501 => "UNIMPLEMENTED",
+        502 | 503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn parse(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).expect("json")
+    }
+
+    #[test]
+    fn openai_envelope() {
+        let v = parse(&ErrorReply::invalid_token().body(Dialect::OpenAi));
+        assert_eq!(v["error"]["type"], "authentication_error");
+        assert_eq!(v["error"]["code"], "invalid_token");
+        assert_eq!(v["error"]["message"], "Invalid authorization token.");
+    }
+
+    #[test]
+    fn google_envelope() {
+        let v = parse(&ErrorReply::all_cooling(Some("gemini-2.5-pro"), 41_200).body(Dialect::Google));
+        assert_eq!(v["error"]["code"], 429);
+        assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("gemini-2.5-pro") && m.contains("42 s")));
+    }
+
+    #[test]
+    fn retry_after_rounds_up_and_is_at_least_one() {
+        assert_eq!(ErrorReply::all_cooling(None, 1).retry_after_secs, Some(1));
+        assert_eq!(ErrorReply::all_cooling(None, 58_001).retry_after_secs, Some(59));
+    }
+
+    #[test]
+    fn upstream_errors_keep_status_and_scrub() {
+        let e = GoogleError::parse(br#"{"error":{"code":403,"message":"Consumer 'api_key:AIzaSECRET' has been suspended.","status":"PERMISSION_DENIED"}}"#);
+        let reply = ErrorReply::from_upstream(403, e.as_ref(), |m| m.replace("AIzaSECRET", "…CRET"));
+        assert_eq!(reply.status, 403);
+        assert_eq!(reply.code, "permission_denied");
+        assert!(!reply.message.contains("AIzaSECRET"));
+        let bare = ErrorReply::from_upstream(502, None, str::to_string);
+        assert_eq!((bare.status, bare.code.as_str()), (502, "upstream_error"));
+    }
+}

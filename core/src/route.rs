@@ -1,0 +1,252 @@
+//! Routing: which endpoint a client request is for, which API dialect it speaks, and the
+//! only paths that may reach Google. Anything not on the allow-list is a 404 here.
+
+use crate::envelope::{Dialect, ErrorReply};
+
+/// Google API version of a native call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1beta,
+    V1,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::V1beta => "v1beta",
+            Version::V1 => "v1",
+        }
+    }
+}
+
+/// The native methods that may be called on a model.
+pub const NATIVE_METHODS: [&str; 5] =
+    ["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Preflight,
+    Status,
+    ChatCompletions,
+    ListModels,
+    GetModel(String),
+    Embeddings,
+    ImageGenerations,
+    NativeListModels(Version),
+    NativeGetModel(Version, String),
+    NativeCall { version: Version, model: String, method: &'static str },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub dialect: Dialect,
+}
+
+impl Route {
+    /// Google's path for this endpoint; `None` for endpoints answered locally.
+    pub fn upstream_path(&self) -> Option<String> {
+        let path = match &self.endpoint {
+            Endpoint::Preflight | Endpoint::Status => return None,
+            Endpoint::ChatCompletions => "/v1beta/openai/chat/completions".to_string(),
+            Endpoint::ListModels => "/v1beta/openai/models".to_string(),
+            Endpoint::GetModel(id) => format!("/v1beta/openai/models/{id}"),
+            Endpoint::Embeddings => "/v1beta/openai/embeddings".to_string(),
+            Endpoint::ImageGenerations => "/v1beta/openai/images/generations".to_string(),
+            Endpoint::NativeListModels(v) => format!("/{}/models", v.as_str()),
+            Endpoint::NativeGetModel(v, model) => format!("/{}/models/{model}", v.as_str()),
+            Endpoint::NativeCall { version, model, method } => {
+                format!("/{}/models/{model}:{method}", version.as_str())
+            }
+        };
+        Some(path)
+    }
+
+    /// The model named in the path (native calls); OpenAI calls name it in the body.
+    pub fn path_model(&self) -> Option<&str> {
+        match &self.endpoint {
+            Endpoint::NativeCall { model, .. } => Some(model),
+            _ => None,
+        }
+    }
+
+    /// Does the request carry a JSON body that names the model (OpenAI POST endpoints)?
+    pub fn model_in_body(&self) -> bool {
+        matches!(self.endpoint, Endpoint::ChatCompletions | Endpoint::Embeddings | Endpoint::ImageGenerations)
+    }
+
+    /// Query parameters passed on to Google (never `key`).
+    pub fn forwarded_query_params(&self) -> &'static [&'static str] {
+        match self.endpoint {
+            Endpoint::NativeListModels(_) => &["pageSize", "pageToken"],
+            Endpoint::NativeCall { .. } => &["alt"],
+            _ => &[],
+        }
+    }
+}
+
+/// A request that matches no route, with the dialect to answer it in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteError {
+    pub dialect: Dialect,
+    pub reply: ErrorReply,
+}
+
+/// Routes `method path`. `native_credentials`: the request carries its token the way Google's
+/// SDKs send a key (`x-goog-api-key` or `?key=`); it decides between the OpenAI and the native
+/// meaning of the paths both APIs share (`GET /v1/models`, `GET /v1/models/{m}`).
+pub fn route(method: &str, path: &str, native_credentials: bool) -> Result<Route, RouteError> {
+    let dialect = guess_dialect(path, native_credentials);
+    let Some((endpoint, allow)) = match_path(path, native_credentials) else {
+        return Err(RouteError { dialect, reply: ErrorReply::not_found(path) });
+    };
+    if method == "OPTIONS" {
+        return Ok(Route { endpoint: Endpoint::Preflight, dialect });
+    }
+    if !allow.split(", ").any(|m| m == method) {
+        return Err(RouteError { dialect, reply: ErrorReply::method_not_allowed(method, allow) });
+    }
+    Ok(Route { endpoint, dialect })
+}
+
+fn guess_dialect(path: &str, native_credentials: bool) -> Dialect {
+    let native_looking = path.starts_with("/v1beta/") && !path.starts_with("/v1beta/openai/")
+        || path.contains(':')
+        || native_credentials && path.starts_with("/v1/models");
+    if native_looking {
+        Dialect::Google
+    } else {
+        Dialect::OpenAi
+    }
+}
+
+const GET: &str = "GET, OPTIONS";
+const POST: &str = "POST, OPTIONS";
+
+/// The endpoint for a path and the methods it allows.
+fn match_path(path: &str, native_credentials: bool) -> Option<(Endpoint, &'static str)> {
+    if let Some(rest) = path.strip_prefix("/v1beta/openai/") {
+        return match_openai(rest);
+    }
+    if let Some(rest) = path.strip_prefix("/v1beta/") {
+        return match_native(Version::V1beta, rest);
+    }
+    let rest = path.strip_prefix("/v1/")?;
+    if rest == "status" {
+        return Some((Endpoint::Status, GET));
+    }
+    let native = native_credentials || rest.contains(':');
+    if native && (rest == "models" || rest.starts_with("models/")) {
+        return match_native(Version::V1, rest);
+    }
+    match_openai(rest)
+}
+
+fn match_openai(rest: &str) -> Option<(Endpoint, &'static str)> {
+    match rest {
+        "chat/completions" => Some((Endpoint::ChatCompletions, POST)),
+        "models" => Some((Endpoint::ListModels, GET)),
+        "embeddings" => Some((Endpoint::Embeddings, POST)),
+        "images/generations" => Some((Endpoint::ImageGenerations, POST)),
+        _ => {
+            let id = rest.strip_prefix("models/")?;
+            valid_model(id).then(|| (Endpoint::GetModel(id.to_string()), GET))
+        }
+    }
+}
+
+fn match_native(version: Version, rest: &str) -> Option<(Endpoint, &'static str)> {
+    if rest == "models" {
+        return Some((Endpoint::NativeListModels(version), GET));
+    }
+    let name = rest.strip_prefix("models/")?;
+    match name.split_once(':') {
+        None => valid_model(name).then(|| (Endpoint::NativeGetModel(version, name.to_string()), GET)),
+        Some((model, method)) => {
+            let method = NATIVE_METHODS.iter().find(|m| **m == method)?;
+            valid_model(model).then(|| {
+                (Endpoint::NativeCall { version, model: model.to_string(), method }, POST)
+            })
+        }
+    }
+}
+
+/// Model ids are letters, digits, `.`, `_` and `-`, starting with a letter or digit:
+/// no slashes, no percent-encoding, no `..`.
+pub fn valid_model(id: &str) -> bool {
+    let starts_well = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    starts_well
+        && id.len() <= 128
+        && !id.contains("..")
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `models/gemini-2.5-flash` → `gemini-2.5-flash`.
+pub fn normalize_model(model: &str) -> &str {
+    model.strip_prefix("models/").unwrap_or(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(method: &str, path: &str, native: bool) -> Route {
+        route(method, path, native).expect("routes")
+    }
+
+    fn status(method: &str, path: &str) -> u16 {
+        route(method, path, false).map_or_else(|e| e.reply.status, |_| 200)
+    }
+
+    #[test]
+    fn openai_routes() {
+        let r = ok("POST", "/v1/chat/completions", false);
+        assert_eq!(r.upstream_path().as_deref(), Some("/v1beta/openai/chat/completions"));
+        assert_eq!(r.dialect, Dialect::OpenAi);
+        assert_eq!(ok("GET", "/v1/models", false).endpoint, Endpoint::ListModels);
+        assert_eq!(ok("GET", "/v1/models/gemini-2.5-flash", false).endpoint, Endpoint::GetModel("gemini-2.5-flash".into()));
+        assert_eq!(ok("POST", "/v1/embeddings", false).upstream_path().as_deref(), Some("/v1beta/openai/embeddings"));
+        assert_eq!(ok("GET", "/v1/status", false).upstream_path(), None);
+        assert_eq!(ok("OPTIONS", "/v1/chat/completions", false).endpoint, Endpoint::Preflight);
+        assert_eq!(ok("POST", "/v1beta/openai/chat/completions", false).endpoint, Endpoint::ChatCompletions);
+    }
+
+    #[test]
+    fn native_routes() {
+        let r = ok("POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", false);
+        assert_eq!(r.dialect, Dialect::Google);
+        assert_eq!(r.path_model(), Some("gemini-2.5-flash"));
+        assert_eq!(r.upstream_path().as_deref(), Some("/v1beta/models/gemini-2.5-flash:streamGenerateContent"));
+        assert_eq!(ok("GET", "/v1beta/models", false).endpoint, Endpoint::NativeListModels(Version::V1beta));
+        let v1 = ok("POST", "/v1/models/gemini-2.5-flash:countTokens", false);
+        assert_eq!(v1.upstream_path().as_deref(), Some("/v1/models/gemini-2.5-flash:countTokens"));
+        // The shared paths follow the credential style.
+        assert_eq!(ok("GET", "/v1/models", true).endpoint, Endpoint::NativeListModels(Version::V1));
+        assert_eq!(ok("GET", "/v1/models", true).dialect, Dialect::Google);
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(status("GET", "/v1/chat/completions"), 405);
+        assert_eq!(status("POST", "/v1/models"), 405);
+        assert_eq!(status("GET", "/v1/nothing"), 404);
+        assert_eq!(status("GET", "/"), 404);
+        assert_eq!(status("POST", "/v1beta/models/x/../../something:generateContent"), 404);
+        assert_eq!(status("POST", "/v1beta/models/a%2Fb:generateContent"), 404);
+        assert_eq!(status("POST", "/v1beta/models/gemini:deleteEverything"), 404);
+        assert_eq!(status("GET", "/v1beta/tunedModels/x"), 404);
+        assert_eq!(status("GET", "/v1beta/files"), 404);
+        let e = route("DELETE", "/v1beta/models", false).expect_err("405");
+        assert_eq!((e.dialect, e.reply.allow), (Dialect::Google, Some("GET, OPTIONS")));
+    }
+
+    #[test]
+    fn model_names() {
+        assert!(valid_model("gemini-2.5-flash-preview-05-20"));
+        assert!(valid_model("text-embedding-004"));
+        for bad in ["", "..", "a/b", "a%2Fb", ".hidden", "a..b", "a b", "a\\b", "ünï"] {
+            assert!(!valid_model(bad), "{bad:?}");
+        }
+        assert_eq!(normalize_model("models/gemini-2.5-pro"), "gemini-2.5-pro");
+    }
+}

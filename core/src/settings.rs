@@ -1,0 +1,314 @@
+//! The operator's knobs (config store `proxy_settings`): names, defaults, parsing.
+//!
+//! Two groups, so a request reads only what it needs: [`RequestSettings`] on every request,
+//! [`CoolingSettings`] only when Google's answer was not a success. Every knob is optional;
+//! a present but malformed value is a configuration error naming the knob.
+
+use crate::clock::ResetZone;
+use std::time::Duration;
+use thiserror::Error;
+
+/// A knob with a value we cannot use.
+#[derive(Debug, Error, PartialEq)]
+#[error("proxy_settings.{name} = {value:?}: {problem}")]
+pub struct SettingError {
+    pub name: &'static str,
+    pub value: String,
+    pub problem: String,
+}
+
+/// How to pick among the keys that may serve a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// A uniformly chosen starting key, then the following keys in pool order on retries.
+    RoundRobin,
+    /// A uniformly chosen key on every attempt.
+    Random,
+}
+
+/// What to do when every key is cooling for the requested model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenAllCooling {
+    /// Answer 429 with `Retry-After` (the default).
+    Reject,
+    /// Try the key whose cooldown ends first (the seed's "priority selection").
+    ShortestCooldown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Reads Google's answer: per-minute vs per-day, per model, dead keys, upstream trouble.
+    Smart,
+    /// The seed's table: by HTTP status only, whole key, long durations.
+    Seed,
+}
+
+/// Knobs read on every request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSettings {
+    pub strategy: Strategy,
+    /// Upstream attempts per client request (also bounded by the pool size and by 32).
+    pub max_attempts: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    pub when_all_cooling: WhenAllCooling,
+    /// Jitter added to per-minute cooldowns; also how close to its end a cooldown must be
+    /// for the key to be tried anyway when every key is cooling.
+    pub jitter: Duration,
+    /// How many secret-store entries hold keys: `keys`, then `keys_2` … `keys_4`.
+    pub key_secrets: usize,
+}
+
+impl Default for RequestSettings {
+    fn default() -> Self {
+        RequestSettings {
+            strategy: Strategy::RoundRobin,
+            max_attempts: 3,
+            max_body_bytes: 20 * 1024 * 1024,
+            when_all_cooling: WhenAllCooling::Reject,
+            jitter: Duration::from_millis(1_000),
+            key_secrets: 1,
+        }
+    }
+}
+
+/// Durations of the `seed` profile (its table, each overridable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedDurations {
+    /// 401 / 403. `None` = forever.
+    pub auth: Option<Duration>,
+    pub too_many_requests: Duration,
+    pub unavailable: Duration,
+    /// 502 / 504 (and connection failures).
+    pub gateway: Duration,
+    pub other_5xx: Duration,
+}
+
+/// Knobs read only when a request met a failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoolingSettings {
+    pub profile: Profile,
+    pub reset_zone: ResetZone,
+    /// Per-minute cooldown when Google gives no `retryDelay`.
+    pub default_retry_delay: Duration,
+    pub no_free_tier: Duration,
+    pub model_forbidden: Duration,
+    /// Bare 429: first cooldown, doubled on each repeat up to `throttle_max`.
+    pub throttle_base: Duration,
+    pub throttle_max: Duration,
+    pub connect_failure: Duration,
+    /// Cooldown of (key, model) on 500/502/503/504. Zero: none, just retry elsewhere.
+    pub upstream_trouble: Duration,
+    /// Time before a dead key gets one probation request.
+    pub dead_probation: Duration,
+    pub seed: SeedDurations,
+}
+
+impl Default for CoolingSettings {
+    fn default() -> Self {
+        CoolingSettings {
+            profile: Profile::Smart,
+            reset_zone: ResetZone::Pacific,
+            default_retry_delay: Duration::from_secs(60),
+            no_free_tier: Duration::from_secs(24 * 3600),
+            model_forbidden: Duration::from_secs(24 * 3600),
+            throttle_base: Duration::from_secs(5),
+            throttle_max: Duration::from_secs(300),
+            connect_failure: Duration::from_secs(10),
+            upstream_trouble: Duration::ZERO,
+            dead_probation: Duration::from_secs(6 * 3600),
+            seed: SeedDurations {
+                auth: None,
+                too_many_requests: Duration::from_secs(24 * 3600),
+                unavailable: Duration::from_secs(24 * 3600),
+                gateway: Duration::from_secs(300),
+                other_5xx: Duration::from_secs(600),
+            },
+        }
+    }
+}
+
+/// Reads knobs by name through `lookup` (the config store at the edge, a map in tests).
+pub struct SettingsReader<F> {
+    lookup: F,
+}
+
+impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
+    pub fn new(lookup: F) -> Self {
+        SettingsReader { lookup }
+    }
+
+    pub fn request(&mut self) -> Result<RequestSettings, SettingError> {
+        let d = RequestSettings::default();
+        Ok(RequestSettings {
+            strategy: self.read("strategy", d.strategy, parse_strategy)?,
+            max_attempts: self.read("max_attempts", d.max_attempts, |v| parse_count(v, 1, 32))?,
+            max_body_bytes: self.read("max_body_bytes", d.max_body_bytes, |v| {
+                parse_count(v, 1024, 100 * 1024 * 1024)
+            })?,
+            when_all_cooling: self.read("when_all_cooling", d.when_all_cooling, parse_when_all)?,
+            jitter: self.read("cool_jitter_ms", d.jitter, parse_millis)?,
+            key_secrets: self.read("key_secrets", d.key_secrets, |v| parse_count(v, 1, 4))?,
+        })
+    }
+
+    pub fn cooling(&mut self) -> Result<CoolingSettings, SettingError> {
+        let d = CoolingSettings::default();
+        let profile = self.read("cooling_profile", d.profile, parse_profile)?;
+        let seed = match profile {
+            Profile::Seed => self.seed(&d.seed)?,
+            Profile::Smart => d.seed.clone(),
+        };
+        Ok(CoolingSettings {
+            profile,
+            reset_zone: self.read("daily_reset_zone", d.reset_zone, |v| v.parse())?,
+            default_retry_delay: self.duration("cool_default_retry_delay", d.default_retry_delay)?,
+            no_free_tier: self.duration("cool_no_free_tier", d.no_free_tier)?,
+            model_forbidden: self.duration("cool_model_forbidden", d.model_forbidden)?,
+            throttle_base: self.duration("cool_throttle_base", d.throttle_base)?,
+            throttle_max: self.duration("cool_throttle_max", d.throttle_max)?,
+            connect_failure: self.duration("cool_connect_failure", d.connect_failure)?,
+            upstream_trouble: self.duration("cool_upstream_trouble", d.upstream_trouble)?,
+            dead_probation: self.duration("dead_probation", d.dead_probation)?,
+            seed,
+        })
+    }
+
+    fn seed(&mut self, d: &SeedDurations) -> Result<SeedDurations, SettingError> {
+        Ok(SeedDurations {
+            auth: self.read("seed_cool_401_403", d.auth, parse_optional_duration)?,
+            too_many_requests: self.duration("seed_cool_429", d.too_many_requests)?,
+            unavailable: self.duration("seed_cool_503", d.unavailable)?,
+            gateway: self.duration("seed_cool_502_504", d.gateway)?,
+            other_5xx: self.duration("seed_cool_5xx", d.other_5xx)?,
+        })
+    }
+
+    fn duration(&mut self, name: &'static str, default: Duration) -> Result<Duration, SettingError> {
+        self.read(name, default, parse_duration)
+    }
+
+    fn read<T>(
+        &mut self,
+        name: &'static str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, SettingError> {
+        let Some(raw) = (self.lookup)(name) else {
+            return Ok(default);
+        };
+        let value = raw.trim();
+        if value.is_empty() {
+            return Ok(default);
+        }
+        parse(value).map_err(|problem| SettingError { name, value: raw.clone(), problem })
+    }
+}
+
+fn parse_strategy(v: &str) -> Result<Strategy, String> {
+    match v {
+        "round-robin" | "round_robin" | "roundrobin" => Ok(Strategy::RoundRobin),
+        "random" => Ok(Strategy::Random),
+        _ => Err("expected round-robin or random".into()),
+    }
+}
+
+fn parse_when_all(v: &str) -> Result<WhenAllCooling, String> {
+    match v {
+        "reject" | "429" => Ok(WhenAllCooling::Reject),
+        "shortest-cooldown" | "shortest_cooldown" => Ok(WhenAllCooling::ShortestCooldown),
+        _ => Err("expected reject or shortest-cooldown".into()),
+    }
+}
+
+fn parse_profile(v: &str) -> Result<Profile, String> {
+    match v {
+        "smart" => Ok(Profile::Smart),
+        "seed" => Ok(Profile::Seed),
+        _ => Err("expected smart or seed".into()),
+    }
+}
+
+fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
+    let n: usize = v.parse().map_err(|_| format!("expected a whole number from {min} to {max}"))?;
+    if n < min || n > max {
+        return Err(format!("expected a whole number from {min} to {max}"));
+    }
+    Ok(n)
+}
+
+fn parse_millis(v: &str) -> Result<Duration, String> {
+    let ms: u64 = v.parse().map_err(|_| "expected milliseconds, e.g. 1000".to_string())?;
+    Ok(Duration::from_millis(ms))
+}
+
+/// `90`, `90s`, `15m`, `24h`, `2d` (a bare number is seconds).
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let problem = || "expected a duration such as 90, 90s, 15m, 24h or 2d".to_string();
+    let (number, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => v.split_at(at),
+        None => (v, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| problem())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(problem()),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+fn parse_optional_duration(v: &str) -> Result<Option<Duration>, String> {
+    if v == "forever" || v == "never" {
+        return Ok(None);
+    }
+    parse_duration(v).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn reader(pairs: &[(&str, &str)]) -> SettingsReader<impl FnMut(&str) -> Option<String>> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        SettingsReader::new(move |name: &str| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        assert_eq!(reader(&[]).request(), Ok(RequestSettings::default()));
+        assert_eq!(reader(&[]).cooling(), Ok(CoolingSettings::default()));
+    }
+
+    #[test]
+    fn reads_and_validates_values() {
+        let r = reader(&[("strategy", "random"), ("max_attempts", "5"), ("when_all_cooling", "shortest-cooldown")])
+            .request()
+            .expect("valid");
+        assert_eq!((r.strategy, r.max_attempts), (Strategy::Random, 5));
+        assert_eq!(r.when_all_cooling, WhenAllCooling::ShortestCooldown);
+        let err = reader(&[("max_attempts", "zero")]).request().expect_err("invalid");
+        assert_eq!(err.name, "max_attempts");
+        assert!(err.to_string().contains("proxy_settings.max_attempts"));
+        assert!(reader(&[("max_attempts", "33")]).request().is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+        let c = reader(&[("cooling_profile", "seed"), ("seed_cool_429", "1h"), ("seed_cool_401_403", "2d")])
+            .cooling()
+            .expect("valid");
+        assert_eq!(c.profile, Profile::Seed);
+        assert_eq!(c.seed.too_many_requests, Duration::from_secs(3600));
+        assert_eq!(c.seed.auth, Some(Duration::from_secs(172_800)));
+    }
+}

@@ -1,0 +1,258 @@
+//! The `/v1/status` report: the seed's shape (`status`, `timestamp`, `keyPool{…}`,
+//! `version`) built from the shared cooling state, so every instance gives the same answer.
+//! Keys appear only as masks (last four characters) and fingerprints.
+
+use crate::clock::rfc3339_millis;
+use crate::keys::{ApiKey, Bucket, KeyPool};
+use crate::settings::{CoolingSettings, Profile, Strategy};
+use crate::state::{Mark, Marks};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const VERSION: &str = concat!("gemini-edge-pool/", env!("CARGO_PKG_VERSION"));
+
+/// Everything the report is built from.
+pub struct StatusInput<'a, 'k> {
+    pub pool: &'a KeyPool<'k>,
+    pub keys: &'a Marks,
+    /// Each model's marks.
+    pub models: &'a [(String, Marks)],
+    pub strategy: Strategy,
+    pub cooling: &'a CoolingSettings,
+    /// The label of the client token that asked.
+    pub client: &'a str,
+    pub now_ms: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub status: &'static str,
+    pub timestamp: String,
+    pub key_pool: KeyPoolReport,
+    pub cooling: CoolingReport,
+    pub auth: AuthReport,
+    pub version: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyPoolReport {
+    pub total_keys: usize,
+    /// Neither dead nor cooling for any model.
+    pub available_keys: usize,
+    /// Dead (Google rejects the key itself).
+    pub failed_keys: usize,
+    /// Alive but cooling for at least one model.
+    pub cooling_keys: usize,
+    pub strategy: &'static str,
+    pub cooling_details: Vec<CoolingDetail>,
+    pub failed_details: Vec<FailedDetail>,
+    /// Per model with cooling state: how many keys can serve it now.
+    pub models: BTreeMap<String, ModelReport>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoolingDetail {
+    pub key: String,
+    pub fingerprint: String,
+    pub project: Option<String>,
+    /// `null` when the whole key cools (seed profile).
+    pub model: Option<String>,
+    pub reason: String,
+    pub until: String,
+    pub remaining_seconds: u64,
+    pub remaining_minutes: u64,
+    pub remaining_hours: u64,
+    pub remaining_display: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedDetail {
+    pub key: String,
+    pub fingerprint: String,
+    pub reason: String,
+    pub since: String,
+    /// When the key gets a probation request (`null`: never).
+    pub probation_at: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelReport {
+    pub available_keys: usize,
+    pub cooling_keys: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoolingReport {
+    pub profile: &'static str,
+    pub daily_reset_zone: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthReport {
+    pub client: String,
+}
+
+pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
+    let now = input.now_ms;
+    let mut details = Vec::new();
+    let mut failed_details = Vec::new();
+    let mut models: BTreeMap<String, ModelReport> = BTreeMap::new();
+    let (mut available, mut failed, mut cooling) = (0, 0, 0);
+
+    for key in input.pool.iter() {
+        let fp = key.fingerprint().to_string();
+        if let Some(mark) = input.keys.get(&fp).filter(|m| m.dead) {
+            failed += 1;
+            failed_details.push(failed_detail(key, mark));
+            continue;
+        }
+        let mut cooling_now = false;
+        if let Some(mark) = input.keys.active(&fp, now) {
+            cooling_now = true;
+            details.push(cooling_detail(key, None, mark, now));
+        }
+        for (model, marks) in input.models {
+            let entry = models.entry(model.clone()).or_insert(ModelReport { available_keys: 0, cooling_keys: 0 });
+            match model_mark(key, marks, now) {
+                Some(mark) => {
+                    cooling_now = true;
+                    entry.cooling_keys += 1;
+                    details.push(cooling_detail(key, Some(model), mark, now));
+                }
+                None if input.keys.active(&fp, now).is_none() => entry.available_keys += 1,
+                None => entry.cooling_keys += 1,
+            }
+        }
+        if cooling_now {
+            cooling += 1;
+        } else {
+            available += 1;
+        }
+    }
+
+    let some_model_blocked = models.values().any(|m| m.available_keys == 0);
+    let healthy = failed == 0 && available + cooling > 0 && !some_model_blocked && input.pool.len() > 0;
+    StatusReport {
+        status: if healthy { "healthy" } else { "degraded" },
+        timestamp: rfc3339_millis(now),
+        key_pool: KeyPoolReport {
+            total_keys: input.pool.len(),
+            available_keys: available,
+            failed_keys: failed,
+            cooling_keys: cooling,
+            strategy: match input.strategy {
+                Strategy::RoundRobin => "round-robin",
+                Strategy::Random => "random",
+            },
+            cooling_details: details,
+            failed_details,
+            models,
+        },
+        cooling: CoolingReport {
+            profile: match input.cooling.profile {
+                Profile::Smart => "smart",
+                Profile::Seed => "seed",
+            },
+            daily_reset_zone: input.cooling.reset_zone.to_string(),
+        },
+        auth: AuthReport { client: input.client.to_string() },
+        version: VERSION,
+    }
+}
+
+/// The mark that keeps `key` from serving this model now, if any (its own or its project's).
+fn model_mark<'m>(key: &ApiKey<'_>, marks: &'m Marks, now: u64) -> Option<&'m Mark> {
+    let own = marks.active(&Bucket::Key(key.fingerprint()).to_string(), now);
+    let shared = key.project.and_then(|_| marks.active(&key.bucket().to_string(), now));
+    match (own, shared) {
+        (Some(a), Some(b)) => Some(if a.until_ms >= b.until_ms { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+fn cooling_detail(key: &ApiKey<'_>, model: Option<&str>, mark: &Mark, now: u64) -> CoolingDetail {
+    let remaining = mark.until_ms.saturating_sub(now).div_ceil(1000);
+    CoolingDetail {
+        key: key.mask(),
+        fingerprint: key.fingerprint().to_string(),
+        project: key.project.map(str::to_string),
+        model: model.map(str::to_string),
+        reason: mark.reason.to_string(),
+        until: rfc3339_millis(mark.until_ms),
+        remaining_seconds: remaining,
+        remaining_minutes: remaining.div_ceil(60),
+        remaining_hours: remaining / 3600,
+        remaining_display: display(remaining),
+    }
+}
+
+fn failed_detail(key: &ApiKey<'_>, mark: &Mark) -> FailedDetail {
+    FailedDetail {
+        key: key.mask(),
+        fingerprint: key.fingerprint().to_string(),
+        reason: mark.reason.to_string(),
+        since: rfc3339_millis(mark.since_ms),
+        probation_at: (mark.until_ms != u64::MAX).then(|| rfc3339_millis(mark.until_ms)),
+    }
+}
+
+/// `23h59m`, `4m10s`, `42s`.
+pub fn display(seconds: u64) -> String {
+    match seconds {
+        s if s >= 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m{}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Reason;
+
+    fn mark(until_ms: u64, reason: Reason, dead: bool) -> Mark {
+        Mark { until_ms, reason, dead, strikes: 0, since_ms: 0 }
+    }
+
+    #[test]
+    fn counts_and_details() {
+        let pool = KeyPool::parse(["AIzaAAAAAAAAAAAA1111", "AIzaBBBBBBBBBBBB2222", "team:AIzaCCCCCCCCCCCC3333", "team:AIzaDDDDDDDDDDDD4444"]);
+        let key = |i: usize| *pool.get(i).expect("key");
+        let mut keys = Marks::default();
+        keys.set(key(0).fingerprint().to_string(), mark(u64::MAX, Reason::KeyInvalid, true));
+        let mut pro = Marks::default();
+        pro.set("p:team".into(), mark(1_000 + 86_340_000, Reason::PerDayQuota, false));
+        let models = vec![("gemini-2.5-pro".to_string(), pro)];
+        let cooling = CoolingSettings::default();
+        let input = StatusInput {
+            pool: &pool, keys: &keys, models: &models, strategy: Strategy::RoundRobin,
+            cooling: &cooling, client: "tests", now_ms: 1_000,
+        };
+        let r = report(&input);
+        let p = &r.key_pool;
+        assert_eq!((p.total_keys, p.available_keys, p.failed_keys, p.cooling_keys), (4, 1, 1, 2));
+        assert_eq!(r.status, "degraded");
+        assert_eq!(p.cooling_details.len(), 2);
+        assert_eq!(p.cooling_details[0].remaining_display, "23h59m");
+        assert_eq!(p.cooling_details[0].model.as_deref(), Some("gemini-2.5-pro"));
+        assert_eq!(p.failed_details[0].key, "…1111");
+        assert_eq!(p.failed_details[0].probation_at, None);
+        assert_eq!(p.models["gemini-2.5-pro"].available_keys, 1);
+        let json = serde_json::to_string(&r).expect("json");
+        assert!(!json.contains("AIza"), "{json}");
+    }
+
+    #[test]
+    fn displays() {
+        assert_eq!(display(86_400), "24h0m");
+        assert_eq!(display(250), "4m10s");
+        assert_eq!(display(42), "42s");
+    }
+}

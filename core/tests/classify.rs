@@ -1,0 +1,163 @@
+//! Every body form of shared/docs/gemini-upstream.md §2–§3, in the 2025 and the 2026 style,
+//! native (bare) and OpenAI-compatible (wrapped in an array).
+
+use gemini_pool_core::classify::{classify, DeadReason, Outcome};
+
+fn wrapped(body: &str) -> String {
+    format!("[{body}]")
+}
+
+/// Classifies the body both bare and array-wrapped; both must agree.
+fn outcome(status: u16, body: &str) -> Outcome {
+    let bare = classify(status, body.as_bytes()).outcome;
+    let compat = classify(status, wrapped(body).as_bytes()).outcome;
+    assert_eq!(bare, compat, "bare and wrapped forms disagree for {body}");
+    bare
+}
+
+const PER_DAY_2025: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.","status":"RESOURCE_EXHAUSTED","details":[
+ {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-2.0-flash"},"quotaValue":"200"}]},
+ {"@type":"type.googleapis.com/google.rpc.Help","links":[{"description":"Learn more about Gemini API quotas","url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+ {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"22s"}]}}"#;
+
+const PER_DAY_2026: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. \n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 20, model: gemini-3-flash\nPlease retry in 22.431907188s.","status":"RESOURCE_EXHAUSTED","details":[
+ {"@type":"type.googleapis.com/google.rpc.Help","links":[{"description":"Learn more about Gemini API quotas","url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+ {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-3-flash"}}]},
+ {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"22s"}]}}"#;
+
+const PER_MINUTE_2025: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","status":"RESOURCE_EXHAUSTED","details":[
+ {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-2.5-flash"},"quotaValue":"10"}]},
+ {"@type":"type.googleapis.com/google.rpc.Help","links":[]},
+ {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"45.837906927s"}]}}"#;
+
+const PER_MINUTE_2026: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_input_token_count, limit: 250000, model: gemini-3-flash\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 5, model: gemini-3-flash\nPlease retry in 58.217843437s.","status":"RESOURCE_EXHAUSTED","details":[
+ {"@type":"type.googleapis.com/google.rpc.Help","links":[]},
+ {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_input_token_count","quotaId":"GenerateContentInputTokensPerModelPerMinute-FreeTier","quotaDimensions":{"location":"global","model":"gemini-3-flash"}},{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-3-flash"}}]},
+ {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"58s"}]}}"#;
+
+const RETRY_HINT_ONLY: &str = r#"{"error":{"code":429,"message":"Quota exceeded.\nPlease retry in 7.5s.","status":"RESOURCE_EXHAUSTED"}}"#;
+
+const LIMIT_ZERO_2026: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0, model: gemini-2.5-pro\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_input_token_count, limit: 0, model: gemini-2.5-pro\nPlease retry in 31.4s.","status":"RESOURCE_EXHAUSTED","details":[
+ {"@type":"type.googleapis.com/google.rpc.Help","links":[]},
+ {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-2.5-pro"}}]},
+ {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"31s"}]}}"#;
+
+const LIMIT_ZERO_2025: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","status":"RESOURCE_EXHAUSTED","details":[
+ {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-2.5-pro"},"quotaValue":"0"}]},
+ {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"40s"}]}}"#;
+
+const NO_FREE_TIER: &str = r#"{"error":{"code":429,"message":"Gemini 2.5 Pro Preview doesn't have a free quota tier. Please switch to Gemini 2.5 Pro Experimental (models/gemini-2.5-pro-exp-03-25) for free usage.","status":"RESOURCE_EXHAUSTED"}}"#;
+
+const BARE_429: &str = r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#;
+
+const KEY_INVALID: &str = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[
+ {"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}},
+ {"@type":"type.googleapis.com/google.rpc.LocalizedMessage","locale":"en-US","message":"API key not valid. Please pass a valid API key."}]}}"#;
+
+const KEY_EXPIRED: &str = r#"{"error":{"code":400,"message":"API key expired. Please renew the API key.","status":"INVALID_ARGUMENT","details":[
+ {"@type":"type.googleapis.com/google.rpc.LocalizedMessage","locale":"en-US","message":"API key expired. Please renew the API key."},
+ {"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}}"#;
+
+const LEAKED: &str = r#"{"error":{"code":403,"message":"Your API key was reported as leaked. Please use another API key.","status":"PERMISSION_DENIED"}}"#;
+
+const SUSPENDED: &str = r#"{"error":{"code":403,"message":"Permission denied: Consumer 'api_key:AIzaSyFAKEFAKEFAKE' has been suspended.","status":"PERMISSION_DENIED","details":[
+ {"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"CONSUMER_SUSPENDED","domain":"googleapis.com","metadata":{"consumer":"projects/123456789","service":"generativelanguage.googleapis.com"}}]}}"#;
+
+const SERVICE_BLOCKED: &str = r#"{"error":{"code":403,"message":"Requests to this API generativelanguage.googleapis.com method google.ai.generativelanguage.v1beta.GenerativeService.GenerateContent are blocked.","status":"PERMISSION_DENIED","details":[
+ {"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_SERVICE_BLOCKED","domain":"googleapis.com","metadata":{"consumer":"projects/123","service":"generativelanguage.googleapis.com"}}]}}"#;
+
+const SERVICE_DISABLED: &str = r#"{"error":{"code":403,"message":"Generative Language API has not been used in project 123 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/overview?project=123 then retry.","status":"PERMISSION_DENIED","details":[
+ {"@type":"type.googleapis.com/google.rpc.Help","links":[]},
+ {"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"SERVICE_DISABLED","domain":"googleapis.com","metadata":{"consumer":"projects/123","service":"generativelanguage.googleapis.com"}}]}}"#;
+
+const PROJECT_DENIED: &str = r#"{"error":{"code":403,"message":"Your project has been denied access. Please contact support.","status":"PERMISSION_DENIED"}}"#;
+
+const CALLER_NO_PERMISSION: &str = r#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#;
+
+const UNREGISTERED: &str = r#"{"error":{"code":403,"message":"Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.","status":"PERMISSION_DENIED"}}"#;
+
+const UNAUTHENTICATED: &str = r#"{"error":{"code":401,"message":"Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.","status":"UNAUTHENTICATED"}}"#;
+
+const LOCATION: &str = r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#;
+
+const BAD_ARGUMENT: &str = r#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"foo\": Cannot find field.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"description":"Invalid JSON payload received. Unknown name \"foo\": Cannot find field."}]}]}}"#;
+
+const NOT_FOUND: &str = r#"{"error":{"code":404,"message":"models/gemini-9 is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.","status":"NOT_FOUND"}}"#;
+
+const OVERLOADED: &str = r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#;
+const HIGH_DEMAND: &str = r#"{"error":{"code":503,"message":"This model is currently experiencing high demand. Spikes in demand are usually temporary. Please try again later.","status":"UNAVAILABLE"}}"#;
+const INTERNAL: &str = r#"{"error":{"code":500,"message":"An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting","status":"INTERNAL"}}"#;
+const DEADLINE: &str = r#"{"error":{"code":504,"message":"Deadline expired before operation could complete.","status":"DEADLINE_EXCEEDED"}}"#;
+
+#[test]
+fn per_day_ignores_the_short_retry_delay() {
+    assert_eq!(outcome(429, PER_DAY_2025), Outcome::DailyQuota);
+    assert_eq!(outcome(429, PER_DAY_2026), Outcome::DailyQuota);
+}
+
+#[test]
+fn per_minute_reads_the_delay_with_fractions() {
+    assert_eq!(outcome(429, PER_MINUTE_2025), Outcome::MinuteQuota { retry_delay_ms: Some(45_838) });
+    // RetryInfo wins over the message hint when both are present.
+    assert_eq!(outcome(429, PER_MINUTE_2026), Outcome::MinuteQuota { retry_delay_ms: Some(58_000) });
+    assert_eq!(outcome(429, RETRY_HINT_ONLY), Outcome::MinuteQuota { retry_delay_ms: Some(7_500) });
+}
+
+#[test]
+fn limit_zero_and_no_free_tier() {
+    assert_eq!(outcome(429, LIMIT_ZERO_2026), Outcome::NoFreeTier);
+    assert_eq!(outcome(429, LIMIT_ZERO_2025), Outcome::NoFreeTier);
+    assert_eq!(outcome(429, NO_FREE_TIER), Outcome::NoFreeTier);
+}
+
+#[test]
+fn bare_429_is_throttling() {
+    assert_eq!(outcome(429, BARE_429), Outcome::Throttled);
+    assert_eq!(outcome(429, ""), Outcome::Throttled);
+    assert_eq!(outcome(429, "<html>Too Many Requests</html>"), Outcome::Throttled);
+}
+
+#[test]
+fn dead_keys() {
+    assert_eq!(outcome(400, KEY_INVALID), Outcome::KeyDead(DeadReason::Invalid));
+    assert_eq!(outcome(400, KEY_EXPIRED), Outcome::KeyDead(DeadReason::Invalid));
+    assert_eq!(outcome(403, LEAKED), Outcome::KeyDead(DeadReason::Leaked));
+    assert_eq!(outcome(403, SUSPENDED), Outcome::KeyDead(DeadReason::Suspended));
+    assert_eq!(outcome(403, SERVICE_BLOCKED), Outcome::KeyDead(DeadReason::Blocked));
+    assert_eq!(outcome(403, SERVICE_DISABLED), Outcome::KeyDead(DeadReason::ServiceDisabled));
+    assert_eq!(outcome(403, PROJECT_DENIED), Outcome::KeyDead(DeadReason::ProjectDenied));
+    assert_eq!(outcome(401, UNAUTHENTICATED), Outcome::KeyDead(DeadReason::Unauthenticated));
+}
+
+#[test]
+fn model_scoped_and_proxy_problems() {
+    assert_eq!(outcome(403, CALLER_NO_PERMISSION), Outcome::ModelForbidden);
+    assert_eq!(outcome(403, UNREGISTERED), Outcome::NoKeySent);
+    assert_eq!(outcome(400, LOCATION), Outcome::LocationUnsupported);
+}
+
+#[test]
+fn client_errors_are_not_the_keys_fault() {
+    assert_eq!(outcome(400, BAD_ARGUMENT), Outcome::ClientError);
+    assert_eq!(outcome(404, NOT_FOUND), Outcome::ClientError);
+    assert_eq!(outcome(413, ""), Outcome::ClientError);
+}
+
+#[test]
+fn upstream_trouble() {
+    for (status, body) in [(503, OVERLOADED), (503, HIGH_DEMAND), (500, INTERNAL), (504, DEADLINE), (502, "<html>")] {
+        assert_eq!(outcome(status, body), Outcome::UpstreamTrouble, "{status} {body}");
+    }
+}
+
+#[test]
+fn success() {
+    assert!(classify(200, br#"{"choices":[]}"#).is_success());
+}
+
+#[test]
+fn the_verdict_keeps_googles_headline() {
+    let v = classify(429, PER_DAY_2026.as_bytes());
+    assert!(v.detail.starts_with("You exceeded your current quota"), "{}", v.detail);
+    assert_eq!(v.status, Some(429));
+}

@@ -1,0 +1,268 @@
+//! The request handler, in the order a request meets it: route → client token → settings
+//! and keys → body → cooling state → attempts (the core's state machine, sending through
+//! [`upstream`]) → save what changed → answer. All decisions are the core's.
+
+use crate::ops::{bump, Ops};
+use crate::reply;
+use crate::stores::{self, ConfigError, Settings, StateStore};
+use crate::upstream::{Answer, Outbound};
+use fastly::http::StatusCode;
+use fastly::{Request, Response};
+use gemini_pool_core::attempts::{Attempts, Choice};
+use gemini_pool_core::auth::{client_token, query_param, Presented};
+use gemini_pool_core::classify::{classify, Outcome, Verdict};
+use gemini_pool_core::envelope::{Dialect, ErrorReply};
+use gemini_pool_core::google_error::GoogleError;
+use gemini_pool_core::keys::KeyPool;
+use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
+use gemini_pool_core::route::{route, Endpoint, Route};
+use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingsReader};
+use gemini_pool_core::status::{report, StatusInput};
+use std::io::Read;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// An early answer: an error in the client's dialect.
+struct Rejection {
+    dialect: Dialect,
+    reply: ErrorReply,
+}
+
+impl Rejection {
+    fn config(dialect: Dialect, e: ConfigError) -> Self {
+        eprintln!("config: {e}");
+        Rejection { dialect, reply: ErrorReply::config(e) }
+    }
+}
+
+/// How the attempt loop ended.
+enum Ending {
+    Served(Response),
+    /// Google's last error answer, with the verdict on it.
+    Upstream { status: u16, body: Vec<u8>, verdict: Verdict },
+    Unreachable { timeout: bool },
+    Refused(ErrorReply),
+}
+
+pub fn handle(mut client: Request) -> Response {
+    let started = Instant::now();
+    let ops = Ops::default();
+    let mut response = serve(&mut client, &ops).unwrap_or_else(|r| reply::error(r.dialect, &r.reply));
+    reply::finish(&mut response, &ops, started);
+    response
+}
+
+fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
+    let presented = Presented {
+        authorization: client.get_header_str("authorization"),
+        goog_api_key: client.get_header_str("x-goog-api-key"),
+        query_key: query_param(client.get_query_str(), "key"),
+    };
+    let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
+    let route = route(client.get_method_str(), client.get_path(), native_credentials)
+        .map_err(|e| Rejection { dialect: e.dialect, reply: e.reply })?;
+    let dialect = route.dialect;
+    if route.endpoint == Endpoint::Preflight {
+        return Ok(reply::preflight(client));
+    }
+    let token = client_token(presented, dialect).map_err(|reply| Rejection { dialect, reply })?;
+    let label = stores::token_label(&token, ops)
+        .map_err(|e| Rejection::config(dialect, e))?
+        .ok_or(Rejection { dialect, reply: ErrorReply::invalid_token() })?;
+
+    let settings_store = Settings::open();
+    let mut settings = SettingsReader::new(|name: &str| settings_store.get(name, ops));
+    let request_settings = settings.request().map_err(|e| Rejection::config(dialect, e.into()))?;
+    let lists = stores::key_lists(request_settings.key_secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
+    let pool = KeyPool::parse(lists.iter().map(String::as_str));
+    if pool.is_empty() {
+        return Err(Rejection::config(dialect, ConfigError::EmptyPool));
+    }
+    if route.endpoint == Endpoint::Status {
+        let cooling = settings.cooling().map_err(|e| Rejection::config(dialect, e.into()))?;
+        return Ok(status(&pool, &request_settings, &cooling, &label, ops));
+    }
+
+    let body = read_body(client, request_settings.max_body_bytes).map_err(|reply| Rejection { dialect, reply })?;
+    let (model, stream) = request_model(&route, &body).map_err(|reply| Rejection { dialect, reply })?;
+    let path = route.upstream_path().unwrap_or_default();
+    let outbound = Outbound::new(client, &route, &path, body);
+
+    let mut kv = StateStore::open();
+    let state = kv.read(model.as_deref(), ops);
+    let mut attempts = Attempts::new(&pool, state, model.clone(), &request_settings, seed());
+    let ending = attempt_loop(&mut attempts, &outbound, &pool, model.as_deref(), &mut || {
+        settings.cooling().map_err(|e| Rejection::config(dialect, e.into()))
+    }, ops)?;
+    let retry_after_ms = attempts.soonest_recovery_ms(now_ms());
+    let (state, changes) = attempts.into_parts();
+    kv.write(&state, &changes, &pool, now_ms(), ops);
+    Ok(answer(ending, &route, stream, &pool, retry_after_ms))
+}
+
+/// Sends to Google with one key after another, as [`Attempts`] decides.
+fn attempt_loop(
+    attempts: &mut Attempts<'_, '_>,
+    outbound: &Outbound,
+    pool: &KeyPool<'_>,
+    model: Option<&str>,
+    load_cooling: &mut dyn FnMut() -> Result<CoolingSettings, Rejection>,
+    ops: &Ops,
+) -> Result<Ending, Rejection> {
+    let mut cooling: Option<CoolingSettings> = None;
+    let mut last = Ending::Unreachable { timeout: false };
+    loop {
+        let index = match attempts.next(now_ms()) {
+            Choice::Try(index) => index,
+            Choice::AllCooling { retry_after_ms } => return Ok(Ending::Refused(ErrorReply::all_cooling(model, retry_after_ms))),
+            Choice::AllDead => return Ok(Ending::Refused(ErrorReply::all_dead())),
+            Choice::Exhausted => return Ok(last),
+        };
+        let Some(key) = pool.get(index) else { return Ok(last) };
+        bump(&ops.attempts);
+        let (verdict, ending) = match outbound.send(key.secret, ops) {
+            Answer::Response(response) if response.get_status().is_success() => {
+                attempts.succeeded(index);
+                return Ok(Ending::Served(response));
+            }
+            Answer::Response(mut response) => {
+                let status = response.get_status().as_u16();
+                let body = response.take_body_bytes();
+                let verdict = classify(status, &body);
+                (verdict.clone(), Ending::Upstream { status, body, verdict })
+            }
+            Answer::Failed { timeout, detail } => (Verdict::connect_failure(timeout, detail), Ending::Unreachable { timeout }),
+        };
+        if cooling.is_none() {
+            cooling = Some(load_cooling()?);
+        }
+        let settings = cooling.get_or_insert_with(CoolingSettings::default);
+        let retry = attempts.failed(index, &verdict, settings, now_ms());
+        log_failure(attempts.made(), key.mask(), &key.fingerprint().to_string(), model, &verdict, pool, retry);
+        last = ending;
+        if !retry {
+            return Ok(last);
+        }
+    }
+}
+
+fn log_failure(n: usize, mask: String, fp: &str, model: Option<&str>, verdict: &Verdict, pool: &KeyPool<'_>, retry: bool) {
+    let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
+    let next = if retry { "trying another key" } else { "answering the client" };
+    eprintln!(
+        "attempt {n}: key {mask} ({fp}) model {}: {status}: {} [{}]; {next}",
+        model.unwrap_or("-"),
+        verdict.outcome,
+        pool.redact(&verdict.detail),
+    );
+}
+
+fn answer(ending: Ending, route: &Route, stream: bool, pool: &KeyPool<'_>, retry_after_ms: Option<u64>) -> Response {
+    let dialect = route.dialect;
+    match ending {
+        Ending::Served(response) => served(response, route, stream),
+        Ending::Refused(reply) => reply::error(dialect, &reply),
+        Ending::Unreachable { timeout } => reply::error(dialect, &ErrorReply::upstream_unreachable(timeout)),
+        Ending::Upstream { status, body, verdict } => {
+            let retry_after = retry_after_ms.filter(|_| status == 429);
+            upstream_error(dialect, status, &body, &verdict, pool, retry_after)
+        }
+    }
+}
+
+fn served(mut response: Response, route: &Route, stream: bool) -> Response {
+    reply::clean_upstream(&mut response);
+    if matches!(route.endpoint, Endpoint::ListModels | Endpoint::GetModel(_)) {
+        let body = response.take_body_bytes();
+        let rewritten = strip_model_prefixes(&body).unwrap_or(body);
+        response.set_body(rewritten);
+    }
+    if stream && response.get_header("content-type").is_none() {
+        response.set_header("content-type", "text/event-stream");
+    }
+    response
+}
+
+/// Google's error, in the client's envelope, with Google's status; keys scrubbed.
+fn upstream_error(
+    dialect: Dialect,
+    status: u16,
+    body: &[u8],
+    verdict: &Verdict,
+    pool: &KeyPool<'_>,
+    retry_after_ms: Option<u64>,
+) -> Response {
+    let parsed = GoogleError::parse(body);
+    let bare_google_error = body.first() == Some(&b'{') && parsed.is_some();
+    let mut response = if dialect == Dialect::Google && bare_google_error {
+        let text = pool.redact(&String::from_utf8_lossy(body));
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        Response::from_status(code).with_header("content-type", "application/json; charset=utf-8").with_body(text)
+    } else {
+        let mut reply = ErrorReply::from_upstream(status, parsed.as_ref(), |m| pool.redact(m));
+        if verdict.outcome == Outcome::LocationUnsupported {
+            reply.message.push_str(
+                " (Gemini refuses the region of the edge location that served this request; see DEPLOYMENT_GUIDE.md, shielding.)",
+            );
+        }
+        reply::error(dialect, &reply)
+    };
+    if let Some(ms) = retry_after_ms {
+        response.set_header("retry-after", ms.div_ceil(1000).max(1).to_string());
+    }
+    response
+}
+
+fn status(pool: &KeyPool<'_>, settings: &RequestSettings, cooling: &CoolingSettings, label: &str, ops: &Ops) -> Response {
+    let kv = StateStore::open();
+    let (keys, models) = kv.read_all(ops);
+    let input = StatusInput {
+        pool,
+        keys: &keys,
+        models: &models,
+        strategy: settings.strategy,
+        cooling,
+        client: label,
+        now_ms: now_ms(),
+    };
+    reply::json(serde_json::to_vec_pretty(&report(&input)).unwrap_or_default())
+}
+
+/// The request body, within `limit` bytes (GET requests have none).
+fn read_body(client: &mut Request, limit: usize) -> Result<Vec<u8>, ErrorReply> {
+    if client.get_method_str() != "POST" {
+        return Ok(Vec::new());
+    }
+    if client.get_content_length().is_some_and(|len| len > limit) {
+        return Err(ErrorReply::body_too_large(limit));
+    }
+    let mut body = Vec::new();
+    let read = client.take_body().take(limit as u64 + 1).read_to_end(&mut body);
+    if read.is_err() {
+        return Err(ErrorReply::bad_request("unreadable_body", "The request body could not be read."));
+    }
+    if body.len() > limit {
+        return Err(ErrorReply::body_too_large(limit));
+    }
+    Ok(body)
+}
+
+/// The model the request is for (cooling is per model), and whether it streams.
+fn request_model(route: &Route, body: &[u8]) -> Result<(Option<String>, bool), ErrorReply> {
+    if route.model_in_body() {
+        let peeked = peek(body)?;
+        return Ok((Some(peeked.model), peeked.stream));
+    }
+    let stream = matches!(route.endpoint, Endpoint::NativeCall { method: "streamGenerateContent", .. });
+    Ok((route.path_model().map(str::to_string), stream))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Fresh entropy for this request's choices.
+fn seed() -> u64 {
+    use rand::rngs::SysRng;
+    use rand::TryRng;
+    SysRng.try_next_u64().unwrap_or_else(|_| now_ms().wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}

@@ -1,0 +1,243 @@
+"""The end-to-end rig: the real wasm in real Viceroy, with real config/secret/KV stores, in
+front of the Gemini simulator. Every byte Viceroy sends to a client passes a recording relay,
+so the run's responses and logs can be scanned for API keys afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WASM = ROOT / "bin" / "main.wasm"
+SIM_BIN = ROOT / "target" / "release" / "gemini-sim"
+ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "target" / "e2e"))
+
+TOKEN = "tok-e2e-client-0001"
+OTHER_TOKEN = "tok-e2e-client-0002"
+
+
+def key(n: int) -> str:
+    """A test API key shaped like a real one (39 characters)."""
+    return f"AIzaSyTEST{n:029d}"
+
+
+def all_test_keys(up_to: int = 2100) -> list[str]:
+    return [key(n) for n in range(up_to)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def http_json(method: str, url: str, body=None, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+class Sim:
+    """The Gemini simulator process and its control API."""
+
+    def __init__(self, port: int | None = None, quiet: bool = True):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [str(SIM_BIN), "--port", str(self.port)] + (["--quiet"] if quiet else [])
+        self.proc = subprocess.Popen(args)
+        wait_for(lambda: http_json("GET", f"{self.url}/_sim/health")["ok"], what="simulator")
+
+    def reset(self, keys: list[dict], **config):
+        http_json("POST", f"{self.url}/_sim/reset", {"keys": keys, **config})
+
+    def behave(self, key: str, kind: str, **fields):
+        http_json("POST", f"{self.url}/_sim/behavior", {"key": key, "kind": kind, **fields})
+
+    def burst(self, seconds: float, status: int = 503):
+        http_json("POST", f"{self.url}/_sim/burst", {"seconds": seconds, "status": status})
+
+    def log(self) -> list[dict]:
+        return http_json("GET", f"{self.url}/_sim/log")
+
+    def timeline(self) -> dict:
+        return http_json("GET", f"{self.url}/_sim/timeline")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class Relay:
+    """A TCP relay that records everything the server sends back."""
+
+    def __init__(self, target_port: int, capture: Path):
+        self.port = free_port()
+        self.target = target_port
+        self.capture = capture.open("ab")
+        self.lock = threading.Lock()
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", self.port))
+        self.server.listen(256)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, src, dst, record):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if record:
+                    with self.lock:
+                        self.capture.write(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.server.close()
+        with self.lock:
+            self.capture.flush()
+
+
+def toml_string(value: str) -> str:
+    return json.dumps(value)
+
+
+class Proxy:
+    """gemini-edge-pool under Viceroy, configured through real stores."""
+
+    def __init__(self, sim: Sim, keys: list[str] | str | None, *, settings: dict | None = None,
+                 tokens: dict | None = None, kv: bool = True, secrets: dict | None = None,
+                 auth_store: bool = True, secret_store: bool = True, first_byte_timeout_ms: int = 10_000,
+                 relay: bool = True, backend_url: str | None = None):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="proxy-", dir=ARTIFACTS))
+        self.port = free_port()
+        secret_entries = dict(secrets or {})
+        if keys is not None:
+            secret_entries["keys"] = keys if isinstance(keys, str) else "\n".join(keys)
+        tokens = tokens if tokens is not None else {TOKEN: "e2e tests", OTHER_TOKEN: "second client"}
+        (self.dir / "tokens.json").write_text(json.dumps(tokens))
+        (self.dir / "settings.json").write_text(json.dumps({k: str(v) for k, v in (settings or {}).items()}))
+        for name, text in secret_entries.items():
+            (self.dir / f"secret-{name}.txt").write_text(text)
+        lines = [
+            "[local_server.backends.gemini]",
+            f"url = {toml_string(backend_url or sim.url)}",
+            f"first_byte_timeout_ms = {first_byte_timeout_ms}",
+            "between_bytes_timeout_ms = 10000",
+        ]
+        if auth_store:
+            lines += ["[local_server.config_stores.auth_tokens]", 'format = "json"',
+                      f"file = {toml_string(str(self.dir / 'tokens.json'))}"]
+        lines += ["[local_server.config_stores.proxy_settings]", 'format = "json"',
+                  f"file = {toml_string(str(self.dir / 'settings.json'))}"]
+        if secret_store:
+            entries = ", ".join(
+                f'{{ key = "{name}", file = {toml_string(str(self.dir / f"secret-{name}.txt"))} }}'
+                for name in secret_entries)
+            lines += ["[local_server.secret_stores]", f"gemini_keys = [{entries}]"]
+        if kv:
+            lines += ["[local_server.kv_stores]", "key_state = []"]
+        self.config = self.dir / "fastly.toml"
+        self.config.write_text("\n".join(lines) + "\n")
+        self.log_path = self.dir / "viceroy.log"
+        self.log_file = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            ["viceroy", "serve", "-C", str(self.config), "--addr", f"127.0.0.1:{self.port}", str(WASM)],
+            stdout=self.log_file, stderr=subprocess.STDOUT, cwd=self.dir)
+        wait_for(self._listening, timeout=60, what="viceroy")
+        self.relay = Relay(self.port, self.dir / "responses.bin") if relay else None
+        self.url = f"http://127.0.0.1:{self.relay.port if self.relay else self.port}"
+
+    def _listening(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"viceroy exited: {self.log_path.read_text()}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            return True
+
+    def logs(self) -> str:
+        self.log_file.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.relay:
+            self.relay.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log_file.close()
+
+
+def curl(*args: str) -> subprocess.CompletedProcess:
+    """Runs curl; returns the completed process (stdout as text)."""
+    return subprocess.run(["curl", "-sS", *args], capture_output=True, text=True, timeout=60)
+
+
+def sim_keys(n: int, projects: dict[int, str] | None = None, start: int = 1) -> list[dict]:
+    """Simulator key table for keys `start..start+n`: label kN, optional project."""
+    projects = projects or {}
+    return [{"key": key(i), "label": f"k{i}", **({"project": projects[i]} if i in projects else {})}
+            for i in range(start, start + n)]
+
+
+def pool_lines(n: int, projects: dict[int, str] | None = None, start: int = 1) -> list[str]:
+    projects = projects or {}
+    return [f"{projects[i]}:{key(i)}" if i in projects else key(i) for i in range(start, start + n)]
+
+
+def served(log: list[dict], since: int = 0) -> list[str]:
+    """Labels of the keys whose requests succeeded, in order."""
+    return [e["key"] for e in log[since:] if e["status"] == 200]
+
+
+def artifacts_dir() -> Path:
+    return ARTIFACTS
+
+
+def clean_artifacts():
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)

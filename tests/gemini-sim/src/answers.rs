@@ -1,0 +1,135 @@
+//! Successful answers in Google's shapes: the OpenAI-compatible endpoint's chat completions
+//! (and chunks), models, embeddings and images; the native API's GenerateContentResponse
+//! (and stream chunks), countTokens, embeddings and the paged model list.
+
+use serde_json::{json, Value};
+
+pub const REPLY_WORDS: [&str; 8] = ["Hello", " from", " the", " Gemini", " simulator", ",", " friend", "."];
+
+/// The catalog: real model ids plus generated ones, so the native list spans pages.
+pub fn catalog() -> Vec<String> {
+    let mut models: Vec<String> = [
+        "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash", "gemini-3-flash",
+        "gemini-3-pro", "text-embedding-004", "gemini-embedding-001", "imagen-3.0-generate-002",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    models.extend((1..=51).map(|i| format!("gemini-sim-{i:03}")));
+    models
+}
+
+pub fn text_for(chunks: usize) -> String {
+    (0..chunks).map(|i| REPLY_WORDS[i % REPLY_WORDS.len()]).collect()
+}
+
+pub fn chat_completion(model: &str, id: u64, chunks: usize) -> Value {
+    json!({
+        "id": format!("chatcmpl-sim-{id}"), "object": "chat.completion", "created": 1_764_000_000u64, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text_for(chunks)}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 8, "completion_tokens": chunks, "total_tokens": 8 + chunks}
+    })
+}
+
+pub fn chat_chunk(model: &str, id: u64, index: usize, last: bool, chunks: usize) -> Value {
+    let mut delta = json!({"content": REPLY_WORDS[index % REPLY_WORDS.len()]});
+    if index == 0 {
+        delta["role"] = json!("assistant");
+    }
+    let mut chunk = json!({
+        "id": format!("chatcmpl-sim-{id}"), "object": "chat.completion.chunk", "created": 1_764_000_000u64, "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": if last { json!("stop") } else { Value::Null }}]
+    });
+    if last {
+        chunk["usage"] = json!({"prompt_tokens": 8, "completion_tokens": chunks, "total_tokens": 8 + chunks});
+    }
+    chunk
+}
+
+pub fn compat_model(id: &str) -> Value {
+    json!({"id": format!("models/{id}"), "object": "model", "created": 0, "owned_by": "google"})
+}
+
+pub fn compat_models() -> Value {
+    json!({"object": "list", "data": catalog().iter().map(|m| compat_model(m)).collect::<Vec<_>>()})
+}
+
+fn vector(seed: usize) -> Vec<f64> {
+    (0..8).map(|i| ((seed * 31 + i * 7) % 17) as f64 / 17.0 - 0.5).collect()
+}
+
+/// One embedding per input (a string or an array of them).
+pub fn compat_embeddings(model: &str, input: &Value) -> Value {
+    let count = input.as_array().map_or(1, Vec::len);
+    let data: Vec<Value> = (0..count)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": vector(i)}))
+        .collect();
+    json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 4 * count, "total_tokens": 4 * count}})
+}
+
+pub fn compat_image() -> Value {
+    // A 1×1 transparent PNG.
+    json!({"created": 1_764_000_000u64, "data": [{"b64_json": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="}]})
+}
+
+pub fn native_chunk(model: &str, index: usize, last: bool, chunks: usize) -> Value {
+    let mut candidate = json!({"content": {"parts": [{"text": REPLY_WORDS[index % REPLY_WORDS.len()]}], "role": "model"}, "index": 0});
+    let mut chunk = json!({"candidates": [], "modelVersion": model, "responseId": "sim-response"});
+    if last {
+        candidate["finishReason"] = json!("STOP");
+        chunk["usageMetadata"] = json!({"promptTokenCount": 8, "candidatesTokenCount": chunks, "totalTokenCount": 8 + chunks});
+    }
+    chunk["candidates"] = json!([candidate]);
+    chunk
+}
+
+pub fn native_generate(model: &str, chunks: usize) -> Value {
+    json!({
+        "candidates": [{"content": {"parts": [{"text": text_for(chunks)}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": chunks, "totalTokenCount": 8 + chunks},
+        "modelVersion": model, "responseId": "sim-response"
+    })
+}
+
+pub fn native_model(id: &str) -> Value {
+    let embedding = id.contains("embedding");
+    let methods = if embedding { json!(["embedContent", "batchEmbedContents", "countTokens"]) } else {
+        json!(["generateContent", "streamGenerateContent", "countTokens"])
+    };
+    json!({"name": format!("models/{id}"), "version": "001", "displayName": id, "description": "Simulated model",
+           "inputTokenLimit": 1_048_576, "outputTokenLimit": 65_536, "supportedGenerationMethods": methods})
+}
+
+/// One page of `models`, `pageToken` being the index of the first entry.
+pub fn native_models_page(page_size: usize, page_token: Option<&str>) -> Value {
+    let all = catalog();
+    let start: usize = page_token.and_then(|t| t.parse().ok()).unwrap_or(0).min(all.len());
+    let end = (start + page_size.clamp(1, 1000)).min(all.len());
+    let mut page = json!({"models": all[start..end].iter().map(|m| native_model(m)).collect::<Vec<_>>()});
+    if end < all.len() {
+        page["nextPageToken"] = json!(end.to_string());
+    }
+    page
+}
+
+pub fn native_embedding() -> Value {
+    json!({"embedding": {"values": vector(0)}})
+}
+
+pub fn native_batch_embeddings(body: &Value) -> Value {
+    let count = body.get("requests").and_then(Value::as_array).map_or(1, Vec::len);
+    json!({"embeddings": (0..count).map(|i| json!({"values": vector(i)})).collect::<Vec<_>>()})
+}
+
+/// A crude token count: words of every text part.
+pub fn count_tokens(body: &Value) -> Value {
+    fn words(v: &Value) -> usize {
+        match v {
+            Value::String(s) => s.split_whitespace().count(),
+            Value::Array(items) => items.iter().map(words).sum(),
+            Value::Object(map) => map.iter().map(|(k, v)| if k == "text" || k != "role" { words(v) } else { 0 }).sum(),
+            _ => 0,
+        }
+    }
+    json!({"totalTokens": words(body.get("contents").unwrap_or(&Value::Null)).max(1)})
+}

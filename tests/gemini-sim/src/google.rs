@@ -1,0 +1,179 @@
+//! Google's error bodies, as captured in 2025 and 2026 (shared/docs/gemini-upstream.md §2–§3).
+//! Native errors are a bare `{"error": …}`; the OpenAI-compatible endpoint wraps it in `[ … ]`.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Which year's body layout to answer with.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+pub enum Style {
+    #[serde(rename = "2025")]
+    Y2025,
+    #[default]
+    #[serde(rename = "2026")]
+    Y2026,
+}
+
+pub struct GoogleError {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn error(code: u16, status: &str, message: &str, details: Vec<Value>) -> GoogleError {
+    let mut inner = json!({"code": code, "message": message, "status": status});
+    if !details.is_empty() {
+        inner["details"] = Value::Array(details);
+    }
+    GoogleError { status: code, body: json!({ "error": inner }) }
+}
+
+fn help() -> Value {
+    json!({"@type": "type.googleapis.com/google.rpc.Help", "links": [
+        {"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]})
+}
+
+fn retry_info(seconds: f64) -> Value {
+    json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{}s", seconds.ceil() as u64)})
+}
+
+fn error_info(reason: &str) -> Value {
+    json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "googleapis.com",
+           "metadata": {"service": "generativelanguage.googleapis.com", "consumer": "projects/123456789012"}})
+}
+
+const QUOTA_TEXT: &str = "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.";
+
+/// A 429 for one quota: `per` is "Minute" or "Day".
+pub fn quota(style: Style, per: &str, model: &str, limit: u64, retry_s: f64) -> GoogleError {
+    let quota_id = format!("GenerateRequestsPer{per}PerProjectPerModel-FreeTier");
+    let metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests";
+    match style {
+        Style::Y2025 => {
+            let violation = json!({"quotaMetric": metric, "quotaId": quota_id,
+                "quotaDimensions": {"location": "global", "model": model}, "quotaValue": limit.to_string()});
+            error(429, "RESOURCE_EXHAUSTED", QUOTA_TEXT, vec![
+                json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}),
+                help(),
+                retry_info(retry_s),
+            ])
+        }
+        Style::Y2026 => {
+            let message = format!(
+                "{QUOTA_TEXT} To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. \n* Quota exceeded for metric: {metric}, limit: {limit}, model: {model}\nPlease retry in {retry_s:.9}s."
+            );
+            let violation = json!({"quotaMetric": metric, "quotaId": quota_id,
+                "quotaDimensions": {"location": "global", "model": model}});
+            error(429, "RESOURCE_EXHAUSTED", &message, vec![
+                help(),
+                json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}),
+                retry_info(retry_s),
+            ])
+        }
+    }
+}
+
+pub fn no_free_tier(model: &str) -> GoogleError {
+    let message = format!("Gemini {model} doesn't have a free quota tier. Please switch to a model with a free tier for free usage.");
+    error(429, "RESOURCE_EXHAUSTED", &message, vec![])
+}
+
+pub fn bare_429() -> GoogleError {
+    error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", vec![])
+}
+
+pub fn key_invalid() -> GoogleError {
+    let message = "API key not valid. Please pass a valid API key.";
+    error(400, "INVALID_ARGUMENT", message, vec![
+        error_info("API_KEY_INVALID"),
+        json!({"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message}),
+    ])
+}
+
+pub fn key_expired() -> GoogleError {
+    let message = "API key expired. Please renew the API key.";
+    error(400, "INVALID_ARGUMENT", message, vec![
+        json!({"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message}),
+        error_info("API_KEY_INVALID"),
+    ])
+}
+
+pub fn leaked() -> GoogleError {
+    error(403, "PERMISSION_DENIED", "Your API key was reported as leaked. Please use another API key.", vec![])
+}
+
+/// Google quotes the key in this one, which is why the proxy scrubs upstream messages.
+pub fn suspended(key: &str) -> GoogleError {
+    let message = format!("Permission denied: Consumer 'api_key:{key}' has been suspended.");
+    error(403, "PERMISSION_DENIED", &message, vec![error_info("CONSUMER_SUSPENDED")])
+}
+
+pub fn service_blocked() -> GoogleError {
+    error(403, "PERMISSION_DENIED",
+        "Requests to this API generativelanguage.googleapis.com method google.ai.generativelanguage.v1beta.GenerativeService.GenerateContent are blocked.",
+        vec![error_info("API_KEY_SERVICE_BLOCKED")])
+}
+
+pub fn service_disabled() -> GoogleError {
+    error(403, "PERMISSION_DENIED",
+        "Generative Language API has not been used in project 123456789012 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/overview?project=123456789012 then retry.",
+        vec![help(), error_info("SERVICE_DISABLED")])
+}
+
+pub fn project_denied() -> GoogleError {
+    error(403, "PERMISSION_DENIED", "Your project has been denied access. Please contact support.", vec![])
+}
+
+pub fn caller_permission() -> GoogleError {
+    error(403, "PERMISSION_DENIED", "The caller does not have permission", vec![])
+}
+
+pub fn unregistered() -> GoogleError {
+    error(403, "PERMISSION_DENIED",
+        "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+        vec![])
+}
+
+pub fn unauthenticated() -> GoogleError {
+    error(401, "UNAUTHENTICATED",
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+        vec![])
+}
+
+pub fn location() -> GoogleError {
+    error(400, "FAILED_PRECONDITION", "User location is not supported for the API use.", vec![])
+}
+
+pub fn overloaded() -> GoogleError {
+    error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", vec![])
+}
+
+pub fn high_demand() -> GoogleError {
+    error(503, "UNAVAILABLE",
+        "This model is currently experiencing high demand. Spikes in demand are usually temporary. Please try again later.",
+        vec![])
+}
+
+pub fn internal() -> GoogleError {
+    error(500, "INTERNAL",
+        "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+        vec![])
+}
+
+pub fn deadline() -> GoogleError {
+    error(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.", vec![])
+}
+
+pub fn not_found_model(model: &str, version: &str, method: &str) -> GoogleError {
+    let message = format!(
+        "models/{model} is not found for API version {version}, or is not supported for {method}. Call ListModels to see the list of available models and their supported methods."
+    );
+    error(404, "NOT_FOUND", &message, vec![])
+}
+
+pub fn bad_request(message: &str) -> GoogleError {
+    error(400, "INVALID_ARGUMENT", message, vec![])
+}
+
+pub fn not_found_path() -> GoogleError {
+    error(404, "NOT_FOUND", "Requested entity was not found.", vec![])
+}
