@@ -1,0 +1,248 @@
+"""Quota-aware cooling end to end: Viceroy's KV store holds the state, the official openai SDK
+sees the answers, the simulator says which key served what."""
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import openai
+import pytest
+
+from harness import TOKEN, curl, pool_lines, served, sim_keys
+
+FLASH = "gemini-2.5-flash"
+OTHER = "gemini-2.0-flash"
+
+
+def client(proxy):
+    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=TOKEN, max_retries=0)
+
+
+def chat(proxy, model=FLASH):
+    return client(proxy).chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+
+
+def status(proxy) -> dict:
+    return json.loads(curl(f"{proxy.url}/v1/status", "-H", f"Authorization: Bearer {TOKEN}").stdout)
+
+
+def details(report, model=None):
+    return [d for d in report["keyPool"]["coolingDetails"] if model is None or d["model"] == model]
+
+
+def next_pacific_midnight(now: datetime) -> datetime:
+    la = now.astimezone(ZoneInfo("America/Los_Angeles"))
+    midnight = datetime(la.year, la.month, la.day, tzinfo=ZoneInfo("America/Los_Angeles")) + timedelta(days=1)
+    return midnight.astimezone(timezone.utc)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("style", ["2025", "2026"])
+def test_per_minute_cools_only_that_key_and_model_for_the_retry_delay(sim, proxies, style):
+    sim.reset(sim_keys(1))
+    proxy = proxies(pool_lines(1))
+    sim.behave("k1", "per_minute", model=FLASH, times=1, retry_delay_s=3, style=style)
+    with pytest.raises(openai.RateLimitError) as raised:
+        chat(proxy)
+    assert 1 <= int(raised.value.response.headers["retry-after"]) <= 5
+    cooling = details(status(proxy))
+    assert len(cooling) == 1 and cooling[0]["model"] == FLASH and cooling[0]["key"] == "…0001"
+    assert cooling[0]["reason"] == "per-minute quota exceeded"
+    assert 2 <= cooling[0]["remainingSeconds"] <= 5
+
+    # While it cools, the proxy answers for Google without asking it…
+    before = len(sim.log())
+    with pytest.raises(openai.RateLimitError) as raised:
+        chat(proxy)
+    assert raised.value.body["code"] == "all_keys_cooling" and FLASH in raised.value.body["message"]
+    assert len(sim.log()) == before
+    # …and the same key keeps serving another model.
+    assert chat(proxy, OTHER).choices[0].message.content
+    assert served(sim.log(), before) == ["k1"]
+
+    # After about retryDelay (+ jitter) the key serves the model again.
+    time.sleep(4.2)
+    assert chat(proxy).choices[0].message.content
+
+
+@pytest.mark.parametrize("style", ["2025", "2026"])
+def test_per_day_cools_until_pacific_midnight_whatever_retry_delay_says(sim, proxies, style):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2))
+    sim.behave("k1", "per_day", model=FLASH, times=1, retry_delay_s=22, style=style)
+    sim.behave("k2", "per_day", model=FLASH, times=1, retry_delay_s=22, style=style)
+    with pytest.raises(openai.RateLimitError):
+        chat(proxy)
+    report = status(proxy)
+    expected = next_pacific_midnight(datetime.now(timezone.utc))
+    assert len(details(report, FLASH)) == 2
+    for d in details(report, FLASH):
+        assert d["reason"].startswith("per-day quota")
+        assert abs((parse_time(d["until"]) - expected).total_seconds()) < 1
+        assert d["remainingSeconds"] > 22
+    assert chat(proxy, OTHER).choices[0].message.content
+
+
+def test_invalid_key_is_taken_out(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2) + ["AIzaSyTEST99999999999999999999999999999"])  # unknown to Google
+    sim.behave("k1", "invalid")
+    before = len(sim.log())
+    for _ in range(12):
+        assert chat(proxy).choices[0].message.content
+    log = sim.log()[before:]
+    assert sum(1 for e in log if e["key"] == "k1") <= 1
+    assert sum(1 for e in log if e["key"].startswith("unknown")) <= 1
+    pool = status(proxy)["keyPool"]
+    assert (pool["failedKeys"], pool["availableKeys"]) == (2, 1)
+    reasons = {d["key"]: d["reason"] for d in pool["failedDetails"]}
+    assert set(reasons.values()) == {"API key not valid or expired"}
+    assert all(d["probationAt"] for d in pool["failedDetails"])
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("leaked", "API key reported as leaked"),
+    ("suspended", "consumer suspended"),
+    ("unauthenticated", "unauthenticated (401)"),
+    ("service_disabled", "Generative Language API disabled in the project"),
+])
+def test_dead_key_verdicts(sim, proxies, kind, reason):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2), settings={"strategy": "random"})
+    sim.behave("k1", kind)
+    for _ in range(6):
+        chat(proxy)
+    failed = status(proxy)["keyPool"]["failedDetails"]
+    assert [(d["key"], d["reason"]) for d in failed] == [("…0001", reason)]
+
+
+def test_googles_message_quoting_the_key_is_scrubbed(sim, proxies):
+    sim.reset(sim_keys(1))
+    proxy = proxies(pool_lines(1))
+    sim.behave("k1", "suspended", times=1)
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        chat(proxy)
+    message = raised.value.body["message"]
+    assert "has been suspended" in message and "…0001" in message and "AIza" not in message
+
+
+def test_a_503_burst_leaves_every_key_available(sim, proxies):
+    sim.reset(sim_keys(3))
+    proxy = proxies(pool_lines(3))
+    sim.burst(1.5)
+    with pytest.raises(openai.InternalServerError) as raised:
+        chat(proxy)
+    assert raised.value.status_code == 503
+    pool = status(proxy)["keyPool"]
+    assert (pool["availableKeys"], pool["coolingKeys"], pool["failedKeys"]) == (3, 0, 0)
+    time.sleep(1.6)
+    before = len(sim.log())
+    for _ in range(30):
+        chat(proxy)
+    assert set(served(sim.log(), before)) == {"k1", "k2", "k3"}
+
+
+def test_all_keys_cooling_answers_429_with_retry_after(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2))
+    sim.behave("*", "per_minute", model=FLASH, times=2, retry_delay_s=40)
+    with pytest.raises(openai.RateLimitError):
+        chat(proxy)
+    result = curl("-i", f"{proxy.url}/v1/chat/completions", "-H", f"Authorization: Bearer {TOKEN}",
+                  "-d", json.dumps({"model": FLASH, "messages": []}))
+    head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+    assert head.startswith("HTTP/1.1 429")
+    retry_after = int(next(line.split(":")[1] for line in head.split("\n") if line.lower().startswith("retry-after")))
+    assert 38 <= retry_after <= 42
+    error = json.loads(body)["error"]
+    assert error["type"] == "rate_limit_error" and FLASH in error["message"]
+
+
+def test_shortest_cooldown_mode_tries_the_key_that_recovers_first(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2), settings={"when_all_cooling": "shortest-cooldown"})
+    sim.behave("k1", "per_minute", model=FLASH, times=1, retry_delay_s=50)
+    sim.behave("k2", "per_minute", model=FLASH, times=1, retry_delay_s=20)
+    with pytest.raises(openai.RateLimitError):
+        chat(proxy)
+    before = len(sim.log())
+    assert chat(proxy).choices[0].message.content
+    assert served(sim.log(), before) == ["k2"]
+
+
+def test_keys_of_one_project_cool_together(sim, proxies):
+    projects = {1: "team-a", 2: "team-a"}
+    sim.reset(sim_keys(3, projects))
+    proxy = proxies(pool_lines(3, projects), settings={"max_attempts": 1})
+    sim.behave("k1", "per_minute", model=FLASH, times=1, retry_delay_s=30)
+    sim.behave("k2", "per_minute", model=FLASH, times=1, retry_delay_s=30)
+    for _ in range(6):
+        try:
+            chat(proxy)
+        except openai.RateLimitError:
+            pass
+    report = status(proxy)
+    cooled = {d["key"] for d in details(report, FLASH)}
+    assert cooled == {"…0001", "…0002"}
+    assert {d["project"] for d in details(report, FLASH)} == {"team-a"}
+    before = len(sim.log())
+    for _ in range(5):
+        chat(proxy)
+    assert served(sim.log(), before) == ["k3"] * 5
+
+
+def test_seed_profile_benches_the_whole_key_for_a_day(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2), settings={"cooling_profile": "seed", "strategy": "random"})
+    sim.behave("k1", "per_minute", times=1, retry_delay_s=5)
+    for _ in range(4):
+        chat(proxy)
+    report = status(proxy)
+    assert report["cooling"]["profile"] == "seed"
+    [d] = details(report)
+    assert (d["key"], d["model"], d["reason"]) == ("…0001", None, "HTTP 429 (seed profile)")
+    assert 86_390 <= d["remainingSeconds"] <= 86_400
+    assert d["remainingDisplay"] in ("24h0m", "23h59m")
+
+
+def test_a_dead_key_comes_back_after_probation(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2), settings={"dead_probation": "2s", "strategy": "random"})
+    sim.behave("k1", "invalid", times=1)
+    for _ in range(4):
+        chat(proxy)
+    assert status(proxy)["keyPool"]["failedKeys"] == 1
+    time.sleep(2.2)
+    for _ in range(30):
+        chat(proxy)
+        if status(proxy)["keyPool"]["failedKeys"] == 0:
+            break
+    assert status(proxy)["keyPool"]["failedKeys"] == 0
+
+
+def test_state_is_written_only_when_it_changes(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2))
+    sim.behave("*", "per_minute", model=FLASH, times=1, retry_delay_s=30)
+
+    def timing():
+        result = curl("-i", f"{proxy.url}/v1/chat/completions", "-H", f"Authorization: Bearer {TOKEN}",
+                      "-d", json.dumps({"model": FLASH, "messages": []}))
+        lines = result.stdout.replace("\r\n", "\n").split("\n")
+        return next(line for line in lines if line.startswith("server-timing"))
+
+    assert 'kv;desc="2 reads, 1 writes"' in timing()  # a 429, then the other key served
+    assert 'kv;desc="2 reads, 0 writes"' in timing()
+
+
+def test_missing_kv_store_never_fails_requests(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2), kv=False)
+    sim.behave("*", "per_minute", times=1, retry_delay_s=30)
+    assert chat(proxy).choices[0].message.content
+    assert chat(proxy).choices[0].message.content
+    assert "cooling state is not kept" in proxy.logs()
