@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# make demo: gemini-edge-pool under Viceroy on 127.0.0.1:7676, in front of the bundled Gemini
+# simulator (sample keys, one sample client token). Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PROXY_ADDR=${PROXY_ADDR:-127.0.0.1:7676}
+SIM_PORT=${SIM_PORT:-9100}
+TOKEN=demo-token
+DIR=.local/demo
+mkdir -p "$DIR"
+
+# Three sample keys: two share a Google project, so a quota verdict on one cools both.
+cat > "$DIR/keys.txt" <<KEYS
+AIzaSyDEMO000000000000000000000000001
+demo-project:AIzaSyDEMO000000000000000000000000002
+demo-project:AIzaSyDEMO000000000000000000000000003
+KEYS
+cat > "$DIR/sim.json" <<JSON
+{"keys": [
+  {"key": "AIzaSyDEMO000000000000000000000000001", "label": "demo-1"},
+  {"key": "AIzaSyDEMO000000000000000000000000002", "label": "demo-2", "project": "demo-project"},
+  {"key": "AIzaSyDEMO000000000000000000000000003", "label": "demo-3", "project": "demo-project"}
+ ],
+ "projects": {"demo-1": {"rpm": {"*": 10}, "rpd": {"*": 250}, "limit_zero": ["gemini-2.5-pro"]},
+              "demo-project": {"rpm": {"*": 10}, "rpd": {"*": 250}}},
+ "chunk_delay_ms": 150}
+JSON
+echo "{\"$TOKEN\": \"demo client\"}" > "$DIR/auth_tokens.json"
+echo '{}' > "$DIR/proxy_settings.json"
+cat > "$DIR/fastly.toml" <<TOML
+[local_server.backends.gemini]
+url = "http://127.0.0.1:$SIM_PORT"
+first_byte_timeout_ms = 300000
+between_bytes_timeout_ms = 120000
+[local_server.config_stores.auth_tokens]
+format = "json"
+file = "$DIR/auth_tokens.json"
+[local_server.config_stores.proxy_settings]
+format = "json"
+file = "$DIR/proxy_settings.json"
+[local_server.secret_stores]
+gemini_keys = [{ key = "keys", file = "$DIR/keys.txt" }]
+[local_server.kv_stores]
+key_state = []
+TOML
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+target/release/gemini-sim --port "$SIM_PORT" --config "$DIR/sim.json" &
+pids+=($!)
+viceroy serve -C "$DIR/fastly.toml" --addr "$PROXY_ADDR" bin/main.wasm &
+pids+=($!)
+
+for _ in $(seq 1 200); do
+  curl -s -o /dev/null "http://$PROXY_ADDR/v1/status" && break
+  sleep 0.1
+done
+
+cat <<MSG
+
+gemini-edge-pool demo is running on http://$PROXY_ADDR (simulated Gemini on :$SIM_PORT).
+Client token: $TOKEN
+
+Try it:
+
+curl http://$PROXY_ADDR/v1/chat/completions -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -d '{"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "Hello"}]}'
+
+curl -N http://$PROXY_ADDR/v1/chat/completions -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -d '{"model": "gemini-2.5-flash", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}'
+
+curl http://$PROXY_ADDR/v1/status -H 'Authorization: Bearer $TOKEN'
+
+Each sample project allows 10 requests per minute per model; gemini-2.5-pro has no free tier
+on demo-1 (limit: 0). Send a few more requests and watch /v1/status cool the keys.
+Ctrl-C stops the demo.
+MSG
+wait
