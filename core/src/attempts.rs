@@ -5,6 +5,12 @@
 //! rest the first key is drawn uniformly (both strategies), and on a retry `round-robin`
 //! walks on in pool order while `random` draws again. A dead key whose probation is due is
 //! an ordinary candidate, at most once per request.
+//!
+//! Budget: `max_attempts` counts the attempts that failed for reasons that could hit any key
+//! (5xx, timeouts, bare 429s). An answer that pins the blame on one key or one quota bucket
+//! (a quota 429, a dead key) takes that key or bucket out for everyone and moves on without
+//! spending the budget — so a request finds the bucket that still has quota — bounded by the
+//! pool size and Fastly's 32 backend requests.
 
 use crate::classify::{Outcome, Verdict};
 use crate::cooling::{self, Context, Scope};
@@ -43,6 +49,7 @@ pub struct Attempts<'p, 'a> {
     rng: Rng,
     tried: Vec<bool>,
     made: usize,
+    spent: usize,
     last: Option<usize>,
     probed: bool,
     changes: Vec<Change>,
@@ -56,7 +63,7 @@ impl<'p, 'a> Attempts<'p, 'a> {
         settings: &RequestSettings,
         seed: u64,
     ) -> Self {
-        let budget = settings.max_attempts.min(pool.len()).min(MAX_UPSTREAM_REQUESTS);
+        let budget = settings.max_attempts.min(MAX_UPSTREAM_REQUESTS);
         Attempts {
             pool,
             state,
@@ -68,6 +75,7 @@ impl<'p, 'a> Attempts<'p, 'a> {
             rng: Rng::new(seed),
             tried: vec![false; pool.len()],
             made: 0,
+            spent: 0,
             last: None,
             probed: false,
             changes: Vec::new(),
@@ -92,7 +100,7 @@ impl<'p, 'a> Attempts<'p, 'a> {
     }
 
     pub fn next(&mut self, now_ms: u64) -> Choice {
-        if self.made >= self.budget {
+        if self.spent >= self.budget || self.made >= self.pool.len().min(MAX_UPSTREAM_REQUESTS) {
             return Choice::Exhausted;
         }
         let found = match (self.strategy, self.last) {
@@ -114,6 +122,9 @@ impl<'p, 'a> Attempts<'p, 'a> {
     /// The attempt at `index` failed with `verdict`; returns whether to try another key.
     pub fn failed(&mut self, index: usize, verdict: &Verdict, cooling: &CoolingSettings, now_ms: u64) -> bool {
         self.made += 1;
+        if !blames_one_key_or_bucket(&verdict.outcome) {
+            self.spent += 1;
+        }
         if proves_key_alive(&verdict.outcome) {
             self.revive_if_dead(index);
         }
@@ -260,6 +271,18 @@ impl<'p, 'a> Attempts<'p, 'a> {
         }
         self.changes.push(change);
     }
+}
+
+/// Answers that say exactly which key or quota bucket is at fault (and cool it).
+fn blames_one_key_or_bucket(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::KeyDead(_)
+            | Outcome::DailyQuota
+            | Outcome::NoFreeTier
+            | Outcome::MinuteQuota { .. }
+            | Outcome::ModelForbidden
+    )
 }
 
 /// Answers only a working key can get.

@@ -51,14 +51,16 @@ impl GoogleError {
         self.detail("google.rpc.ErrorInfo")?.get("reason")?.as_str()
     }
 
-    /// `RetryInfo.retryDelay`, or the message's `Please retry in Xs.`, in milliseconds.
+    /// The message's `Please retry in Xs.` or else `RetryInfo.retryDelay`, in milliseconds.
+    /// The message is preferred: Google writes it to the nanosecond (`58.217843437s`) where
+    /// `RetryInfo` of the same answer says `58s`.
     pub fn retry_delay_ms(&self) -> Option<u64> {
-        let from_detail = self
-            .detail("google.rpc.RetryInfo")
-            .and_then(|d| d.get("retryDelay"))
-            .and_then(Value::as_str)
-            .and_then(parse_duration_ms);
-        from_detail.or_else(|| retry_hint_ms(&self.message))
+        retry_hint_ms(&self.message).or_else(|| {
+            self.detail("google.rpc.RetryInfo")
+                .and_then(|d| d.get("retryDelay"))
+                .and_then(Value::as_str)
+                .and_then(parse_duration_ms)
+        })
     }
 
     pub fn violations(&self) -> Vec<Violation> {

@@ -84,6 +84,31 @@ fn round_robin_retries_walk_in_pool_order() {
 }
 
 #[test]
+fn quota_verdicts_move_on_without_spending_the_budget() {
+    let list = keys(5).join("\n");
+    let pool = pool_of(&list);
+    let settings = RequestSettings { max_attempts: 1, ..RequestSettings::default() };
+    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &settings, 11);
+    let mut tried = 0;
+    // Four keys answer with their own quota 429: the request still reaches the fifth.
+    while let Choice::Try(i) = attempts.next(NOW) {
+        tried += 1;
+        if tried == 5 {
+            attempts.succeeded(i);
+            break;
+        }
+        assert!(attempts.failed(i, &minute_429(), &CoolingSettings::default(), NOW));
+    }
+    assert_eq!(tried, 5);
+    // A 503 spends the budget of one.
+    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &settings, 11);
+    let Choice::Try(i) = attempts.next(NOW) else { panic!("no key") };
+    let trouble = classify(503, b"");
+    attempts.failed(i, &trouble, &CoolingSettings::default(), NOW);
+    assert_eq!(attempts.next(NOW), Choice::Exhausted);
+}
+
+#[test]
 fn the_budget_never_exceeds_the_pool() {
     let list = keys(2).join("\n");
     let pool = pool_of(&list);

@@ -98,8 +98,8 @@ fn per_day_ignores_the_short_retry_delay() {
 #[test]
 fn per_minute_reads_the_delay_with_fractions() {
     assert_eq!(outcome(429, PER_MINUTE_2025), Outcome::MinuteQuota { retry_delay_ms: Some(45_838) });
-    // RetryInfo wins over the message hint when both are present.
-    assert_eq!(outcome(429, PER_MINUTE_2026), Outcome::MinuteQuota { retry_delay_ms: Some(58_000) });
+    // The message's precise hint wins over RetryInfo's whole seconds when both are present.
+    assert_eq!(outcome(429, PER_MINUTE_2026), Outcome::MinuteQuota { retry_delay_ms: Some(58_218) });
     assert_eq!(outcome(429, RETRY_HINT_ONLY), Outcome::MinuteQuota { retry_delay_ms: Some(7_500) });
 }
 

@@ -151,7 +151,7 @@ class Proxy:
     def __init__(self, sim: Sim, keys: list[str] | str | None, *, settings: dict | None = None,
                  tokens: dict | None = None, kv: bool = True, secrets: dict | None = None,
                  auth_store: bool = True, secret_store: bool = True, first_byte_timeout_ms: int = 10_000,
-                 relay: bool = True, backend_url: str | None = None):
+                 relay: bool = True, backend_url: str | None = None, kv_items: dict | None = None):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="proxy-", dir=ARTIFACTS))
         self.port = free_port()
@@ -179,7 +179,11 @@ class Proxy:
                 f'{{ key = "{name}", file = {toml_string(str(self.dir / f"secret-{name}.txt"))} }}'
                 for name in secret_entries)
             lines += ["[local_server.secret_stores]", f"gemini_keys = [{entries}]"]
-        if kv:
+        if kv and kv_items:
+            (self.dir / "kv.json").write_text(json.dumps(kv_items))
+            lines += ["[local_server.kv_stores]",
+                      f'key_state = {{ file = {toml_string(str(self.dir / "kv.json"))}, format = "json" }}']
+        elif kv:
             lines += ["[local_server.kv_stores]", "key_state = []"]
         self.config = self.dir / "fastly.toml"
         self.config.write_text("\n".join(lines) + "\n")

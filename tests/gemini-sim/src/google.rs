@@ -32,8 +32,14 @@ fn help() -> Value {
         {"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]})
 }
 
-fn retry_info(seconds: f64) -> Value {
-    json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{}s", seconds.ceil() as u64)})
+/// 2025 captures carry fractions (`"45.837906927s"`); 2026 ones whole seconds (`"58s"`, the
+/// message then holding the fraction).
+fn retry_info(seconds: f64, style: Style) -> Value {
+    let delay = match style {
+        Style::Y2025 => format!("{seconds:.9}s"),
+        Style::Y2026 => format!("{}s", seconds.floor() as u64),
+    };
+    json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay})
 }
 
 fn error_info(reason: &str) -> Value {
@@ -54,7 +60,7 @@ pub fn quota(style: Style, per: &str, model: &str, limit: u64, retry_s: f64) -> 
             error(429, "RESOURCE_EXHAUSTED", QUOTA_TEXT, vec![
                 json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}),
                 help(),
-                retry_info(retry_s),
+                retry_info(retry_s, style),
             ])
         }
         Style::Y2026 => {
@@ -66,7 +72,7 @@ pub fn quota(style: Style, per: &str, model: &str, limit: u64, retry_s: f64) -> 
             error(429, "RESOURCE_EXHAUSTED", &message, vec![
                 help(),
                 json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}),
-                retry_info(retry_s),
+                retry_info(retry_s, style),
             ])
         }
     }

@@ -126,6 +126,8 @@ pub struct BucketStat {
 
 pub struct World {
     pub config: Config,
+    /// Key text → index in `config.keys`.
+    index: HashMap<String, usize>,
     remaining: Vec<Option<u64>>,
     pub started: f64,
     burst_until: f64,
@@ -147,8 +149,10 @@ pub enum Verdict {
 impl World {
     pub fn new(config: Config) -> Self {
         let remaining = config.behaviors.iter().map(|b| b.times).collect();
+        let index = config.keys.iter().enumerate().map(|(i, k)| (k.key.clone(), i)).collect();
         World {
             config,
+            index,
             remaining,
             started: now_s(),
             burst_until: 0.0,
@@ -169,7 +173,7 @@ impl World {
     }
 
     pub fn label_of(&self, key: &str) -> Option<&KeyConfig> {
-        self.config.keys.iter().find(|k| k.key == key)
+        self.index.get(key).and_then(|&i| self.config.keys.get(i))
     }
 
     /// Decides the answer for `key` on `model`; `counts` says whether it uses generation quota.

@@ -1,0 +1,231 @@
+"""make bench: gemini-edge-pool against the floor of the same platform.
+
+The floor (bench/passthrough) forwards every request to backend `gemini` with one fixed key and
+does nothing else. Both wasms run in the same Viceroy build, in front of the same simulator,
+which answers at once (the worst case for a proxy's relative overhead). wrk drives them
+interleaved, A B A B …; a sequential socket client times streams (first and last byte).
+
+Printed: requests/s, p50 and p99 for each, ratios proxy ÷ floor, the proxy's store operations
+per request (its Server-Timing header), and the wasm sizes.
+
+Usage: bench/latency.py [--rounds 5] [--seconds 4] [--connections 4] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import harness  # noqa: E402
+
+MODEL = "gemini-2.5-flash"
+BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}]})
+STREAM_BODY = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "Say hello"}]})
+FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "passthrough.wasm"
+POOL = 2000
+
+
+def fnv1a64(text: str) -> str:
+    h = 0xCBF29CE484222325
+    for b in text.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+class Floor:
+    """The pass-through wasm under Viceroy, backend `gemini` = the simulator."""
+
+    def __init__(self, sim: harness.Sim):
+        self.dir = Path(tempfile.mkdtemp(prefix="floor-", dir=harness.ARTIFACTS))
+        self.port = harness.free_port()
+        config = self.dir / "fastly.toml"
+        config.write_text(f'[local_server.backends.gemini]\nurl = "{sim.url}"\n')
+        self.log = (self.dir / "viceroy.log").open("wb")
+        self.proc = subprocess.Popen(["viceroy", "serve", "-C", str(config), "--addr", f"127.0.0.1:{self.port}",
+                                      str(FLOOR_WASM)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        harness.wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=0.2), what="floor")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def wrk_script(token: str | None, body: str, path: Path) -> Path:
+    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    if token:
+        headers += f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    path.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n{headers}')
+    return path
+
+
+def wrk(url: str, script: Path, seconds: float, connections: int) -> dict:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    def ms(label):
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            raise RuntimeError(f"wrk output without {label}%:\n{out}")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx answers:\n{out}")
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99")}
+
+
+def stream_times(port: int, path: str, token: str | None, n: int) -> list[tuple[float, float]]:
+    """Sequential streamed requests on one keep-alive connection: (first byte, last byte) in ms."""
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    request = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{auth}"
+               f"Content-Length: {len(STREAM_BODY)}\r\n\r\n{STREAM_BODY}").encode()
+    times = []
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(n):
+            start = time.perf_counter()
+            s.sendall(request)
+            data = s.recv(65536)
+            first = time.perf_counter()
+            while not data.endswith(b"0\r\n\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed mid-stream")
+                data += chunk
+            last = time.perf_counter()
+            if b"data: [DONE]" not in data:
+                raise RuntimeError(f"stream without [DONE]: {data[:300]!r}")
+            times.append(((first - start) * 1000, (last - start) * 1000))
+    return times
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def interleave(rounds: int, measure_a, measure_b) -> tuple[list, list]:
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(measure_a())
+        b.append(measure_b())
+    return a, b
+
+
+def summarize(rounds: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in rounds) for k in ("rps", "p50", "p99")}
+
+
+def server_timing(url: str) -> str:
+    out = harness.curl("-si", f"{url}/v1/chat/completions", "-H", f"Authorization: Bearer {harness.TOKEN}",
+                       "-H", "content-type: application/json", "-d", BODY).stdout
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.lower().startswith("server-timing")), "")
+
+
+def cooling_items(keys: list[str], cooled: int) -> dict:
+    until = int(time.time() * 1000) + 3_600_000
+    marks = {f"k:{fnv1a64(k)}": {"u": until, "r": "per_minute_quota", "s": 0} for k in keys[:cooled]}
+    return {f"model/{MODEL}": json.dumps({"v": 1, "marks": marks})}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=4)
+    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--streams", type=int, default=150, help="streamed requests per round")
+    ap.add_argument("--json", default="target/bench-latency.json")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=harness.ARTIFACTS))
+    pool_keys = [harness.key(i) for i in range(1, POOL + 1)]
+    sim = harness.Sim()
+    sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)])
+    floor = Floor(sim)
+    small = harness.Proxy(sim, pool_keys[:10], relay=False)
+    halves = ("\n".join(pool_keys[:1000]), "\n".join(pool_keys[1000:]))
+    big = harness.Proxy(sim, halves[0], secrets={"keys_2": halves[1]}, settings={"key_secrets": 2}, relay=False)
+    cooling = harness.Proxy(sim, halves[0], secrets={"keys_2": halves[1]}, settings={"key_secrets": 2}, relay=False,
+                            kv_items=cooling_items(pool_keys, int(POOL * 0.9)))
+    proxy_script = wrk_script(harness.TOKEN, BODY, work / "proxy.lua")
+    floor_script = wrk_script(None, BODY, work / "floor.lua")
+    sim_script = wrk_script(None, BODY, work / "sim.lua").read_text().replace(
+        'wrk.headers["Content-Type"]', f'wrk.headers["Authorization"] = "Bearer {pool_keys[0]}"\nwrk.headers["Content-Type"]')
+    (work / "sim.lua").write_text(sim_script)
+    run = lambda url, script: wrk(url + "/v1/chat/completions", script, args.seconds, args.connections)  # noqa: E731
+    results = {}
+    try:
+        # 0. The simulator must not be what is measured.
+        direct = wrk(sim.url + "/v1beta/openai/chat/completions", work / "sim.lua", args.seconds, args.connections)
+        through = run(small.url, proxy_script)
+        results["simulator_alone_rps"] = direct["rps"]
+        results["simulator_vs_proxied"] = direct["rps"] / through["rps"]
+        print(f"simulator alone: {direct['rps']:.0f} req/s; proxied: {through['rps']:.0f} req/s "
+              f"-> {direct['rps'] / through['rps']:.1f}x (needs >= 3x)", flush=True)
+        if direct["rps"] < 3 * through["rps"]:
+            raise SystemExit("the simulator is too slow to measure the proxy; aborting")
+
+        scenarios = [("chat, 10 keys", small), ("chat, 2,000 keys", big), ("chat, 2,000 keys, 90% cooling", cooling)]
+        for name, proxy in scenarios:
+            print(f"measuring {name} …", flush=True)
+            a, b = interleave(args.rounds, lambda: run(proxy.url, proxy_script), lambda: run(floor.url, floor_script))
+            results[name] = {"proxy": summarize(a), "floor": summarize(b)}
+
+        print("measuring streams …", flush=True)
+        proxy_path, floor_path = "/v1/chat/completions", "/v1/chat/completions"
+        a, b = interleave(args.rounds, lambda: stream_times(small.port, proxy_path, harness.TOKEN, args.streams),
+                          lambda: stream_times(floor.port, floor_path, None, args.streams))
+        flat_a = [t for r in a for t in r]
+        flat_b = [t for r in b for t in r]
+        for label, i in (("stream, first byte", 0), ("stream, last byte", 1)):
+            results[label] = {
+                side: {"rps": 1000 / statistics.mean(t[i] for t in flat), "p50": percentile([t[i] for t in flat], 0.5),
+                       "p99": percentile([t[i] for t in flat], 0.99)}
+                for side, flat in (("proxy", flat_a), ("floor", flat_b))}
+
+        results["server_timing"] = {"success": server_timing(small.url), "success_2000": server_timing(big.url),
+                                    "cooling_90": server_timing(cooling.url)}
+    finally:
+        for p in (small, big, cooling):
+            p.stop()
+        floor.stop()
+        sim.stop()
+
+    sizes = {"bin/main.wasm": (ROOT / "bin" / "main.wasm").stat().st_size, "passthrough.wasm": FLOOR_WASM.stat().st_size}
+    results["wasm_bytes"] = sizes
+    report(results, args)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(f"\n(raw numbers in {args.json})")
+
+
+def report(results: dict, args):
+    print(f"\nwrk -t2 -c{args.connections}, {args.rounds} interleaved rounds of {args.seconds:.0f} s per side; "
+          f"streams: {args.rounds} × {args.streams} sequential requests per side; medians of rounds")
+    print("| scenario | proxy req/s | floor req/s | proxy p50 / p99 ms | floor p50 / p99 ms | ratio p50 | ratio p99 |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        if not isinstance(r, dict) or "proxy" not in r:
+            continue
+        p, f = r["proxy"], r["floor"]
+        print(f"| {name} | {p['rps']:.0f} | {f['rps']:.0f} | {p['p50']:.2f} / {p['p99']:.2f} | "
+              f"{f['p50']:.2f} / {f['p99']:.2f} | {p['p50'] / f['p50']:.2f} | {p['p99'] / f['p99']:.2f} |")
+    print("\nstore operations per request (the proxy's Server-Timing):")
+    for name, value in results["server_timing"].items():
+        print(f"  {name}: {value}")
+    print("\nwasm sizes:", ", ".join(f"{k} {v:,} bytes" for k, v in results["wasm_bytes"].items()))
+
+
+if __name__ == "__main__":
+    main()
