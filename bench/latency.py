@@ -70,7 +70,7 @@ def wrk_script(token: str | None, body: str, path: Path) -> Path:
 
 
 def wrk(url: str, script: Path, seconds: float, connections: int) -> dict:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, timeout=seconds + 30).stdout
     def ms(label):
         m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -78,7 +78,10 @@ def wrk(url: str, script: Path, seconds: float, connections: int) -> dict:
             raise RuntimeError(f"wrk output without {label}%:\n{out}")
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not found:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    rps = float(found.group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"{url}: {errors.group(1)} non-2xx answers:\n{out}")
@@ -134,15 +137,16 @@ def server_timing(url: str) -> str:
 
 
 def cooling_items(keys: list[str], cooled: int) -> dict:
-    until = int(time.time() * 1000) + 3_600_000
-    marks = {f"k:{fnv1a64(k)}": {"u": until, "r": "per_minute_quota", "s": 0} for k in keys[:cooled]}
-    return {f"model/{MODEL}": json.dumps({"v": 1, "marks": marks})}
+    """KV items in the proxy's format (core/src/state.rs): `cooled` keys cooling for MODEL."""
+    now = int(time.time() * 1000)
+    lines = sorted(f"k:{fnv1a64(k)} {now + 3_600_000} per_minute_quota 0 0 {now}" for k in keys[:cooled])
+    return {f"model/{MODEL}": "\n".join(["gemini-edge-pool marks v1", *lines])}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=4)
+    ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--streams", type=int, default=150, help="streamed requests per round")
     ap.add_argument("--json", default="target/bench-latency.json")

@@ -93,7 +93,10 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
     let ending = attempt_loop(&mut attempts, &outbound, &pool, model.as_deref(), &mut || {
         settings.cooling().map_err(|e| Rejection::config(dialect, e.into()))
     }, ops)?;
-    let retry_after_ms = attempts.soonest_recovery_ms(now_ms());
+    let retry_after_ms = match ending {
+        Ending::Upstream { status: 429, .. } => attempts.soonest_recovery_ms(now_ms()),
+        _ => None,
+    };
     let (state, changes) = attempts.into_parts();
     kv.write(&state, &changes, &pool, now_ms(), ops);
     Ok(answer(ending, &route, stream, &pool, retry_after_ms))
@@ -170,7 +173,6 @@ fn answer(ending: Ending, route: &Route, stream: bool, pool: &KeyPool<'_>, retry
 }
 
 fn served(mut response: Response, route: &Route, stream: bool) -> Response {
-    reply::clean_upstream(&mut response);
     if matches!(route.endpoint, Endpoint::ListModels | Endpoint::GetModel(_)) {
         let body = response.take_body_bytes();
         let rewritten = strip_model_prefixes(&body).unwrap_or(body);

@@ -11,9 +11,6 @@ const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, x-goog-api-key, x-goog-api-client";
 const EXPOSE_HEADERS: &str = "Retry-After, Server-Timing";
 
-/// Upstream headers that must not reach the client.
-const DROPPED_UPSTREAM_HEADERS: [&str; 5] = ["set-cookie", "alt-svc", "server-timing", "x-goog-api-key", "authorization"];
-
 pub fn error(dialect: Dialect, reply: &ErrorReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = Response::from_status(status)
@@ -47,14 +44,8 @@ pub fn preflight(client: &Request) -> Response {
         .with_header("access-control-max-age", "86400")
 }
 
-/// Strips upstream-only headers from a response Google sent.
-pub fn clean_upstream(response: &mut Response) {
-    for name in DROPPED_UPSTREAM_HEADERS {
-        response.remove_header(name);
-    }
-}
-
-/// The headers every response gets.
+/// The headers every response gets (Google's own `server-timing` is replaced; its other
+/// response headers pass through).
 pub fn finish(response: &mut Response, ops: &Ops, started: Instant) {
     response.set_header("access-control-allow-origin", "*");
     response.set_header("access-control-expose-headers", EXPOSE_HEADERS);

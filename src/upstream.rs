@@ -13,8 +13,9 @@ use std::time::Instant;
 pub const BACKEND: &str = "gemini";
 pub const ORIGIN: &str = "https://generativelanguage.googleapis.com";
 
-/// Client headers passed on; everything else (auth, cookies, forwarding headers) stays here.
-const FORWARDED_HEADERS: [&str; 4] = ["content-type", "accept", "user-agent", "x-goog-api-client"];
+/// Client headers passed on; everything else (auth, cookies, forwarding headers, SDK
+/// telemetry) stays here. (Each header is a host call: the list is kept short.)
+const FORWARDED_HEADERS: [&str; 1] = ["content-type"];
 
 /// One client request, ready to be sent with any key.
 pub struct Outbound {

@@ -62,7 +62,14 @@ pub enum Bucket {
 impl fmt::Display for Bucket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Bucket::Project(name) => write!(f, "p:{name}"),
+            // Names go into KV text lines: anything but [A-Za-z0-9._-] becomes `_`.
+            Bucket::Project(name) => {
+                let safe: String = name
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+                    .collect();
+                write!(f, "p:{safe}")
+            }
             Bucket::Key(fp) => write!(f, "k:{fp}"),
         }
     }
@@ -121,8 +128,9 @@ impl<'a> KeyPool<'a> {
     {
         let mut keys = Vec::new();
         for list in lists {
-            for line in list.lines() {
-                let line = line.trim();
+            keys.reserve(list.len() / 40 + 1);
+            for line in list.split('\n') {
+                let line = line.trim_ascii();
                 if line.starts_with('#') {
                     continue;
                 }
@@ -161,13 +169,13 @@ impl<'a> KeyPool<'a> {
 }
 
 fn parse_entry(entry: &str) -> Option<ApiKey<'_>> {
-    let entry = entry.trim();
+    let entry = entry.trim_ascii();
     if entry.is_empty() {
         return None;
     }
     match entry.split_once(':') {
         Some((project, secret)) => {
-            let (project, secret) = (project.trim(), secret.trim());
+            let (project, secret) = (project.trim_ascii(), secret.trim_ascii());
             if secret.is_empty() {
                 return None;
             }
@@ -184,7 +192,7 @@ mod tests {
 
     #[test]
     fn parses_newlines_commas_spaces_comments_and_projects() {
-        let pool = KeyPool::parse(["AIzaA1, AIzaB2\n\n  # a comment\nproj-x:AIzaC3\n", "AQ.D4"]);
+        let pool = KeyPool::parse(["AIzaA1, AIzaB2\r\n\n  # a comment\nproj-x:AIzaC3\n", "AQ.D4"]);
         let secrets: Vec<_> = pool.iter().map(|k| k.secret).collect();
         assert_eq!(secrets, ["AIzaA1", "AIzaB2", "AIzaC3", "AQ.D4"]);
         assert_eq!(pool.get(2).map(|k| k.project), Some(Some("proj-x")));

@@ -6,9 +6,19 @@
 //!
 //! Every mark carries its own end time, checked on read (production KV deletes expired items
 //! lazily, up to a day late). An item's TTL is its latest mark's end plus [`RETAIN_MS`].
+//!
+//! An item is text, one mark per line, sorted by name, so a request looks marks up by binary
+//! search without decoding the whole item (a 2,000-key pool can have 2,000 marks per model):
+//!
+//! ```text
+//! gemini-edge-pool marks v1
+//! k:9c93227198f8aa82 1764150000000 per_minute_quota 0 0 1764149950000
+//! p:team-a 1764230400000 per_day_quota 0 0 1764149950000
+//! ```
+//!
+//! Fields: name, end (unix ms), reason, strikes, dead (0/1), set at (unix ms).
 
 use crate::keys::ApiKey;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use thiserror::Error;
@@ -17,8 +27,7 @@ use thiserror::Error;
 pub const RETAIN_MS: u64 = 15 * 60 * 1000;
 
 /// Why a mark was set (stored as a short code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     PerDayQuota,
     PerMinuteQuota,
@@ -36,6 +45,40 @@ pub enum Reason {
     Unauthenticated,
     /// The seed profile cools by HTTP status alone.
     Http(u16),
+}
+
+/// Stored codes, in the order of the variants without data.
+const REASON_CODES: [(Reason, &str); 14] = [
+    (Reason::PerDayQuota, "per_day_quota"),
+    (Reason::PerMinuteQuota, "per_minute_quota"),
+    (Reason::NoFreeTier, "no_free_tier"),
+    (Reason::ModelForbidden, "model_forbidden"),
+    (Reason::Throttled, "throttled"),
+    (Reason::UpstreamTrouble, "upstream_trouble"),
+    (Reason::ConnectFailure, "connect_failure"),
+    (Reason::KeyInvalid, "key_invalid"),
+    (Reason::KeyLeaked, "key_leaked"),
+    (Reason::KeySuspended, "key_suspended"),
+    (Reason::KeyBlocked, "key_blocked"),
+    (Reason::ServiceDisabled, "service_disabled"),
+    (Reason::ProjectDenied, "project_denied"),
+    (Reason::Unauthenticated, "unauthenticated"),
+];
+
+impl Reason {
+    pub fn code(self) -> String {
+        match self {
+            Reason::Http(status) => format!("http_{status}"),
+            other => REASON_CODES.iter().find(|(r, _)| *r == other).map_or("unknown", |(_, c)| c).to_string(),
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        if let Some(status) = code.strip_prefix("http_") {
+            return status.parse().ok().map(Reason::Http);
+        }
+        REASON_CODES.iter().find(|(_, c)| *c == code).map(|(r, _)| *r)
+    }
 }
 
 impl fmt::Display for Reason {
@@ -61,26 +104,17 @@ impl fmt::Display for Reason {
 }
 
 /// One mark: a key (or bucket) out of rotation until `until_ms`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mark {
     /// Unix ms when the cooldown ends; for a dead key, when its probation request is due
     /// (`u64::MAX`: never).
-    #[serde(rename = "u")]
     pub until_ms: u64,
-    #[serde(rename = "r")]
     pub reason: Reason,
-    #[serde(rename = "d", default, skip_serializing_if = "std::ops::Not::not")]
     pub dead: bool,
     /// Consecutive bare 429s (for the growing backoff).
-    #[serde(rename = "n", default, skip_serializing_if = "is_zero")]
     pub strikes: u32,
     /// Unix ms when the mark was set.
-    #[serde(rename = "s", default)]
     pub since_ms: u64,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 impl Mark {
@@ -118,16 +152,20 @@ impl Item {
     }
 }
 
-#[derive(Debug, Error)]
+#[derive(Debug, Error, PartialEq)]
 #[error("stored cooling state is unreadable: {0}")]
-pub struct DecodeError(#[from] serde_json::Error);
+pub struct DecodeError(String);
 
-/// The marks of one item, by name (a fingerprint in `keys`, a bucket in `model/…`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+const HEADER: &str = "gemini-edge-pool marks v1";
+
+/// The marks of one item, by name (a fingerprint in `keys`, a bucket in `model/…`): the text
+/// as read, an index of its lines, and the edits made since.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Marks {
-    #[serde(rename = "v")]
-    version: u32,
-    marks: BTreeMap<String, Mark>,
+    text: String,
+    /// Byte ranges of the mark lines in `text`, sorted by name.
+    lines: Vec<(usize, usize)>,
+    edits: BTreeMap<String, Option<Mark>>,
 }
 
 /// One change a request makes to the stored state.
@@ -146,58 +184,103 @@ impl Change {
 }
 
 impl Marks {
+    /// Indexes an item's text (nothing is parsed until looked up).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.is_empty() {
             return Ok(Marks::default());
         }
-        Ok(serde_json::from_slice(bytes)?)
+        let text = std::str::from_utf8(bytes).map_err(|e| DecodeError(e.to_string()))?;
+        let Some(body) = text.strip_prefix(HEADER) else {
+            return Err(DecodeError("unknown format".to_string()));
+        };
+        let offset = HEADER.len();
+        let mut lines = Vec::with_capacity(body.len() / 64 + 1);
+        let mut start = 0;
+        for (end, _) in body.match_indices('\n').chain(std::iter::once((body.len(), ""))) {
+            if end > start {
+                lines.push((offset + start, offset + end));
+            }
+            start = end + 1;
+        }
+        let mut marks = Marks { text: text.to_string(), lines, edits: BTreeMap::new() };
+        if !marks.lines.windows(2).all(|w| marks.name_at(w[0]) <= marks.name_at(w[1])) {
+            let Marks { text, mut lines, .. } = marks;
+            lines.sort_by(|a, b| name_of(&text, *a).cmp(name_of(&text, *b)));
+            marks = Marks { text, lines, edits: BTreeMap::new() };
+        }
+        Ok(marks)
     }
 
+    /// The item's text: every mark, sorted by name.
     pub fn encode(&self) -> Vec<u8> {
-        let versioned = Marks { version: 1, marks: self.marks.clone() };
-        serde_json::to_vec(&versioned).unwrap_or_default()
+        let mut out = String::from(HEADER);
+        for (name, mark) in self.all() {
+            out.push('\n');
+            out.push_str(&format!(
+                "{name} {} {} {} {} {}",
+                mark.until_ms,
+                mark.reason.code(),
+                mark.strikes,
+                u8::from(mark.dead),
+                mark.since_ms
+            ));
+        }
+        out.into_bytes()
     }
 
-    pub fn get(&self, name: &str) -> Option<&Mark> {
-        self.marks.get(name)
+    pub fn get(&self, name: &str) -> Option<Mark> {
+        if let Some(edit) = self.edits.get(name) {
+            return *edit;
+        }
+        let at = self.lines.binary_search_by(|range| self.name_at(*range).cmp(name)).ok()?;
+        parse_line(&self.text[self.lines[at].0..self.lines[at].1]).map(|(_, mark)| mark)
     }
 
-    pub fn active(&self, name: &str, now_ms: u64) -> Option<&Mark> {
-        self.marks.get(name).filter(|m| m.is_active(now_ms))
+    pub fn active(&self, name: &str, now_ms: u64) -> Option<Mark> {
+        self.get(name).filter(|m| m.is_active(now_ms))
     }
 
     /// The active mark of project bucket `p:<project>`.
-    pub fn active_project(&self, project: &str, now_ms: u64) -> Option<&Mark> {
-        if self.marks.is_empty() {
+    pub fn active_project(&self, project: &str, now_ms: u64) -> Option<Mark> {
+        if self.is_empty() {
             return None;
         }
-        self.active(&format!("p:{project}"), now_ms)
+        self.active(&crate::keys::Bucket::Project(project.to_string()).to_string(), now_ms)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Mark)> {
-        self.marks.iter()
+    /// Every mark, sorted by name (parses the whole item: for writes and `/v1/status`).
+    pub fn all(&self) -> BTreeMap<String, Mark> {
+        let mut all: BTreeMap<String, Mark> = self
+            .lines
+            .iter()
+            .filter_map(|&(a, b)| parse_line(&self.text[a..b]))
+            .map(|(name, mark)| (name.to_string(), mark))
+            .collect();
+        for (name, edit) in &self.edits {
+            match edit {
+                Some(mark) => all.insert(name.clone(), *mark),
+                None => all.remove(name),
+            };
+        }
+        all
     }
 
     pub fn is_empty(&self) -> bool {
-        self.marks.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.marks.len()
+        self.lines.is_empty() && self.edits.values().all(Option::is_none)
     }
 
     pub fn set(&mut self, name: String, mark: Mark) {
-        self.marks.insert(name, mark);
+        self.edits.insert(name, Some(mark));
     }
 
     pub fn clear(&mut self, name: &str) {
-        self.marks.remove(name);
+        self.edits.insert(name.to_string(), None);
     }
 
     /// Applies a change meant for this item.
     pub fn apply(&mut self, change: &Change) {
         match change {
-            Change::Set { name, mark, .. } => self.set(name.clone(), mark.clone()),
+            Change::Set { name, mark, .. } => self.set(name.clone(), *mark),
             Change::Clear { name, .. } => self.clear(name),
         }
     }
@@ -205,20 +288,47 @@ impl Marks {
     /// Drops marks that ended more than [`RETAIN_MS`] ago, and marks of keys that left the
     /// pool (`known` says whether a name still belongs to it).
     pub fn prune(&mut self, now_ms: u64, known: impl Fn(&str) -> bool) {
-        self.marks.retain(|name, mark| {
-            known(name) && (mark.dead || now_ms < mark.until_ms.saturating_add(RETAIN_MS))
-        });
+        let kept: BTreeMap<String, Mark> = self
+            .all()
+            .into_iter()
+            .filter(|(name, mark)| known(name) && (mark.dead || now_ms < mark.until_ms.saturating_add(RETAIN_MS)))
+            .collect();
+        *self = Marks { text: String::new(), lines: Vec::new(), edits: kept.into_iter().map(|(n, m)| (n, Some(m))).collect() };
     }
 
     /// The KV TTL for this item in whole seconds; `None` when it must not expire (dead keys).
     pub fn ttl_secs(&self, now_ms: u64) -> Option<u64> {
-        if self.marks.values().any(|m| m.dead) {
+        let all = self.all();
+        if all.values().any(|m| m.dead) {
             return None;
         }
-        let last = self.marks.values().map(|m| m.until_ms).max().unwrap_or(now_ms);
+        let last = all.values().map(|m| m.until_ms).max().unwrap_or(now_ms);
         let remaining = last.saturating_add(RETAIN_MS).saturating_sub(now_ms);
         Some(remaining.div_ceil(1000).max(60))
     }
+
+    fn name_at(&self, range: (usize, usize)) -> &str {
+        name_of(&self.text, range)
+    }
+}
+
+fn name_of(text: &str, (start, end): (usize, usize)) -> &str {
+    let line = &text[start..end];
+    line.split_once(' ').map_or(line, |(name, _)| name)
+}
+
+/// `name until reason strikes dead since`; `None` for a line that does not read so.
+fn parse_line(line: &str) -> Option<(&str, Mark)> {
+    let mut fields = line.split(' ');
+    let name = fields.next()?;
+    let mark = Mark {
+        until_ms: fields.next()?.parse().ok()?,
+        reason: Reason::from_code(fields.next()?)?,
+        strikes: fields.next()?.parse().ok()?,
+        dead: fields.next()? == "1",
+        since_ms: fields.next()?.parse().ok()?,
+    };
+    Some((name, mark))
 }
 
 /// Where a key stands for one model at one instant.
@@ -290,11 +400,23 @@ mod tests {
         let mut marks = Marks::default();
         marks.set("p:team".into(), mark(5_000, Reason::PerMinuteQuota));
         marks.set("k:00000000000000aa".into(), Mark { dead: true, ..mark(9, Reason::KeyInvalid) });
+        marks.set("k:00000000000000ab".into(), Mark { strikes: 3, ..mark(7, Reason::Http(429)) });
         let bytes = marks.encode();
-        assert_eq!(Marks::decode(&bytes).expect("decodes").get("p:team"), marks.get("p:team"));
+        let decoded = Marks::decode(&bytes).expect("decodes");
+        for name in ["p:team", "k:00000000000000aa", "k:00000000000000ab"] {
+            assert_eq!(decoded.get(name), marks.get(name), "{name}");
+        }
+        assert_eq!(decoded.get("k:00000000000000ac"), None);
+        assert_eq!(decoded.all(), marks.all());
         assert!(!String::from_utf8_lossy(&bytes).contains("AIza"));
         assert!(Marks::decode(b"garbage").is_err());
         assert!(Marks::decode(b"").expect("empty is fine").is_empty());
+        // Unsorted or damaged lines still read; a damaged line is simply absent.
+        let odd = format!("{HEADER}\nz 5 throttled 0 0 1\nbroken line\na 9 per_day_quota 0 0 1");
+        let odd = Marks::decode(odd.as_bytes()).expect("decodes");
+        assert_eq!(odd.get("a").map(|m| m.until_ms), Some(9));
+        assert_eq!(odd.get("z").map(|m| m.reason), Some(Reason::Throttled));
+        assert_eq!(odd.all().len(), 2);
     }
 
     #[test]
@@ -304,6 +426,9 @@ mod tests {
         marks.set("b".into(), mark(2_000_000, Reason::PerMinuteQuota));
         marks.prune(1_000 + RETAIN_MS, |_| true);
         assert!(marks.get("a").is_none() && marks.get("b").is_some());
+        marks.clear("b");
+        assert!(marks.is_empty());
+        marks.set("b".into(), mark(2_000_000, Reason::PerMinuteQuota));
         assert_eq!(marks.ttl_secs(1_000_000), Some((1_000_000 + RETAIN_MS) / 1000));
         marks.set("c".into(), Mark { dead: true, ..mark(0, Reason::KeyLeaked) });
         assert_eq!(marks.ttl_secs(0), None);

@@ -110,13 +110,13 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
         let fp = key.fingerprint().to_string();
         if let Some(mark) = input.keys.get(&fp).filter(|m| m.dead) {
             failed += 1;
-            failed_details.push(failed_detail(key, mark));
+            failed_details.push(failed_detail(key, &mark));
             continue;
         }
         let mut cooling_now = false;
         if let Some(mark) = input.keys.active(&fp, now) {
             cooling_now = true;
-            details.push(cooling_detail(key, None, mark, now));
+            details.push(cooling_detail(key, None, &mark, now));
         }
         for (model, marks) in input.models {
             let entry = models.entry(model.clone()).or_insert(ModelReport { available_keys: 0, cooling_keys: 0 });
@@ -124,7 +124,7 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
                 Some(mark) => {
                     cooling_now = true;
                     entry.cooling_keys += 1;
-                    details.push(cooling_detail(key, Some(model), mark, now));
+                    details.push(cooling_detail(key, Some(model), &mark, now));
                 }
                 None if input.keys.active(&fp, now).is_none() => entry.available_keys += 1,
                 None => entry.cooling_keys += 1,
@@ -168,7 +168,7 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
 }
 
 /// The mark that keeps `key` from serving this model now, if any (its own or its project's).
-fn model_mark<'m>(key: &ApiKey<'_>, marks: &'m Marks, now: u64) -> Option<&'m Mark> {
+fn model_mark(key: &ApiKey<'_>, marks: &Marks, now: u64) -> Option<Mark> {
     let own = marks.active(&Bucket::Key(key.fingerprint()).to_string(), now);
     let shared = key.project.and_then(|_| marks.active(&key.bucket().to_string(), now));
     match (own, shared) {

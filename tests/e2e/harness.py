@@ -145,6 +145,12 @@ def toml_string(value: str) -> str:
     return json.dumps(value)
 
 
+def inline_store(name: str, entries: dict) -> list[str]:
+    lines = [f"[local_server.config_stores.{name}]", 'format = "inline-toml"',
+             f"[local_server.config_stores.{name}.contents]"]
+    return lines + [f"{toml_string(k)} = {toml_string(v)}" for k, v in entries.items()]
+
+
 class Proxy:
     """gemini-edge-pool under Viceroy, configured through real stores."""
 
@@ -159,8 +165,6 @@ class Proxy:
         if keys is not None:
             secret_entries["keys"] = keys if isinstance(keys, str) else "\n".join(keys)
         tokens = tokens if tokens is not None else {TOKEN: "e2e tests", OTHER_TOKEN: "second client"}
-        (self.dir / "tokens.json").write_text(json.dumps(tokens))
-        (self.dir / "settings.json").write_text(json.dumps({k: str(v) for k, v in (settings or {}).items()}))
         for name, text in secret_entries.items():
             (self.dir / f"secret-{name}.txt").write_text(text)
         lines = [
@@ -169,11 +173,11 @@ class Proxy:
             f"first_byte_timeout_ms = {first_byte_timeout_ms}",
             "between_bytes_timeout_ms = 10000",
         ]
+        # Inline config stores: Viceroy re-reads a `format = "json"` file on every open, a
+        # cost production does not have.
         if auth_store:
-            lines += ["[local_server.config_stores.auth_tokens]", 'format = "json"',
-                      f"file = {toml_string(str(self.dir / 'tokens.json'))}"]
-        lines += ["[local_server.config_stores.proxy_settings]", 'format = "json"',
-                  f"file = {toml_string(str(self.dir / 'settings.json'))}"]
+            lines += inline_store("auth_tokens", tokens)
+        lines += inline_store("proxy_settings", {k: str(v) for k, v in (settings or {}).items()})
         if secret_store:
             entries = ", ".join(
                 f'{{ key = "{name}", file = {toml_string(str(self.dir / f"secret-{name}.txt"))} }}'
