@@ -14,7 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VICEROY_VERSION := 0.22.0
 
-.PHONY: all build sim tools viceroy venv test unit e2e demo serve bench bench-quota clean fmt lint
+.PHONY: all build floor sim tools viceroy venv test unit e2e demo serve bench bench-quota clean fmt lint wasm-target
 
 all: build
 
@@ -60,15 +60,20 @@ demo: build sim viceroy
 serve: build viceroy
 	PATH="$$HOME/.cargo/bin:$$PATH" scripts/serve.sh
 
-bench: build sim tools
-	PATH="$$HOME/.cargo/bin:$$PATH" scripts/bench.sh
+bench: build floor sim tools
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/latency.py
+
+floor: | wasm-target
+	$(CARGO) build --locked --release --target $(WASM_TARGET) -p passthrough
 
 bench-quota: build sim tools
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/quota.py
 
 lint:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --target $(WASM_TARGET) --bin gemini-edge-pool -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --exclude gemini-edge-pool --exclude passthrough -- -D warnings
+	$(CARGO) clippy --release --target $(WASM_TARGET) -p gemini-edge-pool -p passthrough -- -D warnings
+	$(CARGO) fmt --all --check
 
 fmt:
 	$(CARGO) fmt --all

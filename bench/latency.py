@@ -186,6 +186,13 @@ def main():
             a, b = interleave(args.rounds, lambda: run(proxy.url, proxy_script), lambda: run(floor.url, floor_script))
             results[name] = {"proxy": summarize(a), "floor": summarize(b)}
 
+        print("measuring chat, 10 keys, Gemini answering in 200 ms …", flush=True)
+        sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)], latency_ms=200)
+        slow = lambda url, script: wrk(url + "/v1/chat/completions", script, args.seconds, 16)  # noqa: E731
+        a, b = interleave(args.rounds, lambda: slow(small.url, proxy_script), lambda: slow(floor.url, floor_script))
+        results["chat, 10 keys, Gemini at 200 ms (c=16)"] = {"proxy": summarize(a), "floor": summarize(b)}
+        sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)])
+
         print("measuring streams …", flush=True)
         proxy_path, floor_path = "/v1/chat/completions", "/v1/chat/completions"
         a, b = interleave(args.rounds, lambda: stream_times(small.port, proxy_path, harness.TOKEN, args.streams),

@@ -36,10 +36,16 @@ impl Rejection {
 
 /// How the attempt loop ended.
 enum Ending {
-    Served(Response),
+    Served(Box<Response>),
     /// Google's last error answer, with the verdict on it.
-    Upstream { status: u16, body: Vec<u8>, verdict: Verdict },
-    Unreachable { timeout: bool },
+    Upstream {
+        status: u16,
+        body: Vec<u8>,
+        verdict: Verdict,
+    },
+    Unreachable {
+        timeout: bool,
+    },
     Refused(ErrorReply),
 }
 
@@ -52,10 +58,13 @@ pub fn handle(mut client: Request) -> Response {
 }
 
 fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
+    // Google-style credentials only matter on paths the native API can have (each header
+    // read is a host call, so the OpenAI paths skip them).
+    let native_path = !client.get_path().starts_with("/v1/") || client.get_path().starts_with("/v1/models");
     let presented = Presented {
         authorization: client.get_header_str("authorization"),
-        goog_api_key: client.get_header_str("x-goog-api-key"),
-        query_key: query_param(client.get_query_str(), "key"),
+        goog_api_key: if native_path { client.get_header_str("x-goog-api-key") } else { None },
+        query_key: if native_path { query_param(client.get_query_str(), "key") } else { None },
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
     let route = route(client.get_method_str(), client.get_path(), native_credentials)
@@ -90,9 +99,14 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
     let mut kv = StateStore::open();
     let state = kv.read(model.as_deref(), ops);
     let mut attempts = Attempts::new(&pool, state, model.clone(), &request_settings, seed());
-    let ending = attempt_loop(&mut attempts, &outbound, &pool, model.as_deref(), &mut || {
-        settings.cooling().map_err(|e| Rejection::config(dialect, e.into()))
-    }, ops)?;
+    let ending = attempt_loop(
+        &mut attempts,
+        &outbound,
+        &pool,
+        model.as_deref(),
+        &mut || settings.cooling().map_err(|e| Rejection::config(dialect, e.into())),
+        ops,
+    )?;
     let retry_after_ms = match ending {
         Ending::Upstream { status: 429, .. } => attempts.soonest_recovery_ms(now_ms()),
         _ => None,
@@ -116,7 +130,9 @@ fn attempt_loop(
     loop {
         let index = match attempts.next(now_ms()) {
             Choice::Try(index) => index,
-            Choice::AllCooling { retry_after_ms } => return Ok(Ending::Refused(ErrorReply::all_cooling(model, retry_after_ms))),
+            Choice::AllCooling { retry_after_ms } => {
+                return Ok(Ending::Refused(ErrorReply::all_cooling(model, retry_after_ms)))
+            }
             Choice::AllDead => return Ok(Ending::Refused(ErrorReply::all_dead())),
             Choice::Exhausted => return Ok(last),
         };
@@ -133,7 +149,9 @@ fn attempt_loop(
                 let verdict = classify(status, &body);
                 (verdict.clone(), Ending::Upstream { status, body, verdict })
             }
-            Answer::Failed { timeout, detail } => (Verdict::connect_failure(timeout, detail), Ending::Unreachable { timeout }),
+            Answer::Failed { timeout, detail } => {
+                (Verdict::connect_failure(timeout, detail), Ending::Unreachable { timeout })
+            }
         };
         if cooling.is_none() {
             cooling = Some(load_cooling()?);
@@ -148,7 +166,15 @@ fn attempt_loop(
     }
 }
 
-fn log_failure(n: usize, mask: String, fp: &str, model: Option<&str>, verdict: &Verdict, pool: &KeyPool<'_>, retry: bool) {
+fn log_failure(
+    n: usize,
+    mask: String,
+    fp: &str,
+    model: Option<&str>,
+    verdict: &Verdict,
+    pool: &KeyPool<'_>,
+    retry: bool,
+) {
     let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
     let next = if retry { "trying another key" } else { "answering the client" };
     eprintln!(
@@ -162,7 +188,7 @@ fn log_failure(n: usize, mask: String, fp: &str, model: Option<&str>, verdict: &
 fn answer(ending: Ending, route: &Route, stream: bool, pool: &KeyPool<'_>, retry_after_ms: Option<u64>) -> Response {
     let dialect = route.dialect;
     match ending {
-        Ending::Served(response) => served(response, route, stream),
+        Ending::Served(response) => served(*response, route, stream),
         Ending::Refused(reply) => reply::error(dialect, &reply),
         Ending::Unreachable { timeout } => reply::error(dialect, &ErrorReply::upstream_unreachable(timeout)),
         Ending::Upstream { status, body, verdict } => {
@@ -214,7 +240,13 @@ fn upstream_error(
     response
 }
 
-fn status(pool: &KeyPool<'_>, settings: &RequestSettings, cooling: &CoolingSettings, label: &str, ops: &Ops) -> Response {
+fn status(
+    pool: &KeyPool<'_>,
+    settings: &RequestSettings,
+    cooling: &CoolingSettings,
+    label: &str,
+    ops: &Ops,
+) -> Response {
     let kv = StateStore::open();
     let (keys, models) = kv.read_all(ops);
     let input = StatusInput {

@@ -28,9 +28,12 @@ pub struct Outbound {
 
 /// What came back from one attempt.
 pub enum Answer {
-    Response(Response),
+    Response(Box<Response>),
     /// No HTTP answer: connection failure (`timeout: false`) or timeout.
-    Failed { timeout: bool, detail: String },
+    Failed {
+        timeout: bool,
+        detail: String,
+    },
 }
 
 impl Outbound {
@@ -76,7 +79,7 @@ impl Outbound {
         let result = request.send(BACKEND);
         add_elapsed(&ops.upstream_ms, started);
         match result {
-            Ok(response) => Answer::Response(response),
+            Ok(response) => Answer::Response(Box::new(response)),
             Err(e) => {
                 let cause = format!("{:?}", e.root_cause());
                 let timeout = cause.contains("Timeout");

@@ -22,8 +22,9 @@ use crate::state::{Availability, Change, Item, Mark, PoolState, RETAIN_MS};
 /// Fastly allows 32 backend requests per client request.
 pub const MAX_UPSTREAM_REQUESTS: usize = 32;
 
-/// How many random draws to make before scanning the whole pool.
-const SAMPLES: usize = 24;
+/// How many random draws to make before scanning the whole pool (with 90% of the pool
+/// cooling, 64 draws all miss once in a thousand requests).
+const SAMPLES: usize = 64;
 
 /// What to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -220,8 +221,7 @@ impl<'p, 'a> Attempts<'p, 'a> {
         match soonest {
             Some((until_ms, index)) => {
                 let wait_ms = until_ms.saturating_sub(now_ms);
-                let try_anyway = self.when_all_cooling == WhenAllCooling::ShortestCooldown
-                    || wait_ms <= self.jitter_ms;
+                let try_anyway = self.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= self.jitter_ms;
                 if try_anyway {
                     self.take(index, now_ms)
                 } else {
@@ -255,9 +255,7 @@ impl<'p, 'a> Attempts<'p, 'a> {
         let (item, name) = match (scope, &self.model) {
             (Scope::Key | Scope::Dead, _) => (Item::Keys, key.fingerprint().to_string()),
             (Scope::BucketModel, Some(model)) => (Item::Model(model.clone()), key.bucket().to_string()),
-            (Scope::KeyModel, Some(model)) => {
-                (Item::Model(model.clone()), Bucket::Key(key.fingerprint()).to_string())
-            }
+            (Scope::KeyModel, Some(model)) => (Item::Model(model.clone()), Bucket::Key(key.fingerprint()).to_string()),
             // A request without a model (listing models) has no model to cool.
             (Scope::BucketModel | Scope::KeyModel, None) => return,
         };

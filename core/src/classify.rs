@@ -37,7 +37,9 @@ pub enum Outcome {
     /// `limit: 0` or "doesn't have a free quota tier": this tier can never use this model.
     NoFreeTier,
     /// A per-minute quota (or any answer carrying `RetryInfo`): wait `retry_delay_ms`.
-    MinuteQuota { retry_delay_ms: Option<u64> },
+    MinuteQuota {
+        retry_delay_ms: Option<u64>,
+    },
     /// 429 with no details: capacity or shared quota, not this key's fault.
     Throttled,
     /// 403 "The caller does not have permission" on one model.
@@ -51,7 +53,9 @@ pub enum Outcome {
     /// The client's request is wrong (other 400s, 404, 413, …).
     ClientError,
     /// The connection to Google failed or timed out before an answer.
-    ConnectFailure { timeout: bool },
+    ConnectFailure {
+        timeout: bool,
+    },
 }
 
 /// The classifier's answer: the outcome, the HTTP status (if any) and Google's own words.

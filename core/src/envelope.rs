@@ -54,7 +54,8 @@ impl ErrorReply {
 
     pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
         let shown: String = method.chars().take(20).collect();
-        let mut reply = ErrorReply::new(405, "method_not_allowed", format!("Method {shown} not allowed here; use {allow}."));
+        let mut reply =
+            ErrorReply::new(405, "method_not_allowed", format!("Method {shown} not allowed here; use {allow}."));
         reply.allow = Some(allow);
         reply
     }

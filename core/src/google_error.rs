@@ -41,9 +41,7 @@ impl GoogleError {
 
     /// The detail entry whose `@type` names `type_name` (e.g. `google.rpc.RetryInfo`).
     pub fn detail(&self, type_name: &str) -> Option<&Value> {
-        self.details.iter().find(|d| {
-            d.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with(type_name))
-        })
+        self.details.iter().find(|d| d.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with(type_name)))
     }
 
     /// `ErrorInfo.reason`, e.g. `API_KEY_INVALID`.
@@ -64,10 +62,8 @@ impl GoogleError {
     }
 
     pub fn violations(&self) -> Vec<Violation> {
-        let Some(list) = self
-            .detail("google.rpc.QuotaFailure")
-            .and_then(|d| d.get("violations"))
-            .and_then(Value::as_array)
+        let Some(list) =
+            self.detail("google.rpc.QuotaFailure").and_then(|d| d.get("violations")).and_then(Value::as_array)
         else {
             return Vec::new();
         };
@@ -105,11 +101,7 @@ fn violation(v: &Value) -> Violation {
         quota_id: text("quotaId"),
         quota_metric: text("quotaMetric"),
         quota_value,
-        model: v
-            .get("quotaDimensions")
-            .and_then(|d| d.get("model"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        model: v.get("quotaDimensions").and_then(|d| d.get("model")).and_then(Value::as_str).map(str::to_string),
     }
 }
 

@@ -90,7 +90,8 @@ mod tests {
         let out: Value = serde_json::from_slice(&strip_model_prefixes(list).expect("json")).expect("json");
         assert_eq!(out["data"][0]["id"], "a");
         assert_eq!(out["data"][1]["id"], "b");
-        let one: Value = serde_json::from_slice(&strip_model_prefixes(br#"{"id":"models/x"}"#).expect("json")).expect("json");
+        let one: Value =
+            serde_json::from_slice(&strip_model_prefixes(br#"{"id":"models/x"}"#).expect("json")).expect("json");
         assert_eq!(one["id"], "x");
         assert_eq!(strip_model_prefixes(b"not json"), None);
     }

@@ -164,9 +164,7 @@ fn match_native(version: Version, rest: &str) -> Option<(Endpoint, &'static str)
         None => valid_model(name).then(|| (Endpoint::NativeGetModel(version, name.to_string()), GET)),
         Some((model, method)) => {
             let method = NATIVE_METHODS.iter().find(|m| **m == method)?;
-            valid_model(model).then(|| {
-                (Endpoint::NativeCall { version, model: model.to_string(), method }, POST)
-            })
+            valid_model(model).then(|| (Endpoint::NativeCall { version, model: model.to_string(), method }, POST))
         }
     }
 }
@@ -204,7 +202,10 @@ mod tests {
         assert_eq!(r.upstream_path().as_deref(), Some("/v1beta/openai/chat/completions"));
         assert_eq!(r.dialect, Dialect::OpenAi);
         assert_eq!(ok("GET", "/v1/models", false).endpoint, Endpoint::ListModels);
-        assert_eq!(ok("GET", "/v1/models/gemini-2.5-flash", false).endpoint, Endpoint::GetModel("gemini-2.5-flash".into()));
+        assert_eq!(
+            ok("GET", "/v1/models/gemini-2.5-flash", false).endpoint,
+            Endpoint::GetModel("gemini-2.5-flash".into())
+        );
         assert_eq!(ok("POST", "/v1/embeddings", false).upstream_path().as_deref(), Some("/v1beta/openai/embeddings"));
         assert_eq!(ok("GET", "/v1/status", false).upstream_path(), None);
         assert_eq!(ok("OPTIONS", "/v1/chat/completions", false).endpoint, Endpoint::Preflight);

@@ -143,9 +143,8 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
         Ok(RequestSettings {
             strategy: self.read("strategy", d.strategy, parse_strategy)?,
             max_attempts: self.read("max_attempts", d.max_attempts, |v| parse_count(v, 1, 32))?,
-            max_body_bytes: self.read("max_body_bytes", d.max_body_bytes, |v| {
-                parse_count(v, 1024, 100 * 1024 * 1024)
-            })?,
+            max_body_bytes: self
+                .read("max_body_bytes", d.max_body_bytes, |v| parse_count(v, 1024, 100 * 1024 * 1024))?,
             when_all_cooling: self.read("when_all_cooling", d.when_all_cooling, parse_when_all)?,
             jitter: self.read("cool_jitter_ms", d.jitter, parse_millis)?,
             key_secrets: self.read("key_secrets", d.key_secrets, |v| parse_count(v, 1, 4))?,
@@ -273,8 +272,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn reader(pairs: &[(&str, &str)]) -> SettingsReader<impl FnMut(&str) -> Option<String>> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         SettingsReader::new(move |name: &str| map.get(name).cloned())
     }
 

@@ -293,7 +293,11 @@ impl Marks {
             .into_iter()
             .filter(|(name, mark)| known(name) && (mark.dead || now_ms < mark.until_ms.saturating_add(RETAIN_MS)))
             .collect();
-        *self = Marks { text: String::new(), lines: Vec::new(), edits: kept.into_iter().map(|(n, m)| (n, Some(m))).collect() };
+        *self = Marks {
+            text: String::new(),
+            lines: Vec::new(),
+            edits: kept.into_iter().map(|(n, m)| (n, Some(m))).collect(),
+        };
     }
 
     /// The KV TTL for this item in whole seconds; `None` when it must not expire (dead keys).
@@ -337,7 +341,9 @@ pub enum Availability {
     Ready,
     /// Dead, and its probation request is due.
     Probation,
-    Cooling { until_ms: u64 },
+    Cooling {
+        until_ms: u64,
+    },
     Dead,
 }
 
@@ -375,10 +381,7 @@ impl PoolState {
             return Availability::Ready;
         }
         let own = self.model.active(bucket, now_ms).map(|m| m.until_ms);
-        let shared = key
-            .project
-            .and_then(|project| self.model.active_project(project, now_ms))
-            .map(|m| m.until_ms);
+        let shared = key.project.and_then(|project| self.model.active_project(project, now_ms)).map(|m| m.until_ms);
         match own.max(shared) {
             Some(until_ms) => Availability::Cooling { until_ms },
             None => Availability::Ready,

@@ -138,7 +138,7 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
     }
 
     let some_model_blocked = models.values().any(|m| m.available_keys == 0);
-    let healthy = failed == 0 && available + cooling > 0 && !some_model_blocked && input.pool.len() > 0;
+    let healthy = failed == 0 && available + cooling > 0 && !some_model_blocked;
     StatusReport {
         status: if healthy { "healthy" } else { "degraded" },
         timestamp: rfc3339_millis(now),
@@ -223,7 +223,12 @@ mod tests {
 
     #[test]
     fn counts_and_details() {
-        let pool = KeyPool::parse(["AIzaAAAAAAAAAAAA1111", "AIzaBBBBBBBBBBBB2222", "team:AIzaCCCCCCCCCCCC3333", "team:AIzaDDDDDDDDDDDD4444"]);
+        let pool = KeyPool::parse([
+            "AIzaAAAAAAAAAAAA1111",
+            "AIzaBBBBBBBBBBBB2222",
+            "team:AIzaCCCCCCCCCCCC3333",
+            "team:AIzaDDDDDDDDDDDD4444",
+        ]);
         let key = |i: usize| *pool.get(i).expect("key");
         let mut keys = Marks::default();
         keys.set(key(0).fingerprint().to_string(), mark(u64::MAX, Reason::KeyInvalid, true));
@@ -232,8 +237,13 @@ mod tests {
         let models = vec![("gemini-2.5-pro".to_string(), pro)];
         let cooling = CoolingSettings::default();
         let input = StatusInput {
-            pool: &pool, keys: &keys, models: &models, strategy: Strategy::RoundRobin,
-            cooling: &cooling, client: "tests", now_ms: 1_000,
+            pool: &pool,
+            keys: &keys,
+            models: &models,
+            strategy: Strategy::RoundRobin,
+            cooling: &cooling,
+            client: "tests",
+            now_ms: 1_000,
         };
         let r = report(&input);
         let p = &r.key_pool;

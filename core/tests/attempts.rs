@@ -63,7 +63,8 @@ fn retries_never_repeat_a_key_and_respect_the_budget() {
     while let Choice::Try(i) = attempts.next(NOW) {
         assert!(!seen.contains(&i));
         seen.push(i);
-        let upstream_trouble = classify(503, br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#);
+        let upstream_trouble =
+            classify(503, br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#);
         assert!(attempts.failed(i, &upstream_trouble, &cooling, NOW));
     }
     assert_eq!(seen.len(), 4);
@@ -171,11 +172,15 @@ fn all_cooling_answers_with_the_soonest_recovery() {
         let fp = pool.get(i).map(|k| k.fingerprint()).expect("key");
         state.model.set(Bucket::Key(fp).to_string(), mark(NOW + secs * 1000, Reason::PerMinuteQuota, false));
     }
-    assert_eq!(first_choice(&pool, &state, &RequestSettings::default(), 5), Choice::AllCooling { retry_after_ms: 20_000 });
+    assert_eq!(
+        first_choice(&pool, &state, &RequestSettings::default(), 5),
+        Choice::AllCooling { retry_after_ms: 20_000 }
+    );
     let shortest = RequestSettings { when_all_cooling: WhenAllCooling::ShortestCooldown, ..RequestSettings::default() };
     assert_eq!(first_choice(&pool, &state, &shortest, 5), Choice::Try(1));
     // Within the jitter of its end, a cooldown does not make the client wait.
-    let later = Attempts::new(&pool, state.clone(), Some("m".into()), &RequestSettings::default(), 5).next(NOW + 19_500);
+    let later =
+        Attempts::new(&pool, state.clone(), Some("m".into()), &RequestSettings::default(), 5).next(NOW + 19_500);
     assert_eq!(later, Choice::Try(1));
 }
 

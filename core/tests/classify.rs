@@ -35,7 +35,8 @@ const PER_MINUTE_2026: &str = r#"{"error":{"code":429,"message":"You exceeded yo
  {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_input_token_count","quotaId":"GenerateContentInputTokensPerModelPerMinute-FreeTier","quotaDimensions":{"location":"global","model":"gemini-3-flash"}},{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-3-flash"}}]},
  {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"58s"}]}}"#;
 
-const RETRY_HINT_ONLY: &str = r#"{"error":{"code":429,"message":"Quota exceeded.\nPlease retry in 7.5s.","status":"RESOURCE_EXHAUSTED"}}"#;
+const RETRY_HINT_ONLY: &str =
+    r#"{"error":{"code":429,"message":"Quota exceeded.\nPlease retry in 7.5s.","status":"RESOURCE_EXHAUSTED"}}"#;
 
 const LIMIT_ZERO_2026: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0, model: gemini-2.5-pro\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_input_token_count, limit: 0, model: gemini-2.5-pro\nPlease retry in 31.4s.","status":"RESOURCE_EXHAUSTED","details":[
  {"@type":"type.googleapis.com/google.rpc.Help","links":[]},
@@ -72,7 +73,8 @@ const SERVICE_DISABLED: &str = r#"{"error":{"code":403,"message":"Generative Lan
 
 const PROJECT_DENIED: &str = r#"{"error":{"code":403,"message":"Your project has been denied access. Please contact support.","status":"PERMISSION_DENIED"}}"#;
 
-const CALLER_NO_PERMISSION: &str = r#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#;
+const CALLER_NO_PERMISSION: &str =
+    r#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#;
 
 const UNREGISTERED: &str = r#"{"error":{"code":403,"message":"Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.","status":"PERMISSION_DENIED"}}"#;
 
@@ -84,7 +86,8 @@ const BAD_ARGUMENT: &str = r#"{"error":{"code":400,"message":"Invalid JSON paylo
 
 const NOT_FOUND: &str = r#"{"error":{"code":404,"message":"models/gemini-9 is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.","status":"NOT_FOUND"}}"#;
 
-const OVERLOADED: &str = r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#;
+const OVERLOADED: &str =
+    r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#;
 const HIGH_DEMAND: &str = r#"{"error":{"code":503,"message":"This model is currently experiencing high demand. Spikes in demand are usually temporary. Please try again later.","status":"UNAVAILABLE"}}"#;
 const INTERNAL: &str = r#"{"error":{"code":500,"message":"An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting","status":"INTERNAL"}}"#;
 const DEADLINE: &str = r#"{"error":{"code":504,"message":"Deadline expired before operation could complete.","status":"DEADLINE_EXCEEDED"}}"#;

@@ -100,7 +100,12 @@ fn connection_failures_cool_briefly() {
 
 #[test]
 fn client_errors_and_location_are_delivered() {
-    for (status, outcome) in [(400, Outcome::ClientError), (404, Outcome::ClientError), (400, Outcome::LocationUnsupported), (403, Outcome::NoKeySent)] {
+    for (status, outcome) in [
+        (400, Outcome::ClientError),
+        (404, Outcome::ClientError),
+        (400, Outcome::LocationUnsupported),
+        (403, Outcome::NoKeySent),
+    ] {
         assert_eq!(smart(status, outcome), Action { cooldown: None, retry: false });
     }
 }
@@ -114,9 +119,13 @@ fn seed(status: Option<u16>, outcome: Outcome) -> Action {
 #[test]
 fn seed_profile_is_the_seed_table() {
     let day = 24 * HOUR;
-    let rows = [(429, Outcome::MinuteQuota { retry_delay_ms: Some(30_000) }, day), (503, Outcome::UpstreamTrouble, day),
-        (502, Outcome::UpstreamTrouble, 5 * 60_000), (504, Outcome::UpstreamTrouble, 5 * 60_000),
-        (500, Outcome::UpstreamTrouble, 10 * 60_000)];
+    let rows = [
+        (429, Outcome::MinuteQuota { retry_delay_ms: Some(30_000) }, day),
+        (503, Outcome::UpstreamTrouble, day),
+        (502, Outcome::UpstreamTrouble, 5 * 60_000),
+        (504, Outcome::UpstreamTrouble, 5 * 60_000),
+        (500, Outcome::UpstreamTrouble, 10 * 60_000),
+    ];
     for (status, outcome, length) in rows {
         let a = seed(Some(status), outcome);
         assert_eq!((cooldown(&a).scope, cooldown(&a).until_ms - NOW), (Scope::Key, length), "{status}");

@@ -9,8 +9,15 @@ pub const REPLY_WORDS: [&str; 8] = ["Hello", " from", " the", " Gemini", " simul
 /// The catalog: real model ids plus generated ones, so the native list spans pages.
 pub fn catalog() -> Vec<String> {
     let mut models: Vec<String> = [
-        "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash", "gemini-3-flash",
-        "gemini-3-pro", "text-embedding-004", "gemini-embedding-001", "imagen-3.0-generate-002",
+        "gemini-2.5-pro",
+        "gemini-2.5-flash",
+        "gemini-2.5-flash-lite",
+        "gemini-2.0-flash",
+        "gemini-3-flash",
+        "gemini-3-pro",
+        "text-embedding-004",
+        "gemini-embedding-001",
+        "imagen-3.0-generate-002",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -61,9 +68,8 @@ fn vector(seed: usize) -> Vec<f64> {
 /// One embedding per input (a string or an array of them).
 pub fn compat_embeddings(model: &str, input: &Value) -> Value {
     let count = input.as_array().map_or(1, Vec::len);
-    let data: Vec<Value> = (0..count)
-        .map(|i| json!({"object": "embedding", "index": i, "embedding": vector(i)}))
-        .collect();
+    let data: Vec<Value> =
+        (0..count).map(|i| json!({"object": "embedding", "index": i, "embedding": vector(i)})).collect();
     json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 4 * count, "total_tokens": 4 * count}})
 }
 
@@ -73,11 +79,13 @@ pub fn compat_image() -> Value {
 }
 
 pub fn native_chunk(model: &str, index: usize, last: bool, chunks: usize) -> Value {
-    let mut candidate = json!({"content": {"parts": [{"text": REPLY_WORDS[index % REPLY_WORDS.len()]}], "role": "model"}, "index": 0});
+    let mut candidate =
+        json!({"content": {"parts": [{"text": REPLY_WORDS[index % REPLY_WORDS.len()]}], "role": "model"}, "index": 0});
     let mut chunk = json!({"candidates": [], "modelVersion": model, "responseId": "sim-response"});
     if last {
         candidate["finishReason"] = json!("STOP");
-        chunk["usageMetadata"] = json!({"promptTokenCount": 8, "candidatesTokenCount": chunks, "totalTokenCount": 8 + chunks});
+        chunk["usageMetadata"] =
+            json!({"promptTokenCount": 8, "candidatesTokenCount": chunks, "totalTokenCount": 8 + chunks});
     }
     chunk["candidates"] = json!([candidate]);
     chunk
@@ -93,7 +101,9 @@ pub fn native_generate(model: &str, chunks: usize) -> Value {
 
 pub fn native_model(id: &str) -> Value {
     let embedding = id.contains("embedding");
-    let methods = if embedding { json!(["embedContent", "batchEmbedContents", "countTokens"]) } else {
+    let methods = if embedding {
+        json!(["embedContent", "batchEmbedContents", "countTokens"])
+    } else {
         json!(["generateContent", "streamGenerateContent", "countTokens"])
     };
     json!({"name": format!("models/{id}"), "version": "001", "displayName": id, "description": "Simulated model",

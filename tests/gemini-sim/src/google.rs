@@ -57,11 +57,16 @@ pub fn quota(style: Style, per: &str, model: &str, limit: u64, retry_s: f64) -> 
         Style::Y2025 => {
             let violation = json!({"quotaMetric": metric, "quotaId": quota_id,
                 "quotaDimensions": {"location": "global", "model": model}, "quotaValue": limit.to_string()});
-            error(429, "RESOURCE_EXHAUSTED", QUOTA_TEXT, vec![
-                json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}),
-                help(),
-                retry_info(retry_s, style),
-            ])
+            error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                QUOTA_TEXT,
+                vec![
+                    json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}),
+                    help(),
+                    retry_info(retry_s, style),
+                ],
+            )
         }
         Style::Y2026 => {
             let message = format!(
@@ -69,17 +74,24 @@ pub fn quota(style: Style, per: &str, model: &str, limit: u64, retry_s: f64) -> 
             );
             let violation = json!({"quotaMetric": metric, "quotaId": quota_id,
                 "quotaDimensions": {"location": "global", "model": model}});
-            error(429, "RESOURCE_EXHAUSTED", &message, vec![
-                help(),
-                json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}),
-                retry_info(retry_s, style),
-            ])
+            error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                &message,
+                vec![
+                    help(),
+                    json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}),
+                    retry_info(retry_s, style),
+                ],
+            )
         }
     }
 }
 
 pub fn no_free_tier(model: &str) -> GoogleError {
-    let message = format!("Gemini {model} doesn't have a free quota tier. Please switch to a model with a free tier for free usage.");
+    let message = format!(
+        "Gemini {model} doesn't have a free quota tier. Please switch to a model with a free tier for free usage."
+    );
     error(429, "RESOURCE_EXHAUSTED", &message, vec![])
 }
 
@@ -89,18 +101,28 @@ pub fn bare_429() -> GoogleError {
 
 pub fn key_invalid() -> GoogleError {
     let message = "API key not valid. Please pass a valid API key.";
-    error(400, "INVALID_ARGUMENT", message, vec![
-        error_info("API_KEY_INVALID"),
-        json!({"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message}),
-    ])
+    error(
+        400,
+        "INVALID_ARGUMENT",
+        message,
+        vec![
+            error_info("API_KEY_INVALID"),
+            json!({"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message}),
+        ],
+    )
 }
 
 pub fn key_expired() -> GoogleError {
     let message = "API key expired. Please renew the API key.";
-    error(400, "INVALID_ARGUMENT", message, vec![
-        json!({"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message}),
-        error_info("API_KEY_INVALID"),
-    ])
+    error(
+        400,
+        "INVALID_ARGUMENT",
+        message,
+        vec![
+            json!({"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message}),
+            error_info("API_KEY_INVALID"),
+        ],
+    )
 }
 
 pub fn leaked() -> GoogleError {

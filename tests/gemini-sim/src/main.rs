@@ -188,7 +188,9 @@ fn classify_path(method: &str, path: &str) -> Call {
     let Some(name) = rest.strip_prefix("models/") else { return Call::Unknown };
     match (method, name.split_once(':')) {
         ("GET", None) => Call::NativeModel(name.to_string()),
-        ("POST", Some((model, m))) => Call::Native { model: model.to_string(), method: m.to_string(), version: version.to_string() },
+        ("POST", Some((model, m))) => {
+            Call::Native { model: model.to_string(), method: m.to_string(), version: version.to_string() }
+        }
         _ => Call::Unknown,
     }
 }
@@ -199,13 +201,13 @@ async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
     let body_json: Value = serde_json::from_slice(&incoming.body).unwrap_or(Value::Null);
     let model = match &call {
         Call::Native { model, .. } => Some(model.clone()),
-        Call::Chat | Call::CompatEmbeddings | Call::CompatImages => body_json
-            .get("model")
-            .and_then(Value::as_str)
-            .map(|m| m.strip_prefix("models/").unwrap_or(m).to_string()),
+        Call::Chat | Call::CompatEmbeddings | Call::CompatImages => {
+            body_json.get("model").and_then(Value::as_str).map(|m| m.strip_prefix("models/").unwrap_or(m).to_string())
+        }
         _ => None,
     };
-    let counts = matches!(&call, Call::Chat) || matches!(&call, Call::Native { method, .. } if method.contains("enerateContent"));
+    let counts = matches!(&call, Call::Chat)
+        || matches!(&call, Call::Native { method, .. } if method.contains("enerateContent"));
     let (key, key_via) = find_key(&incoming);
 
     let (verdict, latency_ms, knobs, label) = {
@@ -220,7 +222,11 @@ async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
             Some(k) => w.label_of(k).map_or_else(|| format!("unknown:{k}"), |c| c.label.clone()),
             None => "none".to_string(),
         };
-        let knobs = Knobs { chunks: w.config.stream_chunks, chunk_delay_ms: w.config.chunk_delay_ms, page_size: w.config.models_page_size };
+        let knobs = Knobs {
+            chunks: w.config.stream_chunks,
+            chunk_delay_ms: w.config.chunk_delay_ms,
+            page_size: w.config.models_page_size,
+        };
         (verdict, w.config.latency_ms, knobs, label)
     };
 
@@ -241,7 +247,15 @@ async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
     response
 }
 
-fn record(world: &Shared, incoming: &Incoming_, label: &str, key_via: &str, model: Option<String>, status: u16, key: Option<&str>) {
+fn record(
+    world: &Shared,
+    incoming: &Incoming_,
+    label: &str,
+    key_via: &str,
+    model: Option<String>,
+    status: u16,
+    key: Option<&str>,
+) {
     let Ok(mut w) = world.lock() else { return };
     // Known keys are logged by label only; anything else that arrived as a credential is kept
     // verbatim, so a test can see a client token that should never have reached Google.
@@ -317,15 +331,22 @@ fn answer(
         Call::CompatImages => (json_response(200, &answers::compat_image()), 200),
         Call::NativeModels => {
             let param = |name: &str| {
-                incoming.query.split('&').find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')).map(str::to_string))
+                incoming
+                    .query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')).map(str::to_string))
             };
             let size = param("pageSize").and_then(|s| s.parse().ok()).unwrap_or(knobs.page_size);
             (json_response(200, &answers::native_models_page(size, param("pageToken").as_deref())), 200)
         }
         Call::NativeModel(m) if known(m) => (json_response(200, &answers::native_model(m)), 200),
         Call::NativeModel(m) => (error_response(false, &google::not_found_model(m, "v1beta", "get").body, 404), 404),
-        Call::Native { model, method, version } => native(model, method, version, incoming, body, chunks, chunk_delay_ms, delivery, &known),
-        Call::Unknown => (error_response(incoming.path.starts_with("/v1beta/openai/"), &google::not_found_path().body, 404), 404),
+        Call::Native { model, method, version } => {
+            native(model, method, version, incoming, body, chunks, chunk_delay_ms, delivery, &known)
+        }
+        Call::Unknown => {
+            (error_response(incoming.path.starts_with("/v1beta/openai/"), &google::not_found_path().body, 404), 404)
+        }
     }
 }
 
@@ -405,9 +426,8 @@ fn chat_stream(model: &str, id: u64, chunks: usize, delay_ms: u64, delivery: &De
 
 fn native_stream(model: &str, chunks: usize, delay_ms: u64, sse: bool, delivery: &Delivery) -> Response<Body> {
     let cut = delivery.stream_error_after.or(delivery.stream_truncate_after).unwrap_or(usize::MAX);
-    let bodies: Vec<String> = (0..chunks.min(cut))
-        .map(|i| answers::native_chunk(model, i, i + 1 == chunks, chunks).to_string())
-        .collect();
+    let bodies: Vec<String> =
+        (0..chunks.min(cut)).map(|i| answers::native_chunk(model, i, i + 1 == chunks, chunks).to_string()).collect();
     let truncate = delivery.stream_truncate_after.is_some();
     if sse {
         let mut frames: Vec<Bytes> = bodies.iter().map(|b| Bytes::from(format!("data: {b}\r\n\r\n"))).collect();
