@@ -69,15 +69,12 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
     let route = route(client.get_method_str(), client.get_path(), native_credentials)
         .map_err(|e| Rejection { dialect: e.dialect, reply: e.reply })?;
-    let dialect = route.dialect;
     if route.endpoint == Endpoint::Preflight {
         return Ok(reply::preflight(client));
     }
-    let token = client_token(presented, dialect).map_err(|reply| Rejection { dialect, reply })?;
-    let label = stores::token_label(&token, ops)
-        .map_err(|e| Rejection::config(dialect, e))?
-        .ok_or(Rejection { dialect, reply: ErrorReply::invalid_token() })?;
+    let label = authenticate(presented, route.dialect, ops)?;
 
+    let dialect = route.dialect;
     let settings_store = Settings::open();
     let mut settings = SettingsReader::new(|name: &str| settings_store.get(name, ops));
     let request_settings = settings.request().map_err(|e| Rejection::config(dialect, e.into()))?;
@@ -86,34 +83,48 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
     if pool.is_empty() {
         return Err(Rejection::config(dialect, ConfigError::EmptyPool));
     }
+    let mut load_cooling = || settings.cooling().map_err(|e| Rejection::config(dialect, e.into()));
     if route.endpoint == Endpoint::Status {
-        let cooling = settings.cooling().map_err(|e| Rejection::config(dialect, e.into()))?;
-        return Ok(status(&pool, &request_settings, &cooling, &label, ops));
+        return Ok(status(&pool, &request_settings, &load_cooling()?, &label, ops));
     }
+    forward(client, &route, &pool, &request_settings, &mut load_cooling, ops)
+}
 
-    let body = read_body(client, request_settings.max_body_bytes).map_err(|reply| Rejection { dialect, reply })?;
-    let (model, stream) = request_model(&route, &body).map_err(|reply| Rejection { dialect, reply })?;
+/// The client's token, checked against `auth_tokens`; its label.
+fn authenticate(presented: Presented<'_>, dialect: Dialect, ops: &Ops) -> Result<String, Rejection> {
+    let token = client_token(presented, dialect).map_err(|reply| Rejection { dialect, reply })?;
+    stores::token_label(&token, ops)
+        .map_err(|e| Rejection::config(dialect, e))?
+        .ok_or(Rejection { dialect, reply: ErrorReply::invalid_token() })
+}
+
+/// Reads the body, then sends the request to Google with the keys [`Attempts`] picks, saves
+/// what changed in the cooling state, and answers.
+fn forward(
+    client: &mut Request,
+    route: &Route,
+    pool: &KeyPool<'_>,
+    settings: &RequestSettings,
+    load_cooling: &mut dyn FnMut() -> Result<CoolingSettings, Rejection>,
+    ops: &Ops,
+) -> Result<Response, Rejection> {
+    let dialect = route.dialect;
+    let body = read_body(client, settings.max_body_bytes).map_err(|reply| Rejection { dialect, reply })?;
+    let (model, stream) = request_model(route, &body).map_err(|reply| Rejection { dialect, reply })?;
     let path = route.upstream_path().unwrap_or_default();
-    let outbound = Outbound::new(client, &route, &path, body);
+    let outbound = Outbound::new(client, route, &path, body);
 
     let mut kv = StateStore::open();
     let state = kv.read(model.as_deref(), ops);
-    let mut attempts = Attempts::new(&pool, state, model.clone(), &request_settings, seed());
-    let ending = attempt_loop(
-        &mut attempts,
-        &outbound,
-        &pool,
-        model.as_deref(),
-        &mut || settings.cooling().map_err(|e| Rejection::config(dialect, e.into())),
-        ops,
-    )?;
+    let mut attempts = Attempts::new(pool, state, model.clone(), settings, seed());
+    let ending = attempt_loop(&mut attempts, &outbound, pool, model.as_deref(), load_cooling, ops)?;
     let retry_after_ms = match ending {
         Ending::Upstream { status: 429, .. } => attempts.soonest_recovery_ms(now_ms()),
         _ => None,
     };
     let (state, changes) = attempts.into_parts();
-    kv.write(&state, &changes, &pool, now_ms(), ops);
-    Ok(answer(ending, &route, stream, &pool, retry_after_ms))
+    kv.write(&state, &changes, pool, now_ms(), ops);
+    Ok(answer(ending, route, stream, pool, retry_after_ms))
 }
 
 /// Sends to Google with one key after another, as [`Attempts`] decides.
