@@ -2,6 +2,7 @@
 //! and keys → body → cooling state → attempts (the core's state machine, sending through
 //! [`upstream`]) → save what changed → answer. All decisions are the core's.
 
+use crate::log::log;
 use crate::ops::{bump, Ops};
 use crate::reply;
 use crate::stores::{self, ConfigError, Settings, StateStore};
@@ -29,7 +30,7 @@ struct Rejection {
 
 impl Rejection {
     fn config(dialect: Dialect, e: ConfigError) -> Self {
-        eprintln!("config: {e}");
+        log(format_args!("config: {e}"));
         Rejection { dialect, reply: ErrorReply::config(e) }
     }
 }
@@ -112,7 +113,10 @@ fn forward(
     let body = read_body(client, settings.max_body_bytes).map_err(|reply| Rejection { dialect, reply })?;
     let (model, stream) = request_model(route, &body).map_err(|reply| Rejection { dialect, reply })?;
     let path = route.upstream_path().unwrap_or_default();
-    let outbound = Outbound::new(client, route, &path, body);
+    let outbound = Outbound::new(client, route, &path, body).ok_or_else(|| Rejection {
+        dialect,
+        reply: ErrorReply::bad_request("invalid_query", "Invalid query string."),
+    })?;
 
     let mut kv = StateStore::open();
     let state = kv.read(model.as_deref(), ops);
@@ -188,12 +192,12 @@ fn log_failure(
 ) {
     let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
     let next = if retry { "trying another key" } else { "answering the client" };
-    eprintln!(
+    log(format_args!(
         "attempt {n}: key {mask} ({fp}) model {}: {status}: {} [{}]; {next}",
         model.unwrap_or("-"),
         verdict.outcome,
         pool.redact(&verdict.detail),
-    );
+    ));
 }
 
 fn answer(ending: Ending, route: &Route, stream: bool, pool: &KeyPool<'_>, retry_after_ms: Option<u64>) -> Response {

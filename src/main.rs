@@ -4,9 +4,11 @@
 //! - [`stores`] — config, secret and KV stores;
 //! - [`upstream`] — requests to Google;
 //! - [`reply`] — response headers, errors, preflight;
-//! - [`ops`] — per-request operation counts for `Server-Timing`.
+//! - [`ops`] — per-request operation counts for `Server-Timing`;
+//! - [`log`] — log lines.
 
 mod handler;
+mod log;
 mod ops;
 mod reply;
 mod stores;

@@ -2,6 +2,7 @@
 //! cooling state (KV store). Each is read at most once per request and every operation is
 //! counted in [`Ops`]. A KV failure is logged and never fails the client's request.
 
+use crate::log::log;
 use crate::ops::{add_elapsed, bump, Ops};
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::{ConfigStore, SecretStore};
@@ -99,11 +100,11 @@ impl StateStore {
         let kv = match KVStore::open(KEY_STATE) {
             Ok(Some(kv)) => Some(kv),
             Ok(None) => {
-                eprintln!("kv: store `{KEY_STATE}` is missing; cooling state is not kept");
+                log(format_args!("kv: store `{KEY_STATE}` is missing; cooling state is not kept"));
                 None
             }
             Err(e) => {
-                eprintln!("kv: cannot open `{KEY_STATE}`: {e}; cooling state is not kept");
+                log(format_args!("kv: cannot open `{KEY_STATE}`: {e}; cooling state is not kept"));
                 None
             }
         };
@@ -165,7 +166,7 @@ impl StateStore {
             match page {
                 Ok(page) => names.extend(page.into_keys()),
                 Err(e) => {
-                    eprintln!("kv: list failed: {e}");
+                    log(format_args!("kv: list failed: {e}"));
                     break;
                 }
             }
@@ -199,14 +200,14 @@ fn finish_lookup(kv: &KVStore, item: &Item, pending: Pending) -> Snapshot {
         Ok(mut found) => {
             let generation = Some(found.current_generation());
             let marks = Marks::decode(&found.take_body_bytes()).unwrap_or_else(|e| {
-                eprintln!("kv: {}: {e}; starting from empty state", item.kv_key());
+                log(format_args!("kv: {}: {e}; starting from empty state", item.kv_key()));
                 Marks::default()
             });
             Snapshot { marks, generation }
         }
         Err(KVStoreError::ItemNotFound) => Snapshot::default(),
         Err(e) => {
-            eprintln!("kv: lookup {} failed: {e}; carrying on without it", item.kv_key());
+            log(format_args!("kv: lookup {} failed: {e}; carrying on without it", item.kv_key()));
             Snapshot::default()
         }
     }
@@ -254,12 +255,12 @@ fn write_item(
                 generation = fresh.generation;
             }
             Err(e) => {
-                eprintln!("kv: write {key} failed: {e}; cooling not saved");
+                log(format_args!("kv: write {key} failed: {e}; cooling not saved"));
                 return;
             }
         }
     }
-    eprintln!("kv: write {key} lost {WRITE_TRIES} races; cooling not saved");
+    log(format_args!("kv: write {key} lost {WRITE_TRIES} races; cooling not saved"));
 }
 
 fn put(kv: &KVStore, key: &str, marks: &Marks, generation: Option<u64>, now_ms: u64) -> Result<(), KVStoreError> {

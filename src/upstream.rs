@@ -3,7 +3,8 @@
 //! The client's `Authorization`, `x-goog-api-key` and `?key=` never do.
 
 use crate::ops::{add_elapsed, Ops};
-use fastly::http::{HeaderValue, Method};
+use fastly::http::request::SendErrorCause;
+use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Request, Response};
 use gemini_pool_core::auth::forwarded_query;
 use gemini_pool_core::route::{Endpoint, Route};
@@ -20,7 +21,7 @@ const FORWARDED_HEADERS: [&str; 1] = ["content-type"];
 /// One client request, ready to be sent with any key.
 pub struct Outbound {
     method: Method,
-    url: String,
+    url: Url,
     native: bool,
     headers: Vec<(&'static str, HeaderValue)>,
     body: Vec<u8>,
@@ -37,12 +38,14 @@ pub enum Answer {
 }
 
 impl Outbound {
-    pub fn new(client: &Request, route: &Route, path: &str, body: Vec<u8>) -> Self {
+    /// `None` if the URL cannot be built (a query parameter no URL can carry).
+    pub fn new(client: &Request, route: &Route, path: &str, body: Vec<u8>) -> Option<Self> {
         let query = forwarded_query(client.get_query_str(), route.forwarded_query_params());
         let url = match query {
             Some(q) => format!("{ORIGIN}{path}?{q}"),
             None => format!("{ORIGIN}{path}"),
         };
+        let url = Url::parse(&url).ok()?;
         let headers = FORWARDED_HEADERS
             .iter()
             .filter_map(|name| client.get_header(*name).map(|value| (*name, value.clone())))
@@ -55,20 +58,23 @@ impl Outbound {
                 | Endpoint::Embeddings
                 | Endpoint::ImageGenerations
         );
-        Outbound { method: client.get_method().clone(), url, native, headers, body }
+        Some(Outbound { method: client.get_method().clone(), url, native, headers, body })
     }
 
     /// Sends with `key`; returns when the response headers arrive (the body streams later).
     pub fn send(&self, key: &str, ops: &Ops) -> Answer {
-        let mut request = Request::new(self.method.clone(), &self.url).with_pass(true);
+        let mut request = Request::new(self.method.clone(), self.url.clone()).with_pass(true);
         for (name, value) in &self.headers {
             request.set_header(*name, value.clone());
         }
-        if self.native {
-            request.set_header("x-goog-api-key", key);
-        } else {
-            request.set_header("authorization", format!("Bearer {key}"));
-        }
+        // Keys are visible ASCII (KeyPool skips anything else), so this cannot fail; if it
+        // did, the attempt fails instead of the instance.
+        let credential =
+            if self.native { (key.to_string(), "x-goog-api-key") } else { (format!("Bearer {key}"), "authorization") };
+        let Ok(value) = HeaderValue::from_str(&credential.0) else {
+            return Answer::Failed { timeout: false, detail: "key is not a valid header value".into() };
+        };
+        request.set_header(credential.1, value);
         if self.method == Method::POST {
             if request.get_header("content-type").is_none() {
                 request.set_header("content-type", "application/json");
@@ -81,9 +87,14 @@ impl Outbound {
         match result {
             Ok(response) => Answer::Response(Box::new(response)),
             Err(e) => {
-                let cause = format!("{:?}", e.root_cause());
-                let timeout = cause.contains("Timeout");
-                Answer::Failed { timeout, detail: cause }
+                let cause = e.root_cause();
+                let timeout = matches!(
+                    cause,
+                    SendErrorCause::DnsTimeout
+                        | SendErrorCause::ConnectionTimeout
+                        | SendErrorCause::HttpResponseTimeout
+                );
+                Answer::Failed { timeout, detail: format!("{cause:?}") }
             }
         }
     }

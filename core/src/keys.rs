@@ -117,27 +117,41 @@ pub fn mask(secret: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct KeyPool<'a> {
     keys: Vec<ApiKey<'a>>,
+    /// Entries that cannot be a key (characters an HTTP header cannot carry): skipped.
+    ignored: usize,
 }
 
 impl<'a> KeyPool<'a> {
     /// Parses key lists: entries separated by newlines or commas; spaces, blank lines and
-    /// `#` comment lines ignored; `project-name:KEY` declares the key's Google project.
+    /// `#` comment lines ignored; `project-name:KEY` declares the key's Google project. An
+    /// entry with characters other than visible ASCII is counted in [`ignored`](Self::ignored).
     pub fn parse<I>(lists: I) -> Self
     where
         I: IntoIterator<Item = &'a str>,
     {
-        let mut keys = Vec::new();
+        let mut pool = KeyPool::default();
         for list in lists {
-            keys.reserve(list.len() / 40 + 1);
+            pool.keys.reserve(list.len() / 40 + 1);
             for line in list.split('\n') {
                 let line = line.trim_ascii();
                 if line.starts_with('#') {
                     continue;
                 }
-                keys.extend(line.split(',').filter_map(parse_entry));
+                for entry in line.split(',').filter_map(parse_entry) {
+                    if entry.secret.bytes().all(|b| b.is_ascii_graphic()) {
+                        pool.keys.push(entry);
+                    } else {
+                        pool.ignored += 1;
+                    }
+                }
             }
         }
-        KeyPool { keys }
+        pool
+    }
+
+    /// Entries skipped because they cannot be a key.
+    pub fn ignored(&self) -> usize {
+        self.ignored
     }
 
     pub fn len(&self) -> usize {
@@ -197,6 +211,13 @@ mod tests {
         assert_eq!(secrets, ["AIzaA1", "AIzaB2", "AIzaC3", "AQ.D4"]);
         assert_eq!(pool.get(2).map(|k| k.project), Some(Some("proj-x")));
         assert_eq!(pool.get(0).map(|k| k.project), Some(None));
+    }
+
+    #[test]
+    fn entries_a_header_cannot_carry_are_skipped_and_counted() {
+        let pool = KeyPool::parse(["AIzaGood1\nAIza bad\u{7f}\nAIzaÜmlaut\nAIzaGood2"]);
+        let secrets: Vec<_> = pool.iter().map(|k| k.secret).collect();
+        assert_eq!((secrets, pool.ignored()), (vec!["AIzaGood1", "AIzaGood2"], 2));
     }
 
     #[test]

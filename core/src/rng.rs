@@ -20,9 +20,11 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// A uniform integer in `0..n` (n > 0), without modulo bias (Lemire's method).
+    /// A uniform integer in `0..n`, without modulo bias (Lemire's method); 0 when `n` is 0.
     pub fn below(&mut self, n: usize) -> usize {
-        debug_assert!(n > 0);
+        if n == 0 {
+            return 0;
+        }
         let n = n as u64;
         loop {
             let m = (self.next_u64() as u128) * (n as u128);

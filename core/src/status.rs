@@ -39,6 +39,8 @@ pub struct StatusReport {
 #[serde(rename_all = "camelCase")]
 pub struct KeyPoolReport {
     pub total_keys: usize,
+    /// Entries in the secret that cannot be a key (not visible ASCII), skipped.
+    pub ignored_entries: usize,
     /// Neither dead nor cooling for any model.
     pub available_keys: usize,
     /// Dead (Google rejects the key itself).
@@ -144,6 +146,7 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
         timestamp: rfc3339_millis(now),
         key_pool: KeyPoolReport {
             total_keys: input.pool.len(),
+            ignored_entries: input.pool.ignored(),
             available_keys: available,
             failed_keys: failed,
             cooling_keys: cooling,
