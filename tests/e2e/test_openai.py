@@ -164,10 +164,11 @@ def test_client_errors_are_not_retried(world, sim):
 def test_requests_spread_over_the_pool(world, sim):
     before = len(sim.log())
     c = client(world)
-    for _ in range(60):
+    for _ in range(90):
         c.chat.completions.create(**CHAT)
     counts = {label: served(sim.log(), before).count(label) for label in ("k1", "k2", "k3")}
-    assert all(n >= 8 for n in counts.values()), counts
+    # Uniform draws: 30 each expected; fewer than 10 has p < 1e-5.
+    assert all(n >= 10 for n in counts.values()), counts
 
 
 def test_server_timing_counts_store_operations(world):
