@@ -206,10 +206,13 @@ fn answer(ending: Ending, route: &Route, stream: bool, pool: &KeyPool<'_>, retry
         Ending::Served(response) => served(*response, route, stream),
         Ending::Refused(reply) => reply::error(dialect, &reply),
         Ending::Unreachable { timeout } => reply::error(dialect, &ErrorReply::upstream_unreachable(timeout)),
-        Ending::Upstream { status, body, verdict } => {
-            let retry_after = retry_after_ms.filter(|_| status == 429);
-            upstream_error(dialect, status, &body, &verdict, pool, retry_after)
-        }
+        Ending::Upstream { status, body, verdict } => match ErrorReply::instead_of_upstream(&verdict.outcome) {
+            Some(reply) => reply::error(dialect, &reply),
+            None => {
+                let retry_after = retry_after_ms.filter(|_| status == 429);
+                upstream_error(dialect, status, &body, &verdict, pool, retry_after)
+            }
+        },
     }
 }
 

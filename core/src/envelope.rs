@@ -2,6 +2,7 @@
 //! OpenAI's `{"error": {"message", "type", "param", "code"}}` for `/v1/...`, Google's
 //! `{"error": {"code", "message", "status"}}` for the native API — with the right status.
 
+use crate::classify::Outcome;
 use crate::google_error::GoogleError;
 use serde_json::json;
 
@@ -92,6 +93,22 @@ impl ErrorReply {
         )
     }
 
+    /// When the last answer was about *our* key (dead, or none sent), Google's words would
+    /// mislead the client ("API key not valid" is not about its token): say what happened.
+    pub fn instead_of_upstream(outcome: &Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::KeyDead(why) => Some(ErrorReply::new(
+                503,
+                "all_keys_failed",
+                format!("No API key in the pool was accepted by Google (last: {why}); see /v1/status."),
+            )),
+            Outcome::NoKeySent => {
+                Some(ErrorReply::new(502, "proxy_error", "The proxy reached Google without an API key (a bug)."))
+            }
+            _ => None,
+        }
+    }
+
     /// Google's error answer, relayed with Google's status and (scrubbed) message.
     pub fn from_upstream(status: u16, error: Option<&GoogleError>, scrub: impl Fn(&str) -> String) -> Self {
         let (message, code) = match error {
@@ -179,6 +196,15 @@ mod tests {
         assert_eq!(v["error"]["code"], 429);
         assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
         assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("gemini-2.5-pro") && m.contains("42 s")));
+    }
+
+    #[test]
+    fn answers_about_our_keys_are_not_relayed() {
+        use crate::classify::DeadReason;
+        let reply = ErrorReply::instead_of_upstream(&Outcome::KeyDead(DeadReason::Invalid)).expect("replaced");
+        assert_eq!((reply.status, reply.code.as_str()), (503, "all_keys_failed"));
+        assert!(reply.message.contains("API key not valid or expired"));
+        assert_eq!(ErrorReply::instead_of_upstream(&Outcome::ClientError), None);
     }
 
     #[test]

@@ -125,10 +125,11 @@ def test_googles_message_quoting_the_key_is_scrubbed(sim, proxies):
     sim.reset(sim_keys(1))
     proxy = proxies(pool_lines(1))
     sim.behave("k1", "suspended", times=1)
-    with pytest.raises(openai.PermissionDeniedError) as raised:
+    with pytest.raises(openai.InternalServerError) as raised:
         chat(proxy)
-    message = raised.value.body["message"]
-    assert "has been suspended" in message and "…0001" in message and "AIza" not in message
+    assert "consumer suspended" in raised.value.body["message"]
+    logged = proxy.logs()
+    assert "Consumer 'api_key:…0001' has been suspended" in logged and "AIza" not in logged
 
 
 def test_a_503_burst_leaves_every_key_available(sim, proxies):
@@ -247,3 +248,19 @@ def test_missing_kv_store_never_fails_requests(sim, proxies):
     assert chat(proxy).choices[0].message.content
     assert chat(proxy).choices[0].message.content
     assert "cooling state is not kept" in proxy.logs()
+
+
+def test_every_key_dead_is_a_503_not_googles_words_about_our_key(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2))
+    sim.behave("*", "invalid")
+    with pytest.raises(openai.InternalServerError) as raised:
+        chat(proxy)
+    assert raised.value.status_code == 503 and raised.value.body["code"] == "all_keys_failed"
+    assert "API key not valid or expired" in raised.value.body["message"]
+    # Now the pool is known dead: the proxy answers without asking Google.
+    before = len(sim.log())
+    with pytest.raises(openai.InternalServerError) as raised:
+        chat(proxy)
+    assert raised.value.status_code == 503 and len(sim.log()) == before
+    assert status(proxy)["status"] == "degraded"
