@@ -240,6 +240,21 @@ impl Marks {
         self.get(name).filter(|m| m.is_active(now_ms))
     }
 
+    /// In a model's item: the mark keeping `key` from serving now — its own or its project's,
+    /// whichever ends later.
+    pub fn cooling_for(&self, key: &ApiKey<'_>, now_ms: u64) -> Option<Mark> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut name = [0u8; 18];
+        let own = self.active(key.fingerprint().key_bucket_name(&mut name), now_ms);
+        let shared = key.project.and_then(|project| self.active_project(project, now_ms));
+        match (own, shared) {
+            (Some(a), Some(b)) => Some(if a.until_ms >= b.until_ms { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The active mark of project bucket `p:<project>`.
     pub fn active_project(&self, project: &str, now_ms: u64) -> Option<Mark> {
         if self.is_empty() {
@@ -377,13 +392,8 @@ impl PoolState {
                 }
             }
         }
-        if self.model.is_empty() {
-            return Availability::Ready;
-        }
-        let own = self.model.active(bucket, now_ms).map(|m| m.until_ms);
-        let shared = key.project.and_then(|project| self.model.active_project(project, now_ms)).map(|m| m.until_ms);
-        match own.max(shared) {
-            Some(until_ms) => Availability::Cooling { until_ms },
+        match self.model.cooling_for(key, now_ms) {
+            Some(mark) => Availability::Cooling { until_ms: mark.until_ms },
             None => Availability::Ready,
         }
     }

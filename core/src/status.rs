@@ -3,7 +3,7 @@
 //! Keys appear only as masks (last four characters) and fingerprints.
 
 use crate::clock::rfc3339_millis;
-use crate::keys::{ApiKey, Bucket, KeyPool};
+use crate::keys::{ApiKey, KeyPool};
 use crate::settings::{CoolingSettings, Profile, Strategy};
 use crate::state::{Mark, Marks};
 use serde::Serialize;
@@ -122,7 +122,7 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
         }
         for (model, marks) in input.models {
             let entry = models.entry(model.clone()).or_insert(ModelReport { available_keys: 0, cooling_keys: 0 });
-            match model_mark(key, marks, now) {
+            match marks.cooling_for(key, now) {
                 Some(mark) => {
                     cooling_now = true;
                     entry.cooling_keys += 1;
@@ -167,16 +167,6 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
         },
         auth: AuthReport { client: input.client.to_string() },
         version: VERSION,
-    }
-}
-
-/// The mark that keeps `key` from serving this model now, if any (its own or its project's).
-fn model_mark(key: &ApiKey<'_>, marks: &Marks, now: u64) -> Option<Mark> {
-    let own = marks.active(&Bucket::Key(key.fingerprint()).to_string(), now);
-    let shared = key.project.and_then(|_| marks.active(&key.bucket().to_string(), now));
-    match (own, shared) {
-        (Some(a), Some(b)) => Some(if a.until_ms >= b.until_ms { a } else { b }),
-        (a, b) => a.or(b),
     }
 }
 
