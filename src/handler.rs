@@ -16,7 +16,7 @@ use gemini_pool_core::envelope::{Dialect, ErrorReply};
 use gemini_pool_core::google_error::GoogleError;
 use gemini_pool_core::keys::KeyPool;
 use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
-use gemini_pool_core::route::{route, Endpoint, Route};
+use gemini_pool_core::route::{may_be_native, route, Endpoint, Route};
 use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingsReader};
 use gemini_pool_core::status::{report, StatusInput};
 use std::io::Read;
@@ -59,9 +59,8 @@ pub fn handle(mut client: Request) -> Response {
 }
 
 fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
-    // Google-style credentials only matter on paths the native API can have (each header
-    // read is a host call, so the OpenAI paths skip them).
-    let native_path = !client.get_path().starts_with("/v1/") || client.get_path().starts_with("/v1/models");
+    // Each header read is a host call: OpenAI-only paths skip the Google-style credentials.
+    let native_path = may_be_native(client.get_path());
     let presented = Presented {
         authorization: client.get_header_str("authorization"),
         goog_api_key: if native_path { client.get_header_str("x-goog-api-key") } else { None },

@@ -199,7 +199,7 @@ fn finish_lookup(kv: &KVStore, item: &Item, pending: Pending) -> Snapshot {
     match result {
         Ok(mut found) => {
             let generation = Some(found.current_generation());
-            let marks = Marks::decode(&found.take_body_bytes()).unwrap_or_else(|e| {
+            let marks = Marks::decode(found.take_body_bytes()).unwrap_or_else(|e| {
                 log(format_args!("kv: {}: {e}; starting from empty state", item.kv_key()));
                 Marks::default()
             });
@@ -238,11 +238,10 @@ fn write_item(
     now_ms: u64,
     ops: &Ops,
 ) {
+    // `marks` already carries this request's changes; after a lost race they are applied
+    // again to the winner's version.
     let key = item.kv_key();
     for _ in 0..WRITE_TRIES {
-        for change in changes {
-            marks.apply(change);
-        }
         marks.prune(now_ms, |name| known.contains(name));
         bump(&ops.kv_writes);
         match put(kv, &key, &marks, generation, now_ms) {
@@ -253,6 +252,9 @@ fn write_item(
                 let fresh = finish_lookup(kv, item, kv.build_lookup().execute_async(&key));
                 marks = fresh.marks;
                 generation = fresh.generation;
+                for change in changes {
+                    marks.apply(change);
+                }
             }
             Err(e) => {
                 log(format_args!("kv: write {key} failed: {e}; cooling not saved"));

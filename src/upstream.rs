@@ -7,7 +7,7 @@ use fastly::http::request::SendErrorCause;
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Request, Response};
 use gemini_pool_core::auth::forwarded_query;
-use gemini_pool_core::route::{Endpoint, Route};
+use gemini_pool_core::route::Route;
 use std::time::Instant;
 
 /// The backend declared in `fastly.toml`.
@@ -50,14 +50,7 @@ impl Outbound {
             .iter()
             .filter_map(|name| client.get_header(*name).map(|value| (*name, value.clone())))
             .collect();
-        let native = !matches!(
-            route.endpoint,
-            Endpoint::ChatCompletions
-                | Endpoint::ListModels
-                | Endpoint::GetModel(_)
-                | Endpoint::Embeddings
-                | Endpoint::ImageGenerations
-        );
+        let native = route.is_native();
         Some(Outbound { method: client.get_method().clone(), url, native, headers, body })
     }
 

@@ -62,6 +62,15 @@ impl Route {
         Some(path)
     }
 
+    /// Is this Google's native API (key in `x-goog-api-key`) rather than its OpenAI-compatible
+    /// endpoint (key as `Authorization: Bearer`)?
+    pub fn is_native(&self) -> bool {
+        matches!(
+            self.endpoint,
+            Endpoint::NativeListModels(_) | Endpoint::NativeGetModel(..) | Endpoint::NativeCall { .. }
+        )
+    }
+
     /// The model named in the path (native calls); OpenAI calls name it in the body.
     pub fn path_model(&self) -> Option<&str> {
         match &self.endpoint {
@@ -90,6 +99,12 @@ impl Route {
 pub struct RouteError {
     pub dialect: Dialect,
     pub reply: ErrorReply,
+}
+
+/// Can a request for `path` be a native call, so that a token sent the Google way
+/// (`x-goog-api-key`, `?key=`) matters? (OpenAI-only paths need not look for one.)
+pub fn may_be_native(path: &str) -> bool {
+    !path.starts_with("/v1/") || path.starts_with("/v1/models")
 }
 
 /// Routes `method path`. `native_credentials`: the request carries its token the way Google's
@@ -224,6 +239,9 @@ mod tests {
         // The shared paths follow the credential style.
         assert_eq!(ok("GET", "/v1/models", true).endpoint, Endpoint::NativeListModels(Version::V1));
         assert_eq!(ok("GET", "/v1/models", true).dialect, Dialect::Google);
+        assert!(r.is_native() && v1.is_native() && !ok("GET", "/v1/models", false).is_native());
+        assert!(may_be_native("/v1beta/models") && may_be_native("/v1/models/x:countTokens"));
+        assert!(!may_be_native("/v1/chat/completions"));
     }
 
     #[test]

@@ -184,12 +184,13 @@ impl Change {
 }
 
 impl Marks {
-    /// Indexes an item's text (nothing is parsed until looked up).
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    /// Indexes an item's text, keeping the bytes as read (nothing is parsed until looked up).
+    pub fn decode(bytes: impl Into<Vec<u8>>) -> Result<Self, DecodeError> {
+        let bytes = bytes.into();
         if bytes.is_empty() {
             return Ok(Marks::default());
         }
-        let text = std::str::from_utf8(bytes).map_err(|e| DecodeError(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|e| DecodeError(e.to_string()))?;
         let Some(body) = text.strip_prefix(HEADER) else {
             return Err(DecodeError("unknown format".to_string()));
         };
@@ -202,7 +203,7 @@ impl Marks {
             }
             start = end + 1;
         }
-        let mut marks = Marks { text: text.to_string(), lines, edits: BTreeMap::new() };
+        let mut marks = Marks { text, lines, edits: BTreeMap::new() };
         if !marks.lines.windows(2).all(|w| marks.name_at(w[0]) <= marks.name_at(w[1])) {
             let Marks { text, mut lines, .. } = marks;
             lines.sort_by(|a, b| name_of(&text, *a).cmp(name_of(&text, *b)));
@@ -415,15 +416,15 @@ mod tests {
         marks.set("k:00000000000000aa".into(), Mark { dead: true, ..mark(9, Reason::KeyInvalid) });
         marks.set("k:00000000000000ab".into(), Mark { strikes: 3, ..mark(7, Reason::Http(429)) });
         let bytes = marks.encode();
-        let decoded = Marks::decode(&bytes).expect("decodes");
+        let decoded = Marks::decode(bytes.clone()).expect("decodes");
         for name in ["p:team", "k:00000000000000aa", "k:00000000000000ab"] {
             assert_eq!(decoded.get(name), marks.get(name), "{name}");
         }
         assert_eq!(decoded.get("k:00000000000000ac"), None);
         assert_eq!(decoded.all(), marks.all());
         assert!(!String::from_utf8_lossy(&bytes).contains("AIza"));
-        assert!(Marks::decode(b"garbage").is_err());
-        assert!(Marks::decode(b"").expect("empty is fine").is_empty());
+        assert!(Marks::decode(&b"garbage"[..]).is_err());
+        assert!(Marks::decode(&b""[..]).expect("empty is fine").is_empty());
         // Unsorted or damaged lines still read; a damaged line is simply absent.
         let odd = format!("{HEADER}\nz 5 throttled 0 0 1\nbroken line\na 9 per_day_quota 0 0 1");
         let odd = Marks::decode(odd.as_bytes()).expect("decodes");

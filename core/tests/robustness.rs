@@ -60,10 +60,10 @@ fn no_input_panics() {
         let _ = peek(&bytes);
         let _ = strip_model_prefixes(&bytes);
         let _ = route(["GET", "POST", "OPTIONS", "DELETE", ""][rng.below(5)], &text, rng.below(2) == 0);
-        if let Ok(marks) = Marks::decode(&bytes) {
+        if let Ok(marks) = Marks::decode(bytes.clone()) {
             let _ = marks.get("k:0011223344556677");
             let _ = marks.active_project("team", 10);
-            let again = Marks::decode(&marks.encode()).expect("our own encoding reads back");
+            let again = Marks::decode(marks.encode()).expect("our own encoding reads back");
             assert_eq!(again.all(), marks.all());
         }
         let pool = KeyPool::parse([text.as_ref()]);
