@@ -4,6 +4,7 @@
 #   make serve        the proxy on 127.0.0.1:7676 in front of the real Gemini API
 #   make bench        latency/throughput against a bare pass-through (issue 5)
 #   make bench-quota  quota benchmark, smart vs seed cooling profiles
+#   make bench-burst  bursts of concurrent clients: calls per success, late hits, lost verdicts
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -14,7 +15,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VICEROY_VERSION := 0.22.0
 
-.PHONY: all build floor sim tools viceroy venv test unit e2e demo serve bench bench-quota clean fmt lint wasm-target
+.PHONY: all build floor sim tools viceroy venv test unit e2e demo serve bench bench-quota bench-burst clean fmt lint wasm-target
 
 all: build
 
@@ -69,6 +70,9 @@ floor: | wasm-target
 
 bench-quota: build sim tools
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/quota.py
+
+bench-burst: build sim tools
+	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/burst.py $(BURST_ARGS)
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --exclude gemini-edge-pool --exclude passthrough -- -D warnings

@@ -5,16 +5,22 @@ does nothing else. Both wasms run in the same Viceroy build, in front of the sam
 which answers at once (the worst case for a proxy's relative overhead). wrk drives them
 interleaved, A B A B …; a sequential socket client times streams (first and last byte).
 
-Printed: requests/s, p50 and p99 for each, ratios proxy ÷ floor, the proxy's store operations
-per request (its Server-Timing header), and the wasm sizes.
+Pools of 10, 2,000 and 6,000 keys (one, two and four secrets), each with 0 % and with 90 % of
+its keys cooling for the requested model (the cooling state written to the KV store in the
+proxy's own format before the run, and checked through `/v1/status`).
 
-Usage: bench/latency.py [--rounds 5] [--seconds 4] [--connections 4] [--json out.json]
+Printed: requests/s, p50 and p99 for each, ratios proxy ÷ floor, CPU per request (the Viceroy
+process's user + system time over the requests it served), the proxy's store operations per
+request (its Server-Timing header), and the wasm sizes.
+
+Usage: bench/latency.py [--rounds 5] [--seconds 4] [--connections 8] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import socket
 import statistics
@@ -32,7 +38,8 @@ MODEL = "gemini-2.5-flash"
 BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}]})
 STREAM_BODY = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "Say hello"}]})
 FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "passthrough.wasm"
-POOL = 2000
+POOLS = (10, 2000, 6000)
+KEYS_PER_SECRET = 1500
 
 
 def fnv1a64(text: str) -> str:
@@ -61,6 +68,13 @@ class Floor:
         self.proc.wait(timeout=10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 def wrk_script(token: str | None, body: str, path: Path) -> Path:
     headers = 'wrk.headers["Content-Type"] = "application/json"\n'
     if token:
@@ -69,7 +83,8 @@ def wrk_script(token: str | None, body: str, path: Path) -> Path:
     return path
 
 
-def wrk(url: str, script: Path, seconds: float, connections: int) -> dict:
+def wrk(url: str, script: Path, seconds: float, connections: int, pid: int | None = None) -> dict:
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, timeout=seconds + 30).stdout
     def ms(label):
@@ -85,7 +100,9 @@ def wrk(url: str, script: Path, seconds: float, connections: int) -> dict:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"{url}: {errors.group(1)} non-2xx answers:\n{out}")
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99")}
+    served = re.search(r"(\d+) requests in", out)
+    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / int(served.group(1)) if pid and served else float("nan")
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "cpu_ms": cpu_ms}
 
 
 def stream_times(port: int, path: str, token: str | None, n: int) -> list[tuple[float, float]]:
@@ -127,7 +144,7 @@ def interleave(rounds: int, measure_a, measure_b) -> tuple[list, list]:
 
 
 def summarize(rounds: list[dict]) -> dict:
-    return {k: statistics.median(r[k] for r in rounds) for k in ("rps", "p50", "p99")}
+    return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
 
 
 def server_timing(url: str) -> str:
@@ -137,42 +154,63 @@ def server_timing(url: str) -> str:
 
 
 def cooling_items(keys: list[str], cooled: int) -> dict:
-    """KV items in the proxy's format (core/src/state.rs): `cooled` keys cooling for MODEL."""
+    """The KV item of MODEL in the proxy's format (core/src/state.rs): `cooled` keys cooling."""
     now = int(time.time() * 1000)
-    lines = sorted(f"k:{fnv1a64(k)} {now + 3_600_000} per_minute_quota 0 0 {now}" for k in keys[:cooled])
-    return {f"model/{MODEL}": "\n".join(["gemini-edge-pool marks v1", *lines])}
+    lines = sorted(f"k:{fnv1a64(k)} {now + 3_600_000} per_minute_quota 0 0 {now}\n" for k in keys[:cooled])
+    body = "".join(lines)
+    return {f"model/{MODEL}": f"gemini-edge-pool marks v2 {len(body)}\n{body}"}
+
+
+def pool_proxy(sim: harness.Sim, keys: list[str], cooling_share: float) -> harness.Proxy:
+    """The proxy with `keys` in as many secrets as they need and a share of them cooling."""
+    chunks = ["\n".join(keys[i:i + KEYS_PER_SECRET]) for i in range(0, len(keys), KEYS_PER_SECRET)]
+    names = ["keys", "keys_2", "keys_3", "keys_4"]
+    secrets = dict(zip(names[1:], chunks[1:]))
+    items = cooling_items(keys, int(len(keys) * cooling_share)) if cooling_share else None
+    proxy = harness.Proxy(sim, chunks[0], secrets=secrets, settings={"key_secrets": len(chunks)}, relay=False,
+                          kv_items=items)
+    report = json.loads(harness.curl(f"{proxy.url}/v1/status", "-H", f"Authorization: Bearer {harness.TOKEN}").stdout)
+    pool = report["keyPool"]
+    expected = int(len(keys) * cooling_share)
+    if pool["totalKeys"] != len(keys) or pool["coolingKeys"] != expected:
+        raise SystemExit(f"pool of {len(keys)}: status shows {pool['totalKeys']} keys, {pool['coolingKeys']} cooling")
+    return proxy
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=4)
-    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--streams", type=int, default=150, help="streamed requests per round")
     ap.add_argument("--json", default="target/bench-latency.json")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=harness.ARTIFACTS))
-    pool_keys = [harness.key(i) for i in range(1, POOL + 1)]
+    pool_keys = [harness.key(i) for i in range(1, max(POOLS) + 1)]
     sim = harness.Sim()
     sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)])
     floor = Floor(sim)
-    small = harness.Proxy(sim, pool_keys[:10], relay=False)
-    halves = ("\n".join(pool_keys[:1000]), "\n".join(pool_keys[1000:]))
-    big = harness.Proxy(sim, halves[0], secrets={"keys_2": halves[1]}, settings={"key_secrets": 2}, relay=False)
-    cooling = harness.Proxy(sim, halves[0], secrets={"keys_2": halves[1]}, settings={"key_secrets": 2}, relay=False,
-                            kv_items=cooling_items(pool_keys, int(POOL * 0.9)))
+    proxies = {}
+    for n in POOLS:
+        for share in (0.0, 0.9):
+            name = f"chat, {n:,} keys" + (f", {share:.0%} cooling" if share else "")
+            proxies[name] = pool_proxy(sim, pool_keys[:n], share)
+    small = proxies["chat, 10 keys"]
     proxy_script = wrk_script(harness.TOKEN, BODY, work / "proxy.lua")
     floor_script = wrk_script(None, BODY, work / "floor.lua")
     sim_script = wrk_script(None, BODY, work / "sim.lua").read_text().replace(
         'wrk.headers["Content-Type"]', f'wrk.headers["Authorization"] = "Bearer {pool_keys[0]}"\nwrk.headers["Content-Type"]')
     (work / "sim.lua").write_text(sim_script)
-    run = lambda url, script: wrk(url + "/v1/chat/completions", script, args.seconds, args.connections)  # noqa: E731
+
+    def run(target, script, connections=args.connections):
+        return wrk(target.url + "/v1/chat/completions", script, args.seconds, connections, target.proc.pid)
+
     results = {}
     try:
         # 0. The simulator must not be what is measured.
         direct = wrk(sim.url + "/v1beta/openai/chat/completions", work / "sim.lua", args.seconds, args.connections)
-        through = run(small.url, proxy_script)
+        through = run(small, proxy_script)
         results["simulator_alone_rps"] = direct["rps"]
         results["simulator_vs_proxied"] = direct["rps"] / through["rps"]
         print(f"simulator alone: {direct['rps']:.0f} req/s; proxied: {through['rps']:.0f} req/s "
@@ -180,16 +218,14 @@ def main():
         if direct["rps"] < 3 * through["rps"]:
             raise SystemExit("the simulator is too slow to measure the proxy; aborting")
 
-        scenarios = [("chat, 10 keys", small), ("chat, 2,000 keys", big), ("chat, 2,000 keys, 90% cooling", cooling)]
-        for name, proxy in scenarios:
+        for name, proxy in proxies.items():
             print(f"measuring {name} …", flush=True)
-            a, b = interleave(args.rounds, lambda: run(proxy.url, proxy_script), lambda: run(floor.url, floor_script))
+            a, b = interleave(args.rounds, lambda: run(proxy, proxy_script), lambda: run(floor, floor_script))
             results[name] = {"proxy": summarize(a), "floor": summarize(b)}
 
         print("measuring chat, 10 keys, Gemini answering in 200 ms …", flush=True)
         sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)], latency_ms=200)
-        slow = lambda url, script: wrk(url + "/v1/chat/completions", script, args.seconds, 16)  # noqa: E731
-        a, b = interleave(args.rounds, lambda: slow(small.url, proxy_script), lambda: slow(floor.url, floor_script))
+        a, b = interleave(args.rounds, lambda: run(small, proxy_script, 16), lambda: run(floor, floor_script, 16))
         results["chat, 10 keys, Gemini at 200 ms (c=16)"] = {"proxy": summarize(a), "floor": summarize(b)}
         sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)])
 
@@ -202,13 +238,12 @@ def main():
         for label, i in (("stream, first byte", 0), ("stream, last byte", 1)):
             results[label] = {
                 side: {"rps": 1000 / statistics.mean(t[i] for t in flat), "p50": percentile([t[i] for t in flat], 0.5),
-                       "p99": percentile([t[i] for t in flat], 0.99)}
+                       "p99": percentile([t[i] for t in flat], 0.99), "cpu_ms": float("nan")}
                 for side, flat in (("proxy", flat_a), ("floor", flat_b))}
 
-        results["server_timing"] = {"success": server_timing(small.url), "success_2000": server_timing(big.url),
-                                    "cooling_90": server_timing(cooling.url)}
+        results["server_timing"] = {name: server_timing(p.url) for name, p in proxies.items()}
     finally:
-        for p in (small, big, cooling):
+        for p in proxies.values():
             p.stop()
         floor.stop()
         sim.stop()
@@ -224,14 +259,16 @@ def main():
 def report(results: dict, args):
     print(f"\nwrk -t2 -c{args.connections}, {args.rounds} interleaved rounds of {args.seconds:.0f} s per side; "
           f"streams: {args.rounds} × {args.streams} sequential requests per side; medians of rounds")
-    print("| scenario | proxy req/s | floor req/s | proxy p50 / p99 ms | floor p50 / p99 ms | ratio p50 | ratio p99 |")
-    print("|---|---|---|---|---|---|---|")
+    print("| scenario | proxy req/s | floor req/s | proxy p50 / p99 ms | floor p50 / p99 ms | ratio p50 | ratio p99 | ratio CPU/req |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         if not isinstance(r, dict) or "proxy" not in r:
             continue
         p, f = r["proxy"], r["floor"]
+        cpu = p["cpu_ms"] / f["cpu_ms"] if f["cpu_ms"] == f["cpu_ms"] and f["cpu_ms"] else float("nan")
+        cpu_text = "–" if cpu != cpu else f"{cpu:.2f}"
         print(f"| {name} | {p['rps']:.0f} | {f['rps']:.0f} | {p['p50']:.2f} / {p['p99']:.2f} | "
-              f"{f['p50']:.2f} / {f['p99']:.2f} | {p['p50'] / f['p50']:.2f} | {p['p99'] / f['p99']:.2f} |")
+              f"{f['p50']:.2f} / {f['p99']:.2f} | {p['p50'] / f['p50']:.2f} | {p['p99'] / f['p99']:.2f} | {cpu_text} |")
     print("\nstore operations per request (the proxy's Server-Timing):")
     for name, value in results["server_timing"].items():
         print(f"  {name}: {value}")

@@ -1,20 +1,22 @@
 //! The request handler, in the order a request meets it: route → client token → settings
 //! and keys → body → cooling state → attempts (the core's state machine, sending through
-//! [`upstream`]) → save what changed → answer. All decisions are the core's.
+//! [`upstream`], recording each verdict as it is reached) → answer. All decisions are the
+//! core's.
 
 use crate::log::log;
 use crate::ops::{bump, Ops};
 use crate::reply;
 use crate::stores::{self, ConfigError, Settings, StateStore};
 use crate::upstream::{Answer, Outbound};
-use fastly::http::StatusCode;
 use fastly::{Request, Response};
 use gemini_pool_core::attempts::{Attempts, Choice};
 use gemini_pool_core::auth::{client_token, query_param, Presented};
-use gemini_pool_core::classify::{classify, Outcome, Verdict};
+use gemini_pool_core::classify::{classify, Verdict};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
-use gemini_pool_core::google_error::GoogleError;
-use gemini_pool_core::keys::KeyPool;
+use gemini_pool_core::keys::{ApiKey, KeyPool};
+use gemini_pool_core::record::{compactions, Confirmed, Recording};
+use gemini_pool_core::scrub::scrub;
+use gemini_pool_core::state::Change;
 use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
 use gemini_pool_core::route::{may_be_native, route, Endpoint, Route};
 use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingsReader};
@@ -36,13 +38,14 @@ impl Rejection {
 }
 
 /// How the attempt loop ended.
-enum Ending {
+enum Ending<'a> {
     Served(Box<Response>),
-    /// Google's last error answer, with the verdict on it.
+    /// Google's last error answer, with the verdict on it and the key it was sent with.
     Upstream {
         status: u16,
         body: Vec<u8>,
         verdict: Verdict,
+        used: &'a str,
     },
     Unreachable {
         timeout: bool,
@@ -62,8 +65,8 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
     // Each header read is a host call: OpenAI-only paths skip the Google-style credentials.
     let native_path = may_be_native(client.get_path());
     let presented = Presented {
-        authorization: client.get_header_str("authorization"),
-        goog_api_key: if native_path { client.get_header_str("x-goog-api-key") } else { None },
+        authorization: header_text(client, "authorization"),
+        goog_api_key: if native_path { header_text(client, "x-goog-api-key") } else { None },
         query_key: if native_path { query_param(client.get_query_str(), "key") } else { None },
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
@@ -79,7 +82,7 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
     let mut settings = SettingsReader::new(|name: &str| settings_store.get(name, ops));
     let request_settings = settings.request().map_err(|e| Rejection::config(dialect, e.into()))?;
     let lists = stores::key_lists(request_settings.key_secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
-    let pool = KeyPool::parse(lists.iter().map(String::as_str));
+    let pool = KeyPool::new(&lists);
     if pool.is_empty() {
         return Err(Rejection::config(dialect, ConfigError::EmptyPool));
     }
@@ -98,8 +101,8 @@ fn authenticate(presented: Presented<'_>, dialect: Dialect, ops: &Ops) -> Result
         .ok_or(Rejection { dialect, reply: ErrorReply::invalid_token() })
 }
 
-/// Reads the body, then sends the request to Google with the keys [`Attempts`] picks, saves
-/// what changed in the cooling state, and answers.
+/// Reads the body, then sends the request to Google with the keys [`Attempts`] picks,
+/// recording each verdict as it is reached, and answers.
 fn forward(
     client: &mut Request,
     route: &Route,
@@ -117,51 +120,49 @@ fn forward(
         reply: ErrorReply::bad_request("invalid_query", "Invalid query string."),
     })?;
 
-    let mut kv = StateStore::open();
+    let kv = StateStore::open();
     let state = kv.read(model.as_deref(), ops);
-    let mut attempts = Attempts::new(pool, state, model.clone(), settings, seed());
-    let ending = attempt_loop(&mut attempts, &outbound, pool, model.as_deref(), load_cooling, ops)?;
+    let mut attempts = Attempts::new(pool, state, model, settings, seed());
+    let ending = attempt_loop(&mut attempts, &outbound, &kv, load_cooling, ops)?;
     let retry_after_ms = match ending {
-        Ending::Upstream { status: 429, .. } => attempts.soonest_recovery_ms(now_ms()),
+        Ending::Upstream { status: 429, .. } => attempts.retry_after_ms(now_ms()),
         _ => None,
     };
-    let (state, changes) = attempts.into_parts();
-    kv.write(&state, &changes, pool, now_ms(), ops);
-    Ok(answer(ending, route, stream, pool, retry_after_ms))
+    Ok(answer(ending, route, stream, retry_after_ms))
 }
 
-/// Sends to Google with one key after another, as [`Attempts`] decides.
-fn attempt_loop(
-    attempts: &mut Attempts<'_, '_>,
+/// Sends to Google with one key after another, as [`Attempts`] decides; after a failure,
+/// records the verdict at once and reads the state again before the next attempt.
+fn attempt_loop<'a>(
+    attempts: &mut Attempts<'_, 'a>,
     outbound: &Outbound,
-    pool: &KeyPool<'_>,
-    model: Option<&str>,
+    kv: &StateStore,
     load_cooling: &mut dyn FnMut() -> Result<CoolingSettings, Rejection>,
     ops: &Ops,
-) -> Result<Ending, Rejection> {
+) -> Result<Ending<'a>, Rejection> {
     let mut cooling: Option<CoolingSettings> = None;
     let mut last = Ending::Unreachable { timeout: false };
     loop {
-        let index = match attempts.next(now_ms()) {
-            Choice::Try(index) => index,
+        let key = match attempts.next(now_ms()) {
+            Choice::Try(key) => key,
+            Choice::Deliver => return Ok(last),
             Choice::AllCooling { retry_after_ms } => {
-                return Ok(Ending::Refused(ErrorReply::all_cooling(model, retry_after_ms)))
+                return Ok(Ending::Refused(ErrorReply::all_cooling(attempts.model(), retry_after_ms)))
             }
             Choice::AllDead => return Ok(Ending::Refused(ErrorReply::all_dead())),
-            Choice::Exhausted => return Ok(last),
         };
-        let Some(key) = pool.get(index) else { return Ok(last) };
         bump(&ops.attempts);
         let (verdict, ending) = match outbound.send(key.secret, ops) {
             Answer::Response(response) if response.get_status().is_success() => {
-                attempts.succeeded(index);
+                let changes = attempts.succeeded(&key, now_ms());
+                record(attempts, kv, changes, ops);
                 return Ok(Ending::Served(response));
             }
             Answer::Response(mut response) => {
                 let status = response.get_status().as_u16();
                 let body = response.take_body_bytes();
                 let verdict = classify(status, &body);
-                (verdict.clone(), Ending::Upstream { status, body, verdict })
+                (verdict.clone(), Ending::Upstream { status, body, verdict, used: key.secret })
             }
             Answer::Failed { timeout, detail } => {
                 (Verdict::connect_failure(timeout, detail), Ending::Unreachable { timeout })
@@ -171,47 +172,71 @@ fn attempt_loop(
             cooling = Some(load_cooling()?);
         }
         let settings = cooling.get_or_insert_with(CoolingSettings::default);
-        let retry = attempts.failed(index, &verdict, settings, now_ms());
-        log_failure(attempts.made(), key.mask(), &key.fingerprint().to_string(), model, &verdict, pool, retry);
+        let changes = attempts.failed(&key, &verdict, settings, now_ms());
+        log_failure(attempts, &key, &verdict);
         last = ending;
-        if !retry {
-            return Ok(last);
+        if !changes.is_empty() || !attempts.finished() {
+            record(attempts, kv, changes, ops);
         }
     }
 }
 
-fn log_failure(
-    n: usize,
-    mask: String,
-    fp: &str,
-    model: Option<&str>,
-    verdict: &Verdict,
-    pool: &KeyPool<'_>,
-    retry: bool,
-) {
+/// Writes `changes` now (what the stored state does not already say), reads the state back —
+/// the next attempt chooses from it — and writes again whatever a concurrent rewrite lost
+/// ([`gemini_pool_core::record`]). KV trouble is logged, never fatal.
+fn record(attempts: &mut Attempts<'_, '_>, kv: &StateStore, changes: Vec<Change>, ops: &Ops) {
+    let mut recording = Recording::new(changes, attempts.state());
+    if recording.is_done() && attempts.finished() {
+        return;
+    }
+    loop {
+        if !recording.is_done() {
+            kv.execute(recording.writes(attempts.state(), now_ms()), ops);
+        }
+        let fresh = kv.read(attempts.model(), ops);
+        let confirmed = recording.confirm(&fresh);
+        attempts.refresh(fresh);
+        match confirmed {
+            Confirmed::Done => break,
+            Confirmed::WriteAgain => continue,
+            Confirmed::GaveUp => {
+                let names: Vec<String> = recording.unconfirmed().iter().map(|n| n.to_string()).collect();
+                log(format_args!("kv: the store keeps losing writes to {}; gave up", names.join(", ")));
+                break;
+            }
+        }
+    }
+    kv.execute(compactions(attempts.state(), attempts.model(), now_ms()), ops);
+}
+
+fn log_failure(attempts: &Attempts<'_, '_>, key: &ApiKey<'_>, verdict: &Verdict) {
     let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
-    let next = if retry { "trying another key" } else { "answering the client" };
+    let next = if attempts.finished() { "answering the client" } else { "trying another key" };
+    // The model name came from the client and Google's words may quote our key: both scrubbed.
     log(format_args!(
-        "attempt {n}: key {mask} ({fp}) model {}: {status}: {} [{}]; {next}",
-        model.unwrap_or("-"),
+        "attempt {}: key {} ({}) model {}: {status}: {} [{}]; {next}",
+        attempts.made(),
+        key.mask(),
+        key.fingerprint,
+        scrub(attempts.model().unwrap_or("-"), &[key.secret]),
         verdict.outcome,
-        pool.redact(&verdict.detail),
+        scrub(&verdict.detail, &[key.secret]),
     ));
 }
 
-fn answer(ending: Ending, route: &Route, stream: bool, pool: &KeyPool<'_>, retry_after_ms: Option<u64>) -> Response {
+fn answer(ending: Ending<'_>, route: &Route, stream: bool, retry_after_ms: Option<u64>) -> Response {
     let dialect = route.dialect;
     match ending {
         Ending::Served(response) => served(*response, route, stream),
         Ending::Refused(reply) => reply::error(dialect, &reply),
         Ending::Unreachable { timeout } => reply::error(dialect, &ErrorReply::upstream_unreachable(timeout)),
-        Ending::Upstream { status, body, verdict } => match ErrorReply::instead_of_upstream(&verdict.outcome) {
-            Some(reply) => reply::error(dialect, &reply),
-            None => {
-                let retry_after = retry_after_ms.filter(|_| status == 429);
-                upstream_error(dialect, status, &body, &verdict, pool, retry_after)
+        Ending::Upstream { status, body, verdict, used } => {
+            let mut reply = ErrorReply::from_upstream(status, &body, &verdict.outcome, &[used]);
+            if let Some(ms) = retry_after_ms.filter(|_| reply.status == 429) {
+                reply = reply.with_retry_after_ms(ms);
             }
-        },
+            reply::error(dialect, &reply)
+        }
     }
 }
 
@@ -223,36 +248,6 @@ fn served(mut response: Response, route: &Route, stream: bool) -> Response {
     }
     if stream && response.get_header("content-type").is_none() {
         response.set_header("content-type", "text/event-stream");
-    }
-    response
-}
-
-/// Google's error, in the client's envelope, with Google's status; keys scrubbed.
-fn upstream_error(
-    dialect: Dialect,
-    status: u16,
-    body: &[u8],
-    verdict: &Verdict,
-    pool: &KeyPool<'_>,
-    retry_after_ms: Option<u64>,
-) -> Response {
-    let parsed = GoogleError::parse(body);
-    let bare_google_error = body.first() == Some(&b'{') && parsed.is_some();
-    let mut response = if dialect == Dialect::Google && bare_google_error {
-        let text = pool.redact(&String::from_utf8_lossy(body));
-        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        Response::from_status(code).with_header("content-type", "application/json; charset=utf-8").with_body(text)
-    } else {
-        let mut reply = ErrorReply::from_upstream(status, parsed.as_ref(), |m| pool.redact(m));
-        if verdict.outcome == Outcome::LocationUnsupported {
-            reply.message.push_str(
-                " (Gemini refuses the region of the edge location that served this request; see DEPLOYMENT_GUIDE.md, shielding.)",
-            );
-        }
-        reply::error(dialect, &reply)
-    };
-    if let Some(ms) = retry_after_ms {
-        response.set_header("retry-after", ms.div_ceil(1000).max(1).to_string());
     }
     response
 }
@@ -305,6 +300,11 @@ fn request_model(route: &Route, body: &[u8]) -> Result<(Option<String>, bool), E
     }
     let stream = matches!(route.endpoint, Endpoint::NativeCall { method: "streamGenerateContent", .. });
     Ok((route.path_model().map(str::to_string), stream))
+}
+
+/// A header's value if it is text (a non-UTF-8 value reads as absent, never as a panic).
+fn header_text<'r>(client: &'r Request, name: &str) -> Option<&'r str> {
+    client.get_header(name).and_then(|value| value.to_str().ok())
 }
 
 fn now_ms() -> u64 {

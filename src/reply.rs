@@ -34,7 +34,8 @@ pub fn json(body: Vec<u8>) -> Response {
 
 pub fn preflight(client: &Request) -> Response {
     let requested = client
-        .get_header_str("access-control-request-headers")
+        .get_header("access-control-request-headers")
+        .and_then(|value| value.to_str().ok())
         .filter(|h| h.len() < 1024 && h.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
         .unwrap_or(ALLOW_HEADERS)
         .to_string();

@@ -6,9 +6,8 @@ use crate::log::log;
 use crate::ops::{add_elapsed, bump, Ops};
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::{ConfigStore, SecretStore};
-use gemini_pool_core::keys::KeyPool;
-use gemini_pool_core::state::{Change, Item, Marks, PoolState};
-use std::collections::HashSet;
+use gemini_pool_core::record::Write;
+use gemini_pool_core::state::{Item, Marks, PoolState};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -63,8 +62,9 @@ impl Settings {
     }
 }
 
-/// The key lists: `keys`, then `keys_2` … up to `count` entries.
-pub fn key_lists(count: usize, ops: &Ops) -> Result<Vec<String>, ConfigError> {
+/// The key lists: `keys`, then `keys_2` … up to `count` entries, as bytes (the core reads
+/// them lazily; nothing is validated or copied here).
+pub fn key_lists(count: usize, ops: &Ops) -> Result<Vec<impl AsRef<[u8]>>, ConfigError> {
     let store = SecretStore::open(GEMINI_KEYS).map_err(|_| ConfigError::MissingSecretStore)?;
     let mut lists = Vec::with_capacity(count);
     for name in KEY_ENTRIES.iter().take(count) {
@@ -73,27 +73,16 @@ pub fn key_lists(count: usize, ops: &Ops) -> Result<Vec<String>, ConfigError> {
             .try_get(name)
             .map_err(|_| ConfigError::SecretLookup(name))?
             .ok_or(ConfigError::MissingSecret(name))?;
-        let bytes = secret.try_plaintext().map_err(|_| ConfigError::SecretLookup(name))?;
-        lists.push(String::from_utf8_lossy(&bytes).into_owned());
+        lists.push(secret.try_plaintext().map_err(|_| ConfigError::SecretLookup(name))?);
     }
     Ok(lists)
 }
 
-/// An item as read: its marks and the generation to write against (`None`: it did not exist).
-#[derive(Default)]
-struct Snapshot {
-    marks: Marks,
-    generation: Option<u64>,
-}
-
-/// The KV store `key_state`, if it exists.
+/// The KV store `key_state`, if it exists. It reads items and executes the core's
+/// [`Write`]s; what to write and when is decided in `gemini_pool_core::record`.
 pub struct StateStore {
     kv: Option<KVStore>,
-    generations: Vec<(Item, Option<u64>)>,
 }
-
-/// Attempts at a compare-and-swap write before giving up (and logging).
-const WRITE_TRIES: usize = 3;
 
 impl StateStore {
     pub fn open() -> Self {
@@ -108,49 +97,52 @@ impl StateStore {
                 None
             }
         };
-        StateStore { kv, generations: Vec::new() }
+        StateStore { kv }
     }
 
     /// Reads `keys` and, for a model, `model/<model>`, in parallel.
-    pub fn read(&mut self, model: Option<&str>, ops: &Ops) -> PoolState {
+    pub fn read(&self, model: Option<&str>, ops: &Ops) -> PoolState {
         let Some(kv) = &self.kv else { return PoolState::default() };
         let started = Instant::now();
-        let keys_item = Item::Keys;
         let model_item = model.map(|m| Item::Model(m.to_string()));
-        let pending_keys = start_lookup(kv, &keys_item, ops);
-        let pending_model = model_item.as_ref().map(|item| start_lookup(kv, item, ops));
-        let keys = finish_lookup(kv, &keys_item, pending_keys);
-        let model_snapshot = match (pending_model, &model_item) {
-            (Some(pending), Some(item)) => finish_lookup(kv, item, pending),
-            _ => Snapshot::default(),
-        };
+        let pending_keys = start_lookup(kv, &Item::Keys, ops);
+        let pending_model = model_item.as_ref().map(|item| (item, start_lookup(kv, item, ops)));
+        let keys = finish_lookup(kv, &Item::Keys, pending_keys);
+        let model = pending_model.map_or_else(Marks::default, |(item, pending)| finish_lookup(kv, item, pending));
         add_elapsed(&ops.kv_ms, started);
-        self.generations.push((keys_item, keys.generation));
-        if let Some(item) = model_item {
-            self.generations.push((item, model_snapshot.generation));
-        }
-        PoolState { keys: keys.marks, model: model_snapshot.marks }
+        PoolState { keys, model }
     }
 
-    /// Writes the items `changes` touched (compare-and-swap on the generation read), pruned
-    /// of expired marks and of keys no longer in the pool. Nothing to change: no write.
-    pub fn write(&self, state: &PoolState, changes: &[Change], pool: &KeyPool<'_>, now_ms: u64, ops: &Ops) {
+    /// Executes writes (each is logged if it fails; none fails the request).
+    pub fn execute(&self, writes: Vec<Write>, ops: &Ops) {
         let Some(kv) = &self.kv else { return };
-        if changes.is_empty() {
-            return;
-        }
         let started = Instant::now();
-        let known = pool_names(pool);
-        for (item, generation) in &self.generations {
-            let item_changes: Vec<&Change> = changes.iter().filter(|c| c.item() == item).collect();
-            if item_changes.is_empty() {
-                continue;
-            }
-            let current = match item {
-                Item::Keys => state.keys.clone(),
-                Item::Model(_) => state.model.clone(),
+        for write in writes {
+            bump(&ops.kv_writes);
+            let (key, result) = match write {
+                Write::Append { item, bytes } => {
+                    let key = item.kv_key();
+                    let result = kv.build_insert().mode(InsertMode::Append).execute(&key, bytes);
+                    (key, result)
+                }
+                Write::Replace { item, bytes, generation, ttl_secs } => {
+                    let key = item.kv_key();
+                    let insert = kv.build_insert().time_to_live(Duration::from_secs(ttl_secs));
+                    let insert = match generation {
+                        Some(generation) => insert.if_generation_match(generation),
+                        None => insert.mode(InsertMode::Add),
+                    };
+                    match insert.execute(&key, bytes) {
+                        // Someone wrote meanwhile: their version stands; ours is re-derived
+                        // from it the next time.
+                        Err(KVStoreError::ItemPreconditionFailed) => (key, Ok(())),
+                        other => (key, other),
+                    }
+                }
             };
-            write_item(kv, item, current, *generation, &item_changes, &known, now_ms, ops);
+            if let Err(e) = result {
+                log(format_args!("kv: write {key} failed: {e}; carrying on"));
+            }
         }
         add_elapsed(&ops.kv_ms, started);
     }
@@ -159,7 +151,7 @@ impl StateStore {
     pub fn read_all(&self, ops: &Ops) -> (Marks, Vec<(String, Marks)>) {
         let Some(kv) = &self.kv else { return (Marks::default(), Vec::new()) };
         let started = Instant::now();
-        let keys = finish_lookup(kv, &Item::Keys, start_lookup(kv, &Item::Keys, ops)).marks;
+        let keys = finish_lookup(kv, &Item::Keys, start_lookup(kv, &Item::Keys, ops));
         let mut names = Vec::new();
         for page in kv.build_list().prefix(Item::model_prefix()).iter() {
             bump(&ops.kv_reads);
@@ -171,15 +163,13 @@ impl StateStore {
                 }
             }
         }
-        let models = names
-            .iter()
-            .filter_map(|name| match Item::from_kv_key(name) {
-                Some(Item::Model(model)) => Some(model),
-                _ => None,
-            })
-            .map(|model| {
-                let item = Item::Model(model.clone());
-                (model, finish_lookup(kv, &item, start_lookup(kv, &item, ops)).marks)
+        let items: Vec<Item> = names.iter().filter_map(|name| Item::from_kv_key(name)).collect();
+        let pending: Vec<(&Item, Pending)> = items.iter().map(|item| (item, start_lookup(kv, item, ops))).collect();
+        let models = pending
+            .into_iter()
+            .filter_map(|(item, pending)| match item {
+                Item::Model(model) => Some((model.clone(), finish_lookup(kv, item, pending))),
+                Item::Keys => None,
             })
             .collect();
         add_elapsed(&ops.kv_ms, started);
@@ -189,96 +179,30 @@ impl StateStore {
 
 type Pending = Result<PendingLookupHandle, KVStoreError>;
 
+/// Initial buffer for reading a KV item.
+const READ_CAPACITY: usize = 64 * 1024;
+
 fn start_lookup(kv: &KVStore, item: &Item, ops: &Ops) -> Pending {
     bump(&ops.kv_reads);
     kv.build_lookup().execute_async(&item.kv_key())
 }
 
-fn finish_lookup(kv: &KVStore, item: &Item, pending: Pending) -> Snapshot {
-    let result = pending.and_then(|handle| kv.pending_lookup_wait(handle));
-    match result {
+fn finish_lookup(kv: &KVStore, item: &Item, pending: Pending) -> Marks {
+    match pending.and_then(|handle| kv.pending_lookup_wait(handle)) {
         Ok(mut found) => {
             let generation = Some(found.current_generation());
-            let marks = Marks::decode(found.take_body_bytes()).unwrap_or_else(|e| {
-                log(format_args!("kv: {}: {e}; starting from empty state", item.kv_key()));
-                Marks::default()
-            });
-            Snapshot { marks, generation }
+            // One large read: far fewer copies than the crate's buffered `take_body_bytes`.
+            let mut bytes = Vec::with_capacity(READ_CAPACITY);
+            if let Err(e) = std::io::Read::read_to_end(&mut found.take_body(), &mut bytes) {
+                log(format_args!("kv: reading {} failed: {e}; carrying on without it", item.kv_key()));
+                return Marks::default();
+            }
+            Marks::decode(bytes, generation)
         }
-        Err(KVStoreError::ItemNotFound) => Snapshot::default(),
+        Err(KVStoreError::ItemNotFound) => Marks::default(),
         Err(e) => {
             log(format_args!("kv: lookup {} failed: {e}; carrying on without it", item.kv_key()));
-            Snapshot::default()
+            Marks::default()
         }
     }
-}
-
-/// Every name a mark of this pool may have: fingerprints, `k:<fingerprint>`, `p:<project>`.
-fn pool_names(pool: &KeyPool<'_>) -> HashSet<String> {
-    let mut names = HashSet::with_capacity(pool.len() * 2);
-    for key in pool.iter() {
-        let fp = key.fingerprint().to_string();
-        names.insert(format!("k:{fp}"));
-        names.insert(fp);
-        if let Some(project) = key.project {
-            names.insert(format!("p:{project}"));
-        }
-    }
-    names
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write_item(
-    kv: &KVStore,
-    item: &Item,
-    mut marks: Marks,
-    mut generation: Option<u64>,
-    changes: &[&Change],
-    known: &HashSet<String>,
-    now_ms: u64,
-    ops: &Ops,
-) {
-    // `marks` already carries this request's changes; after a lost race they are applied
-    // again to the winner's version.
-    let key = item.kv_key();
-    for _ in 0..WRITE_TRIES {
-        marks.prune(now_ms, |name| known.contains(name));
-        bump(&ops.kv_writes);
-        match put(kv, &key, &marks, generation, now_ms) {
-            Ok(()) => return,
-            Err(KVStoreError::ItemPreconditionFailed) => {
-                // Another instance wrote first: start again from its version.
-                bump(&ops.kv_reads);
-                let fresh = finish_lookup(kv, item, kv.build_lookup().execute_async(&key));
-                marks = fresh.marks;
-                generation = fresh.generation;
-                for change in changes {
-                    marks.apply(change);
-                }
-            }
-            Err(e) => {
-                log(format_args!("kv: write {key} failed: {e}; cooling not saved"));
-                return;
-            }
-        }
-    }
-    log(format_args!("kv: write {key} lost {WRITE_TRIES} races; cooling not saved"));
-}
-
-fn put(kv: &KVStore, key: &str, marks: &Marks, generation: Option<u64>, now_ms: u64) -> Result<(), KVStoreError> {
-    if marks.is_empty() {
-        return match kv.delete(key) {
-            Ok(()) | Err(KVStoreError::ItemNotFound) => Ok(()),
-            Err(e) => Err(e),
-        };
-    }
-    let mut insert = kv.build_insert();
-    insert = match generation {
-        Some(generation) => insert.if_generation_match(generation),
-        None => insert.mode(InsertMode::Add),
-    };
-    if let Some(ttl) = marks.ttl_secs(now_ms) {
-        insert = insert.time_to_live(Duration::from_secs(ttl));
-    }
-    insert.execute(key, marks.encode())
 }

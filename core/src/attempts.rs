@@ -1,62 +1,73 @@
 //! The retry loop as a sans-I/O state machine: which key to try next, what each answer
-//! changes in the cooling state, and when to stop. The edge does the sending.
+//! changes in the cooling state, and when to stop. The edge sends, stores and reads.
 //!
-//! Choosing: keys that are dead or cooling for the requested model are skipped; among the
-//! rest the first key is drawn uniformly (both strategies), and on a retry `round-robin`
-//! walks on in pool order while `random` draws again. A dead key whose probation is due is
-//! an ordinary candidate, at most once per request.
+//! Choosing ([`crate::pick`]): keys that are dead or cooling for the requested model are
+//! skipped; a dead key whose probation is due is an ordinary candidate, at most once per
+//! request.
 //!
 //! Budget: `max_attempts` counts the attempts that failed for reasons that could hit any key
 //! (5xx, timeouts, bare 429s). An answer that pins the blame on one key or one quota bucket
 //! (a quota 429, a dead key) takes that key or bucket out for everyone and moves on without
 //! spending the budget — so a request finds the bucket that still has quota — bounded by the
-//! pool size and Fastly's 32 backend requests.
+//! pool and by Fastly's 32 backend requests.
 
 use crate::classify::{Outcome, Verdict};
 use crate::cooling::{self, Context, Scope};
-use crate::keys::{Bucket, KeyPool};
-use crate::rng::Rng;
-use crate::settings::{CoolingSettings, RequestSettings, Strategy, WhenAllCooling};
-use crate::state::{Availability, Change, Item, Mark, PoolState, RETAIN_MS};
+use crate::keys::{ApiKey, KeyPool};
+use crate::names::{Bucket, MarkName};
+use crate::pick::Picker;
+use crate::settings::{CoolingSettings, RequestSettings, WhenAllCooling};
+use crate::state::{Availability, Change, Entry, Item, Mark, PoolState, RETAIN_MS};
+use std::cell::Cell;
 
 /// Fastly allows 32 backend requests per client request.
 pub const MAX_UPSTREAM_REQUESTS: usize = 32;
 
-/// How many random draws to make before scanning the whole pool (with 90% of the pool
-/// cooling, 64 draws all miss once in a thousand requests).
-const SAMPLES: usize = 64;
-
 /// What to do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Choice {
-    /// Send the request with the key at this pool index.
-    Try(usize),
-    /// Nothing tried yet and every usable key is cooling for this model.
-    AllCooling { retry_after_ms: u64 },
-    /// Nothing tried yet and every key is dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice<'a> {
+    /// Send the request with this key.
+    Try(ApiKey<'a>),
+    /// Stop and give the client the last answer.
+    Deliver,
+    /// Stop: nothing was tried and every usable key is cooling for this model.
+    AllCooling {
+        /// Until the first one recovers.
+        retry_after_ms: u64,
+    },
+    /// Stop: nothing was tried and every key is dead.
     AllDead,
-    /// The attempt budget is spent, or no untried key is usable: deliver the last answer.
-    Exhausted,
 }
 
+/// One request's attempts.
+///
+/// Call order — the edge does the I/O, this decides:
+/// 1. [`next`](Self::next) → [`Choice::Try`]: send the request with that key. Any other
+///    [`Choice`] is the one way to stop.
+/// 2. The answer goes to [`succeeded`](Self::succeeded) (then deliver it) or to
+///    [`failed`](Self::failed). Both return the [`Change`]s to record now
+///    ([`crate::record`]).
+/// 3. After a failure the edge reads the state again and hands it to
+///    [`refresh`](Self::refresh) (this request's own changes stay applied), then goes back to 1.
 pub struct Attempts<'p, 'a> {
     pool: &'p KeyPool<'a>,
     state: PoolState,
     model: Option<String>,
-    strategy: Strategy,
+    picker: Picker,
     when_all_cooling: WhenAllCooling,
     jitter_ms: u64,
     budget: usize,
-    rng: Rng,
-    tried: Vec<bool>,
-    made: usize,
     spent: usize,
-    last: Option<usize>,
+    made: usize,
     probed: bool,
-    changes: Vec<Change>,
+    go_on: bool,
+    own: Vec<Change>,
+    /// The earliest end of a cooldown seen among the candidates (for `Retry-After`).
+    soonest_seen: Cell<Option<u64>>,
 }
 
 impl<'p, 'a> Attempts<'p, 'a> {
+    /// The attempts of one request for `model` (`None`: an endpoint without a model).
     pub fn new(
         pool: &'p KeyPool<'a>,
         state: PoolState,
@@ -64,22 +75,20 @@ impl<'p, 'a> Attempts<'p, 'a> {
         settings: &RequestSettings,
         seed: u64,
     ) -> Self {
-        let budget = settings.max_attempts.min(MAX_UPSTREAM_REQUESTS);
         Attempts {
             pool,
             state,
             model,
-            strategy: settings.strategy,
+            picker: Picker::new(settings.strategy, seed),
             when_all_cooling: settings.when_all_cooling,
-            jitter_ms: settings.jitter.as_millis() as u64,
-            budget,
-            rng: Rng::new(seed),
-            tried: vec![false; pool.len()],
-            made: 0,
+            jitter_ms: u64::try_from(settings.jitter.as_millis()).unwrap_or(u64::MAX),
+            budget: settings.max_attempts.min(MAX_UPSTREAM_REQUESTS),
             spent: 0,
-            last: None,
+            made: 0,
             probed: false,
-            changes: Vec::new(),
+            go_on: true,
+            own: Vec::new(),
+            soonest_seen: Cell::new(None),
         }
     }
 
@@ -88,53 +97,74 @@ impl<'p, 'a> Attempts<'p, 'a> {
         self.made
     }
 
-    pub fn changes(&self) -> &[Change] {
-        &self.changes
-    }
-
+    /// The state as this request sees it (what was read, and its own changes).
     pub fn state(&self) -> &PoolState {
         &self.state
     }
 
-    pub fn into_parts(self) -> (PoolState, Vec<Change>) {
-        (self.state, self.changes)
+    /// The model this request is for.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
     }
 
-    pub fn next(&mut self, now_ms: u64) -> Choice {
-        if self.spent >= self.budget || self.made >= self.pool.len().min(MAX_UPSTREAM_REQUESTS) {
-            return Choice::Exhausted;
+    /// Will [`next`](Self::next) certainly stop? (The last answer ends the request, or the
+    /// budget is spent.)
+    pub fn finished(&self) -> bool {
+        !self.go_on || self.spent >= self.budget || self.made >= MAX_UPSTREAM_REQUESTS
+    }
+
+    /// What to do next.
+    pub fn next(&mut self, now_ms: u64) -> Choice<'a> {
+        if self.finished() {
+            return Choice::Deliver;
         }
-        let found = match (self.strategy, self.last) {
-            (Strategy::RoundRobin, Some(last)) => self.walk_from(last, now_ms),
-            _ => self.sample(now_ms).or_else(|| self.scan_usable(now_ms)),
+        let (state, probed, soonest) = (&self.state, self.probed, &self.soonest_seen);
+        let usable = |key: &ApiKey<'a>| match state.availability(key, now_ms) {
+            Availability::Ready => true,
+            Availability::Probation => !probed,
+            Availability::Cooling { until_ms } => {
+                soonest.set(Some(soonest.get().map_or(until_ms, |s| s.min(until_ms))));
+                false
+            }
+            Availability::Dead => false,
         };
-        if let Some(index) = found {
-            return self.take(index, now_ms);
+        if let Some(key) = self.picker.pick(self.pool, usable) {
+            self.note_probation(&key, now_ms);
+            return Choice::Try(key);
+        }
+        if self.made > 0 {
+            return Choice::Deliver;
         }
         self.when_none_usable(now_ms)
     }
 
-    /// The answer to the attempt at `index` was a success.
-    pub fn succeeded(&mut self, index: usize) {
+    /// The attempt with `key` succeeded; returns the changes to record.
+    pub fn succeeded(&mut self, key: &ApiKey<'_>, now_ms: u64) -> Vec<Change> {
         self.made += 1;
-        self.revive_if_dead(index);
+        self.go_on = false;
+        let changes: Vec<Change> = self.revival(key, now_ms).into_iter().collect();
+        self.keep(&changes);
+        changes
     }
 
-    /// The attempt at `index` failed with `verdict`; returns whether to try another key.
-    pub fn failed(&mut self, index: usize, verdict: &Verdict, cooling: &CoolingSettings, now_ms: u64) -> bool {
+    /// The attempt with `key` failed with `verdict`; returns the changes to record.
+    pub fn failed(&mut self, key: &ApiKey<'_>, verdict: &Verdict, cooling: &CoolingSettings, now_ms: u64) -> Vec<Change> {
         self.made += 1;
         if !blames_one_key_or_bucket(&verdict.outcome) {
             self.spent += 1;
         }
+        let mut changes: Vec<Change> = Vec::new();
         if proves_key_alive(&verdict.outcome) {
-            self.revive_if_dead(index);
+            changes.extend(self.revival(key, now_ms));
         }
+        let jitter = self.picker.rng().below(usize::try_from(self.jitter_ms).unwrap_or(usize::MAX).saturating_add(1));
         let ctx = Context {
             now_ms,
-            previous_strikes: self.recent_strikes(index, now_ms),
-            jitter_ms: self.rng.below(self.jitter_ms as usize + 1) as u64,
+            previous_strikes: self.recent_strikes(key, now_ms),
+            jitter_ms: jitter as u64,
         };
         let action = cooling::decide(verdict, cooling, ctx);
+        self.go_on = action.retry;
         if let Some(cooldown) = action.cooldown {
             let mark = Mark {
                 until_ms: cooldown.until_ms,
@@ -143,131 +173,89 @@ impl<'p, 'a> Attempts<'p, 'a> {
                 strikes: cooldown.strikes,
                 since_ms: now_ms,
             };
-            self.record(index, cooldown.scope, mark);
+            changes.extend(self.placed(key, cooldown.scope, mark));
         }
-        action.retry
+        self.keep(&changes);
+        changes
     }
 
-    /// When the first key of this request's model recovers (for `Retry-After`).
-    pub fn soonest_recovery_ms(&self, now_ms: u64) -> Option<u64> {
-        self.pool
+    /// The state as read again after a failure; this request's own changes stay applied.
+    pub fn refresh(&mut self, mut state: PoolState) {
+        for change in &self.own {
+            state.apply(change);
+        }
+        self.state = state;
+    }
+
+    /// For a `Retry-After` on a final 429: until the first cooldown this request met or set
+    /// ends, from `now_ms`.
+    pub fn retry_after_ms(&self, now_ms: u64) -> Option<u64> {
+        let set = self.own.iter().filter_map(|c| match c.entry {
+            Entry::Set(m) if !m.dead => Some(m.until_ms),
+            _ => None,
+        });
+        set.chain(self.soonest_seen.get()).min().map(|until| until.saturating_sub(now_ms))
+    }
+
+    fn note_probation(&mut self, key: &ApiKey<'_>, now_ms: u64) {
+        if self.state.availability(key, now_ms) == Availability::Probation {
+            self.probed = true;
+        }
+    }
+
+    /// Nothing tried yet and no usable key: every key is cooling or dead (scans the pool).
+    fn when_none_usable(&mut self, now_ms: u64) -> Choice<'a> {
+        let soonest = self
+            .pool
             .iter()
-            .filter_map(|key| match self.state.availability(key, now_ms) {
-                Availability::Cooling { until_ms } => Some(until_ms - now_ms),
-                Availability::Ready | Availability::Probation => Some(0),
-                Availability::Dead => None,
-            })
-            .min()
-    }
-
-    fn usable(&self, index: usize, now_ms: u64) -> bool {
-        if self.tried[index] {
-            return false;
-        }
-        let Some(key) = self.pool.get(index) else { return false };
-        match self.state.availability(key, now_ms) {
-            Availability::Ready => true,
-            Availability::Probation => !self.probed,
-            Availability::Cooling { .. } | Availability::Dead => false,
-        }
-    }
-
-    /// A few uniform draws: cheap when most keys are usable, whatever the pool size.
-    fn sample(&mut self, now_ms: u64) -> Option<usize> {
-        let n = self.pool.len();
-        (0..SAMPLES.min(n * 2)).find_map(|_| {
-            let index = self.rng.below(n);
-            self.usable(index, now_ms).then_some(index)
-        })
-    }
-
-    /// Every usable key, one drawn uniformly.
-    fn scan_usable(&mut self, now_ms: u64) -> Option<usize> {
-        let usable: Vec<usize> = (0..self.pool.len()).filter(|&i| self.usable(i, now_ms)).collect();
-        if usable.is_empty() {
-            return None;
-        }
-        Some(usable[self.rng.below(usable.len())])
-    }
-
-    /// Round-robin on retry: the next usable key after `last`, in pool order.
-    fn walk_from(&self, last: usize, now_ms: u64) -> Option<usize> {
-        let n = self.pool.len();
-        (1..=n).map(|step| (last + step) % n).find(|&i| self.usable(i, now_ms))
-    }
-
-    fn take(&mut self, index: usize, now_ms: u64) -> Choice {
-        self.tried[index] = true;
-        self.last = Some(index);
-        if let Some(key) = self.pool.get(index) {
-            if self.state.availability(key, now_ms) == Availability::Probation {
-                self.probed = true;
-            }
-        }
-        Choice::Try(index)
-    }
-
-    fn when_none_usable(&mut self, now_ms: u64) -> Choice {
-        let soonest = (0..self.pool.len())
-            .filter(|&i| !self.tried[i])
-            .filter_map(|i| match self.pool.get(i).map(|k| self.state.availability(k, now_ms)) {
-                Some(Availability::Cooling { until_ms }) => Some((until_ms, i)),
+            .filter(|key| !self.picker.tried(key))
+            .filter_map(|key| match self.state.availability(&key, now_ms) {
+                Availability::Cooling { until_ms } => Some((until_ms, key)),
                 _ => None,
             })
-            .min();
-        if self.made > 0 {
-            return Choice::Exhausted;
+            .min_by_key(|(until_ms, _)| *until_ms);
+        let Some((until_ms, key)) = soonest else { return Choice::AllDead };
+        let wait_ms = until_ms.saturating_sub(now_ms);
+        if self.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= self.jitter_ms {
+            self.picker.take(&key);
+            return Choice::Try(key);
         }
-        match soonest {
-            Some((until_ms, index)) => {
-                let wait_ms = until_ms.saturating_sub(now_ms);
-                let try_anyway = self.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= self.jitter_ms;
-                if try_anyway {
-                    self.take(index, now_ms)
-                } else {
-                    Choice::AllCooling { retry_after_ms: wait_ms }
-                }
-            }
-            None if self.tried.iter().all(|&t| t) => Choice::Exhausted,
-            None => Choice::AllDead,
-        }
+        Choice::AllCooling { retry_after_ms: wait_ms }
     }
 
-    fn recent_strikes(&self, index: usize, now_ms: u64) -> u32 {
-        let Some(key) = self.pool.get(index) else { return 0 };
+    fn recent_strikes(&self, key: &ApiKey<'_>, now_ms: u64) -> u32 {
         self.state
             .model
-            .get(&Bucket::Key(key.fingerprint()).to_string())
+            .get(&MarkName::key(key))
             .filter(|m| now_ms < m.until_ms.saturating_add(RETAIN_MS))
             .map_or(0, |m| m.strikes)
     }
 
-    fn revive_if_dead(&mut self, index: usize) {
-        let Some(key) = self.pool.get(index) else { return };
-        let name = key.fingerprint().to_string();
-        if self.state.keys.get(&name).is_some_and(|m| m.dead) {
-            self.push(Change::Clear { item: Item::Keys, name });
-        }
+    /// The change that brings a dead `key` back, if it is dead.
+    fn revival(&self, key: &ApiKey<'_>, now_ms: u64) -> Option<Change> {
+        let name = MarkName::key(key);
+        let dead = self.state.keys.get(&name).is_some_and(|m| m.dead);
+        dead.then(|| Change { item: Item::Keys, name, entry: Entry::Clear(now_ms) })
     }
 
-    fn record(&mut self, index: usize, scope: Scope, mark: Mark) {
-        let Some(key) = self.pool.get(index) else { return };
-        let (item, name) = match (scope, &self.model) {
-            (Scope::Key | Scope::Dead, _) => (Item::Keys, key.fingerprint().to_string()),
-            (Scope::BucketModel, Some(model)) => (Item::Model(model.clone()), key.bucket().to_string()),
-            (Scope::KeyModel, Some(model)) => (Item::Model(model.clone()), Bucket::Key(key.fingerprint()).to_string()),
+    /// Where a cooldown of `scope` on `key` is stored.
+    fn placed(&self, key: &ApiKey<'_>, scope: Scope, mark: Mark) -> Option<Change> {
+        let model_item = || self.model.as_ref().map(|m| Item::Model(m.clone()));
+        let (item, name) = match scope {
+            Scope::Key | Scope::Dead => (Item::Keys, MarkName::key(key)),
+            Scope::Bucket => (Item::Keys, MarkName::of(Bucket::of(key))),
             // A request without a model (listing models) has no model to cool.
-            (Scope::BucketModel | Scope::KeyModel, None) => return,
+            Scope::BucketModel => (model_item()?, MarkName::of(Bucket::of(key))),
+            Scope::KeyModel => (model_item()?, MarkName::key(key)),
         };
-        self.push(Change::Set { item, name, mark });
+        Some(Change { item, name, entry: Entry::Set(mark) })
     }
 
-    fn push(&mut self, change: Change) {
-        match change.item() {
-            Item::Keys => self.state.keys.apply(&change),
-            Item::Model(_) => self.state.model.apply(&change),
+    fn keep(&mut self, changes: &[Change]) {
+        for change in changes {
+            self.state.apply(change);
         }
-        self.changes.push(change);
+        self.own.extend_from_slice(changes);
     }
 }
 
@@ -280,6 +268,7 @@ fn blames_one_key_or_bucket(outcome: &Outcome) -> bool {
             | Outcome::NoFreeTier
             | Outcome::MinuteQuota { .. }
             | Outcome::ModelForbidden
+            | Outcome::BillingDepleted
     )
 }
 
@@ -293,6 +282,7 @@ fn proves_key_alive(outcome: &Outcome) -> bool {
             | Outcome::MinuteQuota { .. }
             | Outcome::Throttled
             | Outcome::ModelForbidden
+            | Outcome::BillingDepleted
             | Outcome::ClientError
     )
 }

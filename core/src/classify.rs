@@ -2,36 +2,18 @@
 //!
 //! A pure function from (HTTP status, body) — or a failed connection — to a [`Verdict`].
 //! It states *what happened*; the cooling policy ([`crate::cooling`]) decides what to do.
-//! The rules follow `shared/docs/gemini-upstream.md` §3.
+//! The facts behind each rule, with their public sources: `docs/google-errors.md`.
 
 use crate::google_error::GoogleError;
+use crate::reason::Reason;
 use std::fmt;
-
-/// Why a key is considered dead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadReason {
-    /// 400 `API_KEY_INVALID`: "API key not valid" / "API key expired".
-    Invalid,
-    /// 403 "reported as leaked".
-    Leaked,
-    /// 403 `CONSUMER_SUSPENDED`.
-    Suspended,
-    /// 403 `API_KEY_SERVICE_BLOCKED` (and key restrictions that block this API).
-    Blocked,
-    /// 403 `SERVICE_DISABLED`: the Generative Language API is off in the key's project.
-    ServiceDisabled,
-    /// 403 "project has been denied access".
-    ProjectDenied,
-    /// 401 `UNAUTHENTICATED`.
-    Unauthenticated,
-}
 
 /// What Google's answer says happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Success,
-    /// The key itself is unusable.
-    KeyDead(DeadReason),
+    /// The key itself is unusable (the reason is one of the dead-key [`Reason`]s).
+    KeyDead(Reason),
     /// A `PerDay` quota of (project, model) is used up.
     DailyQuota,
     /// `limit: 0` or "doesn't have a free quota tier": this tier can never use this model.
@@ -42,14 +24,18 @@ pub enum Outcome {
     },
     /// 429 with no details: capacity or shared quota, not this key's fault.
     Throttled,
+    /// 429 "Your prepayment credits are depleted": the project's billing, every model, until
+    /// someone pays.
+    BillingDepleted,
     /// 403 "The caller does not have permission" on one model.
     ModelForbidden,
     /// 500, 502, 503, 504, 408: Google's trouble, not the key's.
     UpstreamTrouble,
     /// 400 `FAILED_PRECONDITION` "User location is not supported": the edge POP's region.
     LocationUnsupported,
-    /// 403 "Method doesn't allow unregistered callers": the proxy sent no key (a bug).
-    NoKeySent,
+    /// 403 "Method doesn't allow unregistered callers" (no key sent) or 400 "Multiple
+    /// authentication credentials received": the proxy's own fault, never the key's.
+    ProxyFault,
     /// The client's request is wrong (other 400s, 404, 413, …).
     ClientError,
     /// The connection to Google failed or timed out before an answer.
@@ -89,28 +75,15 @@ impl fmt::Display for Outcome {
             }
             Outcome::MinuteQuota { retry_delay_ms: None } => write!(f, "per-minute quota exceeded"),
             Outcome::Throttled => write!(f, "rate limited without details"),
+            Outcome::BillingDepleted => write!(f, "prepayment credits depleted"),
             Outcome::ModelForbidden => write!(f, "key may not use this model"),
             Outcome::UpstreamTrouble => write!(f, "upstream trouble"),
             Outcome::LocationUnsupported => write!(f, "edge location not supported by Gemini"),
-            Outcome::NoKeySent => write!(f, "no API key reached Google (proxy bug)"),
+            Outcome::ProxyFault => write!(f, "the proxy sent the wrong credentials (a bug)"),
             Outcome::ClientError => write!(f, "client error"),
             Outcome::ConnectFailure { timeout: true } => write!(f, "upstream timeout"),
             Outcome::ConnectFailure { timeout: false } => write!(f, "connection failure"),
         }
-    }
-}
-
-impl fmt::Display for DeadReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeadReason::Invalid => "API key not valid or expired",
-            DeadReason::Leaked => "API key reported as leaked",
-            DeadReason::Suspended => "consumer suspended",
-            DeadReason::Blocked => "API key blocked for this service",
-            DeadReason::ServiceDisabled => "Generative Language API disabled in the project",
-            DeadReason::ProjectDenied => "project denied access",
-            DeadReason::Unauthenticated => "unauthenticated",
-        })
     }
 }
 
@@ -121,15 +94,20 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
         200..=299 => Outcome::Success,
         429 => classify_429(&error),
         400 => classify_400(&error),
-        401 => Outcome::KeyDead(DeadReason::Unauthenticated),
+        401 => classify_401(&error),
         403 => classify_403(&error),
         408 | 500..=599 => Outcome::UpstreamTrouble,
+        // A redirect or an informational answer is nothing Google's API sends: trouble.
+        100..=199 | 300..=399 => Outcome::UpstreamTrouble,
         _ => Outcome::ClientError,
     };
     Verdict { status: Some(status), outcome, detail: error.headline().to_string() }
 }
 
 fn classify_429(error: &GoogleError) -> Outcome {
+    if error.message.contains("prepayment credits are depleted") {
+        return Outcome::BillingDepleted;
+    }
     let violations = error.violations();
     let no_free_tier = error.message.contains("free quota tier")
         || error.message_limits().contains(&0)
@@ -154,30 +132,41 @@ fn classify_400(error: &GoogleError) -> Outcome {
         || message.contains("API key not valid")
         || message.contains("API key expired")
     {
-        return Outcome::KeyDead(DeadReason::Invalid);
+        return Outcome::KeyDead(Reason::KeyInvalid);
     }
     if error.status == "FAILED_PRECONDITION" && message.contains("location is not supported") {
         return Outcome::LocationUnsupported;
     }
+    if message.contains("Multiple authentication credentials") {
+        return Outcome::ProxyFault;
+    }
     Outcome::ClientError
+}
+
+/// 401: the key's type or the key itself is refused (`ACCESS_TOKEN_TYPE_UNSUPPORTED`,
+/// `CREDENTIALS_MISSING` "API keys are not supported by this API", plain `UNAUTHENTICATED`).
+fn classify_401(error: &GoogleError) -> Outcome {
+    let not_supported =
+        error.reason() == Some("CREDENTIALS_MISSING") || error.message.contains("API keys are not supported");
+    Outcome::KeyDead(if not_supported { Reason::KeyNotSupported } else { Reason::Unauthenticated })
 }
 
 fn classify_403(error: &GoogleError) -> Outcome {
     let message = error.message.as_str();
     let reason = error.reason().unwrap_or_default();
     if message.contains("unregistered callers") {
-        return Outcome::NoKeySent;
+        return Outcome::ProxyFault;
     }
     let dead = if message.contains("reported as leaked") {
-        Some(DeadReason::Leaked)
+        Some(Reason::KeyLeaked)
     } else if reason == "CONSUMER_SUSPENDED" || message.contains("has been suspended") {
-        Some(DeadReason::Suspended)
+        Some(Reason::KeySuspended)
     } else if reason == "API_KEY_SERVICE_BLOCKED" || reason.starts_with("API_KEY_") {
-        Some(DeadReason::Blocked)
+        Some(Reason::KeyBlocked)
     } else if reason == "SERVICE_DISABLED" {
-        Some(DeadReason::ServiceDisabled)
+        Some(Reason::ServiceDisabled)
     } else if message.contains("denied access") {
-        Some(DeadReason::ProjectDenied)
+        Some(Reason::ProjectDenied)
     } else {
         None
     };

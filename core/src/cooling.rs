@@ -2,9 +2,9 @@
 //! the request moves on to another key. Two profiles; each arm below is one row of the
 //! README's tables.
 
-use crate::classify::{DeadReason, Outcome, Verdict};
-use crate::settings::{CoolingSettings, Profile};
-use crate::state::Reason;
+use crate::classify::{Outcome, Verdict};
+use crate::reason::Reason;
+use crate::settings::{CoolingSettings, Profile, MAX_DURATION};
 use std::time::Duration;
 
 /// What a cooldown covers.
@@ -16,6 +16,8 @@ pub enum Scope {
     KeyModel,
     /// This key, every model (seed profile).
     Key,
+    /// The key's quota bucket, every model (the project's billing).
+    Bucket,
     /// This key is dead until a probation request shows otherwise.
     Dead,
 }
@@ -59,14 +61,16 @@ fn smart(outcome: &Outcome, s: &CoolingSettings, ctx: Context) -> Action {
     let now = ctx.now_ms;
     match outcome {
         Outcome::Success => deliver(),
-        Outcome::KeyDead(why) => retry_with(Scope::Dead, after(now, s.dead_probation), dead_reason(*why)),
+        Outcome::KeyDead(why) => retry_with(Scope::Dead, after(now, s.dead_probation), *why),
         Outcome::DailyQuota => retry_with(Scope::BucketModel, next_reset_ms(s, now), Reason::PerDayQuota),
         Outcome::NoFreeTier => retry_with(Scope::BucketModel, after(now, s.no_free_tier), Reason::NoFreeTier),
         Outcome::MinuteQuota { retry_delay_ms } => {
-            let delay = retry_delay_ms.unwrap_or(s.default_retry_delay.as_millis() as u64);
-            retry_with(Scope::BucketModel, now + delay + ctx.jitter_ms, Reason::PerMinuteQuota)
+            let delay = retry_delay_ms.map_or(s.default_retry_delay, Duration::from_millis);
+            let until = after(now, delay).saturating_add(ctx.jitter_ms).min(after(now, MAX_DURATION));
+            retry_with(Scope::BucketModel, until, Reason::PerMinuteQuota)
         }
         Outcome::Throttled => throttled(s, ctx),
+        Outcome::BillingDepleted => retry_with(Scope::Bucket, after(now, s.billing_depleted), Reason::BillingDepleted),
         Outcome::ModelForbidden => {
             retry_with(Scope::BucketModel, after(now, s.model_forbidden), Reason::ModelForbidden)
         }
@@ -77,7 +81,7 @@ fn smart(outcome: &Outcome, s: &CoolingSettings, ctx: Context) -> Action {
         Outcome::ConnectFailure { .. } => {
             retry_with(Scope::KeyModel, after(now, s.connect_failure), Reason::ConnectFailure)
         }
-        Outcome::LocationUnsupported | Outcome::NoKeySent | Outcome::ClientError => deliver(),
+        Outcome::LocationUnsupported | Outcome::ProxyFault | Outcome::ClientError => deliver(),
     }
 }
 
@@ -106,9 +110,8 @@ fn seed(verdict: &Verdict, s: &CoolingSettings, ctx: Context) -> Action {
 fn throttled(s: &CoolingSettings, ctx: Context) -> Action {
     let strikes = ctx.previous_strikes.saturating_add(1);
     let factor = 1u64 << (strikes - 1).min(20);
-    let backoff = (s.throttle_base.as_millis() as u64).saturating_mul(factor);
-    let backoff = backoff.min(s.throttle_max.as_millis() as u64);
-    let mut action = retry_with(Scope::KeyModel, ctx.now_ms + backoff, Reason::Throttled);
+    let backoff = millis(s.throttle_base).saturating_mul(factor).min(millis(s.throttle_max));
+    let mut action = retry_with(Scope::KeyModel, after(ctx.now_ms, Duration::from_millis(backoff)), Reason::Throttled);
     if let Some(cooldown) = action.cooldown.as_mut() {
         cooldown.strikes = strikes;
     }
@@ -116,24 +119,19 @@ fn throttled(s: &CoolingSettings, ctx: Context) -> Action {
 }
 
 fn next_reset_ms(s: &CoolingSettings, now_ms: u64) -> u64 {
-    let next = s.reset_zone.next_midnight((now_ms / 1000) as i64);
-    (next.max(0) as u64) * 1000
+    let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
+    let next = u64::try_from(s.reset_zone.next_midnight(now_s)).unwrap_or(0);
+    next.saturating_mul(1000).max(now_ms)
 }
 
-fn dead_reason(why: DeadReason) -> Reason {
-    match why {
-        DeadReason::Invalid => Reason::KeyInvalid,
-        DeadReason::Leaked => Reason::KeyLeaked,
-        DeadReason::Suspended => Reason::KeySuspended,
-        DeadReason::Blocked => Reason::KeyBlocked,
-        DeadReason::ServiceDisabled => Reason::ServiceDisabled,
-        DeadReason::ProjectDenied => Reason::ProjectDenied,
-        DeadReason::Unauthenticated => Reason::Unauthenticated,
-    }
-}
-
+/// `now_ms` plus `duration`, the duration cut to [`MAX_DURATION`]: no hint or knob can make a
+/// cooldown wrap around or end in the past.
 fn after(now_ms: u64, duration: Duration) -> u64 {
-    now_ms.saturating_add(duration.as_millis() as u64)
+    now_ms.saturating_add(millis(duration.min(MAX_DURATION)))
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn deliver() -> Action {

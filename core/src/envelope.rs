@@ -4,7 +4,8 @@
 
 use crate::classify::Outcome;
 use crate::google_error::GoogleError;
-use serde_json::json;
+use crate::scrub::scrub;
+use serde_json::{json, Value};
 
 /// Which API the client spoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,13 +25,24 @@ pub struct ErrorReply {
     pub retry_after_secs: Option<u64>,
     /// Methods for a 405's `Allow` header.
     pub allow: Option<&'static str>,
+    /// Google's own error object, rebuilt and scrubbed, for native clients (their SDKs read
+    /// its `details`); `None` for errors of the proxy's own.
+    pub google_error: Option<Value>,
 }
 
 impl ErrorReply {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        ErrorReply { status, message: message.into(), code: code.to_string(), retry_after_secs: None, allow: None }
+        ErrorReply {
+            status,
+            message: message.into(),
+            code: code.to_string(),
+            retry_after_secs: None,
+            allow: None,
+            google_error: None,
+        }
     }
 
+    /// Adds `Retry-After`: whole seconds, rounded up, at least 1 (the one place it is rounded).
     pub fn with_retry_after_ms(mut self, ms: u64) -> Self {
         self.retry_after_secs = Some(ms.div_ceil(1000).max(1));
         self
@@ -102,21 +114,38 @@ impl ErrorReply {
                 "all_keys_failed",
                 format!("No API key in the pool was accepted by Google (last: {why}); see /v1/status."),
             )),
-            Outcome::NoKeySent => {
-                Some(ErrorReply::new(502, "proxy_error", "The proxy reached Google without an API key (a bug)."))
-            }
+            Outcome::ProxyFault => Some(ErrorReply::new(
+                502,
+                "proxy_error",
+                "The proxy sent Google the wrong credentials (a bug in the proxy, not your request).",
+            )),
             _ => None,
         }
     }
 
-    /// Google's error answer, relayed with Google's status and (scrubbed) message.
-    pub fn from_upstream(status: u16, error: Option<&GoogleError>, scrub: impl Fn(&str) -> String) -> Self {
-        let (message, code) = match error {
-            Some(e) if !e.message.is_empty() => (scrub(&e.message), e.status.to_ascii_lowercase()),
+    /// Google's last error answer, for the client: Google's status and scrubbed message in
+    /// the client's envelope (native clients get Google's object rebuilt from its parsed
+    /// fields), or the proxy's own words when Google's were about our key. An answer that is
+    /// not an error status (a redirect) is a 502. `used`: the keys this request sent.
+    pub fn from_upstream(status: u16, body: &[u8], outcome: &Outcome, used: &[&str]) -> Self {
+        if let Some(reply) = ErrorReply::instead_of_upstream(outcome) {
+            return reply;
+        }
+        let error = GoogleError::parse(body);
+        let relayable = (400..=599).contains(&status);
+        let (message, code) = match &error {
+            Some(e) if relayable && !e.message.is_empty() => (scrub(&e.message, used), e.status.to_ascii_lowercase()),
             _ => (format!("Gemini API answered HTTP {status}."), "upstream_error".to_string()),
         };
         let code = if code.is_empty() { "upstream_error".to_string() } else { code };
-        ErrorReply::new(status, &code, message)
+        let mut reply = ErrorReply::new(if relayable { status } else { 502 }, &code, message);
+        if *outcome == Outcome::LocationUnsupported {
+            reply.message.push_str(
+                " (Gemini refuses the region of the edge location that served this request; see DEPLOYMENT_GUIDE.md, shielding.)",
+            );
+        }
+        reply.google_error = error.filter(|_| relayable).map(|e| e.rebuilt(used));
+        reply
     }
 
     pub fn upstream_unreachable(timeout: bool) -> Self {
@@ -136,11 +165,14 @@ impl ErrorReply {
                 "param": null,
                 "code": self.code,
             }}),
-            Dialect::Google => json!({"error": {
-                "code": self.status,
-                "message": self.message,
-                "status": google_status(self.status),
-            }}),
+            Dialect::Google => match &self.google_error {
+                Some(error) => error.clone(),
+                None => json!({"error": {
+                    "code": self.status,
+                    "message": self.message,
+                    "status": google_status(self.status),
+                }}),
+            },
         };
         serde_json::to_vec(&value).unwrap_or_default()
     }
@@ -200,8 +232,8 @@ mod tests {
 
     #[test]
     fn answers_about_our_keys_are_not_relayed() {
-        use crate::classify::DeadReason;
-        let reply = ErrorReply::instead_of_upstream(&Outcome::KeyDead(DeadReason::Invalid)).expect("replaced");
+        use crate::reason::Reason;
+        let reply = ErrorReply::instead_of_upstream(&Outcome::KeyDead(Reason::KeyInvalid)).expect("replaced");
         assert_eq!((reply.status, reply.code.as_str()), (503, "all_keys_failed"));
         assert!(reply.message.contains("API key not valid or expired"));
         assert_eq!(ErrorReply::instead_of_upstream(&Outcome::ClientError), None);
@@ -215,12 +247,21 @@ mod tests {
 
     #[test]
     fn upstream_errors_keep_status_and_scrub() {
-        let e = GoogleError::parse(br#"{"error":{"code":403,"message":"Consumer 'api_key:AIzaSECRET' has been suspended.","status":"PERMISSION_DENIED"}}"#);
-        let reply = ErrorReply::from_upstream(403, e.as_ref(), |m| m.replace("AIzaSECRET", "…CRET"));
+        let body = br#"{"error":{"code":403,"message":"Consumer 'api_key:AIzaSECRET' has been suspended.","status":"PERMISSION_DENIED"}}"#;
+        let reply = ErrorReply::from_upstream(403, body, &Outcome::ModelForbidden, &["AIzaSECRET"]);
         assert_eq!(reply.status, 403);
         assert_eq!(reply.code, "permission_denied");
         assert!(!reply.message.contains("AIzaSECRET"));
-        let bare = ErrorReply::from_upstream(502, None, str::to_string);
+        let native = String::from_utf8(reply.body(Dialect::Google)).expect("utf-8");
+        assert!(native.contains("PERMISSION_DENIED") && !native.contains("AIzaSECRET"), "{native}");
+        let bare = ErrorReply::from_upstream(502, b"<html>", &Outcome::UpstreamTrouble, &[]);
         assert_eq!((bare.status, bare.code.as_str()), (502, "upstream_error"));
+    }
+
+    #[test]
+    fn a_redirect_is_not_relayed() {
+        let reply = ErrorReply::from_upstream(302, b"", &Outcome::UpstreamTrouble, &[]);
+        assert_eq!((reply.status, reply.code.as_str()), (502, "upstream_error"));
+        assert!(reply.google_error.is_none());
     }
 }

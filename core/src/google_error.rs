@@ -84,6 +84,23 @@ impl GoogleError {
         limits
     }
 
+    /// The error object as Google sent it, rebuilt from the parsed fields with every string
+    /// scrubbed of keys (`used`: the keys the request sent).
+    pub fn rebuilt(&self, used: &[&str]) -> Value {
+        let mut error = serde_json::Map::new();
+        if let Some(code) = self.code {
+            error.insert("code".into(), Value::from(code));
+        }
+        error.insert("message".into(), Value::from(self.message.as_str()));
+        error.insert("status".into(), Value::from(self.status.as_str()));
+        if !self.details.is_empty() {
+            error.insert("details".into(), Value::Array(self.details.clone()));
+        }
+        let mut value = serde_json::json!({ "error": error });
+        crate::scrub::scrub_json(&mut value, used);
+        value
+    }
+
     /// The first line of the message, for logs and reasons.
     pub fn headline(&self) -> &str {
         self.message.lines().next().unwrap_or_default().trim()

@@ -1,9 +1,11 @@
 //! gemini-pool-core: the decisions of gemini-edge-pool, as pure functions over plain data.
 //!
-//! Nothing here performs I/O or knows about Fastly: the edge layer reads stores, sends
-//! requests and passes what it got to these functions. Read in this order:
-//! [`route`] → [`auth`] → [`openai_body`] → [`attempts`] (which uses [`state`], [`classify`]
-//! and [`cooling`]) → [`envelope`]; [`status`] builds `/v1/status`.
+//! Nothing here performs I/O, reads a clock or draws entropy of its own: the edge (Fastly
+//! Compute today, Cloudflare Workers tomorrow) reads stores, sends requests, passes the time
+//! and a random seed, and hands what it got to these functions. Read in this order:
+//! [`route`] → [`auth`] → [`openai_body`] → [`attempts`] (which uses [`keys`], [`pick`],
+//! [`state`], [`classify`] and [`cooling`]) → [`record`] → [`envelope`]; [`status`] builds
+//! `/v1/status`.
 
 pub mod attempts;
 pub mod auth;
@@ -13,9 +15,14 @@ pub mod cooling;
 pub mod envelope;
 pub mod google_error;
 pub mod keys;
+pub mod names;
 pub mod openai_body;
+pub mod pick;
+pub mod reason;
+pub mod record;
 pub mod rng;
 pub mod route;
+pub mod scrub;
 pub mod settings;
 pub mod state;
 pub mod status;

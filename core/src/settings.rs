@@ -8,6 +8,10 @@ use crate::clock::ResetZone;
 use std::time::Duration;
 use thiserror::Error;
 
+/// The one upper bound of every duration knob and every cooldown: 100,000 days, "practically
+/// forever". A longer knob is a configuration error; a longer retry hint is cut to it.
+pub const MAX_DURATION: Duration = Duration::from_secs(100_000 * 86_400);
+
 /// A knob with a value we cannot use.
 #[derive(Debug, Error, PartialEq)]
 #[error("proxy_settings.{name} = {value:?}: {problem}")]
@@ -101,6 +105,8 @@ pub struct CoolingSettings {
     pub upstream_trouble: Duration,
     /// Time before a dead key gets one probation request.
     pub dead_probation: Duration,
+    /// A project whose prepayment credits are depleted, every model.
+    pub billing_depleted: Duration,
     pub seed: SeedDurations,
 }
 
@@ -117,6 +123,7 @@ impl Default for CoolingSettings {
             connect_failure: Duration::from_secs(10),
             upstream_trouble: Duration::ZERO,
             dead_probation: Duration::from_secs(6 * 3600),
+            billing_depleted: Duration::from_secs(6 * 3600),
             seed: SeedDurations {
                 auth: None,
                 too_many_requests: Duration::from_secs(24 * 3600),
@@ -169,6 +176,7 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
             connect_failure: self.duration("cool_connect_failure", d.connect_failure)?,
             upstream_trouble: self.duration("cool_upstream_trouble", d.upstream_trouble)?,
             dead_probation: self.duration("dead_probation", d.dead_probation)?,
+            billing_depleted: self.duration("cool_billing_depleted", d.billing_depleted)?,
             seed,
         })
     }
@@ -238,10 +246,10 @@ fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
 
 fn parse_millis(v: &str) -> Result<Duration, String> {
     let ms: u64 = v.parse().map_err(|_| "expected milliseconds, e.g. 1000".to_string())?;
-    Ok(Duration::from_millis(ms))
+    within_bound(Duration::from_millis(ms))
 }
 
-/// `90`, `90s`, `15m`, `24h`, `2d` (a bare number is seconds).
+/// `90`, `90s`, `15m`, `24h`, `2d` (a bare number is seconds), at most [`MAX_DURATION`].
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let problem = || "expected a duration such as 90, 90s, 15m, 24h or 2d".to_string();
     let (number, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
@@ -249,14 +257,26 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
         None => (v, "s"),
     };
     let n: u64 = number.parse().map_err(|_| problem())?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let per_unit: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(problem()),
     };
-    Ok(Duration::from_secs(seconds))
+    let seconds = n.checked_mul(per_unit).ok_or_else(too_long)?;
+    within_bound(Duration::from_secs(seconds))
+}
+
+fn within_bound(duration: Duration) -> Result<Duration, String> {
+    if duration > MAX_DURATION {
+        return Err(too_long());
+    }
+    Ok(duration)
+}
+
+fn too_long() -> String {
+    format!("longer than the limit of {} days", MAX_DURATION.as_secs() / 86_400)
 }
 
 fn parse_optional_duration(v: &str) -> Result<Option<Duration>, String> {
@@ -302,6 +322,10 @@ mod tests {
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("1w").is_err());
         assert!(parse_duration("h").is_err());
+        assert_eq!(parse_duration("99999d"), Ok(Duration::from_secs(99_999 * 86_400)));
+        assert!(parse_duration("213503982334602d").is_err_and(|e| e.contains("limit")));
+        assert!(parse_duration("18446744073709552").is_err());
+        assert!(parse_millis("18446744073709551615").is_err());
         let c = reader(&[("cooling_profile", "seed"), ("seed_cool_429", "1h"), ("seed_cool_401_403", "2d")])
             .cooling()
             .expect("valid");

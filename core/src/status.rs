@@ -4,8 +4,9 @@
 
 use crate::clock::rfc3339_millis;
 use crate::keys::{ApiKey, KeyPool};
+use crate::names::MarkName;
 use crate::settings::{CoolingSettings, Profile, Strategy};
-use crate::state::{Mark, Marks};
+use crate::state::{cooling_for, Mark, Marks};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -109,26 +110,25 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
     let (mut available, mut failed, mut cooling) = (0, 0, 0);
 
     for key in input.pool.iter() {
-        let fp = key.fingerprint().to_string();
-        if let Some(mark) = input.keys.get(&fp).filter(|m| m.dead) {
+        if let Some(mark) = input.keys.get(&MarkName::key(&key)).filter(|m| m.dead) {
             failed += 1;
-            failed_details.push(failed_detail(key, &mark));
+            failed_details.push(failed_detail(&key, &mark));
             continue;
         }
-        let mut cooling_now = false;
-        if let Some(mark) = input.keys.active(&fp, now) {
-            cooling_now = true;
-            details.push(cooling_detail(key, None, &mark, now));
+        let whole_key = cooling_for(input.keys, &key, now);
+        if let Some(mark) = &whole_key {
+            details.push(cooling_detail(&key, None, mark, now));
         }
+        let mut cooling_now = whole_key.is_some();
         for (model, marks) in input.models {
             let entry = models.entry(model.clone()).or_insert(ModelReport { available_keys: 0, cooling_keys: 0 });
-            match marks.cooling_for(key, now) {
+            match cooling_for(marks, &key, now) {
                 Some(mark) => {
                     cooling_now = true;
                     entry.cooling_keys += 1;
-                    details.push(cooling_detail(key, Some(model), &mark, now));
+                    details.push(cooling_detail(&key, Some(model), &mark, now));
                 }
-                None if input.keys.active(&fp, now).is_none() => entry.available_keys += 1,
+                None if whole_key.is_none() => entry.available_keys += 1,
                 None => entry.cooling_keys += 1,
             }
         }
@@ -145,7 +145,7 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
         status: if healthy { "healthy" } else { "degraded" },
         timestamp: rfc3339_millis(now),
         key_pool: KeyPoolReport {
-            total_keys: input.pool.len(),
+            total_keys: available + failed + cooling,
             ignored_entries: input.pool.ignored(),
             available_keys: available,
             failed_keys: failed,
@@ -174,7 +174,7 @@ fn cooling_detail(key: &ApiKey<'_>, model: Option<&str>, mark: &Mark, now: u64) 
     let remaining = mark.until_ms.saturating_sub(now).div_ceil(1000);
     CoolingDetail {
         key: key.mask(),
-        fingerprint: key.fingerprint().to_string(),
+        fingerprint: key.fingerprint.to_string(),
         project: key.project.map(str::to_string),
         model: model.map(str::to_string),
         reason: mark.reason.to_string(),
@@ -189,7 +189,7 @@ fn cooling_detail(key: &ApiKey<'_>, model: Option<&str>, mark: &Mark, now: u64) 
 fn failed_detail(key: &ApiKey<'_>, mark: &Mark) -> FailedDetail {
     FailedDetail {
         key: key.mask(),
-        fingerprint: key.fingerprint().to_string(),
+        fingerprint: key.fingerprint.to_string(),
         reason: mark.reason.to_string(),
         since: rfc3339_millis(mark.since_ms),
         probation_at: (mark.until_ms != u64::MAX).then(|| rfc3339_millis(mark.until_ms)),
@@ -208,7 +208,9 @@ pub fn display(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Reason;
+    use crate::names::Bucket;
+    use crate::reason::Reason;
+    use crate::state::Entry;
 
     fn mark(until_ms: u64, reason: Reason, dead: bool) -> Mark {
         Mark { until_ms, reason, dead, strikes: 0, since_ms: 0 }
@@ -216,17 +218,15 @@ mod tests {
 
     #[test]
     fn counts_and_details() {
-        let pool = KeyPool::parse([
-            "AIzaAAAAAAAAAAAA1111",
-            "AIzaBBBBBBBBBBBB2222",
-            "team:AIzaCCCCCCCCCCCC3333",
-            "team:AIzaDDDDDDDDDDDD4444",
+        let pool = KeyPool::new([
+            "AIzaAAAAAAAAAAAA1111\nAIzaBBBBBBBBBBBB2222\nmy team:AIzaCCCCCCCCCCCC3333\nmy team:AIzaDDDDDDDDDDDD4444",
         ]);
-        let key = |i: usize| *pool.get(i).expect("key");
+        let keys_of: Vec<_> = pool.iter().collect();
         let mut keys = Marks::default();
-        keys.set(key(0).fingerprint().to_string(), mark(u64::MAX, Reason::KeyInvalid, true));
+        keys.apply(MarkName::key(&keys_of[0]), Entry::Set(mark(u64::MAX, Reason::KeyInvalid, true)));
         let mut pro = Marks::default();
-        pro.set("p:team".into(), mark(1_000 + 86_340_000, Reason::PerDayQuota, false));
+        let team = MarkName::of(Bucket::of(&keys_of[2]));
+        pro.apply(team, Entry::Set(mark(1_000 + 86_340_000, Reason::PerDayQuota, false)));
         let models = vec![("gemini-2.5-pro".to_string(), pro)];
         let cooling = CoolingSettings::default();
         let input = StatusInput {
@@ -245,6 +245,7 @@ mod tests {
         assert_eq!(p.cooling_details.len(), 2);
         assert_eq!(p.cooling_details[0].remaining_display, "23h59m");
         assert_eq!(p.cooling_details[0].model.as_deref(), Some("gemini-2.5-pro"));
+        assert_eq!(p.cooling_details[0].project.as_deref(), Some("my team"));
         assert_eq!(p.failed_details[0].key, "…1111");
         assert_eq!(p.failed_details[0].probation_at, None);
         assert_eq!(p.models["gemini-2.5-pro"].available_keys, 1);

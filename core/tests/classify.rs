@@ -1,7 +1,8 @@
 //! Every body form of shared/docs/gemini-upstream.md §2–§3, in the 2025 and the 2026 style,
 //! native (bare) and OpenAI-compatible (wrapped in an array).
 
-use gemini_pool_core::classify::{classify, DeadReason, Outcome};
+use gemini_pool_core::classify::{classify, Outcome};
+use gemini_pool_core::reason::Reason;
 
 fn wrapped(body: &str) -> String {
     format!("[{body}]")
@@ -122,20 +123,40 @@ fn bare_429_is_throttling() {
 
 #[test]
 fn dead_keys() {
-    assert_eq!(outcome(400, KEY_INVALID), Outcome::KeyDead(DeadReason::Invalid));
-    assert_eq!(outcome(400, KEY_EXPIRED), Outcome::KeyDead(DeadReason::Invalid));
-    assert_eq!(outcome(403, LEAKED), Outcome::KeyDead(DeadReason::Leaked));
-    assert_eq!(outcome(403, SUSPENDED), Outcome::KeyDead(DeadReason::Suspended));
-    assert_eq!(outcome(403, SERVICE_BLOCKED), Outcome::KeyDead(DeadReason::Blocked));
-    assert_eq!(outcome(403, SERVICE_DISABLED), Outcome::KeyDead(DeadReason::ServiceDisabled));
-    assert_eq!(outcome(403, PROJECT_DENIED), Outcome::KeyDead(DeadReason::ProjectDenied));
-    assert_eq!(outcome(401, UNAUTHENTICATED), Outcome::KeyDead(DeadReason::Unauthenticated));
+    assert_eq!(outcome(400, KEY_INVALID), Outcome::KeyDead(Reason::KeyInvalid));
+    assert_eq!(outcome(400, KEY_EXPIRED), Outcome::KeyDead(Reason::KeyInvalid));
+    assert_eq!(outcome(403, LEAKED), Outcome::KeyDead(Reason::KeyLeaked));
+    assert_eq!(outcome(403, SUSPENDED), Outcome::KeyDead(Reason::KeySuspended));
+    assert_eq!(outcome(403, SERVICE_BLOCKED), Outcome::KeyDead(Reason::KeyBlocked));
+    assert_eq!(outcome(403, SERVICE_DISABLED), Outcome::KeyDead(Reason::ServiceDisabled));
+    assert_eq!(outcome(403, PROJECT_DENIED), Outcome::KeyDead(Reason::ProjectDenied));
+    assert_eq!(outcome(401, UNAUTHENTICATED), Outcome::KeyDead(Reason::Unauthenticated));
+}
+
+const ACCESS_TOKEN_TYPE_UNSUPPORTED: &str = r#"{"error":{"code":401,"message":"Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.","status":"UNAUTHENTICATED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"ACCESS_TOKEN_TYPE_UNSUPPORTED","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com","method":"google.ai.generativelanguage.v1beta.GenerativeService.GenerateContent"}}]}}"#;
+
+const CREDENTIALS_MISSING: &str = r#"{"error":{"code":401,"message":"API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials that assert a principal. See https://cloud.google.com/docs/authentication","status":"UNAUTHENTICATED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"CREDENTIALS_MISSING","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}}"#;
+
+const MULTIPLE_CREDENTIALS: &str = r#"{"error":{"code":400,"message":"Multiple authentication credentials received. Please pass only one.","status":"INVALID_ARGUMENT"}}"#;
+
+const BILLING_DEPLETED: &str = r#"{"error":{"code":429,"message":"Your prepayment credits are depleted. Please go to AI Studio at https://ai.studio/projects to manage your project and billing.","status":"RESOURCE_EXHAUSTED"}}"#;
+
+#[test]
+fn auth_answers_of_2026() {
+    assert_eq!(outcome(401, ACCESS_TOKEN_TYPE_UNSUPPORTED), Outcome::KeyDead(Reason::Unauthenticated));
+    assert_eq!(outcome(401, CREDENTIALS_MISSING), Outcome::KeyDead(Reason::KeyNotSupported));
+    assert_eq!(outcome(400, MULTIPLE_CREDENTIALS), Outcome::ProxyFault);
+}
+
+#[test]
+fn depleted_prepayment_is_the_projects_billing() {
+    assert_eq!(outcome(429, BILLING_DEPLETED), Outcome::BillingDepleted);
 }
 
 #[test]
 fn model_scoped_and_proxy_problems() {
     assert_eq!(outcome(403, CALLER_NO_PERMISSION), Outcome::ModelForbidden);
-    assert_eq!(outcome(403, UNREGISTERED), Outcome::NoKeySent);
+    assert_eq!(outcome(403, UNREGISTERED), Outcome::ProxyFault);
     assert_eq!(outcome(400, LOCATION), Outcome::LocationUnsupported);
 }
 

@@ -1,10 +1,10 @@
 //! The cooling policy, row by row as in the README's tables.
 
-use gemini_pool_core::classify::{DeadReason, Outcome, Verdict};
+use gemini_pool_core::classify::{Outcome, Verdict};
 use gemini_pool_core::clock::ResetZone;
 use gemini_pool_core::cooling::{decide, Action, Context, Cooldown, Scope};
 use gemini_pool_core::settings::{CoolingSettings, Profile};
-use gemini_pool_core::state::Reason;
+use gemini_pool_core::reason::Reason;
 
 // 2026-01-15 12:00:00 UTC (04:00 PST); the next Pacific midnight is 2026-01-16 08:00 UTC.
 const NOW: u64 = 1_768_478_400_000;
@@ -75,7 +75,7 @@ fn bare_429_backs_off_growing_and_capped() {
 
 #[test]
 fn dead_keys_wait_for_probation() {
-    let a = smart(400, Outcome::KeyDead(DeadReason::Invalid));
+    let a = smart(400, Outcome::KeyDead(Reason::KeyInvalid));
     assert!(a.retry);
     assert_eq!(cooldown(&a).scope, Scope::Dead);
     assert_eq!(cooldown(&a).until_ms, NOW + 6 * HOUR);
@@ -104,7 +104,7 @@ fn client_errors_and_location_are_delivered() {
         (400, Outcome::ClientError),
         (404, Outcome::ClientError),
         (400, Outcome::LocationUnsupported),
-        (403, Outcome::NoKeySent),
+        (403, Outcome::ProxyFault),
     ] {
         assert_eq!(smart(status, outcome), Action { cooldown: None, retry: false });
     }
@@ -131,9 +131,41 @@ fn seed_profile_is_the_seed_table() {
         assert_eq!((cooldown(&a).scope, cooldown(&a).until_ms - NOW), (Scope::Key, length), "{status}");
     }
     for status in [401, 403] {
-        let a = seed(Some(status), Outcome::KeyDead(DeadReason::Leaked));
+        let a = seed(Some(status), Outcome::KeyDead(Reason::KeyLeaked));
         assert_eq!((cooldown(&a).scope, cooldown(&a).until_ms), (Scope::Dead, u64::MAX));
     }
     // The seed passed Google's bad-key 400 to the client and kept the key.
-    assert_eq!(seed(Some(400), Outcome::KeyDead(DeadReason::Invalid)), Action { cooldown: None, retry: false });
+    assert_eq!(seed(Some(400), Outcome::KeyDead(Reason::KeyInvalid)), Action { cooldown: None, retry: false });
+}
+
+#[test]
+fn depleted_prepayment_cools_the_project_for_every_model() {
+    let a = smart(429, Outcome::BillingDepleted);
+    assert!(a.retry);
+    assert_eq!((cooldown(&a).scope, cooldown(&a).reason), (Scope::Bucket, Reason::BillingDepleted));
+    assert_eq!(cooldown(&a).until_ms, NOW + 6 * HOUR);
+}
+
+#[test]
+fn huge_retry_hints_and_knobs_never_wrap_around() {
+    use gemini_pool_core::classify::classify;
+    use gemini_pool_core::settings::MAX_DURATION;
+    let cap = NOW + MAX_DURATION.as_millis() as u64;
+    for body in [
+        r#"{"error":{"code":429,"message":"Please retry in 99999999999999999999s.","status":"RESOURCE_EXHAUSTED"}}"#,
+        r#"{"error":{"code":429,"message":"x","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1e30s"}]}}"#,
+    ] {
+        let verdict = classify(429, body.as_bytes());
+        for jitter_ms in [0, 1_000, u64::MAX] {
+            let ctx = Context { now_ms: NOW, previous_strikes: 0, jitter_ms };
+            let a = decide(&verdict, &CoolingSettings::default(), ctx);
+            assert_eq!(cooldown(&a).until_ms, cap, "{body}");
+        }
+    }
+    let forever = CoolingSettings { no_free_tier: MAX_DURATION, throttle_base: MAX_DURATION, throttle_max: MAX_DURATION, ..CoolingSettings::default() };
+    for (outcome, strikes) in [(Outcome::NoFreeTier, 0), (Outcome::Throttled, 30)] {
+        let ctx = Context { now_ms: NOW, previous_strikes: strikes, jitter_ms: 0 };
+        let a = decide(&verdict(Some(429), outcome), &forever, ctx);
+        assert_eq!(cooldown(&a).until_ms, cap);
+    }
 }

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-WASM = ROOT / "bin" / "main.wasm"
+WASM = Path(os.environ.get("E2E_WASM", ROOT / "bin" / "main.wasm"))
 SIM_BIN = ROOT / "target" / "release" / "gemini-sim"
 ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "target" / "e2e"))
 

@@ -1,0 +1,114 @@
+//! Mark names: the one place where a key or a project becomes the name of its cooling mark.
+//!
+//! Storage, pruning, selection and `/v1/status` all name marks through [`MarkName::of`], so a
+//! name can never be built two ways. Names go into the KV items' text lines, so they hold no
+//! space, newline or `%` of their own: a project name is percent-encoded byte by byte outside
+//! `[A-Za-z0-9._-]`, which keeps any name the operator writes (`my team`, `équipe`, `a/b`)
+//! distinct and readable.
+
+use crate::keys::{ApiKey, Fingerprint};
+use std::fmt;
+
+/// The unit Google counts quota in: a declared project, or the key alone when none is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket<'a> {
+    /// Every key written `project:KEY` with this project name.
+    Project(&'a str),
+    /// One key (by fingerprint).
+    Key(Fingerprint),
+}
+
+impl<'a> Bucket<'a> {
+    /// The quota bucket `key` draws from.
+    pub fn of(key: &ApiKey<'a>) -> Self {
+        match key.project {
+            Some(project) => Bucket::Project(project),
+            None => Bucket::Key(key.fingerprint),
+        }
+    }
+}
+
+/// The name of a mark: `k:<16 hex digits>` for a key, `p:<encoded project>` for a project.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MarkName(String);
+
+impl MarkName {
+    /// The one naming function.
+    pub fn of(bucket: Bucket<'_>) -> Self {
+        match bucket {
+            Bucket::Key(fp) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut name = String::with_capacity(18);
+                name.push_str("k:");
+                for shift in (0..16).rev() {
+                    name.push(char::from(HEX[((fp.0 >> (shift * 4)) & 0xF) as usize]));
+                }
+                MarkName(name)
+            }
+            Bucket::Project(project) => {
+                let mut name = String::with_capacity(project.len() + 2);
+                name.push_str("p:");
+                for byte in project.bytes() {
+                    if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
+                        name.push(char::from(byte));
+                    } else {
+                        name.push_str(&format!("%{byte:02X}"));
+                    }
+                }
+                MarkName(name)
+            }
+        }
+    }
+
+    /// The name of a key's own mark (dead keys, per-key cooldowns).
+    pub fn key(key: &ApiKey<'_>) -> Self {
+        MarkName::of(Bucket::Key(key.fingerprint))
+    }
+
+    /// The name as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads a stored name back: `None` unless it is one [`MarkName::of`] could have written.
+    pub fn parse(text: &str) -> Option<Self> {
+        let well_formed = match text.split_once(':')? {
+            ("k", hex) => hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            ("p", rest) => !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_graphic()),
+            _ => false,
+        };
+        well_formed.then(|| MarkName(text.to_string()))
+    }
+}
+
+impl fmt::Display for MarkName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_project_name_becomes_one_safe_name() {
+        for project in ["team-a", "my team", "équipe", "a/b", "x%20y", "tab\there", "名前"] {
+            let name = MarkName::of(Bucket::Project(project));
+            assert!(name.as_str().bytes().all(|b| b.is_ascii_graphic()), "{name}");
+            assert_eq!(MarkName::parse(name.as_str()), Some(name.clone()));
+        }
+        assert_eq!(MarkName::of(Bucket::Project("my team")).as_str(), "p:my%20team");
+        assert_ne!(MarkName::of(Bucket::Project("x y")), MarkName::of(Bucket::Project("x%20y")));
+        assert_ne!(MarkName::of(Bucket::Project("a b")), MarkName::of(Bucket::Project("a_b")));
+    }
+
+    #[test]
+    fn key_names() {
+        let name = MarkName::of(Bucket::Key(Fingerprint(0xab)));
+        assert_eq!(name.as_str(), "k:00000000000000ab");
+        assert_eq!(MarkName::parse(name.as_str()), Some(name));
+        assert_eq!(MarkName::parse("k:xyz"), None);
+        assert_eq!(MarkName::parse("q:1"), None);
+    }
+}

@@ -1,0 +1,71 @@
+//! Choosing the next key: the order in which candidates are offered, kept apart from whether a
+//! candidate may serve (the caller's `usable` predicate), as in pingora's selection.
+//!
+//! Order: the first key is drawn uniformly (both strategies): a few random draws, then — only
+//! if they all missed — a scan of the whole pool. On a retry `round-robin` walks on in pool
+//! order from the last key tried, `random` draws again. No key is offered twice.
+
+use crate::keys::{ApiKey, KeyPool, Position};
+use crate::rng::Rng;
+use crate::settings::Strategy;
+
+/// Random draws before scanning the whole pool: with 90 % of the pool cooling, 64 draws all
+/// miss about once in a thousand requests.
+const SAMPLES: usize = 64;
+
+/// The keys offered so far and the source of randomness.
+#[derive(Debug, Clone)]
+pub struct Picker {
+    strategy: Strategy,
+    rng: Rng,
+    tried: Vec<Position>,
+    last: Option<Position>,
+}
+
+impl Picker {
+    /// A picker for one request.
+    pub fn new(strategy: Strategy, seed: u64) -> Self {
+        Picker { strategy, rng: Rng::new(seed), tried: Vec::new(), last: None }
+    }
+
+    /// The next untried key that is `usable`, or `None`.
+    pub fn pick<'a>(&mut self, pool: &KeyPool<'a>, usable: impl Fn(&ApiKey<'a>) -> bool) -> Option<ApiKey<'a>> {
+        let tried = std::mem::take(&mut self.tried);
+        let fresh = |k: &ApiKey<'a>| !tried.contains(&k.at) && usable(k);
+        let found = match (self.strategy, self.last) {
+            (Strategy::RoundRobin, Some(last)) => pool.walk(last).find(|k| fresh(k)),
+            _ => self.sample(pool, &fresh).or_else(|| self.scan(pool, &fresh)),
+        };
+        self.tried = tried;
+        if let Some(key) = &found {
+            self.take(key);
+        }
+        found
+    }
+
+    /// Records `key` as offered (also for a key chosen another way).
+    pub fn take(&mut self, key: &ApiKey<'_>) {
+        self.tried.push(key.at);
+        self.last = Some(key.at);
+    }
+
+    /// Has `key` been offered already?
+    pub fn tried(&self, key: &ApiKey<'_>) -> bool {
+        self.tried.contains(&key.at)
+    }
+
+    /// The request's randomness (also used for jitter).
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    fn sample<'a>(&mut self, pool: &KeyPool<'a>, fresh: &impl Fn(&ApiKey<'a>) -> bool) -> Option<ApiKey<'a>> {
+        (0..SAMPLES).find_map(|_| pool.draw(&mut self.rng).filter(|k| fresh(k)))
+    }
+
+    /// Every usable key, one drawn uniformly.
+    fn scan<'a>(&mut self, pool: &KeyPool<'a>, fresh: &impl Fn(&ApiKey<'a>) -> bool) -> Option<ApiKey<'a>> {
+        let usable: Vec<ApiKey<'a>> = pool.iter().filter(|k| fresh(k)).collect();
+        usable.get(self.rng.below(usable.len())).copied()
+    }
+}

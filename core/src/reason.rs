@@ -1,0 +1,115 @@
+//! Why a key or a quota bucket is out of rotation: one table gives each reason its stored
+//! code, its description, and whether it means the key is dead.
+
+use std::fmt;
+
+/// Why a mark was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A `PerDay` quota of (project, model) is used up.
+    PerDayQuota,
+    /// A per-minute quota, or an answer carrying a retry delay.
+    PerMinuteQuota,
+    /// `limit: 0` or "doesn't have a free quota tier".
+    NoFreeTier,
+    /// 403 "The caller does not have permission" on one model.
+    ModelForbidden,
+    /// 429 without details (growing backoff).
+    Throttled,
+    /// 429 "Your prepayment credits are depleted": the project's billing.
+    BillingDepleted,
+    /// 500/502/503/504 with `cool_upstream_trouble` set.
+    UpstreamTrouble,
+    /// No answer: connection failure or timeout.
+    ConnectFailure,
+    /// 400 `API_KEY_INVALID`: "API key not valid" / "API key expired".
+    KeyInvalid,
+    /// 403 "reported as leaked".
+    KeyLeaked,
+    /// 403 `CONSUMER_SUSPENDED`.
+    KeySuspended,
+    /// 403 `API_KEY_SERVICE_BLOCKED` (and key restrictions that block this API).
+    KeyBlocked,
+    /// 403 `SERVICE_DISABLED`: the Generative Language API is off in the key's project.
+    ServiceDisabled,
+    /// 403 "project has been denied access".
+    ProjectDenied,
+    /// 401 `UNAUTHENTICATED` (also `ACCESS_TOKEN_TYPE_UNSUPPORTED`).
+    Unauthenticated,
+    /// 401 `CREDENTIALS_MISSING`: "API keys are not supported by this API".
+    KeyNotSupported,
+    /// The seed profile cools by HTTP status alone.
+    Http(u16),
+}
+
+/// Each reason without data: (reason, stored code, description, dead key?).
+const TABLE: [(Reason, &str, &str, bool); 16] = [
+    (Reason::PerDayQuota, "per_day_quota", "per-day quota exhausted (until the daily reset)", false),
+    (Reason::PerMinuteQuota, "per_minute_quota", "per-minute quota exceeded", false),
+    (Reason::NoFreeTier, "no_free_tier", "no quota for this model on this key's tier (limit 0)", false),
+    (Reason::ModelForbidden, "model_forbidden", "key may not use this model", false),
+    (Reason::Throttled, "throttled", "rate limited without details (backoff)", false),
+    (Reason::BillingDepleted, "billing_depleted", "prepayment credits depleted (the project's billing)", false),
+    (Reason::UpstreamTrouble, "upstream_trouble", "upstream trouble", false),
+    (Reason::ConnectFailure, "connect_failure", "connection failure or timeout", false),
+    (Reason::KeyInvalid, "key_invalid", "API key not valid or expired", true),
+    (Reason::KeyLeaked, "key_leaked", "API key reported as leaked", true),
+    (Reason::KeySuspended, "key_suspended", "consumer suspended", true),
+    (Reason::KeyBlocked, "key_blocked", "API key blocked for this service", true),
+    (Reason::ServiceDisabled, "service_disabled", "Generative Language API disabled in the project", true),
+    (Reason::ProjectDenied, "project_denied", "project denied access", true),
+    (Reason::Unauthenticated, "unauthenticated", "unauthenticated (401)", true),
+    (Reason::KeyNotSupported, "key_not_supported", "API keys not supported for this API (401)", true),
+];
+
+impl Reason {
+    fn row(self) -> Option<&'static (Reason, &'static str, &'static str, bool)> {
+        TABLE.iter().find(|(r, ..)| *r == self)
+    }
+
+    /// The code stored in KV lines.
+    pub fn code(self) -> String {
+        match self {
+            Reason::Http(status) => format!("http_{status}"),
+            other => other.row().map_or("unknown", |row| row.1).to_string(),
+        }
+    }
+
+    /// Reads a stored code back.
+    pub fn from_code(code: &str) -> Option<Self> {
+        if let Some(status) = code.strip_prefix("http_") {
+            return status.parse().ok().map(Reason::Http);
+        }
+        TABLE.iter().find(|row| row.1 == code).map(|row| row.0)
+    }
+
+    /// Does this reason say the key itself is unusable?
+    pub fn is_dead_key(self) -> bool {
+        self.row().is_some_and(|row| row.3)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Http(status) => write!(f, "HTTP {status} (seed profile)"),
+            other => f.write_str(other.row().map_or("unknown", |row| row.2)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back() {
+        for (reason, code, ..) in TABLE {
+            assert_eq!(reason.code(), code);
+            assert_eq!(Reason::from_code(code), Some(reason));
+        }
+        assert_eq!(Reason::from_code("http_503"), Some(Reason::Http(503)));
+        assert_eq!(Reason::from_code("nonsense"), None);
+        assert!(Reason::KeyLeaked.is_dead_key() && !Reason::Throttled.is_dead_key());
+    }
+}

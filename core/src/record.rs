@@ -1,0 +1,243 @@
+//! Recording verdicts: what a request writes to the KV store, when, and how it knows the
+//! write holds. The edge only executes the [`Write`]s and reads back.
+//!
+//! Protocol, run as soon as an attempt has a verdict (before the next attempt):
+//! 1. [`Recording::new`] keeps the changes the state read last does not already say (a
+//!    verdict another instance recorded first is not written again);
+//! 2. [`Recording::writes`]: one append per item (or, for an item in a foreign format, a
+//!    replacement by compare-and-swap);
+//! 3. the edge reads both items again — the next attempt chooses from that fresh state — and
+//!    calls [`Recording::confirm`]: a change the fresh state shows is done; a change missing
+//!    from a *newer* version of its item was lost to a concurrent rewrite and is written again;
+//!    a change missing from the *same* version is not visible yet (an eventually consistent
+//!    store) and is left to the store;
+//! 4. [`compactions`]: an item whose appended part has grown long is rewritten, sorted, with a
+//!    compare-and-swap on the generation just read. If another instance appended meanwhile
+//!    the swap fails, and nothing is lost.
+//!
+//! No step gives up because another instance wrote at the same time: appends do not conflict.
+
+use crate::names::MarkName;
+use crate::state::{Change, Item, PoolState};
+
+/// Rounds of write-and-read-back before the recording is abandoned (a store that keeps
+/// acknowledging writes and then losing them; logged).
+pub const MAX_ROUNDS: u32 = 8;
+
+/// One write for the edge to execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Append `bytes` to the item (creating it if missing). No TTL: an append must never
+    /// shorten the life of marks it does not know about.
+    Append {
+        /// Where.
+        item: Item,
+        /// The lines.
+        bytes: Vec<u8>,
+    },
+    /// Replace the item if it is still at `generation` (`None`: only if it does not exist).
+    Replace {
+        /// Where.
+        item: Item,
+        /// The whole new item.
+        bytes: Vec<u8>,
+        /// The generation it was computed from.
+        generation: Option<u64>,
+        /// Seconds.
+        ttl_secs: u64,
+    },
+}
+
+/// A request's changes on their way to the store.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    pending: Vec<Change>,
+    /// Generation of each item when it was last written to, to tell staleness from loss.
+    written_over: Vec<(Item, Option<u64>)>,
+    rounds: u32,
+}
+
+/// What [`Recording::confirm`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Every change shows (or is left to an eventually consistent store).
+    Done,
+    /// Some change was lost: call [`Recording::writes`] again.
+    WriteAgain,
+    /// [`MAX_ROUNDS`] rounds and still lost.
+    GaveUp,
+}
+
+impl Recording {
+    /// The changes `state` does not already say.
+    pub fn new(changes: Vec<Change>, state: &PoolState) -> Self {
+        let pending = changes.into_iter().filter(|c| !state.covers(c)).collect();
+        Recording { pending, written_over: Vec::new(), rounds: 0 }
+    }
+
+    /// Nothing left to write?
+    pub fn is_done(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The writes for this round, given the state read last (with the changes applied).
+    pub fn writes(&mut self, state: &PoolState, now_ms: u64) -> Vec<Write> {
+        self.rounds += 1;
+        self.written_over.clear();
+        let mut writes = Vec::new();
+        for item in self.items() {
+            let marks = state.marks(&item);
+            self.written_over.push((item.clone(), marks.generation));
+            if marks.compaction_due() {
+                let (bytes, ttl_secs) = marks.compacted(now_ms, |_| true);
+                writes.push(Write::Replace { item, bytes, generation: marks.generation, ttl_secs });
+            } else {
+                let bytes = self.pending.iter().filter(|c| c.item == item).map(Change::line).collect::<String>();
+                writes.push(Write::Append { item, bytes: bytes.into_bytes() });
+            }
+        }
+        writes
+    }
+
+    /// Checks the writes against the state read after them.
+    pub fn confirm(&mut self, fresh: &PoolState) -> Confirmed {
+        let written_over = std::mem::take(&mut self.written_over);
+        self.pending.retain(|change| {
+            if fresh.covers(change) {
+                return false;
+            }
+            let before = written_over.iter().find(|(item, _)| *item == change.item).and_then(|(_, g)| *g);
+            let unchanged = before.is_some() && fresh.marks(&change.item).generation == before;
+            !unchanged
+        });
+        match (self.pending.is_empty(), self.rounds >= MAX_ROUNDS) {
+            (true, _) => Confirmed::Done,
+            (false, false) => Confirmed::WriteAgain,
+            (false, true) => Confirmed::GaveUp,
+        }
+    }
+
+    /// Names still unconfirmed (for the log when giving up).
+    pub fn unconfirmed(&self) -> Vec<&MarkName> {
+        self.pending.iter().map(|c| &c.name).collect()
+    }
+
+    fn items(&self) -> Vec<Item> {
+        let mut items: Vec<Item> = self.pending.iter().map(|c| c.item.clone()).collect();
+        items.sort();
+        items.dedup();
+        items
+    }
+}
+
+/// Rewrites due for the items of `state` (a long appended part, or a foreign format).
+pub fn compactions(state: &PoolState, model: Option<&str>, now_ms: u64) -> Vec<Write> {
+    let mut items = vec![Item::Keys];
+    items.extend(model.map(|m| Item::Model(m.to_string())));
+    items
+        .into_iter()
+        .filter(|item| state.marks(item).compaction_due() && state.marks(item).generation.is_some())
+        .map(|item| {
+            let marks = state.marks(&item);
+            let (bytes, ttl_secs) = marks.compacted(now_ms, |_| true);
+            Write::Replace { item, bytes, generation: marks.generation, ttl_secs }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reason::Reason;
+    use crate::state::{Entry, Mark, Marks};
+
+    fn change(name: &str, until_ms: u64) -> Change {
+        Change {
+            item: Item::Model("m".into()),
+            name: MarkName::parse(name).expect("name"),
+            entry: Entry::Set(Mark { until_ms, reason: Reason::PerMinuteQuota, dead: false, strikes: 0, since_ms: 1 }),
+        }
+    }
+
+    fn state_of(text: &[u8], generation: Option<u64>) -> PoolState {
+        PoolState { keys: Marks::default(), model: Marks::decode(text.to_vec(), generation) }
+    }
+
+    /// A store that applies appends, optionally losing the first one to a rewrite.
+    fn run(lose_first: bool) -> (Confirmed, u32, Vec<u8>) {
+        let mut stored: Vec<u8> = Vec::new();
+        let mut generation = None;
+        let mut recording = Recording::new(vec![change("p:a", 60_000)], &PoolState::default());
+        let mut state = PoolState::default();
+        let mut rounds = 0;
+        loop {
+            for write in recording.writes(&state, 0) {
+                let Write::Append { bytes, .. } = write else { panic!("append expected") };
+                rounds += 1;
+                if !(lose_first && rounds == 1) {
+                    stored.extend_from_slice(&bytes);
+                }
+                generation = Some(generation.unwrap_or(0) + 1);
+            }
+            state = state_of(&stored, generation);
+            match recording.confirm(&state) {
+                Confirmed::WriteAgain => continue,
+                other => return (other, rounds, stored),
+            }
+        }
+    }
+
+    #[test]
+    fn a_lost_append_is_written_again() {
+        assert_eq!(run(false).0, Confirmed::Done);
+        assert_eq!(run(false).1, 1);
+        let (confirmed, rounds, stored) = run(true);
+        assert_eq!((confirmed, rounds), (Confirmed::Done, 2));
+        assert!(String::from_utf8_lossy(&stored).contains("p:a 60000"));
+    }
+
+    #[test]
+    fn a_stale_read_is_not_a_loss() {
+        let mut recording = Recording::new(vec![change("p:a", 60_000)], &PoolState::default());
+        let before = state_of(b"", Some(7));
+        assert_eq!(recording.writes(&before, 0).len(), 1);
+        // The read after the append still shows generation 7: the store has not caught up.
+        assert_eq!(recording.confirm(&before), Confirmed::Done);
+    }
+
+    #[test]
+    fn what_is_already_stored_is_not_written() {
+        let stored = state_of(b"p:a 60500 per_minute_quota 0 0 1\n", Some(1));
+        assert!(Recording::new(vec![change("p:a", 60_000)], &stored).is_done());
+        assert!(!Recording::new(vec![change("p:a", 90_000)], &stored).is_done());
+    }
+
+    #[test]
+    fn a_store_that_keeps_losing_is_given_up_on() {
+        let mut recording = Recording::new(vec![change("p:a", 60_000)], &PoolState::default());
+        let mut outcome = Confirmed::WriteAgain;
+        for generation in 0..MAX_ROUNDS as u64 {
+            let _ = recording.writes(&state_of(b"", Some(generation)), 0);
+            outcome = recording.confirm(&state_of(b"", Some(generation + 100)));
+        }
+        assert_eq!(outcome, Confirmed::GaveUp);
+        assert_eq!(recording.unconfirmed().len(), 1);
+    }
+
+    #[test]
+    fn long_tails_and_foreign_items_are_compacted() {
+        let tail: String = (0..30).map(|i| format!("p:x{i} 5 throttled 0 0 1\n")).collect();
+        let state = state_of(tail.as_bytes(), Some(3));
+        let [Write::Replace { generation, ref bytes, .. }] = compactions(&state, Some("m"), 0)[..] else {
+            panic!("one replacement")
+        };
+        assert_eq!(generation, Some(3));
+        assert!(bytes.starts_with(b"gemini-edge-pool marks v2 "));
+        let foreign = state_of(b"gemini-edge-pool marks v1\n", Some(1));
+        let mut recording = Recording::new(vec![change("p:a", 60_000)], &foreign);
+        let mut with_change = foreign.clone();
+        with_change.apply(&change("p:a", 60_000));
+        let writes = recording.writes(&with_change, 0);
+        assert!(matches!(&writes[..], [Write::Replace { bytes, .. }] if String::from_utf8_lossy(bytes).contains("p:a 60000")));
+    }
+}
