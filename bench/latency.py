@@ -39,10 +39,11 @@ BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say
 STREAM_BODY = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "Say hello"}]})
 FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "passthrough.wasm"
 POOLS = (10, 2000, 6000)
-KEYS_PER_SECRET = 1500
+KEYS_PER_SECRET = 1500  # at most, in equal secrets: 2,000 keys = 2 × 1,000; 6,000 = 4 × 1,500
 
 
 def fnv1a64(text: str) -> str:
+    """FNV-1a 64 as 16 hex digits (core/src/keys.rs)."""
     h = 0xCBF29CE484222325
     for b in text.encode():
         h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
@@ -153,25 +154,38 @@ def server_timing(url: str) -> str:
     return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.lower().startswith("server-timing")), "")
 
 
-def cooling_items(keys: list[str], cooled: int) -> dict:
-    """The KV item of MODEL in the proxy's format (core/src/state.rs): `cooled` keys cooling."""
+PER_MINUTE_QUOTA = 1  # the reason's row in core/src/reason.rs
+
+
+def cooling_items(chunks: list[list[str]], share: float) -> dict:
+    """The KV items of MODEL in the proxy's format (core/src/marks.rs: sorted 25-byte records),
+    one per part (secret), with `share` of each part's keys cooling for an hour."""
     now = int(time.time() * 1000)
-    lines = sorted(f"k:{fnv1a64(k)} {now + 3_600_000} per_minute_quota 0 0 {now}\n" for k in keys[:cooled])
-    body = "".join(lines)
-    return {f"model/{MODEL}": f"gemini-edge-pool marks v2 {len(body)}\n{body}"}
+    items = {}
+    for part, keys in enumerate(chunks):
+        names = [f"k:{fnv1a64(k)}" for k in keys[:int(len(keys) * share)]]
+        hashes = sorted(int(fnv1a64(name), 16) for name in names)
+        records = b"".join(h.to_bytes(8, "big") + (now + 3_600_000).to_bytes(8, "big") + now.to_bytes(6, "big")
+                           + PER_MINUTE_QUOTA.to_bytes(2, "big") + bytes([0]) for h in hashes)
+        name = f"model/{MODEL}" + (f"@{part + 1}" if part else "")
+        items[name] = b"gemini-edge-pool marks v2 %d\n" % len(records) + records
+    return items
 
 
 def pool_proxy(sim: harness.Sim, keys: list[str], cooling_share: float) -> harness.Proxy:
     """The proxy with `keys` in as many secrets as they need and a share of them cooling."""
-    chunks = ["\n".join(keys[i:i + KEYS_PER_SECRET]) for i in range(0, len(keys), KEYS_PER_SECRET)]
+    count = -(-len(keys) // KEYS_PER_SECRET)
+    size = -(-len(keys) // count)
+    parts = [keys[i:i + size] for i in range(0, len(keys), size)]
+    chunks = ["\n".join(part) for part in parts]
     names = ["keys", "keys_2", "keys_3", "keys_4"]
     secrets = dict(zip(names[1:], chunks[1:]))
-    items = cooling_items(keys, int(len(keys) * cooling_share)) if cooling_share else None
+    items = cooling_items(parts, cooling_share) if cooling_share else None
     proxy = harness.Proxy(sim, chunks[0], secrets=secrets, settings={"key_secrets": len(chunks)}, relay=False,
                           kv_items=items)
     report = json.loads(harness.curl(f"{proxy.url}/v1/status", "-H", f"Authorization: Bearer {harness.TOKEN}").stdout)
     pool = report["keyPool"]
-    expected = int(len(keys) * cooling_share)
+    expected = sum(int(len(part) * cooling_share) for part in parts)
     if pool["totalKeys"] != len(keys) or pool["coolingKeys"] != expected:
         raise SystemExit(f"pool of {len(keys)}: status shows {pool['totalKeys']} keys, {pool['coolingKeys']} cooling")
     return proxy

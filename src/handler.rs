@@ -6,20 +6,21 @@
 use crate::log::log;
 use crate::ops::{bump, Ops};
 use crate::reply;
-use crate::stores::{self, ConfigError, Settings, StateStore};
+use crate::stores::{self, ConfigError, Secrets, Settings, StateStore};
 use crate::upstream::{Answer, Outbound};
 use fastly::{Request, Response};
 use gemini_pool_core::attempts::{Attempts, Choice};
 use gemini_pool_core::auth::{client_token, query_param, Presented};
 use gemini_pool_core::classify::{classify, Verdict};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
-use gemini_pool_core::keys::{ApiKey, KeyPool};
-use gemini_pool_core::record::{compactions, Confirmed, Recording};
-use gemini_pool_core::scrub::scrub;
-use gemini_pool_core::state::Change;
+use gemini_pool_core::keys::{choose_part, ApiKey, KeyPool};
 use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
+use gemini_pool_core::record::{compactions, Confirmed, Recording};
+use gemini_pool_core::rng::Rng;
 use gemini_pool_core::route::{may_be_native, route, Endpoint, Route};
+use gemini_pool_core::scrub::scrub;
 use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingsReader};
+use gemini_pool_core::state::{Change, PoolState};
 use gemini_pool_core::status::{report, StatusInput};
 use std::io::Read;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -81,16 +82,37 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<Response, Rejection> {
     let settings_store = Settings::open();
     let mut settings = SettingsReader::new(|name: &str| settings_store.get(name, ops));
     let request_settings = settings.request().map_err(|e| Rejection::config(dialect, e.into()))?;
-    let lists = stores::key_lists(request_settings.key_secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
-    let pool = KeyPool::new(&lists);
-    if pool.is_empty() {
-        return Err(Rejection::config(dialect, ConfigError::EmptyPool));
-    }
+    let secrets = Secrets::open(request_settings.key_secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
     let mut load_cooling = || settings.cooling().map_err(|e| Rejection::config(dialect, e.into()));
     if route.endpoint == Endpoint::Status {
+        let pool = whole_pool(&secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
         return Ok(status(&pool, &request_settings, &load_cooling()?, &label, ops));
     }
-    forward(client, &route, &pool, &request_settings, &mut load_cooling, ops)
+    forward(client, &route, &secrets, &request_settings, &mut load_cooling, ops)
+}
+
+/// Every part of the pool (`/v1/status`; and a request whose first part holds no key).
+fn whole_pool<'s>(secrets: &'s Secrets, ops: &Ops) -> Result<KeyPool<'s>, ConfigError> {
+    let mut pool = KeyPool::with_parts(secrets.count());
+    for part in 0..secrets.count() {
+        pool.add(part, secrets.get(part, ops)?);
+    }
+    if pool.is_empty() {
+        return Err(ConfigError::EmptyPool);
+    }
+    Ok(pool)
+}
+
+/// The part a request starts in (drawn by size; see `gemini_pool_core::keys`), or the whole
+/// pool if that part holds no key.
+fn starting_pool<'s>(secrets: &'s Secrets, rng: &mut Rng, ops: &Ops) -> Result<KeyPool<'s>, ConfigError> {
+    let part = choose_part(secrets.count(), rng, |part| secrets.size(part, ops));
+    let mut pool = KeyPool::with_parts(secrets.count());
+    pool.add(part, secrets.get(part, ops)?);
+    if pool.is_empty() {
+        return whole_pool(secrets, ops);
+    }
+    Ok(pool)
 }
 
 /// The client's token, checked against `auth_tokens`; its label.
@@ -106,7 +128,7 @@ fn authenticate(presented: Presented<'_>, dialect: Dialect, ops: &Ops) -> Result
 fn forward(
     client: &mut Request,
     route: &Route,
-    pool: &KeyPool<'_>,
+    secrets: &Secrets,
     settings: &RequestSettings,
     load_cooling: &mut dyn FnMut() -> Result<CoolingSettings, Rejection>,
     ops: &Ops,
@@ -120,10 +142,15 @@ fn forward(
         reply: ErrorReply::bad_request("invalid_query", "Invalid query string."),
     })?;
 
+    let seed = seed();
+    let pool = starting_pool(secrets, &mut Rng::new(seed), ops).map_err(|e| Rejection::config(dialect, e))?;
     let kv = StateStore::open();
-    let state = kv.read(model.as_deref(), ops);
-    let mut attempts = Attempts::new(pool, state, model, settings, seed());
-    let ending = attempt_loop(&mut attempts, &outbound, &kv, load_cooling, ops)?;
+    let mut state = PoolState::new(pool.parts(), model.as_deref());
+    let parts: Vec<usize> = (0..pool.parts()).filter(|&p| pool.has(p)).collect();
+    kv.read(&mut state, &parts, ops);
+    let mut attempts = Attempts::new(pool, state, settings, seed.rotate_left(32));
+    let ending =
+        attempt_loop(&mut attempts, &outbound, secrets, &kv, load_cooling, ops).map_err(|e| e.in_dialect(dialect))?;
     let retry_after_ms = match ending {
         Ending::Upstream { status: 429, .. } => attempts.retry_after_ms(now_ms()),
         _ => None,
@@ -134,17 +161,22 @@ fn forward(
 /// Sends to Google with one key after another, as [`Attempts`] decides; after a failure,
 /// records the verdict at once and reads the state again before the next attempt.
 fn attempt_loop<'a>(
-    attempts: &mut Attempts<'_, 'a>,
+    attempts: &mut Attempts<'a>,
     outbound: &Outbound,
+    secrets: &'a Secrets,
     kv: &StateStore,
     load_cooling: &mut dyn FnMut() -> Result<CoolingSettings, Rejection>,
     ops: &Ops,
-) -> Result<Ending<'a>, Rejection> {
+) -> Result<Ending<'a>, LoopError> {
     let mut cooling: Option<CoolingSettings> = None;
     let mut last = Ending::Unreachable { timeout: false };
     loop {
         let key = match attempts.next(now_ms()) {
             Choice::Try(key) => key,
+            Choice::Widen => {
+                widen(attempts, secrets, kv, ops)?;
+                continue;
+            }
             Choice::Deliver => return Ok(last),
             Choice::AllCooling { retry_after_ms } => {
                 return Ok(Ending::Refused(ErrorReply::all_cooling(attempts.model(), retry_after_ms)))
@@ -169,7 +201,7 @@ fn attempt_loop<'a>(
             }
         };
         if cooling.is_none() {
-            cooling = Some(load_cooling()?);
+            cooling = Some(load_cooling().map_err(LoopError::Rejected)?);
         }
         let settings = cooling.get_or_insert_with(CoolingSettings::default);
         let changes = attempts.failed(&key, &verdict, settings, now_ms());
@@ -181,10 +213,39 @@ fn attempt_loop<'a>(
     }
 }
 
+/// Why the attempt loop stopped without an answer to give.
+enum LoopError {
+    Rejected(Rejection),
+    Config(ConfigError),
+}
+
+impl LoopError {
+    fn in_dialect(self, dialect: Dialect) -> Rejection {
+        match self {
+            LoopError::Rejected(rejection) => rejection,
+            LoopError::Config(e) => Rejection::config(dialect, e),
+        }
+    }
+}
+
+/// Reads every part not read yet — its secret and its items — and hands them to `attempts`.
+fn widen<'a>(attempts: &mut Attempts<'a>, secrets: &'a Secrets, kv: &StateStore, ops: &Ops) -> Result<(), LoopError> {
+    let parts: Vec<usize> = (0..secrets.count()).filter(|&p| !attempts.pool().has(p)).collect();
+    let mut state = PoolState::new(secrets.count(), attempts.model());
+    kv.read(&mut state, &parts, ops);
+    let mut read = Vec::with_capacity(parts.len());
+    for part in parts {
+        let bytes = secrets.get(part, ops).map_err(LoopError::Config)?;
+        read.push((part, bytes, state.take(part)));
+    }
+    attempts.widen(read);
+    Ok(())
+}
+
 /// Writes `changes` now (what the stored state does not already say), reads the state back —
 /// the next attempt chooses from it — and writes again whatever a concurrent rewrite lost
 /// ([`gemini_pool_core::record`]). KV trouble is logged, never fatal.
-fn record(attempts: &mut Attempts<'_, '_>, kv: &StateStore, changes: Vec<Change>, ops: &Ops) {
+fn record(attempts: &mut Attempts<'_>, kv: &StateStore, changes: Vec<Change>, ops: &Ops) {
     let mut recording = Recording::new(changes, attempts.state());
     if recording.is_done() && attempts.finished() {
         return;
@@ -193,7 +254,8 @@ fn record(attempts: &mut Attempts<'_, '_>, kv: &StateStore, changes: Vec<Change>
         if !recording.is_done() {
             kv.execute(recording.writes(attempts.state(), now_ms()), ops);
         }
-        let fresh = kv.read(attempts.model(), ops);
+        let mut fresh = PoolState::new(attempts.pool().parts(), attempts.model());
+        kv.read(&mut fresh, &attempts.state().read_parts(), ops);
         let confirmed = recording.confirm(&fresh);
         attempts.refresh(fresh);
         match confirmed {
@@ -206,10 +268,10 @@ fn record(attempts: &mut Attempts<'_, '_>, kv: &StateStore, changes: Vec<Change>
             }
         }
     }
-    kv.execute(compactions(attempts.state(), attempts.model(), now_ms()), ops);
+    kv.execute(compactions(attempts.state(), now_ms()), ops);
 }
 
-fn log_failure(attempts: &Attempts<'_, '_>, key: &ApiKey<'_>, verdict: &Verdict) {
+fn log_failure(attempts: &Attempts<'_>, key: &ApiKey<'_>, verdict: &Verdict) {
     let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
     let next = if attempts.finished() { "answering the client" } else { "trying another key" };
     // The model name came from the client and Google's words may quote our key: both scrubbed.
@@ -260,16 +322,9 @@ fn status(
     ops: &Ops,
 ) -> Response {
     let kv = StateStore::open();
-    let (keys, models) = kv.read_all(ops);
-    let input = StatusInput {
-        pool,
-        keys: &keys,
-        models: &models,
-        strategy: settings.strategy,
-        cooling,
-        client: label,
-        now_ms: now_ms(),
-    };
+    let parts = kv.read_all(pool.parts(), ops);
+    let input =
+        StatusInput { pool, parts: &parts, strategy: settings.strategy, cooling, client: label, now_ms: now_ms() };
     reply::json(serde_json::to_vec_pretty(&report(&input)).unwrap_or_default())
 }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 #[derive(Default)]
 pub struct Ops {
     pub config_reads: Cell<u32>,
+    pub secret_lookups: Cell<u32>,
     pub secret_reads: Cell<u32>,
     pub kv_reads: Cell<u32>,
     pub kv_writes: Cell<u32>,
@@ -27,15 +28,16 @@ pub fn add_elapsed(total: &Cell<f64>, since: Instant) {
 
 impl Ops {
     /// `Server-Timing` value, e.g.
-    /// `kv;desc="2 reads, 0 writes";dur=0.31, secret;desc="1 read", config;desc="7 reads", …`.
+    /// `kv;desc="2 reads, 0 writes";dur=0.31, secret;desc="2 lookups, 1 reads", config;desc="7 reads", …`.
     pub fn server_timing(&self, started: Instant) -> String {
         let total = started.elapsed().as_secs_f64() * 1000.0;
         let upstream = self.upstream_ms.get();
         format!(
-            "kv;desc=\"{} reads, {} writes\";dur={:.2}, secret;desc=\"{} reads\", config;desc=\"{} reads\", attempts;desc=\"{}\", upstream;dur={:.2}, proxy;dur={:.2}",
+            "kv;desc=\"{} reads, {} writes\";dur={:.2}, secret;desc=\"{} lookups, {} reads\", config;desc=\"{} reads\", attempts;desc=\"{}\", upstream;dur={:.2}, proxy;dur={:.2}",
             self.kv_reads.get(),
             self.kv_writes.get(),
             self.kv_ms.get(),
+            self.secret_lookups.get(),
             self.secret_reads.get(),
             self.config_reads.get(),
             self.attempts.get(),

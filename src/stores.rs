@@ -4,10 +4,15 @@
 
 use crate::log::log;
 use crate::ops::{add_elapsed, bump, Ops};
+use bytes::Bytes;
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
+use fastly::secret_store::Secret;
 use fastly::{ConfigStore, SecretStore};
 use gemini_pool_core::record::Write;
-use gemini_pool_core::state::{Item, Marks, PoolState};
+use gemini_pool_core::marks::Marks;
+use gemini_pool_core::state::{Item, PartState, PoolState};
+use gemini_pool_core::status::PartMarks;
+use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -20,7 +25,7 @@ pub const KEY_STATE: &str = "key_state";
 const KEY_ENTRIES: [&str; 4] = ["keys", "keys_2", "keys_3", "keys_4"];
 
 /// A store or entry the service cannot run without (answered as 500 "Service configuration error").
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum ConfigError {
     #[error("config store `{0}` is missing")]
     MissingConfigStore(&'static str),
@@ -62,20 +67,50 @@ impl Settings {
     }
 }
 
-/// The key lists: `keys`, then `keys_2` … up to `count` entries, as bytes (the core reads
-/// them lazily; nothing is validated or copied here).
-pub fn key_lists(count: usize, ops: &Ops) -> Result<Vec<impl AsRef<[u8]>>, ConfigError> {
-    let store = SecretStore::open(GEMINI_KEYS).map_err(|_| ConfigError::MissingSecretStore)?;
-    let mut lists = Vec::with_capacity(count);
-    for name in KEY_ENTRIES.iter().take(count) {
-        bump(&ops.secret_reads);
-        let secret = store
-            .try_get(name)
-            .map_err(|_| ConfigError::SecretLookup(name))?
-            .ok_or(ConfigError::MissingSecret(name))?;
-        lists.push(secret.try_plaintext().map_err(|_| ConfigError::SecretLookup(name))?);
+/// The key lists (`keys`, `keys_2`, … — the parts of the pool): every one is looked up at
+/// once (a missing one is a configuration error), but its bytes are fetched only the first
+/// time they are needed, and kept for the rest of the request.
+pub struct Secrets {
+    parts: Vec<(&'static str, Secret, OnceCell<Result<Bytes, ConfigError>>)>,
+}
+
+impl Secrets {
+    /// Looks up the first `count` key lists.
+    pub fn open(count: usize, ops: &Ops) -> Result<Self, ConfigError> {
+        let store = SecretStore::open(GEMINI_KEYS).map_err(|_| ConfigError::MissingSecretStore)?;
+        let mut parts = Vec::with_capacity(count);
+        for name in KEY_ENTRIES.iter().take(count) {
+            bump(&ops.secret_lookups);
+            let secret = store.try_get(name).map_err(|_| ConfigError::SecretLookup(name))?;
+            parts.push((*name, secret.ok_or(ConfigError::MissingSecret(name))?, OnceCell::new()));
+        }
+        Ok(Secrets { parts })
     }
-    Ok(lists)
+
+    /// How many parts the pool has.
+    pub fn count(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Part `part`'s bytes (fetched the first time).
+    pub fn get(&self, part: usize, ops: &Ops) -> Result<&[u8], ConfigError> {
+        let Some((name, secret, bytes)) = self.parts.get(part) else {
+            return Err(ConfigError::MissingSecret(KEY_ENTRIES[part.min(KEY_ENTRIES.len() - 1)]));
+        };
+        let fetched = bytes.get_or_init(|| {
+            bump(&ops.secret_reads);
+            secret.try_plaintext().map_err(|_| ConfigError::SecretLookup(name))
+        });
+        match fetched {
+            Ok(bytes) => Ok(bytes.as_ref()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Part `part`'s size in bytes (0 if it cannot be read; [`get`](Self::get) says why).
+    pub fn size(&self, part: usize, ops: &Ops) -> usize {
+        self.get(part, ops).map_or(0, <[u8]>::len)
+    }
 }
 
 /// The KV store `key_state`, if it exists. It reads items and executes the core's
@@ -100,17 +135,43 @@ impl StateStore {
         StateStore { kv }
     }
 
-    /// Reads `keys` and, for a model, `model/<model>`, in parallel.
-    pub fn read(&self, model: Option<&str>, ops: &Ops) -> PoolState {
-        let Some(kv) = &self.kv else { return PoolState::default() };
+    /// Reads the items of `parts` (each part's `keys` and, for a model, `model/<model>`), all in
+    /// parallel, into `state`.
+    pub fn read(&self, state: &mut PoolState, parts: &[usize], ops: &Ops) {
+        let Some(kv) = &self.kv else {
+            parts.iter().for_each(|&part| state.set(part, PartState::default()));
+            return;
+        };
         let started = Instant::now();
-        let model_item = model.map(|m| Item::Model(m.to_string()));
-        let pending_keys = start_lookup(kv, &Item::Keys, ops);
-        let pending_model = model_item.as_ref().map(|item| (item, start_lookup(kv, item, ops)));
-        let keys = finish_lookup(kv, &Item::Keys, pending_keys);
-        let model = pending_model.map_or_else(Marks::default, |(item, pending)| finish_lookup(kv, item, pending));
+        let pending: Vec<(usize, Vec<(Item, Pending)>)> = parts
+            .iter()
+            .map(|&part| {
+                (
+                    part,
+                    state
+                        .items(part)
+                        .into_iter()
+                        .map(|item| {
+                            let p = start_lookup(kv, &item, ops);
+                            (item, p)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        for (part, lookups) in pending {
+            let mut read = PartState::default();
+            for (item, lookup) in lookups {
+                let marks = finish_lookup(kv, &item, lookup);
+                if item.model.is_none() {
+                    read.keys = marks;
+                } else {
+                    read.model = marks;
+                }
+            }
+            state.set(part, read);
+        }
         add_elapsed(&ops.kv_ms, started);
-        PoolState { keys, model }
     }
 
     /// Executes writes (each is logged if it fails; none fails the request).
@@ -147,33 +208,40 @@ impl StateStore {
         add_elapsed(&ops.kv_ms, started);
     }
 
-    /// Every item, for `/v1/status`: the `keys` marks and each model's marks.
-    pub fn read_all(&self, ops: &Ops) -> (Marks, Vec<(String, Marks)>) {
-        let Some(kv) = &self.kv else { return (Marks::default(), Vec::new()) };
+    /// Every item of every part, for `/v1/status`.
+    pub fn read_all(&self, parts: usize, ops: &Ops) -> Vec<PartMarks> {
+        let mut all = vec![PartMarks::default(); parts];
+        let Some(kv) = &self.kv else { return all };
         let started = Instant::now();
-        let keys = finish_lookup(kv, &Item::Keys, start_lookup(kv, &Item::Keys, ops));
-        let mut names = Vec::new();
+        let mut items: Vec<Item> = (0..parts).map(Item::keys).collect();
         for page in kv.build_list().prefix(Item::model_prefix()).iter() {
             bump(&ops.kv_reads);
             match page {
-                Ok(page) => names.extend(page.into_keys()),
+                Ok(page) => items.extend(page.into_keys().iter().filter_map(|key| Item::from_kv_key(key))),
                 Err(e) => {
                     log(format_args!("kv: list failed: {e}"));
                     break;
                 }
             }
         }
-        let items: Vec<Item> = names.iter().filter_map(|name| Item::from_kv_key(name)).collect();
-        let pending: Vec<(&Item, Pending)> = items.iter().map(|item| (item, start_lookup(kv, item, ops))).collect();
-        let models = pending
+        let pending: Vec<(Item, Pending)> = items
             .into_iter()
-            .filter_map(|(item, pending)| match item {
-                Item::Model(model) => Some((model.clone(), finish_lookup(kv, item, pending))),
-                Item::Keys => None,
+            .filter(|item| item.part < parts)
+            .map(|item| {
+                let lookup = start_lookup(kv, &item, ops);
+                (item, lookup)
             })
             .collect();
+        for (item, lookup) in pending {
+            let marks = finish_lookup(kv, &item, lookup);
+            let part = &mut all[item.part];
+            match item.model {
+                None => part.keys = marks,
+                Some(model) => part.models.push((model, marks)),
+            }
+        }
         add_elapsed(&ops.kv_ms, started);
-        (keys, models)
+        all
     }
 }
 

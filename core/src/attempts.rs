@@ -17,7 +17,8 @@ use crate::keys::{ApiKey, KeyPool};
 use crate::names::{Bucket, MarkName};
 use crate::pick::Picker;
 use crate::settings::{CoolingSettings, RequestSettings, WhenAllCooling};
-use crate::state::{Availability, Change, Entry, Item, Mark, PoolState, RETAIN_MS};
+use crate::marks::RETAIN_MS;
+use crate::state::{Availability, Change, Entry, Item, Mark, PartState, PoolState};
 use std::cell::Cell;
 
 /// Fastly allows 32 backend requests per client request.
@@ -28,6 +29,9 @@ pub const MAX_UPSTREAM_REQUESTS: usize = 32;
 pub enum Choice<'a> {
     /// Send the request with this key.
     Try(ApiKey<'a>),
+    /// The parts read so far have no key left to try: read every other part (its secret and
+    /// its items), hand them to [`Attempts::widen`], and ask again.
+    Widen,
     /// Stop and give the client the last answer.
     Deliver,
     /// Stop: nothing was tried and every usable key is cooling for this model.
@@ -42,17 +46,17 @@ pub enum Choice<'a> {
 /// One request's attempts.
 ///
 /// Call order — the edge does the I/O, this decides:
-/// 1. [`next`](Self::next) → [`Choice::Try`]: send the request with that key. Any other
+/// 1. [`next`](Self::next) → [`Choice::Try`]: send the request with that key;
+///    [`Choice::Widen`]: read the other parts, [`widen`](Self::widen), ask again. Any other
 ///    [`Choice`] is the one way to stop.
 /// 2. The answer goes to [`succeeded`](Self::succeeded) (then deliver it) or to
 ///    [`failed`](Self::failed). Both return the [`Change`]s to record now
 ///    ([`crate::record`]).
 /// 3. After a failure the edge reads the state again and hands it to
 ///    [`refresh`](Self::refresh) (this request's own changes stay applied), then goes back to 1.
-pub struct Attempts<'p, 'a> {
-    pool: &'p KeyPool<'a>,
+pub struct Attempts<'a> {
+    pool: KeyPool<'a>,
     state: PoolState,
-    model: Option<String>,
     picker: Picker,
     when_all_cooling: WhenAllCooling,
     jitter_ms: u64,
@@ -66,19 +70,13 @@ pub struct Attempts<'p, 'a> {
     soonest_seen: Cell<Option<u64>>,
 }
 
-impl<'p, 'a> Attempts<'p, 'a> {
-    /// The attempts of one request for `model` (`None`: an endpoint without a model).
-    pub fn new(
-        pool: &'p KeyPool<'a>,
-        state: PoolState,
-        model: Option<String>,
-        settings: &RequestSettings,
-        seed: u64,
-    ) -> Self {
+impl<'a> Attempts<'a> {
+    /// The attempts of one request, over the parts of `pool` read so far and their `state`
+    /// (whose model is the request's; `None`: an endpoint without a model).
+    pub fn new(pool: KeyPool<'a>, state: PoolState, settings: &RequestSettings, seed: u64) -> Self {
         Attempts {
             pool,
             state,
-            model,
             picker: Picker::new(settings.strategy, seed),
             when_all_cooling: settings.when_all_cooling,
             jitter_ms: u64::try_from(settings.jitter.as_millis()).unwrap_or(u64::MAX),
@@ -104,7 +102,24 @@ impl<'p, 'a> Attempts<'p, 'a> {
 
     /// The model this request is for.
     pub fn model(&self) -> Option<&str> {
-        self.model.as_deref()
+        self.state.model()
+    }
+
+    /// The pool, as far as it has been read.
+    pub fn pool(&self) -> &KeyPool<'a> {
+        &self.pool
+    }
+
+    /// Adds parts just read (after [`Choice::Widen`]): each part's bytes and state.
+    pub fn widen(&mut self, parts: Vec<(usize, &'a [u8], PartState)>) {
+        for (part, bytes, mut state) in parts {
+            for change in self.own.iter().filter(|c| c.item.part == part) {
+                let marks = if change.item.model.is_none() { &mut state.keys } else { &mut state.model };
+                marks.apply(change.name.clone(), change.entry);
+            }
+            self.pool.add(part, bytes);
+            self.state.set(part, state);
+        }
     }
 
     /// Will [`next`](Self::next) certainly stop? (The last answer ends the request, or the
@@ -128,9 +143,12 @@ impl<'p, 'a> Attempts<'p, 'a> {
             }
             Availability::Dead => false,
         };
-        if let Some(key) = self.picker.pick(self.pool, usable) {
+        if let Some(key) = self.picker.pick(&self.pool, usable) {
             self.note_probation(&key, now_ms);
             return Choice::Try(key);
+        }
+        if !self.pool.is_whole() {
+            return Choice::Widen;
         }
         if self.made > 0 {
             return Choice::Deliver;
@@ -148,7 +166,13 @@ impl<'p, 'a> Attempts<'p, 'a> {
     }
 
     /// The attempt with `key` failed with `verdict`; returns the changes to record.
-    pub fn failed(&mut self, key: &ApiKey<'_>, verdict: &Verdict, cooling: &CoolingSettings, now_ms: u64) -> Vec<Change> {
+    pub fn failed(
+        &mut self,
+        key: &ApiKey<'_>,
+        verdict: &Verdict,
+        cooling: &CoolingSettings,
+        now_ms: u64,
+    ) -> Vec<Change> {
         self.made += 1;
         if !blames_one_key_or_bucket(&verdict.outcome) {
             self.spent += 1;
@@ -158,11 +182,7 @@ impl<'p, 'a> Attempts<'p, 'a> {
             changes.extend(self.revival(key, now_ms));
         }
         let jitter = self.picker.rng().below(usize::try_from(self.jitter_ms).unwrap_or(usize::MAX).saturating_add(1));
-        let ctx = Context {
-            now_ms,
-            previous_strikes: self.recent_strikes(key, now_ms),
-            jitter_ms: jitter as u64,
-        };
+        let ctx = Context { now_ms, previous_strikes: self.recent_strikes(key, now_ms), jitter_ms: jitter as u64 };
         let action = cooling::decide(verdict, cooling, ctx);
         self.go_on = action.retry;
         if let Some(cooldown) = action.cooldown {
@@ -224,8 +244,9 @@ impl<'p, 'a> Attempts<'p, 'a> {
     }
 
     fn recent_strikes(&self, key: &ApiKey<'_>, now_ms: u64) -> u32 {
+        let Some(model) = self.model() else { return 0 };
         self.state
-            .model
+            .marks(&Item::model(key.at.list, model))
             .get(&MarkName::key(key))
             .filter(|m| now_ms < m.until_ms.saturating_add(RETAIN_MS))
             .map_or(0, |m| m.strikes)
@@ -234,16 +255,18 @@ impl<'p, 'a> Attempts<'p, 'a> {
     /// The change that brings a dead `key` back, if it is dead.
     fn revival(&self, key: &ApiKey<'_>, now_ms: u64) -> Option<Change> {
         let name = MarkName::key(key);
-        let dead = self.state.keys.get(&name).is_some_and(|m| m.dead);
-        dead.then(|| Change { item: Item::Keys, name, entry: Entry::Clear(now_ms) })
+        let item = Item::keys(key.at.list);
+        let dead = self.state.marks(&item).get(&name).is_some_and(|m| m.dead);
+        dead.then(|| Change { item, name, entry: Entry::Clear(now_ms) })
     }
 
     /// Where a cooldown of `scope` on `key` is stored.
     fn placed(&self, key: &ApiKey<'_>, scope: Scope, mark: Mark) -> Option<Change> {
-        let model_item = || self.model.as_ref().map(|m| Item::Model(m.clone()));
+        let part = key.at.list;
+        let model_item = || self.model().map(|m| Item::model(part, m));
         let (item, name) = match scope {
-            Scope::Key | Scope::Dead => (Item::Keys, MarkName::key(key)),
-            Scope::Bucket => (Item::Keys, MarkName::of(Bucket::of(key))),
+            Scope::Key | Scope::Dead => (Item::keys(part), MarkName::key(key)),
+            Scope::Bucket => (Item::keys(part), MarkName::of(Bucket::of(key))),
             // A request without a model (listing models) has no model to cool.
             Scope::BucketModel => (model_item()?, MarkName::of(Bucket::of(key))),
             Scope::KeyModel => (model_item()?, MarkName::key(key)),

@@ -3,10 +3,13 @@
 //! Entries are separated by newlines or commas; spaces and blank lines are ignored; a line
 //! starting with `#` is a comment; `project-name:KEY` declares the key's Google project.
 //!
-//! The request path never parses the lists as a whole: [`KeyPool::draw`] picks a random byte
-//! of the lists and reads the entry around it, [`KeyPool::after`] reads the entry after a
-//! given one. Only `/v1/status`, the key check and the proof that nothing can serve walk
-//! every entry ([`KeyPool::iter`]).
+//! Each list (secret `keys`, `keys_2`, …) is a **part** of the pool, and a request reads only
+//! the parts it needs: [`choose_part`] picks the one to start in, in proportion to its size,
+//! and others are added ([`KeyPool::add`]) only if that part has no key left to try. Within
+//! the parts read, nothing is parsed as a whole: [`KeyPool::draw`] picks a random byte and
+//! reads the entry around it, [`KeyPool::walk`] reads entries in order from a given one. Only
+//! `/v1/status`, the key check and the proof that nothing can serve walk every entry
+//! ([`KeyPool::iter`]).
 //!
 //! A key never leaves this module in clear except to be sent to Google: everything else
 //! (KV names, logs, `/v1/status`) uses its [`Fingerprint`] or its [`mask`](ApiKey::mask).
@@ -15,10 +18,10 @@ use crate::rng::Rng;
 use std::cell::Cell;
 use std::fmt;
 
-/// Where an entry starts: which list, which byte.
+/// Where an entry starts: which part, which byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
-    /// Index of the list (`keys`, `keys_2`, …).
+    /// Index of the part (0 for `keys`, 1 for `keys_2`, …).
     pub list: usize,
     /// Byte offset of the entry's first byte in that list.
     pub start: usize,
@@ -50,8 +53,13 @@ impl fmt::Display for Fingerprint {
 impl Fingerprint {
     /// The fingerprint of a key text.
     pub fn of(secret: &str) -> Self {
+        Fingerprint::of_bytes(secret.as_bytes())
+    }
+
+    /// FNV-1a 64 of any bytes (also the hash that sorts stored marks).
+    pub fn of_bytes(bytes: &[u8]) -> Self {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in secret.bytes() {
+        for &byte in bytes {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -82,10 +90,40 @@ const DRAW_SPAN: usize = 16;
 /// Random bytes to try before [`KeyPool::draw`] gives up (comments and blank space miss).
 const DRAW_TRIES: usize = 48;
 
-/// The pool, in the order the operator wrote it.
+/// The largest part Fastly's secret store holds (64 KB): [`choose_part`] accepts a part with
+/// probability `size / MAX_PART_BYTES`.
+pub const MAX_PART_BYTES: usize = 64 * 1024;
+
+/// The part a request starts in, drawn in proportion to the parts' sizes so that every key is
+/// as likely as any other; `size_of` reads a part's size (the caller reads its secret, once).
+/// A full part is accepted at once; a part is read only when drawn.
+pub fn choose_part(parts: usize, rng: &mut Rng, mut size_of: impl FnMut(usize) -> usize) -> usize {
+    if parts <= 1 {
+        return 0;
+    }
+    for _ in 0..parts * 4 {
+        let part = rng.below(parts);
+        if rng.below(MAX_PART_BYTES) < size_of(part) {
+            return part;
+        }
+    }
+    // Small parts were rejected every time: read them all and draw by size.
+    let sizes: Vec<usize> = (0..parts).map(&mut size_of).collect();
+    let mut byte = rng.below(sizes.iter().sum::<usize>().max(1));
+    for (part, size) in sizes.into_iter().enumerate() {
+        if byte < size {
+            return part;
+        }
+        byte -= size;
+    }
+    0
+}
+
+/// The pool, in the order the operator wrote it, as far as it has been read.
 #[derive(Debug, Default)]
 pub struct KeyPool<'a> {
-    lists: Vec<&'a [u8]>,
+    /// Each part's bytes, `None` while not read.
+    lists: Vec<Option<&'a [u8]>>,
     total: usize,
     /// The last line looked up (start, end, is a comment), so a pool written as one long
     /// comma-separated line is scanned for its line ends once, not once per draw.
@@ -93,19 +131,52 @@ pub struct KeyPool<'a> {
 }
 
 impl<'a> KeyPool<'a> {
-    /// The lists as read from the secrets, in order. Nothing is parsed (or even checked to be
-    /// text) here.
+    /// A pool of `parts` parts, none read yet.
+    pub fn with_parts(parts: usize) -> Self {
+        KeyPool { lists: vec![None; parts], total: 0, last_line: Cell::new(None) }
+    }
+
+    /// A pool with every part read, in order. Nothing is parsed (or even checked to be text)
+    /// here.
     pub fn new<I, L>(lists: I) -> Self
     where
         I: IntoIterator<Item = &'a L>,
         L: AsRef<[u8]> + ?Sized + 'a,
     {
         let lists: Vec<&'a [u8]> = lists.into_iter().map(AsRef::as_ref).collect();
-        let total = lists.iter().map(|l| l.len()).sum();
-        KeyPool { lists, total, last_line: Cell::new(None) }
+        let mut pool = KeyPool::with_parts(lists.len());
+        for (part, bytes) in lists.into_iter().enumerate() {
+            pool.add(part, bytes);
+        }
+        pool
     }
 
-    /// Does the pool hold no key at all? (Stops at the first key: cheap for any real pool.)
+    /// Adds part `part` as read from its secret.
+    pub fn add(&mut self, part: usize, bytes: &'a [u8]) {
+        if let Some(slot) = self.lists.get_mut(part) {
+            if slot.is_none() {
+                self.total += bytes.len();
+                *slot = Some(bytes);
+            }
+        }
+    }
+
+    /// How many parts the pool has (read or not).
+    pub fn parts(&self) -> usize {
+        self.lists.len()
+    }
+
+    /// Has part `part` been read?
+    pub fn has(&self, part: usize) -> bool {
+        self.lists.get(part).is_some_and(Option::is_some)
+    }
+
+    /// Has every part been read?
+    pub fn is_whole(&self) -> bool {
+        self.lists.iter().all(Option::is_some)
+    }
+
+    /// Do the parts read hold no key at all? (Stops at the first key: cheap for any real pool.)
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
     }
@@ -138,8 +209,8 @@ impl<'a> KeyPool<'a> {
         rest.chain(self.iter().take_while(move |k| k.at < at))
     }
 
-    /// Every key, in pool order (parses every entry: `/v1/status`, key checks, and the proof
-    /// that no key can serve).
+    /// Every key of the parts read, in pool order (parses every entry: `/v1/status`, key
+    /// checks, and the proof that no key can serve).
     pub fn iter(&self) -> impl Iterator<Item = ApiKey<'a>> + '_ {
         self.entries_from(0, 0).filter_map(|(key, _)| key)
     }
@@ -156,14 +227,16 @@ impl<'a> KeyPool<'a> {
 
     /// The key whose entry starts at `at`.
     pub fn key_at(&self, at: Position) -> Option<ApiKey<'a>> {
-        let text = self.lists.get(at.list)?;
-        let end = text.get(at.start..)?.iter().position(|&b| b == b',' || b == b'\n').map_or(text.len(), |i| at.start + i);
+        let text = (*self.lists.get(at.list)?)?;
+        let end =
+            text.get(at.start..)?.iter().position(|&b| b == b',' || b == b'\n').map_or(text.len(), |i| at.start + i);
         parse_entry(text.get(at.start..end)?, at)
     }
 
-    /// List index and byte offset of the `n`th byte of all lists together.
+    /// Part index and byte offset of the `n`th byte of all parts read, together.
     fn locate(&self, mut n: usize) -> Option<(usize, usize)> {
         for (i, list) in self.lists.iter().enumerate() {
+            let Some(list) = list else { continue };
             if n < list.len() {
                 return Some((i, n));
             }
@@ -174,28 +247,28 @@ impl<'a> KeyPool<'a> {
 
     /// The key whose entry holds byte `offset` of list `list`, and the entry's length.
     fn entry_at(&self, list: usize, offset: usize) -> Option<(ApiKey<'a>, usize)> {
-        let bytes = self.lists[list];
+        let bytes = self.lists[list]?;
         if matches!(bytes.get(offset)?, b'\n' | b',') {
             return None;
         }
-        let (line_start, line_end, comment) = self.line_around(list, offset);
+        let (line_start, line_end, comment) = self.line_around(list, bytes, offset);
         if comment {
             return None;
         }
-        let start = bytes[line_start..offset].iter().rposition(|&b| b == b',').map_or(line_start, |i| line_start + i + 1);
+        let start =
+            bytes[line_start..offset].iter().rposition(|&b| b == b',').map_or(line_start, |i| line_start + i + 1);
         let end = bytes[offset..line_end].iter().position(|&b| b == b',').map_or(line_end, |i| offset + i);
         let key = parse_entry(&bytes[start..end], Position { list, start })?;
         Some((key, end - start))
     }
 
     /// The line holding byte `offset`: start, end, and whether it is a comment.
-    fn line_around(&self, list: usize, offset: usize) -> (usize, usize, bool) {
+    fn line_around(&self, list: usize, bytes: &[u8], offset: usize) -> (usize, usize, bool) {
         if let Some((l, start, end, comment)) = self.last_line.get() {
             if l == list && start <= offset && offset < end {
                 return (start, end, comment);
             }
         }
-        let bytes = self.lists[list];
         let start = bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let end = bytes[offset..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| offset + i);
         let comment = bytes[start..end].trim_ascii_start().starts_with(b"#");
@@ -206,10 +279,12 @@ impl<'a> KeyPool<'a> {
     /// Entries from byte `start` of list `list` to the end of the pool: each is a key, or
     /// `None` with whether it was an ignored (unusable) entry rather than blank space.
     fn entries_from(&self, list: usize, start: usize) -> impl Iterator<Item = (Option<ApiKey<'a>>, bool)> + '_ {
-        self.lists.iter().enumerate().skip(list).flat_map(move |(i, text)| {
-            let from = if i == list { start.min(text.len()) } else { 0 };
-            Entries { text, list: i, at: from, in_comment: !line_starts_at(text, from) && in_comment(text, from) }
-        })
+        self.lists.iter().enumerate().skip(list).filter_map(|(i, text)| Some((i, (*text)?))).flat_map(
+            move |(i, text)| {
+                let from = if i == list { start.min(text.len()) } else { 0 };
+                Entries { text, list: i, at: from, in_comment: !line_starts_at(text, from) && in_comment(text, from) }
+            },
+        )
     }
 }
 
@@ -338,6 +413,41 @@ mod tests {
         assert_eq!(KeyPool::new([""]).draw(&mut rng), None);
         assert!(KeyPool::new(["  \n# c\n,"]).is_empty());
         assert!(!KeyPool::new(["# c\nk"]).is_empty());
+    }
+
+    #[test]
+    fn parts_are_read_only_when_added() {
+        let mut pool = KeyPool::with_parts(2);
+        assert!(pool.is_empty() && !pool.is_whole());
+        pool.add(1, b"k3\nk4");
+        assert_eq!(secrets(&pool), ["k3", "k4"]);
+        let mut rng = Rng::new(5);
+        assert!((0..50).all(|_| pool.draw(&mut rng).is_some_and(|k| k.at.list == 1)));
+        pool.add(0, b"k1,k2");
+        assert_eq!(secrets(&pool), ["k1", "k2", "k3", "k4"]);
+        assert!(pool.is_whole());
+    }
+
+    #[test]
+    fn the_starting_part_follows_the_sizes_and_reads_little() {
+        let sizes = [60_000, 20_000, 60_000, 0];
+        let mut rng = Rng::new(9);
+        let mut counts = [0u32; 4];
+        let mut reads = 0;
+        for _ in 0..10_000 {
+            let mut read = [false; 4];
+            counts[choose_part(4, &mut rng, |p| {
+                read[p] = true;
+                sizes[p]
+            })] += 1;
+            reads += read.iter().filter(|r| **r).count();
+        }
+        assert_eq!(counts[3], 0);
+        assert!((1_250..1_600).contains(&counts[1]), "{counts:?}");
+        assert!(counts[0].abs_diff(counts[2]) < 400, "{counts:?}");
+        assert!(reads < 20_000, "{reads} secret reads for 10,000 requests");
+        assert_eq!(choose_part(1, &mut rng, |_| unreachable!()), 0);
+        assert_eq!(choose_part(3, &mut rng, |p| [0, 0, 10][p]), 2);
     }
 
     #[test]

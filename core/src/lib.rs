@@ -15,6 +15,7 @@ pub mod cooling;
 pub mod envelope;
 pub mod google_error;
 pub mod keys;
+pub mod marks;
 pub mod names;
 pub mod openai_body;
 pub mod pick;

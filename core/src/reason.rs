@@ -83,6 +83,23 @@ impl Reason {
         TABLE.iter().find(|row| row.1 == code).map(|row| row.0)
     }
 
+    /// The number stored in binary records: the reason's row in the table, or
+    /// `0x8000 | status` for [`Reason::Http`].
+    pub fn number(self) -> u16 {
+        match self {
+            Reason::Http(status) => 0x8000 | (status & 0x7FFF),
+            other => TABLE.iter().position(|row| row.0 == other).map_or(u16::MAX, |i| i as u16),
+        }
+    }
+
+    /// Reads a stored number back.
+    pub fn from_number(number: u16) -> Option<Self> {
+        if number & 0x8000 != 0 {
+            return Some(Reason::Http(number & 0x7FFF));
+        }
+        TABLE.get(usize::from(number)).map(|row| row.0)
+    }
+
     /// Does this reason say the key itself is unusable?
     pub fn is_dead_key(self) -> bool {
         self.row().is_some_and(|row| row.3)
@@ -109,6 +126,9 @@ mod tests {
             assert_eq!(Reason::from_code(code), Some(reason));
         }
         assert_eq!(Reason::from_code("http_503"), Some(Reason::Http(503)));
+        for reason in TABLE.map(|row| row.0).into_iter().chain([Reason::Http(429)]) {
+            assert_eq!(Reason::from_number(reason.number()), Some(reason));
+        }
         assert_eq!(Reason::from_code("nonsense"), None);
         assert!(Reason::KeyLeaked.is_dead_key() && !Reason::Throttled.is_dead_key());
     }

@@ -89,7 +89,7 @@ impl Recording {
             let marks = state.marks(&item);
             self.written_over.push((item.clone(), marks.generation));
             if marks.compaction_due() {
-                let (bytes, ttl_secs) = marks.compacted(now_ms, |_| true);
+                let (bytes, ttl_secs) = marks.compacted(now_ms);
                 writes.push(Write::Replace { item, bytes, generation: marks.generation, ttl_secs });
             } else {
                 let bytes = self.pending.iter().filter(|c| c.item == item).map(Change::line).collect::<String>();
@@ -131,15 +131,15 @@ impl Recording {
 }
 
 /// Rewrites due for the items of `state` (a long appended part, or a foreign format).
-pub fn compactions(state: &PoolState, model: Option<&str>, now_ms: u64) -> Vec<Write> {
-    let mut items = vec![Item::Keys];
-    items.extend(model.map(|m| Item::Model(m.to_string())));
-    items
+pub fn compactions(state: &PoolState, now_ms: u64) -> Vec<Write> {
+    state
+        .read_parts()
         .into_iter()
+        .flat_map(|part| state.items(part))
         .filter(|item| state.marks(item).compaction_due() && state.marks(item).generation.is_some())
         .map(|item| {
             let marks = state.marks(&item);
-            let (bytes, ttl_secs) = marks.compacted(now_ms, |_| true);
+            let (bytes, ttl_secs) = marks.compacted(now_ms);
             Write::Replace { item, bytes, generation: marks.generation, ttl_secs }
         })
         .collect()
@@ -149,26 +149,30 @@ pub fn compactions(state: &PoolState, model: Option<&str>, now_ms: u64) -> Vec<W
 mod tests {
     use super::*;
     use crate::reason::Reason;
-    use crate::state::{Entry, Mark, Marks};
+    use crate::marks::Marks;
+    use crate::state::{Entry, Mark, PartState};
 
     fn change(name: &str, until_ms: u64) -> Change {
         Change {
-            item: Item::Model("m".into()),
+            item: Item::model(0, "m"),
             name: MarkName::parse(name).expect("name"),
             entry: Entry::Set(Mark { until_ms, reason: Reason::PerMinuteQuota, dead: false, strikes: 0, since_ms: 1 }),
         }
     }
 
     fn state_of(text: &[u8], generation: Option<u64>) -> PoolState {
-        PoolState { keys: Marks::default(), model: Marks::decode(text.to_vec(), generation) }
+        PoolState::single(
+            PartState { keys: Marks::default(), model: Marks::decode(text.to_vec(), generation) },
+            Some("m"),
+        )
     }
 
     /// A store that applies appends, optionally losing the first one to a rewrite.
     fn run(lose_first: bool) -> (Confirmed, u32, Vec<u8>) {
         let mut stored: Vec<u8> = Vec::new();
         let mut generation = None;
-        let mut recording = Recording::new(vec![change("p:a", 60_000)], &PoolState::default());
-        let mut state = PoolState::default();
+        let mut recording = Recording::new(vec![change("p:a", 60_000)], &state_of(b"", None));
+        let mut state = state_of(b"", None);
         let mut rounds = 0;
         loop {
             for write in recording.writes(&state, 0) {
@@ -198,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_stale_read_is_not_a_loss() {
-        let mut recording = Recording::new(vec![change("p:a", 60_000)], &PoolState::default());
+        let mut recording = Recording::new(vec![change("p:a", 60_000)], &state_of(b"", None));
         let before = state_of(b"", Some(7));
         assert_eq!(recording.writes(&before, 0).len(), 1);
         // The read after the append still shows generation 7: the store has not caught up.
@@ -214,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_store_that_keeps_losing_is_given_up_on() {
-        let mut recording = Recording::new(vec![change("p:a", 60_000)], &PoolState::default());
+        let mut recording = Recording::new(vec![change("p:a", 60_000)], &state_of(b"", None));
         let mut outcome = Confirmed::WriteAgain;
         for generation in 0..MAX_ROUNDS as u64 {
             let _ = recording.writes(&state_of(b"", Some(generation)), 0);
@@ -228,7 +232,7 @@ mod tests {
     fn long_tails_and_foreign_items_are_compacted() {
         let tail: String = (0..30).map(|i| format!("p:x{i} 5 throttled 0 0 1\n")).collect();
         let state = state_of(tail.as_bytes(), Some(3));
-        let [Write::Replace { generation, ref bytes, .. }] = compactions(&state, Some("m"), 0)[..] else {
+        let [Write::Replace { generation, ref bytes, .. }] = compactions(&state, 0)[..] else {
             panic!("one replacement")
         };
         assert_eq!(generation, Some(3));
@@ -238,6 +242,8 @@ mod tests {
         let mut with_change = foreign.clone();
         with_change.apply(&change("p:a", 60_000));
         let writes = recording.writes(&with_change, 0);
-        assert!(matches!(&writes[..], [Write::Replace { bytes, .. }] if String::from_utf8_lossy(bytes).contains("p:a 60000")));
+        let [Write::Replace { bytes, .. }] = &writes[..] else { panic!("a replacement") };
+        let name = MarkName::parse("p:a").expect("name");
+        assert_eq!(Marks::decode(bytes.clone(), None).get(&name).map(|m| m.until_ms), Some(60_000));
     }
 }

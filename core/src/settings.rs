@@ -13,7 +13,7 @@ use thiserror::Error;
 pub const MAX_DURATION: Duration = Duration::from_secs(100_000 * 86_400);
 
 /// A knob with a value we cannot use.
-#[derive(Debug, Error, PartialEq)]
+#[derive(Debug, Clone, Error, PartialEq)]
 #[error("proxy_settings.{name} = {value:?}: {problem}")]
 pub struct SettingError {
     pub name: &'static str,

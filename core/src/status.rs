@@ -6,18 +6,28 @@ use crate::clock::rfc3339_millis;
 use crate::keys::{ApiKey, KeyPool};
 use crate::names::MarkName;
 use crate::settings::{CoolingSettings, Profile, Strategy};
-use crate::state::{cooling_for, Mark, Marks};
+use crate::marks::Marks;
+use crate::state::{cooling_for, Mark};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub const VERSION: &str = concat!("gemini-edge-pool/", env!("CARGO_PKG_VERSION"));
 
+/// One part's stored state: its `keys` item and each model's item.
+#[derive(Debug, Clone, Default)]
+pub struct PartMarks {
+    /// The `keys` item.
+    pub keys: Marks,
+    /// Each model's item.
+    pub models: Vec<(String, Marks)>,
+}
+
 /// Everything the report is built from.
 pub struct StatusInput<'a, 'k> {
+    /// The whole pool.
     pub pool: &'a KeyPool<'k>,
-    pub keys: &'a Marks,
-    /// Each model's marks.
-    pub models: &'a [(String, Marks)],
+    /// Each part's state, by part index.
+    pub parts: &'a [PartMarks],
     pub strategy: Strategy,
     pub cooling: &'a CoolingSettings,
     /// The label of the client token that asked.
@@ -109,20 +119,27 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
     let mut models: BTreeMap<String, ModelReport> = BTreeMap::new();
     let (mut available, mut failed, mut cooling) = (0, 0, 0);
 
+    let nothing = PartMarks::default();
+    let model_names: std::collections::BTreeSet<&String> =
+        input.parts.iter().flat_map(|p| p.models.iter().map(|(m, _)| m)).collect();
+    for model in model_names {
+        models.insert(model.clone(), ModelReport { available_keys: 0, cooling_keys: 0 });
+    }
     for key in input.pool.iter() {
-        if let Some(mark) = input.keys.get(&MarkName::key(&key)).filter(|m| m.dead) {
+        let part = input.parts.get(key.at.list).unwrap_or(&nothing);
+        if let Some(mark) = part.keys.get(&MarkName::key(&key)).filter(|m| m.dead) {
             failed += 1;
             failed_details.push(failed_detail(&key, &mark));
             continue;
         }
-        let whole_key = cooling_for(input.keys, &key, now);
+        let whole_key = cooling_for(&part.keys, &key, now);
         if let Some(mark) = &whole_key {
             details.push(cooling_detail(&key, None, mark, now));
         }
         let mut cooling_now = whole_key.is_some();
-        for (model, marks) in input.models {
-            let entry = models.entry(model.clone()).or_insert(ModelReport { available_keys: 0, cooling_keys: 0 });
-            match cooling_for(marks, &key, now) {
+        for (model, entry) in models.iter_mut() {
+            let marks = part.models.iter().find(|(m, _)| m == model).map(|(_, marks)| marks);
+            match marks.and_then(|marks| cooling_for(marks, &key, now)) {
                 Some(mark) => {
                     cooling_now = true;
                     entry.cooling_keys += 1;
@@ -227,12 +244,11 @@ mod tests {
         let mut pro = Marks::default();
         let team = MarkName::of(Bucket::of(&keys_of[2]));
         pro.apply(team, Entry::Set(mark(1_000 + 86_340_000, Reason::PerDayQuota, false)));
-        let models = vec![("gemini-2.5-pro".to_string(), pro)];
+        let parts = [PartMarks { keys, models: vec![("gemini-2.5-pro".to_string(), pro)] }];
         let cooling = CoolingSettings::default();
         let input = StatusInput {
             pool: &pool,
-            keys: &keys,
-            models: &models,
+            parts: &parts,
             strategy: Strategy::RoundRobin,
             cooling: &cooling,
             client: "tests",

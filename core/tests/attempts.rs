@@ -6,7 +6,8 @@ use gemini_pool_core::keys::{ApiKey, KeyPool};
 use gemini_pool_core::names::{Bucket, MarkName};
 use gemini_pool_core::reason::Reason;
 use gemini_pool_core::settings::{CoolingSettings, RequestSettings, Strategy, WhenAllCooling};
-use gemini_pool_core::state::{Change, Entry, Item, Mark, Marks, PoolState};
+use gemini_pool_core::marks::Marks;
+use gemini_pool_core::state::{Change, Entry, Item, Mark, PartState, PoolState};
 use std::collections::HashMap;
 
 const NOW: u64 = 1_768_478_400_000;
@@ -23,6 +24,19 @@ fn index(pool: &KeyPool<'_>, key: &ApiKey<'_>) -> usize {
     pool.iter().position(|k| k.at == key.at).expect("in the pool")
 }
 
+/// A one-part pool state for model `m` with these items.
+fn state(keys: Marks, model: Marks) -> PoolState {
+    PoolState::single(PartState { keys, model }, Some("m"))
+}
+
+fn empty() -> PoolState {
+    state(Marks::default(), Marks::default())
+}
+
+fn pool_of(list: &str) -> KeyPool<'_> {
+    KeyPool::new([list])
+}
+
 fn minute_429() -> Verdict {
     Verdict { status: Some(429), outcome: Outcome::MinuteQuota { retry_delay_ms: Some(30_000) }, detail: String::new() }
 }
@@ -37,26 +51,26 @@ fn cooling(pool: &KeyPool<'_>, marks: &[(usize, u64)]) -> PoolState {
     for &(i, until) in marks {
         model.apply(MarkName::key(&nth(pool, i)), mark(until, Reason::PerMinuteQuota, false));
     }
-    let (bytes, _) = model.compacted(NOW, |_| true);
-    PoolState { keys: Marks::default(), model: Marks::decode(bytes, Some(1)) }
+    let (bytes, _) = model.compacted(NOW);
+    state(Marks::default(), Marks::decode(bytes, Some(1)))
 }
 
-fn first_choice(pool: &KeyPool<'_>, state: &PoolState, settings: &RequestSettings, seed: u64) -> Option<usize> {
-    match Attempts::new(pool, state.clone(), Some("m".into()), settings, seed).next(NOW) {
-        Choice::Try(key) => Some(index(pool, &key)),
+fn first_choice(list: &str, state: &PoolState, settings: &RequestSettings, seed: u64) -> Option<usize> {
+    let pool = pool_of(list);
+    match Attempts::new(pool_of(list), state.clone(), settings, seed).next(NOW) {
+        Choice::Try(key) => Some(index(&pool, &key)),
         _ => None,
     }
 }
 
 fn spread(strategy: Strategy) -> Vec<u32> {
     let list = keys(10);
-    let pool = KeyPool::new([list.as_str()]);
     let settings = RequestSettings { strategy, ..RequestSettings::default() };
     let mut counts = vec![0u32; 10];
     for request in 0..10_000u64 {
         // Each request is a fresh instance with fresh entropy.
         let seed = request.wrapping_mul(0x9E37_79B9) ^ 0xABCD;
-        let i = first_choice(&pool, &PoolState::default(), &settings, seed).expect("a key");
+        let i = first_choice(&list, &empty(), &settings, seed).expect("a key");
         counts[i] += 1;
     }
     counts
@@ -74,12 +88,12 @@ fn ten_thousand_choices_over_ten_keys_are_even() {
 #[test]
 fn retries_never_repeat_a_key_and_respect_the_budget() {
     let list = keys(5);
-    let pool = KeyPool::new([list.as_str()]);
     let settings = RequestSettings { max_attempts: 4, ..RequestSettings::default() };
-    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &settings, 1);
+    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 1);
     let cooling = CoolingSettings::default();
     let mut seen = Vec::new();
-    let trouble = classify(503, br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#);
+    let trouble =
+        classify(503, br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#);
     while let Choice::Try(key) = attempts.next(NOW) {
         assert!(!seen.contains(&key.at));
         seen.push(key.at);
@@ -93,10 +107,10 @@ fn retries_never_repeat_a_key_and_respect_the_budget() {
 #[test]
 fn round_robin_retries_walk_in_pool_order() {
     let list = keys(6);
-    let pool = KeyPool::new([list.as_str()]);
+    let pool = pool_of(&list);
     let settings = RequestSettings { max_attempts: 3, ..RequestSettings::default() };
     for seed in 0..20 {
-        let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &settings, seed);
+        let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, seed);
         let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
         attempts.failed(&first, &minute_429(), &CoolingSettings::default(), NOW);
         let Choice::Try(second) = attempts.next(NOW) else { panic!("no key") };
@@ -107,9 +121,8 @@ fn round_robin_retries_walk_in_pool_order() {
 #[test]
 fn quota_verdicts_move_on_without_spending_the_budget() {
     let list = keys(5);
-    let pool = KeyPool::new([list.as_str()]);
     let settings = RequestSettings { max_attempts: 1, ..RequestSettings::default() };
-    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &settings, 11);
+    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 11);
     let mut tried = 0;
     // Four keys answer with their own quota 429: the request still reaches the fifth.
     while let Choice::Try(key) = attempts.next(NOW) {
@@ -122,7 +135,7 @@ fn quota_verdicts_move_on_without_spending_the_budget() {
     }
     assert_eq!(tried, 5);
     // A 503 spends the budget of one.
-    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &settings, 11);
+    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 11);
     let Choice::Try(key) = attempts.next(NOW) else { panic!("no key") };
     attempts.failed(&key, &classify(503, b""), &CoolingSettings::default(), NOW);
     assert_eq!(attempts.next(NOW), Choice::Deliver);
@@ -131,8 +144,7 @@ fn quota_verdicts_move_on_without_spending_the_budget() {
 #[test]
 fn a_client_error_is_delivered_at_once() {
     let list = keys(3);
-    let pool = KeyPool::new([list.as_str()]);
-    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &RequestSettings::default(), 2);
+    let mut attempts = Attempts::new(pool_of(&list), empty(), &RequestSettings::default(), 2);
     let Choice::Try(key) = attempts.next(NOW) else { panic!("no key") };
     attempts.failed(&key, &classify(404, b""), &CoolingSettings::default(), NOW);
     assert_eq!(attempts.next(NOW), Choice::Deliver);
@@ -141,9 +153,8 @@ fn a_client_error_is_delivered_at_once() {
 #[test]
 fn the_budget_never_exceeds_the_pool() {
     let list = keys(2);
-    let pool = KeyPool::new([list.as_str()]);
     let settings = RequestSettings { max_attempts: 10, ..RequestSettings::default() };
-    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &settings, 3);
+    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 3);
     let mut n = 0;
     while let Choice::Try(key) = attempts.next(NOW) {
         attempts.failed(&key, &minute_429(), &CoolingSettings::default(), NOW);
@@ -155,33 +166,35 @@ fn the_budget_never_exceeds_the_pool() {
 #[test]
 fn cooling_keys_are_skipped_for_their_model_only() {
     let list = keys(3);
-    let pool = KeyPool::new([list.as_str()]);
+    let pool = pool_of(&list);
     let state = cooling(&pool, &[(0, NOW + 30_000), (2, NOW + 30_000)]);
     for seed in 0..50 {
-        assert_eq!(first_choice(&pool, &state, &RequestSettings::default(), seed), Some(1));
+        assert_eq!(first_choice(&list, &state, &RequestSettings::default(), seed), Some(1));
     }
     // The same keys serve another model: its item has no marks.
-    let other = PoolState { keys: state.keys.clone(), model: Marks::default() };
+    let other = empty();
     let picks: std::collections::HashSet<_> =
-        (0..50).map(|s| first_choice(&pool, &other, &RequestSettings::default(), s)).collect();
+        (0..50).map(|s| first_choice(&list, &other, &RequestSettings::default(), s)).collect();
     assert_eq!(picks.len(), 3);
 }
 
 #[test]
 fn a_per_minute_verdict_cools_the_whole_project_whatever_its_name() {
     for project in ["team", "my team", "équipe", "a/b"] {
-        let list = format!("{project}:AIzaSyAAAAAAAAAAAAAAA1\n{project}:AIzaSyBBBBBBBBBBBBBBB2\nAIzaSyCCCCCCCCCCCCCCC3");
-        let pool = KeyPool::new([list.as_str()]);
+        let list =
+            format!("{project}:AIzaSyAAAAAAAAAAAAAAA1\n{project}:AIzaSyBBBBBBBBBBBBBBB2\nAIzaSyCCCCCCCCCCCCCCC3");
+        let pool = pool_of(&list);
         let settings = RequestSettings { strategy: Strategy::Random, ..RequestSettings::default() };
+        let fresh = PoolState::single(PartState::default(), Some("gemini-2.5-flash"));
         for seed in 0..20 {
-            let mut attempts = Attempts::new(&pool, PoolState::default(), Some("gemini-2.5-flash".into()), &settings, seed);
+            let mut attempts = Attempts::new(pool_of(&list), fresh.clone(), &settings, seed);
             let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
             if index(&pool, &first) == 2 {
                 continue;
             }
             let changes = attempts.failed(&first, &minute_429(), &CoolingSettings::default(), NOW);
             let [Change { item, name, entry: Entry::Set(mark) }] = &changes[..] else { panic!("one change") };
-            assert_eq!(item, &Item::Model("gemini-2.5-flash".into()));
+            assert_eq!(item, &Item::model(0, "gemini-2.5-flash"));
             assert_eq!(name, &MarkName::of(Bucket::Project(project)));
             assert_eq!((mark.reason, mark.dead), (Reason::PerMinuteQuota, false));
             assert!(mark.until_ms >= NOW + 30_000 && mark.until_ms <= NOW + 31_000);
@@ -194,20 +207,20 @@ fn a_per_minute_verdict_cools_the_whole_project_whatever_its_name() {
 #[test]
 fn a_refresh_brings_in_what_others_recorded() {
     let list = keys(3);
-    let pool = KeyPool::new([list.as_str()]);
+    let pool = pool_of(&list);
     let settings = RequestSettings { strategy: Strategy::Random, ..RequestSettings::default() };
-    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &settings, 8);
+    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 8);
     let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
     let own = attempts.failed(&first, &minute_429(), &CoolingSettings::default(), NOW);
     // Meanwhile another instance cooled a second key: the fresh state shows it, and this
     // request's own change stays applied on top of it.
     let other = (0..3).map(|i| nth(&pool, i)).find(|k| k.at != first.at).expect("another key");
     let mut text = String::new();
-    for change in own.iter().filter(|c| c.item == Item::Keys) {
+    for change in own.iter().filter(|c| c.item == Item::keys(0)) {
         text.push_str(&change.line());
     }
     let stored = format!("{} {} per_minute_quota 0 0 {NOW}\n", MarkName::key(&other), NOW + 60_000);
-    let fresh = PoolState { keys: Marks::decode(text.into_bytes(), Some(1)), model: Marks::decode(stored.into_bytes(), Some(2)) };
+    let fresh = state(Marks::decode(text.into_bytes(), Some(1)), Marks::decode(stored.into_bytes(), Some(2)));
     attempts.refresh(fresh);
     let Choice::Try(third) = attempts.next(NOW) else { panic!("the last key") };
     assert!(third.at != first.at && third.at != other.at);
@@ -217,57 +230,59 @@ fn a_refresh_brings_in_what_others_recorded() {
 #[test]
 fn all_cooling_answers_with_the_soonest_recovery() {
     let list = keys(3);
-    let pool = KeyPool::new([list.as_str()]);
+    let pool = pool_of(&list);
     let state = cooling(&pool, &[(0, NOW + 50_000), (1, NOW + 20_000), (2, NOW + 90_000)]);
-    let first = Attempts::new(&pool, state.clone(), Some("m".into()), &RequestSettings::default(), 5).next(NOW);
+    let first = Attempts::new(pool_of(&list), state.clone(), &RequestSettings::default(), 5).next(NOW);
     assert_eq!(first, Choice::AllCooling { retry_after_ms: 20_000 });
     let shortest = RequestSettings { when_all_cooling: WhenAllCooling::ShortestCooldown, ..RequestSettings::default() };
-    assert_eq!(first_choice(&pool, &state, &shortest, 5), Some(1));
+    assert_eq!(first_choice(&list, &state, &shortest, 5), Some(1));
     // Within the jitter of its end, a cooldown does not make the client wait.
-    let later = Attempts::new(&pool, state, Some("m".into()), &RequestSettings::default(), 5).next(NOW + 19_500);
+    let later = Attempts::new(pool_of(&list), state, &RequestSettings::default(), 5).next(NOW + 19_500);
     assert_eq!(later.key_index(&pool), Some(1));
 }
 
 #[test]
 fn all_dead_and_probation() {
     let list = keys(2);
-    let pool = KeyPool::new([list.as_str()]);
-    let mut state = PoolState::default();
+    let pool = pool_of(&list);
+    let mut keys = Marks::default();
     for i in 0..2 {
-        state.keys.apply(MarkName::key(&nth(&pool, i)), mark(NOW + 1000 * (i as u64 + 1), Reason::KeyInvalid, true));
+        keys.apply(MarkName::key(&nth(&pool, i)), mark(NOW + 1000 * (i as u64 + 1), Reason::KeyInvalid, true));
     }
-    assert_eq!(Attempts::new(&pool, state.clone(), None, &RequestSettings::default(), 1).next(NOW), Choice::AllDead);
+    let state = state(keys, Marks::default());
+    assert_eq!(Attempts::new(pool_of(&list), state.clone(), &RequestSettings::default(), 1).next(NOW), Choice::AllDead);
     // After key 0's probation time, it gets one request; a success revives it.
-    let mut attempts = Attempts::new(&pool, state, Some("m".into()), &RequestSettings::default(), 1);
+    let mut attempts = Attempts::new(pool_of(&list), state, &RequestSettings::default(), 1);
     let Choice::Try(key) = attempts.next(NOW + 1000) else { panic!("probation") };
     assert_eq!(index(&pool, &key), 0);
     let changes = attempts.succeeded(&key, NOW + 1000);
-    assert_eq!(changes, [Change { item: Item::Keys, name: MarkName::key(&key), entry: Entry::Clear(NOW + 1000) }]);
+    assert_eq!(changes, [Change { item: Item::keys(0), name: MarkName::key(&key), entry: Entry::Clear(NOW + 1000) }]);
 }
 
 #[test]
 fn a_dead_verdict_marks_the_key_and_moves_on() {
     let list = keys(2);
-    let pool = KeyPool::new([list.as_str()]);
-    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &RequestSettings::default(), 4);
+    let pool = pool_of(&list);
+    let mut attempts = Attempts::new(pool_of(&list), empty(), &RequestSettings::default(), 4);
     let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
     let dead = classify(400, br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#);
     let changes = attempts.failed(&first, &dead, &CoolingSettings::default(), NOW);
-    assert!(matches!(&changes[..], [Change { item: Item::Keys, name, entry: Entry::Set(m) }] if *name == MarkName::key(&first) && m.dead));
+    assert!(
+        matches!(&changes[..], [Change { item, name, entry: Entry::Set(m) }] if *item == Item::keys(0) && *name == MarkName::key(&first) && m.dead)
+    );
     assert_eq!(attempts.next(NOW).key_index(&pool), Some(1 - index(&pool, &first)));
 }
 
 #[test]
 fn repeated_bare_429s_grow() {
     let list = keys(1);
-    let pool = KeyPool::new([list.as_str()]);
     let throttled = classify(429, br#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#);
     let mut stored = String::new();
     let mut lengths = Vec::new();
     let mut now = NOW;
     for _ in 0..3 {
-        let state = PoolState { keys: Marks::default(), model: Marks::decode(stored.clone().into_bytes(), Some(1)) };
-        let mut attempts = Attempts::new(&pool, state, Some("m".into()), &RequestSettings::default(), 1);
+        let state = state(Marks::default(), Marks::decode(stored.clone().into_bytes(), Some(1)));
+        let mut attempts = Attempts::new(pool_of(&list), state, &RequestSettings::default(), 1);
         let Choice::Try(key) = attempts.next(now) else { panic!("no key at {now}") };
         let changes = attempts.failed(&key, &throttled, &CoolingSettings::default(), now);
         let Some(Change { entry: Entry::Set(mark), .. }) = changes.first() else { panic!("no change") };
@@ -281,12 +296,12 @@ fn repeated_bare_429s_grow() {
 #[test]
 fn ninety_percent_cooling_still_picks_uniformly() {
     let list = keys(500);
-    let pool = KeyPool::new([list.as_str()]);
+    let pool = pool_of(&list);
     let cooled: Vec<(usize, u64)> = (0..450).map(|i| (i, NOW + 60_000)).collect();
     let state = cooling(&pool, &cooled);
     let mut counts: HashMap<usize, u32> = HashMap::new();
     for seed in 0..10_000u64 {
-        let i = first_choice(&pool, &state, &RequestSettings::default(), seed).expect("a key");
+        let i = first_choice(&list, &state, &RequestSettings::default(), seed).expect("a key");
         assert!(i >= 450);
         *counts.entry(i).or_default() += 1;
     }
@@ -297,8 +312,7 @@ fn ninety_percent_cooling_still_picks_uniformly() {
 #[test]
 fn a_final_429_says_when_to_come_back() {
     let list = keys(2);
-    let pool = KeyPool::new([list.as_str()]);
-    let mut attempts = Attempts::new(&pool, PoolState::default(), Some("m".into()), &RequestSettings::default(), 6);
+    let mut attempts = Attempts::new(pool_of(&list), empty(), &RequestSettings::default(), 6);
     while let Choice::Try(key) = attempts.next(NOW) {
         attempts.failed(&key, &minute_429(), &CoolingSettings::default(), NOW);
     }
@@ -318,4 +332,26 @@ impl KeyIndex for Choice<'_> {
             _ => None,
         }
     }
+}
+
+#[test]
+fn a_request_reads_other_parts_only_when_its_part_has_nothing_left() {
+    let (one, two) = (keys(2), "AIzaSyTESTSECONDPART000000001".to_string());
+    let mut pool = KeyPool::with_parts(2);
+    pool.add(0, one.as_bytes());
+    // Both keys of part 1 cool for the model; part 2 is not read yet.
+    let first_part = pool_of(&one);
+    let cooled = cooling(&first_part, &[(0, NOW + 60_000), (1, NOW + 60_000)]);
+    let mut state = PoolState::new(2, Some("m"));
+    state.set(0, PartState { keys: Marks::default(), model: cooled.marks(&Item::model(0, "m")).clone() });
+    let mut attempts = Attempts::new(pool, state, &RequestSettings::default(), 3);
+    assert_eq!(attempts.next(NOW), Choice::Widen);
+    attempts.widen(vec![(1, two.as_bytes(), PartState::default())]);
+    let Choice::Try(key) = attempts.next(NOW) else { panic!("a key of part 2") };
+    assert_eq!((key.at.list, key.secret), (1, two.as_str()));
+    // A verdict on it goes to part 2's items.
+    let changes = attempts.failed(&key, &minute_429(), &CoolingSettings::default(), NOW);
+    assert_eq!(changes[0].item, Item::model(1, "m"));
+    assert_eq!(changes[0].item.kv_key(), "model/m@2");
+    assert!(matches!(attempts.next(NOW), Choice::Deliver));
 }

@@ -3,8 +3,8 @@
 use gemini_pool_core::classify::{Outcome, Verdict};
 use gemini_pool_core::clock::ResetZone;
 use gemini_pool_core::cooling::{decide, Action, Context, Cooldown, Scope};
-use gemini_pool_core::settings::{CoolingSettings, Profile};
 use gemini_pool_core::reason::Reason;
+use gemini_pool_core::settings::{CoolingSettings, Profile};
 
 // 2026-01-15 12:00:00 UTC (04:00 PST); the next Pacific midnight is 2026-01-16 08:00 UTC.
 const NOW: u64 = 1_768_478_400_000;
@@ -162,7 +162,12 @@ fn huge_retry_hints_and_knobs_never_wrap_around() {
             assert_eq!(cooldown(&a).until_ms, cap, "{body}");
         }
     }
-    let forever = CoolingSettings { no_free_tier: MAX_DURATION, throttle_base: MAX_DURATION, throttle_max: MAX_DURATION, ..CoolingSettings::default() };
+    let forever = CoolingSettings {
+        no_free_tier: MAX_DURATION,
+        throttle_base: MAX_DURATION,
+        throttle_max: MAX_DURATION,
+        ..CoolingSettings::default()
+    };
     for (outcome, strikes) in [(Outcome::NoFreeTier, 0), (Outcome::Throttled, 30)] {
         let ctx = Context { now_ms: NOW, previous_strikes: strikes, jitter_ms: 0 };
         let a = decide(&verdict(Some(429), outcome), &forever, ctx);

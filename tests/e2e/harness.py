@@ -184,9 +184,13 @@ class Proxy:
                 for name in secret_entries)
             lines += ["[local_server.secret_stores]", f"gemini_keys = [{entries}]"]
         if kv and kv_items:
-            (self.dir / "kv.json").write_text(json.dumps(kv_items))
-            lines += ["[local_server.kv_stores]",
-                      f'key_state = {{ file = {toml_string(str(self.dir / "kv.json"))}, format = "json" }}']
+            # One file per item: values may be binary (the sorted part of a cooling item is).
+            entries = []
+            for n, (name, value) in enumerate(kv_items.items()):
+                path = self.dir / f"kv-item-{n}"
+                path.write_bytes(value if isinstance(value, bytes) else value.encode())
+                entries.append(f"{{ key = {toml_string(name)}, file = {toml_string(str(path))} }}")
+            lines += ["[local_server.kv_stores]", f"key_state = [{', '.join(entries)}]"]
         elif kv:
             lines += ["[local_server.kv_stores]", "key_state = []"]
         self.config = self.dir / "fastly.toml"

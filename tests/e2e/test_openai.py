@@ -176,7 +176,7 @@ def test_server_timing_counts_store_operations(world):
     assert status == 200
     timing = headers["server-timing"]
     assert 'kv;desc="2 reads, 0 writes"' in timing
-    assert 'secret;desc="1 reads"' in timing and 'attempts;desc="1"' in timing
+    assert 'secret;desc="1 lookups, 1 reads"' in timing and 'attempts;desc="1"' in timing
 
 
 def test_status(world):
@@ -295,3 +295,25 @@ def test_a_hanging_key_times_out_and_the_next_serves(sim, proxies):
     assert [e["status"] for e in sim.log()[before:]] == [200, 200]  # the hung one was logged before hanging
     # Viceroy reports a first-byte timeout as a generic send error; production names the cause.
     assert "no answer" in proxy.logs()
+
+
+def test_a_request_reads_one_part_of_a_pool_in_four_secrets(sim, proxies):
+    """Four full secrets (2 keys each, padded with comment lines to ~60 KB like a secret of
+    ~1,500 keys): a request usually fetches one secret's bytes and reads that part's two KV
+    items (all four secrets are only looked up); every key still serves."""
+    sim.reset(sim_keys(8))
+    lines = pool_lines(8)
+    padding = "\n".join(f"# {'-' * 76}" for _ in range(780))
+    parts = [f"{padding}\n{lines[i]}\n{lines[i + 1]}" for i in range(0, 8, 2)]
+    proxy = proxies(parts[0], secrets={"keys_2": parts[1], "keys_3": parts[2], "keys_4": parts[3]},
+                    settings={"key_secrets": 4}, relay=False)
+    before = len(sim.log())
+    one_read = 0
+    for _ in range(80):
+        status, headers, _ = split(post(proxy, "/v1/chat/completions", CHAT).stdout)
+        assert status == 200
+        timing = headers["server-timing"]
+        assert 'secret;desc="4 lookups' in timing and 'kv;desc="2 reads, 0 writes"' in timing, timing
+        one_read += 'secret;desc="4 lookups, 1 reads"' in timing
+    assert one_read >= 60, f"{one_read} of 80 requests fetched a single secret"
+    assert set(served(sim.log(), before)) == {f"k{i}" for i in range(1, 9)}
