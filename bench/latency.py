@@ -13,7 +13,7 @@ Printed: requests/s, p50 and p99 for each, ratios proxy ÷ floor, CPU per reques
 process's user + system time over the requests it served), the proxy's store operations per
 request (its Server-Timing header), and the wasm sizes.
 
-Usage: bench/latency.py [--rounds 5] [--seconds 4] [--connections 8] [--json out.json]
+Usage: bench/latency.py [--rounds 8] [--seconds 3] [--connections 8] [--json out.json]
 """
 
 from __future__ import annotations
@@ -148,6 +148,16 @@ def summarize(rounds: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
 
 
+def paired(a: list[dict], b: list[dict]) -> dict:
+    """Median over rounds of proxy ÷ floor, each round against the floor round right after it
+    (the machine's load drifts between rounds; a pair sees the same drift)."""
+    out = {}
+    for k in ("p50", "p99", "cpu_ms"):
+        ratios = sorted(x[k] / y[k] for x, y in zip(a, b) if y[k] and y[k] == y[k])
+        out[k] = {"median": statistics.median(ratios), "low": ratios[0], "high": ratios[-1]} if ratios else None
+    return out
+
+
 def server_timing(url: str) -> str:
     out = harness.curl("-si", f"{url}/v1/chat/completions", "-H", f"Authorization: Bearer {harness.TOKEN}",
                        "-H", "content-type: application/json", "-d", BODY).stdout
@@ -193,8 +203,8 @@ def pool_proxy(sim: harness.Sim, keys: list[str], cooling_share: float) -> harne
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--streams", type=int, default=150, help="streamed requests per round")
     ap.add_argument("--json", default="target/bench-latency.json")
@@ -235,12 +245,13 @@ def main():
         for name, proxy in proxies.items():
             print(f"measuring {name} …", flush=True)
             a, b = interleave(args.rounds, lambda: run(proxy, proxy_script), lambda: run(floor, floor_script))
-            results[name] = {"proxy": summarize(a), "floor": summarize(b)}
+            results[name] = {"proxy": summarize(a), "floor": summarize(b), "paired": paired(a, b), "rounds": [a, b]}
 
         print("measuring chat, 10 keys, Gemini answering in 200 ms …", flush=True)
         sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)], latency_ms=200)
         a, b = interleave(args.rounds, lambda: run(small, proxy_script, 16), lambda: run(floor, floor_script, 16))
-        results["chat, 10 keys, Gemini at 200 ms (c=16)"] = {"proxy": summarize(a), "floor": summarize(b)}
+        results["chat, 10 keys, Gemini at 200 ms (c=16)"] = {"proxy": summarize(a), "floor": summarize(b),
+                                                             "paired": paired(a, b)}
         sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)])
 
         print("measuring streams …", flush=True)
@@ -272,17 +283,24 @@ def main():
 
 def report(results: dict, args):
     print(f"\nwrk -t2 -c{args.connections}, {args.rounds} interleaved rounds of {args.seconds:.0f} s per side; "
-          f"streams: {args.rounds} × {args.streams} sequential requests per side; medians of rounds")
-    print("| scenario | proxy req/s | floor req/s | proxy p50 / p99 ms | floor p50 / p99 ms | ratio p50 | ratio p99 | ratio CPU/req |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"streams: {args.rounds} × {args.streams} sequential requests per side. Ratios: median over rounds of "
+          "proxy ÷ the floor round next to it [lowest–highest]; CPU: the Viceroy process's CPU time per request.")
+    print("| scenario | proxy req/s | floor req/s | ratio p50 | ratio p99 | ratio CPU/req | CPU/req vs 10 keys |")
+    print("|---|---|---|---|---|---|---|")
+    base = results.get("chat, 10 keys", {}).get("proxy", {}).get("cpu_ms")
     for name, r in results.items():
         if not isinstance(r, dict) or "proxy" not in r:
             continue
         p, f = r["proxy"], r["floor"]
-        cpu = p["cpu_ms"] / f["cpu_ms"] if f["cpu_ms"] == f["cpu_ms"] and f["cpu_ms"] else float("nan")
-        cpu_text = "–" if cpu != cpu else f"{cpu:.2f}"
-        print(f"| {name} | {p['rps']:.0f} | {f['rps']:.0f} | {p['p50']:.2f} / {p['p99']:.2f} | "
-              f"{f['p50']:.2f} / {f['p99']:.2f} | {p['p50'] / f['p50']:.2f} | {p['p99'] / f['p99']:.2f} | {cpu_text} |")
+        pairs = r.get("paired") or {}
+
+        def cell(k):
+            v = pairs.get(k)
+            if v:
+                return f"{v['median']:.2f} [{v['low']:.2f}–{v['high']:.2f}]"
+            return f"{p[k] / f[k]:.2f}" if f.get(k) and f[k] == f[k] else "–"
+        vs_small = f"{p['cpu_ms'] / base:.2f}" if base and p["cpu_ms"] == p["cpu_ms"] and name.startswith("chat, ") else "–"
+        print(f"| {name} | {p['rps']:.0f} | {f['rps']:.0f} | {cell('p50')} | {cell('p99')} | {cell('cpu_ms')} | {vs_small} |")
     print("\nstore operations per request (the proxy's Server-Timing):")
     for name, value in results["server_timing"].items():
         print(f"  {name}: {value}")

@@ -14,10 +14,10 @@
 use crate::classify::{Outcome, Verdict};
 use crate::cooling::{self, Context, Scope};
 use crate::keys::{ApiKey, KeyPool};
+use crate::marks::RETAIN_MS;
 use crate::names::{Bucket, MarkName};
 use crate::pick::Picker;
 use crate::settings::{CoolingSettings, RequestSettings, WhenAllCooling};
-use crate::marks::RETAIN_MS;
 use crate::state::{Availability, Change, Entry, Item, Mark, PartState, PoolState};
 use std::cell::Cell;
 

@@ -63,14 +63,8 @@ pub struct Marks {
 }
 
 /// An item that holds nothing.
-pub static NOTHING: Marks = Marks {
-    bytes: Vec::new(),
-    sorted: 0..0,
-    appended: 0..0,
-    local: Vec::new(),
-    generation: None,
-    foreign: false,
-};
+pub static NOTHING: Marks =
+    Marks { bytes: Vec::new(), sorted: 0..0, appended: 0..0, local: Vec::new(), generation: None, foreign: false };
 
 impl Marks {
     /// Reads an item's bytes. Never fails: what does not read is ignored; a foreign format
@@ -291,14 +285,9 @@ fn parse_line(line: &[u8]) -> Option<(&[u8], Entry)> {
 /// The line an append writes for `entry` about `name`.
 pub fn encode_line(name: &MarkName, entry: &Entry) -> String {
     match entry {
-        Entry::Set(m) => format!(
-            "{name} {} {} {} {} {}\n",
-            m.until_ms,
-            m.reason.code(),
-            m.strikes,
-            u8::from(m.dead),
-            m.since_ms
-        ),
+        Entry::Set(m) => {
+            format!("{name} {} {} {} {} {}\n", m.until_ms, m.reason.code(), m.strikes, u8::from(m.dead), m.since_ms)
+        }
         Entry::Clear(since) => format!("{name} clear {since}\n"),
     }
 }
@@ -358,7 +347,8 @@ mod tests {
 
     #[test]
     fn duplicate_and_damaged_entries_give_one_answer() {
-        let ours = "k:00000000000000aa 5 throttled 0 0 1\nk:00000000000000aa 9 throttled 2 0 1\nk:00000000000000aa\nbroken\n";
+        let ours =
+            "k:00000000000000aa 5 throttled 0 0 1\nk:00000000000000aa 9 throttled 2 0 1\nk:00000000000000aa\nbroken\n";
         let marks = Marks::decode(ours.as_bytes().to_vec(), None);
         let all = marks.all();
         assert_eq!(all.len(), 1);

@@ -148,8 +148,8 @@ pub fn compactions(state: &PoolState, now_ms: u64) -> Vec<Write> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reason::Reason;
     use crate::marks::Marks;
+    use crate::reason::Reason;
     use crate::state::{Entry, Mark, PartState};
 
     fn change(name: &str, until_ms: u64) -> Change {

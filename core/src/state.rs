@@ -18,8 +18,6 @@ use crate::marks::{encode_line, Marks, NOTHING};
 use crate::names::{Bucket, MarkName};
 use crate::reason::Reason;
 
-
-
 /// One mark: a key (or bucket) out of rotation until `until_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {

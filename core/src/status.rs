@@ -4,9 +4,9 @@
 
 use crate::clock::rfc3339_millis;
 use crate::keys::{ApiKey, KeyPool};
+use crate::marks::Marks;
 use crate::names::MarkName;
 use crate::settings::{CoolingSettings, Profile, Strategy};
-use crate::marks::Marks;
 use crate::state::{cooling_for, Mark};
 use serde::Serialize;
 use std::collections::BTreeMap;

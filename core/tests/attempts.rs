@@ -3,10 +3,10 @@
 use gemini_pool_core::attempts::{Attempts, Choice};
 use gemini_pool_core::classify::{classify, Outcome, Verdict};
 use gemini_pool_core::keys::{ApiKey, KeyPool};
+use gemini_pool_core::marks::Marks;
 use gemini_pool_core::names::{Bucket, MarkName};
 use gemini_pool_core::reason::Reason;
 use gemini_pool_core::settings::{CoolingSettings, RequestSettings, Strategy, WhenAllCooling};
-use gemini_pool_core::marks::Marks;
 use gemini_pool_core::state::{Change, Entry, Item, Mark, PartState, PoolState};
 use std::collections::HashMap;
 

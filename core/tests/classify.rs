@@ -1,4 +1,4 @@
-//! Every body form of shared/docs/gemini-upstream.md §2–§3, in the 2025 and the 2026 style,
+//! Every body form of docs/google-errors.md, in the 2025 and the 2026 style,
 //! native (bare) and OpenAI-compatible (wrapped in an array).
 
 use gemini_pool_core::classify::{classify, Outcome};

@@ -6,12 +6,12 @@ use gemini_pool_core::classify::classify;
 use gemini_pool_core::clock::ResetZone;
 use gemini_pool_core::envelope::Dialect;
 use gemini_pool_core::keys::KeyPool;
+use gemini_pool_core::marks::Marks;
 use gemini_pool_core::names::{Bucket, MarkName};
 use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
 use gemini_pool_core::rng::Rng;
 use gemini_pool_core::route::route;
 use gemini_pool_core::settings::{parse_duration, SettingsReader};
-use gemini_pool_core::marks::Marks;
 
 const SEEDS: [&str; 6] = [
     r#"[{"error":{"code":429,"message":"x limit: 0, model: m\nPlease retry in 1.5s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"PerDay","quotaValue":"7"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3.2s"}]}}]"#,

@@ -1,4 +1,4 @@
-//! Google's error bodies, as captured in 2025 and 2026 (shared/docs/gemini-upstream.md §2–§3).
+//! Google's error bodies, as captured in 2025 and 2026 (docs/google-errors.md).
 //! Native errors are a bare `{"error": …}`; the OpenAI-compatible endpoint wraps it in `[ … ]`.
 
 use serde::Deserialize;

@@ -276,7 +276,7 @@ impl World {
         }
         if let Some(rpd) = bucket.rpd {
             if bucket.day_used >= rpd {
-                // Daily 429s carry short retry delays (shared/docs §3).
+                // Daily 429s carry short retry delays (docs/google-errors.md).
                 return Some(google::quota(style, "Day", model, rpd, 22.0));
             }
         }
