@@ -5,6 +5,7 @@
 #   make bench        latency/throughput against a bare pass-through (issue 5)
 #   make bench-quota  quota benchmark, smart vs seed cooling profiles
 #   make bench-burst  bursts of concurrent clients: calls per success, late hits, lost verdicts
+#   make fuzz         every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed here)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -15,7 +16,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VICEROY_VERSION := 0.22.0
 
-.PHONY: all build floor sim tools viceroy venv test unit e2e demo serve bench bench-quota bench-burst clean fmt lint wasm-target
+.PHONY: all build floor sim tools viceroy venv test unit e2e demo serve bench bench-quota bench-burst fuzz clean fmt lint wasm-target
 
 all: build
 
@@ -48,7 +49,7 @@ $(VENV)/.installed: tests/requirements.txt
 tools: viceroy venv
 
 unit:
-	$(CARGO) test --locked -p gemini-pool-core
+	$(CARGO) test --locked -p gemini-pool-core -p gemini-pool-checks
 
 e2e: build sim tools
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) -m pytest -q tests/e2e
@@ -73,6 +74,18 @@ bench-quota: build sim tools
 
 bench-burst: build sim tools
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/burst.py $(BURST_ARGS)
+
+FUZZ_TARGETS := google_answer request openai_body key_list settings state_item attempt_loop scrub
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		cargo +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+			| grep -E '^(stat::number_of_executed_units|==|SUMMARY|thread)' | sed "s/^/$$t: /" || exit 1; \
+		cargo +nightly fuzz cmin -O $$t corpus/$$t >/dev/null 2>&1; \
+	done
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --exclude gemini-edge-pool --exclude passthrough -- -D warnings

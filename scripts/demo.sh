@@ -10,17 +10,18 @@ TOKEN=demo-token
 DIR=.local/demo
 mkdir -p "$DIR"
 
-# Three sample keys: two share a Google project, so a quota verdict on one cools both.
+# Three sample keys: two share a Google project, so a quota verdict on one cools both. One is
+# an `AIza…` key, two are `AQ.…` keys like those AI Studio has issued since mid-2026.
 cat > "$DIR/keys.txt" <<KEYS
 AIzaSyDEMO000000000000000000000000001
-demo-project:AIzaSyDEMO000000000000000000000000002
-demo-project:AIzaSyDEMO000000000000000000000000003
+demo-project:AQ.Ab8RN6DEMO0000000000000000000000000000000000002
+demo-project:AQ.Ab8RN6DEMO0000000000000000000000000000000000003
 KEYS
 cat > "$DIR/sim.json" <<JSON
 {"keys": [
   {"key": "AIzaSyDEMO000000000000000000000000001", "label": "demo-1"},
-  {"key": "AIzaSyDEMO000000000000000000000000002", "label": "demo-2", "project": "demo-project"},
-  {"key": "AIzaSyDEMO000000000000000000000000003", "label": "demo-3", "project": "demo-project"}
+  {"key": "AQ.Ab8RN6DEMO0000000000000000000000000000000000002", "label": "demo-2", "project": "demo-project"},
+  {"key": "AQ.Ab8RN6DEMO0000000000000000000000000000000000003", "label": "demo-3", "project": "demo-project"}
  ],
  "projects": {"demo-1": {"rpm": {"*": 10}, "rpd": {"*": 250}, "limit_zero": ["gemini-2.5-pro"]},
               "demo-project": {"rpm": {"*": 10}, "rpd": {"*": 250}}},

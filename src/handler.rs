@@ -14,7 +14,7 @@ use gemini_pool_core::auth::{client_token, query_param, Presented};
 use gemini_pool_core::classify::{classify, Verdict};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
 use gemini_pool_core::keys::{choose_part, ApiKey, KeyPool};
-use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
+use gemini_pool_core::openai_body::strip_model_prefixes;
 use gemini_pool_core::record::{compactions, Confirmed, Recording};
 use gemini_pool_core::rng::Rng;
 use gemini_pool_core::route::{may_be_native, route, Endpoint, Route};
@@ -135,7 +135,7 @@ fn forward(
 ) -> Result<Response, Rejection> {
     let dialect = route.dialect;
     let body = read_body(client, settings.max_body_bytes).map_err(|reply| Rejection { dialect, reply })?;
-    let (model, stream) = request_model(route, &body).map_err(|reply| Rejection { dialect, reply })?;
+    let facts = route.facts(&body).map_err(|reply| Rejection { dialect, reply })?;
     let path = route.upstream_path().unwrap_or_default();
     let outbound = Outbound::new(client, route, &path, body).ok_or_else(|| Rejection {
         dialect,
@@ -145,7 +145,7 @@ fn forward(
     let seed = seed();
     let pool = starting_pool(secrets, &mut Rng::new(seed), ops).map_err(|e| Rejection::config(dialect, e))?;
     let kv = StateStore::open();
-    let mut state = PoolState::new(pool.parts(), model.as_deref());
+    let mut state = PoolState::new(pool.parts(), facts.model.as_deref());
     let parts: Vec<usize> = (0..pool.parts()).filter(|&p| pool.has(p)).collect();
     kv.read(&mut state, &parts, ops);
     let mut attempts = Attempts::new(pool, state, settings, seed.rotate_left(32));
@@ -155,7 +155,7 @@ fn forward(
         Ending::Upstream { status: 429, .. } => attempts.retry_after_ms(now_ms()),
         _ => None,
     };
-    Ok(answer(ending, route, stream, retry_after_ms))
+    Ok(answer(ending, route, facts.stream, retry_after_ms))
 }
 
 /// Sends to Google with one key after another, as [`Attempts`] decides; after a failure,
@@ -303,7 +303,7 @@ fn answer(ending: Ending<'_>, route: &Route, stream: bool, retry_after_ms: Optio
 }
 
 fn served(mut response: Response, route: &Route, stream: bool) -> Response {
-    if matches!(route.endpoint, Endpoint::ListModels | Endpoint::GetModel(_)) {
+    if route.rewrites_model_ids() {
         let body = response.take_body_bytes();
         let rewritten = strip_model_prefixes(&body).unwrap_or(body);
         response.set_body(rewritten);
@@ -345,16 +345,6 @@ fn read_body(client: &mut Request, limit: usize) -> Result<Vec<u8>, ErrorReply> 
         return Err(ErrorReply::body_too_large(limit));
     }
     Ok(body)
-}
-
-/// The model the request is for (cooling is per model), and whether it streams.
-fn request_model(route: &Route, body: &[u8]) -> Result<(Option<String>, bool), ErrorReply> {
-    if route.model_in_body() {
-        let peeked = peek(body)?;
-        return Ok((Some(peeked.model), peeked.stream));
-    }
-    let stream = matches!(route.endpoint, Endpoint::NativeCall { method: "streamGenerateContent", .. });
-    Ok((route.path_model().map(str::to_string), stream))
 }
 
 /// A header's value if it is text (a non-UTF-8 value reads as absent, never as a panic).

@@ -71,7 +71,14 @@ impl Settings {
 /// once (a missing one is a configuration error), but its bytes are fetched only the first
 /// time they are needed, and kept for the rest of the request.
 pub struct Secrets {
-    parts: Vec<(&'static str, Secret, OnceCell<Result<Bytes, ConfigError>>)>,
+    parts: Vec<Part>,
+}
+
+/// One key list: its entry name, its handle, and its bytes once fetched.
+struct Part {
+    name: &'static str,
+    secret: Secret,
+    bytes: OnceCell<Result<Bytes, ConfigError>>,
 }
 
 impl Secrets {
@@ -82,7 +89,7 @@ impl Secrets {
         for name in KEY_ENTRIES.iter().take(count) {
             bump(&ops.secret_lookups);
             let secret = store.try_get(name).map_err(|_| ConfigError::SecretLookup(name))?;
-            parts.push((*name, secret.ok_or(ConfigError::MissingSecret(name))?, OnceCell::new()));
+            parts.push(Part { name, secret: secret.ok_or(ConfigError::MissingSecret(name))?, bytes: OnceCell::new() });
         }
         Ok(Secrets { parts })
     }
@@ -94,7 +101,7 @@ impl Secrets {
 
     /// Part `part`'s bytes (fetched the first time).
     pub fn get(&self, part: usize, ops: &Ops) -> Result<&[u8], ConfigError> {
-        let Some((name, secret, bytes)) = self.parts.get(part) else {
+        let Some(Part { name, secret, bytes }) = self.parts.get(part) else {
             return Err(ConfigError::MissingSecret(KEY_ENTRIES[part.min(KEY_ENTRIES.len() - 1)]));
         };
         let fetched = bytes.get_or_init(|| {

@@ -257,7 +257,7 @@ impl<'a> Attempts<'a> {
         let name = MarkName::key(key);
         let item = Item::keys(key.at.list);
         let dead = self.state.marks(&item).get(&name).is_some_and(|m| m.dead);
-        dead.then(|| Change { item, name, entry: Entry::Clear(now_ms) })
+        dead.then_some(Change { item, name, entry: Entry::Clear(now_ms) })
     }
 
     /// Where a cooldown of `scope` on `key` is stored.

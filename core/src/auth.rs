@@ -10,8 +10,11 @@ use crate::envelope::{Dialect, ErrorReply};
 /// The credentials a request carried, as raw header / query values.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Presented<'a> {
+    /// `Authorization` (OpenAI clients: `Bearer <token>`).
     pub authorization: Option<&'a str>,
+    /// `x-goog-api-key` (Google's SDKs).
     pub goog_api_key: Option<&'a str>,
+    /// `?key=` (Google's REST examples).
     pub query_key: Option<&'a str>,
 }
 

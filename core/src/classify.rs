@@ -11,6 +11,7 @@ use std::fmt;
 /// What Google's answer says happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// 2xx.
     Success,
     /// The key itself is unusable (the reason is one of the dead-key [`Reason`]s).
     KeyDead(Reason),
@@ -20,6 +21,7 @@ pub enum Outcome {
     NoFreeTier,
     /// A per-minute quota (or any answer carrying `RetryInfo`): wait `retry_delay_ms`.
     MinuteQuota {
+        /// Google's delay, if it gave one.
         retry_delay_ms: Option<u64>,
     },
     /// 429 with no details: capacity or shared quota, not this key's fault.
@@ -40,6 +42,7 @@ pub enum Outcome {
     ClientError,
     /// The connection to Google failed or timed out before an answer.
     ConnectFailure {
+        /// It was a timeout (not a refused or broken connection).
         timeout: bool,
     },
 }
@@ -47,17 +50,21 @@ pub enum Outcome {
 /// The classifier's answer: the outcome, the HTTP status (if any) and Google's own words.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
+    /// Google's HTTP status (`None`: no answer).
     pub status: Option<u16>,
+    /// What it means.
     pub outcome: Outcome,
     /// The first line of Google's message (may quote a key: scrub before showing).
     pub detail: String,
 }
 
 impl Verdict {
+    /// Was the answer a success?
     pub fn is_success(&self) -> bool {
         self.outcome == Outcome::Success
     }
 
+    /// The verdict on an attempt that got no answer.
     pub fn connect_failure(timeout: bool, detail: impl Into<String>) -> Self {
         Verdict { status: None, outcome: Outcome::ConnectFailure { timeout }, detail: detail.into() }
     }

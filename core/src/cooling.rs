@@ -22,18 +22,23 @@ pub enum Scope {
     Dead,
 }
 
+/// A cooldown the policy orders.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cooldown {
+    /// What it covers.
     pub scope: Scope,
     /// Unix ms; `u64::MAX` = forever.
     pub until_ms: u64,
+    /// Why.
     pub reason: Reason,
+    /// Consecutive bare 429s, this one included (0 for other reasons).
     pub strikes: u32,
 }
 
 /// The policy's answer for one upstream attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Action {
+    /// What to cool, if anything.
     pub cooldown: Option<Cooldown>,
     /// Try another key (true), or give this answer to the client (false).
     pub retry: bool,
@@ -42,6 +47,7 @@ pub struct Action {
 /// Facts about the moment of the decision.
 #[derive(Debug, Clone, Copy)]
 pub struct Context {
+    /// Unix ms.
     pub now_ms: u64,
     /// Bare 429s this key already had for this model recently.
     pub previous_strikes: u32,
@@ -49,6 +55,7 @@ pub struct Context {
     pub jitter_ms: u64,
 }
 
+/// The policy's answer to a verdict, under the configured profile.
 pub fn decide(verdict: &Verdict, settings: &CoolingSettings, ctx: Context) -> Action {
     match settings.profile {
         Profile::Smart => smart(&verdict.outcome, settings, ctx),

@@ -10,14 +10,18 @@ use serde_json::{json, Value};
 /// Which API the client spoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// `/v1/...`: OpenAI's envelope.
     OpenAi,
+    /// The native API: Google's envelope.
     Google,
 }
 
 /// An error the proxy answers with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorReply {
+    /// HTTP status.
     pub status: u16,
+    /// What the client reads.
     pub message: String,
     /// OpenAI's `code` (snake case); Google's envelope uses the canonical status instead.
     pub code: String,
@@ -27,10 +31,11 @@ pub struct ErrorReply {
     pub allow: Option<&'static str>,
     /// Google's own error object, rebuilt and scrubbed, for native clients (their SDKs read
     /// its `details`); `None` for errors of the proxy's own.
-    pub google_error: Option<Value>,
+    pub google_error: Option<Box<Value>>,
 }
 
 impl ErrorReply {
+    /// An error with a status, an OpenAI-style code and a message.
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
         ErrorReply {
             status,
@@ -48,6 +53,7 @@ impl ErrorReply {
         self
     }
 
+    /// 401: no client token, and where to send one.
     pub fn missing_token(dialect: Dialect) -> Self {
         let how = match dialect {
             Dialect::OpenAi => "send `Authorization: Bearer <token>`",
@@ -56,15 +62,18 @@ impl ErrorReply {
         ErrorReply::new(401, "missing_token", format!("Missing client token: {how}."))
     }
 
+    /// 401: a token that is not in `auth_tokens`.
     pub fn invalid_token() -> Self {
         ErrorReply::new(401, "invalid_token", "Invalid authorization token.")
     }
 
+    /// 404: a path off the allow-list.
     pub fn not_found(path: &str) -> Self {
         let shown: String = path.chars().take(200).collect();
         ErrorReply::new(404, "not_found", format!("Unknown path {shown:?}."))
     }
 
+    /// 405 with `Allow`.
     pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
         let shown: String = method.chars().take(20).collect();
         let mut reply =
@@ -73,10 +82,12 @@ impl ErrorReply {
         reply
     }
 
+    /// 413.
     pub fn body_too_large(limit: usize) -> Self {
         ErrorReply::new(413, "body_too_large", format!("Request body is larger than {limit} bytes."))
     }
 
+    /// 400 with a code.
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         ErrorReply::new(400, code, message)
     }
@@ -86,6 +97,7 @@ impl ErrorReply {
         ErrorReply::new(500, "config_error", format!("Service configuration error: {what}."))
     }
 
+    /// 429 with `Retry-After`: every key cools for the model.
     pub fn all_cooling(model: Option<&str>, retry_after_ms: u64) -> Self {
         let secs = retry_after_ms.div_ceil(1000).max(1);
         let what = model.map_or(String::new(), |m| format!(" for model {m}"));
@@ -97,6 +109,7 @@ impl ErrorReply {
         .with_retry_after_ms(retry_after_ms)
     }
 
+    /// 503: every key is dead.
     pub fn all_dead() -> Self {
         ErrorReply::new(
             503,
@@ -144,10 +157,11 @@ impl ErrorReply {
                 " (Gemini refuses the region of the edge location that served this request; see DEPLOYMENT_GUIDE.md, shielding.)",
             );
         }
-        reply.google_error = error.filter(|_| relayable).map(|e| e.rebuilt(used));
+        reply.google_error = error.filter(|_| relayable).map(|e| Box::new(e.rebuilt(used)));
         reply
     }
 
+    /// 502 / 504: no answer from Google.
     pub fn upstream_unreachable(timeout: bool) -> Self {
         if timeout {
             ErrorReply::new(504, "upstream_timeout", "Gemini API did not answer in time.")
@@ -166,7 +180,7 @@ impl ErrorReply {
                 "code": self.code,
             }}),
             Dialect::Google => match &self.google_error {
-                Some(error) => error.clone(),
+                Some(error) => (**error).clone(),
                 None => json!({"error": {
                     "code": self.status,
                     "message": self.message,

@@ -6,7 +6,9 @@ use serde_json::Value;
 /// The parts of a Google error the classifier and the error shaper need.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GoogleError {
+    /// `code` (an HTTP status).
     pub code: Option<u16>,
+    /// `message`, as Google wrote it (may quote a key: scrub before showing).
     pub message: String,
     /// `RESOURCE_EXHAUSTED`, `INVALID_ARGUMENT`, …
     pub status: String,
@@ -16,9 +18,13 @@ pub struct GoogleError {
 /// One `QuotaFailure` violation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Violation {
+    /// `quotaId`, e.g. `GenerateRequestsPerDayPerProjectPerModel-FreeTier`.
     pub quota_id: String,
+    /// `quotaMetric`.
     pub quota_metric: String,
+    /// `quotaValue` (a string on the wire; absent since late 2025).
     pub quota_value: Option<u64>,
+    /// `quotaDimensions.model`.
     pub model: Option<String>,
 }
 
@@ -61,6 +67,7 @@ impl GoogleError {
         })
     }
 
+    /// The `QuotaFailure` violations.
     pub fn violations(&self) -> Vec<Violation> {
         let Some(list) =
             self.detail("google.rpc.QuotaFailure").and_then(|d| d.get("violations")).and_then(Value::as_array)

@@ -92,7 +92,7 @@ const DRAW_TRIES: usize = 48;
 
 /// The largest part Fastly's secret store holds (64 KB): [`choose_part`] accepts a part with
 /// probability `size / MAX_PART_BYTES`.
-pub const MAX_PART_BYTES: usize = 64 * 1024;
+const MAX_PART_BYTES: usize = 64 * 1024;
 
 /// The part a request starts in, drawn in proportion to the parts' sizes so that every key is
 /// as likely as any other; `size_of` reads a part's size (the caller reads its secret, once).

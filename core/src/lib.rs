@@ -7,6 +7,8 @@
 //! [`state`], [`classify`] and [`cooling`]) → [`record`] → [`envelope`]; [`status`] builds
 //! `/v1/status`.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod attempts;
 pub mod auth;
 pub mod classify;

@@ -33,13 +33,13 @@ pub const RETAIN_MS: u64 = 15 * 60 * 1000;
 /// A dead mark whose probation has been due this long is dropped on compaction: a key still in
 /// the pool is simply tried again (and marked again if still dead); a key that left the pool
 /// stops taking space.
-pub const RETAIN_DEAD_MS: u64 = 7 * 24 * 3600 * 1000;
+const RETAIN_DEAD_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Appended lines that make a writer compact the item.
-pub const COMPACT_AFTER_LINES: usize = 24;
+const COMPACT_AFTER_LINES: usize = 24;
 /// Two cooling marks ending within this of each other say the same thing (no second write).
 const SAME_END_MS: u64 = 1_000;
 /// The longest TTL given to an item (the KV store takes a TTL in `u32` seconds).
-pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 /// TTL of an item left with no marks.
 const EMPTY_TTL_SECS: u64 = 3600;
 

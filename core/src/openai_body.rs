@@ -8,10 +8,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
 
+/// What the proxy reads of an OpenAI request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenAiBody {
     /// Normalised (no `models/` prefix).
     pub model: String,
+    /// `"stream": true`.
     pub stream: bool,
 }
 

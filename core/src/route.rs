@@ -6,11 +6,14 @@ use crate::envelope::{Dialect, ErrorReply};
 /// Google API version of a native call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// `/v1beta/`.
     V1beta,
+    /// `/v1/`.
     V1,
 }
 
 impl Version {
+    /// As in the path.
     pub fn as_str(self) -> &'static str {
         match self {
             Version::V1beta => "v1beta",
@@ -20,26 +23,47 @@ impl Version {
 }
 
 /// The native methods that may be called on a model.
-pub const NATIVE_METHODS: [&str; 5] =
+const NATIVE_METHODS: [&str; 5] =
     ["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"];
 
+/// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
+    /// `OPTIONS` anything: CORS preflight.
     Preflight,
+    /// `GET /v1/status`.
     Status,
+    /// `POST /v1/chat/completions`.
     ChatCompletions,
+    /// `GET /v1/models`.
     ListModels,
+    /// `GET /v1/models/{id}`.
     GetModel(String),
+    /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/images/generations`.
     ImageGenerations,
+    /// Native `GET models`.
     NativeListModels(Version),
+    /// Native `GET models/{m}`.
     NativeGetModel(Version, String),
-    NativeCall { version: Version, model: String, method: &'static str },
+    /// Native `POST models/{m}:{method}`.
+    NativeCall {
+        /// API version.
+        version: Version,
+        /// The model.
+        model: String,
+        /// One of [`NATIVE_METHODS`].
+        method: &'static str,
+    },
 }
 
+/// A routed request: the endpoint and the API dialect to answer in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// What it asks for.
     pub endpoint: Endpoint,
+    /// Which API it speaks.
     pub dialect: Dialect,
 }
 
@@ -80,8 +104,25 @@ impl Route {
     }
 
     /// Does the request carry a JSON body that names the model (OpenAI POST endpoints)?
-    pub fn model_in_body(&self) -> bool {
+    fn model_in_body(&self) -> bool {
         matches!(self.endpoint, Endpoint::ChatCompletions | Endpoint::Embeddings | Endpoint::ImageGenerations)
+    }
+
+    /// Does Google's successful answer carry model ids that lose their `models/` prefix
+    /// (OpenAI model lists and model objects)?
+    pub fn rewrites_model_ids(&self) -> bool {
+        matches!(self.endpoint, Endpoint::ListModels | Endpoint::GetModel(_))
+    }
+
+    /// What the request is about: its model (cooling is per model) and whether the answer
+    /// streams — from the body for OpenAI calls, from the path for native ones.
+    pub fn facts(&self, body: &[u8]) -> Result<RequestFacts, ErrorReply> {
+        if self.model_in_body() {
+            let peeked = crate::openai_body::peek(body)?;
+            return Ok(RequestFacts { model: Some(peeked.model), stream: peeked.stream });
+        }
+        let stream = matches!(self.endpoint, Endpoint::NativeCall { method: "streamGenerateContent", .. });
+        Ok(RequestFacts { model: self.path_model().map(str::to_string), stream })
     }
 
     /// Query parameters passed on to Google (never `key`).
@@ -94,10 +135,21 @@ impl Route {
     }
 }
 
+/// What a request is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// The model it names (`None` for endpoints without one, such as model lists).
+    pub model: Option<String>,
+    /// Whether Google's answer streams (it must reach the client as `text/event-stream`).
+    pub stream: bool,
+}
+
 /// A request that matches no route, with the dialect to answer it in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteError {
+    /// The dialect to answer in.
     pub dialect: Dialect,
+    /// The 404 or 405.
     pub reply: ErrorReply,
 }
 

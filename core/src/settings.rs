@@ -16,8 +16,11 @@ pub const MAX_DURATION: Duration = Duration::from_secs(100_000 * 86_400);
 #[derive(Debug, Clone, Error, PartialEq)]
 #[error("proxy_settings.{name} = {value:?}: {problem}")]
 pub struct SettingError {
+    /// The knob.
     pub name: &'static str,
+    /// Its value as written.
     pub value: String,
+    /// What is wrong with it.
     pub problem: String,
 }
 
@@ -39,6 +42,7 @@ pub enum WhenAllCooling {
     ShortestCooldown,
 }
 
+/// The cooling table in force (`cooling_profile`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// Reads Google's answer: per-minute vs per-day, per model, dead keys, upstream trouble.
@@ -50,11 +54,13 @@ pub enum Profile {
 /// Knobs read on every request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestSettings {
+    /// `strategy`.
     pub strategy: Strategy,
     /// Upstream attempts per client request (also bounded by the pool size and by 32).
     pub max_attempts: usize,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// `when_all_cooling`.
     pub when_all_cooling: WhenAllCooling,
     /// Jitter added to per-minute cooldowns; also how close to its end a cooldown must be
     /// for the key to be tried anyway when every key is cooling.
@@ -81,25 +87,34 @@ impl Default for RequestSettings {
 pub struct SeedDurations {
     /// 401 / 403. `None` = forever.
     pub auth: Option<Duration>,
+    /// 429.
     pub too_many_requests: Duration,
+    /// 503.
     pub unavailable: Duration,
     /// 502 / 504 (and connection failures).
     pub gateway: Duration,
+    /// Other 5xx.
     pub other_5xx: Duration,
 }
 
 /// Knobs read only when a request met a failure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CoolingSettings {
+    /// `cooling_profile`.
     pub profile: Profile,
+    /// `daily_reset_zone`.
     pub reset_zone: ResetZone,
     /// Per-minute cooldown when Google gives no `retryDelay`.
     pub default_retry_delay: Duration,
+    /// `limit: 0` / no free tier, for a model.
     pub no_free_tier: Duration,
+    /// 403 "caller does not have permission", for a model.
     pub model_forbidden: Duration,
     /// Bare 429: first cooldown, doubled on each repeat up to `throttle_max`.
     pub throttle_base: Duration,
+    /// The longest bare-429 backoff.
     pub throttle_max: Duration,
+    /// No answer (connection failure, timeout).
     pub connect_failure: Duration,
     /// Cooldown of (key, model) on 500/502/503/504. Zero: none, just retry elsewhere.
     pub upstream_trouble: Duration,
@@ -107,6 +122,7 @@ pub struct CoolingSettings {
     pub dead_probation: Duration,
     /// A project whose prepayment credits are depleted, every model.
     pub billing_depleted: Duration,
+    /// The seed profile's durations.
     pub seed: SeedDurations,
 }
 
@@ -141,10 +157,12 @@ pub struct SettingsReader<F> {
 }
 
 impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
+    /// Reads through `lookup`.
     pub fn new(lookup: F) -> Self {
         SettingsReader { lookup }
     }
 
+    /// The knobs every request needs.
     pub fn request(&mut self) -> Result<RequestSettings, SettingError> {
         let d = RequestSettings::default();
         Ok(RequestSettings {
@@ -158,6 +176,7 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
         })
     }
 
+    /// The knobs a failure needs.
     pub fn cooling(&mut self) -> Result<CoolingSettings, SettingError> {
         let d = CoolingSettings::default();
         let profile = self.read("cooling_profile", d.profile, parse_profile)?;

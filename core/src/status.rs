@@ -11,7 +11,8 @@ use crate::state::{cooling_for, Mark};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub const VERSION: &str = concat!("gemini-edge-pool/", env!("CARGO_PKG_VERSION"));
+/// The `version` field.
+const VERSION: &str = concat!("gemini-edge-pool/", env!("CARGO_PKG_VERSION"));
 
 /// One part's stored state: its `keys` item and each model's item.
 #[derive(Debug, Clone, Default)]
@@ -28,90 +29,95 @@ pub struct StatusInput<'a, 'k> {
     pub pool: &'a KeyPool<'k>,
     /// Each part's state, by part index.
     pub parts: &'a [PartMarks],
+    /// The strategy in force.
     pub strategy: Strategy,
+    /// The cooling knobs in force.
     pub cooling: &'a CoolingSettings,
     /// The label of the client token that asked.
     pub client: &'a str,
+    /// Unix ms.
     pub now_ms: u64,
 }
 
+/// The `/v1/status` answer (serialize it).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusReport {
-    pub status: &'static str,
-    pub timestamp: String,
-    pub key_pool: KeyPoolReport,
-    pub cooling: CoolingReport,
-    pub auth: AuthReport,
-    pub version: &'static str,
+    status: &'static str,
+    timestamp: String,
+    key_pool: KeyPoolReport,
+    cooling: CoolingReport,
+    auth: AuthReport,
+    version: &'static str,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct KeyPoolReport {
-    pub total_keys: usize,
+struct KeyPoolReport {
+    total_keys: usize,
     /// Entries in the secret that cannot be a key (not visible ASCII), skipped.
-    pub ignored_entries: usize,
+    ignored_entries: usize,
     /// Neither dead nor cooling for any model.
-    pub available_keys: usize,
+    available_keys: usize,
     /// Dead (Google rejects the key itself).
-    pub failed_keys: usize,
+    failed_keys: usize,
     /// Alive but cooling for at least one model.
-    pub cooling_keys: usize,
-    pub strategy: &'static str,
-    pub cooling_details: Vec<CoolingDetail>,
-    pub failed_details: Vec<FailedDetail>,
+    cooling_keys: usize,
+    strategy: &'static str,
+    cooling_details: Vec<CoolingDetail>,
+    failed_details: Vec<FailedDetail>,
     /// Per model with cooling state: how many keys can serve it now.
-    pub models: BTreeMap<String, ModelReport>,
+    models: BTreeMap<String, ModelReport>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CoolingDetail {
-    pub key: String,
-    pub fingerprint: String,
-    pub project: Option<String>,
+struct CoolingDetail {
+    key: String,
+    fingerprint: String,
+    project: Option<String>,
     /// `null` when the whole key cools (seed profile).
-    pub model: Option<String>,
-    pub reason: String,
-    pub until: String,
-    pub remaining_seconds: u64,
-    pub remaining_minutes: u64,
-    pub remaining_hours: u64,
-    pub remaining_display: String,
+    model: Option<String>,
+    reason: String,
+    until: String,
+    remaining_seconds: u64,
+    remaining_minutes: u64,
+    remaining_hours: u64,
+    remaining_display: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FailedDetail {
-    pub key: String,
-    pub fingerprint: String,
-    pub reason: String,
-    pub since: String,
+struct FailedDetail {
+    key: String,
+    fingerprint: String,
+    reason: String,
+    since: String,
     /// When the key gets a probation request (`null`: never).
-    pub probation_at: Option<String>,
+    probation_at: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ModelReport {
-    pub available_keys: usize,
-    pub cooling_keys: usize,
+struct ModelReport {
+    available_keys: usize,
+    cooling_keys: usize,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CoolingReport {
-    pub profile: &'static str,
-    pub daily_reset_zone: String,
+struct CoolingReport {
+    profile: &'static str,
+    daily_reset_zone: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AuthReport {
-    pub client: String,
+struct AuthReport {
+    client: String,
 }
 
+/// The report, from the pool and every part's stored state.
 pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
     let now = input.now_ms;
     let mut details = Vec::new();

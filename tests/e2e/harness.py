@@ -25,8 +25,10 @@ OTHER_TOKEN = "tok-e2e-client-0002"
 
 
 def key(n: int) -> str:
-    """A test API key shaped like a real one (39 characters)."""
-    return f"AIzaSyTEST{n:029d}"
+    """A test API key shaped like a real one: odd n an `AIza…` key (39 characters), even n one
+    of the `AQ.…` keys Google has issued since mid-2026. Both end in the number, so the proxy's
+    mask of key n is `…` and its last four digits."""
+    return f"AIzaSyTEST{n:029d}" if n % 2 else f"AQ.Ab8RN6TEST{n:040d}"
 
 
 def all_test_keys(up_to: int = 2100) -> list[str]:

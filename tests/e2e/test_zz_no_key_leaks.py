@@ -5,7 +5,8 @@ import re
 
 from harness import artifacts_dir
 
-TEST_KEY = re.compile(rb"AIzaSyTEST\d{29}")
+# Both key styles, in any letter case (a scrub must not miss a lower-cased key either).
+TEST_KEY = re.compile(rb"AIzaSyTEST\d{29}|AQ\.Ab8RN6TEST\d{40}", re.IGNORECASE)
 
 
 def test_no_test_key_in_any_response_or_log():

@@ -17,6 +17,8 @@ pub enum Style {
 pub struct GoogleError {
     pub status: u16,
     pub body: Value,
+    /// The body exactly as sent, when JSON encoding would not produce it (escapes, no JSON).
+    pub raw: Option<String>,
 }
 
 fn error(code: u16, status: &str, message: &str, details: Vec<Value>) -> GoogleError {
@@ -24,7 +26,7 @@ fn error(code: u16, status: &str, message: &str, details: Vec<Value>) -> GoogleE
     if !details.is_empty() {
         inner["details"] = Value::Array(details);
     }
-    GoogleError { status: code, body: json!({ "error": inner }) }
+    GoogleError { status: code, body: json!({ "error": inner }), raw: None }
 }
 
 fn help() -> Value {
@@ -204,4 +206,48 @@ pub fn bad_request(message: &str) -> GoogleError {
 
 pub fn not_found_path() -> GoogleError {
     error(404, "NOT_FOUND", "Requested entity was not found.", vec![])
+}
+
+/// 2026: the project's prepaid credits ran out (no details, also on the compat surface).
+pub fn billing_depleted() -> GoogleError {
+    error(429, "RESOURCE_EXHAUSTED",
+        "Your prepayment credits are depleted. Please go to AI Studio at https://ai.studio/projects to manage your project and billing.",
+        vec![])
+}
+
+/// 2026: the key's type is refused (seen natively on accounts restricted to `AQ.` keys).
+pub fn access_token_type_unsupported() -> GoogleError {
+    error(401, "UNAUTHENTICATED",
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+        vec![error_info("ACCESS_TOKEN_TYPE_UNSUPPORTED")])
+}
+
+/// 2026: a Cloud key that cannot be used for Gemini.
+pub fn credentials_missing() -> GoogleError {
+    error(401, "UNAUTHENTICATED",
+        "API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials that assert a principal. See https://cloud.google.com/docs/authentication",
+        vec![error_info("CREDENTIALS_MISSING")])
+}
+
+/// 2026: two credentials at once — the caller's fault, never the key's.
+pub fn multiple_credentials() -> GoogleError {
+    error(400, "INVALID_ARGUMENT", "Multiple authentication credentials received. Please pass only one.", vec![])
+}
+
+/// Not something Google's API sends: a redirect (a hostile or broken path in between).
+pub fn redirect() -> GoogleError {
+    GoogleError { status: 302, body: Value::Null, raw: Some(String::new()) }
+}
+
+/// A 400 quoting the key three ways a byte-level scrub misses: JSON-escaped character by
+/// character, lower-cased, and cut to a prefix (a client error: the proxy relays it).
+pub fn key_quoted_escaped(key: &str) -> GoogleError {
+    let escaped: String = key.chars().map(|c| format!("\\u{:04X}", u32::from(c))).collect();
+    let lower = key.to_lowercase();
+    let prefix: String = key.chars().take(20).collect();
+    let raw = format!(
+        r#"{{"error":{{"code":400,"message":"Invalid argument for api_key:{escaped} (key {lower}, {prefix}).","status":"INVALID_ARGUMENT","details":[{{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"BAD_REQUEST","domain":"googleapis.com","metadata":{{"consumer":"api_key:{escaped}"}}}}]}}}}"#
+    );
+    let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
+    GoogleError { status: 400, body, raw: Some(raw) }
 }

@@ -231,7 +231,7 @@ async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
     };
 
     let (response, status, delivery) = match verdict {
-        Verdict::Error(e) => (error_response(compat, &e.body, e.status), e.status, Delivery::default()),
+        Verdict::Error(e) => (error_response(compat, &e), e.status, Delivery::default()),
         Verdict::Ok(delivery) => {
             let (response, status) = answer(&call, &incoming, &body_json, model.as_deref(), &knobs, &delivery);
             (response, status, delivery)
@@ -280,9 +280,22 @@ fn record(
     w.log.push(entry);
 }
 
-fn error_response(compat: bool, body: &Value, status: u16) -> Response<Body> {
-    let wrapped = if compat { json!([body]) } else { body.clone() };
-    json_response(status, &wrapped)
+fn error_response(compat: bool, error: &google::GoogleError) -> Response<Body> {
+    if (300..400).contains(&error.status) {
+        let mut response = full(error.status, "text/html", "");
+        if let Ok(location) = "https://accounts.google.com/ServiceLogin".parse() {
+            response.headers_mut().insert("location", location);
+        }
+        return response;
+    }
+    match &error.raw {
+        Some(raw) if compat => full(error.status, "application/json; charset=UTF-8", format!("[{raw}]")),
+        Some(raw) => full(error.status, "application/json; charset=UTF-8", raw.clone()),
+        None => {
+            let wrapped = if compat { json!([error.body]) } else { error.body.clone() };
+            json_response(error.status, &wrapped)
+        }
+    }
 }
 
 /// Shape of successful answers.
@@ -307,11 +320,11 @@ fn answer(
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
     match call {
         Call::Chat | Call::CompatEmbeddings | Call::CompatImages if body.is_null() => {
-            (error_response(true, &google::bad_request("Invalid JSON payload received.").body, 400), 400)
+            (error_response(true, &google::bad_request("Invalid JSON payload received.")), 400)
         }
         Call::Chat | Call::CompatEmbeddings | Call::CompatImages if !model.is_some_and(known) => {
             let m = model.unwrap_or("");
-            (error_response(true, &google::not_found_model(m, "v1beta", "generateContent").body, 404), 404)
+            (error_response(true, &google::not_found_model(m, "v1beta", "generateContent")), 404)
         }
         Call::Chat => {
             let model = model.unwrap_or_default();
@@ -323,7 +336,7 @@ fn answer(
         }
         Call::CompatModels => (json_response(200, &answers::compat_models()), 200),
         Call::CompatModel(m) if known(m) => (json_response(200, &answers::compat_model(m)), 200),
-        Call::CompatModel(m) => (error_response(true, &google::not_found_model(m, "v1beta", "get").body, 404), 404),
+        Call::CompatModel(m) => (error_response(true, &google::not_found_model(m, "v1beta", "get")), 404),
         Call::CompatEmbeddings => {
             let input = body.get("input").cloned().unwrap_or(Value::Null);
             (json_response(200, &answers::compat_embeddings(model.unwrap_or_default(), &input)), 200)
@@ -340,13 +353,11 @@ fn answer(
             (json_response(200, &answers::native_models_page(size, param("pageToken").as_deref())), 200)
         }
         Call::NativeModel(m) if known(m) => (json_response(200, &answers::native_model(m)), 200),
-        Call::NativeModel(m) => (error_response(false, &google::not_found_model(m, "v1beta", "get").body, 404), 404),
+        Call::NativeModel(m) => (error_response(false, &google::not_found_model(m, "v1beta", "get")), 404),
         Call::Native { model, method, version } => {
             native(model, method, version, incoming, body, chunks, chunk_delay_ms, delivery, &known)
         }
-        Call::Unknown => {
-            (error_response(incoming.path.starts_with("/v1beta/openai/"), &google::not_found_path().body, 404), 404)
-        }
+        Call::Unknown => (error_response(incoming.path.starts_with("/v1beta/openai/"), &google::not_found_path()), 404),
     }
 }
 
@@ -363,10 +374,10 @@ fn native(
     known: &dyn Fn(&str) -> bool,
 ) -> (Response<Body>, u16) {
     if !known(model) {
-        return (error_response(false, &google::not_found_model(model, version, method).body, 404), 404);
+        return (error_response(false, &google::not_found_model(model, version, method)), 404);
     }
     if body.is_null() {
-        return (error_response(false, &google::bad_request("Invalid JSON payload received.").body, 400), 400);
+        return (error_response(false, &google::bad_request("Invalid JSON payload received.")), 400);
     }
     match method {
         "generateContent" => (json_response(200, &answers::native_generate(model, chunks)), 200),
@@ -377,7 +388,7 @@ fn native(
         "countTokens" => (json_response(200, &answers::count_tokens(body)), 200),
         "embedContent" => (json_response(200, &answers::native_embedding()), 200),
         "batchEmbedContents" => (json_response(200, &answers::native_batch_embeddings(body)), 200),
-        _ => (error_response(false, &google::not_found_path().body, 404), 404),
+        _ => (error_response(false, &google::not_found_path()), 404),
     }
 }
 

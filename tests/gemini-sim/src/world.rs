@@ -251,6 +251,12 @@ impl World {
                 "internal" => Some(google::internal()),
                 "deadline" => Some(google::deadline()),
                 "location" => Some(google::location()),
+                "billing" => Some(google::billing_depleted()),
+                "access_token_type_unsupported" => Some(google::access_token_type_unsupported()),
+                "credentials_missing" => Some(google::credentials_missing()),
+                "multiple_credentials" => Some(google::multiple_credentials()),
+                "redirect" => Some(google::redirect()),
+                "quote_key_escaped" => Some(google::key_quoted_escaped(&key.key)),
                 other => Some(google::bad_request(&format!("simulator: unknown behaviour {other}"))),
             };
             if error.is_some() {

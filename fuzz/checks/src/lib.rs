@@ -1,0 +1,315 @@
+//! The invariants gemini-pool-core keeps on any input, one function per parser or decision.
+//!
+//! Each function takes arbitrary bytes, feeds them to the core, and panics if an invariant
+//! breaks — not only on a panic inside the core. The fuzz targets (`fuzz/fuzz_targets`, run
+//! by `make fuzz` on nightly) call them with libFuzzer's inputs; `tests/replay.rs` calls them
+//! with every file of the committed corpora (`fuzz/corpus/<target>/`) on stable in `make test`.
+
+use gemini_pool_core::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
+use gemini_pool_core::auth::{client_token, forwarded_query, query_param, Presented};
+use gemini_pool_core::classify::{classify, Verdict};
+use gemini_pool_core::cooling::{decide, Context};
+use gemini_pool_core::envelope::{Dialect, ErrorReply};
+use gemini_pool_core::keys::{choose_part, KeyPool};
+use gemini_pool_core::marks::Marks;
+use gemini_pool_core::names::{Bucket, MarkName};
+use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
+use gemini_pool_core::rng::Rng;
+use gemini_pool_core::route::{route, valid_model};
+use gemini_pool_core::scrub::scrub as scrub_text;
+use gemini_pool_core::settings::{CoolingSettings, Profile, RequestSettings, SettingsReader, Strategy, MAX_DURATION};
+use gemini_pool_core::state::{Entry, PartState, PoolState};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A key the checks plant in inputs and look for in outputs.
+const KEY: &str = "AIzaSyFUZZ00000000000000000000000000042";
+/// 2026-01-15 12:00 UTC.
+const NOW: u64 = 1_768_478_400_000;
+
+/// Reads an input as a sequence of small choices and byte strings.
+struct Input<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn byte(&mut self) -> u8 {
+        let (first, rest) = self.bytes.split_first().map_or((0, &[][..]), |(f, r)| (*f, r));
+        self.bytes = rest;
+        first
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::from(self.byte()) % n.max(1)
+    }
+
+    /// Up to the next 0xFF byte (or the end).
+    fn field(&mut self) -> &'a [u8] {
+        let end = self.bytes.iter().position(|&b| b == 0xFF).unwrap_or(self.bytes.len());
+        let (field, rest) = self.bytes.split_at(end);
+        self.bytes = rest.get(1..).unwrap_or_default();
+        field
+    }
+
+    fn text(&mut self) -> String {
+        String::from_utf8_lossy(self.field()).into_owned()
+    }
+}
+
+fn contains_key(text: &str) -> bool {
+    text.to_ascii_lowercase().contains(&KEY.to_ascii_lowercase())
+}
+
+/// Google's answer → classify → decide (both profiles) → the error the client would get.
+/// No cooldown ends in the past or beyond [`MAX_DURATION`] (but "forever" of the seed
+/// profile); the reply's status is an error status; the key never reaches the reply.
+pub fn google_answer(data: &[u8]) {
+    let mut input = Input { bytes: data };
+    let status = [200, 302, 400, 401, 403, 404, 408, 413, 429, 500, 502, 503, 504, 599][input.below(14)];
+    let strikes = u32::from(input.byte());
+    let jitter_ms = u64::from(input.byte()) * 1_000_000;
+    let body = input.field();
+    let verdict = classify(status, body);
+    for profile in [Profile::Smart, Profile::Seed] {
+        let settings = CoolingSettings { profile, ..CoolingSettings::default() };
+        let action = decide(&verdict, &settings, Context { now_ms: NOW, previous_strikes: strikes, jitter_ms });
+        if let Some(cooldown) = action.cooldown {
+            let cap = NOW + MAX_DURATION.as_millis() as u64;
+            assert!(cooldown.until_ms >= NOW, "a cooldown in the past: {cooldown:?}");
+            assert!(cooldown.until_ms <= cap || cooldown.until_ms == u64::MAX, "beyond the cap: {cooldown:?}");
+            assert!(cooldown.until_ms != u64::MAX || profile == Profile::Seed);
+        }
+    }
+    let reply = ErrorReply::from_upstream(status, body, &verdict.outcome, &[KEY]);
+    assert!((400..=599).contains(&reply.status), "{}", reply.status);
+    for dialect in [Dialect::OpenAi, Dialect::Google] {
+        let text = String::from_utf8_lossy(&reply.body(dialect)).into_owned();
+        let decoded = serde_json::from_str::<serde_json::Value>(&text).map(|v| v.to_string()).unwrap_or(text);
+        assert!(!contains_key(&decoded), "the key reached the client: {decoded}");
+    }
+}
+
+/// Method, path, credentials and query → route, client token, forwarded query. Nothing off
+/// the allow-list reaches Google; `key` is never forwarded; a token the proxy accepts is one a
+/// config-store lookup can take.
+pub fn request(data: &[u8]) {
+    let mut input = Input { bytes: data };
+    let method = ["GET", "POST", "OPTIONS", "DELETE", "PUT", ""][input.below(6)];
+    let path = input.text();
+    let authorization = input.text();
+    let goog = input.text();
+    let query = input.text();
+    let native_credentials = input.byte().is_multiple_of(2);
+    let Ok(route) = route(method, &path, native_credentials) else { return };
+    if let Some(upstream) = route.upstream_path() {
+        assert!(upstream.starts_with("/v1beta/") || upstream.starts_with("/v1/"), "{upstream}");
+        assert!(!upstream.contains("..") && !upstream.contains('%') && !upstream.contains("//"), "{upstream}");
+        assert!(upstream.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:".contains(&b)), "{upstream}");
+        if let Some(model) = route.path_model() {
+            assert!(valid_model(model), "{model}");
+        }
+    }
+    let forwarded = forwarded_query(Some(&query), route.forwarded_query_params()).unwrap_or_default();
+    assert!(forwarded.split('&').all(|p| !p.starts_with("key=") && p != "key"), "{forwarded}");
+    let presented = Presented {
+        authorization: Some(&authorization),
+        goog_api_key: Some(&goog),
+        query_key: query_param(Some(&query), "key"),
+    };
+    if let Ok(token) = client_token(presented, route.dialect) {
+        assert!(!token.is_empty() && token.len() <= 256 && token.bytes().all(|b| b.is_ascii_graphic()));
+    }
+}
+
+/// An OpenAI body: a model the proxy accepts is a valid model name; rewriting model ids
+/// never panics.
+pub fn openai_body(data: &[u8]) {
+    if let Ok(body) = peek(data) {
+        assert!(valid_model(&body.model), "{:?}", body.model);
+    }
+    let _ = strip_model_prefixes(data);
+}
+
+/// Up to four key lists. Every key read back from its position is the same key; a draw and a
+/// walk give only keys of the pool; no mask shows more than four characters; the starting part
+/// exists.
+pub fn key_list(data: &[u8]) {
+    let lists: Vec<&[u8]> = data.split(|&b| b == 0xFF).take(4).collect();
+    let pool = KeyPool::new(lists.iter().copied());
+    let keys: Vec<_> = pool.iter().collect();
+    for key in keys.iter().take(64) {
+        assert_eq!(pool.key_at(key.at).as_ref(), Some(key));
+        assert!(key.mask().chars().count() <= 5);
+        assert!(!key.secret.is_empty() && key.secret.bytes().all(|b| b.is_ascii_graphic()));
+        let walked: Vec<_> = pool.walk(key.at).take(keys.len() + 1).collect();
+        assert_eq!(walked.len(), keys.len() - 1, "a walk visits every other key once");
+        let _ = MarkName::of(Bucket::of(key));
+    }
+    let mut rng = Rng::new(data.len() as u64);
+    for _ in 0..16 {
+        if let Some(key) = pool.draw(&mut rng) {
+            assert!(keys.contains(&key), "drew a key outside the pool: {key:?}");
+        }
+    }
+    let part = choose_part(lists.len(), &mut rng, |p| lists[p].len());
+    assert!(part < lists.len().max(1));
+}
+
+/// Knob values: whatever is accepted is within its bounds.
+pub fn settings(data: &[u8]) {
+    let mut input = Input { bytes: data };
+    let mut map = HashMap::new();
+    for name in [
+        "strategy",
+        "max_attempts",
+        "max_body_bytes",
+        "when_all_cooling",
+        "cool_jitter_ms",
+        "key_secrets",
+        "cooling_profile",
+        "daily_reset_zone",
+        "cool_default_retry_delay",
+        "cool_no_free_tier",
+        "cool_model_forbidden",
+        "cool_throttle_base",
+        "cool_throttle_max",
+        "cool_connect_failure",
+        "cool_upstream_trouble",
+        "dead_probation",
+        "cool_billing_depleted",
+        "seed_cool_401_403",
+        "seed_cool_429",
+        "seed_cool_503",
+        "seed_cool_502_504",
+        "seed_cool_5xx",
+    ] {
+        if input.byte().is_multiple_of(3) {
+            map.insert(name, input.text());
+        }
+    }
+    let mut reader = SettingsReader::new(|name: &str| map.get(name).cloned());
+    if let Ok(r) = reader.request() {
+        assert!((1..=32).contains(&r.max_attempts) && (1..=4).contains(&r.key_secrets));
+        assert!(r.jitter <= MAX_DURATION);
+    }
+    if let Ok(c) = reader.cooling() {
+        let durations = [
+            c.default_retry_delay,
+            c.no_free_tier,
+            c.model_forbidden,
+            c.throttle_base,
+            c.throttle_max,
+            c.connect_failure,
+            c.upstream_trouble,
+            c.dead_probation,
+            c.billing_depleted,
+            c.seed.too_many_requests,
+            c.seed.unavailable,
+            c.seed.gateway,
+            c.seed.other_5xx,
+        ];
+        assert!(durations.iter().chain(c.seed.auth.iter()).all(|d| *d <= MAX_DURATION));
+    }
+}
+
+/// A stored item: listing and lookup agree; compaction keeps every mark and reads back; the
+/// TTL is one the store accepts.
+pub fn state_item(data: &[u8]) {
+    let marks = Marks::decode(data.to_vec(), Some(1));
+    let all = marks.all();
+    let (compacted, ttl) = marks.compacted(0);
+    assert!((60..=u64::from(u32::MAX)).contains(&ttl) || ttl == 3600, "{ttl}");
+    let again = Marks::decode(compacted, Some(2));
+    assert_eq!(again.all(), all, "a compaction reads back as the same marks");
+    let text = String::from_utf8_lossy(data);
+    for name in text.split(['\n', ' ']).filter_map(MarkName::parse).take(32) {
+        let mark = marks.get(&name);
+        assert_eq!(again.get(&name), mark, "lookup after compaction: {name}");
+        if let Some(mark) = mark {
+            assert!(all.iter().any(|(_, m)| *m == mark), "listing misses {name}");
+            assert!(marks.covers(&name, &Entry::Set(mark)), "a stored mark covers itself");
+        }
+    }
+}
+
+/// A request against a pool whose keys answer as the input says: no key is tried twice, no
+/// more attempts than the pool or 32, and every change's cooldown is within bounds.
+pub fn attempt_loop(data: &[u8]) {
+    let mut input = Input { bytes: data };
+    let n = 1 + input.below(40);
+    let list: String =
+        (0..n).map(|i| format!("{}AIzaSyLOOP{i:029}\n", if i % 3 == 0 { "team:" } else { "" })).collect();
+    let settings = RequestSettings {
+        max_attempts: 1 + input.below(32),
+        strategy: if input.byte().is_multiple_of(2) { Strategy::Random } else { Strategy::RoundRobin },
+        ..RequestSettings::default()
+    };
+    let cooling = CoolingSettings {
+        profile: if input.byte().is_multiple_of(4) { Profile::Seed } else { Profile::Smart },
+        ..Default::default()
+    };
+    let state = PoolState::single(PartState::default(), Some("m"));
+    let mut attempts = Attempts::new(KeyPool::new([list.as_str()]), state, &settings, u64::from(input.byte()));
+    let answers: [(u16, &[u8]); 8] = [
+        (200, b"{}"),
+        (429, br#"{"error":{"code":429,"message":"x\nPlease retry in 99999999999999999999s.","status":"RESOURCE_EXHAUSTED"}}"#),
+        (429, br#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#),
+        (400, br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#),
+        (503, br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#),
+        (404, b""),
+        (429, br#"{"error":{"code":429,"message":"Your prepayment credits are depleted.","status":"RESOURCE_EXHAUSTED"}}"#),
+        (429, br#"[{"error":{"code":429,"message":"q","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel"}]}]}}]"#),
+    ];
+    let mut tried = Vec::new();
+    let mut now = NOW;
+    loop {
+        let key = match attempts.next(now) {
+            Choice::Try(key) => key,
+            Choice::Widen => panic!("a one-part pool never widens"),
+            _ => break,
+        };
+        assert!(!tried.contains(&key.at), "a key tried twice");
+        tried.push(key.at);
+        assert!(tried.len() <= n.min(MAX_UPSTREAM_REQUESTS), "more attempts than allowed");
+        let (status, body) = answers[input.below(answers.len())];
+        let changes = if status == 200 {
+            attempts.succeeded(&key, now)
+        } else {
+            let verdict: Verdict = classify(status, body);
+            attempts.failed(&key, &verdict, &cooling, now)
+        };
+        for change in &changes {
+            if let Entry::Set(mark) = change.entry {
+                let cap = now + MAX_DURATION.as_millis() as u64;
+                assert!(mark.until_ms >= now && (mark.until_ms <= cap || mark.until_ms == u64::MAX), "{mark:?}");
+            }
+        }
+        now += u64::from(input.byte()) * 100;
+    }
+    if let Some(wait) = attempts.retry_after_ms(now) {
+        assert!(Duration::from_millis(wait) <= MAX_DURATION);
+    }
+}
+
+/// Text with the key planted in it — as it is, in other cases, JSON-escaped then decoded —
+/// comes out of the scrub without the key.
+pub fn scrub(data: &[u8]) {
+    let mut input = Input { bytes: data };
+    let form = input.byte();
+    let at = usize::from(input.byte());
+    let text = input.text();
+    let planted = match form % 4 {
+        0 => KEY.to_string(),
+        1 => KEY.to_ascii_lowercase(),
+        2 => KEY.to_ascii_uppercase(),
+        _ => {
+            let escaped: String = KEY.chars().map(|c| format!("\\u{:04x}", u32::from(c))).collect();
+            serde_json::from_str::<String>(&format!("\"{escaped}\"")).unwrap_or_default()
+        }
+    };
+    let cut = (0..=at.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let mixed = format!("{}{planted}{}", &text[..cut], &text[cut..]);
+    let out = scrub_text(&mixed, &[KEY]);
+    assert!(!contains_key(&out), "{out}");
+    assert_eq!(scrub_text(&out, &[KEY]), out, "scrubbing twice changes nothing");
+}
