@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PROXY_ADDR=${PROXY_ADDR:-127.0.0.1:7676}
 SIM_PORT=${SIM_PORT:-9100}
 TOKEN=demo-token
+ADMIN=demo-admin
 DIR=.local/demo
 mkdir -p "$DIR"
 
@@ -28,6 +29,7 @@ cat > "$DIR/sim.json" <<JSON
  "chunk_delay_ms": 150}
 JSON
 echo "{\"$TOKEN\": \"demo client\"}" > "$DIR/auth_tokens.json"
+echo "{\"$ADMIN\": \"demo operator\"}" > "$DIR/admin_tokens.json"
 echo '{}' > "$DIR/proxy_settings.json"
 cat > "$DIR/fastly.toml" <<TOML
 [local_server.backends.gemini]
@@ -37,6 +39,9 @@ between_bytes_timeout_ms = 120000
 [local_server.config_stores.auth_tokens]
 format = "json"
 file = "$DIR/auth_tokens.json"
+[local_server.config_stores.admin_tokens]
+format = "json"
+file = "$DIR/admin_tokens.json"
 [local_server.config_stores.proxy_settings]
 format = "json"
 file = "$DIR/proxy_settings.json"
@@ -64,6 +69,7 @@ cat <<MSG
 
 gemini-edge-pool demo is running on http://$PROXY_ADDR (simulated Gemini on :$SIM_PORT).
 Client token: $TOKEN
+Console: http://$PROXY_ADDR/ — sign in with the admin token $ADMIN
 
 Try it:
 

@@ -1,12 +1,16 @@
 //! gemini-edge-pool on Fastly Compute: the thin I/O layer around `gemini-pool-core`.
 //!
-//! - [`handler`] — the request flow;
+//! - [`handler`] — routing, tokens and roles, settings; what runs after the response;
+//! - [`forward`] — a request for Google's API: attempts, recording, answering;
+//! - [`admin`] — `/v1/status`, the key check, the console page;
 //! - [`stores`] — config, secret and KV stores;
 //! - [`upstream`] — requests to Google;
 //! - [`reply`] — response headers, errors, preflight;
 //! - [`ops`] — per-request operation counts for `Server-Timing`;
 //! - [`log`] — log lines.
 
+mod admin;
+mod forward;
 mod handler;
 mod log;
 mod ops;
@@ -16,5 +20,8 @@ mod upstream;
 
 fn main() {
     let client = fastly::Request::from_client();
-    handler::handle(client).send_to_client();
+    let (response, after) = handler::handle(client);
+    // The client gets its answer first; usage counting happens after.
+    response.send_to_client();
+    after.run();
 }

@@ -14,6 +14,8 @@ pub struct Ops {
     pub kv_ms: Cell<f64>,
     pub upstream_ms: Cell<f64>,
     pub attempts: Cell<u32>,
+    /// Usage counts will be appended after the response (their cost is not in this request's times).
+    pub usage_after: Cell<bool>,
 }
 
 /// Adds one to a counter.
@@ -32,8 +34,9 @@ impl Ops {
     pub fn server_timing(&self, started: Instant) -> String {
         let total = started.elapsed().as_secs_f64() * 1000.0;
         let upstream = self.upstream_ms.get();
+        let usage = if self.usage_after.get() { ", usage;desc=\"1 KV append after the response\"" } else { "" };
         format!(
-            "kv;desc=\"{} reads, {} writes\";dur={:.2}, secret;desc=\"{} lookups, {} reads\", config;desc=\"{} reads\", attempts;desc=\"{}\", upstream;dur={:.2}, proxy;dur={:.2}",
+            "kv;desc=\"{} reads, {} writes\";dur={:.2}, secret;desc=\"{} lookups, {} reads\", config;desc=\"{} reads\", attempts;desc=\"{}\", upstream;dur={:.2}, proxy;dur={:.2}{}",
             self.kv_reads.get(),
             self.kv_writes.get(),
             self.kv_ms.get(),
@@ -43,6 +46,7 @@ impl Ops {
             self.attempts.get(),
             upstream,
             (total - upstream).max(0.0),
+            usage,
         )
     }
 }

@@ -9,14 +9,17 @@ use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::secret_store::Secret;
 use fastly::{ConfigStore, SecretStore};
 use gemini_pool_core::marks::Marks;
-use gemini_pool_core::record::Write;
+use gemini_pool_core::record::{compactions, Confirmed, Recording, Write};
+use gemini_pool_core::state::Change;
 use gemini_pool_core::state::{Item, PartState, PoolState};
 use gemini_pool_core::status::PartMarks;
+use gemini_pool_core::usage::{self, Usage};
 use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
 pub const AUTH_TOKENS: &str = "auth_tokens";
+pub const ADMIN_TOKENS: &str = "admin_tokens";
 pub const PROXY_SETTINGS: &str = "proxy_settings";
 pub const GEMINI_KEYS: &str = "gemini_keys";
 pub const KEY_STATE: &str = "key_state";
@@ -43,11 +46,14 @@ pub enum ConfigError {
     Setting(#[from] gemini_pool_core::settings::SettingError),
 }
 
-/// The label of `token` in `auth_tokens`, or `None` if the token is unknown.
-pub fn token_label(token: &str, ops: &Ops) -> Result<Option<String>, ConfigError> {
-    let store = ConfigStore::try_open(AUTH_TOKENS).map_err(|_| ConfigError::MissingConfigStore(AUTH_TOKENS))?;
+/// The label of `token` in config store `store`, or `None` if the token is not there.
+/// `auth_tokens` must exist; `admin_tokens` is optional (absent: no admins).
+pub fn token_label(store: &'static str, token: &str, ops: &Ops) -> Result<Option<String>, ConfigError> {
+    let Ok(config) = ConfigStore::try_open(store) else {
+        return if store == AUTH_TOKENS { Err(ConfigError::MissingConfigStore(store)) } else { Ok(None) };
+    };
     bump(&ops.config_reads);
-    store.try_get(token).map_err(|_| ConfigError::ConfigLookup(AUTH_TOKENS))
+    config.try_get(token).map_err(|_| ConfigError::ConfigLookup(store))
 }
 
 /// `proxy_settings`, which may be absent (every knob has a default).
@@ -213,6 +219,78 @@ impl StateStore {
             }
         }
         add_elapsed(&ops.kv_ms, started);
+    }
+
+    /// Records `changes` now ([`gemini_pool_core::record`]): writes what `state` does not already
+    /// say, reads the parts of `state` back, writes again whatever a concurrent rewrite lost,
+    /// compacts what is due. Returns the state as read last.
+    pub fn record(&self, state: &PoolState, changes: Vec<Change>, now_ms: u64, ops: &Ops) -> PoolState {
+        let mut recording = Recording::new(changes, state);
+        let mut current = state.clone();
+        loop {
+            if !recording.is_done() {
+                self.execute(recording.writes(&current, now_ms), ops);
+            }
+            let mut fresh = PoolState::new(state.parts(), state.model());
+            self.read(&mut fresh, &state.read_parts(), ops);
+            let confirmed = recording.confirm(&fresh);
+            current = fresh;
+            match confirmed {
+                Confirmed::Done => break,
+                Confirmed::WriteAgain => continue,
+                Confirmed::GaveUp => {
+                    let names: Vec<String> = recording.unconfirmed().iter().map(|n| n.to_string()).collect();
+                    log(format_args!("kv: the store keeps losing writes to {}; gave up", names.join(", ")));
+                    break;
+                }
+            }
+        }
+        self.execute(compactions(&current, now_ms), ops);
+        current
+    }
+
+    /// Appends a request's usage lines to a shard of today's counts (after the response);
+    /// now and then reads the shard back and compacts it.
+    pub fn count_usage(&self, item: &str, lines: &str, ttl_secs: u64, check: bool) {
+        let Some(kv) = &self.kv else { return };
+        let ttl = Duration::from_secs(ttl_secs);
+        let appended =
+            kv.build_insert().mode(InsertMode::Append).time_to_live(ttl).execute(item, lines.as_bytes().to_vec());
+        if let Err(e) = appended {
+            log(format_args!("kv: counting usage in {item} failed: {e}"));
+            return;
+        }
+        if !check {
+            return;
+        }
+        let Ok(mut found) = kv.lookup(item) else { return };
+        let generation = found.current_generation();
+        let bytes = found.take_body_bytes();
+        if usage::line_count(&bytes) < usage::COMPACT_AFTER_LINES {
+            return;
+        }
+        let mut counts = Usage::default();
+        counts.add(&bytes);
+        // If another request appended meanwhile the swap fails and its lines stay.
+        let _ = kv.build_insert().if_generation_match(generation).time_to_live(ttl).execute(item, counts.encode());
+    }
+
+    /// Today's counts: every shard of `day`, added up.
+    pub fn read_usage(&self, day: &str, ops: &Ops) -> Usage {
+        let mut counts = Usage::default();
+        let Some(kv) = &self.kv else { return counts };
+        let pending: Vec<Pending> = (0..usage::SHARDS)
+            .map(|shard| {
+                bump(&ops.kv_reads);
+                kv.build_lookup().execute_async(&usage::item_name(day, shard))
+            })
+            .collect();
+        for lookup in pending {
+            if let Ok(mut found) = lookup.and_then(|handle| kv.pending_lookup_wait(handle)) {
+                counts.add(&found.take_body_bytes());
+            }
+        }
+        counts
     }
 
     /// Every item of every part, for `/v1/status`.

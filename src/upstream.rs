@@ -3,7 +3,7 @@
 //! The client's `Authorization`, `x-goog-api-key` and `?key=` never do.
 
 use crate::ops::{add_elapsed, Ops};
-use fastly::http::request::SendErrorCause;
+use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Request, Response};
 use gemini_pool_core::auth::forwarded_query;
@@ -90,5 +90,33 @@ impl Outbound {
                 Answer::Failed { timeout, detail: format!("{cause:?}") }
             }
         }
+    }
+}
+
+/// A key check's probe on its way: Google's native model list, one model per page, with one
+/// key (a call Google does not bill).
+pub struct Probe(Result<PendingRequest, String>);
+
+/// Sends a probe with `key`; [`Probe::wait`] gets the answer.
+pub fn probe(key: &str, ops: &Ops) -> Probe {
+    let started = Instant::now();
+    let url = format!("{ORIGIN}{}", gemini_pool_core::keycheck::PROBE_PATH);
+    let request = Request::get(url).with_pass(true);
+    let sent = match HeaderValue::from_str(key) {
+        Ok(value) => request
+            .with_header("x-goog-api-key", value)
+            .send_async(BACKEND)
+            .map_err(|e| format!("{:?}", e.root_cause())),
+        Err(_) => Err("key is not a valid header value".to_string()),
+    };
+    add_elapsed(&ops.upstream_ms, started);
+    Probe(sent)
+}
+
+impl Probe {
+    /// Google's status and body, or why there is none.
+    pub fn wait(self) -> Result<(u16, Vec<u8>), String> {
+        let mut response = self.0?.wait().map_err(|e| format!("{:?}", e.root_cause()))?;
+        Ok((response.get_status().as_u16(), response.take_body_bytes()))
     }
 }

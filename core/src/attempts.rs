@@ -66,6 +66,8 @@ pub struct Attempts<'a> {
     probed: bool,
     go_on: bool,
     own: Vec<Change>,
+    /// Every key tried, and whether it served.
+    history: Vec<(ApiKey<'a>, bool)>,
     /// The earliest end of a cooldown seen among the candidates (for `Retry-After`).
     soonest_seen: Cell<Option<u64>>,
 }
@@ -86,6 +88,7 @@ impl<'a> Attempts<'a> {
             probed: false,
             go_on: true,
             own: Vec::new(),
+            history: Vec::new(),
             soonest_seen: Cell::new(None),
         }
     }
@@ -128,6 +131,11 @@ impl<'a> Attempts<'a> {
         !self.go_on || self.spent >= self.budget || self.made >= MAX_UPSTREAM_REQUESTS
     }
 
+    /// Every key tried so far, and whether it served (for usage counts).
+    pub fn history(&self) -> &[(ApiKey<'a>, bool)] {
+        &self.history
+    }
+
     /// What to do next.
     pub fn next(&mut self, now_ms: u64) -> Choice<'a> {
         if self.finished() {
@@ -157,8 +165,9 @@ impl<'a> Attempts<'a> {
     }
 
     /// The attempt with `key` succeeded; returns the changes to record.
-    pub fn succeeded(&mut self, key: &ApiKey<'_>, now_ms: u64) -> Vec<Change> {
+    pub fn succeeded(&mut self, key: &ApiKey<'a>, now_ms: u64) -> Vec<Change> {
         self.made += 1;
+        self.history.push((*key, true));
         self.go_on = false;
         let changes: Vec<Change> = self.revival(key, now_ms).into_iter().collect();
         self.keep(&changes);
@@ -168,12 +177,13 @@ impl<'a> Attempts<'a> {
     /// The attempt with `key` failed with `verdict`; returns the changes to record.
     pub fn failed(
         &mut self,
-        key: &ApiKey<'_>,
+        key: &ApiKey<'a>,
         verdict: &Verdict,
         cooling: &CoolingSettings,
         now_ms: u64,
     ) -> Vec<Change> {
         self.made += 1;
+        self.history.push((*key, false));
         if !blames_one_key_or_bucket(&verdict.outcome) {
             self.spent += 1;
         }

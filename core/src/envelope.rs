@@ -67,6 +67,11 @@ impl ErrorReply {
         ErrorReply::new(401, "invalid_token", "Invalid authorization token.")
     }
 
+    /// 403: a client token where an admin token is needed.
+    pub fn admin_required() -> Self {
+        ErrorReply::new(403, "admin_required", "This needs an admin token (config store `admin_tokens`).")
+    }
+
     /// 404: a path off the allow-list.
     pub fn not_found(path: &str) -> Self {
         let shown: String = path.chars().take(200).collect();

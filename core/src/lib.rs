@@ -5,7 +5,7 @@
 //! and a random seed, and hands what it got to these functions. Read in this order:
 //! [`route`] → [`auth`] → [`openai_body`] → [`attempts`] (which uses [`keys`], [`pick`],
 //! [`state`], [`classify`] and [`cooling`]) → [`record`] → [`envelope`]; [`status`] builds
-//! `/v1/status`.
+//! `/v1/status`, [`usage`] counts requests, [`keycheck`] probes keys for the console.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -16,6 +16,7 @@ pub mod clock;
 pub mod cooling;
 pub mod envelope;
 pub mod google_error;
+pub mod keycheck;
 pub mod keys;
 pub mod marks;
 pub mod names;
@@ -29,3 +30,4 @@ pub mod scrub;
 pub mod settings;
 pub mod state;
 pub mod status;
+pub mod usage;

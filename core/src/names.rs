@@ -45,18 +45,7 @@ impl MarkName {
                 }
                 MarkName(name)
             }
-            Bucket::Project(project) => {
-                let mut name = String::with_capacity(project.len() + 2);
-                name.push_str("p:");
-                for byte in project.bytes() {
-                    if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
-                        name.push(char::from(byte));
-                    } else {
-                        name.push_str(&format!("%{byte:02X}"));
-                    }
-                }
-                MarkName(name)
-            }
+            Bucket::Project(project) => MarkName(format!("p:{}", escape(project))),
         }
     }
 
@@ -87,6 +76,38 @@ impl fmt::Display for MarkName {
     }
 }
 
+/// `text` with every byte outside `[A-Za-z0-9._-]` written `%XX`: safe in a stored line, and
+/// distinct for distinct texts (also how usage counts name clients).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads [`escape`]'s output back (`None` if it is not).
+pub fn unescape(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +122,9 @@ mod tests {
         assert_eq!(MarkName::of(Bucket::Project("my team")).as_str(), "p:my%20team");
         assert_ne!(MarkName::of(Bucket::Project("x y")), MarkName::of(Bucket::Project("x%20y")));
         assert_ne!(MarkName::of(Bucket::Project("a b")), MarkName::of(Bucket::Project("a_b")));
+        for text in ["my team", "équipe", "50% off", "", "a/b:c"] {
+            assert_eq!(unescape(&escape(text)).as_deref(), Some(text));
+        }
     }
 
     #[test]

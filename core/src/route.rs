@@ -33,6 +33,10 @@ pub enum Endpoint {
     Preflight,
     /// `GET /v1/status`.
     Status,
+    /// `GET /`: the operator console (a page; its calls carry the token).
+    Console,
+    /// `POST /v1/keys/check`: probe a batch of keys (admins).
+    KeyCheck,
     /// `POST /v1/chat/completions`.
     ChatCompletions,
     /// `GET /v1/models`.
@@ -71,7 +75,7 @@ impl Route {
     /// Google's path for this endpoint; `None` for endpoints answered locally.
     pub fn upstream_path(&self) -> Option<String> {
         let path = match &self.endpoint {
-            Endpoint::Preflight | Endpoint::Status => return None,
+            Endpoint::Preflight | Endpoint::Status | Endpoint::Console | Endpoint::KeyCheck => return None,
             Endpoint::ChatCompletions => "/v1beta/openai/chat/completions".to_string(),
             Endpoint::ListModels => "/v1beta/openai/models".to_string(),
             Endpoint::GetModel(id) => format!("/v1beta/openai/models/{id}"),
@@ -108,6 +112,15 @@ impl Route {
         matches!(self.endpoint, Endpoint::ChatCompletions | Endpoint::Embeddings | Endpoint::ImageGenerations)
     }
 
+    /// Who may call it.
+    pub fn access(&self) -> Access {
+        match self.endpoint {
+            Endpoint::Preflight | Endpoint::Console => Access::Anyone,
+            Endpoint::KeyCheck => Access::Admin,
+            _ => Access::Client,
+        }
+    }
+
     /// Does Google's successful answer carry model ids that lose their `models/` prefix
     /// (OpenAI model lists and model objects)?
     pub fn rewrites_model_ids(&self) -> bool {
@@ -133,6 +146,17 @@ impl Route {
             _ => &[],
         }
     }
+}
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed (the console page, CORS preflights).
+    Anyone,
+    /// A client token or an admin token.
+    Client,
+    /// An admin token (`admin_tokens`).
+    Admin,
 }
 
 /// What a request is about.
@@ -192,6 +216,9 @@ const POST: &str = "POST, OPTIONS";
 
 /// The endpoint for a path and the methods it allows.
 fn match_path(path: &str, native_credentials: bool) -> Option<(Endpoint, &'static str)> {
+    if path == "/" {
+        return Some((Endpoint::Console, GET));
+    }
     if let Some(rest) = path.strip_prefix("/v1beta/openai/") {
         return match_openai(rest);
     }
@@ -199,8 +226,10 @@ fn match_path(path: &str, native_credentials: bool) -> Option<(Endpoint, &'stati
         return match_native(Version::V1beta, rest);
     }
     let rest = path.strip_prefix("/v1/")?;
-    if rest == "status" {
-        return Some((Endpoint::Status, GET));
+    match rest {
+        "status" => return Some((Endpoint::Status, GET)),
+        "keys/check" => return Some((Endpoint::KeyCheck, POST)),
+        _ => {}
     }
     let native = native_credentials || rest.contains(':');
     if native && (rest == "models" || rest.starts_with("models/")) {
@@ -301,7 +330,11 @@ mod tests {
         assert_eq!(status("GET", "/v1/chat/completions"), 405);
         assert_eq!(status("POST", "/v1/models"), 405);
         assert_eq!(status("GET", "/v1/nothing"), 404);
-        assert_eq!(status("GET", "/"), 404);
+        assert_eq!(ok("GET", "/", false).access(), Access::Anyone);
+        assert_eq!(ok("POST", "/v1/keys/check", false).access(), Access::Admin);
+        assert_eq!(ok("GET", "/v1/status", false).access(), Access::Client);
+        assert_eq!(status("POST", "/"), 405);
+        assert_eq!(status("GET", "/index.html"), 404);
         assert_eq!(status("POST", "/v1beta/models/x/../../something:generateContent"), 404);
         assert_eq!(status("POST", "/v1beta/models/a%2Fb:generateContent"), 404);
         assert_eq!(status("POST", "/v1beta/models/gemini:deleteEverything"), 404);

@@ -67,6 +67,11 @@ pub struct RequestSettings {
     pub jitter: Duration,
     /// How many secret-store entries hold keys: `keys`, then `keys_2` … `keys_4`.
     pub key_secrets: usize,
+    /// Count requests per key and per client for the console (`usage_counts`: one KV append
+    /// per request, after the response).
+    pub usage_counts: bool,
+    /// `daily_reset_zone`: when the day of the usage counts ends (read only if they are on).
+    pub reset_zone: ResetZone,
 }
 
 impl Default for RequestSettings {
@@ -78,6 +83,8 @@ impl Default for RequestSettings {
             when_all_cooling: WhenAllCooling::Reject,
             jitter: Duration::from_millis(1_000),
             key_secrets: 1,
+            usage_counts: true,
+            reset_zone: ResetZone::Pacific,
         }
     }
 }
@@ -165,6 +172,9 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
     /// The knobs every request needs.
     pub fn request(&mut self) -> Result<RequestSettings, SettingError> {
         let d = RequestSettings::default();
+        let usage_counts = self.read("usage_counts", d.usage_counts, parse_switch)?;
+        let reset_zone =
+            if usage_counts { self.read("daily_reset_zone", d.reset_zone, |v| v.parse())? } else { d.reset_zone };
         Ok(RequestSettings {
             strategy: self.read("strategy", d.strategy, parse_strategy)?,
             max_attempts: self.read("max_attempts", d.max_attempts, |v| parse_count(v, 1, 32))?,
@@ -173,6 +183,8 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
             when_all_cooling: self.read("when_all_cooling", d.when_all_cooling, parse_when_all)?,
             jitter: self.read("cool_jitter_ms", d.jitter, parse_millis)?,
             key_secrets: self.read("key_secrets", d.key_secrets, |v| parse_count(v, 1, 4))?,
+            usage_counts,
+            reset_zone,
         })
     }
 
@@ -244,6 +256,14 @@ fn parse_when_all(v: &str) -> Result<WhenAllCooling, String> {
         "reject" | "429" => Ok(WhenAllCooling::Reject),
         "shortest-cooldown" | "shortest_cooldown" => Ok(WhenAllCooling::ShortestCooldown),
         _ => Err("expected reject or shortest-cooldown".into()),
+    }
+}
+
+fn parse_switch(v: &str) -> Result<bool, String> {
+    match v {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err("expected on or off".into()),
     }
 }
 

@@ -181,6 +181,11 @@ impl PoolState {
         state
     }
 
+    /// How many parts the pool has.
+    pub fn parts(&self) -> usize {
+        self.parts.len()
+    }
+
     /// The model the state is about.
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()

@@ -8,6 +8,7 @@ use crate::marks::Marks;
 use crate::names::MarkName;
 use crate::settings::{CoolingSettings, Profile, Strategy};
 use crate::state::{cooling_for, Mark};
+use crate::usage::Usage;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -37,6 +38,16 @@ pub struct StatusInput<'a, 'k> {
     pub client: &'a str,
     /// Unix ms.
     pub now_ms: u64,
+    /// For an admin token: today's usage (and the report lists every key).
+    pub admin: Option<AdminInput<'a>>,
+}
+
+/// What only an admin sees.
+pub struct AdminInput<'a> {
+    /// The quota day (`YYYY-MM-DD` in `daily_reset_zone`).
+    pub day: &'a str,
+    /// Its counts.
+    pub usage: &'a Usage,
 }
 
 /// The `/v1/status` answer (serialize it).
@@ -45,6 +56,8 @@ pub struct StatusInput<'a, 'k> {
 pub struct StatusReport {
     status: &'static str,
     timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<UsageReport>,
     key_pool: KeyPoolReport,
     cooling: CoolingReport,
     auth: AuthReport,
@@ -68,6 +81,9 @@ struct KeyPoolReport {
     failed_details: Vec<FailedDetail>,
     /// Per model with cooling state: how many keys can serve it now.
     models: BTreeMap<String, ModelReport>,
+    /// Every key, in pool order (admins only: the console draws them all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys: Option<Vec<KeyEntry>>,
 }
 
 #[derive(Serialize)]
@@ -115,6 +131,37 @@ struct CoolingReport {
 #[serde(rename_all = "camelCase")]
 struct AuthReport {
     client: String,
+    role: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyEntry {
+    key: String,
+    fingerprint: String,
+    project: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageReport {
+    day: String,
+    keys: Vec<UsageLine>,
+    clients: Vec<UsageLine>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageLine {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<String>,
+    model: String,
+    ok: u64,
+    failed: u64,
 }
 
 /// The report, from the pool and every part's stored state.
@@ -180,6 +227,14 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
             cooling_details: details,
             failed_details,
             models,
+            keys: input.admin.as_ref().map(|_| {
+                let entry = |k: ApiKey<'_>| KeyEntry {
+                    key: k.mask(),
+                    fingerprint: k.fingerprint.to_string(),
+                    project: k.project.map(str::to_string),
+                };
+                input.pool.iter().map(entry).collect()
+            }),
         },
         cooling: CoolingReport {
             profile: match input.cooling.profile {
@@ -188,9 +243,45 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
             },
             daily_reset_zone: input.cooling.reset_zone.to_string(),
         },
-        auth: AuthReport { client: input.client.to_string() },
+        auth: AuthReport {
+            client: input.client.to_string(),
+            role: if input.admin.is_some() { "admin" } else { "client" },
+        },
+        usage: input.admin.as_ref().map(|admin| usage_report(input.pool, admin)),
         version: VERSION,
     }
+}
+
+/// Today's counts, keys named by mask (keys that left the pool by fingerprint only).
+fn usage_report(pool: &KeyPool<'_>, admin: &AdminInput<'_>) -> UsageReport {
+    let masks: std::collections::HashMap<_, _> = pool.iter().map(|k| (k.fingerprint, k.mask())).collect();
+    let keys = admin
+        .usage
+        .keys
+        .iter()
+        .map(|((fp, model), c)| UsageLine {
+            key: Some(masks.get(fp).cloned().unwrap_or_else(|| "…".to_string())),
+            fingerprint: Some(fp.to_string()),
+            client: None,
+            model: model.clone(),
+            ok: c.ok,
+            failed: c.failed,
+        })
+        .collect();
+    let clients = admin
+        .usage
+        .clients
+        .iter()
+        .map(|((client, model), c)| UsageLine {
+            key: None,
+            fingerprint: None,
+            client: Some(client.clone()),
+            model: model.clone(),
+            ok: c.ok,
+            failed: c.failed,
+        })
+        .collect();
+    UsageReport { day: admin.day.to_string(), keys, clients }
 }
 
 fn cooling_detail(key: &ApiKey<'_>, model: Option<&str>, mark: &Mark, now: u64) -> CoolingDetail {
@@ -259,6 +350,7 @@ mod tests {
             cooling: &cooling,
             client: "tests",
             now_ms: 1_000,
+            admin: None,
         };
         let r = report(&input);
         let p = &r.key_pool;

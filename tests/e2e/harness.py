@@ -22,6 +22,7 @@ ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "target" / "e2e"))
 
 TOKEN = "tok-e2e-client-0001"
 OTHER_TOKEN = "tok-e2e-client-0002"
+ADMIN_TOKEN = "tok-e2e-admin-0001"
 
 
 def key(n: int) -> str:
@@ -157,7 +158,8 @@ class Proxy:
     """gemini-edge-pool under Viceroy, configured through real stores."""
 
     def __init__(self, sim: Sim, keys: list[str] | str | None, *, settings: dict | None = None,
-                 tokens: dict | None = None, kv: bool = True, secrets: dict | None = None,
+                 tokens: dict | None = None, admins: dict | None = None, kv: bool = True,
+                 secrets: dict | None = None,
                  auth_store: bool = True, secret_store: bool = True, first_byte_timeout_ms: int = 10_000,
                  relay: bool = True, backend_url: str | None = None, kv_items: dict | None = None):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -179,6 +181,9 @@ class Proxy:
         # cost production does not have.
         if auth_store:
             lines += inline_store("auth_tokens", tokens)
+        admins = admins if admins is not None else {ADMIN_TOKEN: "e2e operator"}
+        if admins:
+            lines += inline_store("admin_tokens", admins)
         lines += inline_store("proxy_settings", {k: str(v) for k, v in (settings or {}).items()})
         if secret_store:
             entries = ", ".join(

@@ -1,0 +1,163 @@
+//! Usage counts for the operator: requests per (key, model) and per (client, model) for the
+//! current day, successes and failures.
+//!
+//! The day is the quota day: it ends at midnight in `daily_reset_zone`, like Google's daily
+//! quotas. Counts live in KV items of their own, `usage/<day>/<shard>`, never in the cooling
+//! items: a request appends one group of lines to a random one of [`SHARDS`] shards *after the
+//! client has its response* (so counting never delays an answer, and no item is hot), each
+//! line `k <fingerprint> <model> <ok> <failed>` or `c <client> <model> <ok> <failed>` (client
+//! labels escaped by [`crate::names::escape`]). Reading adds the lines up; a writer that reads
+//! its shard (now and then) compacts a long one into one line per name, with a
+//! compare-and-swap, so nothing is lost. Every append sets the item's TTL to the end of the
+//! next day: old days disappear on their own.
+//!
+//! Counts are approximate under contention in production (KV is eventually consistent across
+//! POPs and an append may be throttled); they never touch the cooling state.
+
+use crate::clock::{civil_from_days, ResetZone};
+use crate::keys::{ApiKey, Fingerprint};
+use crate::names::{escape, unescape};
+use std::collections::BTreeMap;
+
+/// Shards per day.
+pub const SHARDS: usize = 8;
+/// Lines after which a shard is compacted.
+pub const COMPACT_AFTER_LINES: usize = 200;
+/// One writer in this many reads its shard to see whether to compact it.
+pub const COMPACT_CHECK_ONE_IN: usize = 16;
+
+/// Successes and failures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    /// Answered by Google with a success.
+    pub ok: u64,
+    /// Failed (an attempt with this key; or a request the client got an error for).
+    pub failed: u64,
+}
+
+/// A day's counts, added up from its items.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// By key fingerprint and model.
+    pub keys: BTreeMap<(Fingerprint, String), Count>,
+    /// By client label and model.
+    pub clients: BTreeMap<(String, String), Count>,
+}
+
+/// The quota day `now_ms` falls in, as `YYYY-MM-DD` in `zone`.
+pub fn day(now_ms: u64, zone: ResetZone) -> String {
+    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
+    let local = now + zone.offset_at(now);
+    let (y, m, d) = civil_from_days(local.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The KV key of a day's shard.
+pub fn item_name(day: &str, shard: usize) -> String {
+    format!("usage/{day}/{shard}")
+}
+
+/// The prefix of a day's items (for listing).
+pub fn day_prefix(day: &str) -> String {
+    format!("usage/{day}/")
+}
+
+/// Seconds an append keeps its item: until the end of the next quota day.
+pub fn ttl_secs(now_ms: u64, zone: ResetZone) -> u64 {
+    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
+    let next = zone.next_midnight(now);
+    u64::try_from(next - now).unwrap_or(0) + 86_400
+}
+
+/// The lines one request appends: each key it tried (and whether that attempt succeeded), and
+/// the client (whether it got a success).
+pub fn lines(attempts: &[(ApiKey<'_>, bool)], client: &str, model: Option<&str>, served: bool) -> String {
+    let model = model.unwrap_or("-");
+    let mut out = String::new();
+    for (key, ok) in attempts {
+        out.push_str(&format!("k {} {model} {} {}\n", key.fingerprint, u8::from(*ok), u8::from(!*ok)));
+    }
+    out.push_str(&format!("c {} {model} {} {}\n", escape(client), u8::from(served), u8::from(!served)));
+    out
+}
+
+impl Usage {
+    /// Adds an item's lines (lines that do not read are skipped).
+    pub fn add(&mut self, bytes: &[u8]) {
+        for line in bytes.split(|&b| b == b'\n') {
+            let Some(text) = std::str::from_utf8(line).ok() else { continue };
+            let fields: Vec<&str> = text.split(' ').collect();
+            let [kind, name, model, ok, failed] = fields[..] else { continue };
+            let (Ok(ok), Ok(failed)) = (ok.parse::<u64>(), failed.parse::<u64>()) else { continue };
+            let count = Count { ok, failed };
+            match kind {
+                "k" => {
+                    let Some(fp) = u64::from_str_radix(name, 16).ok().filter(|_| name.len() == 16) else { continue };
+                    add_to(self.keys.entry((Fingerprint(fp), model.to_string())).or_default(), count);
+                }
+                "c" => {
+                    let Some(client) = unescape(name) else { continue };
+                    add_to(self.clients.entry((client, model.to_string())).or_default(), count);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The counts as lines, one per name (a compacted item).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for ((fp, model), c) in &self.keys {
+            out.push_str(&format!("k {fp} {model} {} {}\n", c.ok, c.failed));
+        }
+        for ((client, model), c) in &self.clients {
+            out.push_str(&format!("c {} {model} {} {}\n", escape(client), c.ok, c.failed));
+        }
+        out.into_bytes()
+    }
+}
+
+fn add_to(total: &mut Count, more: Count) {
+    total.ok = total.ok.saturating_add(more.ok);
+    total.failed = total.failed.saturating_add(more.failed);
+}
+
+/// Lines in an item (to decide on compaction).
+pub fn line_count(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyPool;
+
+    #[test]
+    fn days_follow_the_reset_zone() {
+        // 2026-01-15 05:00 UTC is still January 14 in Los Angeles.
+        let ms = 1_768_453_200_000;
+        assert_eq!(day(ms, ResetZone::Pacific), "2026-01-14");
+        assert_eq!(day(ms, ResetZone::Fixed(0)), "2026-01-15");
+        let ttl = ttl_secs(ms, ResetZone::Pacific);
+        assert!(ttl > 86_400 && ttl <= 2 * 86_400, "{ttl}");
+    }
+
+    #[test]
+    fn lines_add_up_and_compact() {
+        let pool = KeyPool::new(["AIzaSyONE0000000000000000000000000001\nAIzaSyTWO0000000000000000000000000002"]);
+        let keys: Vec<_> = pool.iter().collect();
+        let mut usage = Usage::default();
+        usage.add(lines(&[(keys[0], false), (keys[1], true)], "my app", Some("m"), true).as_bytes());
+        usage.add(lines(&[(keys[1], true)], "my app", Some("m"), true).as_bytes());
+        usage.add(lines(&[], "équipe", None, false).as_bytes());
+        usage.add(b"garbage\nk zz m 1 1\nc %ZZ m 1 1\n");
+        assert_eq!(usage.keys[&(keys[1].fingerprint, "m".to_string())], Count { ok: 2, failed: 0 });
+        assert_eq!(usage.keys[&(keys[0].fingerprint, "m".to_string())], Count { ok: 0, failed: 1 });
+        assert_eq!(usage.clients[&("my app".to_string(), "m".to_string())], Count { ok: 2, failed: 0 });
+        assert_eq!(usage.clients[&("équipe".to_string(), "-".to_string())], Count { ok: 0, failed: 1 });
+        let mut again = Usage::default();
+        again.add(&usage.encode());
+        assert_eq!(again, usage);
+        assert_eq!(line_count(&usage.encode()), 4);
+    }
+}

@@ -1,0 +1,103 @@
+//! The proxy's own endpoints: `/v1/status` (any token; admins also see every key and today's
+//! usage), `POST /v1/keys/check` (admins: probe a batch of keys) and the console page at `/`.
+
+use crate::handler::{now_ms, Context, Rejection};
+use crate::log::log;
+use crate::ops::bump;
+use crate::reply;
+use crate::stores::StateStore;
+use crate::upstream;
+use fastly::http::StatusCode;
+use fastly::{Request, Response};
+use gemini_pool_core::auth::query_param;
+use gemini_pool_core::classify::{classify, Verdict};
+use gemini_pool_core::envelope::ErrorReply;
+use gemini_pool_core::keycheck::{self, Finding};
+use gemini_pool_core::state::PoolState;
+use gemini_pool_core::status::{report, AdminInput, StatusInput};
+use gemini_pool_core::usage;
+use serde_json::json;
+
+/// The console: one page, its script and style inline and allowed by hash only.
+const CONSOLE: &str = include_str!("console.html");
+include!(concat!(env!("OUT_DIR"), "/console_csp.rs"));
+
+/// `GET /v1/status`: the shared state of every part, in the seed's shape.
+pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
+    let cooling = cx.cooling()?;
+    let pool = cx.whole_pool()?;
+    let kv = StateStore::open();
+    let parts = kv.read_all(pool.parts(), cx.ops);
+    let now = now_ms();
+    let day = usage::day(now, cooling.reset_zone);
+    let counts = cx.caller.admin.then(|| kv.read_usage(&day, cx.ops));
+    let input = StatusInput {
+        pool: &pool,
+        parts: &parts,
+        strategy: cx.settings.strategy,
+        cooling: &cooling,
+        client: &cx.caller.label,
+        now_ms: now,
+        admin: counts.as_ref().map(|usage| AdminInput { day: &day, usage }),
+    };
+    Ok(reply::json(serde_json::to_vec_pretty(&report(&input)).unwrap_or_default()))
+}
+
+/// `POST /v1/keys/check?cursor=N`: probes one batch of keys (in parallel, with a call Google
+/// does not bill), records what the answers prove, and says where the next batch starts.
+pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejection> {
+    let dialect = cx.dialect;
+    let cursor = match query_param(client.get_query_str(), "cursor") {
+        None => 0,
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            Rejection::new(dialect, ErrorReply::bad_request("invalid_cursor", "`cursor` must be a whole number."))
+        })?,
+    };
+    let cooling = cx.cooling()?;
+    let pool = cx.whole_pool()?;
+    let (batch, next) = keycheck::batch(&pool, cursor);
+    let kv = StateStore::open();
+    let mut parts: Vec<usize> = batch.iter().map(|k| k.at.list).collect();
+    parts.dedup();
+    let mut state = PoolState::new(pool.parts(), None);
+    kv.read(&mut state, &parts, cx.ops);
+    let pending: Vec<_> = batch
+        .iter()
+        .map(|key| {
+            bump(&cx.ops.attempts);
+            upstream::probe(key.secret, cx.ops)
+        })
+        .collect();
+    let now = now_ms();
+    let mut findings: Vec<Finding> = Vec::with_capacity(batch.len());
+    let mut changes = Vec::new();
+    for (key, probe) in batch.iter().zip(pending) {
+        let verdict = match probe.wait() {
+            Ok((status, body)) => classify(status, &body),
+            Err(detail) => Verdict::connect_failure(false, detail),
+        };
+        let (finding, change) = keycheck::judge(key, &verdict, &state, &cooling, now);
+        if finding.result == "dead" {
+            log(format_args!("key check: key {} ({}): {}", finding.key, finding.fingerprint, finding.reason));
+        }
+        findings.push(finding);
+        changes.extend(change);
+    }
+    if !changes.is_empty() {
+        kv.record(&state, changes, now, cx.ops);
+    }
+    let body = json!({"results": findings, "next": next, "checked": cursor + batch.len(), "total": pool.count()});
+    Ok(reply::json(serde_json::to_vec(&body).unwrap_or_default()))
+}
+
+/// `GET /`: the console page.
+pub fn console() -> Response {
+    Response::from_status(StatusCode::OK)
+        .with_header("content-type", "text/html; charset=utf-8")
+        .with_header("content-security-policy", CONSOLE_CSP)
+        .with_header("x-content-type-options", "nosniff")
+        .with_header("referrer-policy", "no-referrer")
+        .with_header("x-frame-options", "DENY")
+        .with_header("cache-control", "no-cache")
+        .with_body(CONSOLE)
+}

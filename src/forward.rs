@@ -1,0 +1,241 @@
+//! A request for Google's API: body → what it is about → the part of the pool to start in and
+//! its cooling state → attempts (the core's state machine, sending through [`upstream`],
+//! recording each verdict as it is reached) → the answer, and the usage counts to write once
+//! the client has it.
+
+use crate::handler::{now_ms, seed, After, Context, Rejection, UsageWrite};
+use crate::log::log;
+use crate::ops::{bump, Ops};
+use crate::reply;
+use crate::stores::{ConfigError, Secrets, StateStore};
+use crate::upstream::{Answer, Outbound};
+use fastly::{Request, Response};
+use gemini_pool_core::attempts::{Attempts, Choice};
+use gemini_pool_core::classify::{classify, Verdict};
+use gemini_pool_core::envelope::ErrorReply;
+use gemini_pool_core::keys::{choose_part, ApiKey, KeyPool};
+use gemini_pool_core::openai_body::strip_model_prefixes;
+use gemini_pool_core::rng::Rng;
+use gemini_pool_core::route::Route;
+use gemini_pool_core::scrub::scrub;
+use gemini_pool_core::settings::CoolingSettings;
+use gemini_pool_core::state::{Change, PoolState};
+use gemini_pool_core::usage;
+use std::io::Read;
+
+/// How the attempt loop ended.
+enum Ending<'a> {
+    Served(Box<Response>),
+    /// Google's last error answer, with the verdict on it and the key it was sent with.
+    Upstream {
+        status: u16,
+        body: Vec<u8>,
+        verdict: Verdict,
+        used: &'a str,
+    },
+    Unreachable {
+        timeout: bool,
+    },
+    Refused(ErrorReply),
+}
+
+/// Reads the body, then sends the request to Google with the keys [`Attempts`] picks,
+/// recording each verdict as it is reached, and answers.
+pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<(Response, After), Rejection> {
+    let dialect = route.dialect;
+    let body = read_body(client, cx.settings.max_body_bytes).map_err(|reply| Rejection::new(dialect, reply))?;
+    let facts = route.facts(&body).map_err(|reply| Rejection::new(dialect, reply))?;
+    let path = route.upstream_path().unwrap_or_default();
+    let outbound = Outbound::new(client, route, &path, body)
+        .ok_or_else(|| Rejection::new(dialect, ErrorReply::bad_request("invalid_query", "Invalid query string.")))?;
+
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let pool = starting_pool(&cx.secrets, &mut rng, cx.ops).map_err(|e| Rejection::config(dialect, e))?;
+    let kv = StateStore::open();
+    let mut state = PoolState::new(pool.parts(), facts.model.as_deref());
+    let parts: Vec<usize> = (0..pool.parts()).filter(|&p| pool.has(p)).collect();
+    kv.read(&mut state, &parts, cx.ops);
+    let mut attempts = Attempts::new(pool, state, &cx.settings, seed.rotate_left(32));
+    let ending = attempt_loop(&mut attempts, &outbound, &kv, cx)?;
+    let retry_after_ms = match ending {
+        Ending::Upstream { status: 429, .. } => attempts.retry_after_ms(now_ms()),
+        _ => None,
+    };
+    let served = matches!(ending, Ending::Served(_));
+    let after = After { usage: usage_write(&attempts, cx, served, &mut rng) };
+    Ok((answer(ending, route, facts.stream, retry_after_ms), after))
+}
+
+/// The part a request starts in (drawn by size; see `gemini_pool_core::keys`), or the whole
+/// pool if that part holds no key.
+fn starting_pool<'s>(secrets: &'s Secrets, rng: &mut Rng, ops: &Ops) -> Result<KeyPool<'s>, ConfigError> {
+    let part = choose_part(secrets.count(), rng, |part| secrets.size(part, ops));
+    let mut pool = KeyPool::with_parts(secrets.count());
+    pool.add(part, secrets.get(part, ops)?);
+    if !pool.is_empty() {
+        return Ok(pool);
+    }
+    for part in 0..secrets.count() {
+        pool.add(part, secrets.get(part, ops)?);
+    }
+    if pool.is_empty() {
+        return Err(ConfigError::EmptyPool);
+    }
+    Ok(pool)
+}
+
+/// Sends to Google with one key after another, as [`Attempts`] decides; after a failure,
+/// records the verdict at once and reads the state again before the next attempt.
+fn attempt_loop<'a>(
+    attempts: &mut Attempts<'a>,
+    outbound: &Outbound,
+    kv: &StateStore,
+    cx: &'a Context<'_>,
+) -> Result<Ending<'a>, Rejection> {
+    let mut cooling: Option<CoolingSettings> = None;
+    let mut last = Ending::Unreachable { timeout: false };
+    loop {
+        let key = match attempts.next(now_ms()) {
+            Choice::Try(key) => key,
+            Choice::Widen => {
+                widen(attempts, &cx.secrets, kv, cx.ops).map_err(|e| Rejection::config(cx.dialect, e))?;
+                continue;
+            }
+            Choice::Deliver => return Ok(last),
+            Choice::AllCooling { retry_after_ms } => {
+                return Ok(Ending::Refused(ErrorReply::all_cooling(attempts.model(), retry_after_ms)))
+            }
+            Choice::AllDead => return Ok(Ending::Refused(ErrorReply::all_dead())),
+        };
+        bump(&cx.ops.attempts);
+        let (verdict, ending) = match outbound.send(key.secret, cx.ops) {
+            Answer::Response(response) if response.get_status().is_success() => {
+                let changes = attempts.succeeded(&key, now_ms());
+                record(attempts, kv, changes, cx.ops);
+                return Ok(Ending::Served(response));
+            }
+            Answer::Response(mut response) => {
+                let status = response.get_status().as_u16();
+                let body = response.take_body_bytes();
+                let verdict = classify(status, &body);
+                (verdict.clone(), Ending::Upstream { status, body, verdict, used: key.secret })
+            }
+            Answer::Failed { timeout, detail } => {
+                (Verdict::connect_failure(timeout, detail), Ending::Unreachable { timeout })
+            }
+        };
+        if cooling.is_none() {
+            cooling = Some(cx.cooling()?);
+        }
+        let settings = cooling.get_or_insert_with(CoolingSettings::default);
+        let changes = attempts.failed(&key, &verdict, settings, now_ms());
+        log_failure(attempts, &key, &verdict);
+        last = ending;
+        if !changes.is_empty() || !attempts.finished() {
+            record(attempts, kv, changes, cx.ops);
+        }
+    }
+}
+
+/// Reads every part not read yet — its secret and its items — and hands them to `attempts`.
+fn widen<'a>(attempts: &mut Attempts<'a>, secrets: &'a Secrets, kv: &StateStore, ops: &Ops) -> Result<(), ConfigError> {
+    let parts: Vec<usize> = (0..secrets.count()).filter(|&p| !attempts.pool().has(p)).collect();
+    let mut state = PoolState::new(secrets.count(), attempts.model());
+    kv.read(&mut state, &parts, ops);
+    let mut read = Vec::with_capacity(parts.len());
+    for part in parts {
+        read.push((part, secrets.get(part, ops)?, state.take(part)));
+    }
+    attempts.widen(read);
+    Ok(())
+}
+
+/// Records `changes` now and hands the state as read back to `attempts` (the next attempt
+/// chooses from what every instance has recorded by now).
+fn record(attempts: &mut Attempts<'_>, kv: &StateStore, changes: Vec<Change>, ops: &Ops) {
+    if changes.is_empty() && attempts.finished() {
+        return;
+    }
+    let fresh = kv.record(attempts.state(), changes, now_ms(), ops);
+    attempts.refresh(fresh);
+}
+
+fn log_failure(attempts: &Attempts<'_>, key: &ApiKey<'_>, verdict: &Verdict) {
+    let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
+    let next = if attempts.finished() { "answering the client" } else { "trying another key" };
+    // The model name came from the client and Google's words may quote our key: both scrubbed.
+    log(format_args!(
+        "attempt {}: key {} ({}) model {}: {status}: {} [{}]; {next}",
+        attempts.made(),
+        key.mask(),
+        key.fingerprint,
+        scrub(attempts.model().unwrap_or("-"), &[key.secret]),
+        verdict.outcome,
+        scrub(&verdict.detail, &[key.secret]),
+    ));
+}
+
+/// This request's usage lines, if counting is on (written after the response).
+fn usage_write(attempts: &Attempts<'_>, cx: &Context<'_>, served: bool, rng: &mut Rng) -> Option<UsageWrite> {
+    if !cx.settings.usage_counts {
+        return None;
+    }
+    cx.ops.usage_after.set(true);
+    let zone = cx.settings.reset_zone;
+    let now = now_ms();
+    let day = usage::day(now, zone);
+    Some(UsageWrite {
+        item: usage::item_name(&day, rng.below(usage::SHARDS)),
+        lines: usage::lines(attempts.history(), &cx.caller.label, attempts.model(), served),
+        ttl_secs: usage::ttl_secs(now, zone),
+        check: rng.below(usage::COMPACT_CHECK_ONE_IN) == 0,
+    })
+}
+
+fn answer(ending: Ending<'_>, route: &Route, stream: bool, retry_after_ms: Option<u64>) -> Response {
+    let dialect = route.dialect;
+    match ending {
+        Ending::Served(response) => served(*response, route, stream),
+        Ending::Refused(reply) => reply::error(dialect, &reply),
+        Ending::Unreachable { timeout } => reply::error(dialect, &ErrorReply::upstream_unreachable(timeout)),
+        Ending::Upstream { status, body, verdict, used } => {
+            let mut reply = ErrorReply::from_upstream(status, &body, &verdict.outcome, &[used]);
+            if let Some(ms) = retry_after_ms.filter(|_| reply.status == 429) {
+                reply = reply.with_retry_after_ms(ms);
+            }
+            reply::error(dialect, &reply)
+        }
+    }
+}
+
+fn served(mut response: Response, route: &Route, stream: bool) -> Response {
+    if route.rewrites_model_ids() {
+        let body = response.take_body_bytes();
+        let rewritten = strip_model_prefixes(&body).unwrap_or(body);
+        response.set_body(rewritten);
+    }
+    if stream && response.get_header("content-type").is_none() {
+        response.set_header("content-type", "text/event-stream");
+    }
+    response
+}
+
+/// The request body, within `limit` bytes (GET requests have none).
+fn read_body(client: &mut Request, limit: usize) -> Result<Vec<u8>, ErrorReply> {
+    if client.get_method_str() != "POST" {
+        return Ok(Vec::new());
+    }
+    if client.get_content_length().is_some_and(|len| len > limit) {
+        return Err(ErrorReply::body_too_large(limit));
+    }
+    let mut body = Vec::new();
+    let read = client.take_body().take(limit as u64 + 1).read_to_end(&mut body);
+    if read.is_err() {
+        return Err(ErrorReply::bad_request("unreadable_body", "The request body could not be read."));
+    }
+    if body.len() > limit {
+        return Err(ErrorReply::body_too_large(limit));
+    }
+    Ok(body)
+}
