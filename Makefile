@@ -16,7 +16,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VICEROY_VERSION := 0.22.0
 
-.PHONY: all build floor sim tools viceroy venv test unit e2e demo serve bench bench-quota bench-burst fuzz clean fmt lint wasm-target
+.PHONY: all build floor sim tools viceroy venv browser test unit e2e demo serve bench bench-quota bench-burst fuzz clean fmt lint wasm-target
 
 all: build
 
@@ -46,7 +46,14 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet -r tests/requirements.txt
 	touch $@
 
-tools: viceroy venv
+tools: viceroy venv browser
+
+# Debian's Chromium (driven by Playwright from PyPI, never its own download) and a CJK font
+# for the console's Chinese screenshots.
+browser:
+	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wenquanyi || \
+		{ apt-get install -y chromium fonts-wqy-microhei >/dev/null 2>&1 || \
+		  { apt-get update >/dev/null && apt-get install -y chromium fonts-wqy-microhei >/dev/null; }; }
 
 unit:
 	$(CARGO) test --locked -p gemini-pool-core -p gemini-pool-checks

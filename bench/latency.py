@@ -221,6 +221,8 @@ def main():
             name = f"chat, {n:,} keys" + (f", {share:.0%} cooling" if share else "")
             proxies[name] = pool_proxy(sim, pool_keys[:n], share)
     small = proxies["chat, 10 keys"]
+    # The same build with usage counting off (counting is on everywhere else).
+    uncounted = harness.Proxy(sim, pool_keys[:10], settings={"usage_counts": "off"}, relay=False)
     proxy_script = wrk_script(harness.TOKEN, BODY, work / "proxy.lua")
     floor_script = wrk_script(None, BODY, work / "floor.lua")
     sim_script = wrk_script(None, BODY, work / "sim.lua").read_text().replace(
@@ -247,6 +249,11 @@ def main():
             a, b = interleave(args.rounds, lambda: run(proxy, proxy_script), lambda: run(floor, floor_script))
             results[name] = {"proxy": summarize(a), "floor": summarize(b), "paired": paired(a, b), "rounds": [a, b]}
 
+        print("measuring usage counting: on vs off …", flush=True)
+        a, b = interleave(args.rounds, lambda: run(small, proxy_script), lambda: run(uncounted, proxy_script))
+        results["usage counting (10 keys): on ÷ off"] = {"proxy": summarize(a), "floor": summarize(b),
+                                                          "paired": paired(a, b)}
+
         print("measuring chat, 10 keys, Gemini answering in 200 ms …", flush=True)
         sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)], latency_ms=200)
         a, b = interleave(args.rounds, lambda: run(small, proxy_script, 16), lambda: run(floor, floor_script, 16))
@@ -268,6 +275,7 @@ def main():
 
         results["server_timing"] = {name: server_timing(p.url) for name, p in proxies.items()}
     finally:
+        uncounted.stop()
         for p in proxies.values():
             p.stop()
         floor.stop()

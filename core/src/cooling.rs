@@ -5,6 +5,7 @@
 use crate::classify::{Outcome, Verdict};
 use crate::reason::Reason;
 use crate::settings::{CoolingSettings, Profile, MAX_DURATION};
+use crate::state::MAX_STRIKES;
 use std::time::Duration;
 
 /// What a cooldown covers.
@@ -115,7 +116,7 @@ fn seed(verdict: &Verdict, s: &CoolingSettings, ctx: Context) -> Action {
 
 /// Bare 429: `base × 2^(n-1)`, capped, where n counts recent repeats.
 fn throttled(s: &CoolingSettings, ctx: Context) -> Action {
-    let strikes = ctx.previous_strikes.saturating_add(1);
+    let strikes = ctx.previous_strikes.saturating_add(1).min(MAX_STRIKES);
     let factor = 1u64 << (strikes - 1).min(20);
     let backoff = millis(s.throttle_base).saturating_mul(factor).min(millis(s.throttle_max));
     let mut action = retry_with(Scope::KeyModel, after(ctx.now_ms, Duration::from_millis(backoff)), Reason::Throttled);

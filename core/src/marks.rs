@@ -24,7 +24,7 @@
 
 use crate::names::MarkName;
 use crate::reason::Reason;
-use crate::state::{merge, Entry, Mark};
+use crate::state::{merge, Entry, Mark, MAX_STRIKES};
 use std::collections::BTreeSet;
 use std::ops::Range;
 
@@ -242,7 +242,7 @@ fn encode_record(hash: u64, mark: &Mark) -> [u8; RECORD] {
     record[8..16].copy_from_slice(&mark.until_ms.to_be_bytes());
     record[16..22].copy_from_slice(&mark.since_ms.min(0xFFFF_FFFF_FFFF).to_be_bytes()[2..]);
     record[22..24].copy_from_slice(&mark.reason.number().to_be_bytes());
-    record[24] = (u8::from(mark.dead) << 7) | u8::try_from(mark.strikes.min(127)).unwrap_or(127);
+    record[24] = (u8::from(mark.dead) << 7) | u8::try_from(mark.strikes.min(MAX_STRIKES)).unwrap_or(0x7F);
     record
 }
 
@@ -270,7 +270,7 @@ fn parse_line(line: &[u8]) -> Option<(&[u8], Entry)> {
         Entry::Set(Mark {
             until_ms: second.parse().ok()?,
             reason: Reason::from_code(fields.next()?)?,
-            strikes: fields.next()?.parse().ok()?,
+            strikes: fields.next()?.parse::<u32>().ok()?.min(MAX_STRIKES),
             dead: match fields.next()? {
                 "1" => true,
                 "0" => false,
@@ -362,6 +362,16 @@ mod tests {
         let twice = Marks::decode(bytes, None);
         assert_eq!(twice.get(&name("p:x")).map(|m| m.until_ms), Some(50));
         assert_eq!(twice.all().len(), 1);
+    }
+
+    #[test]
+    fn strikes_beyond_the_cap_read_as_the_cap() {
+        // Found by fuzzing: a line with 585 strikes did not survive compaction (7 bits).
+        let marks = Marks::decode(b"k:00000000000000aa 2 http_393 585 0 1\n".to_vec(), Some(1));
+        let read = marks.get(&name("k:00000000000000aa")).expect("a mark");
+        assert_eq!(read.strikes, MAX_STRIKES);
+        let (bytes, _) = marks.compacted(0);
+        assert_eq!(Marks::decode(bytes, None).all(), marks.all());
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::marks::{encode_line, Marks, NOTHING};
 use crate::names::{Bucket, MarkName};
 use crate::reason::Reason;
 
+/// The most bare 429s a mark counts (the backoff is capped long before: `throttle_max`).
+pub const MAX_STRIKES: u32 = 127;
+
 /// One mark: a key (or bucket) out of rotation until `until_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {

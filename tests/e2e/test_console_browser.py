@@ -1,0 +1,124 @@
+"""The console in a real browser: Debian's Chromium, headless, driven by Playwright, against the
+proxy in Viceroy and the simulator. The screenshots it takes are the ones in the READMEs."""
+
+import shutil
+from pathlib import Path
+
+import openai
+import pytest
+
+from harness import ADMIN_TOKEN, OTHER_TOKEN, ROOT, TOKEN, pool_lines, sim_keys
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As on this machine's kind: no background networking (the network is closed), no sandbox (root).
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "docs" / "screenshots"
+FLASH, PRO = "gemini-2.5-flash", "gemini-2.5-pro"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_console(browser, proxy, token=ADMIN_TOKEN, locale="en-US", viewport=None):
+    context = browser.new_context(locale=locale, viewport=viewport or {"width": 1280, "height": 900})
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(proxy.url + "/")
+    page.fill("#token", token)
+    page.click("#form button")
+    page.wait_for_selector("#banner.healthy, #banner.degraded", timeout=10_000)
+    return page, problems
+
+
+def chat(proxy, token=TOKEN, model=FLASH):
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=token, max_retries=0)
+    try:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    except openai.APIStatusError:
+        pass
+
+
+@pytest.fixture
+def pool(sim, proxies):
+    """Six keys in three projects (one of them named with markup), and one key Google does not
+    know."""
+    projects = {1: "team-a", 2: "team-a", 3: "<b>équipe</b>", 4: "<b>équipe</b>"}
+    sim.reset(sim_keys(6, projects), projects={"k5": {"rpm": {FLASH: 2}}})
+    return proxies(pool_lines(6, projects) + ["AIzaSyTEST99999999999999999999999999999"],
+                   settings={"strategy": "random"})
+
+
+def test_sign_in_see_cooling_check_keys_and_read_it_in_chinese(browser, sim, pool):
+    page, problems = open_console(browser, pool)
+    assert page.text_content("#cTotal") == "7"
+    assert page.is_visible("#checkSection") and page.is_visible("#usageSection")
+    # The token is kept in the tab's sessionStorage, never in the address.
+    assert page.evaluate("sessionStorage.getItem('token')") == ADMIN_TOKEN and ADMIN_TOKEN not in page.url
+
+    # Google runs team-a out of its per-minute flash quota: the console shows both its keys
+    # cooling, with a countdown that moves.
+    sim.behave("k1", "per_minute", model=FLASH, retry_delay_s=50)
+    sim.behave("k2", "per_minute", model=FLASH, retry_delay_s=50)
+    for _ in range(12):
+        chat(pool)
+    chat(pool, OTHER_TOKEN, PRO)
+    page.wait_for_selector("td.cooling", timeout=10_000)
+    rows = page.locator("#matrix tr", has_text="…0001")
+    assert "cooling" in rows.first.text_content()
+    first = page.locator("td.cooling").first.text_content()
+    page.wait_for_timeout(1_500)
+    assert page.locator("td.cooling").first.text_content() != first, "the countdown moves"
+
+    # The operator's project name is text, not markup.
+    assert page.locator("#matrix b").count() == 0
+    assert page.locator("#matrix td", has_text="<b>équipe</b>").count() == 2
+
+    # A key check over the pool marks the key Google does not know dead.
+    page.click("#check")
+    page.wait_for_selector("#checkResults tr.error", timeout=15_000)
+    assert "…9999" in page.text_content("#checkResults")
+    page.wait_for_function("document.querySelector('#progress').value === document.querySelector('#progress').max")
+    page.wait_for_selector("#matrix td.dead", timeout=10_000)
+    assert "API key not valid or expired" in page.locator("#matrix tr", has_text="…9999").text_content()
+    page.wait_for_selector("#usageKeys tr:nth-child(2)")
+    assert "second client" in page.text_content("#usageClients")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "console-en.png"), full_page=True)
+
+    # 中文.
+    page.select_option("#lang", "zh")
+    assert page.text_content("[data-t=checkAll]") == "检测全部密钥"
+    assert page.text_content("[data-t=pool]") == "密钥池"
+    assert "失效" in page.text_content("#matrix")
+    page.screenshot(path=str(SHOTS / "console-zh.png"), full_page=True)
+    assert problems == [], problems  # no script error, no content-security-policy refusal
+
+
+def test_the_language_starts_from_the_browser_and_the_page_fits_a_phone(browser, sim, pool):
+    page, problems = open_console(browser, pool, locale="zh-CN", viewport={"width": 390, "height": 844})
+    assert page.text_content("[data-t=pool]") == "密钥池"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "no sideways scrolling of the page"
+    page.screenshot(path=str(SHOTS / "console-phone-zh.png"), full_page=True)
+    assert problems == []
+
+
+def test_a_client_token_gets_the_read_only_view(browser, sim, pool):
+    page, problems = open_console(browser, pool, token=TOKEN)
+    assert page.is_hidden("#checkSection") and page.is_hidden("#usageSection")
+    assert "admin token" in page.text_content("#role")
+    page.click("#signout")
+    assert page.is_visible("#signin") and page.evaluate("sessionStorage.getItem('token')") is None
+    page.fill("#token", "not-a-token")
+    page.click("#form button")
+    page.wait_for_selector("#signinError:has-text('refused')", timeout=10_000)
+    assert problems == [] or all("401" in p for p in problems), problems
