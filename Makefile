@@ -6,6 +6,8 @@
 #   make bench-quota  quota benchmark, smart vs seed cooling profiles
 #   make bench-burst  bursts of concurrent clients: calls per success, late hits, lost verdicts
 #   make fuzz         every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed here)
+#   make build-cf     the Cloudflare Workers edge (cloudflare/); then `npx wrangler dev` in cloudflare/
+#   make demo-cf      the Workers edge under wrangler dev (local workerd) in front of the simulator
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -16,11 +18,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VICEROY_VERSION := 0.22.0
 
-.PHONY: all build floor sim tools viceroy venv browser test unit e2e demo serve bench bench-quota bench-burst fuzz clean fmt lint wasm-target
+.PHONY: all build floor sim tools viceroy venv browser cf-tools build-cf demo-cf test unit e2e demo serve bench bench-quota bench-burst fuzz clean fmt lint wasm-target
 
 all: build
 
-$(WASM): Cargo.toml Cargo.lock $(shell find src core/src -name '*.rs') | wasm-target
+$(WASM): Cargo.toml Cargo.lock core/build.rs $(shell find src core/src -type f) | wasm-target
 	$(CARGO) build --locked --release --target $(WASM_TARGET) --bin gemini-edge-pool
 	mkdir -p bin
 	cp target/$(WASM_TARGET)/release/gemini-edge-pool.wasm $(WASM)
@@ -48,6 +50,35 @@ $(VENV)/.installed: tests/requirements.txt
 
 tools: viceroy venv browser
 
+# The Workers edge: worker-build and wasm-bindgen-cli from crates.io (the version of
+# wasm-bindgen must equal the one in cloudflare/Cargo.lock), wrangler (with workerd) from npm,
+# and Miniflare (what the tests and the bench run the Worker in: cloudflare/local.mjs) from npm,
+# pinned in cloudflare/package-lock.json; no telemetry, no prompts.
+WORKER_BUILD_VERSION := 0.8.7
+WASM_BINDGEN_VERSION := $(shell grep -A1 '^name = "wasm-bindgen"$$' cloudflare/Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+CF_SHIM := cloudflare/build/worker/shim.mjs
+export WRANGLER_SEND_METRICS := false
+
+cf-tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@worker-build --version 2>/dev/null | grep -q '$(WORKER_BUILD_VERSION)' || \
+		$(CARGO) install --locked worker-build --version $(WORKER_BUILD_VERSION)
+	@wasm-bindgen --version 2>/dev/null | grep -q '$(WASM_BINDGEN_VERSION)' || \
+		$(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	@$(MAKE) --no-print-directory cloudflare/node_modules/.installed
+
+cloudflare/node_modules/.installed: cloudflare/package-lock.json
+	cd cloudflare && npm ci --no-audit --no-fund >/dev/null
+	touch $@
+
+$(CF_SHIM): cloudflare/Cargo.toml cloudflare/Cargo.lock core/build.rs $(shell find cloudflare/src core/src -type f) | cf-tools
+	cd cloudflare && WASM_BINDGEN_BIN="$$(command -v wasm-bindgen)" CI=1 worker-build --release --no-opt
+
+build-cf: $(CF_SHIM)
+
+demo-cf: build-cf sim
+	PATH="$$HOME/.cargo/bin:$$PATH" scripts/demo.sh --workers
+
 # Debian's Chromium (driven by Playwright from PyPI, never its own download) and a CJK font
 # for the console's Chinese screenshots.
 browser:
@@ -58,7 +89,7 @@ browser:
 unit:
 	$(CARGO) test --locked -p gemini-pool-core -p gemini-pool-checks
 
-e2e: build sim tools
+e2e: build build-cf sim tools
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) -m pytest -q tests/e2e
 
 test: unit e2e
@@ -89,18 +120,20 @@ fuzz:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
-		cargo +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+		mkdir -p corpus/$$t && cargo +nightly fuzz run -O $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
 			| grep -E '^(stat::number_of_executed_units|==|SUMMARY|thread)' | sed "s/^/$$t: /" || exit 1; \
 		cargo +nightly fuzz cmin -O $$t corpus/$$t >/dev/null 2>&1; \
 	done
 
-lint:
+lint: | cf-tools
 	$(CARGO) clippy --workspace --all-targets --exclude gemini-edge-pool --exclude passthrough -- -D warnings
 	$(CARGO) clippy --release --target $(WASM_TARGET) -p gemini-edge-pool -p passthrough -- -D warnings
 	$(CARGO) fmt --all --check
+	cd cloudflare && $(CARGO) clippy --locked --target wasm32-unknown-unknown -- -D warnings && $(CARGO) fmt --check
 
 fmt:
 	$(CARGO) fmt --all
+	cd cloudflare && $(CARGO) fmt
 
 clean:
 	rm -rf bin target/e2e .local

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: gemini-edge-pool under Viceroy on 127.0.0.1:7676, in front of the bundled Gemini
 # simulator (sample keys, one sample client token). Ctrl-C stops both.
+# make demo-cf (`--workers`): the same on the Cloudflare Workers edge, under `wrangler dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,10 +58,35 @@ trap cleanup EXIT INT TERM
 
 target/release/gemini-sim --port "$SIM_PORT" --config "$DIR/sim.json" &
 pids+=($!)
-viceroy serve -C "$DIR/fastly.toml" --addr "$PROXY_ADDR" bin/main.wasm &
+if [[ "${1:-}" == "--workers" ]]; then
+  # The Workers edge: its configuration as a user of the original Worker writes it.
+  CF="$DIR/workers"
+  mkdir -p "$CF"
+  cat > "$CF/wrangler.toml" <<TOML
+name = "gemini-edge-pool-demo"
+main = "$PWD/cloudflare/build/worker/shim.mjs"
+compatibility_date = "2025-09-01"
+[vars]
+GEMINI_BASE_URL = "http://127.0.0.1:$SIM_PORT"
+LOAD_BALANCE_STRATEGY = "round-robin"
+[[durable_objects.bindings]]
+name = "POOL_STATE"
+class_name = "StateObject"
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["StateObject"]
+TOML
+  keys=$(paste -sd, "$DIR/keys.txt")
+  printf 'GEMINI_API_KEYS="%s"\nVALID_AUTH_TOKENS="%s=demo client"\nADMIN_TOKENS="%s=demo operator"\n' \
+    "$keys" "$TOKEN" "$ADMIN" > "$CF/.dev.vars"
+  (cd "$CF" && WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false CI=1 "$OLDPWD/cloudflare/node_modules/.bin/wrangler" dev \
+    --ip "${PROXY_ADDR%:*}" --port "${PROXY_ADDR##*:}" --persist-to state --show-interactive-dev-session=false) &
+else
+  viceroy serve -C "$DIR/fastly.toml" --addr "$PROXY_ADDR" bin/main.wasm &
+fi
 pids+=($!)
 
-for _ in $(seq 1 200); do
+for _ in $(seq 1 600); do
   curl -s -o /dev/null "http://$PROXY_ADDR/v1/status" && break
   sleep 0.1
 done

@@ -11,16 +11,13 @@ use fastly::http::StatusCode;
 use fastly::{Request, Response};
 use gemini_pool_core::auth::query_param;
 use gemini_pool_core::classify::{classify, Verdict};
+use gemini_pool_core::console;
 use gemini_pool_core::envelope::ErrorReply;
 use gemini_pool_core::keycheck::{self, Finding};
 use gemini_pool_core::state::PoolState;
 use gemini_pool_core::status::{report, AdminInput, StatusInput};
 use gemini_pool_core::usage;
 use serde_json::json;
-
-/// The console: one page, its script and style inline and allowed by hash only.
-const CONSOLE: &str = include_str!("console.html");
-include!(concat!(env!("OUT_DIR"), "/console_csp.rs"));
 
 /// `GET /v1/status`: the shared state of every part, in the seed's shape.
 pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
@@ -90,14 +87,11 @@ pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejecti
     Ok(reply::json(serde_json::to_vec(&body).unwrap_or_default()))
 }
 
-/// `GET /`: the console page.
+/// `GET /`: the console page ([`gemini_pool_core::console`]).
 pub fn console() -> Response {
-    Response::from_status(StatusCode::OK)
-        .with_header("content-type", "text/html; charset=utf-8")
-        .with_header("content-security-policy", CONSOLE_CSP)
-        .with_header("x-content-type-options", "nosniff")
-        .with_header("referrer-policy", "no-referrer")
-        .with_header("x-frame-options", "DENY")
-        .with_header("cache-control", "no-cache")
-        .with_body(CONSOLE)
+    let mut response = Response::from_status(StatusCode::OK).with_header("content-security-policy", console::CSP);
+    for (name, value) in console::HEADERS {
+        response.set_header(name, value);
+    }
+    response.with_body(console::PAGE)
 }

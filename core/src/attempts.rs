@@ -21,7 +21,8 @@ use crate::settings::{CoolingSettings, RequestSettings, WhenAllCooling};
 use crate::state::{Availability, Change, Entry, Item, Mark, PartState, PoolState};
 use std::cell::Cell;
 
-/// Fastly allows 32 backend requests per client request.
+/// Fastly allows 32 backend requests per client request (the default cap; an edge with other
+/// limits sets its own with [`Attempts::limit_upstream`]).
 pub const MAX_UPSTREAM_REQUESTS: usize = 32;
 
 /// What to do next.
@@ -61,6 +62,7 @@ pub struct Attempts<'a> {
     when_all_cooling: WhenAllCooling,
     jitter_ms: u64,
     budget: usize,
+    upstream_limit: usize,
     spent: usize,
     made: usize,
     probed: bool,
@@ -83,6 +85,7 @@ impl<'a> Attempts<'a> {
             when_all_cooling: settings.when_all_cooling,
             jitter_ms: u64::try_from(settings.jitter.as_millis()).unwrap_or(u64::MAX),
             budget: settings.max_attempts.min(MAX_UPSTREAM_REQUESTS),
+            upstream_limit: MAX_UPSTREAM_REQUESTS,
             spent: 0,
             made: 0,
             probed: false,
@@ -128,7 +131,13 @@ impl<'a> Attempts<'a> {
     /// Will [`next`](Self::next) certainly stop? (The last answer ends the request, or the
     /// budget is spent.)
     pub fn finished(&self) -> bool {
-        !self.go_on || self.spent >= self.budget || self.made >= MAX_UPSTREAM_REQUESTS
+        !self.go_on || self.spent >= self.budget || self.made >= self.upstream_limit
+    }
+
+    /// Caps the upstream requests of this request at `limit` (at most the default 32).
+    pub fn limit_upstream(&mut self, limit: usize) {
+        self.upstream_limit = limit.clamp(1, MAX_UPSTREAM_REQUESTS);
+        self.budget = self.budget.min(self.upstream_limit);
     }
 
     /// Every key tried so far, and whether it served (for usage counts).

@@ -47,6 +47,17 @@ fn plausible_token(token: &str) -> bool {
     !token.is_empty() && token.len() <= 256 && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// Whether two tokens are equal, in time that depends only on their lengths (for an edge that
+/// must compare tokens itself; Fastly looks them up in a config store instead).
+pub fn same_token(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut differ = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        differ |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xFF);
+    }
+    differ == 0
+}
+
 /// The value of query parameter `name` (percent-decoded), if present.
 pub fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
     query?.split('&').find_map(|pair| {
@@ -121,6 +132,13 @@ mod tests {
         let e = client_token(presented(Some(&format!("Bearer {long}")), None, None), Dialect::OpenAi).expect_err("401");
         assert_eq!(e.code, "invalid_token");
         assert!(client_token(presented(None, None, Some("a%0Ab")), Dialect::Google).is_err());
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token("tok-1", "tok-1"));
+        assert!(!same_token("tok-1", "tok-2") && !same_token("tok", "tok-1") && !same_token("", "x"));
+        assert!(same_token("", ""));
     }
 
     #[test]

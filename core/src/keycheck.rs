@@ -63,7 +63,7 @@ pub fn judge(
     let dead_now = state.marks(&item).get(&name).is_some_and(|m| m.dead);
     let (result, reason, change) = match &verdict.outcome {
         Outcome::Success => {
-            let change = dead_now.then(|| Change { item, name, entry: Entry::Clear(now_ms) });
+            let change = dead_now.then_some(Change { item, name, entry: Entry::Clear(now_ms) });
             ("ok", "answers".to_string(), change)
         }
         Outcome::KeyDead(why) => {

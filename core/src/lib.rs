@@ -13,6 +13,7 @@ pub mod attempts;
 pub mod auth;
 pub mod classify;
 pub mod clock;
+pub mod console;
 pub mod cooling;
 pub mod envelope;
 pub mod google_error;

@@ -47,6 +47,8 @@ const HEADER: &str = "gemini-edge-pool marks v2 ";
 const FOREIGN_HEADER: &str = "gemini-edge-pool marks ";
 /// Bytes per record of the sorted part.
 const RECORD: usize = 25;
+/// The latest "set at" a record holds (6 bytes of milliseconds: the year 10889).
+const MAX_SINCE_MS: u64 = 0xFFFF_FFFF_FFFF;
 
 /// The marks of one item as read: the bytes, its sorted and appended parts, and this
 /// request's own changes on top (until a read shows them).
@@ -240,7 +242,7 @@ fn encode_record(hash: u64, mark: &Mark) -> [u8; RECORD] {
     let mut record = [0u8; RECORD];
     record[0..8].copy_from_slice(&hash.to_be_bytes());
     record[8..16].copy_from_slice(&mark.until_ms.to_be_bytes());
-    record[16..22].copy_from_slice(&mark.since_ms.min(0xFFFF_FFFF_FFFF).to_be_bytes()[2..]);
+    record[16..22].copy_from_slice(&mark.since_ms.min(MAX_SINCE_MS).to_be_bytes()[2..]);
     record[22..24].copy_from_slice(&mark.reason.number().to_be_bytes());
     record[24] = (u8::from(mark.dead) << 7) | u8::try_from(mark.strikes.min(MAX_STRIKES)).unwrap_or(0x7F);
     record
@@ -276,7 +278,7 @@ fn parse_line(line: &[u8]) -> Option<(&[u8], Entry)> {
                 "0" => false,
                 _ => return None,
             },
-            since_ms: fields.next()?.parse().ok()?,
+            since_ms: fields.next()?.parse::<u64>().ok()?.min(MAX_SINCE_MS),
         })
     };
     fields.next().is_none().then_some((name.as_bytes(), entry))
@@ -372,6 +374,9 @@ mod tests {
         assert_eq!(read.strikes, MAX_STRIKES);
         let (bytes, _) = marks.compacted(0);
         assert_eq!(Marks::decode(bytes, None).all(), marks.all());
+        // Likewise a "set at" beyond the record's 48 bits.
+        let far = Marks::decode(b"k:00000000000000aa 1 http_429 3 0 1333333333333333333\n".to_vec(), Some(1));
+        assert_eq!(Marks::decode(far.compacted(0).0, None).all(), far.all());
     }
 
     #[test]

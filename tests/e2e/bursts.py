@@ -13,6 +13,8 @@ import openai
 from harness import TOKEN, Proxy, Sim, curl, pool_lines, sim_keys
 
 FLASH = "gemini-2.5-flash"
+#: Answers other than 200 and 429 seen by `chat`, with their bodies (for assertion messages).
+ODD_ANSWERS: list[tuple[int, str]] = []
 BURST_BUCKETS = 12
 BURST_RPM = 3
 
@@ -24,6 +26,8 @@ def chat(proxy: Proxy) -> int:
         client.chat.completions.create(model=FLASH, messages=[{"role": "user", "content": "hi"}])
         return 200
     except openai.APIStatusError as e:
+        if e.status_code != 429:
+            ODD_ANSWERS.append((e.status_code, f"{dict(e.response.headers)} {e.response.text[:400]}"))
         return e.status_code
 
 
@@ -79,6 +83,7 @@ def quota_burst(sim: Sim, start_proxy, clients: int = 60, per_client: int = 12) 
         "calls_per_success": len(log) / max(1, successes),
         "late_hits": sum(late_hits(log, window_end=started + 60).values()),
         "cooling_after": status(proxy)["keyPool"]["coolingKeys"],
+        "odd_answers": ODD_ANSWERS[-5:],
     }
 
 

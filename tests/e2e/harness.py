@@ -154,7 +154,47 @@ def inline_store(name: str, entries: dict) -> list[str]:
     return lines + [f"{toml_string(k)} = {toml_string(v)}" for k, v in entries.items()]
 
 
-class Proxy:
+class EdgeProcess:
+    """What both edges' local runtimes share: a process writing one log, behind an optional relay."""
+
+    log_path: Path
+
+    def _launch(self, command: list[str], log_name: str, ready, what: str, timeout: float,
+                relay: bool, env: dict | None = None):
+        self.log_path = self.dir / log_name
+        self.log_file = self.log_path.open("wb")
+        self.proc = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT, cwd=self.dir,
+                                     env=env)
+        wait_for(ready, timeout=timeout, what=what)
+        self.relay = Relay(self.port, self.dir / "responses.bin") if relay else None
+        self.url = f"http://127.0.0.1:{self.relay.port if self.relay else self.port}"
+
+    def _exited(self, what: str):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {self.log_path.read_text()}")
+
+    def logs(self, waiting_for: str | None = None, timeout: float = 10) -> str:
+        """The log so far; with `waiting_for`, once that text is in it (wrangler writes a
+        Worker's console lines a moment after the response)."""
+        def read() -> str:
+            self.log_file.flush()
+            return self.log_path.read_text(errors="replace")
+        if waiting_for is not None:
+            wait_for(lambda: waiting_for in read(), timeout=timeout, what=f"{waiting_for!r} in the log")
+        return read()
+
+    def stop(self):
+        if self.relay:
+            self.relay.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log_file.close()
+
+
+class Proxy(EdgeProcess):
     """gemini-edge-pool under Viceroy, configured through real stores."""
 
     def __init__(self, sim: Sim, keys: list[str] | str | None, *, settings: dict | None = None,
@@ -202,34 +242,55 @@ class Proxy:
             lines += ["[local_server.kv_stores]", "key_state = []"]
         self.config = self.dir / "fastly.toml"
         self.config.write_text("\n".join(lines) + "\n")
-        self.log_path = self.dir / "viceroy.log"
-        self.log_file = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            ["viceroy", "serve", "-C", str(self.config), "--addr", f"127.0.0.1:{self.port}", str(WASM)],
-            stdout=self.log_file, stderr=subprocess.STDOUT, cwd=self.dir)
-        wait_for(self._listening, timeout=60, what="viceroy")
-        self.relay = Relay(self.port, self.dir / "responses.bin") if relay else None
-        self.url = f"http://127.0.0.1:{self.relay.port if self.relay else self.port}"
+        self._launch(["viceroy", "serve", "-C", str(self.config), "--addr", f"127.0.0.1:{self.port}", str(WASM)],
+                     "viceroy.log", self._listening, "viceroy", 60, relay)
 
     def _listening(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"viceroy exited: {self.log_path.read_text()}")
+        self._exited("viceroy")
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
             return True
 
-    def logs(self) -> str:
-        self.log_file.flush()
-        return self.log_path.read_text(errors="replace")
 
-    def stop(self):
-        if self.relay:
-            self.relay.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log_file.close()
+CLOUDFLARE = ROOT / "cloudflare"
+SECRET_VARS = {"keys": "GEMINI_API_KEYS", "keys_2": "GEMINI_API_KEYS_2", "keys_3": "GEMINI_API_KEYS_3",
+               "keys_4": "GEMINI_API_KEYS_4"}
+
+
+class WorkersProxy(EdgeProcess):
+    """gemini-edge-pool's Workers edge in workerd (through Miniflare: cloudflare/local.mjs),
+    configured the way a user of the original Worker configures it: the same variable names,
+    secrets and [vars] alike, and the POOL_STATE Durable Object."""
+
+    def __init__(self, sim: Sim, keys: list[str] | str | None, *, settings: dict | None = None,
+                 tokens: dict | None = None, admins: dict | None = None, kv: bool = True,
+                 secrets: dict | None = None, auth_store: bool = True, secret_store: bool = True,
+                 relay: bool = True, backend_url: str | None = None, **_unused):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="worker-", dir=ARTIFACTS))
+        self.port = free_port()
+        tokens = tokens if tokens is not None else {TOKEN: "e2e tests", OTHER_TOKEN: "second client"}
+        admins = admins if admins is not None else {ADMIN_TOKEN: "e2e operator"}
+        lists = dict(secrets or {})
+        if keys is not None:
+            lists["keys"] = keys if isinstance(keys, str) else "\n".join(keys)
+        variables = {"GEMINI_BASE_URL": backend_url or sim.url, **{k: str(v) for k, v in (settings or {}).items()}}
+        if secret_store:
+            variables.update({SECRET_VARS[name]: text for name, text in lists.items()})
+        if auth_store:
+            variables["VALID_AUTH_TOKENS"] = ", ".join(f"{t}={label}" for t, label in tokens.items())
+        if admins:
+            variables["ADMIN_TOKENS"] = ", ".join(f"{t}={label}" for t, label in admins.items())
+        options = {"port": self.port, "vars": variables, "durableObjects": kv, "persist": str(self.dir / "state")}
+        (self.dir / "worker.json").write_text(json.dumps(options))
+        self._launch(["node", str(CLOUDFLARE / "local.mjs"), str(self.dir / "worker.json")],
+                     "workerd.log", self._ready, "workerd", 60, relay)
+
+    def _ready(self) -> bool:
+        self._exited("workerd")
+        return "ready on" in self.log_path.read_text(errors="replace")
+
+
+EDGES = {"fastly": Proxy, "cloudflare": WorkersProxy}
 
 
 def curl(*args: str) -> subprocess.CompletedProcess:

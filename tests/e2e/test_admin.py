@@ -115,6 +115,7 @@ def test_usage_is_counted_per_key_and_per_client(sim, proxies):
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", usage["day"])
 
 
+@pytest.mark.fastly_only("Server-Timing counts KV operations")
 def test_usage_counting_writes_after_the_response_and_never_touches_cooling(sim, proxies):
     sim.reset(sim_keys(2))
     proxy = proxies(pool_lines(2))

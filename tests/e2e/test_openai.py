@@ -68,14 +68,15 @@ def test_chat_stream_raw_sse(world):
     assert words == ["Hello", " from", " the", " Gemini", " simulator"]
 
 
-def test_truncated_stream_is_not_completed_by_the_proxy(sim, proxies):
+def test_truncated_stream_is_not_completed_by_the_proxy(sim, proxies, edge):
     sim.reset(sim_keys(1), chunk_delay_ms=100)
     world = proxies(pool_lines(1))
     sim.behave("*", "stream_truncate", after_chunks=2, times=1)
     result = post(world, "/v1/chat/completions", {**CHAT, "stream": True}, "-N")
     assert "data: [DONE]" not in result.stdout
     assert 1 <= result.stdout.count("data: ") <= 2
-    assert result.returncode == 18, result.stderr  # "transfer closed with outstanding read data"
+    if edge == "fastly":  # Fastly aborts the chunked response; a Worker can only end its stream
+        assert result.returncode == 18, result.stderr  # "transfer closed with outstanding read data"
 
 
 def test_error_inside_a_stream_passes_through(world, sim):
@@ -171,6 +172,7 @@ def test_requests_spread_over_the_pool(world, sim):
     assert all(n >= 10 for n in counts.values()), counts
 
 
+@pytest.mark.fastly_only("Server-Timing counts secret and KV operations")
 def test_server_timing_counts_store_operations(world):
     status, headers, _ = split(post(world, "/v1/chat/completions", CHAT).stdout)
     assert status == 200
@@ -258,6 +260,7 @@ def test_missing_and_unknown_tokens(world):
     ({"settings": {"max_attempts": "many"}}, "proxy_settings.max_attempts"),
     ({"settings": {"key_secrets": "2"}}, "secret `gemini_keys/keys_2` is missing"),
 ])
+@pytest.mark.fastly_only("the names of Fastly stores")
 def test_configuration_errors_name_what_is_missing(sim, proxies, setup, names):
     sim.reset(sim_keys(1))
     setup = dict(setup)
@@ -285,6 +288,7 @@ def test_connection_failure_is_a_502_after_retries(sim, proxies):
     assert 'attempts;desc="2"' in headers["server-timing"]
 
 
+@pytest.mark.fastly_only("a backend first-byte timeout (Workers have none to set)")
 def test_a_hanging_key_times_out_and_the_next_serves(sim, proxies):
     sim.reset(sim_keys(2))
     proxy = proxies(pool_lines(2), first_byte_timeout_ms=1000)
@@ -294,9 +298,10 @@ def test_a_hanging_key_times_out_and_the_next_serves(sim, proxies):
     assert r.choices[0].message.content
     assert [e["status"] for e in sim.log()[before:]] == [200, 200]  # the hung one was logged before hanging
     # Viceroy reports a first-byte timeout as a generic send error; production names the cause.
-    assert "no answer" in proxy.logs()
+    assert "no answer" in proxy.logs(waiting_for="no answer")
 
 
+@pytest.mark.fastly_only("secret-store reads")
 def test_a_request_reads_one_part_of_a_pool_in_four_secrets(sim, proxies):
     """Four full secrets (2 keys each, padded with comment lines to ~60 KB like a secret of
     ~1,500 keys): a request usually fetches one secret's bytes and reads that part's two KV

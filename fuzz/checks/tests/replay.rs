@@ -1,20 +1,28 @@
-//! Replays every committed corpus file (`fuzz/corpus/<target>/*`) through its target's checks,
-//! on stable: the inputs that once found a bug, and what `make fuzz` kept as interesting.
+//! Replays every committed fuzz input through its target's checks, on stable:
+//! `fuzz/seeds/<target>/*` (written by hand, and every input that once found a bug, each named
+//! for what it found) and `fuzz/corpus/<target>/*` (what `make fuzz` kept as interesting,
+//! minimized).
 
 use std::fs;
 use std::path::Path;
 
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus").join(target);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut count = 0;
-    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("a corpus entry").path();
-        let data = fs::read(&path).expect("a corpus file");
-        let result = std::panic::catch_unwind(|| check(&data));
-        assert!(result.is_ok(), "{target}: {} breaks an invariant", path.display());
-        count += 1;
+    for kind in ["seeds", "corpus"] {
+        let dir = root.join(kind).join(target);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            let data = fs::read(&path).expect("a fuzz input");
+            let result = std::panic::catch_unwind(|| check(&data));
+            assert!(result.is_ok(), "{target}: {} breaks an invariant", path.display());
+            count += 1;
+        }
     }
-    assert!(count > 0, "{target}: empty corpus");
+    assert!(count > 0, "{target}: no seeds and no corpus");
 }
 
 #[test]

@@ -1,0 +1,49 @@
+//! The Worker's configuration, named as the original Worker named it: the secret
+//! `GEMINI_API_KEYS` (our key-list format, `project:KEY` included; `GEMINI_API_KEYS_2` … `_4`
+//! continue a larger pool, like Fastly's `keys_2` … `keys_4`), client tokens in
+//! `VALID_AUTH_TOKENS` (comma-separated, spaces trimmed; `token=label` names a client), admin
+//! tokens in `ADMIN_TOKENS` (same form), `LOAD_BALANCE_STRATEGY`, and every knob of Fastly's
+//! `proxy_settings` as a variable of the same name. `GEMINI_BASE_URL` is Google's address
+//! (the tests point it at the simulator).
+
+use gemini_pool_core::auth::same_token;
+use worker::Env;
+
+/// The variables holding key lists, in order (the pool's parts).
+pub const KEY_VARS: [&str; 4] = ["GEMINI_API_KEYS", "GEMINI_API_KEYS_2", "GEMINI_API_KEYS_3", "GEMINI_API_KEYS_4"];
+
+/// Google's API unless `GEMINI_BASE_URL` says otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+
+/// A variable or secret, if set.
+pub fn text(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).ok().or_else(|| env.var(name).ok()).map(|v| v.to_string())
+}
+
+/// A knob of `proxy_settings`, read from the variable of the same name
+/// (`LOAD_BALANCE_STRATEGY` stands for `strategy`, as in the original Worker).
+pub fn knob(env: &Env, name: &str) -> Option<String> {
+    if name == "strategy" {
+        return text(env, "LOAD_BALANCE_STRATEGY").or_else(|| text(env, name));
+    }
+    text(env, name)
+}
+
+/// The label of `token` in a token list (`VALID_AUTH_TOKENS` or `ADMIN_TOKENS`), if it is
+/// there. Every entry is compared, each in constant time.
+pub fn token_label(list: Option<&str>, token: &str) -> Option<String> {
+    let mut found = None;
+    for (i, entry) in list?.split(',').enumerate() {
+        let entry = entry.trim();
+        let (name, label) = entry.split_once('=').map_or((entry, None), |(t, l)| (t.trim(), Some(l.trim())));
+        if same_token(name, token) && !name.is_empty() && found.is_none() {
+            found = Some(label.map_or_else(|| format!("client {}", i + 1), str::to_string));
+        }
+    }
+    found
+}
+
+/// Where Google is.
+pub fn base_url(env: &Env) -> String {
+    text(env, "GEMINI_BASE_URL").map_or_else(|| DEFAULT_BASE_URL.to_string(), |u| u.trim_end_matches('/').to_string())
+}

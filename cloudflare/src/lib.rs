@@ -1,0 +1,370 @@
+//! gemini-edge-pool on Cloudflare Workers: the thin I/O layer around `gemini-pool-core`,
+//! the same core the Fastly edge uses, unchanged.
+//!
+//! - this file — routing, tokens and roles, settings; a request for Google's API (attempts,
+//!   recording, answering); usage counting after the response (`wait_until`);
+//! - [`admin`] — `/v1/status`, the key check, the console page;
+//! - [`store`] — the shared state: a Durable Object holding the same items as Fastly's KV;
+//! - [`config`] — the environment: keys, tokens, knobs, Google's address;
+//! - [`reply`] — response headers, errors, preflight.
+
+mod admin;
+mod config;
+mod reply;
+mod store;
+
+use gemini_pool_core::attempts::{Attempts, Choice};
+use gemini_pool_core::auth::{client_token, query_param, Presented};
+use gemini_pool_core::classify::{classify, Verdict};
+use gemini_pool_core::envelope::{Dialect, ErrorReply};
+use gemini_pool_core::keys::{choose_part, ApiKey, KeyPool};
+use gemini_pool_core::openai_body::strip_model_prefixes;
+use gemini_pool_core::rng::Rng;
+use gemini_pool_core::route::{may_be_native, route, Access, Endpoint, Route};
+use gemini_pool_core::scrub::scrub;
+use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingError, SettingsReader};
+use gemini_pool_core::state::PoolState;
+use gemini_pool_core::usage;
+use reply::Timing;
+use store::StateStore;
+use worker::{
+    event, js_sys, Context, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
+};
+
+/// Subrequests a request may make on Workers' free plan.
+const SUBREQUESTS: usize = 50;
+
+/// An early answer: an error in the client's dialect.
+pub struct Rejection {
+    dialect: Dialect,
+    reply: ErrorReply,
+}
+
+impl Rejection {
+    fn new(dialect: Dialect, reply: ErrorReply) -> Self {
+        Rejection { dialect, reply }
+    }
+
+    fn config(dialect: Dialect, what: impl std::fmt::Display) -> Self {
+        worker::console_error!("config: {what}");
+        Rejection { dialect, reply: ErrorReply::config(what) }
+    }
+}
+
+/// Who is calling.
+pub struct Caller {
+    label: String,
+    admin: bool,
+}
+
+/// Everything a request needs once it is authenticated.
+pub struct Cx {
+    env: Env,
+    caller: Caller,
+    dialect: Dialect,
+    settings: RequestSettings,
+    lists: Vec<String>,
+    timing: Timing,
+}
+
+impl Cx {
+    fn cooling(&self) -> std::result::Result<CoolingSettings, Rejection> {
+        SettingsReader::new(|name: &str| config::knob(&self.env, name))
+            .cooling()
+            .map_err(|e| Rejection::config(self.dialect, e))
+    }
+
+    /// Every part of the pool.
+    fn whole_pool(&self) -> std::result::Result<KeyPool<'_>, Rejection> {
+        let pool = KeyPool::new(self.lists.iter());
+        if pool.is_empty() {
+            return Err(Rejection::config(self.dialect, format!("secret `{}` holds no API keys", config::KEY_VARS[0])));
+        }
+        Ok(pool)
+    }
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let started = worker::Date::now().as_millis() as f64;
+    let mut timing = Timing::default();
+    let answer = serve(&mut req, env, &ctx, &mut timing).await;
+    let response = match answer {
+        Ok(response) => response,
+        Err(r) => reply::error(r.dialect, &r.reply)?,
+    };
+    reply::finish(response, &timing, started)
+}
+
+async fn serve(
+    req: &mut Request,
+    env: Env,
+    ctx: &Context,
+    timing: &mut Timing,
+) -> std::result::Result<Response, Rejection> {
+    let path = req.path();
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let native_path = may_be_native(&path);
+    let (authorization, goog) = (header("authorization"), if native_path { header("x-goog-api-key") } else { None });
+    let query_key = if native_path { query_param(query.as_deref(), "key").map(str::to_string) } else { None };
+    let presented = Presented {
+        authorization: authorization.as_deref(),
+        goog_api_key: goog.as_deref(),
+        query_key: query_key.as_deref(),
+    };
+    let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
+    let method = req.method().to_string();
+    let routed = route(&method, &path, native_credentials).map_err(|e| Rejection::new(e.dialect, e.reply))?;
+    let dialect = routed.dialect;
+    let fail = |e: worker::Error| Rejection::new(dialect, ErrorReply::new(500, "worker_error", e.to_string()));
+    match routed.endpoint {
+        Endpoint::Preflight => return reply::preflight(header("access-control-request-headers")).map_err(fail),
+        Endpoint::Console => return admin::console().map_err(fail),
+        _ => {}
+    }
+    let caller = authenticate(&env, presented, dialect, routed.access())?;
+    let settings = SettingsReader::new(|name: &str| config::knob(&env, name))
+        .request()
+        .map_err(|e: SettingError| Rejection::config(dialect, e))?;
+    let mut lists = Vec::new();
+    for name in config::KEY_VARS.iter().take(settings.key_secrets) {
+        lists.push(
+            config::text(&env, name)
+                .ok_or_else(|| Rejection::config(dialect, format!("secret `{name}` is missing")))?,
+        );
+    }
+    let mut cx = Cx { env, caller, dialect, settings, lists, timing: Timing::default() };
+    let answer = match routed.endpoint {
+        Endpoint::Status => admin::status(&mut cx).await,
+        Endpoint::KeyCheck => admin::key_check(req, &mut cx).await,
+        _ => forward(req, &routed, &mut cx, ctx).await,
+    };
+    *timing = std::mem::take(&mut cx.timing);
+    answer
+}
+
+/// The caller's token, checked against `VALID_AUTH_TOKENS` and `ADMIN_TOKENS` as `access` needs.
+fn authenticate(
+    env: &Env,
+    presented: Presented<'_>,
+    dialect: Dialect,
+    access: Access,
+) -> std::result::Result<Caller, Rejection> {
+    let token = client_token(presented, dialect).map_err(|reply| Rejection::new(dialect, reply))?;
+    let clients = config::text(env, "VALID_AUTH_TOKENS");
+    if clients.is_none() {
+        return Err(Rejection::config(dialect, "variable `VALID_AUTH_TOKENS` is missing"));
+    }
+    let admins = config::text(env, "ADMIN_TOKENS");
+    let admin = config::token_label(admins.as_deref(), &token);
+    let client = config::token_label(clients.as_deref(), &token);
+    match (access, admin, client) {
+        (_, Some(label), _) => Ok(Caller { label, admin: true }),
+        (Access::Admin, None, Some(_)) => Err(Rejection::new(dialect, ErrorReply::admin_required())),
+        (_, None, Some(label)) => Ok(Caller { label, admin: false }),
+        (_, None, None) => Err(Rejection::new(dialect, ErrorReply::invalid_token())),
+    }
+}
+
+/// How the attempt loop ended.
+enum Ending<'a> {
+    Served(Response),
+    Upstream { status: u16, body: Vec<u8>, verdict: Verdict, used: &'a str },
+    Unreachable,
+    Refused(ErrorReply),
+}
+
+/// A request for Google's API: the same flow as on Fastly (see `src/forward.rs` there).
+async fn forward(
+    req: &mut Request,
+    routed: &Route,
+    cx: &mut Cx,
+    ctx: &Context,
+) -> std::result::Result<Response, Rejection> {
+    let dialect = routed.dialect;
+    let body = if req.method() == Method::Post { req.bytes().await.unwrap_or_default() } else { Vec::new() };
+    if body.len() > cx.settings.max_body_bytes {
+        return Err(Rejection::new(dialect, ErrorReply::body_too_large(cx.settings.max_body_bytes)));
+    }
+    let facts = routed.facts(&body).map_err(|reply| Rejection::new(dialect, reply))?;
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    let forwarded = gemini_pool_core::auth::forwarded_query(query.as_deref(), routed.forwarded_query_params());
+    let path = routed.upstream_path().unwrap_or_default();
+    let url = match forwarded {
+        Some(q) => format!("{}{path}?{q}", config::base_url(&cx.env)),
+        None => format!("{}{path}", config::base_url(&cx.env)),
+    };
+    let content_type = req.headers().get("content-type").ok().flatten();
+
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let lists = cx.lists.clone();
+    let part = choose_part(lists.len(), &mut rng, |p| lists[p].len());
+    let mut pool = KeyPool::with_parts(lists.len());
+    pool.add(part, lists[part].as_bytes());
+    let state_store = StateStore::open(&cx.env);
+    let mut state = PoolState::new(pool.parts(), facts.model.as_deref());
+    state_store.read(&mut state, &[part]).await;
+    let mut attempts = Attempts::new(pool, state, &cx.settings, seed.rotate_left(32));
+    // Each attempt costs a fetch and, after a failure, two calls to the state object.
+    attempts.limit_upstream(SUBREQUESTS / 3);
+    let upstream = Upstream { url, method: req.method(), content_type, body, native: routed.is_native() };
+    let ending = attempt_loop(&mut attempts, &upstream, &state_store, &lists, cx).await?;
+    let retry_after_ms = match ending {
+        Ending::Upstream { status: 429, .. } => attempts.retry_after_ms(now_ms()),
+        _ => None,
+    };
+    let served = matches!(ending, Ending::Served(_));
+    if cx.settings.usage_counts {
+        let now = now_ms();
+        let day = usage::day(now, cx.settings.reset_zone);
+        let item = usage::item_name(&day, rng.below(usage::SHARDS));
+        let lines = usage::lines(attempts.history(), &cx.caller.label, attempts.model(), served);
+        let (ttl, check) = (usage::ttl_secs(now, cx.settings.reset_zone), rng.below(usage::COMPACT_CHECK_ONE_IN) == 0);
+        let env = cx.env.clone();
+        cx.timing.usage_after = true;
+        ctx.wait_until(async move { StateStore::open(&env).count_usage(&item, &lines, ttl, check).await });
+    }
+    cx.timing.state_calls += state_store.calls.get();
+    answer(ending, routed, facts.stream, retry_after_ms).await.map_err(|e| Rejection::config(dialect, e))
+}
+
+/// One request for Google, ready to be sent with any key.
+pub(crate) struct Upstream {
+    pub(crate) url: String,
+    pub(crate) method: Method,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
+    /// The key goes in `x-goog-api-key` (Google's native API) rather than `authorization`.
+    pub(crate) native: bool,
+}
+
+impl Upstream {
+    /// Sends the request with `key`. A redirect comes back as it is (Google does not redirect
+    /// its API; following one would send the key elsewhere): the core calls it upstream trouble.
+    pub(crate) async fn send(&self, key: &str) -> Result<Response> {
+        let headers = Headers::new();
+        if self.native {
+            headers.set("x-goog-api-key", key)?;
+        } else {
+            headers.set("authorization", &format!("Bearer {key}"))?;
+        }
+        if self.method == Method::Post {
+            headers.set("content-type", self.content_type.as_deref().unwrap_or("application/json"))?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(self.method.clone()).with_headers(headers).with_redirect(RequestRedirect::Manual);
+        if self.method == Method::Post {
+            init.with_body(Some(js_sys::Uint8Array::from(self.body.as_slice()).into()));
+        }
+        Fetch::Request(Request::new_with_init(&self.url, &init)?).send().await
+    }
+}
+
+async fn attempt_loop<'a>(
+    attempts: &mut Attempts<'a>,
+    upstream: &Upstream,
+    state_store: &StateStore,
+    lists: &'a [String],
+    cx: &mut Cx,
+) -> std::result::Result<Ending<'a>, Rejection> {
+    let mut cooling: Option<CoolingSettings> = None;
+    let mut last = Ending::Unreachable;
+    loop {
+        let key = match attempts.next(now_ms()) {
+            Choice::Try(key) => key,
+            Choice::Widen => {
+                let parts: Vec<usize> = (0..lists.len()).filter(|&p| !attempts.pool().has(p)).collect();
+                let mut state = PoolState::new(lists.len(), attempts.model());
+                state_store.read(&mut state, &parts).await;
+                attempts.widen(parts.into_iter().map(|p| (p, lists[p].as_bytes(), state.take(p))).collect());
+                continue;
+            }
+            Choice::Deliver => return Ok(last),
+            Choice::AllCooling { retry_after_ms } => {
+                return Ok(Ending::Refused(ErrorReply::all_cooling(attempts.model(), retry_after_ms)))
+            }
+            Choice::AllDead => return Ok(Ending::Refused(ErrorReply::all_dead())),
+        };
+        cx.timing.attempts += 1;
+        let (verdict, ending) = match upstream.send(key.secret).await {
+            Ok(response) if (200..300).contains(&response.status_code()) => {
+                let changes = attempts.succeeded(&key, now_ms());
+                if !changes.is_empty() {
+                    let fresh = state_store.record(attempts.state(), changes, now_ms()).await;
+                    attempts.refresh(fresh);
+                }
+                return Ok(Ending::Served(response));
+            }
+            Ok(mut response) => {
+                let status = response.status_code();
+                let body = response.bytes().await.unwrap_or_default();
+                let verdict = classify(status, &body);
+                (verdict.clone(), Ending::Upstream { status, body, verdict, used: key.secret })
+            }
+            Err(e) => (Verdict::connect_failure(false, e.to_string()), Ending::Unreachable),
+        };
+        if cooling.is_none() {
+            cooling = Some(cx.cooling()?);
+        }
+        let settings = cooling.get_or_insert_with(CoolingSettings::default);
+        let changes = attempts.failed(&key, &verdict, settings, now_ms());
+        log_failure(attempts, &key, &verdict);
+        last = ending;
+        if !changes.is_empty() || !attempts.finished() {
+            let fresh = state_store.record(attempts.state(), changes, now_ms()).await;
+            attempts.refresh(fresh);
+        }
+    }
+}
+
+fn log_failure(attempts: &Attempts<'_>, key: &ApiKey<'_>, verdict: &Verdict) {
+    let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
+    let next = if attempts.finished() { "answering the client" } else { "trying another key" };
+    worker::console_log!(
+        "attempt {}: key {} ({}) model {}: {status}: {} [{}]; {next}",
+        attempts.made(),
+        key.mask(),
+        key.fingerprint,
+        scrub(attempts.model().unwrap_or("-"), &[key.secret]),
+        verdict.outcome,
+        scrub(&verdict.detail, &[key.secret]),
+    );
+}
+
+async fn answer(ending: Ending<'_>, routed: &Route, stream: bool, retry_after_ms: Option<u64>) -> Result<Response> {
+    let dialect = routed.dialect;
+    match ending {
+        Ending::Served(mut response) => {
+            let rewritten = if routed.rewrites_model_ids() {
+                let body = response.bytes().await?;
+                Some(strip_model_prefixes(&body).unwrap_or(body))
+            } else {
+                None
+            };
+            reply::passed_on(response, rewritten, stream)
+        }
+        Ending::Refused(reply) => reply::error(dialect, &reply),
+        Ending::Unreachable => reply::error(dialect, &ErrorReply::upstream_unreachable(false)),
+        Ending::Upstream { status, body, verdict, used } => {
+            let mut reply = ErrorReply::from_upstream(status, &body, &verdict.outcome, &[used]);
+            if let Some(ms) = retry_after_ms.filter(|_| reply.status == 429) {
+                reply = reply.with_retry_after_ms(ms);
+            }
+            reply::error(dialect, &reply)
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
+/// Entropy for this request's choices.
+fn seed() -> u64 {
+    let part = || (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    (part() << 32) ^ part() ^ now_ms()
+}
+
+pub use store::StateObject;

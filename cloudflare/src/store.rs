@@ -1,0 +1,297 @@
+//! The shared state on Workers: one Durable Object (`StateObject`) holds the same items as
+//! Fastly's KV store — the same names, the same bytes — and offers the same four operations:
+//! read, append, replace if still at a generation, list by prefix. The core decides what to
+//! write ([`gemini_pool_core::record`]); the object only stores.
+//!
+//! Why a Durable Object: it is one single-threaded instance with strongly consistent storage,
+//! so every isolate in every location sees a verdict as soon as it is written (Workers KV takes
+//! up to a minute to reach other locations, and allows one write per second per key). Its cost
+//! is a round trip to the object's location per call; a request makes one call on its success
+//! path (its two items in one batch) and two per failed attempt (the writes, the read-back).
+//!
+//! The Worker sends a batch of operations as JSON (item bytes in hex) and gets the results in
+//! the same order; the object runs a batch without interleaving another (storage operations
+//! hold its input gate).
+
+use gemini_pool_core::marks::Marks;
+use gemini_pool_core::record::{compactions, Confirmed, Recording, Write};
+use gemini_pool_core::state::{Change, Item, PartState, PoolState};
+use gemini_pool_core::status::PartMarks;
+use gemini_pool_core::usage::{self, Usage};
+use serde_json::{json, Value};
+use worker::{
+    durable_object, js_sys, Date, Env, ListOptions, Method, Request, RequestInit, Response, Result, State, Stub,
+};
+
+/// The binding of the object in `wrangler.toml`, and its one instance's name.
+pub const BINDING: &str = "POOL_STATE";
+const INSTANCE: &str = "pool";
+
+/// The Durable Object: items by name, each stored as generation (8 bytes), expiry in unix ms
+/// (8 bytes, 0 = none), then the item's bytes.
+#[durable_object]
+pub struct StateObject {
+    state: State,
+}
+
+impl DurableObject for StateObject {
+    fn new(state: State, _env: Env) -> Self {
+        StateObject { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let batch: Value = req.json().await?;
+        let mut results = Vec::new();
+        for op in batch["ops"].as_array().cloned().unwrap_or_default() {
+            results.push(self.run(&op).await?);
+        }
+        Response::from_json(&json!({ "results": results }))
+    }
+}
+
+impl StateObject {
+    async fn run(&self, op: &Value) -> Result<Value> {
+        let key = |name: &str| format!("i:{}", op[name].as_str().unwrap_or_default());
+        if op.get("get").is_some() {
+            return Ok(match self.load(&key("get")).await? {
+                Some((generation, bytes)) => json!({"hex": hex(&bytes), "generation": generation}),
+                None => Value::Null,
+            });
+        }
+        if op.get("append").is_some() {
+            let k = key("append");
+            let (generation, mut bytes) = self.load(&k).await?.unwrap_or((0, Vec::new()));
+            bytes.extend(unhex(op["hex"].as_str().unwrap_or_default()));
+            self.save(&k, generation + 1, op["ttl"].as_u64(), &bytes).await?;
+            return Ok(json!({"ok": true}));
+        }
+        if op.get("replace").is_some() {
+            let k = key("replace");
+            let current = self.load(&k).await?.map(|(generation, _)| generation);
+            if current != op["generation"].as_u64() {
+                return Ok(json!({"ok": false}));
+            }
+            let bytes = unhex(op["hex"].as_str().unwrap_or_default());
+            self.save(&k, current.unwrap_or(0) + 1, op["ttl"].as_u64(), &bytes).await?;
+            return Ok(json!({"ok": true}));
+        }
+        if let Some(prefix) = op["list"].as_str() {
+            let full = format!("i:{prefix}");
+            let options = ListOptions::new().prefix(&full);
+            let listed = self.state.storage().list_with_options(options).await?;
+            let names: Vec<String> = listed
+                .keys()
+                .into_iter()
+                .filter_map(|k| k.ok().and_then(|k| k.as_string()))
+                .filter_map(|k| k.strip_prefix("i:").map(str::to_string))
+                .collect();
+            return Ok(json!({ "keys": names }));
+        }
+        Ok(Value::Null)
+    }
+
+    /// An item's generation and bytes, if it exists and has not expired.
+    async fn load(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>> {
+        let Some(stored) = self.state.storage().get::<Vec<u8>>(key).await? else { return Ok(None) };
+        if stored.len() < 16 {
+            return Ok(None);
+        }
+        let number = |range: std::ops::Range<usize>| stored[range].iter().fold(0u64, |n, &b| (n << 8) | u64::from(b));
+        let expires = number(8..16);
+        if expires != 0 && Date::now().as_millis() >= expires {
+            self.state.storage().delete(key).await?;
+            return Ok(None);
+        }
+        Ok(Some((number(0..8), stored[16..].to_vec())))
+    }
+
+    async fn save(&self, key: &str, generation: u64, ttl_secs: Option<u64>, bytes: &[u8]) -> Result<()> {
+        let expires = ttl_secs.map_or(0, |ttl| Date::now().as_millis().saturating_add(ttl.saturating_mul(1000)));
+        let mut stored = Vec::with_capacity(16 + bytes.len());
+        stored.extend_from_slice(&generation.to_be_bytes());
+        stored.extend_from_slice(&expires.to_be_bytes());
+        stored.extend_from_slice(bytes);
+        let array = js_sys::Uint8Array::new_with_length(stored.len() as u32);
+        array.copy_from(&stored);
+        self.state.storage().put_raw(key, array).await
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xF)]));
+    }
+    out
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    text.as_bytes()
+        .chunks(2)
+        .filter_map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .collect()
+}
+
+/// The Worker's side: batches of operations sent to the object. A failure is logged and never
+/// fails the client's request (the state is then read as empty, as on Fastly).
+pub struct StateStore {
+    stub: Option<Stub>,
+    /// Calls made to the object (subrequests), for `Server-Timing`.
+    pub calls: std::cell::Cell<u32>,
+}
+
+impl StateStore {
+    pub fn open(env: &Env) -> Self {
+        let stub = env.durable_object(BINDING).and_then(|ns| ns.id_from_name(INSTANCE)?.get_stub());
+        if let Err(e) = &stub {
+            worker::console_error!("state: Durable Object `{BINDING}` unavailable: {e}; cooling state is not kept");
+        }
+        StateStore { stub: stub.ok(), calls: std::cell::Cell::new(0) }
+    }
+
+    async fn batch(&self, ops: Vec<Value>) -> Vec<Value> {
+        let Some(stub) = &self.stub else { return Vec::new() };
+        self.calls.set(self.calls.get() + 1);
+        let body = json!({ "ops": ops }).to_string();
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(body.into()));
+        let answer = async {
+            let request = Request::new_with_init("https://pool-state/ops", &init)?;
+            stub.fetch_with_request(request).await?.json::<Value>().await
+        };
+        match answer.await {
+            Ok(value) => value["results"].as_array().cloned().unwrap_or_default(),
+            Err(e) => {
+                worker::console_error!("state: call failed: {e}; carrying on without it");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Reads the items of `parts` into `state`, in one call.
+    pub async fn read(&self, state: &mut PoolState, parts: &[usize]) {
+        let items: Vec<(usize, Item)> =
+            parts.iter().flat_map(|&p| state.items(p).into_iter().map(move |i| (p, i))).collect();
+        let results = self.batch(items.iter().map(|(_, item)| json!({"get": item.kv_key()})).collect()).await;
+        for &part in parts {
+            state.set(part, PartState::default());
+        }
+        let mut read: Vec<(usize, PartState)> = parts.iter().map(|&p| (p, PartState::default())).collect();
+        for ((part, item), result) in items.iter().zip(results.iter().chain(std::iter::repeat(&Value::Null))) {
+            let marks = marks_of(result);
+            if let Some((_, slot)) = read.iter_mut().find(|(p, _)| p == part) {
+                if item.model.is_none() {
+                    slot.keys = marks;
+                } else {
+                    slot.model = marks;
+                }
+            }
+        }
+        for (part, part_state) in read {
+            state.set(part, part_state);
+        }
+    }
+
+    /// Executes the core's writes, in one call.
+    pub async fn execute(&self, writes: Vec<Write>) {
+        if writes.is_empty() {
+            return;
+        }
+        let ops = writes
+            .into_iter()
+            .map(|write| match write {
+                Write::Append { item, bytes } => json!({"append": item.kv_key(), "hex": hex(&bytes), "ttl": null}),
+                Write::Replace { item, bytes, generation, ttl_secs } => {
+                    json!({"replace": item.kv_key(), "hex": hex(&bytes), "generation": generation, "ttl": ttl_secs})
+                }
+            })
+            .collect();
+        self.batch(ops).await;
+    }
+
+    /// The core's write protocol, as on Fastly: write what is new, read back, write again what a
+    /// concurrent rewrite lost, compact what is due. Returns the state as read last.
+    pub async fn record(&self, state: &PoolState, changes: Vec<Change>, now_ms: u64) -> PoolState {
+        let mut recording = Recording::new(changes, state);
+        let mut current = state.clone();
+        loop {
+            if !recording.is_done() {
+                self.execute(recording.writes(&current, now_ms)).await;
+            }
+            let mut fresh = PoolState::new(state.parts(), state.model());
+            self.read(&mut fresh, &state.read_parts()).await;
+            let confirmed = recording.confirm(&fresh);
+            current = fresh;
+            match confirmed {
+                Confirmed::Done => break,
+                Confirmed::WriteAgain => continue,
+                Confirmed::GaveUp => {
+                    worker::console_error!("state: the store keeps losing writes; gave up");
+                    break;
+                }
+            }
+        }
+        self.execute(compactions(&current, now_ms)).await;
+        current
+    }
+
+    /// Every item of every part (`/v1/status`).
+    pub async fn read_all(&self, parts: usize) -> Vec<PartMarks> {
+        let mut all = vec![PartMarks::default(); parts];
+        let listed = self.batch(vec![json!({"list": Item::model_prefix()})]).await;
+        let mut items: Vec<Item> = (0..parts).map(Item::keys).collect();
+        if let Some(keys) = listed.first().and_then(|r| r["keys"].as_array()) {
+            items.extend(keys.iter().filter_map(|k| k.as_str()).filter_map(Item::from_kv_key));
+        }
+        items.retain(|item| item.part < parts);
+        let results = self.batch(items.iter().map(|item| json!({"get": item.kv_key()})).collect()).await;
+        for (item, result) in items.into_iter().zip(results.iter()) {
+            let marks = marks_of(result);
+            match item.model {
+                None => all[item.part].keys = marks,
+                Some(model) => all[item.part].models.push((model, marks)),
+            }
+        }
+        all
+    }
+
+    /// Appends a request's usage lines (after the response), compacting the shard now and then.
+    pub async fn count_usage(&self, item: &str, lines: &str, ttl_secs: u64, check: bool) {
+        self.batch(vec![json!({"append": item, "hex": hex(lines.as_bytes()), "ttl": ttl_secs})]).await;
+        if !check {
+            return;
+        }
+        let read = self.batch(vec![json!({"get": item})]).await;
+        let Some(found) = read.first().filter(|r| !r.is_null()) else { return };
+        let bytes = unhex(found["hex"].as_str().unwrap_or_default());
+        if usage::line_count(&bytes) < usage::COMPACT_AFTER_LINES {
+            return;
+        }
+        let mut counts = Usage::default();
+        counts.add(&bytes);
+        let replace =
+            json!({"replace": item, "hex": hex(&counts.encode()), "generation": found["generation"], "ttl": ttl_secs});
+        self.batch(vec![replace]).await;
+    }
+
+    /// A day's counts, every shard added up.
+    pub async fn read_usage(&self, day: &str) -> Usage {
+        let ops = (0..usage::SHARDS).map(|shard| json!({"get": usage::item_name(day, shard)})).collect();
+        let mut counts = Usage::default();
+        for found in self.batch(ops).await.iter().filter(|r| !r.is_null()) {
+            counts.add(&unhex(found["hex"].as_str().unwrap_or_default()));
+        }
+        counts
+    }
+}
+
+fn marks_of(result: &Value) -> Marks {
+    if result.is_null() {
+        return Marks::default();
+    }
+    Marks::decode(unhex(result["hex"].as_str().unwrap_or_default()), result["generation"].as_u64())
+}
+
+use worker::DurableObject;
