@@ -2,8 +2,8 @@
 #   make test         unit tests + end-to-end tests (Viceroy + simulator + official SDKs)
 #   make demo         the proxy on 127.0.0.1:7676 in front of the bundled Gemini simulator
 #   make serve        the proxy on 127.0.0.1:7676 in front of the real Gemini API
-#   make bench        latency/throughput against a bare pass-through (issue 5)
-#   make bench-quota  quota benchmark, smart vs seed cooling profiles
+#   make bench        latency/throughput against a bare pass-through, on both edges
+#   make bench-quota  quota benchmark, smart vs seed cooling profiles, on both edges
 #   make bench-burst  bursts of concurrent clients: calls per success, late hits, lost verdicts
 #   make fuzz         every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed here)
 #   make build-cf     the Cloudflare Workers edge (cloudflare/); then `npx wrangler dev` in cloudflare/
@@ -64,7 +64,7 @@ cf-tools:
 	@worker-build --version 2>/dev/null | grep -q '$(WORKER_BUILD_VERSION)' || \
 		$(CARGO) install --locked worker-build --version $(WORKER_BUILD_VERSION)
 	@wasm-bindgen --version 2>/dev/null | grep -q '$(WASM_BINDGEN_VERSION)' || \
-		$(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+		$(CARGO) install --locked wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
 	@$(MAKE) --no-print-directory cloudflare/node_modules/.installed
 
 cloudflare/node_modules/.installed: cloudflare/package-lock.json
@@ -100,14 +100,14 @@ demo: build sim viceroy
 serve: build viceroy
 	PATH="$$HOME/.cargo/bin:$$PATH" scripts/serve.sh
 
-bench: build floor sim tools
+bench: build floor build-cf sim tools
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/latency.py
 
 floor: | wasm-target
 	$(CARGO) build --locked --release --target $(WASM_TARGET) -p passthrough
 
-bench-quota: build sim tools
+bench-quota: build build-cf sim tools
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/quota.py
 
 bench-burst: build sim tools

@@ -1,24 +1,30 @@
-"""make bench: gemini-edge-pool against the floor of the same platform.
+"""make bench: gemini-edge-pool against the floor of the same platform, on each edge.
 
-The floor (bench/passthrough) forwards every request to backend `gemini` with one fixed key and
-does nothing else. Both wasms run in the same Viceroy build, in front of the same simulator,
-which answers at once (the worst case for a proxy's relative overhead). wrk drives them
-interleaved, A B A B …; a sequential socket client times streams (first and last byte).
+Fastly: the floor (bench/passthrough) forwards every request to backend `gemini` with one fixed
+key and does nothing else; both wasms run in the same Viceroy build. Workers: the floor
+(bench/passthrough-worker) does the same as a bare JavaScript Worker; it and the Workers edge run
+in the same workerd (cloudflare/local.mjs), the edge keeping its state in its Durable Object.
+Both in front of the same simulator, which answers at once (the worst case for a proxy's
+relative overhead). wrk drives proxy and floor interleaved, A B A B …; a sequential socket
+client times streams (first and last byte).
 
-Pools of 10, 2,000 and 6,000 keys (one, two and four secrets), each with 0 % and with 90 % of
-its keys cooling for the requested model (the cooling state written to the KV store in the
-proxy's own format before the run, and checked through `/v1/status`).
+Fastly: pools of 10, 2,000 and 6,000 keys (one, two and four secrets), each with 0 % and with
+90 % of its keys cooling for the requested model (the cooling state written to the KV store in
+the proxy's own format before the run, and checked through `/v1/status`). Workers: pools of 10
+and 480 keys (480 = four variables of 120 keys: Workers caps a variable at 5 KB).
 
 Printed: requests/s, p50 and p99 for each, ratios proxy ÷ floor, CPU per request (the Viceroy
 process's user + system time over the requests it served), the proxy's store operations per
 request (its Server-Timing header), and the wasm sizes.
 
-Usage: bench/latency.py [--rounds 8] [--seconds 3] [--connections 8] [--json out.json]
+Usage: bench/latency.py [--rounds 8] [--seconds 3] [--connections 8] [--edges fastly,cloudflare]
+                        [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import re
@@ -38,6 +44,9 @@ MODEL = "gemini-2.5-flash"
 BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}]})
 STREAM_BODY = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "Say hello"}]})
 FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "passthrough.wasm"
+FLOOR_WORKER = ROOT / "bench" / "passthrough-worker" / "index.js"
+WORKER_BUILD = ROOT / "cloudflare" / "build"
+WORKER_POOLS = (10, 480)  # 480 keys: four variables of 120 keys, each under Workers' 5 KB limit
 POOLS = (10, 2000, 6000)
 KEYS_PER_SECRET = 1500  # at most, in equal secrets: 2,000 keys = 2 × 1,000; 6,000 = 4 × 1,500
 
@@ -69,11 +78,36 @@ class Floor:
         self.proc.wait(timeout=10)
 
 
+class WorkerFloor(harness.WorkersProxy):
+    """The pass-through Worker (bench/passthrough-worker) in workerd, through the same
+    cloudflare/local.mjs as the Workers edge."""
+
+    def __init__(self, sim: harness.Sim, key: str):
+        self.dir = Path(tempfile.mkdtemp(prefix="worker-floor-", dir=harness.ARTIFACTS))
+        self.port = harness.free_port()
+        options = {"port": self.port, "vars": {"GEMINI_BASE_URL": sim.url, "KEY": key}, "script": str(FLOOR_WORKER)}
+        (self.dir / "worker.json").write_text(json.dumps(options))
+        self._launch(["node", str(harness.CLOUDFLARE / "local.mjs"), str(self.dir / "worker.json")],
+                     "workerd.log", self._ready, "floor worker", 60, relay=False)
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU time of a process and its children (all their threads), in seconds:
+    Viceroy alone; for a Worker, Miniflare's node and the workerd it starts."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    tree, grew = {pid}, True
+    while grew:
+        children = {p for p, f in stats.items() if int(f[1]) in tree} - tree
+        tree |= children
+        grew = bool(children)
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    return sum(int(stats[p][11]) + int(stats[p][12]) for p in tree if p in stats) / ticks
 
 
 def wrk_script(token: str | None, body: str, path: Path) -> Path:
@@ -207,6 +241,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--streams", type=int, default=150, help="streamed requests per round")
+    ap.add_argument("--edges", default="fastly,cloudflare")
     ap.add_argument("--json", default="target/bench-latency.json")
     args = ap.parse_args()
 
@@ -214,29 +249,70 @@ def main():
     pool_keys = [harness.key(i) for i in range(1, max(POOLS) + 1)]
     sim = harness.Sim()
     sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)])
-    floor = Floor(sim)
-    proxies = {}
-    for n in POOLS:
-        for share in (0.0, 0.9):
-            name = f"chat, {n:,} keys" + (f", {share:.0%} cooling" if share else "")
-            proxies[name] = pool_proxy(sim, pool_keys[:n], share)
-    small = proxies["chat, 10 keys"]
-    # The same build with usage counting off (counting is on everywhere else).
-    uncounted = harness.Proxy(sim, pool_keys[:10], settings={"usage_counts": "off"}, relay=False)
-    proxy_script = wrk_script(harness.TOKEN, BODY, work / "proxy.lua")
-    floor_script = wrk_script(None, BODY, work / "floor.lua")
+    scripts = {"proxy": wrk_script(harness.TOKEN, BODY, work / "proxy.lua"),
+               "floor": wrk_script(None, BODY, work / "floor.lua")}
     sim_script = wrk_script(None, BODY, work / "sim.lua").read_text().replace(
         'wrk.headers["Content-Type"]', f'wrk.headers["Authorization"] = "Bearer {pool_keys[0]}"\nwrk.headers["Content-Type"]')
     (work / "sim.lua").write_text(sim_script)
-
-    def run(target, script, connections=args.connections):
-        return wrk(target.url + "/v1/chat/completions", script, args.seconds, connections, target.proc.pid)
-
-    results = {}
+    edges = args.edges.split(",")
+    results = {"server_timing": {}, "wasm_bytes": {}}
     try:
+        if "fastly" in edges:
+            fastly(sim, pool_keys, scripts, work, args, results)
+        if "cloudflare" in edges:
+            workers(sim, pool_keys, scripts, args, results)
+    finally:
+        sim.stop()
+    report(results, args)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(f"\n(raw numbers in {args.json})")
+
+
+def measure(proxy, floor, scripts: dict, args, connections: int | None = None) -> dict:
+    """Interleaved wrk rounds, proxy then floor: both sides' medians and the paired ratios."""
+    def run(target, script):
+        return wrk(target.url + "/v1/chat/completions", script, args.seconds, connections or args.connections,
+                   target.proc.pid)
+    a, b = interleave(args.rounds, lambda: run(proxy, scripts["proxy"]), lambda: run(floor, scripts[floor.script]))
+    return {"proxy": summarize(a), "floor": summarize(b), "paired": paired(a, b), "rounds": [a, b]}
+
+
+def streams(proxy, floor, args) -> dict:
+    """First and last byte of sequential streamed chat completions, proxy and floor interleaved."""
+    path = "/v1/chat/completions"
+    a, b = interleave(args.rounds, lambda: stream_times(proxy.port, path, harness.TOKEN, args.streams),
+                      lambda: stream_times(floor.port, path, None, args.streams))
+    flat_a = [t for r in a for t in r]
+    flat_b = [t for r in b for t in r]
+    out = {}
+    for label, i in (("first byte", 0), ("last byte", 1)):
+        out[label] = {
+            side: {"rps": 1000 / statistics.mean(t[i] for t in flat), "p50": percentile([t[i] for t in flat], 0.5),
+                   "p99": percentile([t[i] for t in flat], 0.99), "cpu_ms": float("nan")}
+            for side, flat in (("proxy", flat_a), ("floor", flat_b))}
+    return out
+
+
+def fastly(sim: harness.Sim, pool_keys: list[str], scripts: dict, work: Path, args, results: dict):
+    """The Fastly edge against bench/passthrough, both in Viceroy."""
+    floor = Floor(sim)
+    floor.script = "floor"
+    proxies = {}
+    uncounted = None
+    try:
+        for n in POOLS:
+            for share in (0.0, 0.9):
+                name = f"chat, {n:,} keys" + (f", {share:.0%} cooling" if share else "")
+                proxies[name] = pool_proxy(sim, pool_keys[:n], share)
+        small = proxies["chat, 10 keys"]
+        # The same build with usage counting off (counting is on everywhere else).
+        uncounted = harness.Proxy(sim, pool_keys[:10], settings={"usage_counts": "off"}, relay=False)
+        uncounted.script = "proxy"
+
         # 0. The simulator must not be what is measured.
         direct = wrk(sim.url + "/v1beta/openai/chat/completions", work / "sim.lua", args.seconds, args.connections)
-        through = run(small, proxy_script)
+        through = wrk(small.url + "/v1/chat/completions", scripts["proxy"], args.seconds, args.connections)
         results["simulator_alone_rps"] = direct["rps"]
         results["simulator_vs_proxied"] = direct["rps"] / through["rps"]
         print(f"simulator alone: {direct['rps']:.0f} req/s; proxied: {through['rps']:.0f} req/s "
@@ -246,56 +322,68 @@ def main():
 
         for name, proxy in proxies.items():
             print(f"measuring {name} …", flush=True)
-            a, b = interleave(args.rounds, lambda: run(proxy, proxy_script), lambda: run(floor, floor_script))
-            results[name] = {"proxy": summarize(a), "floor": summarize(b), "paired": paired(a, b), "rounds": [a, b]}
+            results[name] = measure(proxy, floor, scripts, args)
 
         print("measuring usage counting: on vs off …", flush=True)
-        a, b = interleave(args.rounds, lambda: run(small, proxy_script), lambda: run(uncounted, proxy_script))
-        results["usage counting (10 keys): on ÷ off"] = {"proxy": summarize(a), "floor": summarize(b),
-                                                          "paired": paired(a, b)}
+        results["usage counting (10 keys): on ÷ off"] = measure(small, uncounted, scripts, args)
 
         print("measuring chat, 10 keys, Gemini answering in 200 ms …", flush=True)
         sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)], latency_ms=200)
-        a, b = interleave(args.rounds, lambda: run(small, proxy_script, 16), lambda: run(floor, floor_script, 16))
-        results["chat, 10 keys, Gemini at 200 ms (c=16)"] = {"proxy": summarize(a), "floor": summarize(b),
-                                                             "paired": paired(a, b)}
+        results["chat, 10 keys, Gemini at 200 ms (c=16)"] = measure(small, floor, scripts, args, 16)
         sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)])
 
         print("measuring streams …", flush=True)
-        proxy_path, floor_path = "/v1/chat/completions", "/v1/chat/completions"
-        a, b = interleave(args.rounds, lambda: stream_times(small.port, proxy_path, harness.TOKEN, args.streams),
-                          lambda: stream_times(floor.port, floor_path, None, args.streams))
-        flat_a = [t for r in a for t in r]
-        flat_b = [t for r in b for t in r]
-        for label, i in (("stream, first byte", 0), ("stream, last byte", 1)):
-            results[label] = {
-                side: {"rps": 1000 / statistics.mean(t[i] for t in flat), "p50": percentile([t[i] for t in flat], 0.5),
-                       "p99": percentile([t[i] for t in flat], 0.99), "cpu_ms": float("nan")}
-                for side, flat in (("proxy", flat_a), ("floor", flat_b))}
-
-        results["server_timing"] = {name: server_timing(p.url) for name, p in proxies.items()}
+        for label, r in streams(small, floor, args).items():
+            results[f"stream, {label}"] = r
+        results["server_timing"].update({name: server_timing(p.url) for name, p in proxies.items()})
     finally:
-        uncounted.stop()
-        for p in proxies.values():
+        for p in [*proxies.values(), *([uncounted] if uncounted else []), floor]:
             p.stop()
-        floor.stop()
-        sim.stop()
+    results["wasm_bytes"].update({"bin/main.wasm": (ROOT / "bin" / "main.wasm").stat().st_size,
+                                  "passthrough.wasm": FLOOR_WASM.stat().st_size})
 
-    sizes = {"bin/main.wasm": (ROOT / "bin" / "main.wasm").stat().st_size, "passthrough.wasm": FLOOR_WASM.stat().st_size}
-    results["wasm_bytes"] = sizes
-    report(results, args)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2))
-    print(f"\n(raw numbers in {args.json})")
+
+def workers(sim: harness.Sim, pool_keys: list[str], scripts: dict, args, results: dict):
+    """The Workers edge against bench/passthrough-worker, both in workerd (Miniflare), the
+    edge's state in its Durable Object."""
+    floor = WorkerFloor(sim, pool_keys[0])
+    floor.script = "floor"
+    proxies = {}
+    try:
+        for n in WORKER_POOLS:
+            size = -(-n // 4) if n > 120 else n
+            parts = ["\n".join(pool_keys[i:i + size]) for i in range(0, n, size)]
+            names = ["keys", "keys_2", "keys_3", "keys_4"]
+            proxies[f"Workers: chat, {n:,} keys"] = harness.WorkersProxy(
+                sim, parts[0], secrets=dict(zip(names[1:], parts[1:])), settings={"key_secrets": len(parts)},
+                relay=False)
+        for name, proxy in proxies.items():
+            print(f"measuring {name} …", flush=True)
+            results[name] = measure(proxy, floor, scripts, args)
+        small = proxies["Workers: chat, 10 keys"]
+        print("measuring Workers streams …", flush=True)
+        for label, r in streams(small, floor, args).items():
+            results[f"Workers: stream, {label}"] = r
+        results["server_timing"].update({name: server_timing(p.url) for name, p in proxies.items()})
+    finally:
+        for p in [*proxies.values(), floor]:
+            p.stop()
+    wasm, js = WORKER_BUILD / "index_bg.wasm", WORKER_BUILD / "index.js"
+    upload = len(gzip.compress(wasm.read_bytes() + js.read_bytes(), 9))
+    results["wasm_bytes"].update({"cloudflare/build/index_bg.wasm": wasm.stat().st_size,
+                                  "cloudflare/build/index.js": js.stat().st_size,
+                                  "Workers upload (wasm + js, gzip -9)": upload})
 
 
 def report(results: dict, args):
     print(f"\nwrk -t2 -c{args.connections}, {args.rounds} interleaved rounds of {args.seconds:.0f} s per side; "
           f"streams: {args.rounds} × {args.streams} sequential requests per side. Ratios: median over rounds of "
-          "proxy ÷ the floor round next to it [lowest–highest]; CPU: the Viceroy process's CPU time per request.")
-    print("| scenario | proxy req/s | floor req/s | ratio p50 | ratio p99 | ratio CPU/req | CPU/req vs 10 keys |")
-    print("|---|---|---|---|---|---|---|")
-    base = results.get("chat, 10 keys", {}).get("proxy", {}).get("cpu_ms")
+          "proxy ÷ the floor round next to it [lowest–highest]; CPU: the runtime's CPU time per request "
+          "(Viceroy; for Workers, Miniflare's node and its workerd).")
+    print("| scenario | proxy req/s | floor req/s | ratio p50 | ratio p99 | ratio CPU/req | CPU/req | CPU/req vs 10 keys |")
+    print("|---|---|---|---|---|---|---|---|")
+    bases = {prefix: results.get(f"{prefix}10 keys", {}).get("proxy", {}).get("cpu_ms")
+             for prefix in ("chat, ", "Workers: chat, ")}
     for name, r in results.items():
         if not isinstance(r, dict) or "proxy" not in r:
             continue
@@ -307,8 +395,13 @@ def report(results: dict, args):
             if v:
                 return f"{v['median']:.2f} [{v['low']:.2f}–{v['high']:.2f}]"
             return f"{p[k] / f[k]:.2f}" if f.get(k) and f[k] == f[k] else "–"
-        vs_small = f"{p['cpu_ms'] / base:.2f}" if base and p["cpu_ms"] == p["cpu_ms"] and name.startswith("chat, ") else "–"
-        print(f"| {name} | {p['rps']:.0f} | {f['rps']:.0f} | {cell('p50')} | {cell('p99')} | {cell('cpu_ms')} | {vs_small} |")
+        prefix = next((x for x in bases if name.startswith(x)), None)
+        base = bases.get(prefix) if prefix else None
+        measured = p["cpu_ms"] == p["cpu_ms"]
+        vs_small = f"{p['cpu_ms'] / base:.2f}" if base and measured else "–"
+        cpu = f"{p['cpu_ms']:.2f} ms" if measured else "–"
+        print(f"| {name} | {p['rps']:.0f} | {f['rps']:.0f} | {cell('p50')} | {cell('p99')} | {cell('cpu_ms')} | {cpu} "
+              f"| {vs_small} |")
     print("\nstore operations per request (the proxy's Server-Timing):")
     for name, value in results["server_timing"].items():
         print(f"  {name}: {value}")

@@ -3,14 +3,16 @@
 The simulator plays Google with per-project per-model quotas: 6 keys in 4 projects, a low
 requests-per-"minute" and requests-per-day, gemini-2.5-pro at `limit: 0` for two projects, and
 a 503 burst midway. A client offers about twice the aggregate rate for a few "minutes" through
-the proxy (real wasm in Viceroy), once per profile. Printed per profile:
+the proxy, once per edge and profile: the Fastly edge (real wasm in Viceroy) and the Workers
+edge (real wasm in workerd, state in its Durable Object). Printed per edge and profile:
 
 - successes ÷ the theoretical maximum (what the quotas allowed in that time);
 - client-visible 429 / 5xx, and how many of them came while some key still had quota;
 - keys benched wrongly at the end (the proxy's cooldown outlasts what Google's state justifies);
 - upstream requests per success.
 
-Usage: bench/quota.py [--minute 30] [--windows 5] [--profiles smart,seed] [--json out.json]
+Usage: bench/quota.py [--minute 30] [--windows 5] [--profiles smart,seed] [--edges fastly,cloudflare]
+                      [--json out.json]
 """
 
 from __future__ import annotations
@@ -102,9 +104,9 @@ class Timeline:
         return 0.0
 
 
-def run_profile(sim: harness.Sim, profile: str, minute: float, windows: int) -> dict:
+def run_profile(sim: harness.Sim, edge: str, profile: str, minute: float, windows: int) -> dict:
     sim.reset(harness.sim_keys(6, PROJECTS), projects=QUOTAS, minute_s=minute, latency_ms=40)
-    proxy = harness.Proxy(sim, harness.pool_lines(6, PROJECTS), settings={"cooling_profile": profile},
+    proxy = harness.EDGES[edge](sim, harness.pool_lines(6, PROJECTS), settings={"cooling_profile": profile},
                           relay=False)
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=harness.TOKEN, max_retries=0, timeout=30)
     sim.reset(harness.sim_keys(6, PROJECTS), projects=QUOTAS, minute_s=minute, latency_ms=40)  # align windows
@@ -153,6 +155,7 @@ def run_profile(sim: harness.Sim, profile: str, minute: float, windows: int) -> 
     wrong_429 = [r for r in refused if timeline.has_capacity(r[0], r[1]) and timeline.has_capacity(r[0], r[2])]
     wrong_5xx = [r for r in failed if not in_burst(r) and timeline.has_capacity(r[0], r[1])]
     return {
+        "edge": edge,
         "profile": profile,
         "requests": len(results),
         "offered_rps": round(rate, 2),
@@ -192,7 +195,7 @@ def benched_wrongly(status: dict, timeline: Timeline, now: float) -> int:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| | " + " | ".join(r["profile"] for r in rows) + " |",
+        "| | " + " | ".join(f"{r['edge']}, {r['profile']}" for r in rows) + " |",
         "|---|" + "---|" * len(rows),
     ]
     def line(name, f):
@@ -216,14 +219,16 @@ def main():
     parser.add_argument("--minute", type=float, default=30.0, help="length of a quota window in seconds")
     parser.add_argument("--windows", type=int, default=5, help="how many windows the client runs for")
     parser.add_argument("--profiles", default="smart,seed")
+    parser.add_argument("--edges", default="fastly,cloudflare")
     parser.add_argument("--json", default="target/bench-quota.json")
     args = parser.parse_args()
     sim = harness.Sim()
     rows = []
     try:
-        for profile in args.profiles.split(","):
-            print(f"running profile {profile}: {args.windows} windows of {args.minute:.0f} s …", flush=True)
-            rows.append(run_profile(sim, profile, args.minute, args.windows))
+        for edge in args.edges.split(","):
+            for profile in args.profiles.split(","):
+                print(f"running {edge}, profile {profile}: {args.windows} windows of {args.minute:.0f} s …", flush=True)
+                rows.append(run_profile(sim, edge, profile, args.minute, args.windows))
     finally:
         sim.stop()
     print()

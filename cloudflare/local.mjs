@@ -6,8 +6,10 @@
 //   node local.mjs options.json
 //
 // options.json: { "port": 8787, "vars": { "GEMINI_API_KEYS": "...", ... },
-//                 "durableObjects": true, "persist": "/path/to/state" }
+//                 "durableObjects": true, "persist": "/path/to/state",
+//                 "script": "/another/worker.js" (the bench's floor; default: build/index.js) }
 import { readFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
 
@@ -15,8 +17,8 @@ const options = JSON.parse(await readFile(process.argv[2], "utf8"));
 const here = fileURLToPath(new URL(".", import.meta.url));
 const worker = new Miniflare({
   modules: true,
-  scriptPath: `${here}build/index.js`,
-  modulesRoot: here,
+  scriptPath: options.script ?? `${here}build/index.js`,
+  modulesRoot: options.script ? dirname(options.script) : here,
   modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
   compatibilityDate: "2025-09-01",
   bindings: options.vars,

@@ -4,13 +4,17 @@
 //! `VALID_AUTH_TOKENS` (comma-separated, spaces trimmed; `token=label` names a client), admin
 //! tokens in `ADMIN_TOKENS` (same form), `LOAD_BALANCE_STRATEGY`, and every knob of Fastly's
 //! `proxy_settings` as a variable of the same name. `GEMINI_BASE_URL` is Google's address
-//! (the tests point it at the simulator).
+//! (the tests point it at the simulator); `SUBREQUEST_LIMIT` is the plan's subrequests per
+//! request (50 on the free plan).
 
 use gemini_pool_core::auth::same_token;
 use worker::Env;
 
 /// The variables holding key lists, in order (the pool's parts).
 pub const KEY_VARS: [&str; 4] = ["GEMINI_API_KEYS", "GEMINI_API_KEYS_2", "GEMINI_API_KEYS_3", "GEMINI_API_KEYS_4"];
+
+/// Subrequests per request on Workers' free plan; paid plans allow more (`SUBREQUEST_LIMIT`).
+pub const FREE_PLAN_SUBREQUESTS: usize = 50;
 
 /// Google's API unless `GEMINI_BASE_URL` says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -46,4 +50,14 @@ pub fn token_label(list: Option<&str>, token: &str) -> Option<String> {
 /// Where Google is.
 pub fn base_url(env: &Env) -> String {
     text(env, "GEMINI_BASE_URL").map_or_else(|| DEFAULT_BASE_URL.to_string(), |u| u.trim_end_matches('/').to_string())
+}
+
+/// Subrequests one request may make: `SUBREQUEST_LIMIT` if set (a whole number, at least 8),
+/// else the free plan's 50.
+pub fn subrequest_limit(env: &Env) -> Result<usize, String> {
+    let Some(text) = text(env, "SUBREQUEST_LIMIT") else { return Ok(FREE_PLAN_SUBREQUESTS) };
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 8 => Ok(n),
+        _ => Err(format!("SUBREQUEST_LIMIT must be a whole number of at least 8, not {:?}", text.trim())),
+    }
 }

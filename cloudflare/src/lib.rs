@@ -31,8 +31,15 @@ use worker::{
     event, js_sys, Context, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
 };
 
-/// Subrequests a request may make on Workers' free plan.
-const SUBREQUESTS: usize = 50;
+/// Calls to the state object outside the attempts: the first read, the read of the other
+/// parts (widening), and the usage count after the response (append, check, compaction).
+const STATE_CALLS_BESIDE_ATTEMPTS: usize = 5;
+
+/// How many keys a request may try within `subrequests`: each attempt costs a fetch and, after
+/// a failure, two calls to the state object (the writes, the read-back).
+fn attempts_within(subrequests: usize) -> usize {
+    subrequests.saturating_sub(STATE_CALLS_BESIDE_ATTEMPTS) / 3
+}
 
 /// An early answer: an error in the client's dialect.
 pub struct Rejection {
@@ -64,6 +71,8 @@ pub struct Cx {
     dialect: Dialect,
     settings: RequestSettings,
     lists: Vec<String>,
+    /// Subrequests one request may make (`SUBREQUEST_LIMIT`; 50 on the free plan).
+    subrequests: usize,
     timing: Timing,
 }
 
@@ -134,7 +143,8 @@ async fn serve(
                 .ok_or_else(|| Rejection::config(dialect, format!("secret `{name}` is missing")))?,
         );
     }
-    let mut cx = Cx { env, caller, dialect, settings, lists, timing: Timing::default() };
+    let subrequests = config::subrequest_limit(&env).map_err(|e| Rejection::config(dialect, e))?;
+    let mut cx = Cx { env, caller, dialect, settings, lists, subrequests, timing: Timing::default() };
     let answer = match routed.endpoint {
         Endpoint::Status => admin::status(&mut cx).await,
         Endpoint::KeyCheck => admin::key_check(req, &mut cx).await,
@@ -207,8 +217,7 @@ async fn forward(
     let mut state = PoolState::new(pool.parts(), facts.model.as_deref());
     state_store.read(&mut state, &[part]).await;
     let mut attempts = Attempts::new(pool, state, &cx.settings, seed.rotate_left(32));
-    // Each attempt costs a fetch and, after a failure, two calls to the state object.
-    attempts.limit_upstream(SUBREQUESTS / 3);
+    attempts.limit_upstream(attempts_within(cx.subrequests));
     let upstream = Upstream { url, method: req.method(), content_type, body, native: routed.is_native() };
     let ending = attempt_loop(&mut attempts, &upstream, &state_store, &lists, cx).await?;
     let retry_after_ms = match ending {
@@ -219,12 +228,12 @@ async fn forward(
     if cx.settings.usage_counts {
         let now = now_ms();
         let day = usage::day(now, cx.settings.reset_zone);
-        let item = usage::item_name(&day, rng.below(usage::SHARDS));
+        let shard = rng.below(usage::SHARDS);
         let lines = usage::lines(attempts.history(), &cx.caller.label, attempts.model(), served);
         let (ttl, check) = (usage::ttl_secs(now, cx.settings.reset_zone), rng.below(usage::COMPACT_CHECK_ONE_IN) == 0);
         let env = cx.env.clone();
         cx.timing.usage_after = true;
-        ctx.wait_until(async move { StateStore::open(&env).count_usage(&item, &lines, ttl, check).await });
+        ctx.wait_until(async move { StateStore::open(&env).count_usage(&day, shard, &lines, ttl, check).await });
     }
     cx.timing.state_calls += state_store.calls.get();
     answer(ending, routed, facts.stream, retry_after_ms).await.map_err(|e| Rejection::config(dialect, e))

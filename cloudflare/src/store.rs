@@ -9,10 +9,16 @@
 //! is a round trip to the object's location per call; a request makes one call on its success
 //! path (its two items in one batch) and two per failed attempt (the writes, the read-back).
 //!
+//! The cooling items live in one instance (`pool`): a verdict must be seen by every request.
+//! Usage counts live apart, one instance per shard (`usage/0` … `usage/7`): they are written
+//! after every response, and an object holds its answers until its writes are stored — in the
+//! pool's instance they would make every next request wait for the last one's count.
+//!
 //! The Worker sends a batch of operations as JSON (item bytes in hex) and gets the results in
 //! the same order; the object runs a batch without interleaving another (storage operations
 //! hold its input gate).
 
+use futures_util::future::join_all;
 use gemini_pool_core::marks::Marks;
 use gemini_pool_core::record::{compactions, Confirmed, Recording, Write};
 use gemini_pool_core::state::{Change, Item, PartState, PoolState};
@@ -20,12 +26,19 @@ use gemini_pool_core::status::PartMarks;
 use gemini_pool_core::usage::{self, Usage};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, js_sys, Date, Env, ListOptions, Method, Request, RequestInit, Response, Result, State, Stub,
+    durable_object, js_sys, Date, Env, ListOptions, Method, ObjectNamespace, Request, RequestInit, Response, Result,
+    State, Stub,
 };
 
-/// The binding of the object in `wrangler.toml`, and its one instance's name.
+/// The binding of the object in `wrangler.toml`, and the name of the instance holding the
+/// cooling items.
 pub const BINDING: &str = "POOL_STATE";
 const INSTANCE: &str = "pool";
+
+/// The instance holding usage shard `shard`.
+fn usage_instance(shard: usize) -> String {
+    format!("usage/{shard}")
+}
 
 /// The Durable Object: items by name, each stored as generation (8 bytes), expiry in unix ms
 /// (8 bytes, 0 = none), then the item's bytes.
@@ -92,7 +105,13 @@ impl StateObject {
 
     /// An item's generation and bytes, if it exists and has not expired.
     async fn load(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>> {
-        let Some(stored) = self.state.storage().get::<Vec<u8>>(key).await? else { return Ok(None) };
+        // Read as the raw Uint8Array and copied at once (`get::<Vec<u8>>` would convert it
+        // byte by byte, the most of a request's CPU time once an item holds a few KB).
+        let found = self.state.storage().get_multiple(vec![key]).await?.get(&key.into());
+        if found.is_undefined() {
+            return Ok(None);
+        }
+        let stored = js_sys::Uint8Array::new(&found).to_vec();
         if stored.len() < 16 {
             return Ok(None);
         }
@@ -137,6 +156,7 @@ fn unhex(text: &str) -> Vec<u8> {
 /// The Worker's side: batches of operations sent to the object. A failure is logged and never
 /// fails the client's request (the state is then read as empty, as on Fastly).
 pub struct StateStore {
+    namespace: Option<ObjectNamespace>,
     stub: Option<Stub>,
     /// Calls made to the object (subrequests), for `Server-Timing`.
     pub calls: std::cell::Cell<u32>,
@@ -144,15 +164,30 @@ pub struct StateStore {
 
 impl StateStore {
     pub fn open(env: &Env) -> Self {
-        let stub = env.durable_object(BINDING).and_then(|ns| ns.id_from_name(INSTANCE)?.get_stub());
+        let namespace = env.durable_object(BINDING);
+        let stub = match &namespace {
+            Ok(ns) => ns.id_from_name(INSTANCE).and_then(|id| id.get_stub()),
+            Err(e) => Err(worker::Error::RustError(e.to_string())),
+        };
         if let Err(e) = &stub {
             worker::console_error!("state: Durable Object `{BINDING}` unavailable: {e}; cooling state is not kept");
         }
-        StateStore { stub: stub.ok(), calls: std::cell::Cell::new(0) }
+        StateStore { namespace: namespace.ok(), stub: stub.ok(), calls: std::cell::Cell::new(0) }
     }
 
+    /// A batch on the pool's instance.
     async fn batch(&self, ops: Vec<Value>) -> Vec<Value> {
-        let Some(stub) = &self.stub else { return Vec::new() };
+        self.batch_on(self.stub.as_ref(), ops).await
+    }
+
+    /// A batch on usage shard `shard`'s instance.
+    async fn usage_batch(&self, shard: usize, ops: Vec<Value>) -> Vec<Value> {
+        let stub = self.namespace.as_ref().and_then(|ns| ns.id_from_name(&usage_instance(shard)).ok()?.get_stub().ok());
+        self.batch_on(stub.as_ref(), ops).await
+    }
+
+    async fn batch_on(&self, stub: Option<&Stub>, ops: Vec<Value>) -> Vec<Value> {
+        let Some(stub) = stub else { return Vec::new() };
         self.calls.set(self.calls.get() + 1);
         let body = json!({ "ops": ops }).to_string();
         let mut init = RequestInit::new();
@@ -257,13 +292,15 @@ impl StateStore {
         all
     }
 
-    /// Appends a request's usage lines (after the response), compacting the shard now and then.
-    pub async fn count_usage(&self, item: &str, lines: &str, ttl_secs: u64, check: bool) {
-        self.batch(vec![json!({"append": item, "hex": hex(lines.as_bytes()), "ttl": ttl_secs})]).await;
+    /// Appends a request's usage lines to shard `shard` of `day` (after the response),
+    /// compacting the shard now and then.
+    pub async fn count_usage(&self, day: &str, shard: usize, lines: &str, ttl_secs: u64, check: bool) {
+        let item = usage::item_name(day, shard);
+        self.usage_batch(shard, vec![json!({"append": item, "hex": hex(lines.as_bytes()), "ttl": ttl_secs})]).await;
         if !check {
             return;
         }
-        let read = self.batch(vec![json!({"get": item})]).await;
+        let read = self.usage_batch(shard, vec![json!({"get": item})]).await;
         let Some(found) = read.first().filter(|r| !r.is_null()) else { return };
         let bytes = unhex(found["hex"].as_str().unwrap_or_default());
         if usage::line_count(&bytes) < usage::COMPACT_AFTER_LINES {
@@ -273,14 +310,15 @@ impl StateStore {
         counts.add(&bytes);
         let replace =
             json!({"replace": item, "hex": hex(&counts.encode()), "generation": found["generation"], "ttl": ttl_secs});
-        self.batch(vec![replace]).await;
+        self.usage_batch(shard, vec![replace]).await;
     }
 
-    /// A day's counts, every shard added up.
+    /// A day's counts, every shard added up (one call per shard, all at once).
     pub async fn read_usage(&self, day: &str) -> Usage {
-        let ops = (0..usage::SHARDS).map(|shard| json!({"get": usage::item_name(day, shard)})).collect();
+        let reads =
+            (0..usage::SHARDS).map(|shard| self.usage_batch(shard, vec![json!({"get": usage::item_name(day, shard)})]));
         let mut counts = Usage::default();
-        for found in self.batch(ops).await.iter().filter(|r| !r.is_null()) {
+        for found in join_all(reads).await.iter().flatten().filter(|r| !r.is_null()) {
             counts.add(&unhex(found["hex"].as_str().unwrap_or_default()));
         }
         counts

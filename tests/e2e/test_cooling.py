@@ -267,3 +267,29 @@ def test_every_key_dead_is_a_503_not_googles_words_about_our_key(sim, proxies):
         chat(proxy)
     assert raised.value.status_code == 503 and len(sim.log()) == before
     assert status(proxy)["status"] == "degraded"
+
+
+def test_retries_stay_within_the_platforms_request_budget(sim, proxies, edge):
+    """40 keys all refusing, max_attempts at its highest: Fastly stops at its 32 backend
+    requests per client request; Workers at what SUBREQUEST_LIMIT leaves after the state calls
+    (here 20 → (20 − 5) ÷ 3 = 5 keys)."""
+    sim.reset(sim_keys(40))
+    settings = {"max_attempts": 32, **({"SUBREQUEST_LIMIT": 20} if edge == "cloudflare" else {})}
+    proxy = proxies(pool_lines(40), settings=settings)
+    sim.behave("*", "per_minute", retry_delay_s=30)
+    before = len(sim.log())
+    with pytest.raises(openai.RateLimitError):
+        chat(proxy)
+    calls = sim.log()[before:]
+    assert len(calls) == (32 if edge == "fastly" else 5)
+    assert len(details(status(proxy), FLASH)) == len(calls)
+
+
+def test_a_subrequest_limit_that_is_not_a_number_is_a_clear_error(sim, proxies, edge):
+    if edge != "cloudflare":
+        pytest.skip("SUBREQUEST_LIMIT is the Workers edge's")
+    sim.reset(sim_keys(1))
+    proxy = proxies(pool_lines(1), settings={"SUBREQUEST_LIMIT": "lots"})
+    with pytest.raises(openai.InternalServerError) as raised:
+        chat(proxy)
+    assert "SUBREQUEST_LIMIT must be a whole number" in raised.value.body["message"]
