@@ -11,7 +11,8 @@ use crate::stores::{ConfigError, Secrets, StateStore};
 use crate::upstream::{Answer, Outbound};
 use fastly::{Request, Response};
 use gemini_pool_core::attempts::{Attempts, Choice};
-use gemini_pool_core::classify::{classify, Verdict};
+use gemini_pool_core::classify::Verdict;
+use gemini_pool_core::ending;
 use gemini_pool_core::envelope::ErrorReply;
 use gemini_pool_core::keys::{choose_part, ApiKey, KeyPool};
 use gemini_pool_core::openai_body::strip_model_prefixes;
@@ -23,21 +24,8 @@ use gemini_pool_core::state::{Change, PoolState};
 use gemini_pool_core::usage;
 use std::io::Read;
 
-/// How the attempt loop ended.
-enum Ending<'a> {
-    Served(Box<Response>),
-    /// Google's last error answer, with the verdict on it and the key it was sent with.
-    Upstream {
-        status: u16,
-        body: Vec<u8>,
-        verdict: Verdict,
-        used: &'a str,
-    },
-    Unreachable {
-        timeout: bool,
-    },
-    Refused(ErrorReply),
-}
+/// How the attempt loop ended (the core's [`Ending`], with Fastly's response).
+type Ending<'a> = ending::Ending<'a, Box<Response>>;
 
 /// Reads the body, then sends the request to Google with the keys [`Attempts`] picks,
 /// recording each verdict as it is reached, and answers.
@@ -58,31 +46,19 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     kv.read(&mut state, &parts, cx.ops);
     let mut attempts = Attempts::new(pool, state, &cx.settings, seed.rotate_left(32));
     let ending = attempt_loop(&mut attempts, &outbound, &kv, cx)?;
-    let retry_after_ms = match ending {
-        Ending::Upstream { status: 429, .. } => attempts.retry_after_ms(now_ms()),
-        _ => None,
+    let after = After { usage: usage_write(&attempts, cx, ending.is_served(), &mut rng) };
+    let response = match ending.into_reply(&attempts, now_ms()) {
+        Ok(response) => served(*response, route, facts.stream),
+        Err(reply) => reply::error(dialect, &reply),
     };
-    let served = matches!(ending, Ending::Served(_));
-    let after = After { usage: usage_write(&attempts, cx, served, &mut rng) };
-    Ok((answer(ending, route, facts.stream, retry_after_ms), after))
+    Ok((response, after))
 }
 
 /// The part a request starts in (drawn by size; see `gemini_pool_core::keys`), or the whole
 /// pool if that part holds no key.
 fn starting_pool<'s>(secrets: &'s Secrets, rng: &mut Rng, ops: &Ops) -> Result<KeyPool<'s>, ConfigError> {
     let part = choose_part(secrets.count(), rng, |part| secrets.size(part, ops));
-    let mut pool = KeyPool::with_parts(secrets.count());
-    pool.add(part, secrets.get(part, ops)?);
-    if !pool.is_empty() {
-        return Ok(pool);
-    }
-    for part in 0..secrets.count() {
-        pool.add(part, secrets.get(part, ops)?);
-    }
-    if pool.is_empty() {
-        return Err(ConfigError::EmptyPool);
-    }
-    Ok(pool)
+    KeyPool::starting(secrets.count(), part, |p| secrets.get(p, ops))?.ok_or(ConfigError::EmptyPool)
 }
 
 /// Sends to Google with one key after another, as [`Attempts`] decides; after a failure,
@@ -94,7 +70,7 @@ fn attempt_loop<'a>(
     cx: &'a Context<'_>,
 ) -> Result<Ending<'a>, Rejection> {
     let mut cooling: Option<CoolingSettings> = None;
-    let mut last = Ending::Unreachable { timeout: false };
+    let mut last = Ending::nothing_yet();
     loop {
         let key = match attempts.next(now_ms()) {
             Choice::Try(key) => key,
@@ -103,10 +79,7 @@ fn attempt_loop<'a>(
                 continue;
             }
             Choice::Deliver => return Ok(last),
-            Choice::AllCooling { retry_after_ms } => {
-                return Ok(Ending::Refused(ErrorReply::all_cooling(attempts.model(), retry_after_ms)))
-            }
-            Choice::AllDead => return Ok(Ending::Refused(ErrorReply::all_dead())),
+            refusal => return Ok(Ending::refusal(&refusal, attempts.model()).unwrap_or(last)),
         };
         bump(&cx.ops.attempts);
         let (verdict, ending) = match outbound.send(key.secret, cx.ops) {
@@ -117,13 +90,9 @@ fn attempt_loop<'a>(
             }
             Answer::Response(mut response) => {
                 let status = response.get_status().as_u16();
-                let body = response.take_body_bytes();
-                let verdict = classify(status, &body);
-                (verdict.clone(), Ending::Upstream { status, body, verdict, used: key.secret })
+                Ending::upstream(status, response.take_body_bytes(), &key)
             }
-            Answer::Failed { timeout, detail } => {
-                (Verdict::connect_failure(timeout, detail), Ending::Unreachable { timeout })
-            }
+            Answer::Failed { timeout, detail } => Ending::no_answer(timeout, detail),
         };
         if cooling.is_none() {
             cooling = Some(cx.cooling()?);
@@ -191,22 +160,6 @@ fn usage_write(attempts: &Attempts<'_>, cx: &Context<'_>, served: bool, rng: &mu
         ttl_secs: usage::ttl_secs(now, zone),
         check: rng.below(usage::COMPACT_CHECK_ONE_IN) == 0,
     })
-}
-
-fn answer(ending: Ending<'_>, route: &Route, stream: bool, retry_after_ms: Option<u64>) -> Response {
-    let dialect = route.dialect;
-    match ending {
-        Ending::Served(response) => served(*response, route, stream),
-        Ending::Refused(reply) => reply::error(dialect, &reply),
-        Ending::Unreachable { timeout } => reply::error(dialect, &ErrorReply::upstream_unreachable(timeout)),
-        Ending::Upstream { status, body, verdict, used } => {
-            let mut reply = ErrorReply::from_upstream(status, &body, &verdict.outcome, &[used]);
-            if let Some(ms) = retry_after_ms.filter(|_| reply.status == 429) {
-                reply = reply.with_retry_after_ms(ms);
-            }
-            reply::error(dialect, &reply)
-        }
-    }
 }
 
 fn served(mut response: Response, route: &Route, stream: bool) -> Response {

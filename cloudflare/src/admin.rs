@@ -2,7 +2,7 @@
 //! and the console page.
 
 use crate::store::StateStore;
-use crate::{config, now_ms, reply, Cx, Rejection, Upstream};
+use crate::{config, now_ms, reply, Cx, NoAnswer, Rejection, Upstream};
 use futures_util::future::join_all;
 use gemini_pool_core::auth::query_param;
 use gemini_pool_core::classify::{classify, Verdict};
@@ -63,7 +63,8 @@ pub async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Respon
     parts.dedup();
     let mut state = PoolState::new(pool.parts(), None);
     store.read(&mut state, &parts).await;
-    let probes = batch.iter().map(|key| probe(&base, key.secret));
+    let timeout_ms = cx.first_byte_timeout_ms;
+    let probes = batch.iter().map(|key| probe(&base, key.secret, timeout_ms));
     let answers = join_all(probes).await;
     let now = now_ms();
     let mut findings: Vec<Finding> = Vec::with_capacity(batch.len());
@@ -71,7 +72,7 @@ pub async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Respon
     for (key, answer) in batch.iter().zip(answers) {
         let verdict = match answer {
             Ok((status, body)) => classify(status, &body),
-            Err(detail) => Verdict::connect_failure(false, detail),
+            Err(NoAnswer { timeout, detail }) => Verdict::connect_failure(timeout, detail),
         };
         let (finding, change) = keycheck::judge(key, &verdict, &state, &cooling, now);
         findings.push(finding);
@@ -89,15 +90,16 @@ pub async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Respon
     reply::json(serde_json::to_vec(&body).unwrap_or_default()).map_err(failed(cx))
 }
 
-async fn probe(base: &str, key: &str) -> std::result::Result<(u16, Vec<u8>), String> {
+async fn probe(base: &str, key: &str, first_byte_timeout_ms: u64) -> std::result::Result<(u16, Vec<u8>), NoAnswer> {
     let request = Upstream {
         url: format!("{base}{}", keycheck::PROBE_PATH),
         method: Method::Get,
         content_type: None,
         body: Vec::new(),
         native: true,
+        first_byte_timeout_ms,
     };
-    let mut response = request.send(key).await.map_err(|e| e.to_string())?;
+    let mut response = request.send(key).await?;
     Ok((response.status_code(), response.bytes().await.unwrap_or_default()))
 }
 

@@ -5,7 +5,7 @@
 //! tokens in `ADMIN_TOKENS` (same form), `LOAD_BALANCE_STRATEGY`, and every knob of Fastly's
 //! `proxy_settings` as a variable of the same name. `GEMINI_BASE_URL` is Google's address
 //! (the tests point it at the simulator); `SUBREQUEST_LIMIT` is the plan's subrequests per
-//! request (50 on the free plan).
+//! request (50 on the free plan); `FIRST_BYTE_TIMEOUT_MS` how long Google may take to answer.
 
 use gemini_pool_core::auth::same_token;
 use worker::Env;
@@ -15,6 +15,9 @@ pub const KEY_VARS: [&str; 4] = ["GEMINI_API_KEYS", "GEMINI_API_KEYS_2", "GEMINI
 
 /// Subrequests per request on Workers' free plan; paid plans allow more (`SUBREQUEST_LIMIT`).
 pub const FREE_PLAN_SUBREQUESTS: usize = 50;
+
+/// The first-byte timeout unless `FIRST_BYTE_TIMEOUT_MS` says otherwise (as in `fastly.toml`).
+pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u64 = 300_000;
 
 /// Google's API unless `GEMINI_BASE_URL` says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -60,4 +63,19 @@ pub fn subrequest_limit(env: &Env) -> Result<usize, String> {
         Ok(n) if n >= 8 => Ok(n),
         _ => Err(format!("SUBREQUEST_LIMIT must be a whole number of at least 8, not {:?}", text.trim())),
     }
+}
+
+/// How long Google may take to send its answer's first byte (headers), in ms:
+/// `FIRST_BYTE_TIMEOUT_MS` if set, else 300,000 (the Fastly edge's `first_byte_timeout_ms`).
+pub fn first_byte_timeout_ms(env: &Env) -> Result<u64, String> {
+    let Some(text) = text(env, "FIRST_BYTE_TIMEOUT_MS") else { return Ok(DEFAULT_FIRST_BYTE_TIMEOUT_MS) };
+    match text.trim().parse::<u64>() {
+        Ok(ms) if ms >= 1 => Ok(ms),
+        _ => Err(format!("FIRST_BYTE_TIMEOUT_MS must be a whole number of milliseconds, not {:?}", text.trim())),
+    }
+}
+
+/// The configuration error of a key list without a key.
+pub fn empty_pool() -> String {
+    format!("secret `{}` holds no API keys", KEY_VARS[0])
 }

@@ -13,9 +13,11 @@ mod config;
 mod reply;
 mod store;
 
+use futures_util::future::{select, Either};
 use gemini_pool_core::attempts::{Attempts, Choice};
 use gemini_pool_core::auth::{client_token, query_param, Presented};
-use gemini_pool_core::classify::{classify, Verdict};
+use gemini_pool_core::classify::Verdict;
+use gemini_pool_core::ending;
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
 use gemini_pool_core::keys::{choose_part, ApiKey, KeyPool};
 use gemini_pool_core::openai_body::strip_model_prefixes;
@@ -26,9 +28,12 @@ use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingError,
 use gemini_pool_core::state::PoolState;
 use gemini_pool_core::usage;
 use reply::Timing;
+use std::pin::pin;
+use std::time::Duration;
 use store::StateStore;
 use worker::{
-    event, js_sys, Context, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
+    event, js_sys, AbortController, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+    Response, Result,
 };
 
 /// Calls to the state object outside the attempts: the first read, the read of the other
@@ -36,9 +41,9 @@ use worker::{
 const STATE_CALLS_BESIDE_ATTEMPTS: usize = 5;
 
 /// How many keys a request may try within `subrequests`: each attempt costs a fetch and, after
-/// a failure, two calls to the state object (the writes, the read-back).
+/// a failure, one call to the state object (the writes and the read-back in one batch).
 fn attempts_within(subrequests: usize) -> usize {
-    subrequests.saturating_sub(STATE_CALLS_BESIDE_ATTEMPTS) / 3
+    subrequests.saturating_sub(STATE_CALLS_BESIDE_ATTEMPTS) / 2
 }
 
 /// An early answer: an error in the client's dialect.
@@ -73,6 +78,8 @@ pub struct Cx {
     lists: Vec<String>,
     /// Subrequests one request may make (`SUBREQUEST_LIMIT`; 50 on the free plan).
     subrequests: usize,
+    /// How long Google may take to answer (`FIRST_BYTE_TIMEOUT_MS`).
+    first_byte_timeout_ms: u64,
     timing: Timing,
 }
 
@@ -87,7 +94,7 @@ impl Cx {
     fn whole_pool(&self) -> std::result::Result<KeyPool<'_>, Rejection> {
         let pool = KeyPool::new(self.lists.iter());
         if pool.is_empty() {
-            return Err(Rejection::config(self.dialect, format!("secret `{}` holds no API keys", config::KEY_VARS[0])));
+            return Err(Rejection::config(self.dialect, config::empty_pool()));
         }
         Ok(pool)
     }
@@ -144,7 +151,9 @@ async fn serve(
         );
     }
     let subrequests = config::subrequest_limit(&env).map_err(|e| Rejection::config(dialect, e))?;
-    let mut cx = Cx { env, caller, dialect, settings, lists, subrequests, timing: Timing::default() };
+    let first_byte_timeout_ms = config::first_byte_timeout_ms(&env).map_err(|e| Rejection::config(dialect, e))?;
+    let mut cx =
+        Cx { env, caller, dialect, settings, lists, subrequests, first_byte_timeout_ms, timing: Timing::default() };
     let answer = match routed.endpoint {
         Endpoint::Status => admin::status(&mut cx).await,
         Endpoint::KeyCheck => admin::key_check(req, &mut cx).await,
@@ -177,13 +186,8 @@ fn authenticate(
     }
 }
 
-/// How the attempt loop ended.
-enum Ending<'a> {
-    Served(Response),
-    Upstream { status: u16, body: Vec<u8>, verdict: Verdict, used: &'a str },
-    Unreachable,
-    Refused(ErrorReply),
-}
+/// How the attempt loop ended (the core's [`Ending`], with a Workers response).
+type Ending<'a> = ending::Ending<'a, Response>;
 
 /// A request for Google's API: the same flow as on Fastly (see `src/forward.rs` there).
 async fn forward(
@@ -211,20 +215,22 @@ async fn forward(
     let mut rng = Rng::new(seed);
     let lists = cx.lists.clone();
     let part = choose_part(lists.len(), &mut rng, |p| lists[p].len());
-    let mut pool = KeyPool::with_parts(lists.len());
-    pool.add(part, lists[part].as_bytes());
+    let read = |p: usize| Ok::<_, std::convert::Infallible>(lists[p].as_bytes());
+    let pool = match KeyPool::starting(lists.len(), part, read) {
+        Ok(Some(pool)) => pool,
+        _ => return Err(Rejection::config(dialect, config::empty_pool())),
+    };
     let state_store = StateStore::open(&cx.env);
     let mut state = PoolState::new(pool.parts(), facts.model.as_deref());
-    state_store.read(&mut state, &[part]).await;
+    let parts: Vec<usize> = (0..pool.parts()).filter(|&p| pool.has(p)).collect();
+    state_store.read(&mut state, &parts).await;
     let mut attempts = Attempts::new(pool, state, &cx.settings, seed.rotate_left(32));
     attempts.limit_upstream(attempts_within(cx.subrequests));
-    let upstream = Upstream { url, method: req.method(), content_type, body, native: routed.is_native() };
+    let first_byte_timeout_ms = cx.first_byte_timeout_ms;
+    let upstream =
+        Upstream { url, method: req.method(), content_type, body, native: routed.is_native(), first_byte_timeout_ms };
     let ending = attempt_loop(&mut attempts, &upstream, &state_store, &lists, cx).await?;
-    let retry_after_ms = match ending {
-        Ending::Upstream { status: 429, .. } => attempts.retry_after_ms(now_ms()),
-        _ => None,
-    };
-    let served = matches!(ending, Ending::Served(_));
+    let served = ending.is_served();
     if cx.settings.usage_counts {
         let now = now_ms();
         let day = usage::day(now, cx.settings.reset_zone);
@@ -236,7 +242,11 @@ async fn forward(
         ctx.wait_until(async move { StateStore::open(&env).count_usage(&day, shard, &lines, ttl, check).await });
     }
     cx.timing.state_calls += state_store.calls.get();
-    answer(ending, routed, facts.stream, retry_after_ms).await.map_err(|e| Rejection::config(dialect, e))
+    let answered = match ending.into_reply(&attempts, now_ms()) {
+        Ok(response) => served_response(response, routed, facts.stream).await,
+        Err(reply) => reply::error(dialect, &reply),
+    };
+    answered.map_err(|e| Rejection::config(dialect, e))
 }
 
 /// One request for Google, ready to be sent with any key.
@@ -247,27 +257,57 @@ pub(crate) struct Upstream {
     pub(crate) body: Vec<u8>,
     /// The key goes in `x-goog-api-key` (Google's native API) rather than `authorization`.
     pub(crate) native: bool,
+    /// How long Google may take to answer (`FIRST_BYTE_TIMEOUT_MS`).
+    pub(crate) first_byte_timeout_ms: u64,
 }
 
 impl Upstream {
-    /// Sends the request with `key`. A redirect comes back as it is (Google does not redirect
-    /// its API; following one would send the key elsewhere): the core calls it upstream trouble.
-    pub(crate) async fn send(&self, key: &str) -> Result<Response> {
+    /// Sends the request with `key`; gives up when Google has not answered (headers) within
+    /// `first_byte_timeout_ms`. A redirect comes back as it is (Google does not redirect its
+    /// API; following one would send the key elsewhere): the core calls it upstream trouble.
+    pub(crate) async fn send(&self, key: &str) -> std::result::Result<Response, NoAnswer> {
+        let failed = |e: worker::Error| NoAnswer { timeout: false, detail: e.to_string() };
         let headers = Headers::new();
         if self.native {
-            headers.set("x-goog-api-key", key)?;
+            headers.set("x-goog-api-key", key).map_err(failed)?;
         } else {
-            headers.set("authorization", &format!("Bearer {key}"))?;
+            headers.set("authorization", &format!("Bearer {key}")).map_err(failed)?;
         }
         if self.method == Method::Post {
-            headers.set("content-type", self.content_type.as_deref().unwrap_or("application/json"))?;
+            let content_type = self.content_type.as_deref().unwrap_or("application/json");
+            headers.set("content-type", content_type).map_err(failed)?;
         }
         let mut init = RequestInit::new();
         init.with_method(self.method.clone()).with_headers(headers).with_redirect(RequestRedirect::Manual);
         if self.method == Method::Post {
             init.with_body(Some(js_sys::Uint8Array::from(self.body.as_slice()).into()));
         }
-        Fetch::Request(Request::new_with_init(&self.url, &init)?).send().await
+        let request = Request::new_with_init(&self.url, &init).map_err(failed)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let sending = Fetch::Request(request);
+        let fetch = pin!(sending.send_with_signal(&signal));
+        let timer = pin!(Delay::from(Duration::from_millis(self.first_byte_timeout_ms)));
+        match select(fetch, timer).await {
+            Either::Left((answer, _)) => answer.map_err(failed),
+            Either::Right(_) => {
+                controller.abort();
+                let detail = format!("no answer within {} ms", self.first_byte_timeout_ms);
+                Err(NoAnswer { timeout: true, detail })
+            }
+        }
+    }
+}
+
+/// Google did not answer: the connection failed, or the first byte took too long.
+pub(crate) struct NoAnswer {
+    pub(crate) timeout: bool,
+    pub(crate) detail: String,
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
     }
 }
 
@@ -279,7 +319,7 @@ async fn attempt_loop<'a>(
     cx: &mut Cx,
 ) -> std::result::Result<Ending<'a>, Rejection> {
     let mut cooling: Option<CoolingSettings> = None;
-    let mut last = Ending::Unreachable;
+    let mut last = Ending::nothing_yet();
     loop {
         let key = match attempts.next(now_ms()) {
             Choice::Try(key) => key,
@@ -291,10 +331,7 @@ async fn attempt_loop<'a>(
                 continue;
             }
             Choice::Deliver => return Ok(last),
-            Choice::AllCooling { retry_after_ms } => {
-                return Ok(Ending::Refused(ErrorReply::all_cooling(attempts.model(), retry_after_ms)))
-            }
-            Choice::AllDead => return Ok(Ending::Refused(ErrorReply::all_dead())),
+            refusal => return Ok(Ending::refusal(&refusal, attempts.model()).unwrap_or(last)),
         };
         cx.timing.attempts += 1;
         let (verdict, ending) = match upstream.send(key.secret).await {
@@ -308,11 +345,9 @@ async fn attempt_loop<'a>(
             }
             Ok(mut response) => {
                 let status = response.status_code();
-                let body = response.bytes().await.unwrap_or_default();
-                let verdict = classify(status, &body);
-                (verdict.clone(), Ending::Upstream { status, body, verdict, used: key.secret })
+                Ending::upstream(status, response.bytes().await.unwrap_or_default(), &key)
             }
-            Err(e) => (Verdict::connect_failure(false, e.to_string()), Ending::Unreachable),
+            Err(NoAnswer { timeout, detail }) => Ending::no_answer(timeout, detail),
         };
         if cooling.is_none() {
             cooling = Some(cx.cooling()?);
@@ -342,28 +377,15 @@ fn log_failure(attempts: &Attempts<'_>, key: &ApiKey<'_>, verdict: &Verdict) {
     );
 }
 
-async fn answer(ending: Ending<'_>, routed: &Route, stream: bool, retry_after_ms: Option<u64>) -> Result<Response> {
-    let dialect = routed.dialect;
-    match ending {
-        Ending::Served(mut response) => {
-            let rewritten = if routed.rewrites_model_ids() {
-                let body = response.bytes().await?;
-                Some(strip_model_prefixes(&body).unwrap_or(body))
-            } else {
-                None
-            };
-            reply::passed_on(response, rewritten, stream)
-        }
-        Ending::Refused(reply) => reply::error(dialect, &reply),
-        Ending::Unreachable => reply::error(dialect, &ErrorReply::upstream_unreachable(false)),
-        Ending::Upstream { status, body, verdict, used } => {
-            let mut reply = ErrorReply::from_upstream(status, &body, &verdict.outcome, &[used]);
-            if let Some(ms) = retry_after_ms.filter(|_| reply.status == 429) {
-                reply = reply.with_retry_after_ms(ms);
-            }
-            reply::error(dialect, &reply)
-        }
-    }
+/// Google's response on its way to the client (model ids rewritten where the route says so).
+async fn served_response(mut response: Response, routed: &Route, stream: bool) -> Result<Response> {
+    let rewritten = if routed.rewrites_model_ids() {
+        let body = response.bytes().await?;
+        Some(strip_model_prefixes(&body).unwrap_or(body))
+    } else {
+        None
+    };
+    reply::passed_on(response, rewritten, stream)
 }
 
 fn now_ms() -> u64 {

@@ -7,7 +7,8 @@
 //! so every isolate in every location sees a verdict as soon as it is written (Workers KV takes
 //! up to a minute to reach other locations, and allows one write per second per key). Its cost
 //! is a round trip to the object's location per call; a request makes one call on its success
-//! path (its two items in one batch) and two per failed attempt (the writes, the read-back).
+//! path (its two items in one batch) and one per failed attempt (the writes and the read-back
+//! in one batch).
 //!
 //! The cooling items live in one instance (`pool`): a verdict must be seen by every request.
 //! Usage counts live apart, one instance per shard (`usage/0` … `usage/7`): they are written
@@ -207,14 +208,21 @@ impl StateStore {
 
     /// Reads the items of `parts` into `state`, in one call.
     pub async fn read(&self, state: &mut PoolState, parts: &[usize]) {
+        self.write_and_read(Vec::new(), state, parts).await;
+    }
+
+    /// Executes `writes`, then reads the items of `parts` into `state`: one call, which the
+    /// object runs without interleaving another, so the read sees the writes.
+    async fn write_and_read(&self, writes: Vec<Write>, state: &mut PoolState, parts: &[usize]) {
         let items: Vec<(usize, Item)> =
             parts.iter().flat_map(|&p| state.items(p).into_iter().map(move |i| (p, i))).collect();
-        let results = self.batch(items.iter().map(|(_, item)| json!({"get": item.kv_key()})).collect()).await;
-        for &part in parts {
-            state.set(part, PartState::default());
-        }
+        let written = writes.len();
+        let mut ops = write_ops(writes);
+        ops.extend(items.iter().map(|(_, item)| json!({"get": item.kv_key()})));
+        let results = self.batch(ops).await;
         let mut read: Vec<(usize, PartState)> = parts.iter().map(|&p| (p, PartState::default())).collect();
-        for ((part, item), result) in items.iter().zip(results.iter().chain(std::iter::repeat(&Value::Null))) {
+        let reads = results.iter().skip(written).chain(std::iter::repeat(&Value::Null));
+        for ((part, item), result) in items.iter().zip(reads) {
             let marks = marks_of(result);
             if let Some((_, slot)) = read.iter_mut().find(|(p, _)| p == part) {
                 if item.model.is_none() {
@@ -231,32 +239,21 @@ impl StateStore {
 
     /// Executes the core's writes, in one call.
     pub async fn execute(&self, writes: Vec<Write>) {
-        if writes.is_empty() {
-            return;
+        if !writes.is_empty() {
+            self.batch(write_ops(writes)).await;
         }
-        let ops = writes
-            .into_iter()
-            .map(|write| match write {
-                Write::Append { item, bytes } => json!({"append": item.kv_key(), "hex": hex(&bytes), "ttl": null}),
-                Write::Replace { item, bytes, generation, ttl_secs } => {
-                    json!({"replace": item.kv_key(), "hex": hex(&bytes), "generation": generation, "ttl": ttl_secs})
-                }
-            })
-            .collect();
-        self.batch(ops).await;
     }
 
     /// The core's write protocol, as on Fastly: write what is new, read back, write again what a
-    /// concurrent rewrite lost, compact what is due. Returns the state as read last.
+    /// concurrent rewrite lost, compact what is due. Each round's writes and read-back go in one
+    /// call. Returns the state as read last.
     pub async fn record(&self, state: &PoolState, changes: Vec<Change>, now_ms: u64) -> PoolState {
         let mut recording = Recording::new(changes, state);
         let mut current = state.clone();
         loop {
-            if !recording.is_done() {
-                self.execute(recording.writes(&current, now_ms)).await;
-            }
+            let writes = if recording.is_done() { Vec::new() } else { recording.writes(&current, now_ms) };
             let mut fresh = PoolState::new(state.parts(), state.model());
-            self.read(&mut fresh, &state.read_parts()).await;
+            self.write_and_read(writes, &mut fresh, &state.read_parts()).await;
             let confirmed = recording.confirm(&fresh);
             current = fresh;
             match confirmed {
@@ -323,6 +320,19 @@ impl StateStore {
         }
         counts
     }
+}
+
+/// The object's operations for the core's writes.
+fn write_ops(writes: Vec<Write>) -> Vec<Value> {
+    writes
+        .into_iter()
+        .map(|write| match write {
+            Write::Append { item, bytes } => json!({"append": item.kv_key(), "hex": hex(&bytes), "ttl": null}),
+            Write::Replace { item, bytes, generation, ttl_secs } => {
+                json!({"replace": item.kv_key(), "hex": hex(&bytes), "generation": generation, "ttl": ttl_secs})
+            }
+        })
+        .collect()
 }
 
 fn marks_of(result: &Value) -> Marks {

@@ -151,6 +151,23 @@ impl<'a> KeyPool<'a> {
         pool
     }
 
+    /// The pool a request starts with: part `part` alone, or every part when that one holds
+    /// no key; `None` when no part holds one. `read` gives a part's bytes (a secret read).
+    pub fn starting<E>(
+        parts: usize,
+        part: usize,
+        mut read: impl FnMut(usize) -> Result<&'a [u8], E>,
+    ) -> Result<Option<Self>, E> {
+        let mut pool = KeyPool::with_parts(parts);
+        pool.add(part, read(part)?);
+        if pool.is_empty() {
+            for other in (0..parts).filter(|&p| p != part) {
+                pool.add(other, read(other)?);
+            }
+        }
+        Ok(if pool.is_empty() { None } else { Some(pool) })
+    }
+
     /// Adds part `part` as read from its secret.
     pub fn add(&mut self, part: usize, bytes: &'a [u8]) {
         if let Some(slot) = self.lists.get_mut(part) {

@@ -1,10 +1,10 @@
 //! gemini-pool-core: the decisions of gemini-edge-pool, as pure functions over plain data.
 //!
 //! Nothing here performs I/O, reads a clock or draws entropy of its own: the edge (Fastly
-//! Compute today, Cloudflare Workers tomorrow) reads stores, sends requests, passes the time
+//! Compute, Cloudflare Workers) reads stores, sends requests, passes the time
 //! and a random seed, and hands what it got to these functions. Read in this order:
 //! [`route`] → [`auth`] → [`openai_body`] → [`attempts`] (which uses [`keys`], [`pick`],
-//! [`state`], [`classify`] and [`cooling`]) → [`record`] → [`envelope`]; [`status`] builds
+//! [`state`], [`classify`] and [`cooling`]) → [`record`] → [`ending`] → [`envelope`]; [`status`] builds
 //! `/v1/status`, [`usage`] counts requests, [`keycheck`] probes keys for the console.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -15,6 +15,7 @@ pub mod classify;
 pub mod clock;
 pub mod console;
 pub mod cooling;
+pub mod ending;
 pub mod envelope;
 pub mod google_error;
 pub mod keycheck;

@@ -355,3 +355,61 @@ fn a_request_reads_other_parts_only_when_its_part_has_nothing_left() {
     assert_eq!(changes[0].item.kv_key(), "model/m@2");
     assert!(matches!(attempts.next(NOW), Choice::Deliver));
 }
+
+#[test]
+fn a_request_starts_in_its_part_and_falls_back_to_the_whole_pool_only_when_that_part_is_empty() {
+    let lists = ["AQ.first-part-key-0001", "# only a comment\n", "AIza-third-part-key-0003"];
+    let mut reads = Vec::new();
+    let mut read = |p: usize| {
+        reads.push(p);
+        Ok::<_, ()>(lists[p].as_bytes())
+    };
+    let pool = KeyPool::starting(3, 0, &mut read).unwrap().unwrap();
+    assert_eq!((pool.has(0), pool.has(1), pool.has(2)), (true, false, false));
+    assert_eq!(reads, [0], "a part with keys: no other secret is read");
+
+    reads.clear();
+    let mut read = |p: usize| {
+        reads.push(p);
+        Ok::<_, ()>(lists[p].as_bytes())
+    };
+    let pool = KeyPool::starting(3, 1, &mut read).unwrap().unwrap();
+    assert!(pool.is_whole());
+    assert_eq!(reads, [1, 0, 2]);
+
+    let empty = ["", "# nothing\n"];
+    assert!(KeyPool::starting(2, 1, |p| Ok::<_, ()>(empty[p].as_bytes())).unwrap().is_none());
+    assert_eq!(KeyPool::starting(2, 0, |_| Err::<&[u8], _>("unreadable")).err(), Some("unreadable"));
+}
+
+#[test]
+fn the_last_429_reaches_the_client_scrubbed_and_with_the_pools_retry_after() {
+    use gemini_pool_core::ending::Ending;
+    let list = keys(2);
+    let settings = RequestSettings::default();
+    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 3);
+    let cooling = CoolingSettings::default();
+    let mut last: Ending<'_, ()> = Ending::nothing_yet();
+    while let Choice::Try(key) = attempts.next(NOW) {
+        let body = format!(
+            r#"{{"error":{{"code":429,"message":"Quota exceeded for {}. Please retry in 12s.","status":"RESOURCE_EXHAUSTED"}}}}"#,
+            key.secret
+        );
+        let (verdict, ending) = Ending::upstream(429, body.into_bytes(), &key);
+        attempts.failed(&key, &verdict, &cooling, NOW);
+        last = ending;
+    }
+    assert!(!last.is_served());
+    let reply = last.into_reply(&attempts, NOW).unwrap_err();
+    assert_eq!(reply.status, 429);
+    assert!(list.lines().all(|k| !reply.message.contains(k)), "{}", reply.message);
+    let secs = reply.retry_after_secs.unwrap();
+    assert!((12..=13).contains(&secs), "{secs}");
+
+    let (verdict, timeout) = Ending::<()>::no_answer(true, "no answer within 10 ms");
+    assert!(verdict.status.is_none());
+    assert_eq!(timeout.into_reply(&attempts, NOW).unwrap_err().status, 504);
+    let refused = Ending::<()>::refusal(&Choice::AllDead, Some("gemini-2.5-flash")).unwrap();
+    assert_eq!(refused.into_reply(&attempts, NOW).unwrap_err().status, 503);
+    assert!(Ending::<()>::refusal(&Choice::Deliver, None).is_none());
+}

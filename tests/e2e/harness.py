@@ -264,7 +264,10 @@ class WorkersProxy(EdgeProcess):
     def __init__(self, sim: Sim, keys: list[str] | str | None, *, settings: dict | None = None,
                  tokens: dict | None = None, admins: dict | None = None, kv: bool = True,
                  secrets: dict | None = None, auth_store: bool = True, secret_store: bool = True,
-                 relay: bool = True, backend_url: str | None = None, **_unused):
+                 relay: bool = True, backend_url: str | None = None, first_byte_timeout_ms: int = 10_000,
+                 kv_items: dict | None = None):
+        if kv_items:
+            raise ValueError("the Workers edge's state cannot be preloaded")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="worker-", dir=ARTIFACTS))
         self.port = free_port()
@@ -273,7 +276,8 @@ class WorkersProxy(EdgeProcess):
         lists = dict(secrets or {})
         if keys is not None:
             lists["keys"] = keys if isinstance(keys, str) else "\n".join(keys)
-        variables = {"GEMINI_BASE_URL": backend_url or sim.url, **{k: str(v) for k, v in (settings or {}).items()}}
+        variables = {"GEMINI_BASE_URL": backend_url or sim.url, "FIRST_BYTE_TIMEOUT_MS": str(first_byte_timeout_ms),
+                     **{k: str(v) for k, v in (settings or {}).items()}}
         if secret_store:
             variables.update({SECRET_VARS[name]: text for name, text in lists.items()})
         if auth_store:

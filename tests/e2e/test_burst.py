@@ -9,7 +9,16 @@ from bursts import FLASH, burst, chat, contention_rounds, quota_burst, status
 from harness import pool_lines, sim_keys
 
 
-def test_a_burst_spends_no_call_on_a_bucket_google_already_refused(sim, proxies):
+#: Most upstream calls per success in the burst. At least one refusal per bucket; the rest are
+#: calls already on their way when Google's first refusal of their bucket came back (the design
+#: before this one made 20). Fastly: 1.4-2.7 measured, Viceroy runs instances in parallel.
+#: Workers: 3.0-4.1 measured; workerd runs every request of the test on one thread, and under 60
+#: clients a turn of its event loop takes ~50 ms (the simulator receives the Worker's calls in
+#: batches that far apart), so a verdict reaches the other requests a turn later than on Fastly.
+MAX_CALLS_PER_SUCCESS = {"fastly": 4, "cloudflare": 6}
+
+
+def test_a_burst_spends_no_call_on_a_bucket_google_already_refused(sim, proxies, edge):
     """60 concurrent clients, 12 one-key projects allowing 3 requests per minute each."""
     r = quota_burst(sim, lambda keys: proxies(keys, relay=False))
     print(f"\nburst: {r}")
@@ -17,11 +26,8 @@ def test_a_burst_spends_no_call_on_a_bucket_google_already_refused(sim, proxies)
     assert r["successes"] == r["capacity"], "every request the quotas allow is served"
     assert r["codes"] == [200, 429]
     assert r["late_hits"] == 0
-    # At least one refusal per bucket; the rest are calls already on their way when Google's
-    # first refusal of their bucket came back (1.6-2.7 calls per success measured; the design
-    # before this one made 20).
     assert r["refused"] >= 12
-    assert r["calls_per_success"] <= 4, r
+    assert r["calls_per_success"] <= MAX_CALLS_PER_SUCCESS[edge], r
     assert r["cooling_after"] == 12, "every refused bucket is cooling, for every instance"
 
 

@@ -161,20 +161,6 @@ def test_depleted_prepayment_cools_the_project_for_every_model(sim, proxies):
     assert {e["key"] for e in sim.log()[before:]} == {"k3"}
 
 
-@pytest.mark.parametrize("kind, reason", [
-    ("access_token_type_unsupported", "unauthenticated (401)"),
-    ("credentials_missing", "API keys not supported for this API (401)"),
-])
-def test_2026_auth_answers_that_kill_a_key(sim, proxies, kind, reason):
-    sim.reset(sim_keys(2))
-    proxy = proxies(pool_lines(2), settings={"strategy": "random"})
-    sim.behave("k2", kind)
-    for _ in range(24):  # k2 is drawn at least once with p > 1 - 1e-7
-        chat(proxy)
-    failed = status(proxy)["keyPool"]["failedDetails"]
-    assert [(d["key"], d["reason"]) for d in failed] == [("…0002", reason)]
-
-
 def test_multiple_credentials_is_never_the_keys_fault(sim, proxies):
     sim.reset(sim_keys(2))
     proxy = proxies(pool_lines(2))

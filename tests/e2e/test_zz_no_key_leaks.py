@@ -1,5 +1,6 @@
 """Runs last: no test API key may appear in any response the proxy sent during this run
-(recorded byte for byte by the relay in front of Viceroy) or in any log line it wrote."""
+(recorded byte for byte by the relay in front of Viceroy or workerd) or in any log line it
+wrote, on either edge."""
 
 import re
 
@@ -10,7 +11,7 @@ TEST_KEY = re.compile(rb"AIzaSyTEST\d{29}|AQ\.Ab8RN6TEST\d{40}", re.IGNORECASE)
 
 
 def test_no_test_key_in_any_response_or_log():
-    files = [p for p in artifacts_dir().rglob("*") if p.name in ("responses.bin", "viceroy.log", "edge.log")]
+    files = [p for p in artifacts_dir().rglob("*") if p.name in ("responses.bin", "viceroy.log", "workerd.log")]
     assert len(files) >= 10, "the run recorded too little to be a meaningful scan"
     scanned = 0
     for path in files:

@@ -3,7 +3,8 @@
 //! Each function takes arbitrary bytes, feeds them to the core, and panics if an invariant
 //! breaks — not only on a panic inside the core. The fuzz targets (`fuzz/fuzz_targets`, run
 //! by `make fuzz` on nightly) call them with libFuzzer's inputs; `tests/replay.rs` calls them
-//! with every file of the committed corpora (`fuzz/corpus/<target>/`) on stable in `make test`.
+//! with every committed input (`fuzz/seeds/<target>/`, `fuzz/corpus/<target>/`) on stable in
+//! `make test`.
 
 use gemini_pool_core::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
 use gemini_pool_core::auth::{client_token, forwarded_query, query_param, Presented};
