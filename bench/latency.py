@@ -84,11 +84,12 @@ class WorkerFloor(harness.WorkersProxy):
 
     def __init__(self, sim: harness.Sim, key: str):
         self.dir = Path(tempfile.mkdtemp(prefix="worker-floor-", dir=harness.ARTIFACTS))
-        self.port = harness.free_port()
-        options = {"port": self.port, "vars": {"GEMINI_BASE_URL": sim.url, "KEY": key}, "script": str(FLOOR_WORKER)}
-        (self.dir / "worker.json").write_text(json.dumps(options))
-        self._launch(["node", str(harness.CLOUDFLARE / "local.mjs"), str(self.dir / "worker.json")],
-                     "workerd.log", self._ready, "floor worker", 60, relay=False)
+        options = {"vars": {"GEMINI_BASE_URL": sim.url, "KEY": key}, "script": str(FLOOR_WORKER)}
+
+        def command(port: int) -> list[str]:
+            (self.dir / "worker.json").write_text(json.dumps({"port": port, **options}))
+            return ["node", str(harness.CLOUDFLARE / "local.mjs"), str(self.dir / "worker.json")]
+        self._launch(command, "workerd.log", self._ready, "floor worker", 60, relay=False)
 
 
 def cpu_seconds(pid: int) -> float:

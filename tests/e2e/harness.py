@@ -159,13 +159,24 @@ class EdgeProcess:
 
     log_path: Path
 
-    def _launch(self, command: list[str], log_name: str, ready, what: str, timeout: float,
+    def _launch(self, command_for_port, log_name: str, ready, what: str, timeout: float,
                 relay: bool, env: dict | None = None):
+        """Starts `command_for_port(port)` on a free port; if another process took that port
+        between our probe and the runtime's bind, starts it again on another."""
         self.log_path = self.dir / log_name
-        self.log_file = self.log_path.open("wb")
-        self.proc = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT, cwd=self.dir,
-                                     env=env)
-        wait_for(ready, timeout=timeout, what=what)
+        for attempt in range(3):
+            self.port = free_port()
+            self.log_file = self.log_path.open("wb")
+            self.proc = subprocess.Popen(command_for_port(self.port), stdout=self.log_file,
+                                         stderr=subprocess.STDOUT, cwd=self.dir, env=env)
+            try:
+                wait_for(ready, timeout=timeout, what=what)
+                break
+            except RuntimeError:
+                text = self.log_path.read_text(errors="replace")
+                if attempt == 2 or ("Address already in use" not in text and "ADDRESS_IN_USE" not in text):
+                    raise
+                self.log_file.close()
         self.relay = Relay(self.port, self.dir / "responses.bin") if relay else None
         self.url = f"http://127.0.0.1:{self.relay.port if self.relay else self.port}"
 
@@ -204,7 +215,6 @@ class Proxy(EdgeProcess):
                  relay: bool = True, backend_url: str | None = None, kv_items: dict | None = None):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="proxy-", dir=ARTIFACTS))
-        self.port = free_port()
         secret_entries = dict(secrets or {})
         if keys is not None:
             secret_entries["keys"] = keys if isinstance(keys, str) else "\n".join(keys)
@@ -242,7 +252,8 @@ class Proxy(EdgeProcess):
             lines += ["[local_server.kv_stores]", "key_state = []"]
         self.config = self.dir / "fastly.toml"
         self.config.write_text("\n".join(lines) + "\n")
-        self._launch(["viceroy", "serve", "-C", str(self.config), "--addr", f"127.0.0.1:{self.port}", str(WASM)],
+        self._launch(lambda port: ["viceroy", "serve", "-C", str(self.config), "--addr", f"127.0.0.1:{port}",
+                                   str(WASM)],
                      "viceroy.log", self._listening, "viceroy", 60, relay)
 
     def _listening(self) -> bool:
@@ -270,7 +281,6 @@ class WorkersProxy(EdgeProcess):
             raise ValueError("the Workers edge's state cannot be preloaded")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="worker-", dir=ARTIFACTS))
-        self.port = free_port()
         tokens = tokens if tokens is not None else {TOKEN: "e2e tests", OTHER_TOKEN: "second client"}
         admins = admins if admins is not None else {ADMIN_TOKEN: "e2e operator"}
         lists = dict(secrets or {})
@@ -284,10 +294,12 @@ class WorkersProxy(EdgeProcess):
             variables["VALID_AUTH_TOKENS"] = ", ".join(f"{t}={label}" for t, label in tokens.items())
         if admins:
             variables["ADMIN_TOKENS"] = ", ".join(f"{t}={label}" for t, label in admins.items())
-        options = {"port": self.port, "vars": variables, "durableObjects": kv, "persist": str(self.dir / "state")}
-        (self.dir / "worker.json").write_text(json.dumps(options))
-        self._launch(["node", str(CLOUDFLARE / "local.mjs"), str(self.dir / "worker.json")],
-                     "workerd.log", self._ready, "workerd", 60, relay)
+        options = {"vars": variables, "durableObjects": kv, "persist": str(self.dir / "state")}
+
+        def command(port: int) -> list[str]:
+            (self.dir / "worker.json").write_text(json.dumps({"port": port, **options}))
+            return ["node", str(CLOUDFLARE / "local.mjs"), str(self.dir / "worker.json")]
+        self._launch(command, "workerd.log", self._ready, "workerd", 60, relay)
 
     def _ready(self) -> bool:
         self._exited("workerd")
