@@ -32,7 +32,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -63,7 +62,7 @@ class Floor:
     """The pass-through wasm under Viceroy, backend `gemini` = the simulator."""
 
     def __init__(self, sim: harness.Sim):
-        self.dir = Path(tempfile.mkdtemp(prefix="floor-", dir=harness.ARTIFACTS))
+        self.dir = harness.work_dir("floor-")
         self.port = harness.free_port()
         config = self.dir / "fastly.toml"
         config.write_text(f'[local_server.backends.gemini]\nurl = "{sim.url}"\n')
@@ -83,7 +82,7 @@ class WorkerFloor(harness.WorkersProxy):
     cloudflare/local.mjs as the Workers edge."""
 
     def __init__(self, sim: harness.Sim, key: str):
-        self.dir = Path(tempfile.mkdtemp(prefix="worker-floor-", dir=harness.ARTIFACTS))
+        self.dir = harness.work_dir("worker-floor-")
         options = {"vars": {"GEMINI_BASE_URL": sim.url, "KEY": key}, "script": str(FLOOR_WORKER)}
 
         def command(port: int) -> list[str]:
@@ -246,7 +245,7 @@ def main():
     ap.add_argument("--json", default="target/bench-latency.json")
     args = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench-", dir=harness.ARTIFACTS))
+    work = harness.work_dir("bench-")
     pool_keys = [harness.key(i) for i in range(1, max(POOLS) + 1)]
     sim = harness.Sim()
     sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)])

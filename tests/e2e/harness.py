@@ -213,8 +213,7 @@ class Proxy(EdgeProcess):
                  secrets: dict | None = None,
                  auth_store: bool = True, secret_store: bool = True, first_byte_timeout_ms: int = 10_000,
                  relay: bool = True, backend_url: str | None = None, kv_items: dict | None = None):
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix="proxy-", dir=ARTIFACTS))
+        self.dir = work_dir("proxy-")
         secret_entries = dict(secrets or {})
         if keys is not None:
             secret_entries["keys"] = keys if isinstance(keys, str) else "\n".join(keys)
@@ -279,8 +278,7 @@ class WorkersProxy(EdgeProcess):
                  kv_items: dict | None = None):
         if kv_items:
             raise ValueError("the Workers edge's state cannot be preloaded")
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix="worker-", dir=ARTIFACTS))
+        self.dir = work_dir("worker-")
         tokens = tokens if tokens is not None else {TOKEN: "e2e tests", OTHER_TOKEN: "second client"}
         admins = admins if admins is not None else {ADMIN_TOKEN: "e2e operator"}
         lists = dict(secrets or {})
@@ -333,6 +331,12 @@ def served(log: list[dict], since: int = 0) -> list[str]:
 
 def artifacts_dir() -> Path:
     return ARTIFACTS
+
+
+def work_dir(prefix: str) -> Path:
+    """A new folder for one process's files, under the artifacts folder (made if missing)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=ARTIFACTS))
 
 
 def clean_artifacts():
