@@ -11,14 +11,12 @@ use crate::stores::{ConfigError, Secrets, StateStore};
 use crate::upstream::{Answer, Outbound};
 use fastly::{Request, Response};
 use gemini_pool_core::attempts::{Attempts, Choice};
-use gemini_pool_core::classify::Verdict;
 use gemini_pool_core::ending;
 use gemini_pool_core::envelope::ErrorReply;
-use gemini_pool_core::keys::{choose_part, ApiKey, KeyPool};
+use gemini_pool_core::keys::{choose_part, KeyPool};
 use gemini_pool_core::openai_body::strip_model_prefixes;
 use gemini_pool_core::rng::Rng;
 use gemini_pool_core::route::Route;
-use gemini_pool_core::scrub::scrub;
 use gemini_pool_core::settings::CoolingSettings;
 use gemini_pool_core::state::{Change, PoolState};
 use gemini_pool_core::usage;
@@ -99,7 +97,7 @@ fn attempt_loop<'a>(
         }
         let settings = cooling.get_or_insert_with(CoolingSettings::default);
         let changes = attempts.failed(&key, &verdict, settings, now_ms());
-        log_failure(attempts, &key, &verdict);
+        log(format_args!("{}", attempts.failure_line(&key, &verdict)));
         last = ending;
         if !changes.is_empty() || !attempts.finished() {
             record(attempts, kv, changes, cx.ops);
@@ -128,21 +126,6 @@ fn record(attempts: &mut Attempts<'_>, kv: &StateStore, changes: Vec<Change>, op
     }
     let fresh = kv.record(attempts.state(), changes, now_ms(), ops);
     attempts.refresh(fresh);
-}
-
-fn log_failure(attempts: &Attempts<'_>, key: &ApiKey<'_>, verdict: &Verdict) {
-    let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
-    let next = if attempts.finished() { "answering the client" } else { "trying another key" };
-    // The model name came from the client and Google's words may quote our key: both scrubbed.
-    log(format_args!(
-        "attempt {}: key {} ({}) model {}: {status}: {} [{}]; {next}",
-        attempts.made(),
-        key.mask(),
-        key.fingerprint,
-        scrub(attempts.model().unwrap_or("-"), &[key.secret]),
-        verdict.outcome,
-        scrub(&verdict.detail, &[key.secret]),
-    ));
 }
 
 /// This request's usage lines, if counting is on (written after the response).

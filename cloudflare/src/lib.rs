@@ -16,14 +16,12 @@ mod store;
 use futures_util::future::{select, Either};
 use gemini_pool_core::attempts::{Attempts, Choice};
 use gemini_pool_core::auth::{client_token, query_param, Presented};
-use gemini_pool_core::classify::Verdict;
 use gemini_pool_core::ending;
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
-use gemini_pool_core::keys::{choose_part, ApiKey, KeyPool};
+use gemini_pool_core::keys::{choose_part, KeyPool};
 use gemini_pool_core::openai_body::strip_model_prefixes;
 use gemini_pool_core::rng::Rng;
 use gemini_pool_core::route::{may_be_native, route, Access, Endpoint, Route};
-use gemini_pool_core::scrub::scrub;
 use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingError, SettingsReader};
 use gemini_pool_core::state::PoolState;
 use gemini_pool_core::usage;
@@ -354,27 +352,13 @@ async fn attempt_loop<'a>(
         }
         let settings = cooling.get_or_insert_with(CoolingSettings::default);
         let changes = attempts.failed(&key, &verdict, settings, now_ms());
-        log_failure(attempts, &key, &verdict);
+        worker::console_log!("{}", attempts.failure_line(&key, &verdict));
         last = ending;
         if !changes.is_empty() || !attempts.finished() {
             let fresh = state_store.record(attempts.state(), changes, now_ms()).await;
             attempts.refresh(fresh);
         }
     }
-}
-
-fn log_failure(attempts: &Attempts<'_>, key: &ApiKey<'_>, verdict: &Verdict) {
-    let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
-    let next = if attempts.finished() { "answering the client" } else { "trying another key" };
-    worker::console_log!(
-        "attempt {}: key {} ({}) model {}: {status}: {} [{}]; {next}",
-        attempts.made(),
-        key.mask(),
-        key.fingerprint,
-        scrub(attempts.model().unwrap_or("-"), &[key.secret]),
-        verdict.outcome,
-        scrub(&verdict.detail, &[key.secret]),
-    );
 }
 
 /// Google's response on its way to the client (model ids rewritten where the route says so).

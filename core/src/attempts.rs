@@ -17,6 +17,7 @@ use crate::keys::{ApiKey, KeyPool};
 use crate::marks::RETAIN_MS;
 use crate::names::{Bucket, MarkName};
 use crate::pick::Picker;
+use crate::scrub::scrub;
 use crate::settings::{CoolingSettings, RequestSettings, WhenAllCooling};
 use crate::state::{Availability, Change, Entry, Item, Mark, PartState, PoolState};
 use std::cell::Cell;
@@ -132,6 +133,24 @@ impl<'a> Attempts<'a> {
     /// budget is spent.)
     pub fn finished(&self) -> bool {
         !self.go_on || self.spent >= self.budget || self.made >= self.upstream_limit
+    }
+
+    /// The log line for a failed attempt, once [`failed`](Self::failed) has taken it: which
+    /// attempt, the key's mask and fingerprint, the model, Google's status, the verdict, and
+    /// what happens next. The model came from the client and Google's words may quote the
+    /// key: both are scrubbed.
+    pub fn failure_line(&self, key: &ApiKey<'_>, verdict: &Verdict) -> String {
+        let status = verdict.status.map_or("no answer".to_string(), |s| format!("HTTP {s}"));
+        let next = if self.finished() { "answering the client" } else { "trying another key" };
+        format!(
+            "attempt {}: key {} ({}) model {}: {status}: {} [{}]; {next}",
+            self.made,
+            key.mask(),
+            key.fingerprint,
+            scrub(self.model().unwrap_or("-"), &[key.secret]),
+            verdict.outcome,
+            scrub(&verdict.detail, &[key.secret]),
+        )
     }
 
     /// Caps the upstream requests of this request at `limit` (at most the default 32).

@@ -413,3 +413,22 @@ fn the_last_429_reaches_the_client_scrubbed_and_with_the_pools_retry_after() {
     assert_eq!(refused.into_reply(&attempts, NOW).unwrap_err().status, 503);
     assert!(Ending::<()>::refusal(&Choice::Deliver, None).is_none());
 }
+
+#[test]
+fn the_failure_log_line_names_the_key_by_mask_and_never_quotes_it() {
+    let list = keys(2);
+    let settings = RequestSettings::default();
+    let first = list.lines().next().unwrap_or_default().to_string();
+    let state = PoolState::single(PartState::default(), Some(&first));
+    let mut attempts = Attempts::new(pool_of(&list), state, &settings, 5);
+    let Choice::Try(key) = attempts.next(NOW) else { panic!("a key to try") };
+    let body = format!(
+        r#"{{"error":{{"code":400,"message":"API key not valid: {}","status":"INVALID_ARGUMENT","details":[{{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}}]}}}}"#,
+        key.secret
+    );
+    let verdict = classify(400, body.as_bytes());
+    attempts.failed(&key, &verdict, &CoolingSettings::default(), NOW);
+    let line = attempts.failure_line(&key, &verdict);
+    assert!(list.lines().all(|k| !line.contains(k)), "{line}");
+    assert!(line.contains(&key.mask()) && line.contains("HTTP 400") && line.contains("trying another key"), "{line}");
+}
