@@ -37,9 +37,16 @@ sim: $(SIM)
 $(SIM): $(shell find tests/gemini-sim/src -name '*.rs') tests/gemini-sim/Cargo.toml
 	$(CARGO) build --locked --release -p gemini-sim
 
+# `cargo install --locked NAME --version V`; if the registry lacks a crate version the tool's
+# lock file names (a new machine's crates.io index may), the same version of the tool with its
+# dependencies resolved afresh.
+cargo_install = $(CARGO) install --locked $(1) --version $(2) || \
+	{ echo "$(1) $(2): its Cargo.lock names a crate the registry lacks; resolving its dependencies afresh"; \
+	  $(CARGO) install $(1) --version $(2); }
+
 viceroy:
 	@command -v viceroy >/dev/null 2>&1 || { echo "installing viceroy $(VICEROY_VERSION) (first build takes 10-25 min)"; \
-		$(CARGO) install --locked viceroy --version $(VICEROY_VERSION); }
+		$(call cargo_install,viceroy,$(VICEROY_VERSION)); }
 
 venv: $(VENV)/.installed
 
@@ -62,9 +69,9 @@ export WRANGLER_SEND_METRICS := false
 cf-tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@worker-build --version 2>/dev/null | grep -q '$(WORKER_BUILD_VERSION)' || \
-		$(CARGO) install --locked worker-build --version $(WORKER_BUILD_VERSION)
+		{ $(call cargo_install,worker-build,$(WORKER_BUILD_VERSION)); }
 	@wasm-bindgen --version 2>/dev/null | grep -q '$(WASM_BINDGEN_VERSION)' || \
-		$(CARGO) install --locked wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+		{ $(call cargo_install,wasm-bindgen-cli,$(WASM_BINDGEN_VERSION)); }
 	@$(MAKE) --no-print-directory cloudflare/node_modules/.installed
 
 cloudflare/node_modules/.installed: cloudflare/package-lock.json
