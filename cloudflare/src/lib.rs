@@ -211,7 +211,8 @@ async fn forward(
 
     let seed = seed();
     let mut rng = Rng::new(seed);
-    let lists = cx.lists.clone();
+    // The key lists move out of `cx` (which the attempt loop borrows mutably): no copy.
+    let lists = std::mem::take(&mut cx.lists);
     let part = choose_part(lists.len(), &mut rng, |p| lists[p].len());
     let read = |p: usize| Ok::<_, std::convert::Infallible>(lists[p].as_bytes());
     let pool = match KeyPool::starting(lists.len(), part, read) {

@@ -54,10 +54,14 @@ impl DurableObject for StateObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let batch: Value = req.json().await?;
-        let mut results = Vec::new();
-        for op in batch["ops"].as_array().cloned().unwrap_or_default() {
-            results.push(self.run(&op).await?);
+        let mut batch: Value = req.json().await?;
+        let ops = match batch["ops"].take() {
+            Value::Array(ops) => ops,
+            _ => Vec::new(),
+        };
+        let mut results = Vec::with_capacity(ops.len());
+        for op in &ops {
+            results.push(self.run(op).await?);
         }
         Response::from_json(&json!({ "results": results }))
     }
@@ -112,17 +116,18 @@ impl StateObject {
         if found.is_undefined() {
             return Ok(None);
         }
-        let stored = js_sys::Uint8Array::new(&found).to_vec();
+        let mut stored = js_sys::Uint8Array::new(&found).to_vec();
         if stored.len() < 16 {
             return Ok(None);
         }
         let number = |range: std::ops::Range<usize>| stored[range].iter().fold(0u64, |n, &b| (n << 8) | u64::from(b));
-        let expires = number(8..16);
+        let (generation, expires) = (number(0..8), number(8..16));
         if expires != 0 && Date::now().as_millis() >= expires {
             self.state.storage().delete(key).await?;
             return Ok(None);
         }
-        Ok(Some((number(0..8), stored[16..].to_vec())))
+        let bytes = stored.split_off(16);
+        Ok(Some((generation, bytes)))
     }
 
     async fn save(&self, key: &str, generation: u64, ttl_secs: Option<u64>, bytes: &[u8]) -> Result<()> {
