@@ -3,7 +3,7 @@
 //! recording each verdict as it is reached) → the answer, and the usage counts to write once
 //! the client has it.
 
-use crate::handler::{now_ms, seed, After, Context, Rejection, UsageWrite};
+use crate::handler::{now_ms, seed, After, Context, Rejection};
 use crate::log::log;
 use crate::ops::{bump, Ops};
 use crate::reply;
@@ -128,21 +128,14 @@ fn record(attempts: &mut Attempts<'_>, kv: &StateStore, changes: Vec<Change>, op
     attempts.refresh(fresh);
 }
 
-/// This request's usage lines, if counting is on (written after the response).
-fn usage_write(attempts: &Attempts<'_>, cx: &Context<'_>, served: bool, rng: &mut Rng) -> Option<UsageWrite> {
+/// This request's usage append, if counting is on (written after the response).
+fn usage_write(attempts: &Attempts<'_>, cx: &Context<'_>, served: bool, rng: &mut Rng) -> Option<usage::Append> {
     if !cx.settings.usage_counts {
         return None;
     }
     cx.ops.usage_after.set(true);
-    let zone = cx.settings.reset_zone;
-    let now = now_ms();
-    let day = usage::day(now, zone);
-    Some(UsageWrite {
-        item: usage::item_name(&day, rng.below(usage::SHARDS)),
-        lines: usage::lines(attempts.history(), &cx.caller.label, attempts.model(), served),
-        ttl_secs: usage::ttl_secs(now, zone),
-        check: rng.below(usage::COMPACT_CHECK_ONE_IN) == 0,
-    })
+    let (label, model, zone) = (&cx.caller.label, attempts.model(), cx.settings.reset_zone);
+    Some(usage::Append::new(attempts.history(), label, model, served, now_ms(), zone, rng))
 }
 
 fn served(mut response: Response, route: &Route, stream: bool) -> Response {

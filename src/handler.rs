@@ -15,6 +15,7 @@ use gemini_pool_core::envelope::{Dialect, ErrorReply};
 use gemini_pool_core::keys::KeyPool;
 use gemini_pool_core::route::{may_be_native, route, Access, Endpoint};
 use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingsReader};
+use gemini_pool_core::usage;
 use std::cell::RefCell;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,23 +45,14 @@ pub struct Caller {
 /// Work for after the response: one append of usage counts.
 #[derive(Default)]
 pub struct After {
-    pub usage: Option<UsageWrite>,
-}
-
-/// A request's usage lines and where they go.
-pub struct UsageWrite {
-    pub item: String,
-    pub lines: String,
-    pub ttl_secs: u64,
-    /// Read the shard back to see whether it needs compacting (one request in a few).
-    pub check: bool,
+    pub usage: Option<usage::Append>,
 }
 
 impl After {
     /// Runs after `send_to_client`: the client already has its answer.
     pub fn run(self) {
-        if let Some(usage) = self.usage {
-            StateStore::open().count_usage(&usage.item, &usage.lines, usage.ttl_secs, usage.check);
+        if let Some(append) = self.usage {
+            StateStore::open().count_usage(&append);
         }
     }
 }

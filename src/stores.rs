@@ -251,16 +251,21 @@ impl StateStore {
 
     /// Appends a request's usage lines to a shard of today's counts (after the response);
     /// now and then reads the shard back and compacts it.
-    pub fn count_usage(&self, item: &str, lines: &str, ttl_secs: u64, check: bool) {
+    pub fn count_usage(&self, append: &usage::Append) {
         let Some(kv) = &self.kv else { return };
-        let ttl = Duration::from_secs(ttl_secs);
-        let appended =
-            kv.build_insert().mode(InsertMode::Append).time_to_live(ttl).execute(item, lines.as_bytes().to_vec());
+        let item = append.item();
+        let item = item.as_str();
+        let ttl = Duration::from_secs(append.ttl_secs);
+        let appended = kv
+            .build_insert()
+            .mode(InsertMode::Append)
+            .time_to_live(ttl)
+            .execute(item, append.lines.as_bytes().to_vec());
         if let Err(e) = appended {
             log(format_args!("kv: counting usage in {item} failed: {e}"));
             return;
         }
-        if !check {
+        if !append.check {
             return;
         }
         let Ok(mut found) = kv.lookup(item) else { return };

@@ -231,14 +231,11 @@ async fn forward(
     let ending = attempt_loop(&mut attempts, &upstream, &state_store, &lists, cx).await?;
     let served = ending.is_served();
     if cx.settings.usage_counts {
-        let now = now_ms();
-        let day = usage::day(now, cx.settings.reset_zone);
-        let shard = rng.below(usage::SHARDS);
-        let lines = usage::lines(attempts.history(), &cx.caller.label, attempts.model(), served);
-        let (ttl, check) = (usage::ttl_secs(now, cx.settings.reset_zone), rng.below(usage::COMPACT_CHECK_ONE_IN) == 0);
+        let (label, model, zone) = (&cx.caller.label, attempts.model(), cx.settings.reset_zone);
+        let append = usage::Append::new(attempts.history(), label, model, served, now_ms(), zone, &mut rng);
         let env = cx.env.clone();
         cx.timing.usage_after = true;
-        ctx.wait_until(async move { StateStore::open(&env).count_usage(&day, shard, &lines, ttl, check).await });
+        ctx.wait_until(async move { StateStore::open(&env).count_usage(&append).await });
     }
     cx.timing.state_calls += state_store.calls.get();
     let answered = match ending.into_reply(&attempts, now_ms()) {

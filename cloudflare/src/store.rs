@@ -294,12 +294,13 @@ impl StateStore {
         all
     }
 
-    /// Appends a request's usage lines to shard `shard` of `day` (after the response),
+    /// Appends a request's usage lines to their shard (after the response),
     /// compacting the shard now and then.
-    pub async fn count_usage(&self, day: &str, shard: usize, lines: &str, ttl_secs: u64, check: bool) {
-        let item = usage::item_name(day, shard);
-        self.usage_batch(shard, vec![json!({"append": item, "hex": hex(lines.as_bytes()), "ttl": ttl_secs})]).await;
-        if !check {
+    pub async fn count_usage(&self, append: &usage::Append) {
+        let (item, shard, ttl_secs) = (append.item(), append.shard, append.ttl_secs);
+        self.usage_batch(shard, vec![json!({"append": item, "hex": hex(append.lines.as_bytes()), "ttl": ttl_secs})])
+            .await;
+        if !append.check {
             return;
         }
         let read = self.usage_batch(shard, vec![json!({"get": item})]).await;

@@ -17,6 +17,7 @@
 use crate::clock::{civil_from_days, ResetZone};
 use crate::keys::{ApiKey, Fingerprint};
 use crate::names::{escape, unescape};
+use crate::rng::Rng;
 use std::collections::BTreeMap;
 
 /// Shards per day.
@@ -79,6 +80,50 @@ pub fn lines(attempts: &[(ApiKey<'_>, bool)], client: &str, model: Option<&str>,
     }
     out.push_str(&format!("c {} {model} {} {}\n", escape(client), u8::from(served), u8::from(!served)));
     out
+}
+
+/// One request's usage append: its lines, the shard they go to, how long the item lives, and
+/// whether this request also reads the shard back to see if it needs compacting (one request
+/// in [`COMPACT_CHECK_ONE_IN`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Append {
+    /// The quota day (see [`day`]).
+    pub day: String,
+    /// The shard, drawn at random so concurrent requests rarely share an item.
+    pub shard: usize,
+    /// The lines to append (see [`lines`]).
+    pub lines: String,
+    /// The item's time to live (see [`ttl_secs`]).
+    pub ttl_secs: u64,
+    /// Read the shard back after appending, to compact it if it is long.
+    pub check: bool,
+}
+
+impl Append {
+    /// The append for a request that tried `attempts` for `client` (`served`: it got a
+    /// success), at `now_ms` in the quota day of `zone`.
+    pub fn new(
+        attempts: &[(ApiKey<'_>, bool)],
+        client: &str,
+        model: Option<&str>,
+        served: bool,
+        now_ms: u64,
+        zone: ResetZone,
+        rng: &mut Rng,
+    ) -> Self {
+        Append {
+            day: day(now_ms, zone),
+            shard: rng.below(SHARDS),
+            lines: lines(attempts, client, model, served),
+            ttl_secs: ttl_secs(now_ms, zone),
+            check: rng.below(COMPACT_CHECK_ONE_IN) == 0,
+        }
+    }
+
+    /// The item the lines go to.
+    pub fn item(&self) -> String {
+        item_name(&self.day, self.shard)
+    }
 }
 
 impl Usage {

@@ -432,3 +432,20 @@ fn the_failure_log_line_names_the_key_by_mask_and_never_quotes_it() {
     assert!(list.lines().all(|k| !line.contains(k)), "{line}");
     assert!(line.contains(&key.mask()) && line.contains("HTTP 400") && line.contains("trying another key"), "{line}");
 }
+
+#[test]
+fn a_usage_append_names_its_shard_for_the_quota_day_and_counts_every_attempt() {
+    use gemini_pool_core::clock::ResetZone;
+    use gemini_pool_core::rng::Rng;
+    use gemini_pool_core::usage::{self, Append};
+    let list = keys(2);
+    let pool = pool_of(&list);
+    let tried = [(nth(&pool, 0), false), (nth(&pool, 1), true)];
+    let zone = ResetZone::Pacific;
+    let append = Append::new(&tried, "app a", Some("gemini-2.5-flash"), true, NOW, zone, &mut Rng::new(7));
+    assert!(append.shard < usage::SHARDS);
+    assert_eq!(append.day, usage::day(NOW, zone));
+    assert_eq!(append.item(), usage::item_name(&append.day, append.shard));
+    assert_eq!(append.lines, usage::lines(&tried, "app a", Some("gemini-2.5-flash"), true));
+    assert!(append.ttl_secs > 86_400);
+}
