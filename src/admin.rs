@@ -9,15 +9,12 @@ use crate::stores::StateStore;
 use crate::upstream;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
-use gemini_pool_core::auth::query_param;
 use gemini_pool_core::classify::{classify, Verdict};
 use gemini_pool_core::console;
-use gemini_pool_core::envelope::ErrorReply;
-use gemini_pool_core::keycheck::{self, Finding};
+use gemini_pool_core::keycheck;
 use gemini_pool_core::state::PoolState;
 use gemini_pool_core::status::{report, AdminInput, StatusInput};
 use gemini_pool_core::usage;
-use serde_json::json;
 
 /// `GET /v1/status`: the shared state of every part, in the seed's shape.
 pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
@@ -43,21 +40,13 @@ pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
 /// `POST /v1/keys/check?cursor=N`: probes one batch of keys (in parallel, with a call Google
 /// does not bill), records what the answers prove, and says where the next batch starts.
 pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejection> {
-    let dialect = cx.dialect;
-    let cursor = match query_param(client.get_query_str(), "cursor") {
-        None => 0,
-        Some(text) => text.parse::<usize>().map_err(|_| {
-            Rejection::new(dialect, ErrorReply::bad_request("invalid_cursor", "`cursor` must be a whole number."))
-        })?,
-    };
+    let cursor = keycheck::cursor(client.get_query_str()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
     let cooling = cx.cooling()?;
     let pool = cx.whole_pool()?;
     let (batch, next) = keycheck::batch(&pool, cursor);
     let kv = StateStore::open();
-    let mut parts: Vec<usize> = batch.iter().map(|k| k.at.list).collect();
-    parts.dedup();
     let mut state = PoolState::new(pool.parts(), None);
-    kv.read(&mut state, &parts, cx.ops);
+    kv.read(&mut state, &keycheck::parts(&batch), cx.ops);
     let pending: Vec<_> = batch
         .iter()
         .map(|key| {
@@ -65,26 +54,19 @@ pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejecti
             upstream::probe(key.secret, cx.ops)
         })
         .collect();
+    let verdicts = pending.into_iter().map(|probe| match probe.wait() {
+        Ok((status, body)) => classify(status, &body),
+        Err(detail) => Verdict::connect_failure(false, detail),
+    });
     let now = now_ms();
-    let mut findings: Vec<Finding> = Vec::with_capacity(batch.len());
-    let mut changes = Vec::new();
-    for (key, probe) in batch.iter().zip(pending) {
-        let verdict = match probe.wait() {
-            Ok((status, body)) => classify(status, &body),
-            Err(detail) => Verdict::connect_failure(false, detail),
-        };
-        let (finding, change) = keycheck::judge(key, &verdict, &state, &cooling, now);
-        if finding.result == "dead" {
-            log(format_args!("key check: key {} ({}): {}", finding.key, finding.fingerprint, finding.reason));
-        }
-        findings.push(finding);
-        changes.extend(change);
+    let (findings, changes) = keycheck::judge_all(&batch, verdicts, &state, &cooling, now);
+    for finding in findings.iter().filter(|f| f.result == "dead") {
+        log(format_args!("key check: key {} ({}): {}", finding.key, finding.fingerprint, finding.reason));
     }
     if !changes.is_empty() {
         kv.record(&state, changes, now, cx.ops);
     }
-    let body = json!({"results": findings, "next": next, "checked": cursor + batch.len(), "total": pool.count()});
-    Ok(reply::json(serde_json::to_vec(&body).unwrap_or_default()))
+    Ok(reply::json(keycheck::answer(&findings, next, cursor, pool.count())))
 }
 
 /// `GET /`: the console page ([`gemini_pool_core::console`]).

@@ -4,15 +4,12 @@
 use crate::store::StateStore;
 use crate::{config, now_ms, reply, Cx, NoAnswer, Rejection, Upstream};
 use futures_util::future::join_all;
-use gemini_pool_core::auth::query_param;
 use gemini_pool_core::classify::{classify, Verdict};
 use gemini_pool_core::console;
-use gemini_pool_core::envelope::ErrorReply;
-use gemini_pool_core::keycheck::{self, Finding};
+use gemini_pool_core::keycheck;
 use gemini_pool_core::state::PoolState;
 use gemini_pool_core::status::{report, AdminInput, StatusInput};
 use gemini_pool_core::usage;
-use serde_json::json;
 use worker::{Headers, Method, Request, Response, Result};
 
 fn failed(cx: &Cx) -> impl Fn(worker::Error) -> Rejection + '_ {
@@ -46,48 +43,36 @@ pub async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejection> {
 
 /// `POST /v1/keys/check?cursor=N`: one batch of probes in parallel, as on Fastly.
 pub async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
-    let dialect = cx.dialect;
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
-    let cursor = match query_param(query.as_deref(), "cursor") {
-        None => 0,
-        Some(text) => text.parse::<usize>().map_err(|_| {
-            Rejection::new(dialect, ErrorReply::bad_request("invalid_cursor", "`cursor` must be a whole number."))
-        })?,
-    };
+    let cursor = keycheck::cursor(query.as_deref()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
     let cooling = cx.cooling()?;
     let base = config::base_url(&cx.env);
     let store = StateStore::open(&cx.env);
     let pool = cx.whole_pool()?;
     let (batch, next) = keycheck::batch(&pool, cursor);
-    let mut parts: Vec<usize> = batch.iter().map(|k| k.at.list).collect();
-    parts.dedup();
     let mut state = PoolState::new(pool.parts(), None);
-    store.read(&mut state, &parts).await;
+    store.read(&mut state, &keycheck::parts(&batch)).await;
     let timeout_ms = cx.first_byte_timeout_ms;
-    let probes = batch.iter().map(|key| probe(&base, key.secret, timeout_ms));
-    let answers = join_all(probes).await;
+    let answers = join_all(batch.iter().map(|key| probe(&base, key.secret, timeout_ms))).await;
+    let verdicts = answers.into_iter().map(|answer| match answer {
+        Ok((status, body)) => classify(status, &body),
+        Err(NoAnswer { timeout, detail }) => Verdict::connect_failure(timeout, detail),
+    });
     let now = now_ms();
-    let mut findings: Vec<Finding> = Vec::with_capacity(batch.len());
-    let mut changes = Vec::new();
-    for (key, answer) in batch.iter().zip(answers) {
-        let verdict = match answer {
-            Ok((status, body)) => classify(status, &body),
-            Err(NoAnswer { timeout, detail }) => Verdict::connect_failure(timeout, detail),
-        };
-        let (finding, change) = keycheck::judge(key, &verdict, &state, &cooling, now);
-        findings.push(finding);
-        changes.extend(change);
+    let (findings, changes) = keycheck::judge_all(&batch, verdicts, &state, &cooling, now);
+    for finding in findings.iter().filter(|f| f.result == "dead") {
+        worker::console_log!("key check: key {} ({}): {}", finding.key, finding.fingerprint, finding.reason);
     }
     if !changes.is_empty() {
         store.record(&state, changes, now).await;
     }
-    let body = json!({"results": findings, "next": next, "checked": cursor + batch.len(), "total": pool.count()});
+    let body = keycheck::answer(&findings, next, cursor, pool.count());
     let calls = store.calls.get();
     let attempts = batch.len() as u32;
     drop(pool);
     cx.timing.state_calls += calls;
     cx.timing.attempts += attempts;
-    reply::json(serde_json::to_vec(&body).unwrap_or_default()).map_err(failed(cx))
+    reply::json(body).map_err(failed(cx))
 }
 
 async fn probe(base: &str, key: &str, first_byte_timeout_ms: u64) -> std::result::Result<(u16, Vec<u8>), NoAnswer> {

@@ -9,7 +9,9 @@
 //! A batch is at most [`BATCH`] keys — well under Fastly's 32 backend requests per request —
 //! and the answer names the cursor of the next batch, so a browser walks the whole pool.
 
+use crate::auth::query_param;
 use crate::classify::{Outcome, Verdict};
+use crate::envelope::ErrorReply;
 use crate::keys::{ApiKey, KeyPool};
 use crate::names::MarkName;
 use crate::settings::CoolingSettings;
@@ -22,6 +24,49 @@ pub const BATCH: usize = 16;
 
 /// The path and query of the probe (a GET with the key in `x-goog-api-key`).
 pub const PROBE_PATH: &str = "/v1beta/models?pageSize=1";
+
+/// The cursor of a call (`?cursor=N`; none: the first batch).
+pub fn cursor(query: Option<&str>) -> Result<usize, ErrorReply> {
+    match query_param(query, "cursor") {
+        None => Ok(0),
+        Some(text) => text
+            .parse::<usize>()
+            .map_err(|_| ErrorReply::bad_request("invalid_cursor", "`cursor` must be a whole number.")),
+    }
+}
+
+/// The parts of the pool a batch's keys are in (their state is read before judging).
+pub fn parts(batch: &[ApiKey<'_>]) -> Vec<usize> {
+    let mut parts: Vec<usize> = batch.iter().map(|k| k.at.list).collect();
+    parts.dedup();
+    parts
+}
+
+/// The findings on a batch from Google's verdicts (in batch order), and the changes they make.
+pub fn judge_all(
+    batch: &[ApiKey<'_>],
+    verdicts: impl IntoIterator<Item = Verdict>,
+    state: &PoolState,
+    cooling: &CoolingSettings,
+    now_ms: u64,
+) -> (Vec<Finding>, Vec<Change>) {
+    let mut findings = Vec::with_capacity(batch.len());
+    let mut changes = Vec::new();
+    for (key, verdict) in batch.iter().zip(verdicts) {
+        let (finding, change) = judge(key, &verdict, state, cooling, now_ms);
+        findings.push(finding);
+        changes.extend(change);
+    }
+    (findings, changes)
+}
+
+/// The JSON answer: the findings, the next cursor, how many keys are checked so far, of how many.
+pub fn answer(findings: &[Finding], next: Option<usize>, cursor: usize, total: usize) -> Vec<u8> {
+    let body = serde_json::json!({
+        "results": findings, "next": next, "checked": cursor + findings.len(), "total": total,
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
 
 /// The keys of one batch, from `cursor` (a position in pool order), and the next cursor
 /// (`None` after the last batch).
@@ -109,6 +154,15 @@ mod tests {
         let (last, next) = batch(&pool, 32);
         assert_eq!((last.len(), next), (8, None));
         assert_eq!(batch(&pool, 99).0.len(), 0);
+    }
+
+    #[test]
+    fn a_cursor_is_a_whole_number_and_the_answer_says_how_far_the_walk_is() {
+        assert_eq!(cursor(None), Ok(0));
+        assert_eq!(cursor(Some("cursor=32")), Ok(32));
+        assert_eq!(cursor(Some("cursor=x")).map_err(|e| e.code), Err("invalid_cursor".to_string()));
+        let answer: serde_json::Value = serde_json::from_slice(&answer(&[], Some(48), 32, 40)).unwrap_or_default();
+        assert_eq!(answer, serde_json::json!({"results": [], "next": 48, "checked": 32, "total": 40}));
     }
 
     #[test]
