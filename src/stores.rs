@@ -250,7 +250,7 @@ impl StateStore {
     }
 
     /// Appends a request's usage lines to a shard of today's counts (after the response);
-    /// now and then reads the shard back and compacts it.
+    /// now and then reads the shard back and compacts it if it is due.
     pub fn count_usage(&self, append: &usage::Append) {
         let Some(kv) = &self.kv else { return };
         let item = append.item();
@@ -270,14 +270,9 @@ impl StateStore {
         }
         let Ok(mut found) = kv.lookup(item) else { return };
         let generation = found.current_generation();
-        let bytes = found.take_body_bytes();
-        if usage::line_count(&bytes) < usage::COMPACT_AFTER_LINES {
-            return;
-        }
-        let mut counts = Usage::default();
-        counts.add(&bytes);
+        let Some(compacted) = usage::compacted(&found.take_body_bytes()) else { return };
         // If another request appended meanwhile the swap fails and its lines stay.
-        let _ = kv.build_insert().if_generation_match(generation).time_to_live(ttl).execute(item, counts.encode());
+        let _ = kv.build_insert().if_generation_match(generation).time_to_live(ttl).execute(item, compacted);
     }
 
     /// Today's counts: every shard of `day`, added up.

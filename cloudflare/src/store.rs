@@ -305,14 +305,9 @@ impl StateStore {
         }
         let read = self.usage_batch(shard, vec![json!({"get": item})]).await;
         let Some(found) = read.first().filter(|r| !r.is_null()) else { return };
-        let bytes = unhex(found["hex"].as_str().unwrap_or_default());
-        if usage::line_count(&bytes) < usage::COMPACT_AFTER_LINES {
-            return;
-        }
-        let mut counts = Usage::default();
-        counts.add(&bytes);
+        let Some(compacted) = usage::compacted(&unhex(found["hex"].as_str().unwrap_or_default())) else { return };
         let replace =
-            json!({"replace": item, "hex": hex(&counts.encode()), "generation": found["generation"], "ttl": ttl_secs});
+            json!({"replace": item, "hex": hex(&compacted), "generation": found["generation"], "ttl": ttl_secs});
         self.usage_batch(shard, vec![replace]).await;
     }
 

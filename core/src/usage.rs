@@ -3,13 +3,19 @@
 //!
 //! The day is the quota day: it ends at midnight in `daily_reset_zone`, like Google's daily
 //! quotas. Counts live in KV items of their own, `usage/<day>/<shard>`, never in the cooling
-//! items: a request appends one group of lines to a random one of [`SHARDS`] shards *after the
-//! client has its response* (so counting never delays an answer, and no item is hot), each
-//! line `k <fingerprint> <model> <ok> <failed>` or `c <client> <model> <ok> <failed>` (client
-//! labels escaped by [`crate::names::escape`]). Reading adds the lines up; a writer that reads
-//! its shard (now and then) compacts a long one into one line per name, with a
-//! compare-and-swap, so nothing is lost. Every append sets the item's TTL to the end of the
-//! next day: old days disappear on their own.
+//! items: a request appends one group of lines to one of [`SHARDS`] shards *after the client
+//! has its response* (so counting never delays an answer), each line
+//! `k <fingerprint> <model> <ok> <failed>` or `c <client> <model> <ok> <failed>` (client
+//! labels escaped by [`crate::names::escape`]). Reading adds the lines up.
+//!
+//! The shard is the one of the first key the request tried, so a shard holds the lines of
+//! one eighth of the pool's keys: its size, and what an append or a compaction costs, does not
+//! grow with the pool beyond that (writes spread over the shards as traffic spreads over the
+//! keys). A writer that reads its shard (one in [`COMPACT_CHECK_ONE_IN`]) compacts it into one
+//! line per name once [`COMPACT_AFTER_LINES`] lines were appended since the last compaction
+//! (a compacted item starts with `= <lines>`), with a compare-and-swap, so nothing is lost.
+//! Every append sets the item's TTL to the end of the next day: old days disappear on their
+//! own.
 //!
 //! Counts are approximate under contention in production (KV is eventually consistent across
 //! POPs and an append may be throttled); they never touch the cooling state.
@@ -22,7 +28,7 @@ use std::collections::BTreeMap;
 
 /// Shards per day.
 pub const SHARDS: usize = 8;
-/// Lines after which a shard is compacted.
+/// Lines appended since the last compaction after which a shard is compacted again.
 pub const COMPACT_AFTER_LINES: usize = 200;
 /// One writer in this many reads its shard to see whether to compact it.
 pub const COMPACT_CHECK_ONE_IN: usize = 16;
@@ -89,7 +95,7 @@ pub fn lines(attempts: &[(ApiKey<'_>, bool)], client: &str, model: Option<&str>,
 pub struct Append {
     /// The quota day (see [`day`]).
     pub day: String,
-    /// The shard, drawn at random so concurrent requests rarely share an item.
+    /// The shard: the first tried key's (see [`shard_of`]).
     pub shard: usize,
     /// The lines to append (see [`lines`]).
     pub lines: String,
@@ -113,7 +119,7 @@ impl Append {
     ) -> Self {
         Append {
             day: day(now_ms, zone),
-            shard: rng.below(SHARDS),
+            shard: attempts.first().map_or_else(|| rng.below(SHARDS), |(key, _)| shard_of(key.fingerprint)),
             lines: lines(attempts, client, model, served),
             ttl_secs: ttl_secs(now_ms, zone),
             check: rng.below(COMPACT_CHECK_ONE_IN) == 0,
@@ -124,6 +130,30 @@ impl Append {
     pub fn item(&self) -> String {
         item_name(&self.day, self.shard)
     }
+}
+
+/// The shard of a key's lines (a request that tried no key draws one at random).
+pub fn shard_of(fingerprint: Fingerprint) -> usize {
+    (fingerprint.0 % SHARDS as u64) as usize
+}
+
+/// A shard's bytes compacted, if it is due: [`COMPACT_AFTER_LINES`] lines or more were
+/// appended since it was last compacted.
+pub fn compacted(bytes: &[u8]) -> Option<Vec<u8>> {
+    let (head, rest) = match bytes.strip_prefix(b"= ") {
+        Some(after) => {
+            let end = after.iter().position(|&b| b == b'\n').unwrap_or(after.len());
+            let head = std::str::from_utf8(&after[..end]).ok().and_then(|n| n.parse::<usize>().ok());
+            (head.unwrap_or(0), &after[(end + 1).min(after.len())..])
+        }
+        None => (0, bytes),
+    };
+    if line_count(rest).saturating_sub(head) < COMPACT_AFTER_LINES {
+        return None;
+    }
+    let mut counts = Usage::default();
+    counts.add(rest);
+    Some(counts.encode())
 }
 
 impl Usage {
@@ -149,9 +179,9 @@ impl Usage {
         }
     }
 
-    /// The counts as lines, one per name (a compacted item).
+    /// The counts as lines, one per name, after a head line `= <lines>` (a compacted item).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = String::new();
+        let mut out = format!("= {}\n", self.keys.len() + self.clients.len());
         for ((fp, model), c) in &self.keys {
             out.push_str(&format!("k {fp} {model} {} {}\n", c.ok, c.failed));
         }
@@ -203,6 +233,49 @@ mod tests {
         let mut again = Usage::default();
         again.add(&usage.encode());
         assert_eq!(again, usage);
-        assert_eq!(line_count(&usage.encode()), 4);
+        assert_eq!(line_count(&usage.encode()), 5);
+        assert!(usage.encode().starts_with(b"= 4\n"));
+    }
+
+    #[test]
+    fn a_shard_is_compacted_once_enough_lines_came_since_the_last_compaction() {
+        let pool = KeyPool::new(["AIzaSyONE0000000000000000000000000001"]);
+        let tried: Vec<_> = pool.iter().map(|key| (key, true)).collect();
+        let line = lines(&tried, "app", Some("m"), true);
+        // Many distinct names (a big pool): compacted once, then left alone until 200 more lines.
+        let mut big = Usage::default();
+        for n in 0..1_000u64 {
+            big.add(format!("k {:016x} m 1 0\n", n).as_bytes());
+        }
+        let mut item = big.encode();
+        assert_eq!(compacted(&item), None);
+        for _ in 0..COMPACT_AFTER_LINES / 2 - 1 {
+            item.extend_from_slice(line.as_bytes());
+        }
+        assert_eq!(compacted(&item), None, "199 new lines");
+        item.extend_from_slice(line.as_bytes());
+        let again = compacted(&item).expect("200 new lines");
+        let mut counts = Usage::default();
+        counts.add(&again);
+        assert_eq!(counts.keys.len(), 1_001);
+        assert_eq!(counts.clients[&("app".to_string(), "m".to_string())], Count { ok: 100, failed: 0 });
+        // An item never compacted (or written by an older version) counts every line as new.
+        assert_eq!(compacted(line.repeat(99).as_bytes()), None);
+        assert!(compacted(line.repeat(100).as_bytes()).is_some());
+        assert!(compacted(b"= x\ngarbage\n").is_none());
+    }
+
+    #[test]
+    fn a_request_counts_in_the_shard_of_the_first_key_it_tried() {
+        let text: Vec<String> = (0..64).map(|n| format!("AIzaSyKEY{n:031}")).collect();
+        let text = text.join("\n");
+        let pool = KeyPool::new([text.as_str()]);
+        let mut shards = [0usize; SHARDS];
+        for key in pool.iter() {
+            let append = Append::new(&[(key, true)], "app", Some("m"), true, 0, ResetZone::Fixed(0), &mut Rng::new(1));
+            assert_eq!(append.shard, shard_of(key.fingerprint));
+            shards[append.shard] += 1;
+        }
+        assert!(shards.iter().all(|&n| n > 0), "64 keys over every shard: {shards:?}");
     }
 }
