@@ -44,7 +44,8 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     kv.read(&mut state, &parts, cx.ops);
     let mut attempts = Attempts::new(pool, state, &cx.settings, seed.rotate_left(32));
     let ending = attempt_loop(&mut attempts, &outbound, &kv, cx)?;
-    let after = After { usage: usage_write(&attempts, cx, ending.is_served(), &mut rng) };
+    let usage = usage_write(&attempts, cx, ending.is_served(), &mut rng);
+    let after = After { usage: usage.map(|append| (kv, append)) };
     let response = match ending.into_reply(&attempts, now_ms()) {
         Ok(response) => served(*response, route, facts.stream),
         Err(reply) => reply::error(dialect, &reply),

@@ -42,17 +42,18 @@ pub struct Caller {
     pub admin: bool,
 }
 
-/// Work for after the response: one append of usage counts.
+/// Work for after the response: one append of usage counts, through the KV store the
+/// request already opened.
 #[derive(Default)]
 pub struct After {
-    pub usage: Option<usage::Append>,
+    pub usage: Option<(StateStore, usage::Append)>,
 }
 
 impl After {
     /// Runs after `send_to_client`: the client already has its answer.
     pub fn run(self) {
-        if let Some(append) = self.usage {
-            StateStore::open().count_usage(&append);
+        if let Some((kv, append)) = self.usage {
+            kv.count_usage(&append);
         }
     }
 }
