@@ -198,7 +198,7 @@ fn add_to(total: &mut Count, more: Count) {
 }
 
 /// Lines in an item (to decide on compaction).
-pub fn line_count(bytes: &[u8]) -> usize {
+fn line_count(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
