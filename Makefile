@@ -5,6 +5,7 @@
 #   make bench        latency/throughput against a bare pass-through, on both edges
 #   make bench-quota  quota benchmark, smart vs seed cooling profiles, on both edges
 #   make bench-burst  bursts of concurrent clients: calls per success, late hits, lost verdicts
+#   make bench-instructions  instructions per request against the floor (valgrind; noise-free)
 #   make fuzz         every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed here)
 #   make build-cf     the Cloudflare Workers edge (cloudflare/); then `npx wrangler dev` in cloudflare/
 #   make demo-cf      the Workers edge under wrangler dev (local workerd) in front of the simulator
@@ -18,7 +19,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VICEROY_VERSION := 0.22.0
 
-.PHONY: all build floor sim tools viceroy venv browser cf-tools build-cf demo-cf test unit e2e demo serve bench bench-quota bench-burst fuzz clean fmt lint wasm-target
+.PHONY: all build floor sim tools viceroy venv browser cf-tools build-cf demo-cf test unit e2e demo serve bench bench-quota bench-burst bench-instructions fuzz clean fmt lint wasm-target
 
 all: build
 
@@ -110,6 +111,10 @@ serve: build viceroy
 bench: build floor build-cf sim tools
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/latency.py
+
+bench-instructions: build floor sim tools
+	@command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }
+	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/instructions.py
 
 floor: | wasm-target
 	$(CARGO) build --locked --release --target $(WASM_TARGET) -p passthrough
