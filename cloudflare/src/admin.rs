@@ -28,7 +28,7 @@ pub async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejection> {
     let input = StatusInput {
         pool: &pool,
         parts: &parts,
-        strategy: cx.settings.strategy,
+        strategy: cooling.retry.strategy,
         cooling: &cooling,
         client: &cx.caller.label,
         now_ms: now,

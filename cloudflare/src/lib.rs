@@ -223,7 +223,7 @@ async fn forward(
     let mut state = PoolState::new(pool.parts(), facts.model.as_deref());
     let parts: Vec<usize> = (0..pool.parts()).filter(|&p| pool.has(p)).collect();
     state_store.read(&mut state, &parts).await;
-    let mut attempts = Attempts::new(pool, state, &cx.settings, seed.rotate_left(32));
+    let mut attempts = Attempts::new(pool, state, seed.rotate_left(32));
     attempts.limit_upstream(attempts_within(cx.subrequests));
     let first_byte_timeout_ms = cx.first_byte_timeout_ms;
     let upstream =
@@ -307,6 +307,17 @@ impl std::fmt::Display for NoAnswer {
     }
 }
 
+/// The cooling settings, read the first time a request needs them.
+fn cooling_settings<'c>(
+    slot: &'c mut Option<CoolingSettings>,
+    cx: &Cx,
+) -> std::result::Result<&'c CoolingSettings, Rejection> {
+    if slot.is_none() {
+        *slot = Some(cx.cooling()?);
+    }
+    Ok(slot.get_or_insert_with(CoolingSettings::default))
+}
+
 async fn attempt_loop<'a>(
     attempts: &mut Attempts<'a>,
     upstream: &Upstream,
@@ -324,6 +335,10 @@ async fn attempt_loop<'a>(
                 let mut state = PoolState::new(lists.len(), attempts.model());
                 state_store.read(&mut state, &parts).await;
                 attempts.widen(parts.into_iter().map(|p| (p, lists[p].as_bytes(), state.take(p))).collect());
+                continue;
+            }
+            Choice::Configure => {
+                attempts.configure(&cooling_settings(&mut cooling, cx)?.retry);
                 continue;
             }
             Choice::Deliver => return Ok(last),
@@ -345,11 +360,7 @@ async fn attempt_loop<'a>(
             }
             Err(NoAnswer { timeout, detail }) => Ending::no_answer(timeout, detail),
         };
-        if cooling.is_none() {
-            cooling = Some(cx.cooling()?);
-        }
-        let settings = cooling.get_or_insert_with(CoolingSettings::default);
-        let changes = attempts.failed(&key, &verdict, settings, now_ms());
+        let changes = attempts.failed(&key, &verdict, cooling_settings(&mut cooling, cx)?, now_ms());
         worker::console_log!("{}", attempts.failure_line(&key, &verdict));
         last = ending;
         if !changes.is_empty() || !attempts.finished() {

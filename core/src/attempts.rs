@@ -18,7 +18,7 @@ use crate::marks::RETAIN_MS;
 use crate::names::{Bucket, MarkName};
 use crate::pick::Picker;
 use crate::scrub::scrub;
-use crate::settings::{CoolingSettings, RequestSettings, WhenAllCooling};
+use crate::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
 use crate::state::{Availability, Change, Entry, Item, Mark, PartState, PoolState};
 use std::cell::Cell;
 
@@ -34,6 +34,9 @@ pub enum Choice<'a> {
     /// The parts read so far have no key left to try: read every other part (its secret and
     /// its items), hand them to [`Attempts::widen`], and ask again.
     Widen,
+    /// No key can serve, and what happens then depends on knobs not read yet: read the
+    /// [`CoolingSettings`], hand them to [`Attempts::configure`], and ask again.
+    Configure,
     /// Stop and give the client the last answer.
     Deliver,
     /// Stop: nothing was tried and every usable key is cooling for this model.
@@ -49,8 +52,9 @@ pub enum Choice<'a> {
 ///
 /// Call order — the edge does the I/O, this decides:
 /// 1. [`next`](Self::next) → [`Choice::Try`]: send the request with that key;
-///    [`Choice::Widen`]: read the other parts, [`widen`](Self::widen), ask again. Any other
-///    [`Choice`] is the one way to stop.
+///    [`Choice::Widen`]: read the other parts, [`widen`](Self::widen), ask again;
+///    [`Choice::Configure`]: read the cooling settings, [`configure`](Self::configure), ask
+///    again. Any other [`Choice`] is the one way to stop.
 /// 2. The answer goes to [`succeeded`](Self::succeeded) (then deliver it) or to
 ///    [`failed`](Self::failed). Both return the [`Change`]s to record now
 ///    ([`crate::record`]).
@@ -60,9 +64,8 @@ pub struct Attempts<'a> {
     pool: KeyPool<'a>,
     state: PoolState,
     picker: Picker,
-    when_all_cooling: WhenAllCooling,
-    jitter_ms: u64,
-    budget: usize,
+    /// The knobs past the first key (`None` until [`configure`](Self::configure)).
+    retry: Option<RetrySettings>,
     upstream_limit: usize,
     spent: usize,
     made: usize,
@@ -77,15 +80,15 @@ pub struct Attempts<'a> {
 
 impl<'a> Attempts<'a> {
     /// The attempts of one request, over the parts of `pool` read so far and their `state`
-    /// (whose model is the request's; `None`: an endpoint without a model).
-    pub fn new(pool: KeyPool<'a>, state: PoolState, settings: &RequestSettings, seed: u64) -> Self {
+    /// (whose model is the request's; `None`: an endpoint without a model). The first key
+    /// needs no knobs; the rest need the [`RetrySettings`], which [`failed`](Self::failed) and
+    /// [`configure`](Self::configure) bring.
+    pub fn new(pool: KeyPool<'a>, state: PoolState, seed: u64) -> Self {
         Attempts {
             pool,
             state,
-            picker: Picker::new(settings.strategy, seed),
-            when_all_cooling: settings.when_all_cooling,
-            jitter_ms: u64::try_from(settings.jitter.as_millis()).unwrap_or(u64::MAX),
-            budget: settings.max_attempts.min(MAX_UPSTREAM_REQUESTS),
+            picker: Picker::new(seed),
+            retry: None,
             upstream_limit: MAX_UPSTREAM_REQUESTS,
             spent: 0,
             made: 0,
@@ -132,7 +135,24 @@ impl<'a> Attempts<'a> {
     /// Will [`next`](Self::next) certainly stop? (The last answer ends the request, or the
     /// budget is spent.)
     pub fn finished(&self) -> bool {
-        !self.go_on || self.spent >= self.budget || self.made >= self.upstream_limit
+        !self.go_on || self.spent >= self.budget() || self.made >= self.upstream_limit
+    }
+
+    /// The knobs past the first key (after [`Choice::Configure`]; [`failed`](Self::failed)
+    /// takes them from its settings).
+    pub fn configure(&mut self, retry: &RetrySettings) {
+        self.retry = Some(*retry);
+        self.picker.set_strategy(retry.strategy);
+    }
+
+    /// Failures that could hit any key, at most: `max_attempts`, 32 and the upstream limit.
+    fn budget(&self) -> usize {
+        let max_attempts = self.retry.map_or(MAX_UPSTREAM_REQUESTS, |r| r.max_attempts);
+        max_attempts.min(MAX_UPSTREAM_REQUESTS).min(self.upstream_limit)
+    }
+
+    fn jitter_ms(&self) -> u64 {
+        self.retry.map_or(0, |r| u64::try_from(r.jitter.as_millis()).unwrap_or(u64::MAX))
     }
 
     /// The log line for a failed attempt, once [`failed`](Self::failed) has taken it: which
@@ -156,7 +176,6 @@ impl<'a> Attempts<'a> {
     /// Caps the upstream requests of this request at `limit` (at most the default 32).
     pub fn limit_upstream(&mut self, limit: usize) {
         self.upstream_limit = limit.clamp(1, MAX_UPSTREAM_REQUESTS);
-        self.budget = self.budget.min(self.upstream_limit);
     }
 
     /// Every key tried so far, and whether it served (for usage counts).
@@ -189,7 +208,8 @@ impl<'a> Attempts<'a> {
         if self.made > 0 {
             return Choice::Deliver;
         }
-        self.when_none_usable(now_ms)
+        let Some(retry) = self.retry else { return Choice::Configure };
+        self.when_none_usable(&retry, now_ms)
     }
 
     /// The attempt with `key` succeeded; returns the changes to record.
@@ -210,6 +230,7 @@ impl<'a> Attempts<'a> {
         cooling: &CoolingSettings,
         now_ms: u64,
     ) -> Vec<Change> {
+        self.configure(&cooling.retry);
         self.made += 1;
         self.history.push((*key, false));
         if !blames_one_key_or_bucket(&verdict.outcome) {
@@ -219,7 +240,8 @@ impl<'a> Attempts<'a> {
         if proves_key_alive(&verdict.outcome) {
             changes.extend(self.revival(key, now_ms));
         }
-        let jitter = self.picker.rng().below(usize::try_from(self.jitter_ms).unwrap_or(usize::MAX).saturating_add(1));
+        let jitter_ms = self.jitter_ms();
+        let jitter = self.picker.rng().below(usize::try_from(jitter_ms).unwrap_or(usize::MAX).saturating_add(1));
         let ctx = Context { now_ms, previous_strikes: self.recent_strikes(key, now_ms), jitter_ms: jitter as u64 };
         let action = cooling::decide(verdict, cooling, ctx);
         self.go_on = action.retry;
@@ -262,7 +284,7 @@ impl<'a> Attempts<'a> {
     }
 
     /// Nothing tried yet and no usable key: every key is cooling or dead (scans the pool).
-    fn when_none_usable(&mut self, now_ms: u64) -> Choice<'a> {
+    fn when_none_usable(&mut self, retry: &RetrySettings, now_ms: u64) -> Choice<'a> {
         let soonest = self
             .pool
             .iter()
@@ -274,7 +296,7 @@ impl<'a> Attempts<'a> {
             .min_by_key(|(until_ms, _)| *until_ms);
         let Some((until_ms, key)) = soonest else { return Choice::AllDead };
         let wait_ms = until_ms.saturating_sub(now_ms);
-        if self.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= self.jitter_ms {
+        if retry.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= self.jitter_ms() {
             self.picker.take(&key);
             return Choice::Try(key);
         }

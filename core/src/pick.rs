@@ -23,9 +23,15 @@ pub struct Picker {
 }
 
 impl Picker {
-    /// A picker for one request.
-    pub fn new(strategy: Strategy, seed: u64) -> Self {
-        Picker { strategy, rng: Rng::new(seed), tried: Vec::new(), last: None }
+    /// A picker for one request (round-robin until [`set_strategy`](Self::set_strategy): the
+    /// first key is drawn the same way under both).
+    pub fn new(seed: u64) -> Self {
+        Picker { strategy: Strategy::RoundRobin, rng: Rng::new(seed), tried: Vec::new(), last: None }
+    }
+
+    /// How keys after the first are offered.
+    pub fn set_strategy(&mut self, strategy: Strategy) {
+        self.strategy = strategy;
     }
 
     /// The next untried key that is `usable`, or `None`.

@@ -1,7 +1,8 @@
 //! The operator's knobs (config store `proxy_settings`): names, defaults, parsing.
 //!
-//! Two groups, so a request reads only what it needs: [`RequestSettings`] on every request,
-//! [`CoolingSettings`] only when Google's answer was not a success. Every knob is optional;
+//! Two groups, so a request reads only what it needs: [`RequestSettings`] on every request
+//! (what the first attempt needs), [`CoolingSettings`] (with the [`RetrySettings`]) only when
+//! Google's answer was not a success or no key can serve. Every knob is optional;
 //! a present but malformed value is a configuration error naming the knob.
 
 use crate::clock::ResetZone;
@@ -51,20 +52,11 @@ pub enum Profile {
     Seed,
 }
 
-/// Knobs read on every request.
+/// Knobs read on every request: what the first attempt needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestSettings {
-    /// `strategy`.
-    pub strategy: Strategy,
-    /// Upstream attempts per client request (also bounded by the pool size and by 32).
-    pub max_attempts: usize,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// `when_all_cooling`.
-    pub when_all_cooling: WhenAllCooling,
-    /// Jitter added to per-minute cooldowns; also how close to its end a cooldown must be
-    /// for the key to be tried anyway when every key is cooling.
-    pub jitter: Duration,
     /// How many secret-store entries hold keys: `keys`, then `keys_2` … `keys_4`.
     pub key_secrets: usize,
     /// Count requests per key and per client for the console (`usage_counts`: one KV append
@@ -77,14 +69,36 @@ pub struct RequestSettings {
 impl Default for RequestSettings {
     fn default() -> Self {
         RequestSettings {
-            strategy: Strategy::RoundRobin,
-            max_attempts: 3,
             max_body_bytes: 20 * 1024 * 1024,
-            when_all_cooling: WhenAllCooling::Reject,
-            jitter: Duration::from_millis(1_000),
             key_secrets: 1,
             usage_counts: true,
             reset_zone: ResetZone::Pacific,
+        }
+    }
+}
+
+/// Knobs a request needs only once it goes past its first key — after a failure, or when no
+/// key can serve — read with the [`CoolingSettings`] they belong to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetrySettings {
+    /// `strategy` (the first key is drawn uniformly either way).
+    pub strategy: Strategy,
+    /// Upstream attempts per client request (also bounded by the pool size and by 32).
+    pub max_attempts: usize,
+    /// `when_all_cooling`.
+    pub when_all_cooling: WhenAllCooling,
+    /// Jitter added to per-minute cooldowns; also how close to its end a cooldown must be
+    /// for the key to be tried anyway when every key is cooling.
+    pub jitter: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            strategy: Strategy::RoundRobin,
+            max_attempts: 3,
+            when_all_cooling: WhenAllCooling::Reject,
+            jitter: Duration::from_millis(1_000),
         }
     }
 }
@@ -104,9 +118,11 @@ pub struct SeedDurations {
     pub other_5xx: Duration,
 }
 
-/// Knobs read only when a request met a failure.
+/// Knobs read only when a request met a failure (or found no key that can serve).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CoolingSettings {
+    /// How the request goes on.
+    pub retry: RetrySettings,
     /// `cooling_profile`.
     pub profile: Profile,
     /// `daily_reset_zone`.
@@ -136,6 +152,7 @@ pub struct CoolingSettings {
 impl Default for CoolingSettings {
     fn default() -> Self {
         CoolingSettings {
+            retry: RetrySettings::default(),
             profile: Profile::Smart,
             reset_zone: ResetZone::Pacific,
             default_retry_delay: Duration::from_secs(60),
@@ -176,12 +193,8 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
         let reset_zone =
             if usage_counts { self.read("daily_reset_zone", d.reset_zone, |v| v.parse())? } else { d.reset_zone };
         Ok(RequestSettings {
-            strategy: self.read("strategy", d.strategy, parse_strategy)?,
-            max_attempts: self.read("max_attempts", d.max_attempts, |v| parse_count(v, 1, 32))?,
             max_body_bytes: self
                 .read("max_body_bytes", d.max_body_bytes, |v| parse_count(v, 1024, 100 * 1024 * 1024))?,
-            when_all_cooling: self.read("when_all_cooling", d.when_all_cooling, parse_when_all)?,
-            jitter: self.read("cool_jitter_ms", d.jitter, parse_millis)?,
             key_secrets: self.read("key_secrets", d.key_secrets, |v| parse_count(v, 1, 4))?,
             usage_counts,
             reset_zone,
@@ -197,6 +210,7 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
             Profile::Smart => d.seed.clone(),
         };
         Ok(CoolingSettings {
+            retry: self.retry()?,
             profile,
             reset_zone: self.read("daily_reset_zone", d.reset_zone, |v| v.parse())?,
             default_retry_delay: self.duration("cool_default_retry_delay", d.default_retry_delay)?,
@@ -209,6 +223,16 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
             dead_probation: self.duration("dead_probation", d.dead_probation)?,
             billing_depleted: self.duration("cool_billing_depleted", d.billing_depleted)?,
             seed,
+        })
+    }
+
+    fn retry(&mut self) -> Result<RetrySettings, SettingError> {
+        let d = RetrySettings::default();
+        Ok(RetrySettings {
+            strategy: self.read("strategy", d.strategy, parse_strategy)?,
+            max_attempts: self.read("max_attempts", d.max_attempts, |v| parse_count(v, 1, 32))?,
+            when_all_cooling: self.read("when_all_cooling", d.when_all_cooling, parse_when_all)?,
+            jitter: self.read("cool_jitter_ms", d.jitter, parse_millis)?,
         })
     }
 
@@ -343,15 +367,18 @@ mod tests {
 
     #[test]
     fn reads_and_validates_values() {
-        let r = reader(&[("strategy", "random"), ("max_attempts", "5"), ("when_all_cooling", "shortest-cooldown")])
-            .request()
-            .expect("valid");
+        let knobs = [("strategy", "random"), ("max_attempts", "5"), ("when_all_cooling", "shortest-cooldown")];
+        let r = reader(&knobs).cooling().expect("valid").retry;
         assert_eq!((r.strategy, r.max_attempts), (Strategy::Random, 5));
         assert_eq!(r.when_all_cooling, WhenAllCooling::ShortestCooldown);
-        let err = reader(&[("max_attempts", "zero")]).request().expect_err("invalid");
+        let err = reader(&[("max_attempts", "zero")]).cooling().expect_err("invalid");
         assert_eq!(err.name, "max_attempts");
         assert!(err.to_string().contains("proxy_settings.max_attempts"));
-        assert!(reader(&[("max_attempts", "33")]).request().is_err());
+        assert!(reader(&[("max_attempts", "33")]).cooling().is_err());
+        // The first attempt does not need them: a request reads them only past its first key.
+        assert_eq!(reader(&[("max_attempts", "zero")]).request(), Ok(RequestSettings::default()));
+        let err = reader(&[("max_body_bytes", "1")]).request().expect_err("below 1024");
+        assert_eq!(err.name, "max_body_bytes");
     }
 
     #[test]

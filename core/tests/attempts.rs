@@ -6,7 +6,7 @@ use gemini_pool_core::keys::{ApiKey, KeyPool};
 use gemini_pool_core::marks::Marks;
 use gemini_pool_core::names::{Bucket, MarkName};
 use gemini_pool_core::reason::Reason;
-use gemini_pool_core::settings::{CoolingSettings, RequestSettings, Strategy, WhenAllCooling};
+use gemini_pool_core::settings::{CoolingSettings, RetrySettings, Strategy, WhenAllCooling};
 use gemini_pool_core::state::{Change, Entry, Item, Mark, PartState, PoolState};
 use std::collections::HashMap;
 
@@ -55,9 +55,21 @@ fn cooling(pool: &KeyPool<'_>, marks: &[(usize, u64)]) -> PoolState {
     state(Marks::default(), Marks::decode(bytes, Some(1)))
 }
 
-fn first_choice(list: &str, state: &PoolState, settings: &RequestSettings, seed: u64) -> Option<usize> {
+/// Attempts with the knobs past the first key already read.
+fn configured<'a>(pool: KeyPool<'a>, state: PoolState, retry: &RetrySettings, seed: u64) -> Attempts<'a> {
+    let mut attempts = Attempts::new(pool, state, seed);
+    attempts.configure(retry);
+    attempts
+}
+
+/// The failure knobs, with these retry knobs.
+fn knobs(retry: &RetrySettings) -> CoolingSettings {
+    CoolingSettings { retry: *retry, ..CoolingSettings::default() }
+}
+
+fn first_choice(list: &str, state: &PoolState, settings: &RetrySettings, seed: u64) -> Option<usize> {
     let pool = pool_of(list);
-    match Attempts::new(pool_of(list), state.clone(), settings, seed).next(NOW) {
+    match configured(pool_of(list), state.clone(), settings, seed).next(NOW) {
         Choice::Try(key) => Some(index(&pool, &key)),
         _ => None,
     }
@@ -65,7 +77,7 @@ fn first_choice(list: &str, state: &PoolState, settings: &RequestSettings, seed:
 
 fn spread(strategy: Strategy) -> Vec<u32> {
     let list = keys(10);
-    let settings = RequestSettings { strategy, ..RequestSettings::default() };
+    let settings = RetrySettings { strategy, ..RetrySettings::default() };
     let mut counts = vec![0u32; 10];
     for request in 0..10_000u64 {
         // Each request is a fresh instance with fresh entropy.
@@ -88,9 +100,9 @@ fn ten_thousand_choices_over_ten_keys_are_even() {
 #[test]
 fn retries_never_repeat_a_key_and_respect_the_budget() {
     let list = keys(5);
-    let settings = RequestSettings { max_attempts: 4, ..RequestSettings::default() };
-    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 1);
-    let cooling = CoolingSettings::default();
+    let settings = RetrySettings { max_attempts: 4, ..RetrySettings::default() };
+    let mut attempts = configured(pool_of(&list), empty(), &settings, 1);
+    let cooling = knobs(&settings);
     let mut seen = Vec::new();
     let trouble =
         classify(503, br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#);
@@ -108,11 +120,11 @@ fn retries_never_repeat_a_key_and_respect_the_budget() {
 fn round_robin_retries_walk_in_pool_order() {
     let list = keys(6);
     let pool = pool_of(&list);
-    let settings = RequestSettings { max_attempts: 3, ..RequestSettings::default() };
+    let settings = RetrySettings { max_attempts: 3, ..RetrySettings::default() };
     for seed in 0..20 {
-        let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, seed);
+        let mut attempts = configured(pool_of(&list), empty(), &settings, seed);
         let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
-        attempts.failed(&first, &minute_429(), &CoolingSettings::default(), NOW);
+        attempts.failed(&first, &minute_429(), &knobs(&settings), NOW);
         let Choice::Try(second) = attempts.next(NOW) else { panic!("no key") };
         assert_eq!(index(&pool, &second), (index(&pool, &first) + 1) % 6);
     }
@@ -121,8 +133,9 @@ fn round_robin_retries_walk_in_pool_order() {
 #[test]
 fn quota_verdicts_move_on_without_spending_the_budget() {
     let list = keys(5);
-    let settings = RequestSettings { max_attempts: 1, ..RequestSettings::default() };
-    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 11);
+    let settings = RetrySettings { max_attempts: 1, ..RetrySettings::default() };
+    let cooling = knobs(&settings);
+    let mut attempts = configured(pool_of(&list), empty(), &settings, 11);
     let mut tried = 0;
     // Four keys answer with their own quota 429: the request still reaches the fifth.
     while let Choice::Try(key) = attempts.next(NOW) {
@@ -131,20 +144,20 @@ fn quota_verdicts_move_on_without_spending_the_budget() {
             attempts.succeeded(&key, NOW);
             break;
         }
-        assert!(!attempts.failed(&key, &minute_429(), &CoolingSettings::default(), NOW).is_empty());
+        assert!(!attempts.failed(&key, &minute_429(), &cooling, NOW).is_empty());
     }
     assert_eq!(tried, 5);
     // A 503 spends the budget of one.
-    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 11);
+    let mut attempts = configured(pool_of(&list), empty(), &settings, 11);
     let Choice::Try(key) = attempts.next(NOW) else { panic!("no key") };
-    attempts.failed(&key, &classify(503, b""), &CoolingSettings::default(), NOW);
+    attempts.failed(&key, &classify(503, b""), &cooling, NOW);
     assert_eq!(attempts.next(NOW), Choice::Deliver);
 }
 
 #[test]
 fn a_client_error_is_delivered_at_once() {
     let list = keys(3);
-    let mut attempts = Attempts::new(pool_of(&list), empty(), &RequestSettings::default(), 2);
+    let mut attempts = configured(pool_of(&list), empty(), &RetrySettings::default(), 2);
     let Choice::Try(key) = attempts.next(NOW) else { panic!("no key") };
     attempts.failed(&key, &classify(404, b""), &CoolingSettings::default(), NOW);
     assert_eq!(attempts.next(NOW), Choice::Deliver);
@@ -153,11 +166,11 @@ fn a_client_error_is_delivered_at_once() {
 #[test]
 fn the_budget_never_exceeds_the_pool() {
     let list = keys(2);
-    let settings = RequestSettings { max_attempts: 10, ..RequestSettings::default() };
-    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 3);
+    let settings = RetrySettings { max_attempts: 10, ..RetrySettings::default() };
+    let mut attempts = configured(pool_of(&list), empty(), &settings, 3);
     let mut n = 0;
     while let Choice::Try(key) = attempts.next(NOW) {
-        attempts.failed(&key, &minute_429(), &CoolingSettings::default(), NOW);
+        attempts.failed(&key, &minute_429(), &knobs(&settings), NOW);
         n += 1;
     }
     assert_eq!(n, 2);
@@ -169,12 +182,12 @@ fn cooling_keys_are_skipped_for_their_model_only() {
     let pool = pool_of(&list);
     let state = cooling(&pool, &[(0, NOW + 30_000), (2, NOW + 30_000)]);
     for seed in 0..50 {
-        assert_eq!(first_choice(&list, &state, &RequestSettings::default(), seed), Some(1));
+        assert_eq!(first_choice(&list, &state, &RetrySettings::default(), seed), Some(1));
     }
     // The same keys serve another model: its item has no marks.
     let other = empty();
     let picks: std::collections::HashSet<_> =
-        (0..50).map(|s| first_choice(&list, &other, &RequestSettings::default(), s)).collect();
+        (0..50).map(|s| first_choice(&list, &other, &RetrySettings::default(), s)).collect();
     assert_eq!(picks.len(), 3);
 }
 
@@ -184,15 +197,15 @@ fn a_per_minute_verdict_cools_the_whole_project_whatever_its_name() {
         let list =
             format!("{project}:AIzaSyAAAAAAAAAAAAAAA1\n{project}:AIzaSyBBBBBBBBBBBBBBB2\nAIzaSyCCCCCCCCCCCCCCC3");
         let pool = pool_of(&list);
-        let settings = RequestSettings { strategy: Strategy::Random, ..RequestSettings::default() };
+        let settings = RetrySettings { strategy: Strategy::Random, ..RetrySettings::default() };
         let fresh = PoolState::single(PartState::default(), Some("gemini-2.5-flash"));
         for seed in 0..20 {
-            let mut attempts = Attempts::new(pool_of(&list), fresh.clone(), &settings, seed);
+            let mut attempts = configured(pool_of(&list), fresh.clone(), &settings, seed);
             let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
             if index(&pool, &first) == 2 {
                 continue;
             }
-            let changes = attempts.failed(&first, &minute_429(), &CoolingSettings::default(), NOW);
+            let changes = attempts.failed(&first, &minute_429(), &knobs(&settings), NOW);
             let [Change { item, name, entry: Entry::Set(mark) }] = &changes[..] else { panic!("one change") };
             assert_eq!(item, &Item::model(0, "gemini-2.5-flash"));
             assert_eq!(name, &MarkName::of(Bucket::Project(project)));
@@ -208,10 +221,10 @@ fn a_per_minute_verdict_cools_the_whole_project_whatever_its_name() {
 fn a_refresh_brings_in_what_others_recorded() {
     let list = keys(3);
     let pool = pool_of(&list);
-    let settings = RequestSettings { strategy: Strategy::Random, ..RequestSettings::default() };
-    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 8);
+    let settings = RetrySettings { strategy: Strategy::Random, ..RetrySettings::default() };
+    let mut attempts = configured(pool_of(&list), empty(), &settings, 8);
     let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
-    let own = attempts.failed(&first, &minute_429(), &CoolingSettings::default(), NOW);
+    let own = attempts.failed(&first, &minute_429(), &knobs(&settings), NOW);
     // Meanwhile another instance cooled a second key: the fresh state shows it, and this
     // request's own change stays applied on top of it.
     let other = (0..3).map(|i| nth(&pool, i)).find(|k| k.at != first.at).expect("another key");
@@ -232,13 +245,34 @@ fn all_cooling_answers_with_the_soonest_recovery() {
     let list = keys(3);
     let pool = pool_of(&list);
     let state = cooling(&pool, &[(0, NOW + 50_000), (1, NOW + 20_000), (2, NOW + 90_000)]);
-    let first = Attempts::new(pool_of(&list), state.clone(), &RequestSettings::default(), 5).next(NOW);
+    let first = configured(pool_of(&list), state.clone(), &RetrySettings::default(), 5).next(NOW);
     assert_eq!(first, Choice::AllCooling { retry_after_ms: 20_000 });
-    let shortest = RequestSettings { when_all_cooling: WhenAllCooling::ShortestCooldown, ..RequestSettings::default() };
+    let shortest = RetrySettings { when_all_cooling: WhenAllCooling::ShortestCooldown, ..RetrySettings::default() };
     assert_eq!(first_choice(&list, &state, &shortest, 5), Some(1));
     // Within the jitter of its end, a cooldown does not make the client wait.
-    let later = Attempts::new(pool_of(&list), state, &RequestSettings::default(), 5).next(NOW + 19_500);
+    let later = configured(pool_of(&list), state, &RetrySettings::default(), 5).next(NOW + 19_500);
     assert_eq!(later.key_index(&pool), Some(1));
+}
+
+#[test]
+fn the_knobs_past_the_first_key_are_asked_for_only_when_needed() {
+    let list = keys(3);
+    let pool = pool_of(&list);
+    // A key that can serve needs no knobs.
+    assert!(matches!(Attempts::new(pool_of(&list), empty(), 5).next(NOW), Choice::Try(_)));
+    // With every key cooling, what happens depends on `when_all_cooling`: the edge is asked.
+    let state = cooling(&pool, &[(0, NOW + 50_000), (1, NOW + 20_000), (2, NOW + 90_000)]);
+    let mut attempts = Attempts::new(pool_of(&list), state, 5);
+    assert_eq!(attempts.next(NOW), Choice::Configure);
+    attempts
+        .configure(&RetrySettings { when_all_cooling: WhenAllCooling::ShortestCooldown, ..RetrySettings::default() });
+    assert_eq!(attempts.next(NOW).key_index(&pool), Some(1));
+    // A failure brings its own: `max_attempts` 1 ends the request after one 503.
+    let mut attempts = Attempts::new(pool_of(&list), empty(), 5);
+    let Choice::Try(key) = attempts.next(NOW) else { panic!("a key") };
+    let cooling = knobs(&RetrySettings { max_attempts: 1, ..RetrySettings::default() });
+    attempts.failed(&key, &classify(503, b""), &cooling, NOW);
+    assert_eq!(attempts.next(NOW), Choice::Deliver);
 }
 
 #[test]
@@ -250,9 +284,9 @@ fn all_dead_and_probation() {
         keys.apply(MarkName::key(&nth(&pool, i)), mark(NOW + 1000 * (i as u64 + 1), Reason::KeyInvalid, true));
     }
     let state = state(keys, Marks::default());
-    assert_eq!(Attempts::new(pool_of(&list), state.clone(), &RequestSettings::default(), 1).next(NOW), Choice::AllDead);
+    assert_eq!(configured(pool_of(&list), state.clone(), &RetrySettings::default(), 1).next(NOW), Choice::AllDead);
     // After key 0's probation time, it gets one request; a success revives it.
-    let mut attempts = Attempts::new(pool_of(&list), state, &RequestSettings::default(), 1);
+    let mut attempts = configured(pool_of(&list), state, &RetrySettings::default(), 1);
     let Choice::Try(key) = attempts.next(NOW + 1000) else { panic!("probation") };
     assert_eq!(index(&pool, &key), 0);
     let changes = attempts.succeeded(&key, NOW + 1000);
@@ -263,7 +297,7 @@ fn all_dead_and_probation() {
 fn a_dead_verdict_marks_the_key_and_moves_on() {
     let list = keys(2);
     let pool = pool_of(&list);
-    let mut attempts = Attempts::new(pool_of(&list), empty(), &RequestSettings::default(), 4);
+    let mut attempts = configured(pool_of(&list), empty(), &RetrySettings::default(), 4);
     let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
     let dead = classify(400, br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#);
     let changes = attempts.failed(&first, &dead, &CoolingSettings::default(), NOW);
@@ -282,7 +316,7 @@ fn repeated_bare_429s_grow() {
     let mut now = NOW;
     for _ in 0..3 {
         let state = state(Marks::default(), Marks::decode(stored.clone().into_bytes(), Some(1)));
-        let mut attempts = Attempts::new(pool_of(&list), state, &RequestSettings::default(), 1);
+        let mut attempts = configured(pool_of(&list), state, &RetrySettings::default(), 1);
         let Choice::Try(key) = attempts.next(now) else { panic!("no key at {now}") };
         let changes = attempts.failed(&key, &throttled, &CoolingSettings::default(), now);
         let Some(Change { entry: Entry::Set(mark), .. }) = changes.first() else { panic!("no change") };
@@ -301,7 +335,7 @@ fn ninety_percent_cooling_still_picks_uniformly() {
     let state = cooling(&pool, &cooled);
     let mut counts: HashMap<usize, u32> = HashMap::new();
     for seed in 0..10_000u64 {
-        let i = first_choice(&list, &state, &RequestSettings::default(), seed).expect("a key");
+        let i = first_choice(&list, &state, &RetrySettings::default(), seed).expect("a key");
         assert!(i >= 450);
         *counts.entry(i).or_default() += 1;
     }
@@ -312,7 +346,7 @@ fn ninety_percent_cooling_still_picks_uniformly() {
 #[test]
 fn a_final_429_says_when_to_come_back() {
     let list = keys(2);
-    let mut attempts = Attempts::new(pool_of(&list), empty(), &RequestSettings::default(), 6);
+    let mut attempts = configured(pool_of(&list), empty(), &RetrySettings::default(), 6);
     while let Choice::Try(key) = attempts.next(NOW) {
         attempts.failed(&key, &minute_429(), &CoolingSettings::default(), NOW);
     }
@@ -344,7 +378,7 @@ fn a_request_reads_other_parts_only_when_its_part_has_nothing_left() {
     let cooled = cooling(&first_part, &[(0, NOW + 60_000), (1, NOW + 60_000)]);
     let mut state = PoolState::new(2, Some("m"));
     state.set(0, PartState { keys: Marks::default(), model: cooled.marks(&Item::model(0, "m")).clone() });
-    let mut attempts = Attempts::new(pool, state, &RequestSettings::default(), 3);
+    let mut attempts = configured(pool, state, &RetrySettings::default(), 3);
     assert_eq!(attempts.next(NOW), Choice::Widen);
     attempts.widen(vec![(1, two.as_bytes(), PartState::default())]);
     let Choice::Try(key) = attempts.next(NOW) else { panic!("a key of part 2") };
@@ -386,8 +420,8 @@ fn a_request_starts_in_its_part_and_falls_back_to_the_whole_pool_only_when_that_
 fn the_last_429_reaches_the_client_scrubbed_and_with_the_pools_retry_after() {
     use gemini_pool_core::ending::Ending;
     let list = keys(2);
-    let settings = RequestSettings::default();
-    let mut attempts = Attempts::new(pool_of(&list), empty(), &settings, 3);
+    let settings = RetrySettings::default();
+    let mut attempts = configured(pool_of(&list), empty(), &settings, 3);
     let cooling = CoolingSettings::default();
     let mut last: Ending<'_, ()> = Ending::nothing_yet();
     while let Choice::Try(key) = attempts.next(NOW) {
@@ -417,10 +451,10 @@ fn the_last_429_reaches_the_client_scrubbed_and_with_the_pools_retry_after() {
 #[test]
 fn the_failure_log_line_names_the_key_by_mask_and_never_quotes_it() {
     let list = keys(2);
-    let settings = RequestSettings::default();
+    let settings = RetrySettings::default();
     let first = list.lines().next().unwrap_or_default().to_string();
     let state = PoolState::single(PartState::default(), Some(&first));
-    let mut attempts = Attempts::new(pool_of(&list), state, &settings, 5);
+    let mut attempts = configured(pool_of(&list), state, &settings, 5);
     let Choice::Try(key) = attempts.next(NOW) else { panic!("a key to try") };
     let body = format!(
         r#"{{"error":{{"code":400,"message":"API key not valid: {}","status":"INVALID_ARGUMENT","details":[{{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}}]}}}}"#,

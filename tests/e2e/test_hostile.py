@@ -95,6 +95,17 @@ def test_a_knob_beyond_the_limit_is_a_configuration_error_naming_it(sim, proxies
     assert "proxy_settings.dead_probation" in raised.value.body["message"]
 
 
+def test_a_malformed_retry_knob_is_reported_when_a_request_goes_past_its_first_key(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2), settings={"max_attempts": "many"})
+    assert chat(proxy).choices[0].message.content  # the first key served: the knob was not needed
+    sim.behave("*", "bare_429", times=1)
+    with pytest.raises(openai.InternalServerError) as raised:
+        chat(proxy)
+    assert raised.value.status_code == 500 and raised.value.body["code"] == "config_error"
+    assert "proxy_settings.max_attempts" in raised.value.body["message"]
+
+
 def test_a_model_named_like_a_key_is_no_oracle_and_is_never_logged(sim, proxies):
     """Google echoes an unknown model's name; a pool key and a made-up key with the same ending
     come back identical, and neither reaches a log line."""

@@ -179,6 +179,8 @@ def test_server_timing_counts_store_operations(world, edge):
     if edge == "fastly":
         assert 'kv;desc="2 reads, 0 writes"' in timing
         assert 'secret;desc="1 lookups, 1 reads"' in timing
+        # The token, and the four knobs a first attempt needs (the others wait for a failure).
+        assert 'config;desc="5 reads"' in timing
     else:  # one call to the Durable Object reads both items
         assert 'state;desc="1 calls"' in timing
     assert 'attempts;desc="1"' in timing
@@ -260,7 +262,7 @@ def test_missing_and_unknown_tokens(world):
     ({"keys": None}, "secret `gemini_keys/keys` is missing", "secret `GEMINI_API_KEYS` is missing"),
     ({"secret_store": False}, "secret store `gemini_keys` is missing", "secret `GEMINI_API_KEYS` is missing"),
     ({"keys": "  \n# only a comment\n"}, "holds no API keys", "holds no API keys"),
-    ({"settings": {"max_attempts": "many"}}, "proxy_settings.max_attempts", "max_attempts"),
+    ({"settings": {"max_body_bytes": "many"}}, "proxy_settings.max_body_bytes", "max_body_bytes"),
     ({"settings": {"key_secrets": "2"}}, "secret `gemini_keys/keys_2` is missing", "secret `GEMINI_API_KEYS_2` is missing"),
 ])
 def test_configuration_errors_name_what_is_missing(sim, proxies, edge, setup, fastly, cloudflare):

@@ -18,7 +18,7 @@ use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
 use gemini_pool_core::rng::Rng;
 use gemini_pool_core::route::{route, valid_model};
 use gemini_pool_core::scrub::scrub as scrub_text;
-use gemini_pool_core::settings::{CoolingSettings, Profile, RequestSettings, SettingsReader, Strategy, MAX_DURATION};
+use gemini_pool_core::settings::{CoolingSettings, Profile, RetrySettings, SettingsReader, Strategy, MAX_DURATION};
 use gemini_pool_core::state::{Entry, PartState, PoolState};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -190,10 +190,11 @@ pub fn settings(data: &[u8]) {
     }
     let mut reader = SettingsReader::new(|name: &str| map.get(name).cloned());
     if let Ok(r) = reader.request() {
-        assert!((1..=32).contains(&r.max_attempts) && (1..=4).contains(&r.key_secrets));
-        assert!(r.jitter <= MAX_DURATION);
+        assert!((1..=4).contains(&r.key_secrets) && r.max_body_bytes >= 1024);
     }
     if let Ok(c) = reader.cooling() {
+        assert!((1..=32).contains(&c.retry.max_attempts));
+        assert!(c.retry.jitter <= MAX_DURATION);
         let durations = [
             c.default_retry_delay,
             c.no_free_tier,
@@ -240,17 +241,18 @@ pub fn attempt_loop(data: &[u8]) {
     let n = 1 + input.below(40);
     let list: String =
         (0..n).map(|i| format!("{}AIzaSyLOOP{i:029}\n", if i % 3 == 0 { "team:" } else { "" })).collect();
-    let settings = RequestSettings {
+    let retry = RetrySettings {
         max_attempts: 1 + input.below(32),
         strategy: if input.byte().is_multiple_of(2) { Strategy::Random } else { Strategy::RoundRobin },
-        ..RequestSettings::default()
+        ..RetrySettings::default()
     };
     let cooling = CoolingSettings {
+        retry,
         profile: if input.byte().is_multiple_of(4) { Profile::Seed } else { Profile::Smart },
         ..Default::default()
     };
     let state = PoolState::single(PartState::default(), Some("m"));
-    let mut attempts = Attempts::new(KeyPool::new([list.as_str()]), state, &settings, u64::from(input.byte()));
+    let mut attempts = Attempts::new(KeyPool::new([list.as_str()]), state, u64::from(input.byte()));
     let answers: [(u16, &[u8]); 8] = [
         (200, b"{}"),
         (429, br#"{"error":{"code":429,"message":"x\nPlease retry in 99999999999999999999s.","status":"RESOURCE_EXHAUSTED"}}"#),
@@ -267,6 +269,10 @@ pub fn attempt_loop(data: &[u8]) {
         let key = match attempts.next(now) {
             Choice::Try(key) => key,
             Choice::Widen => panic!("a one-part pool never widens"),
+            Choice::Configure => {
+                attempts.configure(&cooling.retry);
+                continue;
+            }
             _ => break,
         };
         assert!(!tried.contains(&key.at), "a key tried twice");
