@@ -42,11 +42,12 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let mut state = PoolState::new(pool.parts(), facts.model.as_deref());
     let parts: Vec<usize> = (0..pool.parts()).filter(|&p| pool.has(p)).collect();
     kv.read(&mut state, &parts, cx.ops);
-    let mut attempts = Attempts::new(pool, state, &cx.settings, seed.rotate_left(32));
+    let mut attempts = Attempts::new(pool, state, seed.rotate_left(32));
     let ending = attempt_loop(&mut attempts, &outbound, &kv, cx)?;
-    let usage = usage_write(&attempts, cx, ending.is_served(), &mut rng);
+    let now = now_ms();
+    let usage = usage_write(&attempts, cx, ending.is_served(), now, &mut rng);
     let after = After { usage: usage.map(|append| (kv, append)) };
-    let response = match ending.into_reply(&attempts, now_ms()) {
+    let response = match ending.into_reply(&attempts, now) {
         Ok(response) => served(*response, route, facts.stream),
         Err(reply) => reply::error(dialect, &reply),
     };
@@ -77,6 +78,10 @@ fn attempt_loop<'a>(
                 widen(attempts, &cx.secrets, kv, cx.ops).map_err(|e| Rejection::config(cx.dialect, e))?;
                 continue;
             }
+            Choice::Configure => {
+                attempts.configure(&cooling_settings(&mut cooling, cx)?.retry);
+                continue;
+            }
             Choice::Deliver => return Ok(last),
             refusal => return Ok(Ending::refusal(&refusal, attempts.model()).unwrap_or(last)),
         };
@@ -93,17 +98,24 @@ fn attempt_loop<'a>(
             }
             Answer::Failed { timeout, detail } => Ending::no_answer(timeout, detail),
         };
-        if cooling.is_none() {
-            cooling = Some(cx.cooling()?);
-        }
-        let settings = cooling.get_or_insert_with(CoolingSettings::default);
-        let changes = attempts.failed(&key, &verdict, settings, now_ms());
+        let changes = attempts.failed(&key, &verdict, cooling_settings(&mut cooling, cx)?, now_ms());
         log(format_args!("{}", attempts.failure_line(&key, &verdict)));
         last = ending;
         if !changes.is_empty() || !attempts.finished() {
             record(attempts, kv, changes, cx.ops);
         }
     }
+}
+
+/// The cooling settings, read the first time a request needs them.
+fn cooling_settings<'c>(
+    slot: &'c mut Option<CoolingSettings>,
+    cx: &Context<'_>,
+) -> Result<&'c CoolingSettings, Rejection> {
+    if slot.is_none() {
+        *slot = Some(cx.cooling()?);
+    }
+    Ok(slot.get_or_insert_with(CoolingSettings::default))
 }
 
 /// Reads every part not read yet — its secret and its items — and hands them to `attempts`.
@@ -130,13 +142,19 @@ fn record(attempts: &mut Attempts<'_>, kv: &StateStore, changes: Vec<Change>, op
 }
 
 /// This request's usage append, if counting is on (written after the response).
-fn usage_write(attempts: &Attempts<'_>, cx: &Context<'_>, served: bool, rng: &mut Rng) -> Option<usage::Append> {
+fn usage_write(
+    attempts: &Attempts<'_>,
+    cx: &Context<'_>,
+    served: bool,
+    now_ms: u64,
+    rng: &mut Rng,
+) -> Option<usage::Append> {
     if !cx.settings.usage_counts {
         return None;
     }
     cx.ops.usage_after.set(true);
     let (label, model, zone) = (&cx.caller.label, attempts.model(), cx.settings.reset_zone);
-    Some(usage::Append::new(attempts.history(), label, model, served, now_ms(), zone, rng))
+    Some(usage::Append::new(attempts.history(), label, model, served, now_ms, zone, rng))
 }
 
 fn served(mut response: Response, route: &Route, stream: bool) -> Response {
@@ -159,8 +177,11 @@ fn read_body(client: &mut Request, limit: usize) -> Result<Vec<u8>, ErrorReply> 
     if client.get_content_length().is_some_and(|len| len > limit) {
         return Err(ErrorReply::body_too_large(limit));
     }
-    let mut body = Vec::new();
-    let read = client.take_body().take(limit as u64 + 1).read_to_end(&mut body);
+    // Straight from the body handle into a buffer of the announced size: fastly's `Body`
+    // reader would first zero an 8 KB buffer of its own.
+    let announced = client.get_content_length().unwrap_or(0);
+    let mut body = Vec::with_capacity(announced.saturating_add(1));
+    let read = client.take_body().into_handle().take(limit as u64 + 1).read_to_end(&mut body);
     if read.is_err() {
         return Err(ErrorReply::bad_request("unreadable_body", "The request body could not be read."));
     }

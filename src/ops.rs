@@ -34,19 +34,42 @@ impl Ops {
     pub fn server_timing(&self, started: Instant) -> String {
         let total = started.elapsed().as_secs_f64() * 1000.0;
         let upstream = self.upstream_ms.get();
-        let usage = if self.usage_after.get() { ", usage;desc=\"1 KV append after the response\"" } else { "" };
-        format!(
-            "kv;desc=\"{} reads, {} writes\";dur={:.2}, secret;desc=\"{} lookups, {} reads\", config;desc=\"{} reads\", attempts;desc=\"{}\", upstream;dur={:.2}, proxy;dur={:.2}{}",
-            self.kv_reads.get(),
-            self.kv_writes.get(),
-            self.kv_ms.get(),
-            self.secret_lookups.get(),
-            self.secret_reads.get(),
-            self.config_reads.get(),
-            self.attempts.get(),
-            upstream,
-            (total - upstream).max(0.0),
-            usage,
-        )
+        // Written piece by piece, not with `format!`: every response carries it.
+        let mut out = String::with_capacity(256);
+        let count = |out: &mut String, n: u32| out.push_str(itoa::Buffer::new().format(n));
+        out.push_str("kv;desc=\"");
+        count(&mut out, self.kv_reads.get());
+        out.push_str(" reads, ");
+        count(&mut out, self.kv_writes.get());
+        out.push_str(" writes\";dur=");
+        millis(&mut out, self.kv_ms.get());
+        out.push_str(", secret;desc=\"");
+        count(&mut out, self.secret_lookups.get());
+        out.push_str(" lookups, ");
+        count(&mut out, self.secret_reads.get());
+        out.push_str(" reads\", config;desc=\"");
+        count(&mut out, self.config_reads.get());
+        out.push_str(" reads\", attempts;desc=\"");
+        count(&mut out, self.attempts.get());
+        out.push_str("\", upstream;dur=");
+        millis(&mut out, upstream);
+        out.push_str(", proxy;dur=");
+        millis(&mut out, total - upstream);
+        if self.usage_after.get() {
+            out.push_str(", usage;desc=\"1 KV append after the response\"");
+        }
+        out
     }
+}
+
+/// Milliseconds with two decimals (`0.31`), from whole hundredths.
+fn millis(out: &mut String, ms: f64) {
+    let hundredths = (ms.max(0.0) * 100.0).round() as u64;
+    out.push_str(itoa::Buffer::new().format(hundredths / 100));
+    out.push('.');
+    let rest = hundredths % 100;
+    if rest < 10 {
+        out.push('0');
+    }
+    out.push_str(itoa::Buffer::new().format(rest));
 }

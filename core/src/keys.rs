@@ -17,6 +17,7 @@
 use crate::rng::Rng;
 use std::cell::Cell;
 use std::fmt;
+use std::ops::Range;
 
 /// Where an entry starts: which part, which byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,7 +47,7 @@ pub struct Fingerprint(pub u64);
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        self.with_hex(|hex| f.write_str(hex))
     }
 }
 
@@ -54,6 +55,17 @@ impl Fingerprint {
     /// The fingerprint of a key text.
     pub fn of(secret: &str) -> Self {
         Fingerprint::of_bytes(secret.as_bytes())
+    }
+
+    /// Calls `f` with the 16 lowercase hex digits (written by hand, not by `format!`: every
+    /// request names keys this way).
+    pub fn with_hex<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 16];
+        for (i, digit) in digits.iter_mut().enumerate() {
+            *digit = HEX[((self.0 >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        f(std::str::from_utf8(&digits).unwrap_or_default())
     }
 
     /// FNV-1a 64 of any bytes (also the hash that sorts stored marks).
@@ -82,10 +94,11 @@ pub fn mask(secret: &str) -> String {
     format!("…{tail}")
 }
 
-/// Entries shorter than this are drawn as often as entries of this length; longer ones are
-/// accepted with probability `DRAW_SPAN / length`, so every key of a mixed pool is drawn
-/// equally often. (No real key is this short: `AIza…` keys have 39 characters.)
-const DRAW_SPAN: usize = 16;
+/// Entries of this length or longer are accepted with probability `DRAW_SPAN / length`, so
+/// every key of a mixed pool is drawn equally often; shorter ones are drawn a little less
+/// often. No real key is this short (`AIza…` keys have 39 characters, `AQ.…` keys 53), and
+/// the closer it is to their length, the fewer draws a request spends.
+const DRAW_SPAN: usize = 32;
 
 /// Random bytes to try before [`KeyPool::draw`] gives up (comments and blank space miss).
 const DRAW_TRIES: usize = 48;
@@ -160,10 +173,11 @@ impl<'a> KeyPool<'a> {
     ) -> Result<Option<Self>, E> {
         let mut pool = KeyPool::with_parts(parts);
         pool.add(part, read(part)?);
-        if pool.is_empty() {
-            for other in (0..parts).filter(|&p| p != part) {
-                pool.add(other, read(other)?);
-            }
+        if !pool.is_empty() {
+            return Ok(Some(pool));
+        }
+        for other in (0..parts).filter(|&p| p != part) {
+            pool.add(other, read(other)?);
         }
         Ok(if pool.is_empty() { None } else { Some(pool) })
     }
@@ -206,8 +220,12 @@ impl<'a> KeyPool<'a> {
         }
         for _ in 0..DRAW_TRIES {
             let Some((list, offset)) = self.locate(rng.below(self.total)) else { continue };
-            let Some((key, span)) = self.entry_at(list, offset) else { continue };
-            if span <= DRAW_SPAN || rng.below(span) < DRAW_SPAN {
+            let Some(entry) = self.entry_at(list, offset) else { continue };
+            // Accept or reject on the entry's length alone: only the accepted one is parsed.
+            if entry.len() > DRAW_SPAN && rng.below(entry.len()) >= DRAW_SPAN {
+                continue;
+            }
+            if let Some(key) = parse_entry(&self.lists[list]?[entry.clone()], Position { list, start: entry.start }) {
                 return Some(key);
             }
         }
@@ -262,8 +280,9 @@ impl<'a> KeyPool<'a> {
         None
     }
 
-    /// The key whose entry holds byte `offset` of list `list`, and the entry's length.
-    fn entry_at(&self, list: usize, offset: usize) -> Option<(ApiKey<'a>, usize)> {
+    /// The bytes of the entry holding byte `offset` of list `list` (not parsed yet), or
+    /// `None` if that byte is a separator or in a comment.
+    fn entry_at(&self, list: usize, offset: usize) -> Option<Range<usize>> {
         let bytes = self.lists[list]?;
         if matches!(bytes.get(offset)?, b'\n' | b',') {
             return None;
@@ -275,8 +294,7 @@ impl<'a> KeyPool<'a> {
         let start =
             bytes[line_start..offset].iter().rposition(|&b| b == b',').map_or(line_start, |i| line_start + i + 1);
         let end = bytes[offset..line_end].iter().position(|&b| b == b',').map_or(line_end, |i| offset + i);
-        let key = parse_entry(&bytes[start..end], Position { list, start })?;
-        Some((key, end - start))
+        Some(start..end)
     }
 
     /// The line holding byte `offset`: start, end, and whether it is a comment.

@@ -138,6 +138,9 @@ impl Marks {
     }
 
     fn lookup(&self, name: &MarkName, with_local: bool) -> Option<Mark> {
+        if self.is_empty() {
+            return None;
+        }
         self.by_hash(fnv(name.as_str().as_bytes()), Some(name), with_local)
     }
 
@@ -174,12 +177,19 @@ impl Marks {
         let (mut lo, mut hi) = (0, self.sorted.len() / RECORD);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.record(mid) {
-                Some((h, _)) if h < hash => lo = mid + 1,
+            match self.record_hash(mid) {
+                Some(h) if h < hash => lo = mid + 1,
                 _ => hi = mid,
             }
         }
         lo
+    }
+
+    /// The hash of record `index` alone (all a search needs).
+    fn record_hash(&self, index: usize) -> Option<u64> {
+        let start = self.sorted.start + index * RECORD;
+        let bytes: [u8; 8] = self.bytes.get(start..start + 8)?.try_into().ok()?;
+        Some(u64::from_be_bytes(bytes))
     }
 
     fn record(&self, index: usize) -> Option<(u64, Entry)> {
@@ -193,7 +203,9 @@ impl Marks {
 
     /// The readable lines of the appended part, as (name bytes, entry).
     fn lines(&self) -> impl Iterator<Item = (&[u8], Entry)> {
-        self.bytes[self.appended.clone()].split(|&b| b == b'\n').filter_map(parse_line)
+        // An empty part has no line (`split` would still offer one empty piece to parse).
+        let appended = if self.appended.is_empty() { &[][..] } else { &self.bytes[self.appended.clone()] };
+        appended.split(|&b| b == b'\n').filter(|line| !line.is_empty()).filter_map(parse_line)
     }
 }
 

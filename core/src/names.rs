@@ -36,15 +36,12 @@ impl MarkName {
     /// The one naming function.
     pub fn of(bucket: Bucket<'_>) -> Self {
         match bucket {
-            Bucket::Key(fp) => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
+            Bucket::Key(fp) => MarkName(fp.with_hex(|hex| {
                 let mut name = String::with_capacity(18);
                 name.push_str("k:");
-                for shift in (0..16).rev() {
-                    name.push(char::from(HEX[((fp.0 >> (shift * 4)) & 0xF) as usize]));
-                }
-                MarkName(name)
-            }
+                name.push_str(hex);
+                name
+            })),
             Bucket::Project(project) => MarkName(format!("p:{}", escape(project))),
         }
     }
@@ -84,11 +81,15 @@ pub fn escape(text: &str) -> String {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(char::from(UPPER_HEX[usize::from(byte >> 4)]));
+            out.push(char::from(UPPER_HEX[usize::from(byte & 0xf)]));
         }
     }
     out
 }
+
+const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Reads [`escape`]'s output back (`None` if it is not).
 pub fn unescape(text: &str) -> Option<String> {

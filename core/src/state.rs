@@ -94,11 +94,11 @@ impl Item {
     pub fn kv_key(&self) -> String {
         let base = match &self.model {
             None => "keys".to_string(),
-            Some(model) => format!("{MODEL_PREFIX}{model}"),
+            Some(model) => [MODEL_PREFIX, model].concat(),
         };
         match self.part {
             0 => base,
-            part => format!("{base}@{}", part + 1),
+            part => [base.as_str(), "@", &(part + 1).to_string()].concat(),
         }
     }
 

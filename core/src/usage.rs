@@ -80,12 +80,21 @@ pub fn ttl_secs(now_ms: u64, zone: ResetZone) -> u64 {
 /// the client (whether it got a success).
 pub fn lines(attempts: &[(ApiKey<'_>, bool)], client: &str, model: Option<&str>, served: bool) -> String {
     let model = model.unwrap_or("-");
-    let mut out = String::new();
+    let mut out = String::with_capacity((attempts.len() + 1) * (30 + model.len()) + client.len() * 3);
     for (key, ok) in attempts {
-        out.push_str(&format!("k {} {model} {} {}\n", key.fingerprint, u8::from(*ok), u8::from(!*ok)));
+        key.fingerprint.with_hex(|hex| line(&mut out, 'k', hex, model, *ok));
     }
-    out.push_str(&format!("c {} {model} {} {}\n", escape(client), u8::from(served), u8::from(!served)));
+    line(&mut out, 'c', &escape(client), model, served);
     out
+}
+
+/// `<kind> <name> <model> <ok> <failed>\n`, one success or one failure.
+fn line(out: &mut String, kind: char, name: &str, model: &str, ok: bool) {
+    out.push(kind);
+    for field in [name, model, if ok { "1 0\n" } else { "0 1\n" }] {
+        out.push(' ');
+        out.push_str(field);
+    }
 }
 
 /// One request's usage append: its lines, the shard they go to, how long the item lives, and
