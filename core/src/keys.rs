@@ -70,13 +70,15 @@ impl Fingerprint {
 
     /// FNV-1a 64 of any bytes (also the hash that sorts stored marks).
     pub fn of_bytes(bytes: &[u8]) -> Self {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for &byte in bytes {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        Fingerprint(hash)
+        Fingerprint(bytes.iter().fold(FNV_OFFSET, |hash, &byte| fnv_step(hash, byte)))
     }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One byte of FNV-1a 64.
+fn fnv_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
 }
 
 impl ApiKey<'_> {
@@ -287,28 +289,31 @@ impl<'a> KeyPool<'a> {
         if matches!(bytes.get(offset)?, b'\n' | b',') {
             return None;
         }
-        let (line_start, line_end, comment) = self.line_around(list, bytes, offset);
-        if comment {
-            return None;
-        }
-        let start =
-            bytes[line_start..offset].iter().rposition(|&b| b == b',').map_or(line_start, |i| line_start + i + 1);
-        let end = bytes[offset..line_end].iter().position(|&b| b == b',').map_or(line_end, |i| offset + i);
-        Some(start..end)
+        let start = bytes[..offset].iter().rposition(|&b| b == b',' || b == b'\n').map_or(0, |i| i + 1);
+        let end = bytes[offset..].iter().position(|&b| b == b',' || b == b'\n').map_or(bytes.len(), |i| offset + i);
+        // An entry that begins its line says itself whether the line is a comment; one after a
+        // comma needs the line's start.
+        let comment = if line_starts_at(bytes, start) {
+            bytes[start..end].trim_ascii_start().starts_with(b"#")
+        } else {
+            self.in_comment_line(list, bytes, offset)
+        };
+        (!comment).then_some(start..end)
     }
 
-    /// The line holding byte `offset`: start, end, and whether it is a comment.
-    fn line_around(&self, list: usize, bytes: &[u8], offset: usize) -> (usize, usize, bool) {
+    /// Is the line holding byte `offset` a comment? (The answer for the line is kept: a pool
+    /// written as one long comma-separated line is scanned for its ends once.)
+    fn in_comment_line(&self, list: usize, bytes: &[u8], offset: usize) -> bool {
         if let Some((l, start, end, comment)) = self.last_line.get() {
             if l == list && start <= offset && offset < end {
-                return (start, end, comment);
+                return comment;
             }
         }
         let start = bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let end = bytes[offset..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| offset + i);
         let comment = bytes[start..end].trim_ascii_start().starts_with(b"#");
         self.last_line.set(Some((list, start, end, comment)));
-        (start, end, comment)
+        comment
     }
 
     /// Entries from byte `start` of list `list` to the end of the pool: each is a key, or
@@ -375,7 +380,16 @@ fn parse_entry(raw: &[u8], at: Position) -> Option<ApiKey<'_>> {
         Some(colon) => (Some(entry[..colon].trim_ascii()).filter(|p| !p.is_empty()), entry[colon + 1..].trim_ascii()),
         None => (None, entry),
     };
-    if secret.is_empty() || !secret.iter().all(u8::is_ascii_graphic) {
+    // One pass checks the key and computes its fingerprint (every candidate a request draws
+    // comes through here).
+    let mut hash = FNV_OFFSET;
+    for &byte in secret {
+        if !byte.is_ascii_graphic() {
+            return None;
+        }
+        hash = fnv_step(hash, byte);
+    }
+    if secret.is_empty() {
         return None;
     }
     let secret = std::str::from_utf8(secret).ok()?;
@@ -383,7 +397,7 @@ fn parse_entry(raw: &[u8], at: Position) -> Option<ApiKey<'_>> {
         Some(p) => Some(std::str::from_utf8(p).ok()?),
         None => None,
     };
-    Some(ApiKey { secret, project, at, fingerprint: Fingerprint::of(secret) })
+    Some(ApiKey { secret, project, at, fingerprint: Fingerprint(hash) })
 }
 
 #[cfg(test)]
@@ -439,6 +453,17 @@ mod tests {
         assert_eq!(counts.len(), 40);
         let (min, max) = (counts.values().min().copied(), counts.values().max().copied());
         assert!(min > Some(800) && max < Some(1200), "{min:?} {max:?}");
+    }
+
+    #[test]
+    fn draws_skip_every_entry_of_a_comment_line() {
+        let pool = KeyPool::new(["# AIzaSyCOMMENTED1, AIzaSyCOMMENTED2,AIzaSyCOMMENTED3\nAIzaSyKEPT,  #notacomment\n"]);
+        let mut rng = Rng::new(9);
+        let drawn: std::collections::HashSet<_> =
+            (0..500).filter_map(|_| pool.draw(&mut rng)).map(|k| k.secret).collect();
+        // After a comma, `#` begins an entry, not a comment (a key list's own rule).
+        assert_eq!(drawn, ["AIzaSyKEPT", "#notacomment"].into_iter().collect(), "{drawn:?}");
+        assert_eq!(drawn, pool.iter().map(|k| k.secret).collect());
     }
 
     #[test]
