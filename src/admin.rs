@@ -29,7 +29,7 @@ pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
         pool: &pool,
         parts: &parts,
         strategy: cooling.retry.strategy,
-        cooling: &cooling,
+        cooling,
         client: &cx.caller.label,
         now_ms: now,
         admin: counts.as_ref().map(|usage| AdminInput { day: &day, usage }),
@@ -59,7 +59,7 @@ pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejecti
         Err(detail) => Verdict::connect_failure(false, detail),
     });
     let now = now_ms();
-    let (findings, changes) = keycheck::judge_all(&batch, verdicts, &state, &cooling, now);
+    let (findings, changes) = keycheck::judge_all(&batch, verdicts, &state, cooling, now);
     for finding in findings.iter().filter(|f| f.result == "dead") {
         log(format_args!("key check: key {} ({}): {}", finding.key, finding.fingerprint, finding.reason));
     }

@@ -17,7 +17,6 @@ use gemini_pool_core::keys::{choose_part, KeyPool};
 use gemini_pool_core::openai_body::strip_model_prefixes;
 use gemini_pool_core::rng::Rng;
 use gemini_pool_core::route::Route;
-use gemini_pool_core::settings::CoolingSettings;
 use gemini_pool_core::state::{Change, PoolState};
 use gemini_pool_core::usage;
 use std::io::Read;
@@ -69,7 +68,6 @@ fn attempt_loop<'a>(
     kv: &StateStore,
     cx: &'a Context<'_>,
 ) -> Result<Ending<'a>, Rejection> {
-    let mut cooling: Option<CoolingSettings> = None;
     let mut last = Ending::nothing_yet();
     loop {
         let key = match attempts.next(now_ms()) {
@@ -79,7 +77,7 @@ fn attempt_loop<'a>(
                 continue;
             }
             Choice::Configure => {
-                attempts.configure(&cooling_settings(&mut cooling, cx)?.retry);
+                attempts.configure(&cx.cooling()?.retry);
                 continue;
             }
             Choice::Deliver => return Ok(last),
@@ -98,24 +96,13 @@ fn attempt_loop<'a>(
             }
             Answer::Failed { timeout, detail } => Ending::no_answer(timeout, detail),
         };
-        let changes = attempts.failed(&key, &verdict, cooling_settings(&mut cooling, cx)?, now_ms());
+        let changes = attempts.failed(&key, &verdict, cx.cooling()?, now_ms());
         log(format_args!("{}", attempts.failure_line(&key, &verdict)));
         last = ending;
         if !changes.is_empty() || !attempts.finished() {
             record(attempts, kv, changes, cx.ops);
         }
     }
-}
-
-/// The cooling settings, read the first time a request needs them.
-fn cooling_settings<'c>(
-    slot: &'c mut Option<CoolingSettings>,
-    cx: &Context<'_>,
-) -> Result<&'c CoolingSettings, Rejection> {
-    if slot.is_none() {
-        *slot = Some(cx.cooling()?);
-    }
-    Ok(slot.get_or_insert_with(CoolingSettings::default))
 }
 
 /// Reads every part not read yet — its secret and its items — and hands them to `attempts`.
@@ -174,12 +161,12 @@ fn read_body(client: &mut Request, limit: usize) -> Result<Vec<u8>, ErrorReply> 
     if client.get_method_str() != "POST" {
         return Ok(Vec::new());
     }
-    if client.get_content_length().is_some_and(|len| len > limit) {
+    let announced = client.get_content_length().unwrap_or(0);
+    if announced > limit {
         return Err(ErrorReply::body_too_large(limit));
     }
     // Straight from the body handle into a buffer of the announced size: fastly's `Body`
     // reader would first zero an 8 KB buffer of its own.
-    let announced = client.get_content_length().unwrap_or(0);
     let mut body = Vec::with_capacity(announced.saturating_add(1));
     let read = client.take_body().into_handle().take(limit as u64 + 1).read_to_end(&mut body);
     if read.is_err() {

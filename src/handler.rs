@@ -16,7 +16,7 @@ use gemini_pool_core::keys::KeyPool;
 use gemini_pool_core::route::{may_be_native, route, Access, Endpoint};
 use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingsReader};
 use gemini_pool_core::usage;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// An early answer: an error in the client's dialect.
@@ -65,13 +65,19 @@ pub struct Context<'r> {
     pub settings: RequestSettings,
     pub secrets: Secrets,
     pub ops: &'r Ops,
-    cooling: RefCell<Box<dyn FnMut() -> Result<CoolingSettings, Rejection> + 'r>>,
+    read_cooling: RefCell<Box<dyn FnMut() -> Result<CoolingSettings, Rejection> + 'r>>,
+    cooling: OnceCell<CoolingSettings>,
 }
 
 impl Context<'_> {
-    /// The cooling knobs (read from the config store when asked: only failures need them).
-    pub fn cooling(&self) -> Result<CoolingSettings, Rejection> {
-        (self.cooling.borrow_mut())()
+    /// The cooling knobs (read from the config store the first time they are asked for:
+    /// only failures, and a request no key can serve, need them).
+    pub fn cooling(&self) -> Result<&CoolingSettings, Rejection> {
+        if let Some(cooling) = self.cooling.get() {
+            return Ok(cooling);
+        }
+        let read = (self.read_cooling.borrow_mut())()?;
+        Ok(self.cooling.get_or_init(|| read))
     }
 
     /// Every part of the pool (`/v1/status`, the key check; and a request whose first part
@@ -121,9 +127,10 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
     let mut reader = SettingsReader::new(move |name: &str| store.get(name, ops));
     let settings = reader.request().map_err(|e| Rejection::config(dialect, e.into()))?;
     let secrets = Secrets::open(settings.key_secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
-    let cooling = RefCell::new(Box::new(move || reader.cooling().map_err(|e| Rejection::config(dialect, e.into())))
-        as Box<dyn FnMut() -> Result<CoolingSettings, Rejection>>);
-    let context = Context { caller, dialect, settings, secrets, ops, cooling };
+    let read_cooling =
+        RefCell::new(Box::new(move || reader.cooling().map_err(|e| Rejection::config(dialect, e.into())))
+            as Box<dyn FnMut() -> Result<CoolingSettings, Rejection>>);
+    let context = Context { caller, dialect, settings, secrets, ops, read_cooling, cooling: OnceCell::new() };
     match route.endpoint {
         Endpoint::Status => Ok((admin::status(&context)?, After::default())),
         Endpoint::KeyCheck => Ok((admin::key_check(client, &context)?, After::default())),

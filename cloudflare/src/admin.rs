@@ -29,7 +29,7 @@ pub async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejection> {
         pool: &pool,
         parts: &parts,
         strategy: cooling.retry.strategy,
-        cooling: &cooling,
+        cooling,
         client: &cx.caller.label,
         now_ms: now,
         admin: counts.as_ref().map(|usage| AdminInput { day: &day, usage }),
@@ -59,7 +59,7 @@ pub async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Respon
         Err(NoAnswer { timeout, detail }) => Verdict::connect_failure(timeout, detail),
     });
     let now = now_ms();
-    let (findings, changes) = keycheck::judge_all(&batch, verdicts, &state, &cooling, now);
+    let (findings, changes) = keycheck::judge_all(&batch, verdicts, &state, cooling, now);
     for finding in findings.iter().filter(|f| f.result == "dead") {
         worker::console_log!("key check: key {} ({}): {}", finding.key, finding.fingerprint, finding.reason);
     }

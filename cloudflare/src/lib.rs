@@ -26,6 +26,7 @@ use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingError,
 use gemini_pool_core::state::PoolState;
 use gemini_pool_core::usage;
 use reply::Timing;
+use std::cell::OnceCell;
 use std::pin::pin;
 use std::time::Duration;
 use store::StateStore;
@@ -79,13 +80,20 @@ pub struct Cx {
     /// How long Google may take to answer (`FIRST_BYTE_TIMEOUT_MS`).
     first_byte_timeout_ms: u64,
     timing: Timing,
+    /// The cooling knobs, once read.
+    cooling: OnceCell<CoolingSettings>,
 }
 
 impl Cx {
-    fn cooling(&self) -> std::result::Result<CoolingSettings, Rejection> {
-        SettingsReader::new(|name: &str| config::knob(&self.env, name))
+    /// The cooling knobs (read the first time they are asked for).
+    fn cooling(&self) -> std::result::Result<&CoolingSettings, Rejection> {
+        if let Some(cooling) = self.cooling.get() {
+            return Ok(cooling);
+        }
+        let read = SettingsReader::new(|name: &str| config::knob(&self.env, name))
             .cooling()
-            .map_err(|e| Rejection::config(self.dialect, e))
+            .map_err(|e| Rejection::config(self.dialect, e))?;
+        Ok(self.cooling.get_or_init(|| read))
     }
 
     /// Every part of the pool.
@@ -150,8 +158,17 @@ async fn serve(
     }
     let subrequests = config::subrequest_limit(&env).map_err(|e| Rejection::config(dialect, e))?;
     let first_byte_timeout_ms = config::first_byte_timeout_ms(&env).map_err(|e| Rejection::config(dialect, e))?;
-    let mut cx =
-        Cx { env, caller, dialect, settings, lists, subrequests, first_byte_timeout_ms, timing: Timing::default() };
+    let mut cx = Cx {
+        env,
+        caller,
+        dialect,
+        settings,
+        lists,
+        subrequests,
+        first_byte_timeout_ms,
+        timing: Timing::default(),
+        cooling: OnceCell::new(),
+    };
     let answer = match routed.endpoint {
         Endpoint::Status => admin::status(&mut cx).await,
         Endpoint::KeyCheck => admin::key_check(req, &mut cx).await,
@@ -307,17 +324,6 @@ impl std::fmt::Display for NoAnswer {
     }
 }
 
-/// The cooling settings, read the first time a request needs them.
-fn cooling_settings<'c>(
-    slot: &'c mut Option<CoolingSettings>,
-    cx: &Cx,
-) -> std::result::Result<&'c CoolingSettings, Rejection> {
-    if slot.is_none() {
-        *slot = Some(cx.cooling()?);
-    }
-    Ok(slot.get_or_insert_with(CoolingSettings::default))
-}
-
 async fn attempt_loop<'a>(
     attempts: &mut Attempts<'a>,
     upstream: &Upstream,
@@ -325,7 +331,6 @@ async fn attempt_loop<'a>(
     lists: &'a [String],
     cx: &mut Cx,
 ) -> std::result::Result<Ending<'a>, Rejection> {
-    let mut cooling: Option<CoolingSettings> = None;
     let mut last = Ending::nothing_yet();
     loop {
         let key = match attempts.next(now_ms()) {
@@ -338,7 +343,7 @@ async fn attempt_loop<'a>(
                 continue;
             }
             Choice::Configure => {
-                attempts.configure(&cooling_settings(&mut cooling, cx)?.retry);
+                attempts.configure(&cx.cooling()?.retry);
                 continue;
             }
             Choice::Deliver => return Ok(last),
@@ -360,7 +365,7 @@ async fn attempt_loop<'a>(
             }
             Err(NoAnswer { timeout, detail }) => Ending::no_answer(timeout, detail),
         };
-        let changes = attempts.failed(&key, &verdict, cooling_settings(&mut cooling, cx)?, now_ms());
+        let changes = attempts.failed(&key, &verdict, cx.cooling()?, now_ms());
         worker::console_log!("{}", attempts.failure_line(&key, &verdict));
         last = ending;
         if !changes.is_empty() || !attempts.finished() {

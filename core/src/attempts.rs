@@ -151,10 +151,6 @@ impl<'a> Attempts<'a> {
         max_attempts.min(MAX_UPSTREAM_REQUESTS).min(self.upstream_limit)
     }
 
-    fn jitter_ms(&self) -> u64 {
-        self.retry.map_or(0, |r| u64::try_from(r.jitter.as_millis()).unwrap_or(u64::MAX))
-    }
-
     /// The log line for a failed attempt, once [`failed`](Self::failed) has taken it: which
     /// attempt, the key's mask and fingerprint, the model, Google's status, the verdict, and
     /// what happens next. The model came from the client and Google's words may quote the
@@ -240,7 +236,7 @@ impl<'a> Attempts<'a> {
         if proves_key_alive(&verdict.outcome) {
             changes.extend(self.revival(key, now_ms));
         }
-        let jitter_ms = self.jitter_ms();
+        let jitter_ms = cooling.retry.jitter_ms();
         let jitter = self.picker.rng().below(usize::try_from(jitter_ms).unwrap_or(usize::MAX).saturating_add(1));
         let ctx = Context { now_ms, previous_strikes: self.recent_strikes(key, now_ms), jitter_ms: jitter as u64 };
         let action = cooling::decide(verdict, cooling, ctx);
@@ -296,7 +292,7 @@ impl<'a> Attempts<'a> {
             .min_by_key(|(until_ms, _)| *until_ms);
         let Some((until_ms, key)) = soonest else { return Choice::AllDead };
         let wait_ms = until_ms.saturating_sub(now_ms);
-        if retry.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= self.jitter_ms() {
+        if retry.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= retry.jitter_ms() {
             self.picker.take(&key);
             return Choice::Try(key);
         }

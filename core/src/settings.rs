@@ -92,6 +92,13 @@ pub struct RetrySettings {
     pub jitter: Duration,
 }
 
+impl RetrySettings {
+    /// `jitter` in whole milliseconds.
+    pub fn jitter_ms(&self) -> u64 {
+        u64::try_from(self.jitter.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 impl Default for RetrySettings {
     fn default() -> Self {
         RetrySettings {
