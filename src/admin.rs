@@ -5,15 +5,16 @@ use crate::handler::{now_ms, Context, Rejection};
 use crate::log::log;
 use crate::ops::bump;
 use crate::reply;
-use crate::stores::StateStore;
+use crate::stores::{StateStore, KEY_ENTRIES};
 use crate::upstream;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
 use gemini_pool_core::classify::{classify, Verdict};
 use gemini_pool_core::console;
 use gemini_pool_core::keycheck;
+use gemini_pool_core::keys::KeyPool;
 use gemini_pool_core::state::PoolState;
-use gemini_pool_core::status::{report, AdminInput, StatusInput};
+use gemini_pool_core::status::{rejected_lines, report, AdminInput, StatusInput};
 use gemini_pool_core::usage;
 
 /// `GET /v1/status`: the shared state of every part, in the seed's shape.
@@ -21,13 +22,15 @@ pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
     let cooling = cx.cooling()?;
     let pool = cx.whole_pool()?;
     let kv = StateStore::open();
-    let parts = kv.read_all(pool.parts(), cx.ops);
+    let (parts, models_omitted) = kv.read_all(pool.parts(), cx.ops);
     let now = now_ms();
     let day = usage::day(now, cooling.reset_zone);
     let counts = cx.caller.admin.then(|| kv.read_usage(&day, cx.ops));
     let input = StatusInput {
         pool: &pool,
+        part_names: &KEY_ENTRIES,
         parts: &parts,
+        models_omitted,
         strategy: cooling.retry.strategy,
         cooling,
         client: &cx.caller.label,
@@ -43,6 +46,9 @@ pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejecti
     let cursor = keycheck::cursor(client.get_query_str()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
     let cooling = cx.cooling()?;
     let pool = cx.whole_pool()?;
+    if cursor == 0 {
+        log_rejected(&pool);
+    }
     let (batch, next) = keycheck::batch(&pool, cursor);
     let kv = StateStore::open();
     let mut state = PoolState::new(pool.parts(), None);
@@ -67,6 +73,15 @@ pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejecti
         kv.record(&state, changes, now, cx.ops);
     }
     Ok(reply::json(keycheck::answer(&findings, next, cursor, pool.count())))
+}
+
+/// One log line per entry of the key lists that is not a key (where, and why; never its
+/// text), at the start of a key check (`/v1/status` lists them too, without logging on every
+/// poll of the console).
+fn log_rejected(pool: &KeyPool<'_>) {
+    for line in rejected_lines(pool, &KEY_ENTRIES, 20) {
+        log(format_args!("{line}"));
+    }
 }
 
 /// `GET /`: the console page ([`gemini_pool_core::console`]).

@@ -11,7 +11,7 @@ use crate::stores::{ConfigError, Secrets, StateStore};
 use crate::upstream::{Answer, Outbound};
 use fastly::{Request, Response};
 use gemini_pool_core::attempts::{Attempts, Choice};
-use gemini_pool_core::ending;
+use gemini_pool_core::ending::{self, ERROR_BODY_LIMIT};
 use gemini_pool_core::envelope::ErrorReply;
 use gemini_pool_core::keys::{choose_part, KeyPool};
 use gemini_pool_core::openai_body::strip_model_prefixes;
@@ -44,8 +44,14 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let mut attempts = Attempts::new(pool, state, seed.rotate_left(32));
     let ending = attempt_loop(&mut attempts, &outbound, &kv, cx)?;
     let now = now_ms();
-    let usage = usage_write(&attempts, cx, ending.is_served(), now, &mut rng);
-    let after = After { usage: usage.map(|append| (kv, append)) };
+    let served_ok = ending.is_served();
+    let usage = usage_write(&attempts, cx, served_ok, now, &mut rng);
+    // Only a served stream reads `max_stream_duration` (a host call the others skip).
+    let stream_until = match facts.stream && served_ok {
+        true => cx.stream_limit()?.map(|limit| std::time::Instant::now() + limit),
+        false => None,
+    };
+    let after = After { usage: usage.map(|append| (kv, append)), stream_until };
     let response = match ending.into_reply(&attempts, now) {
         Ok(response) => served(*response, route, facts.stream),
         Err(reply) => reply::error(dialect, &reply),
@@ -90,9 +96,9 @@ fn attempt_loop<'a>(
                 record(attempts, kv, changes, cx.ops);
                 return Ok(Ending::Served(response));
             }
-            Answer::Response(mut response) => {
+            Answer::Response(response) => {
                 let status = response.get_status().as_u16();
-                Ending::upstream(status, response.take_body_bytes(), &key)
+                Ending::upstream(status, error_body(*response), &key)
             }
             Answer::Failed { timeout, detail } => Ending::no_answer(timeout, detail),
         };
@@ -140,7 +146,7 @@ fn usage_write(
         return None;
     }
     cx.ops.usage_after.set(true);
-    let (label, model, zone) = (&cx.caller.label, attempts.model(), cx.settings.reset_zone);
+    let (label, model, zone) = (&cx.caller.label, attempts.counted_model(), cx.settings.reset_zone);
     Some(usage::Append::new(attempts.history(), label, model, served, now_ms, zone, rng))
 }
 
@@ -154,6 +160,13 @@ fn served(mut response: Response, route: &Route, stream: bool) -> Response {
         response.set_header("content-type", "text/event-stream");
     }
     response
+}
+
+/// The first [`ERROR_BODY_LIMIT`] bytes of an error answer (the rest is never read).
+pub fn error_body(mut response: Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    let _ = response.take_body().into_handle().take(ERROR_BODY_LIMIT as u64).read_to_end(&mut body);
+    body
 }
 
 /// The request body, within `limit` bytes (GET requests have none).

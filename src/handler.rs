@@ -10,14 +10,15 @@ use crate::ops::Ops;
 use crate::reply;
 use crate::stores::{self, ConfigError, Secrets, Settings, StateStore, ADMIN_TOKENS, AUTH_TOKENS};
 use fastly::{Request, Response};
-use gemini_pool_core::auth::{client_token, query_param, Presented};
+use gemini_pool_core::auth::{caller, client_token, lookup_order, query_param, Caller, Presented, Role};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
 use gemini_pool_core::keys::KeyPool;
 use gemini_pool_core::route::{may_be_native, route, Access, Endpoint};
 use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingsReader};
 use gemini_pool_core::usage;
 use std::cell::{OnceCell, RefCell};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// An early answer: an error in the client's dialect.
 pub struct Rejection {
@@ -36,27 +37,66 @@ impl Rejection {
     }
 }
 
-/// Who is calling: the label of their token, and whether it is an admin token.
-pub struct Caller {
-    pub label: String,
-    pub admin: bool,
-}
-
-/// Work for after the response: one append of usage counts, through the KV store the
-/// request already opened.
+/// How the answer goes out, and the work for after it: one append of usage counts, through
+/// the KV store the request already opened.
 #[derive(Default)]
 pub struct After {
     pub usage: Option<(StateStore, usage::Append)>,
+    /// A streamed answer is relayed by the instance and cut at this time
+    /// (`max_stream_duration`); any other answer is handed to the host whole.
+    pub stream_until: Option<Instant>,
 }
 
+/// Bytes a streamed answer is relayed in (each read returns what has arrived, up to this).
+const RELAY_CHUNK: usize = 16 * 1024;
+
 impl After {
-    /// Runs after `send_to_client`: the client already has its answer.
-    pub fn run(self) {
+    /// Sends `response` to the client (relaying a stream within its time limit), then counts
+    /// usage: the client already has its answer.
+    pub fn deliver(self, response: Response) {
+        match self.stream_until {
+            Some(until) => relay(response, until),
+            None => response.send_to_client(),
+        }
         if let Some((kv, append)) = self.usage {
             kv.count_usage(&append);
         }
     }
 }
+
+/// Streams Google's answer to the client chunk by chunk (never buffered), and abandons it —
+/// the client sees a cut stream, not a complete one — once `until` has passed.
+fn relay(mut response: Response, until: Instant) {
+    let mut upstream = response.take_body().into_handle();
+    let mut client = response.stream_to_client();
+    let mut chunk = vec![0u8; RELAY_CHUNK];
+    loop {
+        if Instant::now() >= until {
+            log(format_args!("stream: cut at max_stream_duration"));
+            let _ = client.abandon();
+            return;
+        }
+        let read = match upstream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) => {
+                log(format_args!("stream: reading Google's answer failed: {e}"));
+                let _ = client.abandon();
+                return;
+            }
+        };
+        if client.write_all(&chunk[..read]).and_then(|()| client.flush()).is_err() {
+            return; // the client went away
+        }
+    }
+    let _ = client.finish();
+}
+
+/// Looks a knob up in `proxy_settings` by name.
+type Lookup<'r> = Box<dyn FnMut(&str) -> Option<String> + 'r>;
+
+/// Reads knobs from `proxy_settings`.
+type Knobs<'r> = SettingsReader<Lookup<'r>>;
 
 /// Everything a request needs once it is authenticated.
 pub struct Context<'r> {
@@ -65,7 +105,7 @@ pub struct Context<'r> {
     pub settings: RequestSettings,
     pub secrets: Secrets,
     pub ops: &'r Ops,
-    read_cooling: RefCell<Box<dyn FnMut() -> Result<CoolingSettings, Rejection> + 'r>>,
+    knobs: RefCell<Knobs<'r>>,
     cooling: OnceCell<CoolingSettings>,
 }
 
@@ -76,8 +116,13 @@ impl Context<'_> {
         if let Some(cooling) = self.cooling.get() {
             return Ok(cooling);
         }
-        let read = (self.read_cooling.borrow_mut())()?;
+        let read = self.knobs.borrow_mut().cooling().map_err(|e| Rejection::config(self.dialect, e.into()))?;
         Ok(self.cooling.get_or_init(|| read))
+    }
+
+    /// `max_stream_duration` (read only for an answer that streams).
+    pub fn stream_limit(&self) -> Result<Option<Duration>, Rejection> {
+        self.knobs.borrow_mut().stream_limit().map_err(|e| Rejection::config(self.dialect, e.into()))
     }
 
     /// Every part of the pool (`/v1/status`, the key check; and a request whose first part
@@ -124,13 +169,12 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
     }
     let caller = authenticate(presented, dialect, route.access(), ops)?;
     let store = Settings::open();
-    let mut reader = SettingsReader::new(move |name: &str| store.get(name, ops));
-    let settings = reader.request().map_err(|e| Rejection::config(dialect, e.into()))?;
+    let lookup: Lookup<'_> = Box::new(move |name: &str| store.get(name, ops));
+    let mut knobs = SettingsReader::new(lookup);
+    let settings = knobs.request().map_err(|e| Rejection::config(dialect, e.into()))?;
     let secrets = Secrets::open(settings.key_secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
-    let read_cooling =
-        RefCell::new(Box::new(move || reader.cooling().map_err(|e| Rejection::config(dialect, e.into())))
-            as Box<dyn FnMut() -> Result<CoolingSettings, Rejection>>);
-    let context = Context { caller, dialect, settings, secrets, ops, read_cooling, cooling: OnceCell::new() };
+    let knobs = RefCell::new(knobs);
+    let context = Context { caller, dialect, settings, secrets, ops, knobs, cooling: OnceCell::new() };
     match route.endpoint {
         Endpoint::Status => Ok((admin::status(&context)?, After::default())),
         Endpoint::KeyCheck => Ok((admin::key_check(client, &context)?, After::default())),
@@ -138,25 +182,23 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
     }
 }
 
-/// The caller's token, checked against `auth_tokens` and `admin_tokens` as `access` needs.
+/// The caller's token, looked up in `auth_tokens` and `admin_tokens` in the order the core
+/// gives for `access` (the first store that holds it decides; admin wins where it matters).
 fn authenticate(presented: Presented<'_>, dialect: Dialect, access: Access, ops: &Ops) -> Result<Caller, Rejection> {
     let token = client_token(presented, dialect).map_err(|reply| Rejection::new(dialect, reply))?;
-    let lookup = |store| stores::token_label(store, &token, ops).map_err(|e| Rejection::config(dialect, e));
-    // A client token is the common case: one lookup. Admin tokens work wherever a client
-    // token does.
-    let order = match access {
-        Access::Admin => [(ADMIN_TOKENS, true), (AUTH_TOKENS, false)],
-        _ => [(AUTH_TOKENS, false), (ADMIN_TOKENS, true)],
-    };
-    for (store, admin) in order {
-        if let Some(label) = lookup(store)? {
-            if access == Access::Admin && !admin {
-                return Err(Rejection::new(dialect, ErrorReply::admin_required()));
-            }
-            return Ok(Caller { label, admin });
+    let mut found = None;
+    for role in lookup_order(access) {
+        let store = match role {
+            Role::Client => AUTH_TOKENS,
+            Role::Admin => ADMIN_TOKENS,
+        };
+        let label = stores::token_label(store, &token, ops).map_err(|e| Rejection::config(dialect, e))?;
+        if let Some(label) = label {
+            found = Some((role, label));
+            break;
         }
     }
-    Err(Rejection::new(dialect, ErrorReply::invalid_token()))
+    caller(access, found).map_err(|reply| Rejection::new(dialect, reply))
 }
 
 /// A header's value if it is text (a non-UTF-8 value reads as absent, never as a panic).

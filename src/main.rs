@@ -22,6 +22,5 @@ fn main() {
     let client = fastly::Request::from_client();
     let (response, after) = handler::handle(client);
     // The client gets its answer first; usage counting happens after.
-    response.send_to_client();
-    after.run();
+    after.deliver(response);
 }

@@ -12,7 +12,7 @@ use gemini_pool_core::marks::Marks;
 use gemini_pool_core::record::{compactions, Confirmed, Recording, Write};
 use gemini_pool_core::state::Change;
 use gemini_pool_core::state::{Item, PartState, PoolState};
-use gemini_pool_core::status::PartMarks;
+use gemini_pool_core::status::{PartMarks, MAX_MODEL_ITEMS};
 use gemini_pool_core::usage::{self, Usage};
 use std::cell::OnceCell;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ pub const GEMINI_KEYS: &str = "gemini_keys";
 pub const KEY_STATE: &str = "key_state";
 
 /// Names of the secret-store entries holding keys, in order.
-const KEY_ENTRIES: [&str; 4] = ["keys", "keys_2", "keys_3", "keys_4"];
+pub const KEY_ENTRIES: [&str; 4] = ["keys", "keys_2", "keys_3", "keys_4"];
 
 /// A store or entry the service cannot run without (answered as 500 "Service configuration error").
 #[derive(Debug, Clone, Error)]
@@ -175,7 +175,7 @@ impl StateStore {
         for (part, lookups) in pending {
             let mut read = PartState::default();
             for (item, lookup) in lookups {
-                let marks = finish_lookup(kv, &item, lookup);
+                let marks = finish_lookup(kv, &item, lookup, READ_CAPACITY);
                 if item.model.is_none() {
                     read.keys = marks;
                 } else {
@@ -293,16 +293,27 @@ impl StateStore {
         counts
     }
 
-    /// Every item of every part, for `/v1/status`.
-    pub fn read_all(&self, parts: usize, ops: &Ops) -> Vec<PartMarks> {
+    /// Every part's `keys` item and at most [`MAX_MODEL_ITEMS`] model items, for `/v1/status`;
+    /// and how many model items were left unread.
+    pub fn read_all(&self, parts: usize, ops: &Ops) -> (Vec<PartMarks>, usize) {
         let mut all = vec![PartMarks::default(); parts];
-        let Some(kv) = &self.kv else { return all };
+        let Some(kv) = &self.kv else { return (all, 0) };
         let started = Instant::now();
         let mut items: Vec<Item> = (0..parts).map(Item::keys).collect();
+        let mut models = 0;
         for page in kv.build_list().prefix(Item::model_prefix()).iter() {
             bump(&ops.kv_reads);
             match page {
-                Ok(page) => items.extend(page.into_keys().iter().filter_map(|key| Item::from_kv_key(key))),
+                Ok(page) => {
+                    let listed = page.into_keys();
+                    let found = listed.iter().filter_map(|key| Item::from_kv_key(key)).filter(|item| item.part < parts);
+                    for item in found {
+                        models += 1;
+                        if models <= MAX_MODEL_ITEMS {
+                            items.push(item);
+                        }
+                    }
+                }
                 Err(e) => {
                     log(format_args!("kv: list failed: {e}"));
                     break;
@@ -311,14 +322,13 @@ impl StateStore {
         }
         let pending: Vec<(Item, Pending)> = items
             .into_iter()
-            .filter(|item| item.part < parts)
             .map(|item| {
                 let lookup = start_lookup(kv, &item, ops);
                 (item, lookup)
             })
             .collect();
         for (item, lookup) in pending {
-            let marks = finish_lookup(kv, &item, lookup);
+            let marks = finish_lookup(kv, &item, lookup, STATUS_READ_CAPACITY);
             let part = &mut all[item.part];
             match item.model {
                 None => part.keys = marks,
@@ -326,26 +336,29 @@ impl StateStore {
             }
         }
         add_elapsed(&ops.kv_ms, started);
-        all
+        (all, models.saturating_sub(MAX_MODEL_ITEMS))
     }
 }
 
 type Pending = Result<PendingLookupHandle, KVStoreError>;
 
-/// Initial buffer for reading a KV item.
+/// Initial buffer for reading a KV item on a request's path: one large read, far fewer copies
+/// than the crate's buffered `take_body_bytes` (a request reads two items).
 const READ_CAPACITY: usize = 64 * 1024;
+/// Initial buffer for the items `/v1/status` reads (up to [`MAX_MODEL_ITEMS`] of them):
+/// sized by the item as it grows, not reserved up front.
+const STATUS_READ_CAPACITY: usize = 1024;
 
 fn start_lookup(kv: &KVStore, item: &Item, ops: &Ops) -> Pending {
     bump(&ops.kv_reads);
     kv.build_lookup().execute_async(&item.kv_key())
 }
 
-fn finish_lookup(kv: &KVStore, item: &Item, pending: Pending) -> Marks {
+fn finish_lookup(kv: &KVStore, item: &Item, pending: Pending, capacity: usize) -> Marks {
     match pending.and_then(|handle| kv.pending_lookup_wait(handle)) {
         Ok(mut found) => {
             let generation = Some(found.current_generation());
-            // One large read: far fewer copies than the crate's buffered `take_body_bytes`.
-            let mut bytes = Vec::with_capacity(READ_CAPACITY);
+            let mut bytes = Vec::with_capacity(capacity);
             if let Err(e) = std::io::Read::read_to_end(&mut found.take_body(), &mut bytes) {
                 log(format_args!("kv: reading {} failed: {e}; carrying on without it", item.kv_key()));
                 return Marks::default();

@@ -81,17 +81,26 @@ impl Outbound {
             Ok(response) => Answer::Response(Box::new(response)),
             Err(e) => {
                 let cause = e.root_cause();
-                let timeout = matches!(
+                let named = matches!(
                     cause,
                     SendErrorCause::DnsTimeout
                         | SendErrorCause::ConnectionTimeout
                         | SendErrorCause::HttpResponseTimeout
                 );
+                // Viceroy names no cause (an internal error, for a refused connection and a
+                // first-byte timeout alike): a failure that took a second or more was a wait.
+                let unnamed = matches!(cause, SendErrorCause::InternalError(_));
+                let timeout = named || unnamed && started.elapsed() >= UNNAMED_TIMEOUT;
                 Answer::Failed { timeout, detail: format!("{cause:?}") }
             }
         }
     }
 }
+
+/// How long a send must have waited before a failure whose cause the platform does not name
+/// counts as a timeout (Fastly names its causes; Viceroy does not, and cannot tell the
+/// instance its backend's timeouts either).
+const UNNAMED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A key check's probe on its way: Google's native model list, one model per page, with one
 /// key (a call Google does not bill).
@@ -114,9 +123,10 @@ pub fn probe(key: &str, ops: &Ops) -> Probe {
 }
 
 impl Probe {
-    /// Google's status and body, or why there is none.
+    /// Google's status and (the first [`gemini_pool_core::ending::ERROR_BODY_LIMIT`] bytes of)
+    /// its body, or why there is none.
     pub fn wait(self) -> Result<(u16, Vec<u8>), String> {
-        let mut response = self.0?.wait().map_err(|e| format!("{:?}", e.root_cause()))?;
-        Ok((response.get_status().as_u16(), response.take_body_bytes()))
+        let response = self.0?.wait().map_err(|e| format!("{:?}", e.root_cause()))?;
+        Ok((response.get_status().as_u16(), crate::forward::error_body(response)))
     }
 }

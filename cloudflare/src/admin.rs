@@ -8,7 +8,7 @@ use gemini_pool_core::classify::{classify, Verdict};
 use gemini_pool_core::console;
 use gemini_pool_core::keycheck;
 use gemini_pool_core::state::PoolState;
-use gemini_pool_core::status::{report, AdminInput, StatusInput};
+use gemini_pool_core::status::{rejected_lines, report, AdminInput, StatusInput};
 use gemini_pool_core::usage;
 use worker::{Headers, Method, Request, Response, Result};
 
@@ -21,13 +21,15 @@ pub async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejection> {
     let cooling = cx.cooling()?;
     let store = StateStore::open(&cx.env);
     let pool = cx.whole_pool()?;
-    let parts = store.read_all(pool.parts()).await;
+    let (parts, models_omitted) = store.read_all(pool.parts()).await;
     let now = now_ms();
     let day = usage::day(now, cooling.reset_zone);
     let counts = if cx.caller.admin { Some(store.read_usage(&day).await) } else { None };
     let input = StatusInput {
         pool: &pool,
+        part_names: &config::KEY_VARS,
         parts: &parts,
+        models_omitted,
         strategy: cooling.retry.strategy,
         cooling,
         client: &cx.caller.label,
@@ -49,6 +51,12 @@ pub async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Respon
     let base = config::base_url(&cx.env);
     let store = StateStore::open(&cx.env);
     let pool = cx.whole_pool()?;
+    if cursor == 0 {
+        // Where the entries that are not keys are, and why (never their text).
+        for line in rejected_lines(&pool, &config::KEY_VARS, 20) {
+            worker::console_log!("{line}");
+        }
+    }
     let (batch, next) = keycheck::batch(&pool, cursor);
     let mut state = PoolState::new(pool.parts(), None);
     store.read(&mut state, &keycheck::parts(&batch)).await;
@@ -84,8 +92,8 @@ async fn probe(base: &str, key: &str, first_byte_timeout_ms: u64) -> std::result
         native: true,
         first_byte_timeout_ms,
     };
-    let mut response = request.send(key).await?;
-    Ok((response.status_code(), response.bytes().await.unwrap_or_default()))
+    let response = request.send(key).await?;
+    Ok((response.status_code(), crate::error_body(response).await))
 }
 
 /// `GET /`: the console page, the same as on Fastly.

@@ -15,8 +15,8 @@ mod store;
 
 use futures_util::future::{select, Either};
 use gemini_pool_core::attempts::{Attempts, Choice};
-use gemini_pool_core::auth::{client_token, query_param, Presented};
-use gemini_pool_core::ending;
+use gemini_pool_core::auth::{caller, client_token, lookup_order, query_param, Caller, Presented, Role};
+use gemini_pool_core::ending::{self, ERROR_BODY_LIMIT};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
 use gemini_pool_core::keys::{choose_part, KeyPool};
 use gemini_pool_core::openai_body::strip_model_prefixes;
@@ -62,12 +62,6 @@ impl Rejection {
     }
 }
 
-/// Who is calling.
-pub struct Caller {
-    label: String,
-    admin: bool,
-}
-
 /// Everything a request needs once it is authenticated.
 pub struct Cx {
     env: Env,
@@ -94,6 +88,13 @@ impl Cx {
             .cooling()
             .map_err(|e| Rejection::config(self.dialect, e))?;
         Ok(self.cooling.get_or_init(|| read))
+    }
+
+    /// `max_stream_duration` (read only for an answer that streams).
+    fn stream_limit(&self) -> std::result::Result<Option<Duration>, Rejection> {
+        SettingsReader::new(|name: &str| config::knob(&self.env, name))
+            .stream_limit()
+            .map_err(|e| Rejection::config(self.dialect, e))
     }
 
     /// Every part of the pool.
@@ -178,7 +179,8 @@ async fn serve(
     answer
 }
 
-/// The caller's token, checked against `VALID_AUTH_TOKENS` and `ADMIN_TOKENS` as `access` needs.
+/// The caller's token, looked up in `VALID_AUTH_TOKENS` and `ADMIN_TOKENS` in the order the
+/// core gives for `access` (the first list that holds it decides; admin wins where it matters).
 fn authenticate(
     env: &Env,
     presented: Presented<'_>,
@@ -191,14 +193,14 @@ fn authenticate(
         return Err(Rejection::config(dialect, "variable `VALID_AUTH_TOKENS` is missing"));
     }
     let admins = config::text(env, "ADMIN_TOKENS");
-    let admin = config::token_label(admins.as_deref(), &token);
-    let client = config::token_label(clients.as_deref(), &token);
-    match (access, admin, client) {
-        (_, Some(label), _) => Ok(Caller { label, admin: true }),
-        (Access::Admin, None, Some(_)) => Err(Rejection::new(dialect, ErrorReply::admin_required())),
-        (_, None, Some(label)) => Ok(Caller { label, admin: false }),
-        (_, None, None) => Err(Rejection::new(dialect, ErrorReply::invalid_token())),
-    }
+    let found = lookup_order(access).into_iter().find_map(|role| {
+        let list = match role {
+            Role::Client => clients.as_deref(),
+            Role::Admin => admins.as_deref(),
+        };
+        config::token_label(list, &token).map(|label| (role, label))
+    });
+    caller(access, found).map_err(|reply| Rejection::new(dialect, reply))
 }
 
 /// How the attempt loop ended (the core's [`Ending`], with a Workers response).
@@ -248,18 +250,35 @@ async fn forward(
     let ending = attempt_loop(&mut attempts, &upstream, &state_store, &lists, cx).await?;
     let served = ending.is_served();
     if cx.settings.usage_counts {
-        let (label, model, zone) = (&cx.caller.label, attempts.model(), cx.settings.reset_zone);
+        let (label, model, zone) = (&cx.caller.label, attempts.counted_model(), cx.settings.reset_zone);
         let append = usage::Append::new(attempts.history(), label, model, served, now_ms(), zone, &mut rng);
         let env = cx.env.clone();
         cx.timing.usage_after = true;
         ctx.wait_until(async move { StateStore::open(&env).count_usage(&append).await });
     }
     cx.timing.state_calls += state_store.calls.get();
+    // Only a served stream reads `max_stream_duration`.
+    let stream_limit = if facts.stream && served { cx.stream_limit()? } else { None };
     let answered = match ending.into_reply(&attempts, now_ms()) {
-        Ok(response) => served_response(response, routed, facts.stream).await,
+        Ok(response) => served_response(response, routed, facts.stream, stream_limit).await,
         Err(reply) => reply::error(dialect, &reply),
     };
     answered.map_err(|e| Rejection::config(dialect, e))
+}
+
+/// The first [`ERROR_BODY_LIMIT`] bytes of an error answer (the rest is never read).
+pub(crate) async fn error_body(mut response: Response) -> Vec<u8> {
+    use futures_util::StreamExt;
+    let Ok(mut chunks) = response.stream() else { return Vec::new() };
+    let mut body = Vec::new();
+    while let Some(Ok(chunk)) = chunks.next().await {
+        let room = ERROR_BODY_LIMIT - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= ERROR_BODY_LIMIT {
+            break;
+        }
+    }
+    body
 }
 
 /// One request for Google, ready to be sent with any key.
@@ -359,9 +378,9 @@ async fn attempt_loop<'a>(
                 }
                 return Ok(Ending::Served(response));
             }
-            Ok(mut response) => {
+            Ok(response) => {
                 let status = response.status_code();
-                Ending::upstream(status, response.bytes().await.unwrap_or_default(), &key)
+                Ending::upstream(status, error_body(response).await, &key)
             }
             Err(NoAnswer { timeout, detail }) => Ending::no_answer(timeout, detail),
         };
@@ -375,15 +394,21 @@ async fn attempt_loop<'a>(
     }
 }
 
-/// Google's response on its way to the client (model ids rewritten where the route says so).
-async fn served_response(mut response: Response, routed: &Route, stream: bool) -> Result<Response> {
+/// Google's response on its way to the client (model ids rewritten where the route says so;
+/// a stream cut once it has run `stream_limit`).
+async fn served_response(
+    mut response: Response,
+    routed: &Route,
+    stream: bool,
+    stream_limit: Option<Duration>,
+) -> Result<Response> {
     let rewritten = if routed.rewrites_model_ids() {
         let body = response.bytes().await?;
         Some(strip_model_prefixes(&body).unwrap_or(body))
     } else {
         None
     };
-    reply::passed_on(response, rewritten, stream)
+    reply::passed_on(response, rewritten, stream, stream_limit)
 }
 
 fn now_ms() -> u64 {

@@ -1,8 +1,11 @@
 //! Building responses on Workers: errors in the client's envelope, CORS on everything,
 //! `Server-Timing`, the OPTIONS preflight, JSON, and Google's streamed answers passed on.
 
+use futures_util::future::{select, Either};
+use futures_util::{Stream, StreamExt};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
-use worker::{Headers, Response, ResponseBody, Result};
+use std::time::Duration;
+use worker::{ByteStream, Delay, Headers, Response, ResponseBody, Result};
 
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, x-goog-api-key, x-goog-api-client";
@@ -47,8 +50,9 @@ pub fn preflight(requested: Option<String>) -> Result<Response> {
 }
 
 /// Google's answer with fresh, mutable headers (a fetched response's are immutable); the body
-/// streams through untouched.
-pub fn passed_on(upstream: Response, body: Option<Vec<u8>>, stream: bool) -> Result<Response> {
+/// streams through untouched — a stream with a `limit` through a relay that cuts it (an
+/// error, so the client sees it end unfinished) once the limit has passed.
+pub fn passed_on(upstream: Response, body: Option<Vec<u8>>, stream: bool, limit: Option<Duration>) -> Result<Response> {
     let status = upstream.status_code();
     let headers = Headers::new();
     for (name, value) in upstream.headers() {
@@ -59,14 +63,36 @@ pub fn passed_on(upstream: Response, body: Option<Vec<u8>>, stream: bool) -> Res
     if stream && !headers.has("content-type")? {
         headers.set("content-type", "text/event-stream")?;
     }
-    let response = match body {
-        Some(bytes) => Response::from_bytes(bytes)?,
-        None => Response::from_body(match upstream.into_parts().1 {
+    let response = match (body, limit) {
+        (Some(bytes), _) => Response::from_bytes(bytes)?,
+        (None, Some(limit)) if stream => {
+            let mut upstream = upstream;
+            Response::from_stream(cut_after(upstream.stream()?, limit))?
+        }
+        (None, _) => Response::from_body(match upstream.into_parts().1 {
             ResponseBody::Stream(stream) => ResponseBody::Stream(stream),
             other => other,
         })?,
     };
     Ok(response.with_status(status).with_headers(headers))
+}
+
+/// `chunks` as they come, ended with an error once `limit` has passed since the first call.
+fn cut_after(chunks: ByteStream, limit: Duration) -> impl Stream<Item = Result<Vec<u8>>> {
+    let deadline = worker::Date::now().as_millis().saturating_add(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
+    futures_util::stream::unfold(Some(chunks), move |chunks| async move {
+        let mut chunks = chunks?;
+        let left = deadline.saturating_sub(worker::Date::now().as_millis());
+        let timer = Delay::from(Duration::from_millis(left));
+        match select(chunks.next(), timer).await {
+            Either::Left((Some(chunk), _)) => Some((chunk, Some(chunks))),
+            Either::Left((None, _)) => None,
+            Either::Right(_) => {
+                worker::console_log!("stream: cut at max_stream_duration");
+                Some((Err(worker::Error::RustError("max_stream_duration".into())), None))
+            }
+        }
+    })
 }
 
 /// The headers every response gets.

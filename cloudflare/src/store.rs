@@ -23,7 +23,7 @@ use futures_util::future::join_all;
 use gemini_pool_core::marks::Marks;
 use gemini_pool_core::record::{compactions, Confirmed, Recording, Write};
 use gemini_pool_core::state::{Change, Item, PartState, PoolState};
-use gemini_pool_core::status::PartMarks;
+use gemini_pool_core::status::{PartMarks, MAX_MODEL_ITEMS};
 use gemini_pool_core::usage::{self, Usage};
 use serde_json::{json, Value};
 use worker::{
@@ -274,15 +274,20 @@ impl StateStore {
         current
     }
 
-    /// Every item of every part (`/v1/status`).
-    pub async fn read_all(&self, parts: usize) -> Vec<PartMarks> {
+    /// Every part's `keys` item and at most [`MAX_MODEL_ITEMS`] model items (`/v1/status`);
+    /// and how many model items were left unread.
+    pub async fn read_all(&self, parts: usize) -> (Vec<PartMarks>, usize) {
         let mut all = vec![PartMarks::default(); parts];
         let listed = self.batch(vec![json!({"list": Item::model_prefix()})]).await;
-        let mut items: Vec<Item> = (0..parts).map(Item::keys).collect();
+        let mut models: Vec<Item> = Vec::new();
         if let Some(keys) = listed.first().and_then(|r| r["keys"].as_array()) {
-            items.extend(keys.iter().filter_map(|k| k.as_str()).filter_map(Item::from_kv_key));
+            models.extend(keys.iter().filter_map(|k| k.as_str()).filter_map(Item::from_kv_key));
         }
-        items.retain(|item| item.part < parts);
+        models.retain(|item| item.part < parts);
+        let omitted = models.len().saturating_sub(MAX_MODEL_ITEMS);
+        models.truncate(MAX_MODEL_ITEMS);
+        let mut items: Vec<Item> = (0..parts).map(Item::keys).collect();
+        items.extend(models);
         let results = self.batch(items.iter().map(|item| json!({"get": item.kv_key()})).collect()).await;
         for (item, result) in items.into_iter().zip(results.iter()) {
             let marks = marks_of(result);
@@ -291,7 +296,7 @@ impl StateStore {
                 Some(model) => all[item.part].models.push((model, marks)),
             }
         }
-        all
+        (all, omitted)
     }
 
     /// Appends a request's usage lines to their shard (after the response),

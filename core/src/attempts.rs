@@ -7,9 +7,24 @@
 //!
 //! Budget: `max_attempts` counts the attempts that failed for reasons that could hit any key
 //! (5xx, timeouts, bare 429s). An answer that pins the blame on one key or one quota bucket
-//! (a quota 429, a dead key) takes that key or bucket out for everyone and moves on without
-//! spending the budget — so a request finds the bucket that still has quota — bounded by the
-//! pool and by Fastly's 32 backend requests.
+//! (a quota 429, a dead key: [`Outcome::names_the_fault`]) takes that key or bucket out for
+//! everyone and moves on without spending the budget — so a request finds the bucket that
+//! still has quota — bounded by the pool and by Fastly's 32 backend requests.
+//!
+//! **Blast radius.** Whatever Google answers, one request changes the shared state only this
+//! far:
+//! - answers that name the fault ([`Outcome::names_the_fault`]) each cool or kill the one key
+//!   or bucket they name — Google's own fields say so, and no text of a request can;
+//! - every other change (a bare 429's backoff, no answer, a 5xx when `cool_upstream_trouble`
+//!   is set) spends the budget: at most `max_attempts` (default 3) of them;
+//! - a 403 that may be about what the request names ([`Outcome::may_be_the_requests`]) changes
+//!   nothing at once: the request tries a key of another project, and the first 403's verdict
+//!   is recorded only if that project serves (at most one such change). If it refuses too, the
+//!   answer is the request's own: delivered, nothing recorded.
+//! - answers of the request's own fault (400, 404, …) are delivered at once.
+//!
+//! So at most `max_attempts + 1` changes per request rest on anything but Google's word about
+//! the key (`fuzz/checks`, `attempt_loop`, checks it for arbitrary answers in `make test`).
 
 use crate::classify::{Outcome, Verdict};
 use crate::cooling::{self, Context, Scope};
@@ -20,6 +35,7 @@ use crate::pick::Picker;
 use crate::scrub::scrub;
 use crate::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
 use crate::state::{Availability, Change, Entry, Item, Mark, PartState, PoolState};
+use crate::usage::OTHER_MODEL;
 use std::cell::Cell;
 
 /// Fastly allows 32 backend requests per client request (the default cap; an edge with other
@@ -76,6 +92,19 @@ pub struct Attempts<'a> {
     history: Vec<(ApiKey<'a>, bool)>,
     /// The earliest end of a cooldown seen among the candidates (for `Retry-After`).
     soonest_seen: Cell<Option<u64>>,
+    /// The first answer that may be the request's own fault, until another project serves.
+    suspect: Option<Suspect<'a>>,
+    /// Google refused the request itself (400, 404, a 403 about what it names), or no key was
+    /// alive to ask: the model it names is not one Google accepted.
+    model_unconfirmed: bool,
+}
+
+/// An answer that may be the request's fault ([`Outcome::may_be_the_requests`]): the bucket
+/// that gave it, and the changes its verdict would make — held until another bucket serves
+/// the same request, which shows the fault was that bucket's.
+struct Suspect<'a> {
+    bucket: Bucket<'a>,
+    held: Vec<Change>,
 }
 
 impl<'a> Attempts<'a> {
@@ -97,6 +126,8 @@ impl<'a> Attempts<'a> {
             own: Vec::new(),
             history: Vec::new(),
             soonest_seen: Cell::new(None),
+            suspect: None,
+            model_unconfirmed: false,
         }
     }
 
@@ -185,7 +216,9 @@ impl<'a> Attempts<'a> {
             return Choice::Deliver;
         }
         let (state, probed, soonest) = (&self.state, self.probed, &self.soonest_seen);
+        let suspect = self.suspect.as_ref().map(|s| s.bucket);
         let usable = |key: &ApiKey<'a>| match state.availability(key, now_ms) {
+            _ if suspect.is_some_and(|bucket| Bucket::of(key) == bucket) => false,
             Availability::Ready => true,
             Availability::Probation => !probed,
             Availability::Cooling { until_ms } => {
@@ -208,12 +241,15 @@ impl<'a> Attempts<'a> {
         self.when_none_usable(&retry, now_ms)
     }
 
-    /// The attempt with `key` succeeded; returns the changes to record.
+    /// The attempt with `key` succeeded; returns the changes to record (with the held verdict
+    /// of a 403 another project gave this request before: it was that project's after all).
     pub fn succeeded(&mut self, key: &ApiKey<'a>, now_ms: u64) -> Vec<Change> {
         self.made += 1;
         self.history.push((*key, true));
         self.go_on = false;
-        let changes: Vec<Change> = self.revival(key, now_ms).into_iter().collect();
+        self.model_unconfirmed = false;
+        let mut changes: Vec<Change> = self.revival(key, now_ms).into_iter().collect();
+        changes.extend(self.suspect.take().map(|s| s.held).unwrap_or_default());
         self.keep(&changes);
         changes
     }
@@ -229,9 +265,10 @@ impl<'a> Attempts<'a> {
         self.configure(&cooling.retry);
         self.made += 1;
         self.history.push((*key, false));
-        if !blames_one_key_or_bucket(&verdict.outcome) {
+        if !verdict.outcome.names_the_fault() {
             self.spent += 1;
         }
+        self.model_unconfirmed = verdict.outcome.refuses_the_request();
         let mut changes: Vec<Change> = Vec::new();
         if proves_key_alive(&verdict.outcome) {
             changes.extend(self.revival(key, now_ms));
@@ -241,6 +278,7 @@ impl<'a> Attempts<'a> {
         let ctx = Context { now_ms, previous_strikes: self.recent_strikes(key, now_ms), jitter_ms: jitter as u64 };
         let action = cooling::decide(verdict, cooling, ctx);
         self.go_on = action.retry;
+        let mut placed = Vec::new();
         if let Some(cooldown) = action.cooldown {
             let mark = Mark {
                 until_ms: cooldown.until_ms,
@@ -249,10 +287,37 @@ impl<'a> Attempts<'a> {
                 strikes: cooldown.strikes,
                 since_ms: now_ms,
             };
-            changes.extend(self.placed(key, cooldown.scope, mark));
+            placed.extend(self.placed(key, cooldown.scope, mark));
+        }
+        if verdict.outcome.may_be_the_requests() {
+            self.suspect(key, placed);
+        } else {
+            changes.extend(placed);
         }
         self.keep(&changes);
         changes
+    }
+
+    /// A 403 that may be the request's own fault: the first is held (the request tries
+    /// another project); a second, from another project, ends the request — it is the
+    /// request, not the keys — and nothing is recorded.
+    fn suspect(&mut self, key: &ApiKey<'a>, held: Vec<Change>) {
+        if self.suspect.is_some() {
+            self.suspect = None;
+            self.go_on = false;
+            return;
+        }
+        self.suspect = Some(Suspect { bucket: Bucket::of(key), held });
+    }
+
+    /// The model to count this request's usage under: the one it names, or [`OTHER_MODEL`]
+    /// when Google refused the request itself (a name Google does not know must not become a
+    /// line of its own: clients can invent any number of them).
+    pub fn counted_model(&self) -> Option<&str> {
+        if self.model_unconfirmed {
+            return self.model().map(|_| OTHER_MODEL);
+        }
+        self.model()
     }
 
     /// The state as read again after a failure; this request's own changes stay applied.
@@ -290,7 +355,10 @@ impl<'a> Attempts<'a> {
                 _ => None,
             })
             .min_by_key(|(until_ms, _)| *until_ms);
-        let Some((until_ms, key)) = soonest else { return Choice::AllDead };
+        let Some((until_ms, key)) = soonest else {
+            self.model_unconfirmed = true;
+            return Choice::AllDead;
+        };
         let wait_ms = until_ms.saturating_sub(now_ms);
         if retry.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= retry.jitter_ms() {
             self.picker.take(&key);
@@ -336,19 +404,6 @@ impl<'a> Attempts<'a> {
         }
         self.own.extend_from_slice(changes);
     }
-}
-
-/// Answers that say exactly which key or quota bucket is at fault (and cool it).
-fn blames_one_key_or_bucket(outcome: &Outcome) -> bool {
-    matches!(
-        outcome,
-        Outcome::KeyDead(_)
-            | Outcome::DailyQuota
-            | Outcome::NoFreeTier
-            | Outcome::MinuteQuota { .. }
-            | Outcome::ModelForbidden
-            | Outcome::BillingDepleted
-    )
 }
 
 /// Answers only a working key can get.

@@ -4,8 +4,52 @@
 //! as `x-goog-api-key` or `?key=`, so native requests accept all three. The token is then
 //! looked up in the config store `auth_tokens` (a keyed lookup: no byte-by-byte comparison
 //! happens in our code, so nothing here can exit early on a matching prefix).
+//!
+//! **Roles: admin wins.** A token may be listed as a client and as an admin. Wherever the role
+//! changes what the caller gets (`/v1/status`, the key check), the admin list is asked first,
+//! so such a token is an admin there, on both edges ([`lookup_order`], [`caller`]). On
+//! Google's API both roles are served alike, so the client list is asked first (one lookup
+//! for the common case) and the token is counted under its client label.
 
 use crate::envelope::{Dialect, ErrorReply};
+use crate::route::Access;
+
+/// The list a token was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `auth_tokens` (Workers: `VALID_AUTH_TOKENS`).
+    Client,
+    /// `admin_tokens` (Workers: `ADMIN_TOKENS`).
+    Admin,
+}
+
+/// Who is calling: the label of their token, and whether it is an admin token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's label (usage counts, `/v1/status`).
+    pub label: String,
+    /// Found in the admin list.
+    pub admin: bool,
+}
+
+/// The lists to look a token up in, in order: the first that knows it decides. Admin first
+/// wherever the role changes the answer.
+pub fn lookup_order(access: Access) -> [Role; 2] {
+    match access {
+        Access::Viewer | Access::Admin => [Role::Admin, Role::Client],
+        Access::Anyone | Access::Client => [Role::Client, Role::Admin],
+    }
+}
+
+/// The caller, from the first list (in [`lookup_order`]) that holds the token and its label
+/// there; or the 401 (unknown token) or 403 (a client token where an admin one is needed).
+pub fn caller(access: Access, found: Option<(Role, String)>) -> Result<Caller, ErrorReply> {
+    match found {
+        None => Err(ErrorReply::invalid_token()),
+        Some((Role::Client, _)) if access == Access::Admin => Err(ErrorReply::admin_required()),
+        Some((role, label)) => Ok(Caller { label, admin: role == Role::Admin }),
+    }
+}
 
 /// The credentials a request carried, as raw header / query values.
 #[derive(Debug, Clone, Copy, Default)]
@@ -132,6 +176,23 @@ mod tests {
         let e = client_token(presented(Some(&format!("Bearer {long}")), None, None), Dialect::OpenAi).expect_err("401");
         assert_eq!(e.code, "invalid_token");
         assert!(client_token(presented(None, None, Some("a%0Ab")), Dialect::Google).is_err());
+    }
+
+    #[test]
+    fn admin_wins_where_the_role_matters() {
+        // A token in both lists: the first list asked decides.
+        let both = |access| {
+            let first = lookup_order(access)[0];
+            caller(access, Some((first, format!("{first:?}"))))
+        };
+        assert_eq!(both(Access::Viewer).map(|c| c.admin), Ok(true));
+        assert_eq!(both(Access::Admin).map(|c| c.admin), Ok(true));
+        assert_eq!(both(Access::Client).map(|c| c.label), Ok("Client".to_string()));
+        assert_eq!(
+            caller(Access::Admin, Some((Role::Client, "app".into()))).map_err(|e| e.code),
+            Err("admin_required".into())
+        );
+        assert_eq!(caller(Access::Viewer, None).map_err(|e| e.code), Err("invalid_token".into()));
     }
 
     #[test]

@@ -3,6 +3,14 @@
 //! A pure function from (HTTP status, body) — or a failed connection — to a [`Verdict`].
 //! It states *what happened*; the cooling policy ([`crate::cooling`]) decides what to do.
 //! The facts behind each rule, with their public sources: `docs/google-errors.md`.
+//!
+//! **Only what a request cannot write blames a key.** Google's messages quote the request
+//! (unknown field names, enum values, model names), so a verdict against a key comes from
+//! the HTTP status, `status`, `ErrorInfo.reason` and `QuotaFailure` — fields Google fills in
+//! itself — or from a message that *is* one of Google's fixed sentences ([`said`]: the whole
+//! message, or anchored at its start), never from a substring of text that may quote the
+//! request. A 403 that names no fault of the key is [`Outcome::Forbidden`]: most likely the
+//! request's own (a file or cached content another project holds).
 
 use crate::google_error::GoogleError;
 use crate::reason::Reason;
@@ -29,8 +37,15 @@ pub enum Outcome {
     /// 429 "Your prepayment credits are depleted": the project's billing, every model, until
     /// someone pays.
     BillingDepleted,
-    /// 403 "The caller does not have permission" on one model.
+    /// 403 "The caller does not have permission" (Google's whole message): this key's project
+    /// may not use this model — or the request names something the project cannot see. A
+    /// request holds its cooldown until another project serves it ([`crate::attempts`]).
     ModelForbidden,
+    /// Any other 403 (e.g. "You do not have permission to access the File … or it may not
+    /// exist", "CachedContent not found (or permission denied)"): no fault of the key that
+    /// Google names. No cooldown; the request tries one other project, and delivers the
+    /// answer if that one refuses too.
+    Forbidden,
     /// 500, 502, 503, 504, 408: Google's trouble, not the key's.
     UpstreamTrouble,
     /// 400 `FAILED_PRECONDITION` "User location is not supported": the edge POP's region.
@@ -70,6 +85,34 @@ impl Verdict {
     }
 }
 
+impl Outcome {
+    /// Answers in which Google itself names the key or its quota bucket as the fault — by the
+    /// status, `ErrorInfo.reason`, `QuotaFailure` or one of its fixed sentences: they take that
+    /// key or bucket out for everyone, and the request moves on without spending its budget.
+    pub fn names_the_fault(&self) -> bool {
+        matches!(
+            self,
+            Outcome::KeyDead(_)
+                | Outcome::DailyQuota
+                | Outcome::NoFreeTier
+                | Outcome::MinuteQuota { .. }
+                | Outcome::BillingDepleted
+        )
+    }
+
+    /// Answers that may be the request's own fault rather than the key's (a 403 about what
+    /// the request names): the request tries one key of another project before believing them.
+    pub fn may_be_the_requests(&self) -> bool {
+        matches!(self, Outcome::ModelForbidden | Outcome::Forbidden)
+    }
+
+    /// Answers Google gives when the *request* is wrong (or names what the key's project
+    /// cannot see): the model it names is not one Google accepted.
+    pub fn refuses_the_request(&self) -> bool {
+        matches!(self, Outcome::ClientError | Outcome::Forbidden | Outcome::ModelForbidden)
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -84,6 +127,7 @@ impl fmt::Display for Outcome {
             Outcome::Throttled => write!(f, "rate limited without details"),
             Outcome::BillingDepleted => write!(f, "prepayment credits depleted"),
             Outcome::ModelForbidden => write!(f, "key may not use this model"),
+            Outcome::Forbidden => write!(f, "permission denied (no fault of the key named)"),
             Outcome::UpstreamTrouble => write!(f, "upstream trouble"),
             Outcome::LocationUnsupported => write!(f, "edge location not supported by Gemini"),
             Outcome::ProxyFault => write!(f, "the proxy sent the wrong credentials (a bug)"),
@@ -111,12 +155,34 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
     Verdict { status: Some(status), outcome, detail: error.headline().to_string() }
 }
 
+/// Is `message` Google's fixed `sentence`? The whole message (its final period optional), or
+/// with [`Anchor::Start`] the message's beginning: either way never text in the middle of a
+/// message, where Google quotes the request.
+pub fn said(message: &str, sentence: &str, anchor: Anchor) -> bool {
+    let message = message.trim();
+    match anchor {
+        Anchor::Whole => message.trim_end_matches('.') == sentence.trim_end_matches('.'),
+        Anchor::Start => message.starts_with(sentence),
+    }
+}
+
+/// How a fixed sentence must stand in a message ([`said`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    /// The message is the sentence.
+    Whole,
+    /// The message begins with the sentence (Google appends details of its own).
+    Start,
+}
+
+/// A 429 blames the key's quota bucket by its status alone: quota enforcement answers it, and
+/// no text of the request can make Google send one. The message only tells which quota.
 fn classify_429(error: &GoogleError) -> Outcome {
-    if error.message.contains("prepayment credits are depleted") {
+    if said(&error.message, "Your prepayment credits are depleted", Anchor::Start) {
         return Outcome::BillingDepleted;
     }
     let violations = error.violations();
-    let no_free_tier = error.message.contains("free quota tier")
+    let no_free_tier = error.message.contains("doesn't have a free quota tier")
         || error.message_limits().contains(&0)
         || violations.iter().any(|v| v.quota_value == Some(0));
     if no_free_tier {
@@ -133,18 +199,20 @@ fn classify_429(error: &GoogleError) -> Outcome {
     Outcome::Throttled
 }
 
+/// Google's sentences for a dead key on a 400 (the same answer carries
+/// `ErrorInfo.reason = API_KEY_INVALID`).
+const KEY_INVALID: [&str; 2] =
+    ["API key not valid. Please pass a valid API key.", "API key expired. Please renew the API key."];
+
 fn classify_400(error: &GoogleError) -> Outcome {
     let message = error.message.as_str();
-    if error.reason() == Some("API_KEY_INVALID")
-        || message.contains("API key not valid")
-        || message.contains("API key expired")
-    {
+    if error.reason() == Some("API_KEY_INVALID") || KEY_INVALID.iter().any(|s| said(message, s, Anchor::Whole)) {
         return Outcome::KeyDead(Reason::KeyInvalid);
     }
-    if error.status == "FAILED_PRECONDITION" && message.contains("location is not supported") {
+    if error.status == "FAILED_PRECONDITION" && said(message, "User location is not supported", Anchor::Start) {
         return Outcome::LocationUnsupported;
     }
-    if message.contains("Multiple authentication credentials") {
+    if said(message, "Multiple authentication credentials received", Anchor::Start) {
         return Outcome::ProxyFault;
     }
     Outcome::ClientError
@@ -152,32 +220,44 @@ fn classify_400(error: &GoogleError) -> Outcome {
 
 /// 401: the key's type or the key itself is refused (`ACCESS_TOKEN_TYPE_UNSUPPORTED`,
 /// `CREDENTIALS_MISSING` "API keys are not supported by this API", plain `UNAUTHENTICATED`).
+/// The status alone says so: the proxy sends Google nothing of the client's credentials.
 fn classify_401(error: &GoogleError) -> Outcome {
-    let not_supported =
-        error.reason() == Some("CREDENTIALS_MISSING") || error.message.contains("API keys are not supported");
+    let not_supported = error.reason() == Some("CREDENTIALS_MISSING")
+        || said(&error.message, "API keys are not supported by this API", Anchor::Start);
     Outcome::KeyDead(if not_supported { Reason::KeyNotSupported } else { Reason::Unauthenticated })
 }
 
 fn classify_403(error: &GoogleError) -> Outcome {
     let message = error.message.as_str();
-    let reason = error.reason().unwrap_or_default();
-    if message.contains("unregistered callers") {
+    if said(message, "Method doesn't allow unregistered callers", Anchor::Start) {
         return Outcome::ProxyFault;
     }
-    let dead = if message.contains("reported as leaked") {
+    if let Some(dead) = dead_key_403(error.reason().unwrap_or_default(), message) {
+        return Outcome::KeyDead(dead);
+    }
+    if said(message, "The caller does not have permission", Anchor::Whole) {
+        return Outcome::ModelForbidden;
+    }
+    Outcome::Forbidden
+}
+
+/// A 403 that says the key or its project is unusable: by `ErrorInfo.reason`, or by one of
+/// Google's fixed sentences.
+fn dead_key_403(reason: &str, message: &str) -> Option<Reason> {
+    let suspended = said(message, "Permission denied: Consumer '", Anchor::Start)
+        && message.trim().ends_with("' has been suspended.");
+    if said(message, "Your API key was reported as leaked. Please use another API key.", Anchor::Whole) {
         Some(Reason::KeyLeaked)
-    } else if reason == "CONSUMER_SUSPENDED" || message.contains("has been suspended") {
+    } else if reason == "CONSUMER_SUSPENDED" || suspended {
         Some(Reason::KeySuspended)
-    } else if reason == "API_KEY_SERVICE_BLOCKED" || reason.starts_with("API_KEY_") {
+    } else if reason.starts_with("API_KEY_") {
+        // API_KEY_SERVICE_BLOCKED, and the key restrictions (referrer, IP, app) that block it here.
         Some(Reason::KeyBlocked)
     } else if reason == "SERVICE_DISABLED" {
         Some(Reason::ServiceDisabled)
-    } else if message.contains("denied access") {
+    } else if said(message, "Your project has been denied access", Anchor::Start) {
         Some(Reason::ProjectDenied)
     } else {
         None
-    };
-    // "The caller does not have permission" and unrecognised 403s: scoped to the model, so a
-    // key that still serves other models is not thrown away.
-    dead.map_or(Outcome::ModelForbidden, Outcome::KeyDead)
+    }
 }

@@ -82,6 +82,7 @@ fn smart(outcome: &Outcome, s: &CoolingSettings, ctx: Context) -> Action {
         Outcome::ModelForbidden => {
             retry_with(Scope::BucketModel, after(now, s.model_forbidden), Reason::ModelForbidden)
         }
+        Outcome::Forbidden => retry(),
         Outcome::UpstreamTrouble if s.upstream_trouble.is_zero() => retry(),
         Outcome::UpstreamTrouble => {
             retry_with(Scope::KeyModel, after(now, s.upstream_trouble), Reason::UpstreamTrouble)
@@ -93,10 +94,15 @@ fn smart(outcome: &Outcome, s: &CoolingSettings, ctx: Context) -> Action {
     }
 }
 
-/// The `seed` profile: the original Worker's table, by HTTP status only, whole key.
+/// The `seed` profile: the original Worker's table, by HTTP status only, whole key — except
+/// that a 403 naming no fault of the key ([`Outcome::Forbidden`]) is not taken as the key's
+/// (the seed would have killed every key for one request naming another project's file).
 fn seed(verdict: &Verdict, s: &CoolingSettings, ctx: Context) -> Action {
     let now = ctx.now_ms;
     let d = &s.seed;
+    if verdict.outcome == Outcome::Forbidden {
+        return retry();
+    }
     let Some(status) = verdict.status else {
         return retry_with(Scope::Key, after(now, d.gateway), Reason::ConnectFailure);
     };

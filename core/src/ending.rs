@@ -8,6 +8,11 @@ use crate::classify::{classify, Verdict};
 use crate::envelope::ErrorReply;
 use crate::keys::ApiKey;
 
+/// The most bytes of an upstream error body the proxy reads (1 MiB): far more than any error
+/// Google sends, and the verdict is read from them. The rest is never read — a body of any
+/// size costs at most this much memory — and a cut body is classified by its status alone.
+pub const ERROR_BODY_LIMIT: usize = 1024 * 1024;
+
 /// How the attempt loop ended. `R` is the edge's response type.
 #[derive(Debug)]
 pub enum Ending<'a, R> {

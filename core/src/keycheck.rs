@@ -25,13 +25,13 @@ pub const BATCH: usize = 16;
 /// The path and query of the probe (a GET with the key in `x-goog-api-key`).
 pub const PROBE_PATH: &str = "/v1beta/models?pageSize=1";
 
-/// The cursor of a call (`?cursor=N`; none: the first batch).
+/// The cursor of a call (`?cursor=N`, digits only; none: the first batch).
 pub fn cursor(query: Option<&str>) -> Result<usize, ErrorReply> {
+    let invalid = || ErrorReply::bad_request("invalid_cursor", "`cursor` must be a whole number (digits only).");
     match query_param(query, "cursor") {
         None => Ok(0),
-        Some(text) => text
-            .parse::<usize>()
-            .map_err(|_| ErrorReply::bad_request("invalid_cursor", "`cursor` must be a whole number.")),
+        Some(text) if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) => Err(invalid()),
+        Some(text) => text.parse::<usize>().map_err(|_| invalid()),
     }
 }
 
@@ -60,18 +60,18 @@ pub fn judge_all(
     (findings, changes)
 }
 
-/// The JSON answer: the findings, the next cursor, how many keys are checked so far, of how many.
+/// The JSON answer: the findings, the next cursor, how many keys are checked so far (never
+/// more than there are), of how many.
 pub fn answer(findings: &[Finding], next: Option<usize>, cursor: usize, total: usize) -> Vec<u8> {
-    let body = serde_json::json!({
-        "results": findings, "next": next, "checked": cursor + findings.len(), "total": total,
-    });
+    let checked = cursor.saturating_add(findings.len()).min(total);
+    let body = serde_json::json!({ "results": findings, "next": next, "checked": checked, "total": total });
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-/// The keys of one batch, from `cursor` (a position in pool order), and the next cursor
-/// (`None` after the last batch).
+/// The keys of one batch, from `cursor` (a position in pool order, each key counted once),
+/// and the next cursor (`None` after the last batch).
 pub fn batch<'a>(pool: &KeyPool<'a>, cursor: usize) -> (Vec<ApiKey<'a>>, Option<usize>) {
-    let mut keys = pool.iter().skip(cursor);
+    let mut keys = pool.distinct().skip(cursor);
     let batch: Vec<ApiKey<'a>> = keys.by_ref().take(BATCH).collect();
     let next = keys.next().map(|_| cursor + batch.len());
     (batch, next)
@@ -160,9 +160,13 @@ mod tests {
     fn a_cursor_is_a_whole_number_and_the_answer_says_how_far_the_walk_is() {
         assert_eq!(cursor(None), Ok(0));
         assert_eq!(cursor(Some("cursor=32")), Ok(32));
-        assert_eq!(cursor(Some("cursor=x")).map_err(|e| e.code), Err("invalid_cursor".to_string()));
+        for bad in ["cursor=x", "cursor=+16", "cursor=-1", "cursor=", "cursor=1e3", "cursor=99999999999999999999999"] {
+            assert_eq!(cursor(Some(bad)).map_err(|e| e.code), Err("invalid_cursor".to_string()), "{bad}");
+        }
         let answer: serde_json::Value = serde_json::from_slice(&answer(&[], Some(48), 32, 40)).unwrap_or_default();
         assert_eq!(answer, serde_json::json!({"results": [], "next": 48, "checked": 32, "total": 40}));
+        let past: serde_json::Value = serde_json::from_slice(&super::answer(&[], None, 999, 40)).unwrap_or_default();
+        assert_eq!(past["checked"], 40, "never more than there are");
     }
 
     #[test]

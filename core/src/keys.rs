@@ -2,6 +2,10 @@
 //!
 //! Entries are separated by newlines or commas; spaces and blank lines are ignored; a line
 //! starting with `#` is a comment; `project-name:KEY` declares the key's Google project.
+//! A key is [`MIN_KEY_LEN`]–[`MAX_KEY_LEN`] visible ASCII characters (Google's keys have 39
+//! or 53; the proxy never judges one by its prefix): any other entry is rejected — skipped,
+//! and reported by [`KeyPool::rejected`] with where it is and what is wrong, never its text.
+//! A key listed twice is one key: it is tried and counted once.
 //!
 //! Each list (secret `keys`, `keys_2`, …) is a **part** of the pool, and a request reads only
 //! the parts it needs: [`choose_part`] picks the one to start in, in proportion to its size,
@@ -94,6 +98,43 @@ pub fn mask(secret: &str) -> String {
     let shown = if chars.len() >= 12 { 4 } else { chars.len() / 4 };
     let tail: String = chars[chars.len() - shown..].iter().collect();
     format!("…{tail}")
+}
+
+/// The shortest key accepted (Google's are 39 characters or more).
+pub const MIN_KEY_LEN: usize = 30;
+/// The longest key accepted.
+pub const MAX_KEY_LEN: usize = 256;
+
+/// Why an entry of a key list is not a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// A character an HTTP header cannot carry (not visible ASCII).
+    NotText,
+    /// Shorter than [`MIN_KEY_LEN`] (the length).
+    TooShort(usize),
+    /// Longer than [`MAX_KEY_LEN`] (the length).
+    TooLong(usize),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NotText => write!(f, "holds a character that is not visible ASCII"),
+            Problem::TooShort(n) => write!(f, "too short for a key ({n} characters; at least {MIN_KEY_LEN})"),
+            Problem::TooLong(n) => write!(f, "too long for a key ({n} characters; at most {MAX_KEY_LEN})"),
+        }
+    }
+}
+
+/// An entry that is not a key: where it is (never its text) and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected {
+    /// The part (0 for `keys`, 1 for `keys_2`, …).
+    pub part: usize,
+    /// The line of the part it is on (from 1).
+    pub line: usize,
+    /// What is wrong.
+    pub problem: Problem,
 }
 
 /// Entries of this length or longer are accepted with probability `DRAW_SPAN / length`, so
@@ -227,7 +268,7 @@ impl<'a> KeyPool<'a> {
             if entry.len() > DRAW_SPAN && rng.below(entry.len()) >= DRAW_SPAN {
                 continue;
             }
-            if let Some(key) = parse_entry(&self.lists[list]?[entry.clone()], Position { list, start: entry.start }) {
+            if let Ok(key) = parse_entry(&self.lists[list]?[entry.clone()], Position { list, start: entry.start }) {
                 return Some(key);
             }
         }
@@ -242,24 +283,43 @@ impl<'a> KeyPool<'a> {
 
     /// Every other key, in pool order, starting after the one at `at` and wrapping around.
     pub fn walk(&self, at: Position) -> impl Iterator<Item = ApiKey<'a>> + '_ {
-        let rest = self.entries_from(at.list, at.start).filter_map(|(key, _)| key).filter(move |k| k.at > at);
+        let rest = self.entries_from(at.list, at.start).filter_map(|(entry, _)| entry.ok()).filter(move |k| k.at > at);
         rest.chain(self.iter().take_while(move |k| k.at < at))
     }
 
     /// Every key of the parts read, in pool order (parses every entry: `/v1/status`, key
     /// checks, and the proof that no key can serve).
     pub fn iter(&self) -> impl Iterator<Item = ApiKey<'a>> + '_ {
-        self.entries_from(0, 0).filter_map(|(key, _)| key)
+        self.entries_from(0, 0).filter_map(|(entry, _)| entry.ok())
     }
 
-    /// Entries that cannot be a key (characters an HTTP header cannot carry): skipped.
-    pub fn ignored(&self) -> usize {
-        self.entries_from(0, 0).filter(|(key, ignored)| key.is_none() && *ignored).count()
+    /// Every key once, in pool order: a key listed again later is left out (`/v1/status`, the
+    /// key check).
+    pub fn distinct(&self) -> impl Iterator<Item = ApiKey<'a>> + '_ {
+        let mut seen = std::collections::HashSet::new();
+        self.iter().filter(move |key| seen.insert(key.fingerprint))
     }
 
-    /// How many keys the pool holds (parses every entry).
+    /// Entries that are not keys, where they are and why (parses every entry).
+    pub fn rejected(&self) -> impl Iterator<Item = Rejected> + '_ {
+        // Lines are counted as the walk goes (part, byte counted up to, line there).
+        let mut counted = (0, 0, 1);
+        self.entries_from(0, 0).filter_map(move |(entry, at)| {
+            let problem = entry.err()?;
+            let text = (*self.lists.get(at.list)?)?;
+            if counted.0 != at.list {
+                counted = (at.list, 0, 1);
+            }
+            let upto = at.start.min(text.len());
+            counted.2 += text[counted.1.min(upto)..upto].iter().filter(|&&b| b == b'\n').count();
+            counted.1 = upto;
+            Some(Rejected { part: at.list, line: counted.2, problem })
+        })
+    }
+
+    /// How many keys the pool holds, each once (parses every entry).
     pub fn count(&self) -> usize {
-        self.iter().count()
+        self.distinct().count()
     }
 
     /// The key whose entry starts at `at`.
@@ -267,7 +327,7 @@ impl<'a> KeyPool<'a> {
         let text = (*self.lists.get(at.list)?)?;
         let end =
             text.get(at.start..)?.iter().position(|&b| b == b',' || b == b'\n').map_or(text.len(), |i| at.start + i);
-        parse_entry(text.get(at.start..end)?, at)
+        parse_entry(text.get(at.start..end)?, at).ok()
     }
 
     /// Part index and byte offset of the `n`th byte of all parts read, together.
@@ -316,9 +376,13 @@ impl<'a> KeyPool<'a> {
         comment
     }
 
-    /// Entries from byte `start` of list `list` to the end of the pool: each is a key, or
-    /// `None` with whether it was an ignored (unusable) entry rather than blank space.
-    fn entries_from(&self, list: usize, start: usize) -> impl Iterator<Item = (Option<ApiKey<'a>>, bool)> + '_ {
+    /// Entries from byte `start` of list `list` to the end of the pool (blank space and
+    /// comments skipped): each a key or why it is not one, with where it starts.
+    fn entries_from(
+        &self,
+        list: usize,
+        start: usize,
+    ) -> impl Iterator<Item = (Result<ApiKey<'a>, Problem>, Position)> + '_ {
         self.lists.iter().enumerate().skip(list).filter_map(|(i, text)| Some((i, (*text)?))).flat_map(
             move |(i, text)| {
                 let from = if i == list { start.min(text.len()) } else { 0 };
@@ -348,7 +412,7 @@ struct Entries<'a> {
 }
 
 impl<'a> Iterator for Entries<'a> {
-    type Item = (Option<ApiKey<'a>>, bool);
+    type Item = (Result<ApiKey<'a>, Problem>, Position);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -366,15 +430,16 @@ impl<'a> Iterator for Entries<'a> {
             if self.in_comment || raw.trim_ascii().is_empty() {
                 continue;
             }
-            let key = parse_entry(raw, Position { list: self.list, start });
-            return Some((key, key.is_none()));
+            let at = Position { list: self.list, start };
+            return Some((parse_entry(raw, at), at));
         }
     }
 }
 
-/// One entry: `KEY` or `project:KEY`, trimmed; `None` if it holds no usable key (a key is
-/// visible ASCII; a project name any UTF-8 text).
-fn parse_entry(raw: &[u8], at: Position) -> Option<ApiKey<'_>> {
+/// One entry (not blank): `KEY` or `project:KEY`, trimmed; why not, if it holds no usable key
+/// (a key is [`MIN_KEY_LEN`]–[`MAX_KEY_LEN`] visible ASCII characters; a project name any
+/// UTF-8 text).
+fn parse_entry(raw: &[u8], at: Position) -> Result<ApiKey<'_>, Problem> {
     let entry = raw.trim_ascii();
     let (project, secret) = match entry.iter().position(|&b| b == b':') {
         Some(colon) => (Some(entry[..colon].trim_ascii()).filter(|p| !p.is_empty()), entry[colon + 1..].trim_ascii()),
@@ -382,22 +447,25 @@ fn parse_entry(raw: &[u8], at: Position) -> Option<ApiKey<'_>> {
     };
     // One pass checks the key and computes its fingerprint (every candidate a request draws
     // comes through here).
+    if secret.len() > MAX_KEY_LEN {
+        return Err(Problem::TooLong(secret.len()));
+    }
     let mut hash = FNV_OFFSET;
     for &byte in secret {
         if !byte.is_ascii_graphic() {
-            return None;
+            return Err(Problem::NotText);
         }
         hash = fnv_step(hash, byte);
     }
-    if secret.is_empty() {
-        return None;
+    if secret.len() < MIN_KEY_LEN {
+        return Err(Problem::TooShort(secret.len()));
     }
-    let secret = std::str::from_utf8(secret).ok()?;
+    let secret = std::str::from_utf8(secret).map_err(|_| Problem::NotText)?;
     let project = match project {
-        Some(p) => Some(std::str::from_utf8(p).ok()?),
+        Some(p) => Some(std::str::from_utf8(p).map_err(|_| Problem::NotText)?),
         None => None,
     };
-    Some(ApiKey { secret, project, at, fingerprint: Fingerprint(hash) })
+    Ok(ApiKey { secret, project, at, fingerprint: Fingerprint(hash) })
 }
 
 #[cfg(test)]
@@ -410,29 +478,67 @@ mod tests {
 
     #[test]
     fn parses_newlines_commas_spaces_comments_and_projects() {
-        let pool = KeyPool::new(["AIzaA1, AIzaB2\r\n\n  # a comment, with commas\nproj x:AIzaC3\n", "AQ.D4"]);
-        assert_eq!(secrets(&pool), ["AIzaA1", "AIzaB2", "AIzaC3", "AQ.D4"]);
+        let pool = KeyPool::new(["AIzaA10000000000000000000000000000, AIzaB20000000000000000000000000000\r\n\n  # a comment, with commas\nproj x:AIzaC30000000000000000000000000000\n", "AQ.D40000000000000000000000000000"]);
+        assert_eq!(
+            secrets(&pool),
+            [
+                "AIzaA10000000000000000000000000000",
+                "AIzaB20000000000000000000000000000",
+                "AIzaC30000000000000000000000000000",
+                "AQ.D40000000000000000000000000000"
+            ]
+        );
         let keys: Vec<_> = pool.iter().collect();
         assert_eq!(keys[2].project, Some("proj x"));
         assert_eq!(keys[0].project, None);
         assert_eq!(keys[3].at, Position { list: 1, start: 0 });
-        assert_eq!(pool.key_at(keys[2].at).map(|k| k.secret), Some("AIzaC3"));
+        assert_eq!(pool.key_at(keys[2].at).map(|k| k.secret), Some("AIzaC30000000000000000000000000000"));
     }
 
     #[test]
-    fn entries_a_header_cannot_carry_are_skipped_and_counted() {
-        let pool = KeyPool::new(["AIzaGood1\nAIza bad\u{7f}\nAIzaÜmlaut\nAIzaGood2"]);
-        assert_eq!((secrets(&pool), pool.ignored()), (vec!["AIzaGood1", "AIzaGood2"], 2));
+    fn entries_that_are_not_keys_are_skipped_and_reported_without_their_text() {
+        let long = "x".repeat(100_000);
+        const Z: &str = "0000000000000000000000000000";
+        let text = format!("AIzaGood1{Z}\nAIza bad\u{7f}{Z}\nAIzaÜmlaut{Z}\n:\na\nAIza\n{long}\nteam: \nAIzaGood2{Z}");
+        let pool = KeyPool::new([text.as_str()]);
+        assert_eq!(secrets(&pool), [format!("AIzaGood1{Z}"), format!("AIzaGood2{Z}")]);
+        let rejected: Vec<(usize, Problem)> = pool.rejected().map(|r| (r.line, r.problem)).collect();
+        assert_eq!(
+            rejected,
+            [
+                (2, Problem::NotText),
+                (3, Problem::NotText),
+                (4, Problem::TooShort(0)),
+                (5, Problem::TooShort(1)),
+                (6, Problem::TooShort(4)),
+                (7, Problem::TooLong(100_000)),
+                (8, Problem::TooShort(0)),
+            ]
+        );
+        let mut rng = Rng::new(2);
+        // A draw never gives an entry that is not a key (the 100 KB line makes most draws miss).
+        assert!((0..20).all(|_| pool.draw(&mut rng).is_none_or(|k| k.secret.starts_with("AIzaGood"))));
+    }
+
+    #[test]
+    fn a_key_listed_twice_is_one_key() {
+        const Z: &str = "0000000000000000000000000000";
+        let text = format!("AIzaOne{Z}\nteam:AIzaTwo{Z}\nAIzaOne{Z}");
+        let pool = KeyPool::new([text.as_str()]);
+        assert_eq!((pool.iter().count(), pool.count(), pool.distinct().count()), (3, 2, 2));
     }
 
     #[test]
     fn after_walks_in_order_and_wraps() {
-        let pool = KeyPool::new(["# head\nk1,k2\n", "k3"]);
+        let pool = KeyPool::new([
+            "# head\nk10000000000000000000000000000,k20000000000000000000000000000\n",
+            "k30000000000000000000000000000",
+        ]);
         let keys: Vec<_> = pool.iter().collect();
-        assert_eq!(pool.after(keys[0].at).map(|k| k.secret), Some("k2"));
-        assert_eq!(pool.after(keys[1].at).map(|k| k.secret), Some("k3"));
-        assert_eq!(pool.after(keys[2].at).map(|k| k.secret), Some("k1"));
-        let one = KeyPool::new(["solo"]);
+        assert_eq!(pool.after(keys[0].at).map(|k| k.secret), Some("k20000000000000000000000000000"));
+        assert_eq!(pool.after(keys[1].at).map(|k| k.secret), Some("k30000000000000000000000000000"));
+        assert_eq!(pool.after(keys[2].at).map(|k| k.secret), Some("k10000000000000000000000000000"));
+        let one = KeyPool::new(["solo0000000000000000000000000000"]);
         let solo = one.iter().next().expect("key");
         assert_eq!(one.after(solo.at), Some(solo));
     }
@@ -457,12 +563,18 @@ mod tests {
 
     #[test]
     fn draws_skip_every_entry_of_a_comment_line() {
-        let pool = KeyPool::new(["# AIzaSyCOMMENTED1, AIzaSyCOMMENTED2,AIzaSyCOMMENTED3\nAIzaSyKEPT,  #notacomment\n"]);
+        let pool = KeyPool::new(["# AIzaSyCOMMENTED10000000000000000000000000000, AIzaSyCOMMENTED20000000000000000000000000000,AIzaSyCOMMENTED30000000000000000000000000000\nAIzaSyKEPT0000000000000000000000000000,  #notacomment0000000000000000000000000000\n"]);
         let mut rng = Rng::new(9);
         let drawn: std::collections::HashSet<_> =
             (0..500).filter_map(|_| pool.draw(&mut rng)).map(|k| k.secret).collect();
         // After a comma, `#` begins an entry, not a comment (a key list's own rule).
-        assert_eq!(drawn, ["AIzaSyKEPT", "#notacomment"].into_iter().collect(), "{drawn:?}");
+        assert_eq!(
+            drawn,
+            ["AIzaSyKEPT0000000000000000000000000000", "#notacomment0000000000000000000000000000"]
+                .into_iter()
+                .collect(),
+            "{drawn:?}"
+        );
         assert_eq!(drawn, pool.iter().map(|k| k.secret).collect());
     }
 
@@ -472,19 +584,27 @@ mod tests {
         assert_eq!(KeyPool::new(["# only a comment\n\n,,"]).draw(&mut rng), None);
         assert_eq!(KeyPool::new([""]).draw(&mut rng), None);
         assert!(KeyPool::new(["  \n# c\n,"]).is_empty());
-        assert!(!KeyPool::new(["# c\nk"]).is_empty());
+        assert!(!KeyPool::new(["# c\nk000000000000000000000000000000"]).is_empty());
     }
 
     #[test]
     fn parts_are_read_only_when_added() {
         let mut pool = KeyPool::with_parts(2);
         assert!(pool.is_empty() && !pool.is_whole());
-        pool.add(1, b"k3\nk4");
-        assert_eq!(secrets(&pool), ["k3", "k4"]);
+        pool.add(1, b"k30000000000000000000000000000\nk40000000000000000000000000000");
+        assert_eq!(secrets(&pool), ["k30000000000000000000000000000", "k40000000000000000000000000000"]);
         let mut rng = Rng::new(5);
         assert!((0..50).all(|_| pool.draw(&mut rng).is_some_and(|k| k.at.list == 1)));
-        pool.add(0, b"k1,k2");
-        assert_eq!(secrets(&pool), ["k1", "k2", "k3", "k4"]);
+        pool.add(0, b"k10000000000000000000000000000,k20000000000000000000000000000");
+        assert_eq!(
+            secrets(&pool),
+            [
+                "k10000000000000000000000000000",
+                "k20000000000000000000000000000",
+                "k30000000000000000000000000000",
+                "k40000000000000000000000000000"
+            ]
+        );
         assert!(pool.is_whole());
     }
 

@@ -3,9 +3,10 @@
 //!
 //! Order: the first key is drawn uniformly (both strategies): a few random draws, then — only
 //! if they all missed — a scan of the whole pool. On a retry `round-robin` walks on in pool
-//! order from the last key tried, `random` draws again. No key is offered twice.
+//! order from the last key tried, `random` draws again. No key is offered twice — not even a
+//! key the operator listed twice (keys are told apart by fingerprint).
 
-use crate::keys::{ApiKey, KeyPool, Position};
+use crate::keys::{ApiKey, Fingerprint, KeyPool, Position};
 use crate::rng::Rng;
 use crate::settings::Strategy;
 
@@ -18,7 +19,7 @@ const SAMPLES: usize = 64;
 pub struct Picker {
     strategy: Strategy,
     rng: Rng,
-    tried: Vec<Position>,
+    tried: Vec<Fingerprint>,
     last: Option<Position>,
 }
 
@@ -37,7 +38,7 @@ impl Picker {
     /// The next untried key that is `usable`, or `None`.
     pub fn pick<'a>(&mut self, pool: &KeyPool<'a>, usable: impl Fn(&ApiKey<'a>) -> bool) -> Option<ApiKey<'a>> {
         let tried = std::mem::take(&mut self.tried);
-        let fresh = |k: &ApiKey<'a>| !tried.contains(&k.at) && usable(k);
+        let fresh = |k: &ApiKey<'a>| !tried.contains(&k.fingerprint) && usable(k);
         let found = match (self.strategy, self.last) {
             (Strategy::RoundRobin, Some(last)) => pool.walk(last).find(|k| fresh(k)),
             _ => self.sample(pool, &fresh).or_else(|| self.scan(pool, &fresh)),
@@ -51,13 +52,13 @@ impl Picker {
 
     /// Records `key` as offered (also for a key chosen another way).
     pub fn take(&mut self, key: &ApiKey<'_>) {
-        self.tried.push(key.at);
+        self.tried.push(key.fingerprint);
         self.last = Some(key.at);
     }
 
     /// Has `key` been offered already?
     pub fn tried(&self, key: &ApiKey<'_>) -> bool {
-        self.tried.contains(&key.at)
+        self.tried.contains(&key.fingerprint)
     }
 
     /// The request's randomness (also used for jitter).

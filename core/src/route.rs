@@ -117,6 +117,7 @@ impl Route {
         match self.endpoint {
             Endpoint::Preflight | Endpoint::Console => Access::Anyone,
             Endpoint::KeyCheck => Access::Admin,
+            Endpoint::Status => Access::Viewer,
             _ => Access::Client,
         }
     }
@@ -148,13 +149,16 @@ impl Route {
     }
 }
 
-/// Who may call an endpoint.
+/// Who may call an endpoint (and whether the caller's role changes the answer: see
+/// [`crate::auth::lookup_order`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// No token needed (the console page, CORS preflights).
     Anyone,
-    /// A client token or an admin token.
+    /// A client token or an admin token, served alike (Google's API).
     Client,
+    /// A client token or an admin token; an admin sees more (`/v1/status`).
+    Viewer,
     /// An admin token (`admin_tokens`).
     Admin,
 }
@@ -332,7 +336,8 @@ mod tests {
         assert_eq!(status("GET", "/v1/nothing"), 404);
         assert_eq!(ok("GET", "/", false).access(), Access::Anyone);
         assert_eq!(ok("POST", "/v1/keys/check", false).access(), Access::Admin);
-        assert_eq!(ok("GET", "/v1/status", false).access(), Access::Client);
+        assert_eq!(ok("GET", "/v1/status", false).access(), Access::Viewer);
+        assert_eq!(ok("POST", "/v1/chat/completions", false).access(), Access::Client);
         assert_eq!(status("POST", "/"), 405);
         assert_eq!(status("GET", "/index.html"), 404);
         assert_eq!(status("POST", "/v1beta/models/x/../../something:generateContent"), 404);

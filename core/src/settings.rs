@@ -13,6 +13,10 @@ use thiserror::Error;
 /// forever". A longer knob is a configuration error; a longer retry hint is cut to it.
 pub const MAX_DURATION: Duration = Duration::from_secs(100_000 * 86_400);
 
+/// `max_stream_duration` when unset: generous for any real generation, but a stream that
+/// never ends is cut.
+pub const DEFAULT_STREAM_LIMIT: Duration = Duration::from_secs(30 * 60);
+
 /// A knob with a value we cannot use.
 #[derive(Debug, Clone, Error, PartialEq)]
 #[error("proxy_settings.{name} = {value:?}: {problem}")]
@@ -208,6 +212,13 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
         })
     }
 
+    /// `max_stream_duration`: how long a streamed answer may run before the proxy cuts it
+    /// (`None`: never). Read only by a request whose answer streams.
+    pub fn stream_limit(&mut self) -> Result<Option<Duration>, SettingError> {
+        let limit = self.read("max_stream_duration", DEFAULT_STREAM_LIMIT, parse_duration)?;
+        Ok(Some(limit).filter(|d| !d.is_zero()))
+    }
+
     /// The knobs a failure needs.
     pub fn cooling(&mut self) -> Result<CoolingSettings, SettingError> {
         let d = CoolingSettings::default();
@@ -370,6 +381,10 @@ mod tests {
     fn defaults_when_nothing_is_set() {
         assert_eq!(reader(&[]).request(), Ok(RequestSettings::default()));
         assert_eq!(reader(&[]).cooling(), Ok(CoolingSettings::default()));
+        assert_eq!(reader(&[]).stream_limit(), Ok(Some(DEFAULT_STREAM_LIMIT)));
+        assert_eq!(reader(&[("max_stream_duration", "0")]).stream_limit(), Ok(None));
+        assert_eq!(reader(&[("max_stream_duration", "2h")]).stream_limit(), Ok(Some(Duration::from_secs(7200))));
+        assert!(reader(&[("max_stream_duration", "soon")]).stream_limit().is_err());
     }
 
     #[test]

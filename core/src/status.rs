@@ -1,6 +1,8 @@
 //! The `/v1/status` report: the seed's shape (`status`, `timestamp`, `keyPool{…}`,
 //! `version`) built from the shared cooling state, so every instance gives the same answer.
-//! Keys appear only as masks (last four characters) and fingerprints.
+//! Keys appear only as masks (last four characters); admins also see fingerprints and project
+//! names (a fingerprint would let a client confirm a guessed key offline). A key listed twice
+//! counts once. Bounded by construction: at most [`MAX_MODEL_ITEMS`] model items are read.
 
 use crate::clock::rfc3339_millis;
 use crate::keys::{ApiKey, KeyPool};
@@ -15,6 +17,10 @@ use std::collections::BTreeMap;
 /// The `version` field.
 const VERSION: &str = concat!("gemini-edge-pool/", env!("CARGO_PKG_VERSION"));
 
+/// The most `model/<model>` items a status report reads (each is a store read); past it the
+/// report says how many it left out. Items exist only for models Google answered about.
+pub const MAX_MODEL_ITEMS: usize = 100;
+
 /// One part's stored state: its `keys` item and each model's item.
 #[derive(Debug, Clone, Default)]
 pub struct PartMarks {
@@ -28,8 +34,12 @@ pub struct PartMarks {
 pub struct StatusInput<'a, 'k> {
     /// The whole pool.
     pub pool: &'a KeyPool<'k>,
+    /// What the operator calls each part (secret or variable names), by part index.
+    pub part_names: &'a [&'a str],
     /// Each part's state, by part index.
     pub parts: &'a [PartMarks],
+    /// Model items left unread past [`MAX_MODEL_ITEMS`].
+    pub models_omitted: usize,
     /// The strategy in force.
     pub strategy: Strategy,
     /// The cooling knobs in force.
@@ -68,8 +78,10 @@ pub struct StatusReport {
 #[serde(rename_all = "camelCase")]
 struct KeyPoolReport {
     total_keys: usize,
-    /// Entries in the secret that cannot be a key (not visible ASCII), skipped.
+    /// Entries in the key lists that are not keys, skipped.
     ignored_entries: usize,
+    /// Entries listed again (counted, tried and checked once).
+    duplicate_entries: usize,
     /// Neither dead nor cooling for any model.
     available_keys: usize,
     /// Dead (Google rejects the key itself).
@@ -81,16 +93,36 @@ struct KeyPoolReport {
     failed_details: Vec<FailedDetail>,
     /// Per model with cooling state: how many keys can serve it now.
     models: BTreeMap<String, ModelReport>,
+    /// Models with cooling state past [`MAX_MODEL_ITEMS`], not shown.
+    #[serde(skip_serializing_if = "is_zero")]
+    models_omitted: usize,
     /// Every key, in pool order (admins only: the console draws them all).
     #[serde(skip_serializing_if = "Option::is_none")]
     keys: Option<Vec<KeyEntry>>,
+    /// Where the entries that are not keys are, and why (admins only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected_entries: Option<Vec<RejectedEntry>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RejectedEntry {
+    secret: String,
+    line: usize,
+    problem: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CoolingDetail {
     key: String,
-    fingerprint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     project: Option<String>,
     /// `null` when the whole key cools (seed profile).
     model: Option<String>,
@@ -106,7 +138,8 @@ struct CoolingDetail {
 #[serde(rename_all = "camelCase")]
 struct FailedDetail {
     key: String,
-    fingerprint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
     reason: String,
     since: String,
     /// When the key gets a probation request (`null`: never).
@@ -173,21 +206,22 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
     let (mut available, mut failed, mut cooling) = (0, 0, 0);
 
     let nothing = PartMarks::default();
+    let admin = input.admin.is_some();
     let model_names: std::collections::BTreeSet<&String> =
         input.parts.iter().flat_map(|p| p.models.iter().map(|(m, _)| m)).collect();
     for model in model_names {
         models.insert(model.clone(), ModelReport { available_keys: 0, cooling_keys: 0 });
     }
-    for key in input.pool.iter() {
+    for key in input.pool.distinct() {
         let part = input.parts.get(key.at.list).unwrap_or(&nothing);
         if let Some(mark) = part.keys.get(&MarkName::key(&key)).filter(|m| m.dead) {
             failed += 1;
-            failed_details.push(failed_detail(&key, &mark));
+            failed_details.push(failed_detail(&key, &mark, admin));
             continue;
         }
         let whole_key = cooling_for(&part.keys, &key, now);
         if let Some(mark) = &whole_key {
-            details.push(cooling_detail(&key, None, mark, now));
+            details.push(cooling_detail(&key, None, mark, now, admin));
         }
         let mut cooling_now = whole_key.is_some();
         for (model, entry) in models.iter_mut() {
@@ -196,7 +230,7 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
                 Some(mark) => {
                     cooling_now = true;
                     entry.cooling_keys += 1;
-                    details.push(cooling_detail(&key, Some(model), &mark, now));
+                    details.push(cooling_detail(&key, Some(model), &mark, now, admin));
                 }
                 None if whole_key.is_none() => entry.available_keys += 1,
                 None => entry.cooling_keys += 1,
@@ -216,7 +250,8 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
         timestamp: rfc3339_millis(now),
         key_pool: KeyPoolReport {
             total_keys: available + failed + cooling,
-            ignored_entries: input.pool.ignored(),
+            ignored_entries: input.pool.rejected().count(),
+            duplicate_entries: input.pool.iter().count() - (available + failed + cooling),
             available_keys: available,
             failed_keys: failed,
             cooling_keys: cooling,
@@ -227,14 +262,16 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
             cooling_details: details,
             failed_details,
             models,
-            keys: input.admin.as_ref().map(|_| {
+            models_omitted: input.models_omitted,
+            keys: admin.then(|| {
                 let entry = |k: ApiKey<'_>| KeyEntry {
                     key: k.mask(),
                     fingerprint: k.fingerprint.to_string(),
                     project: k.project.map(str::to_string),
                 };
-                input.pool.iter().map(entry).collect()
+                input.pool.distinct().map(entry).collect()
             }),
+            rejected_entries: admin.then(|| rejected_entries(input)),
         },
         cooling: CoolingReport {
             profile: match input.cooling.profile {
@@ -252,11 +289,39 @@ pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
     }
 }
 
+/// Where the entries that are not keys are, and why (never their text).
+fn rejected_entries(input: &StatusInput<'_, '_>) -> Vec<RejectedEntry> {
+    let name = |part: usize| input.part_names.get(part).map_or_else(|| format!("part {}", part + 1), |n| n.to_string());
+    input
+        .pool
+        .rejected()
+        .map(|r| RejectedEntry { secret: name(r.part), line: r.line, problem: r.problem.to_string() })
+        .collect()
+}
+
+/// Log lines for the entries that are not keys (at most `max`, then how many more).
+pub fn rejected_lines(pool: &KeyPool<'_>, part_names: &[&str], max: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut more = 0;
+    for r in pool.rejected() {
+        if lines.len() == max {
+            more += 1;
+            continue;
+        }
+        let name = part_names.get(r.part).copied().unwrap_or("?");
+        lines.push(format!("key list {name}, line {}: not a key: {}; skipped", r.line, r.problem));
+    }
+    if more > 0 {
+        lines.push(format!("… and {more} more entries that are not keys"));
+    }
+    lines
+}
+
 /// Today's counts, keys named by mask (keys that left the pool by fingerprint only).
 fn usage_report(pool: &KeyPool<'_>, admin: &AdminInput<'_>) -> UsageReport {
     let masks: std::collections::HashMap<_, _> = pool.iter().map(|k| (k.fingerprint, k.mask())).collect();
-    let keys = admin
-        .usage
+    let usage = admin.usage.clone().capped(crate::usage::MAX_MODELS);
+    let keys = usage
         .keys
         .iter()
         .map(|((fp, model), c)| UsageLine {
@@ -268,8 +333,7 @@ fn usage_report(pool: &KeyPool<'_>, admin: &AdminInput<'_>) -> UsageReport {
             failed: c.failed,
         })
         .collect();
-    let clients = admin
-        .usage
+    let clients = usage
         .clients
         .iter()
         .map(|((client, model), c)| UsageLine {
@@ -284,12 +348,12 @@ fn usage_report(pool: &KeyPool<'_>, admin: &AdminInput<'_>) -> UsageReport {
     UsageReport { day: admin.day.to_string(), keys, clients }
 }
 
-fn cooling_detail(key: &ApiKey<'_>, model: Option<&str>, mark: &Mark, now: u64) -> CoolingDetail {
+fn cooling_detail(key: &ApiKey<'_>, model: Option<&str>, mark: &Mark, now: u64, admin: bool) -> CoolingDetail {
     let remaining = mark.until_ms.saturating_sub(now).div_ceil(1000);
     CoolingDetail {
         key: key.mask(),
-        fingerprint: key.fingerprint.to_string(),
-        project: key.project.map(str::to_string),
+        fingerprint: admin.then(|| key.fingerprint.to_string()),
+        project: key.project.filter(|_| admin).map(str::to_string),
         model: model.map(str::to_string),
         reason: mark.reason.to_string(),
         until: rfc3339_millis(mark.until_ms),
@@ -300,10 +364,10 @@ fn cooling_detail(key: &ApiKey<'_>, model: Option<&str>, mark: &Mark, now: u64) 
     }
 }
 
-fn failed_detail(key: &ApiKey<'_>, mark: &Mark) -> FailedDetail {
+fn failed_detail(key: &ApiKey<'_>, mark: &Mark, admin: bool) -> FailedDetail {
     FailedDetail {
         key: key.mask(),
-        fingerprint: key.fingerprint.to_string(),
+        fingerprint: admin.then(|| key.fingerprint.to_string()),
         reason: mark.reason.to_string(),
         since: rfc3339_millis(mark.since_ms),
         probation_at: (mark.until_ms != u64::MAX).then(|| rfc3339_millis(mark.until_ms)),
@@ -333,7 +397,7 @@ mod tests {
     #[test]
     fn counts_and_details() {
         let pool = KeyPool::new([
-            "AIzaAAAAAAAAAAAA1111\nAIzaBBBBBBBBBBBB2222\nmy team:AIzaCCCCCCCCCCCC3333\nmy team:AIzaDDDDDDDDDDDD4444",
+            "AIzaAAAAAAAAAAAAAAAAAAAAAAAAAA1111\nAIzaBBBBBBBBBBBBBBBBBBBBBBBBBB2222\nmy team:AIzaCCCCCCCCCCCCCCCCCCCCCCCCCC3333\nmy team:AIzaDDDDDDDDDDDDDDDDDDDDDDDDDD4444",
         ]);
         let keys_of: Vec<_> = pool.iter().collect();
         let mut keys = Marks::default();
@@ -345,7 +409,9 @@ mod tests {
         let cooling = CoolingSettings::default();
         let input = StatusInput {
             pool: &pool,
+            part_names: &["keys"],
             parts: &parts,
+            models_omitted: 0,
             strategy: Strategy::RoundRobin,
             cooling: &cooling,
             client: "tests",
@@ -359,12 +425,54 @@ mod tests {
         assert_eq!(p.cooling_details.len(), 2);
         assert_eq!(p.cooling_details[0].remaining_display, "23h59m");
         assert_eq!(p.cooling_details[0].model.as_deref(), Some("gemini-2.5-pro"));
-        assert_eq!(p.cooling_details[0].project.as_deref(), Some("my team"));
         assert_eq!(p.failed_details[0].key, "…1111");
         assert_eq!(p.failed_details[0].probation_at, None);
         assert_eq!(p.models["gemini-2.5-pro"].available_keys, 1);
         let json = serde_json::to_string(&r).expect("json");
         assert!(!json.contains("AIza"), "{json}");
+        // A client sees no fingerprint and no project name; an admin does.
+        assert!(!json.contains("fingerprint") && !json.contains("my team"), "{json}");
+        let usage = Usage::default();
+        let admin = StatusInput { admin: Some(AdminInput { day: "2026-01-01", usage: &usage }), ..input };
+        let r = report(&admin);
+        assert_eq!(r.key_pool.cooling_details[0].project.as_deref(), Some("my team"));
+        assert!(r.key_pool.failed_details[0].fingerprint.is_some());
+    }
+
+    #[test]
+    fn entries_that_are_not_keys_and_keys_listed_twice() {
+        let text = "AIzaSyGOOD00000000000000000000000001\n:\na\nAIza\nAIzaSyGOOD00000000000000000000000001\n# c\n";
+        let long = format!("{}\nteam:\n", "x".repeat(100_000));
+        let pool = KeyPool::new([text, long.as_str()]);
+        let cooling = CoolingSettings::default();
+        let usage = Usage::default();
+        let input = StatusInput {
+            pool: &pool,
+            part_names: &["keys", "keys_2"],
+            parts: &[],
+            models_omitted: 0,
+            strategy: Strategy::RoundRobin,
+            cooling: &cooling,
+            client: "ops",
+            now_ms: 1_000,
+            admin: Some(AdminInput { day: "2026-01-01", usage: &usage }),
+        };
+        let r = report(&input);
+        let p = &r.key_pool;
+        assert_eq!((p.total_keys, p.duplicate_entries, p.ignored_entries), (1, 1, 5));
+        let rejected = p.rejected_entries.as_ref().expect("admin");
+        let places: Vec<(&str, usize)> = rejected.iter().map(|r| (r.secret.as_str(), r.line)).collect();
+        assert_eq!(places, [("keys", 2), ("keys", 3), ("keys", 4), ("keys_2", 1), ("keys_2", 2)]);
+        assert!(rejected[3].problem.contains("too long") && rejected[0].problem.contains("too short"));
+        let json = serde_json::to_string(&r).expect("json");
+        assert!(!json.contains("xxxx") && !json.contains("GOOD"), "no entry's text: {json}");
+        let lines = rejected_lines(&pool, &["keys", "keys_2"], 2);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            "key list keys, line 2: not a key: too short for a key (0 characters; at least 30); skipped"
+        );
+        assert_eq!(lines[2], "… and 3 more entries that are not keys");
     }
 
     #[test]

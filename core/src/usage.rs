@@ -19,6 +19,11 @@
 //!
 //! Counts are approximate under contention in production (KV is eventually consistent across
 //! POPs and an append may be throttled); they never touch the cooling state.
+//!
+//! **Bounded by construction.** Clients choose model names, so a name counts as itself only
+//! if Google accepted the request ([`crate::attempts::Attempts::counted_model`]); otherwise
+//! the line says [`OTHER_MODEL`]. And a compaction, like every reading, keeps at most
+//! [`MAX_MODELS`] names (the busiest), folding the rest into [`OTHER_MODEL`].
 
 use crate::clock::{civil_from_days, ResetZone};
 use crate::keys::{ApiKey, Fingerprint};
@@ -28,6 +33,12 @@ use std::collections::BTreeMap;
 
 /// Shards per day.
 pub const SHARDS: usize = 8;
+/// The name counts go under when Google did not accept the model a request named, or when
+/// a day had more than [`MAX_MODELS`] names (it cannot be a model id: those start with a
+/// letter or digit).
+pub const OTHER_MODEL: &str = "(other)";
+/// Distinct model names a compacted shard, or a reading of a day, keeps.
+pub const MAX_MODELS: usize = 32;
 /// Lines appended since the last compaction after which a shard is compacted again.
 pub const COMPACT_AFTER_LINES: usize = 200;
 /// One writer in this many reads its shard to see whether to compact it.
@@ -162,7 +173,7 @@ pub fn compacted(bytes: &[u8]) -> Option<Vec<u8>> {
     }
     let mut counts = Usage::default();
     counts.add(rest);
-    Some(counts.encode())
+    Some(counts.capped(MAX_MODELS).encode())
 }
 
 impl Usage {
@@ -186,6 +197,33 @@ impl Usage {
                 _ => {}
             }
         }
+    }
+
+    /// The same counts with at most `max` model names: the busiest `max - 1` keep theirs, the
+    /// rest are added up under [`OTHER_MODEL`].
+    pub fn capped(self, max: usize) -> Usage {
+        let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+        let all = self.keys.iter().map(|((_, m), c)| (m, c)).chain(self.clients.iter().map(|((_, m), c)| (m, c)));
+        for (model, count) in all {
+            let total = totals.entry(model.as_str()).or_default();
+            *total = total.saturating_add(count.ok).saturating_add(count.failed);
+        }
+        if totals.len() <= max {
+            return self;
+        }
+        let mut ranked: Vec<(&str, u64)> = totals.into_iter().filter(|(m, _)| *m != OTHER_MODEL).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let kept: std::collections::BTreeSet<String> =
+            ranked.iter().take(max.saturating_sub(1)).map(|(m, _)| m.to_string()).collect();
+        let name = |model: String| if kept.contains(&model) { model } else { OTHER_MODEL.to_string() };
+        let mut capped = Usage::default();
+        for ((fp, model), count) in self.keys {
+            add_to(capped.keys.entry((fp, name(model))).or_default(), count);
+        }
+        for ((client, model), count) in self.clients {
+            add_to(capped.clients.entry((client, name(model))).or_default(), count);
+        }
+        capped
     }
 
     /// The counts as lines, one per name, after a head line `= <lines>` (a compacted item).
@@ -272,6 +310,28 @@ mod tests {
         assert_eq!(compacted(line.repeat(99).as_bytes()), None);
         assert!(compacted(line.repeat(100).as_bytes()).is_some());
         assert!(compacted(b"= x\ngarbage\n").is_none());
+    }
+
+    #[test]
+    fn model_names_are_capped_with_the_busiest_kept() {
+        let mut usage = Usage::default();
+        for n in 0..100u64 {
+            let lines = format!("k {:016x} m{n} {} 0\nc app m{n} {} 0\n", n, n + 1, n + 1);
+            usage.add(lines.as_bytes());
+        }
+        let capped = usage.clone().capped(MAX_MODELS);
+        let models: std::collections::BTreeSet<&str> = capped.clients.keys().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(models.len(), MAX_MODELS);
+        assert!(models.contains("m99") && models.contains(OTHER_MODEL) && !models.contains("m0"));
+        let total = |u: &Usage| u.clients.values().map(|c| c.ok).sum::<u64>();
+        assert_eq!(total(&capped), total(&usage), "nothing is lost, only folded");
+        assert_eq!(capped.keys.len(), 100, "every key keeps its line");
+        // A compaction keeps the cap.
+        let mut item = usage.encode();
+        item.extend_from_slice(&b"c app m5 1 0\n".repeat(COMPACT_AFTER_LINES));
+        let mut again = Usage::default();
+        again.add(&compacted(&item).expect("due"));
+        assert!(again.clients.keys().map(|(_, m)| m).collect::<std::collections::BTreeSet<_>>().len() <= MAX_MODELS);
     }
 
     #[test]

@@ -163,6 +163,62 @@ fn a_client_error_is_delivered_at_once() {
     assert_eq!(attempts.next(NOW), Choice::Deliver);
 }
 
+const FOREIGN_FILE: &[u8] = br#"{"error":{"code":403,"message":"You do not have permission to access the File abc or it may not exist.","status":"PERMISSION_DENIED"}}"#;
+const CALLER: &[u8] =
+    br#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#;
+
+/// Three projects of two keys each.
+fn projects() -> String {
+    (0..6).map(|i| format!("team{}:AIzaSyTEST{i:020}", i % 3)).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn a_403_about_what_the_request_names_is_delivered_after_one_other_project() {
+    let list = projects();
+    let cooling = CoolingSettings::default();
+    let mut attempts = configured(pool_of(&list), empty(), &RetrySettings::default(), 4);
+    let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
+    assert_eq!(attempts.failed(&first, &classify(403, FOREIGN_FILE), &cooling, NOW), vec![]);
+    let Choice::Try(second) = attempts.next(NOW) else { panic!("one other project is asked") };
+    assert_ne!(Bucket::of(&second), Bucket::of(&first), "never the same project");
+    assert_eq!(attempts.failed(&second, &classify(403, FOREIGN_FILE), &cooling, NOW), vec![]);
+    assert_eq!(attempts.next(NOW), Choice::Deliver, "two projects refused it: the request's own fault");
+    assert_eq!(attempts.counted_model(), Some(gemini_pool_core::usage::OTHER_MODEL));
+}
+
+#[test]
+fn a_model_forbidden_for_one_project_is_recorded_once_another_serves() {
+    let list = projects();
+    let cooling = CoolingSettings::default();
+    let mut attempts = configured(pool_of(&list), empty(), &RetrySettings::default(), 5);
+    let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
+    assert_eq!(attempts.failed(&first, &classify(403, CALLER), &cooling, NOW), vec![], "held, not recorded yet");
+    let Choice::Try(second) = attempts.next(NOW) else { panic!("another project") };
+    let changes = attempts.succeeded(&second, NOW);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!((changes[0].item.model.as_deref(), &changes[0].name), (Some("m"), &MarkName::of(Bucket::of(&first))));
+    assert!(matches!(changes[0].entry, Entry::Set(Mark { reason: Reason::ModelForbidden, .. })));
+    assert_eq!(attempts.counted_model(), Some("m"));
+}
+
+#[test]
+fn a_one_project_pool_delivers_a_403_about_the_request_at_once() {
+    let list = (0..4).map(|i| format!("solo:AIzaSyTEST{i:020}")).collect::<Vec<_>>().join("\n");
+    let mut attempts = configured(pool_of(&list), empty(), &RetrySettings::default(), 6);
+    let Choice::Try(key) = attempts.next(NOW) else { panic!("no key") };
+    attempts.failed(&key, &classify(403, FOREIGN_FILE), &CoolingSettings::default(), NOW);
+    assert_eq!(attempts.next(NOW), Choice::Deliver);
+}
+
+#[test]
+fn a_key_listed_twice_is_tried_once() {
+    let list = format!("{}\n{}", keys(1), keys(1));
+    let mut attempts = configured(pool_of(&list), empty(), &RetrySettings::default(), 7);
+    let Choice::Try(key) = attempts.next(NOW) else { panic!("no key") };
+    attempts.failed(&key, &classify(503, b""), &CoolingSettings::default(), NOW);
+    assert_eq!(attempts.next(NOW), Choice::Deliver);
+}
+
 #[test]
 fn the_budget_never_exceeds_the_pool() {
     let list = keys(2);
@@ -195,7 +251,7 @@ fn cooling_keys_are_skipped_for_their_model_only() {
 fn a_per_minute_verdict_cools_the_whole_project_whatever_its_name() {
     for project in ["team", "my team", "équipe", "a/b"] {
         let list =
-            format!("{project}:AIzaSyAAAAAAAAAAAAAAA1\n{project}:AIzaSyBBBBBBBBBBBBBBB2\nAIzaSyCCCCCCCCCCCCCCC3");
+            format!("{project}:AIzaSyAAAAAAAAAAAAAAAAAAAAAAAAA1\n{project}:AIzaSyBBBBBBBBBBBBBBBBBBBBBBBBB2\nAIzaSyCCCCCCCCCCCCCCCCCCCCCCCCC3");
         let pool = pool_of(&list);
         let settings = RetrySettings { strategy: Strategy::Random, ..RetrySettings::default() };
         let fresh = PoolState::single(PartState::default(), Some("gemini-2.5-flash"));
@@ -370,7 +426,7 @@ impl KeyIndex for Choice<'_> {
 
 #[test]
 fn a_request_reads_other_parts_only_when_its_part_has_nothing_left() {
-    let (one, two) = (keys(2), "AIzaSyTESTSECONDPART000000001".to_string());
+    let (one, two) = (keys(2), "AIzaSyTESTSECONDPART00000000000000001".to_string());
     let mut pool = KeyPool::with_parts(2);
     pool.add(0, one.as_bytes());
     // Both keys of part 1 cool for the model; part 2 is not read yet.
@@ -392,7 +448,7 @@ fn a_request_reads_other_parts_only_when_its_part_has_nothing_left() {
 
 #[test]
 fn a_request_starts_in_its_part_and_falls_back_to_the_whole_pool_only_when_that_part_is_empty() {
-    let lists = ["AQ.first-part-key-0001", "# only a comment\n", "AIza-third-part-key-0003"];
+    let lists = ["AQ.first-part-key-000000000000000001", "# only a comment\n", "AIza-third-part-key-0000000000000003"];
     let mut reads = Vec::new();
     let mut read = |p: usize| {
         reads.push(p);

@@ -185,3 +185,41 @@ fn the_verdict_keeps_googles_headline() {
     assert!(v.detail.starts_with("You exceeded your current quota"), "{}", v.detail);
     assert_eq!(v.status, Some(429));
 }
+
+/// Google's 400s quote the request: a field or safety category named like Google's dead-key
+/// sentences must not kill the key (only `ErrorInfo.reason` or the whole sentence can).
+#[test]
+fn quoted_request_text_never_kills_a_key() {
+    let quotes = [
+        r#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"API key not valid. Please pass a valid API key.\": Cannot find field.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"description":"Invalid JSON payload received. Unknown name \"API key not valid. Please pass a valid API key.\": Cannot find field."}]}]}}"#,
+        r#"{"error":{"code":400,"message":"Invalid value at 'safety_settings[0].category' (type.googleapis.com/google.ai.generativelanguage.v1beta.HarmCategory), \"API key expired. Please renew the API key.\"","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":"safety_settings[0].category","description":"Invalid value"}]}]}}"#,
+        r#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"API_KEY_INVALID\": Cannot find field.","status":"INVALID_ARGUMENT"}}"#,
+        r#"{"error":{"code":400,"message":"Invalid value at 'x' \"Multiple authentication credentials received\"","status":"INVALID_ARGUMENT"}}"#,
+    ];
+    for body in quotes {
+        assert_eq!(outcome(400, body), Outcome::ClientError, "{body}");
+    }
+    // A 403 quoting a dead-key sentence inside its own is no verdict on the key either.
+    let quoted_403 = r#"{"error":{"code":403,"message":"You do not have permission to access the File Your API key was reported as leaked. Please use another API key. or it may not exist.","status":"PERMISSION_DENIED"}}"#;
+    assert_eq!(outcome(403, quoted_403), Outcome::Forbidden);
+}
+
+/// Another project's file or cached content: a 403 about what the request names.
+#[test]
+fn a_403_about_a_resource_is_not_the_keys() {
+    let file = r#"{"error":{"code":403,"message":"You do not have permission to access the File doesnotexist1 or it may not exist.","status":"PERMISSION_DENIED"}}"#;
+    let cache = r#"{"error":{"code":403,"message":"CachedContent not found (or permission denied)","status":"PERMISSION_DENIED"}}"#;
+    for body in [file, cache, "", "<html>forbidden</html>"] {
+        let o = outcome(403, body);
+        assert_eq!(o, Outcome::Forbidden, "{body}");
+        assert!(o.may_be_the_requests() && o.refuses_the_request() && !o.names_the_fault());
+    }
+    // The whole sentence, trailing period or not.
+    assert_eq!(
+        outcome(
+            403,
+            r#"{"error":{"code":403,"message":"The caller does not have permission.","status":"PERMISSION_DENIED"}}"#
+        ),
+        Outcome::ModelForbidden
+    );
+}

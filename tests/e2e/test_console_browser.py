@@ -2,6 +2,8 @@
 proxy in Viceroy and the simulator. The screenshots it takes are the ones in the READMEs."""
 
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -126,3 +128,23 @@ def test_a_client_token_gets_the_read_only_view(browser, sim, pool):
     page.click("#form button")
     page.wait_for_selector("#signinError:has-text('refused')", timeout=10_000)
     assert problems == [] or all("401" in p for p in problems), problems
+
+
+def test_many_models_keep_the_matrix_small(browser, sim, proxies, edge):
+    """Fifteen models in use and 300 invented names: the matrix shows 12 models and names the
+    rest; the invented names appear nowhere (they count under `(other)`)."""
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2))
+    for i in range(1, 16):
+        chat(proxy, model=f"gemini-sim-{i:03d}")
+    with ThreadPoolExecutor(8) as threads:
+        list(threads.map(lambda n: chat(proxy, model=f"gemini-invented-{n:04d}"), range(300)))
+    started = time.time()
+    page, problems = open_console(browser, proxy)
+    page.wait_for_function("document.querySelector('#matrixNote').textContent.includes('3 more models')",
+                           timeout=10_000)
+    took = time.time() - started
+    print(f"\n{edge}: console signed in and drew 12 of 15 models in {took * 1000:.0f} ms")
+    assert page.evaluate("document.querySelector('#matrix tr').children.length") == 2 + 12
+    assert "gemini-invented" not in page.content()
+    assert problems == [], problems

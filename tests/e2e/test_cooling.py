@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import openai
 import pytest
 
-from harness import TOKEN, curl, pool_lines, served, sim_keys
+from harness import ADMIN_TOKEN, TOKEN, curl, pool_lines, served, sim_keys
 
 FLASH = "gemini-2.5-flash"
 OTHER = "gemini-2.0-flash"
@@ -24,7 +24,7 @@ def chat(proxy, model=FLASH):
 
 
 def status(proxy) -> dict:
-    return json.loads(curl(f"{proxy.url}/v1/status", "-H", f"Authorization: Bearer {TOKEN}").stdout)
+    return json.loads(curl(f"{proxy.url}/v1/status", "-H", f"Authorization: Bearer {ADMIN_TOKEN}").stdout)
 
 
 def details(report, model=None):

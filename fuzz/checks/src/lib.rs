@@ -8,7 +8,7 @@
 
 use gemini_pool_core::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
 use gemini_pool_core::auth::{client_token, forwarded_query, query_param, Presented};
-use gemini_pool_core::classify::{classify, Verdict};
+use gemini_pool_core::classify::{classify, Outcome, Verdict};
 use gemini_pool_core::cooling::{decide, Context};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
 use gemini_pool_core::keys::{choose_part, KeyPool};
@@ -234,13 +234,50 @@ pub fn state_item(data: &[u8]) {
     }
 }
 
-/// A request against a pool whose keys answer as the input says: no key is tried twice, no
-/// more attempts than the pool or 32, and every change's cooldown is within bounds.
+/// Google's answers an attempt may get, real and hostile: the structured verdicts, and the
+/// 400s and 403s that quote the request's own text (a field or safety category named like
+/// Google's dead-key sentences, another project's file or cache).
+const ANSWERS: [(u16, &[u8]); 20] = [
+    (200, b"{}"),
+    (429, br#"{"error":{"code":429,"message":"x\nPlease retry in 99999999999999999999s.","status":"RESOURCE_EXHAUSTED"}}"#),
+    (429, br#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#),
+    (400, br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#),
+    (503, br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#),
+    (404, b""),
+    (429, br#"{"error":{"code":429,"message":"Your prepayment credits are depleted.","status":"RESOURCE_EXHAUSTED"}}"#),
+    (429, br#"[{"error":{"code":429,"message":"q","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel"}]}]}}]"#),
+    (400, br#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"API key not valid. Please pass a valid API key.\": Cannot find field.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"description":"Invalid JSON payload received. Unknown name \"API key not valid. Please pass a valid API key.\": Cannot find field."}]}]}}"#),
+    (400, br#"[{"error":{"code":400,"message":"Invalid value at 'safety_settings[0].category' (type.googleapis.com/google.ai.generativelanguage.v1beta.HarmCategory), \"API key expired. Please renew the API key.\"","status":"INVALID_ARGUMENT"}}]"#),
+    (403, br#"{"error":{"code":403,"message":"You do not have permission to access the File doesnotexist1 or it may not exist.","status":"PERMISSION_DENIED"}}"#),
+    (403, br#"{"error":{"code":403,"message":"CachedContent not found (or permission denied)","status":"PERMISSION_DENIED"}}"#),
+    (403, br#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#),
+    (403, br#"{"error":{"code":403,"message":"Your API key was reported as leaked. Please use another API key.","status":"PERMISSION_DENIED"}}"#),
+    (403, br#"{"error":{"code":403,"message":"You do not have permission to access the File Your API key was reported as leaked. Please use another API key. or it may not exist.","status":"PERMISSION_DENIED"}}"#),
+    (401, br#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#),
+    (500, b"<html>"),
+    (403, br#"{"error":{"code":403,"message":"Generative Language API has not been used in project 1","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"SERVICE_DISABLED"}]}}"#),
+    (0, b"timeout"),
+    (400, br#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"x\": Cannot find field.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#),
+];
+
+/// A request against a pool whose keys answer as the input says. No key is tried twice (nor a
+/// key listed twice), no more attempts than the pool or 32, every cooldown within bounds —
+/// and the blast radius (`gemini_pool_core::attempts`): answers that quote the request never
+/// kill a key; an answer of the request's own fault changes nothing; two 403s that may be the
+/// request's, from two projects, end the request; and at most `max_attempts + 1` changes rest
+/// on anything but an answer in which Google names the key or its bucket.
 pub fn attempt_loop(data: &[u8]) {
     let mut input = Input { bytes: data };
     let n = 1 + input.below(40);
-    let list: String =
-        (0..n).map(|i| format!("{}AIzaSyLOOP{i:029}\n", if i % 3 == 0 { "team:" } else { "" })).collect();
+    let projects = input.below(5);
+    let entry = |i: usize| match (projects, i % 4) {
+        (0, _) | (_, 3) => format!("AIzaSyLOOP{i:029}\n"),
+        (p, _) => format!("team{}:AIzaSyLOOP{i:029}\n", i % p),
+    };
+    let mut list: String = (0..n).map(entry).collect();
+    if input.byte().is_multiple_of(4) {
+        list.push_str(&entry(0)); // a key listed twice
+    }
     let retry = RetrySettings {
         max_attempts: 1 + input.below(32),
         strategy: if input.byte().is_multiple_of(2) { Strategy::Random } else { Strategy::RoundRobin },
@@ -252,21 +289,15 @@ pub fn attempt_loop(data: &[u8]) {
         ..Default::default()
     };
     let state = PoolState::single(PartState::default(), Some("m"));
+    let pool = KeyPool::new([list.as_str()]);
     let mut attempts = Attempts::new(KeyPool::new([list.as_str()]), state, u64::from(input.byte()));
-    let answers: [(u16, &[u8]); 8] = [
-        (200, b"{}"),
-        (429, br#"{"error":{"code":429,"message":"x\nPlease retry in 99999999999999999999s.","status":"RESOURCE_EXHAUSTED"}}"#),
-        (429, br#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#),
-        (400, br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#),
-        (503, br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#),
-        (404, b""),
-        (429, br#"{"error":{"code":429,"message":"Your prepayment credits are depleted.","status":"RESOURCE_EXHAUSTED"}}"#),
-        (429, br#"[{"error":{"code":429,"message":"q","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel"}]}]}}]"#),
-    ];
     let mut tried = Vec::new();
+    let mut unproven = 0;
+    let mut request_faults = Vec::new();
     let mut now = NOW;
     loop {
-        let key = match attempts.next(now) {
+        let choice = attempts.next(now);
+        let key = match choice {
             Choice::Try(key) => key,
             Choice::Widen => panic!("a one-part pool never widens"),
             Choice::Configure => {
@@ -275,22 +306,42 @@ pub fn attempt_loop(data: &[u8]) {
             }
             _ => break,
         };
-        assert!(!tried.contains(&key.at), "a key tried twice");
-        tried.push(key.at);
-        assert!(tried.len() <= n.min(MAX_UPSTREAM_REQUESTS), "more attempts than allowed");
-        let (status, body) = answers[input.below(answers.len())];
-        let changes = if status == 200 {
-            attempts.succeeded(&key, now)
-        } else {
-            let verdict: Verdict = classify(status, body);
-            attempts.failed(&key, &verdict, &cooling, now)
+        assert!(request_faults.len() < 2, "tried on after two projects refused the request");
+        assert!(!tried.contains(&key.fingerprint), "a key tried twice");
+        tried.push(key.fingerprint);
+        assert!(tried.len() <= pool.count().min(MAX_UPSTREAM_REQUESTS), "more attempts than allowed");
+        let (status, body) = ANSWERS[input.below(ANSWERS.len())];
+        let (changes, names_the_fault) = match status {
+            200 => (attempts.succeeded(&key, now), false),
+            0 => (attempts.failed(&key, &Verdict::connect_failure(true, "t"), &cooling, now), false),
+            _ => {
+                let verdict: Verdict = classify(status, body);
+                let quoting =
+                    std::str::from_utf8(body).is_ok_and(|b| b.contains("\\\"API key") || b.contains("File Your"));
+                assert!(
+                    !(quoting && matches!(verdict.outcome, Outcome::KeyDead(_))),
+                    "a quote killed a key: {verdict:?}"
+                );
+                if verdict.outcome.may_be_the_requests() {
+                    let bucket = Bucket::of(&key);
+                    assert!(!request_faults.contains(&bucket), "the same project asked twice");
+                    request_faults.push(bucket);
+                }
+                let changes = attempts.failed(&key, &verdict, &cooling, now);
+                if verdict.outcome.refuses_the_request() || verdict.outcome == Outcome::ProxyFault {
+                    assert!(changes.iter().all(|c| matches!(c.entry, Entry::Clear(_))), "{verdict:?}: {changes:?}");
+                }
+                (changes, verdict.outcome.names_the_fault())
+            }
         };
         for change in &changes {
             if let Entry::Set(mark) = change.entry {
                 let cap = now + MAX_DURATION.as_millis() as u64;
                 assert!(mark.until_ms >= now && (mark.until_ms <= cap || mark.until_ms == u64::MAX), "{mark:?}");
+                unproven += usize::from(!names_the_fault);
             }
         }
+        assert!(unproven <= cooling.retry.max_attempts + 1, "{unproven} changes on unproven verdicts");
         now += u64::from(input.byte()) * 100;
     }
     if let Some(wait) = attempts.retry_after_ms(now) {

@@ -251,3 +251,40 @@ pub fn key_quoted_escaped(key: &str) -> GoogleError {
     let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
     GoogleError { status: 400, body, raw: Some(raw) }
 }
+
+/// 400 for a field the request type does not have; Google quotes the name as sent.
+pub fn unknown_field(name: &str) -> GoogleError {
+    let message = format!("Invalid JSON payload received. Unknown name {}: Cannot find field.", json!(name));
+    let violation =
+        json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"description": message}]});
+    error(400, "INVALID_ARGUMENT", &message, vec![violation])
+}
+
+/// 400 for an enum value the API does not have; Google quotes the value as sent.
+pub fn invalid_enum(field: &str, enum_type: &str, value: &str) -> GoogleError {
+    let message = format!(
+        "Invalid value at '{field}' (type.googleapis.com/google.ai.generativelanguage.v1beta.{enum_type}), {}",
+        json!(value)
+    );
+    let violation = json!({"@type": "type.googleapis.com/google.rpc.BadRequest",
+        "fieldViolations": [{"field": field, "description": message}]});
+    error(400, "INVALID_ARGUMENT", &message, vec![violation])
+}
+
+/// 403 for a file the key's project does not hold (another project's, or none at all).
+pub fn file_denied(id: &str) -> GoogleError {
+    let message = format!("You do not have permission to access the File {id} or it may not exist.");
+    error(403, "PERMISSION_DENIED", &message, vec![])
+}
+
+/// 403 for a cached content the key's project does not hold.
+pub fn cache_denied() -> GoogleError {
+    error(403, "PERMISSION_DENIED", "CachedContent not found (or permission denied)", vec![])
+}
+
+/// A 400 whose body is `bytes` long (a broken or hostile path in between; Google's are small).
+pub fn huge(bytes: usize) -> GoogleError {
+    let padding = "x".repeat(bytes.saturating_sub(80));
+    let raw = format!(r#"{{"error":{{"code":400,"message":"{padding}","status":"INVALID_ARGUMENT"}}}}"#);
+    GoogleError { status: 400, body: Value::Null, raw: Some(raw) }
+}

@@ -12,6 +12,7 @@
 
 mod answers;
 mod google;
+mod requests;
 mod world;
 
 use bytes::Bytes;
@@ -208,6 +209,11 @@ async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
     };
     let counts = matches!(&call, Call::Chat)
         || matches!(&call, Call::Native { method, .. } if method.contains("enerateContent"));
+    let refused = match &call {
+        Call::Chat => requests::check_chat(&body_json),
+        Call::Native { method, .. } if method.contains("enerateContent") => requests::check_generate(&body_json),
+        _ => None,
+    };
     let (key, key_via) = find_key(&incoming);
 
     let (verdict, latency_ms, knobs, label) = {
@@ -216,7 +222,7 @@ async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
         let verdict = if !compat && key_via == "authorization" {
             Verdict::Error(google::unauthenticated())
         } else {
-            w.admit(key.as_deref(), model.as_deref(), counts)
+            w.admit(key.as_deref(), model.as_deref(), counts, refused)
         };
         let label = match &key {
             Some(k) => w.label_of(k).map_or_else(|| format!("unknown:{k}"), |c| c.label.clone()),

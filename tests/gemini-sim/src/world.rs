@@ -82,6 +82,9 @@ pub struct Behavior {
     pub ms: u64,
     #[serde(default)]
     pub after_chunks: usize,
+    /// `huge_error`: the body's size.
+    #[serde(default)]
+    pub bytes: Option<usize>,
 }
 
 /// Behaviours that change how a successful answer is delivered.
@@ -176,12 +179,23 @@ impl World {
         self.index.get(key).and_then(|&i| self.config.keys.get(i))
     }
 
-    /// Decides the answer for `key` on `model`; `counts` says whether it uses generation quota.
-    pub fn admit(&mut self, key: Option<&str>, model: Option<&str>, counts: bool) -> Verdict {
+    /// Decides the answer for `key` on `model`; `counts` says whether it uses generation quota;
+    /// `refused` is Google's answer to the body, if it refuses it (after the key is checked,
+    /// before any quota is spent).
+    pub fn admit(
+        &mut self,
+        key: Option<&str>,
+        model: Option<&str>,
+        counts: bool,
+        refused: Option<GoogleError>,
+    ) -> Verdict {
         let Some(key) = key else { return Verdict::Error(google::unregistered()) };
         let Some(known) = self.label_of(key).cloned() else { return Verdict::Error(google::key_invalid()) };
         let mut delivery = Delivery::default();
         if let Some(error) = self.scripted(&known, model, &mut delivery) {
+            return Verdict::Error(error);
+        }
+        if let Some(error) = refused {
             return Verdict::Error(error);
         }
         let now = now_s();
@@ -257,6 +271,7 @@ impl World {
                 "multiple_credentials" => Some(google::multiple_credentials()),
                 "redirect" => Some(google::redirect()),
                 "quote_key_escaped" => Some(google::key_quoted_escaped(&key.key)),
+                "huge_error" => Some(google::huge(b.bytes.unwrap_or(64 << 20))),
                 other => Some(google::bad_request(&format!("simulator: unknown behaviour {other}"))),
             };
             if error.is_some() {
