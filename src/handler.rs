@@ -125,8 +125,7 @@ impl Context<'_> {
         self.knobs.borrow_mut().stream_limit().map_err(|e| Rejection::config(self.dialect, e.into()))
     }
 
-    /// Every part of the pool (`/v1/status`, the key check; and a request whose first part
-    /// holds no key).
+    /// Every part of the pool (`/v1/status`).
     pub fn whole_pool(&self) -> Result<KeyPool<'_>, Rejection> {
         let mut pool = KeyPool::with_parts(self.secrets.count());
         for part in 0..self.secrets.count() {

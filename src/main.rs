@@ -1,8 +1,9 @@
 //! gemini-edge-pool on Fastly Compute: the thin I/O layer around `gemini-pool-core`.
 //!
 //! - [`handler`] — routing, tokens and roles, settings; what runs after the response;
-//! - [`forward`] — a request for Google's API: attempts, recording, answering;
+//! - [`forward`] — a request for Google's API: the core's flow, and the answer;
 //! - [`admin`] — `/v1/status`, the key check, the console page;
+//! - [`steps`] — the one loop that runs a core machine (a request's flow, the key check);
 //! - [`stores`] — config, secret and KV stores;
 //! - [`upstream`] — requests to Google;
 //! - [`reply`] — response headers, errors, preflight;
@@ -15,6 +16,7 @@ mod handler;
 mod log;
 mod ops;
 mod reply;
+mod steps;
 mod stores;
 mod upstream;
 

@@ -1,6 +1,7 @@
 //! The Fastly stores: client tokens and settings (config stores), API keys (secret store),
-//! cooling state (KV store). Each is read at most once per request and every operation is
-//! counted in [`Ops`]. A KV failure is logged and never fails the client's request.
+//! cooling state (KV store): reads and writes as the core's machines ask
+//! ([`crate::steps`]). Each is read at most once per step and every operation is counted in
+//! [`Ops`]. A KV failure is logged and never fails the client's request.
 
 use crate::log::log;
 use crate::ops::{add_elapsed, bump, Ops};
@@ -9,9 +10,8 @@ use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::secret_store::Secret;
 use fastly::{ConfigStore, SecretStore};
 use gemini_pool_core::marks::Marks;
-use gemini_pool_core::record::{compactions, Confirmed, Recording, Write};
-use gemini_pool_core::state::Change;
-use gemini_pool_core::state::{Item, PartState, PoolState};
+use gemini_pool_core::record::Write;
+use gemini_pool_core::state::Item;
 use gemini_pool_core::status::{PartMarks, MAX_MODEL_ITEMS};
 use gemini_pool_core::usage::{self, Usage};
 use std::cell::OnceCell;
@@ -119,11 +119,6 @@ impl Secrets {
             Err(e) => Err(e.clone()),
         }
     }
-
-    /// Part `part`'s size in bytes (0 if it cannot be read; [`get`](Self::get) says why).
-    pub fn size(&self, part: usize, ops: &Ops) -> usize {
-        self.get(part, ops).map_or(0, <[u8]>::len)
-    }
 }
 
 /// The KV store `key_state`, if it exists. It reads items and executes the core's
@@ -148,43 +143,20 @@ impl StateStore {
         StateStore { kv }
     }
 
-    /// Reads the items of `parts` (each part's `keys` and, for a model, `model/<model>`), all in
-    /// parallel, into `state`.
-    pub fn read(&self, state: &mut PoolState, parts: &[usize], ops: &Ops) {
+    /// Reads `items`, all in parallel (a missing item, or one that cannot be read, is empty).
+    pub fn read(&self, items: &[Item], ops: &Ops) -> Vec<(Item, Marks)> {
         let Some(kv) = &self.kv else {
-            parts.iter().for_each(|&part| state.set(part, PartState::default()));
-            return;
+            return items.iter().map(|item| (item.clone(), Marks::default())).collect();
         };
         let started = Instant::now();
-        let pending: Vec<(usize, Vec<(Item, Pending)>)> = parts
+        let pending: Vec<Pending> = items.iter().map(|item| start_lookup(kv, item, ops)).collect();
+        let read = items
             .iter()
-            .map(|&part| {
-                (
-                    part,
-                    state
-                        .items(part)
-                        .into_iter()
-                        .map(|item| {
-                            let p = start_lookup(kv, &item, ops);
-                            (item, p)
-                        })
-                        .collect(),
-                )
-            })
+            .zip(pending)
+            .map(|(item, lookup)| (item.clone(), finish_lookup(kv, item, lookup, READ_CAPACITY)))
             .collect();
-        for (part, lookups) in pending {
-            let mut read = PartState::default();
-            for (item, lookup) in lookups {
-                let marks = finish_lookup(kv, &item, lookup, READ_CAPACITY);
-                if item.model.is_none() {
-                    read.keys = marks;
-                } else {
-                    read.model = marks;
-                }
-            }
-            state.set(part, read);
-        }
         add_elapsed(&ops.kv_ms, started);
+        read
     }
 
     /// Executes writes (each is logged if it fails; none fails the request).
@@ -219,34 +191,6 @@ impl StateStore {
             }
         }
         add_elapsed(&ops.kv_ms, started);
-    }
-
-    /// Records `changes` now ([`gemini_pool_core::record`]): writes what `state` does not already
-    /// say, reads the parts of `state` back, writes again whatever a concurrent rewrite lost,
-    /// compacts what is due. Returns the state as read last.
-    pub fn record(&self, state: &PoolState, changes: Vec<Change>, now_ms: u64, ops: &Ops) -> PoolState {
-        let mut recording = Recording::new(changes, state);
-        let mut current = state.clone();
-        loop {
-            if !recording.is_done() {
-                self.execute(recording.writes(&current, now_ms), ops);
-            }
-            let mut fresh = PoolState::new(state.parts(), state.model());
-            self.read(&mut fresh, &state.read_parts(), ops);
-            let confirmed = recording.confirm(&fresh);
-            current = fresh;
-            match confirmed {
-                Confirmed::Done => break,
-                Confirmed::WriteAgain => continue,
-                Confirmed::GaveUp => {
-                    let names: Vec<String> = recording.unconfirmed().iter().map(|n| n.to_string()).collect();
-                    log(format_args!("kv: the store keeps losing writes to {}; gave up", names.join(", ")));
-                    break;
-                }
-            }
-        }
-        self.execute(compactions(&current, now_ms), ops);
-        current
     }
 
     /// Appends a request's usage lines to a shard of today's counts (after the response);

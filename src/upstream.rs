@@ -2,11 +2,13 @@
 //! endpoint expects it; only allow-listed client headers and query parameters go along.
 //! The client's `Authorization`, `x-goog-api-key` and `?key=` never do.
 
+use crate::forward::error_body;
 use crate::ops::{add_elapsed, Ops};
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Request, Response};
 use gemini_pool_core::auth::forwarded_query;
+use gemini_pool_core::flow::Answer;
 use gemini_pool_core::route::Route;
 use std::time::Instant;
 
@@ -27,16 +29,6 @@ pub struct Outbound {
     body: Vec<u8>,
 }
 
-/// What came back from one attempt.
-pub enum Answer {
-    Response(Box<Response>),
-    /// No HTTP answer: connection failure (`timeout: false`) or timeout.
-    Failed {
-        timeout: bool,
-        detail: String,
-    },
-}
-
 impl Outbound {
     /// `None` if the URL cannot be built (a query parameter no URL can carry).
     pub fn new(client: &Request, route: &Route, path: &str, body: Vec<u8>) -> Option<Self> {
@@ -54,8 +46,9 @@ impl Outbound {
         Some(Outbound { method: client.get_method().clone(), url, native, headers, body })
     }
 
-    /// Sends with `key`; returns when the response headers arrive (the body streams later).
-    pub fn send(&self, key: &str, ops: &Ops) -> Answer {
+    /// Sends with `key`; returns when the response headers arrive: the answer for the core,
+    /// and a success's response (its body streams later).
+    pub fn send(&self, key: &str, ops: &Ops) -> (Answer, Option<Response>) {
         let mut request = Request::new(self.method.clone(), self.url.clone()).with_pass(true);
         for (name, value) in &self.headers {
             request.set_header(*name, value.clone());
@@ -65,7 +58,7 @@ impl Outbound {
         let credential =
             if self.native { (key.to_string(), "x-goog-api-key") } else { (format!("Bearer {key}"), "authorization") };
         let Ok(value) = HeaderValue::from_str(&credential.0) else {
-            return Answer::Failed { timeout: false, detail: "key is not a valid header value".into() };
+            return (Answer::None { timeout: false, detail: "key is not a valid header value".into() }, None);
         };
         request.set_header(credential.1, value);
         if self.method == Method::POST {
@@ -78,7 +71,11 @@ impl Outbound {
         let result = request.send(BACKEND);
         add_elapsed(&ops.upstream_ms, started);
         match result {
-            Ok(response) => Answer::Response(Box::new(response)),
+            Ok(response) if response.get_status().is_success() => (Answer::Served, Some(response)),
+            Ok(response) => {
+                let status = response.get_status().as_u16();
+                (Answer::Error { status, body: error_body(response) }, None)
+            }
             Err(e) => {
                 let cause = e.root_cause();
                 let named = matches!(
@@ -91,7 +88,7 @@ impl Outbound {
                 // first-byte timeout alike): a failure that took a second or more was a wait.
                 let unnamed = matches!(cause, SendErrorCause::InternalError(_));
                 let timeout = named || unnamed && started.elapsed() >= UNNAMED_TIMEOUT;
-                Answer::Failed { timeout, detail: format!("{cause:?}") }
+                (Answer::None { timeout, detail: format!("{cause:?}") }, None)
             }
         }
     }
@@ -123,10 +120,16 @@ pub fn probe(key: &str, ops: &Ops) -> Probe {
 }
 
 impl Probe {
-    /// Google's status and (the first [`gemini_pool_core::ending::ERROR_BODY_LIMIT`] bytes of)
-    /// its body, or why there is none.
-    pub fn wait(self) -> Result<(u16, Vec<u8>), String> {
-        let response = self.0?.wait().map_err(|e| format!("{:?}", e.root_cause()))?;
-        Ok((response.get_status().as_u16(), crate::forward::error_body(response)))
+    /// Google's answer (an error's body read to [`gemini_pool_core::ending::ERROR_BODY_LIMIT`]).
+    pub fn wait(self) -> Answer {
+        let pending = match self.0 {
+            Ok(pending) => pending,
+            Err(detail) => return Answer::None { timeout: false, detail },
+        };
+        match pending.wait() {
+            Ok(response) if response.get_status().is_success() => Answer::Served,
+            Ok(response) => Answer::Error { status: response.get_status().as_u16(), body: error_body(response) },
+            Err(e) => Answer::None { timeout: false, detail: format!("{:?}", e.root_cause()) },
+        }
     }
 }

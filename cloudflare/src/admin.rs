@@ -1,14 +1,17 @@
 //! The proxy's own endpoints on Workers, as on Fastly: `/v1/status`, `POST /v1/keys/check`
 //! and the console page.
 
-use crate::store::StateStore;
-use crate::{config, now_ms, reply, Cx, NoAnswer, Rejection, Upstream};
+use crate::handler::{now_ms, Cx, Rejection};
+use crate::steps::{self, Sender};
+use crate::stores::StateStore;
+use crate::upstream::Upstream;
+use crate::{config, reply};
 use futures_util::future::join_all;
-use gemini_pool_core::classify::{classify, Verdict};
 use gemini_pool_core::console;
-use gemini_pool_core::keycheck;
-use gemini_pool_core::state::PoolState;
-use gemini_pool_core::status::{rejected_lines, report, AdminInput, StatusInput};
+use gemini_pool_core::flow::Answer;
+use gemini_pool_core::keycheck::{self, Check, Checked};
+use gemini_pool_core::keys::ApiKey;
+use gemini_pool_core::status::{report, AdminInput, StatusInput};
 use gemini_pool_core::usage;
 use worker::{Headers, Method, Request, Response, Result};
 
@@ -17,7 +20,7 @@ fn failed(cx: &Cx) -> impl Fn(worker::Error) -> Rejection + '_ {
 }
 
 /// `GET /v1/status`.
-pub async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejection> {
+pub(crate) async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejection> {
     let cooling = cx.cooling()?;
     let store = StateStore::open(&cx.env);
     let pool = cx.whole_pool()?;
@@ -43,61 +46,48 @@ pub async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejection> {
     reply::json(body).map_err(failed(cx))
 }
 
-/// `POST /v1/keys/check?cursor=N`: one batch of probes in parallel, as on Fastly.
-pub async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
-    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
-    let cursor = keycheck::cursor(query.as_deref()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
-    let cooling = cx.cooling()?;
-    let base = config::base_url(&cx.env);
-    let store = StateStore::open(&cx.env);
-    let pool = cx.whole_pool()?;
-    if cursor == 0 {
-        // Where the entries that are not keys are, and why (never their text).
-        for line in rejected_lines(&pool, &config::KEY_VARS, 20) {
-            worker::console_log!("{line}");
-        }
-    }
-    let (batch, next) = keycheck::batch(&pool, cursor);
-    let mut state = PoolState::new(pool.parts(), None);
-    store.read(&mut state, &keycheck::parts(&batch)).await;
-    let timeout_ms = cx.first_byte_timeout_ms;
-    let answers = join_all(batch.iter().map(|key| probe(&base, key.secret, timeout_ms))).await;
-    let verdicts = answers.into_iter().map(|answer| match answer {
-        Ok((status, body)) => classify(status, &body),
-        Err(NoAnswer { timeout, detail }) => Verdict::connect_failure(timeout, detail),
-    });
-    let now = now_ms();
-    let (findings, changes) = keycheck::judge_all(&batch, verdicts, &state, cooling, now);
-    for finding in findings.iter().filter(|f| f.result == "dead") {
-        worker::console_log!("key check: key {} ({}): {}", finding.key, finding.fingerprint, finding.reason);
-    }
-    if !changes.is_empty() {
-        store.record(&state, changes, now).await;
-    }
-    let body = keycheck::answer(&findings, next, cursor, pool.count());
-    let calls = store.calls.get();
-    let attempts = batch.len() as u32;
-    drop(pool);
-    cx.timing.state_calls += calls;
-    cx.timing.attempts += attempts;
-    reply::json(body).map_err(failed(cx))
+/// Probes keys side by side (the key check's `Send`).
+struct Prober {
+    base: String,
+    first_byte_timeout_ms: u64,
 }
 
-async fn probe(base: &str, key: &str, first_byte_timeout_ms: u64) -> std::result::Result<(u16, Vec<u8>), NoAnswer> {
-    let request = Upstream {
-        url: format!("{base}{}", keycheck::PROBE_PATH),
-        method: Method::Get,
-        content_type: None,
-        body: Vec::new(),
-        native: true,
-        first_byte_timeout_ms,
-    };
-    let response = request.send(key).await?;
-    Ok((response.status_code(), crate::error_body(response).await))
+impl<'a> Sender<'a> for Prober {
+    async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
+        let probes = keys.iter().map(|key| {
+            let request = Upstream {
+                url: format!("{}{}", self.base, keycheck::PROBE_PATH),
+                method: Method::Get,
+                content_type: None,
+                body: Vec::new(),
+                native: true,
+                first_byte_timeout_ms: self.first_byte_timeout_ms,
+            };
+            async move { request.answer(key.secret).await.0 }
+        });
+        join_all(probes).await
+    }
+}
+
+/// `POST /v1/keys/check?cursor=N`: one batch of keys probed side by side, as on Fastly: the
+/// core's [`Check`] decides the rest (run by [`steps::run`]).
+pub(crate) async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    let cursor = keycheck::cursor(query.as_deref()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
+    let store = StateStore::open(&cx.env);
+    let lists = std::mem::take(&mut cx.lists);
+    let mut check = Check::new(lists.len(), cursor, &config::KEY_VARS);
+    let mut prober = Prober { base: config::base_url(&cx.env), first_byte_timeout_ms: cx.first_byte_timeout_ms };
+    let checked = steps::run(&mut check, &mut prober, &store, &lists, cx).await?;
+    cx.timing.state_calls += store.calls.get();
+    match checked {
+        Checked::Answer(body) => reply::json(body).map_err(failed(cx)),
+        Checked::EmptyPool => Err(Rejection::config(cx.dialect, config::empty_pool())),
+    }
 }
 
 /// `GET /`: the console page, the same as on Fastly.
-pub fn console() -> Result<Response> {
+pub(crate) fn console() -> Result<Response> {
     let headers = Headers::new();
     headers.set("content-security-policy", console::CSP)?;
     for (name, value) in console::HEADERS {

@@ -27,14 +27,13 @@
 //! the key (`fuzz/checks`, `attempt_loop`, checks it for arbitrary answers in `make test`).
 
 use crate::classify::{Outcome, Verdict};
-use crate::cooling::{self, Context, Scope};
+use crate::judge::judge;
 use crate::keys::{ApiKey, KeyPool};
-use crate::marks::RETAIN_MS;
-use crate::names::{Bucket, MarkName};
+use crate::names::Bucket;
 use crate::pick::Picker;
 use crate::scrub::scrub;
 use crate::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
-use crate::state::{Availability, Change, Entry, Item, Mark, PartState, PoolState};
+use crate::state::{Availability, Change, Entry, PartState, PoolState};
 use crate::usage::OTHER_MODEL;
 use std::cell::Cell;
 
@@ -205,6 +204,11 @@ impl<'a> Attempts<'a> {
         self.upstream_limit = limit.clamp(1, MAX_UPSTREAM_REQUESTS);
     }
 
+    /// This request's own changes so far (recorded, or held back by the store).
+    pub fn own_changes(&self) -> &[Change] {
+        &self.own
+    }
+
     /// Every key tried so far, and whether it served (for usage counts).
     pub fn history(&self) -> &[(ApiKey<'a>, bool)] {
         &self.history
@@ -248,7 +252,8 @@ impl<'a> Attempts<'a> {
         self.history.push((*key, true));
         self.go_on = false;
         self.model_unconfirmed = false;
-        let mut changes: Vec<Change> = self.revival(key, now_ms).into_iter().collect();
+        let verdict = Verdict { status: Some(200), outcome: Outcome::Success, detail: String::new() };
+        let mut changes = judge(key, &verdict, &self.state, &CoolingSettings::default(), now_ms, 0).changes();
         changes.extend(self.suspect.take().map(|s| s.held).unwrap_or_default());
         self.keep(&changes);
         changes
@@ -269,30 +274,15 @@ impl<'a> Attempts<'a> {
             self.spent += 1;
         }
         self.model_unconfirmed = verdict.outcome.refuses_the_request();
-        let mut changes: Vec<Change> = Vec::new();
-        if proves_key_alive(&verdict.outcome) {
-            changes.extend(self.revival(key, now_ms));
-        }
         let jitter_ms = cooling.retry.jitter_ms();
         let jitter = self.picker.rng().below(usize::try_from(jitter_ms).unwrap_or(usize::MAX).saturating_add(1));
-        let ctx = Context { now_ms, previous_strikes: self.recent_strikes(key, now_ms), jitter_ms: jitter as u64 };
-        let action = cooling::decide(verdict, cooling, ctx);
-        self.go_on = action.retry;
-        let mut placed = Vec::new();
-        if let Some(cooldown) = action.cooldown {
-            let mark = Mark {
-                until_ms: cooldown.until_ms,
-                reason: cooldown.reason,
-                dead: cooldown.scope == Scope::Dead,
-                strikes: cooldown.strikes,
-                since_ms: now_ms,
-            };
-            placed.extend(self.placed(key, cooldown.scope, mark));
-        }
+        let judgement = judge(key, verdict, &self.state, cooling, now_ms, jitter as u64);
+        self.go_on = judgement.retry;
+        let mut changes: Vec<Change> = judgement.revival.into_iter().collect();
         if verdict.outcome.may_be_the_requests() {
-            self.suspect(key, placed);
+            self.suspect(key, judgement.cooldown.into_iter().collect());
         } else {
-            changes.extend(placed);
+            changes.extend(judgement.cooldown);
         }
         self.keep(&changes);
         changes
@@ -367,56 +357,10 @@ impl<'a> Attempts<'a> {
         Choice::AllCooling { retry_after_ms: wait_ms }
     }
 
-    fn recent_strikes(&self, key: &ApiKey<'_>, now_ms: u64) -> u32 {
-        let Some(model) = self.model() else { return 0 };
-        self.state
-            .marks(&Item::model(key.at.list, model))
-            .get(&MarkName::key(key))
-            .filter(|m| now_ms < m.until_ms.saturating_add(RETAIN_MS))
-            .map_or(0, |m| m.strikes)
-    }
-
-    /// The change that brings a dead `key` back, if it is dead.
-    fn revival(&self, key: &ApiKey<'_>, now_ms: u64) -> Option<Change> {
-        let name = MarkName::key(key);
-        let item = Item::keys(key.at.list);
-        let dead = self.state.marks(&item).get(&name).is_some_and(|m| m.dead);
-        dead.then_some(Change { item, name, entry: Entry::Clear(now_ms) })
-    }
-
-    /// Where a cooldown of `scope` on `key` is stored.
-    fn placed(&self, key: &ApiKey<'_>, scope: Scope, mark: Mark) -> Option<Change> {
-        let part = key.at.list;
-        let model_item = || self.model().map(|m| Item::model(part, m));
-        let (item, name) = match scope {
-            Scope::Key | Scope::Dead => (Item::keys(part), MarkName::key(key)),
-            Scope::Bucket => (Item::keys(part), MarkName::of(Bucket::of(key))),
-            // A request without a model (listing models) has no model to cool.
-            Scope::BucketModel => (model_item()?, MarkName::of(Bucket::of(key))),
-            Scope::KeyModel => (model_item()?, MarkName::key(key)),
-        };
-        Some(Change { item, name, entry: Entry::Set(mark) })
-    }
-
     fn keep(&mut self, changes: &[Change]) {
         for change in changes {
             self.state.apply(change);
         }
         self.own.extend_from_slice(changes);
     }
-}
-
-/// Answers only a working key can get.
-fn proves_key_alive(outcome: &Outcome) -> bool {
-    matches!(
-        outcome,
-        Outcome::Success
-            | Outcome::DailyQuota
-            | Outcome::NoFreeTier
-            | Outcome::MinuteQuota { .. }
-            | Outcome::Throttled
-            | Outcome::ModelForbidden
-            | Outcome::BillingDepleted
-            | Outcome::ClientError
-    )
 }

@@ -13,11 +13,11 @@ use crate::keys::ApiKey;
 /// size costs at most this much memory — and a cut body is classified by its status alone.
 pub const ERROR_BODY_LIMIT: usize = 1024 * 1024;
 
-/// How the attempt loop ended. `R` is the edge's response type.
+/// How the attempts ended (so far).
 #[derive(Debug)]
-pub enum Ending<'a, R> {
-    /// Google served: its response goes to the client as it is.
-    Served(R),
+pub enum Ending<'a> {
+    /// Google served: its response (the edge holds it) goes to the client as it is.
+    Served,
     /// Google's last error answer, with the verdict on it and the key it was sent with.
     Upstream {
         /// Google's status.
@@ -38,7 +38,7 @@ pub enum Ending<'a, R> {
     Refused(ErrorReply),
 }
 
-impl<'a, R> Ending<'a, R> {
+impl<'a> Ending<'a> {
     /// Before any attempt: nothing reached Google yet.
     pub fn nothing_yet() -> Self {
         Ending::Unreachable { timeout: false }
@@ -67,17 +67,12 @@ impl<'a, R> Ending<'a, R> {
         }
     }
 
-    /// Did Google serve?
-    pub fn is_served(&self) -> bool {
-        matches!(self, Ending::Served(_))
-    }
-
     /// What the client gets: Google's response, or the error for how the loop ended —
     /// Google's error rebuilt from its parsed fields with every key scrubbed, and on a 429 the
     /// pool's own `Retry-After` (when its first cooling key recovers).
-    pub fn into_reply(self, attempts: &Attempts<'_>, now_ms: u64) -> Result<R, ErrorReply> {
+    pub fn into_reply(self, attempts: &Attempts<'_>, now_ms: u64) -> Result<(), ErrorReply> {
         match self {
-            Ending::Served(response) => Ok(response),
+            Ending::Served => Ok(()),
             Ending::Refused(reply) => Err(reply),
             Ending::Unreachable { timeout } => Err(ErrorReply::upstream_unreachable(timeout)),
             Ending::Upstream { status, body, verdict, used } => {

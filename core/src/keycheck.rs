@@ -10,14 +10,17 @@
 //! and the answer names the cursor of the next batch, so a browser walks the whole pool.
 
 use crate::auth::query_param;
-use crate::classify::{Outcome, Verdict};
+use crate::classify::{classify, Outcome, Verdict};
 use crate::envelope::ErrorReply;
+use crate::flow::{state_of, Answer, Machine, Step};
+use crate::judge;
 use crate::keys::{ApiKey, KeyPool};
-use crate::names::MarkName;
+use crate::marks::Marks;
+use crate::record::{Recorder, Round};
 use crate::settings::CoolingSettings;
-use crate::state::{Change, Entry, Item, Mark, PoolState};
+use crate::state::{Change, Item, PoolState};
+use crate::status::rejected_lines;
 use serde::Serialize;
-use std::time::Duration;
 
 /// Keys probed per call.
 pub const BATCH: usize = 16;
@@ -40,24 +43,6 @@ pub fn parts(batch: &[ApiKey<'_>]) -> Vec<usize> {
     let mut parts: Vec<usize> = batch.iter().map(|k| k.at.list).collect();
     parts.dedup();
     parts
-}
-
-/// The findings on a batch from Google's verdicts (in batch order), and the changes they make.
-pub fn judge_all(
-    batch: &[ApiKey<'_>],
-    verdicts: impl IntoIterator<Item = Verdict>,
-    state: &PoolState,
-    cooling: &CoolingSettings,
-    now_ms: u64,
-) -> (Vec<Finding>, Vec<Change>) {
-    let mut findings = Vec::with_capacity(batch.len());
-    let mut changes = Vec::new();
-    for (key, verdict) in batch.iter().zip(verdicts) {
-        let (finding, change) = judge(key, &verdict, state, cooling, now_ms);
-        findings.push(finding);
-        changes.extend(change);
-    }
-    (findings, changes)
 }
 
 /// The JSON answer: the findings, the next cursor, how many keys are checked so far (never
@@ -95,33 +80,20 @@ pub struct Finding {
     pub http_status: Option<u16>,
 }
 
-/// The finding on `key` from Google's `verdict`, and the change it makes to `state`.
+/// The finding on `key` from Google's `verdict`, and the changes it makes to `state` — by the
+/// same rule as a request's attempt ([`crate::judge`]).
 pub fn judge(
     key: &ApiKey<'_>,
     verdict: &Verdict,
     state: &PoolState,
     cooling: &CoolingSettings,
     now_ms: u64,
-) -> (Finding, Option<Change>) {
-    let name = MarkName::key(key);
-    let item = Item::keys(key.at.list);
-    let dead_now = state.marks(&item).get(&name).is_some_and(|m| m.dead);
-    let (result, reason, change) = match &verdict.outcome {
-        Outcome::Success => {
-            let change = dead_now.then_some(Change { item, name, entry: Entry::Clear(now_ms) });
-            ("ok", "answers".to_string(), change)
-        }
-        Outcome::KeyDead(why) => {
-            let mark = Mark {
-                until_ms: after(now_ms, cooling.dead_probation),
-                reason: *why,
-                dead: true,
-                strikes: 0,
-                since_ms: now_ms,
-            };
-            ("dead", why.to_string(), Some(Change { item, name, entry: Entry::Set(mark) }))
-        }
-        other => ("unknown", other.to_string(), None),
+) -> (Finding, Vec<Change>) {
+    let changes = judge::judge(key, verdict, state, cooling, now_ms, 0).changes();
+    let (result, reason) = match &verdict.outcome {
+        Outcome::Success => ("ok", "answers".to_string()),
+        Outcome::KeyDead(why) => ("dead", why.to_string()),
+        other => ("unknown", other.to_string()),
     };
     let finding = Finding {
         key: key.mask(),
@@ -131,19 +103,193 @@ pub fn judge(
         reason,
         http_status: verdict.status,
     };
-    (finding, change)
+    (finding, changes)
 }
 
-fn after(now_ms: u64, duration: Duration) -> u64 {
-    now_ms.saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+/// How a key check ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// The JSON answer ([`answer`]).
+    Answer(Vec<u8>),
+    /// No part of the pool holds a key: a configuration error.
+    EmptyPool,
+}
+
+/// One call of the key check as a [`Machine`]: fetch every key list, read the state of the
+/// batch's parts, probe the batch side by side, judge each answer, record what the answers
+/// prove, answer. The edge runs it with the same loop as a request's [`crate::flow::Flow`];
+/// its `Send` is the probe ([`PROBE_PATH`]).
+pub struct Check<'a> {
+    cursor: usize,
+    part_names: &'a [&'a str],
+    lists: Vec<Option<&'a [u8]>>,
+    batch: Vec<ApiKey<'a>>,
+    next: Option<usize>,
+    total: usize,
+    state: PoolState,
+    cooling: Option<CoolingSettings>,
+    findings: Vec<Finding>,
+    logs: Vec<String>,
+    stage: Stage,
+}
+
+enum Stage {
+    Fetch,
+    Configure,
+    Read,
+    Probe,
+    Judge(Vec<Answer>),
+    Record(Recorder),
+    Done(Checked),
+}
+
+impl<'a> Check<'a> {
+    /// The check of the batch at `cursor` over a pool of `parts` key lists, named `part_names`
+    /// in log lines (the first batch logs the entries that are not keys).
+    pub fn new(parts: usize, cursor: usize, part_names: &'a [&'a str]) -> Self {
+        Check {
+            cursor,
+            part_names,
+            lists: vec![None; parts.max(1)],
+            batch: Vec::new(),
+            next: None,
+            total: 0,
+            state: PoolState::new(parts.max(1), None),
+            cooling: None,
+            findings: Vec::new(),
+            logs: Vec::new(),
+            stage: Stage::Fetch,
+        }
+    }
+
+    /// Every list fetched: the batch.
+    fn batch_up(&mut self) -> Stage {
+        let pool = KeyPool::new(self.lists.iter().map(|l| l.unwrap_or_default()));
+        if pool.is_empty() {
+            return Stage::Done(Checked::EmptyPool);
+        }
+        if self.cursor == 0 {
+            self.logs.extend(rejected_lines(&pool, self.part_names, 20));
+        }
+        let (batch, next) = batch(&pool, self.cursor);
+        (self.batch, self.next, self.total) = (batch, next, pool.count());
+        Stage::Configure
+    }
+
+    fn answer(&self) -> Checked {
+        Checked::Answer(answer(&self.findings, self.next, self.cursor, self.total))
+    }
+
+    fn items(&self) -> Vec<Item> {
+        parts(&self.batch).into_iter().flat_map(|p| self.state.items(p)).collect()
+    }
+}
+
+impl<'a> Machine<'a> for Check<'a> {
+    type Done = Checked;
+
+    fn step(&mut self, now_ms: u64) -> Step<'a, Checked> {
+        loop {
+            if !self.logs.is_empty() {
+                return Step::Log(self.logs.remove(0));
+            }
+            match &mut self.stage {
+                Stage::Fetch => match self.lists.iter().position(Option::is_none) {
+                    Some(part) => return Step::Fetch(part),
+                    None => self.stage = self.batch_up(),
+                },
+                Stage::Configure if self.cooling.is_none() => return Step::Configure,
+                Stage::Configure if self.batch.is_empty() => self.stage = Stage::Done(self.answer()),
+                Stage::Configure => self.stage = Stage::Read,
+                Stage::Read => return Step::Read(self.items()),
+                Stage::Probe => return Step::Send(self.batch.clone()),
+                Stage::Judge(answers) => {
+                    let answers = std::mem::take(answers);
+                    self.stage = self.judge_all(answers, now_ms);
+                }
+                Stage::Record(recorder) => match recorder.round(&self.state, now_ms) {
+                    Round::WriteAndRead(writes) => return Step::Record { writes, read_back: self.items() },
+                    Round::Write(writes) => return Step::Record { writes, read_back: Vec::new() },
+                    Round::Done => self.stage = Stage::Done(self.answer()),
+                },
+                Stage::Done(checked) => return Step::Done(checked.clone()),
+            }
+        }
+    }
+
+    fn fetched(&mut self, part: usize, bytes: &'a [u8]) {
+        if let Some(slot) = self.lists.get_mut(part) {
+            *slot = Some(bytes);
+        }
+    }
+
+    fn read(&mut self, items: Vec<(Item, Marks)>) {
+        let parts = self.lists.len();
+        match &mut self.stage {
+            Stage::Read => {
+                self.state = state_of(parts, None, items);
+                self.stage = Stage::Probe;
+            }
+            Stage::Record(recorder) => {
+                let fresh = state_of(parts, None, items);
+                self.logs.extend(recorder.read_back(&fresh));
+                self.state = fresh;
+            }
+            _ => {}
+        }
+    }
+
+    fn configured(&mut self, cooling: &CoolingSettings) {
+        self.cooling = Some(cooling.clone());
+    }
+
+    fn answered(&mut self, answers: Vec<Answer>) {
+        if matches!(self.stage, Stage::Probe) {
+            self.stage = Stage::Judge(answers);
+        }
+    }
+
+    fn written(&mut self) {
+        if let Stage::Record(recorder) = &mut self.stage {
+            recorder.written();
+        }
+    }
+}
+
+impl Check<'_> {
+    /// Judges every probe's answer (logging the dead keys found); records what they prove.
+    fn judge_all(&mut self, answers: Vec<Answer>, now_ms: u64) -> Stage {
+        let Some(cooling) = self.cooling.as_ref() else { return Stage::Configure };
+        let mut changes = Vec::new();
+        for (key, answer) in self.batch.iter().zip(answers) {
+            let verdict = match answer {
+                Answer::Served => classify(200, b""),
+                Answer::Error { status, body } => classify(status, &body),
+                Answer::None { timeout, detail } => Verdict::connect_failure(timeout, detail),
+            };
+            let (finding, made) = judge(key, &verdict, &self.state, cooling, now_ms);
+            if finding.result == "dead" {
+                self.logs.push(format!("key check: key {} ({}): {}", finding.key, finding.fingerprint, finding.reason));
+            }
+            self.findings.push(finding);
+            changes.extend(made);
+        }
+        for change in &changes {
+            self.state.apply(change);
+        }
+        match changes.is_empty() {
+            true => Stage::Done(self.answer()),
+            false => Stage::Record(Recorder::new(changes, &self.state)),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::classify;
     use crate::marks::Marks;
-    use crate::state::PartState;
+    use crate::names::MarkName;
+    use crate::state::{Entry, PartState};
 
     #[test]
     fn batches_walk_the_pool() {
@@ -178,7 +324,7 @@ mod tests {
         let invalid = classify(400, br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#);
         let (finding, change) = judge(&key, &invalid, &empty, &cooling, 1_000);
         assert_eq!((finding.result, finding.http_status), ("dead", Some(400)));
-        let Some(Change { entry: Entry::Set(mark), .. }) = change else { panic!("a dead mark") };
+        let [Change { entry: Entry::Set(mark), .. }] = change[..] else { panic!("a dead mark") };
         assert!(mark.dead && mark.until_ms == 1_000 + 6 * 3_600_000);
         // Stored dead, now it answers: the mark goes.
         let stored = format!("{} {} key_invalid 0 1 1\n", MarkName::key(&key), mark.until_ms);
@@ -188,10 +334,10 @@ mod tests {
         );
         let (finding, change) = judge(&key, &classify(200, b"{}"), &dead, &cooling, 2_000);
         assert_eq!(finding.result, "ok");
-        assert!(matches!(change, Some(Change { entry: Entry::Clear(2_000), .. })));
+        assert!(matches!(change[..], [Change { entry: Entry::Clear(2_000), .. }]));
         // A quota answer or Google's trouble changes nothing.
         let (finding, change) = judge(&key, &classify(503, b""), &dead, &cooling, 3_000);
-        assert_eq!((finding.result, change), ("unknown", None));
+        assert_eq!((finding.result, change), ("unknown", vec![]));
         assert!(!serde_json::to_string(&finding).expect("json").contains("AIza"));
     }
 }

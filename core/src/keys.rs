@@ -152,21 +152,32 @@ const MAX_PART_BYTES: usize = 64 * 1024;
 
 /// The part a request starts in, drawn in proportion to the parts' sizes so that every key is
 /// as likely as any other; `size_of` reads a part's size (the caller reads its secret, once).
-/// A full part is accepted at once; a part is read only when drawn.
+/// A full part is accepted at once; a part is read only when drawn. ([`crate::flow`] takes
+/// the same steps, one fetch at a time.)
 pub fn choose_part(parts: usize, rng: &mut Rng, mut size_of: impl FnMut(usize) -> usize) -> usize {
     if parts <= 1 {
         return 0;
     }
     for _ in 0..parts * 4 {
         let part = rng.below(parts);
-        if rng.below(MAX_PART_BYTES) < size_of(part) {
+        if accepts_part(rng, size_of(part)) {
             return part;
         }
     }
     // Small parts were rejected every time: read them all and draw by size.
     let sizes: Vec<usize> = (0..parts).map(&mut size_of).collect();
+    part_by_size(rng, &sizes)
+}
+
+/// Is a drawn part of `size` bytes accepted? With probability `size / MAX_PART_BYTES`.
+pub fn accepts_part(rng: &mut Rng, size: usize) -> bool {
+    rng.below(MAX_PART_BYTES) < size
+}
+
+/// A part drawn in proportion to `sizes`.
+pub fn part_by_size(rng: &mut Rng, sizes: &[usize]) -> usize {
     let mut byte = rng.below(sizes.iter().sum::<usize>().max(1));
-    for (part, size) in sizes.into_iter().enumerate() {
+    for (part, &size) in sizes.iter().enumerate() {
         if byte < size {
             return part;
         }

@@ -130,6 +130,88 @@ impl Recording {
     }
 }
 
+/// The whole protocol for one set of changes, as rounds for a machine to hand to its edge
+/// ([`crate::flow`], [`crate::keycheck`]): write and read back (again while a write was lost),
+/// then the compactions due.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    recording: Recording,
+    stage: RecorderStage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecorderStage {
+    Write,
+    Compact,
+    Compacting,
+    Done,
+}
+
+/// One round of a [`Recorder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Round {
+    /// Execute these writes (maybe none), then read the items back
+    /// ([`Recorder::read_back`]).
+    WriteAndRead(Vec<Write>),
+    /// Execute these writes; no read-back ([`Recorder::written`]).
+    Write(Vec<Write>),
+    /// Recorded.
+    Done,
+}
+
+impl Recorder {
+    /// The protocol for `changes`, given the state as read last.
+    pub fn new(changes: Vec<Change>, state: &PoolState) -> Self {
+        Recorder { recording: Recording::new(changes, state), stage: RecorderStage::Write }
+    }
+
+    /// The next round, given the state as the request sees it now (what was read last, with its
+    /// own changes applied) and the time.
+    pub fn round(&mut self, state: &PoolState, now_ms: u64) -> Round {
+        match self.stage {
+            RecorderStage::Write if self.recording.is_done() => Round::WriteAndRead(Vec::new()),
+            RecorderStage::Write => Round::WriteAndRead(self.recording.writes(state, now_ms)),
+            RecorderStage::Compact => {
+                let due = compactions(state, now_ms);
+                self.stage = if due.is_empty() { RecorderStage::Done } else { RecorderStage::Compacting };
+                if due.is_empty() {
+                    Round::Done
+                } else {
+                    Round::Write(due)
+                }
+            }
+            RecorderStage::Compacting | RecorderStage::Done => Round::Done,
+        }
+    }
+
+    /// The items as read back after a [`Round::WriteAndRead`]; a log line if the store keeps
+    /// losing the writes (the recording is then abandoned).
+    pub fn read_back(&mut self, fresh: &PoolState) -> Option<String> {
+        if self.stage != RecorderStage::Write {
+            return None;
+        }
+        match self.recording.confirm(fresh) {
+            Confirmed::WriteAgain => None,
+            Confirmed::Done => {
+                self.stage = RecorderStage::Compact;
+                None
+            }
+            Confirmed::GaveUp => {
+                self.stage = RecorderStage::Compact;
+                let names: Vec<String> = self.recording.unconfirmed().iter().map(|n| n.to_string()).collect();
+                Some(format!("state: the store keeps losing writes to {}; gave up", names.join(", ")))
+            }
+        }
+    }
+
+    /// The writes of a [`Round::Write`] are done.
+    pub fn written(&mut self) {
+        if self.stage == RecorderStage::Compacting {
+            self.stage = RecorderStage::Done;
+        }
+    }
+}
+
 /// Rewrites due for the items of `state` (a long appended part, or a foreign format).
 pub fn compactions(state: &PoolState, now_ms: u64) -> Vec<Write> {
     state

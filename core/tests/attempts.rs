@@ -479,7 +479,7 @@ fn the_last_429_reaches_the_client_scrubbed_and_with_the_pools_retry_after() {
     let settings = RetrySettings::default();
     let mut attempts = configured(pool_of(&list), empty(), &settings, 3);
     let cooling = CoolingSettings::default();
-    let mut last: Ending<'_, ()> = Ending::nothing_yet();
+    let mut last: Ending<'_> = Ending::nothing_yet();
     while let Choice::Try(key) = attempts.next(NOW) {
         let body = format!(
             r#"{{"error":{{"code":429,"message":"Quota exceeded for {}. Please retry in 12s.","status":"RESOURCE_EXHAUSTED"}}}}"#,
@@ -489,19 +489,19 @@ fn the_last_429_reaches_the_client_scrubbed_and_with_the_pools_retry_after() {
         attempts.failed(&key, &verdict, &cooling, NOW);
         last = ending;
     }
-    assert!(!last.is_served());
+    assert!(!matches!(last, Ending::Served));
     let reply = last.into_reply(&attempts, NOW).unwrap_err();
     assert_eq!(reply.status, 429);
     assert!(list.lines().all(|k| !reply.message.contains(k)), "{}", reply.message);
     let secs = reply.retry_after_secs.unwrap();
     assert!((12..=13).contains(&secs), "{secs}");
 
-    let (verdict, timeout) = Ending::<()>::no_answer(true, "no answer within 10 ms");
+    let (verdict, timeout) = Ending::no_answer(true, "no answer within 10 ms");
     assert!(verdict.status.is_none());
     assert_eq!(timeout.into_reply(&attempts, NOW).unwrap_err().status, 504);
-    let refused = Ending::<()>::refusal(&Choice::AllDead, Some("gemini-2.5-flash")).unwrap();
+    let refused = Ending::refusal(&Choice::AllDead, Some("gemini-2.5-flash")).unwrap();
     assert_eq!(refused.into_reply(&attempts, NOW).unwrap_err().status, 503);
-    assert!(Ending::<()>::refusal(&Choice::Deliver, None).is_none());
+    assert!(Ending::refusal(&Choice::Deliver, None).is_none());
 }
 
 #[test]

@@ -6,9 +6,9 @@
 //! with every committed input (`fuzz/seeds/<target>/`, `fuzz/corpus/<target>/`) on stable in
 //! `make test`.
 
-use gemini_pool_core::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
+use gemini_pool_core::attempts::MAX_UPSTREAM_REQUESTS;
 use gemini_pool_core::auth::{client_token, forwarded_query, query_param, Presented};
-use gemini_pool_core::classify::{classify, Outcome, Verdict};
+use gemini_pool_core::classify::{classify, Outcome};
 use gemini_pool_core::cooling::{decide, Context};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
 use gemini_pool_core::keys::{choose_part, KeyPool};
@@ -19,9 +19,10 @@ use gemini_pool_core::rng::Rng;
 use gemini_pool_core::route::{route, valid_model};
 use gemini_pool_core::scrub::scrub as scrub_text;
 use gemini_pool_core::settings::{CoolingSettings, Profile, RetrySettings, SettingsReader, Strategy, MAX_DURATION};
-use gemini_pool_core::state::{Entry, PartState, PoolState};
+use gemini_pool_core::flow::{Answer, Finish, Flow, Machine, Step};
+use gemini_pool_core::record::Write;
+use gemini_pool_core::state::{Change, Entry, Item};
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// A key the checks plant in inputs and look for in outputs.
 const KEY: &str = "AIzaSyFUZZ00000000000000000000000000042";
@@ -260,12 +261,14 @@ const ANSWERS: [(u16, &[u8]); 20] = [
     (400, br#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"x\": Cannot find field.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#),
 ];
 
-/// A request against a pool whose keys answer as the input says. No key is tried twice (nor a
-/// key listed twice), no more attempts than the pool or 32, every cooldown within bounds —
-/// and the blast radius (`gemini_pool_core::attempts`): answers that quote the request never
-/// kill a key; an answer of the request's own fault changes nothing; two 403s that may be the
-/// request's, from two projects, end the request; and at most `max_attempts + 1` changes rest
-/// on anything but an answer in which Google names the key or its bucket.
+/// A request's whole flow ([`Flow`], the machine both edges run) against a strict in-memory
+/// store and a pool of one to three parts whose keys answer as the input says. No key is tried
+/// twice (nor a key listed twice), no more attempts than the pool or 32, every cooldown within
+/// bounds, every change the flow made is in the store at the end — and the blast radius
+/// (`gemini_pool_core::attempts`): answers that quote the request never kill a key; an answer
+/// of the request's own fault changes nothing; two 403s that may be the request's, from two
+/// projects, end the request; and at most `max_attempts + 1` changes rest on anything but an
+/// answer in which Google names the key or its bucket.
 pub fn attempt_loop(data: &[u8]) {
     let mut input = Input { bytes: data };
     let n = 1 + input.below(40);
@@ -274,9 +277,13 @@ pub fn attempt_loop(data: &[u8]) {
         (0, _) | (_, 3) => format!("AIzaSyLOOP{i:029}\n"),
         (p, _) => format!("team{}:AIzaSyLOOP{i:029}\n", i % p),
     };
-    let mut list: String = (0..n).map(entry).collect();
+    let parts = 1 + input.below(3);
+    let mut lists: Vec<String> = vec![String::new(); parts];
+    for i in 0..n {
+        lists[i % parts].push_str(&entry(i));
+    }
     if input.byte().is_multiple_of(4) {
-        list.push_str(&entry(0)); // a key listed twice
+        lists[parts - 1].push_str(&entry(0)); // a key listed twice
     }
     let retry = RetrySettings {
         max_attempts: 1 + input.below(32),
@@ -288,64 +295,120 @@ pub fn attempt_loop(data: &[u8]) {
         profile: if input.byte().is_multiple_of(4) { Profile::Seed } else { Profile::Smart },
         ..Default::default()
     };
-    let state = PoolState::single(PartState::default(), Some("m"));
-    let pool = KeyPool::new([list.as_str()]);
-    let mut attempts = Attempts::new(KeyPool::new([list.as_str()]), state, u64::from(input.byte()));
+    let pool_keys = KeyPool::new(lists.iter()).count();
+    let mut flow = Flow::new(parts, Some("m"), u64::from(input.byte()), MAX_UPSTREAM_REQUESTS);
+    let mut store = MemoryStore::default();
     let mut tried = Vec::new();
-    let mut unproven = 0;
+    let (mut unproven, mut counted, mut names_fault) = (0, 0, true);
     let mut request_faults = Vec::new();
     let mut now = NOW;
-    loop {
-        let choice = attempts.next(now);
-        let key = match choice {
-            Choice::Try(key) => key,
-            Choice::Widen => panic!("a one-part pool never widens"),
-            Choice::Configure => {
-                attempts.configure(&cooling.retry);
-                continue;
-            }
-            _ => break,
-        };
-        assert!(request_faults.len() < 2, "tried on after two projects refused the request");
-        assert!(!tried.contains(&key.fingerprint), "a key tried twice");
-        tried.push(key.fingerprint);
-        assert!(tried.len() <= pool.count().min(MAX_UPSTREAM_REQUESTS), "more attempts than allowed");
-        let (status, body) = ANSWERS[input.below(ANSWERS.len())];
-        let (changes, names_the_fault) = match status {
-            200 => (attempts.succeeded(&key, now), false),
-            0 => (attempts.failed(&key, &Verdict::connect_failure(true, "t"), &cooling, now), false),
-            _ => {
-                let verdict: Verdict = classify(status, body);
-                let quoting =
-                    std::str::from_utf8(body).is_ok_and(|b| b.contains("\\\"API key") || b.contains("File Your"));
-                assert!(
-                    !(quoting && matches!(verdict.outcome, Outcome::KeyDead(_))),
-                    "a quote killed a key: {verdict:?}"
-                );
-                if verdict.outcome.may_be_the_requests() {
+    let bound = cooling.retry.max_attempts + 1;
+    let finish = loop {
+        match flow.step(now) {
+            Step::Fetch(part) => flow.fetched(part, lists[part].as_bytes()),
+            Step::Read(items) => flow.read(store.read(&items)),
+            Step::Configure => flow.configured(&cooling),
+            Step::Send(keys) => {
+                tally(&flow, (&mut counted, &mut unproven), names_fault, now, bound);
+                let key = keys[0];
+                assert!(request_faults.len() < 2, "tried on after two projects refused the request");
+                assert!(!tried.contains(&key.fingerprint), "a key tried twice");
+                tried.push(key.fingerprint);
+                assert!(tried.len() <= pool_keys.min(MAX_UPSTREAM_REQUESTS), "more attempts than allowed");
+                let (status, body) = ANSWERS[input.below(ANSWERS.len())];
+                let answer = match status {
+                    200 => Answer::Served,
+                    0 => Answer::None { timeout: true, detail: "t".into() },
+                    _ => Answer::Error { status, body: body.to_vec() },
+                };
+                let verdict = classify(status.max(200), body);
+                names_fault = status > 200 && verdict.outcome.names_the_fault();
+                let quoting = std::str::from_utf8(body).is_ok_and(|b| b.contains("\\\"API key") || b.contains("File Your"));
+                assert!(!(quoting && matches!(verdict.outcome, Outcome::KeyDead(_))), "a quote killed a key: {verdict:?}");
+                if status > 200 && verdict.outcome.may_be_the_requests() {
                     let bucket = Bucket::of(&key);
                     assert!(!request_faults.contains(&bucket), "the same project asked twice");
                     request_faults.push(bucket);
                 }
-                let changes = attempts.failed(&key, &verdict, &cooling, now);
-                if verdict.outcome.refuses_the_request() || verdict.outcome == Outcome::ProxyFault {
-                    assert!(changes.iter().all(|c| matches!(c.entry, Entry::Clear(_))), "{verdict:?}: {changes:?}");
-                }
-                (changes, verdict.outcome.names_the_fault())
+                flow.answered(vec![answer]);
             }
-        };
-        for change in &changes {
-            if let Entry::Set(mark) = change.entry {
-                let cap = now + MAX_DURATION.as_millis() as u64;
-                assert!(mark.until_ms >= now && (mark.until_ms <= cap || mark.until_ms == u64::MAX), "{mark:?}");
-                unproven += usize::from(!names_the_fault);
+            Step::Record { writes, read_back } => {
+                store.write(writes);
+                match read_back.is_empty() {
+                    true => flow.written(),
+                    false => flow.read(store.read(&read_back)),
+                }
+            }
+            Step::Log(line) => assert!(!contains_key(&line), "a key in a log line: {line}"),
+            Step::Done(finish) => break finish,
+        }
+        now += u64::from(input.byte()) * 100;
+    };
+    tally(&flow, (&mut counted, &mut unproven), names_fault, now, bound);
+    if let Finish::Error(reply) = &finish {
+        assert!((400..=599).contains(&reply.status), "{reply:?}");
+    }
+    for change in flow.changes() {
+        let marks = store.marks(&change.item);
+        assert!(marks.covers(&change.name, &change.entry) || superseded(&marks, change), "lost: {change:?}");
+    }
+}
+
+/// Checks the changes the flow made since the last tally (the verdict that made them names the
+/// fault, or not): cooldowns within bounds, and at most `bound` unproven ones in all.
+fn tally(flow: &Flow<'_>, (counted, unproven): (&mut usize, &mut usize), names_fault: bool, now: u64, bound: usize) {
+    for change in &flow.changes()[*counted..] {
+        if let Entry::Set(mark) = change.entry {
+            let (set, cap) = (mark.since_ms, mark.since_ms + MAX_DURATION.as_millis() as u64);
+            assert!(set <= now && mark.until_ms >= set, "{mark:?}");
+            assert!(mark.until_ms <= cap || mark.until_ms == u64::MAX, "{mark:?}");
+            *unproven += usize::from(!names_fault);
+        }
+    }
+    *counted = flow.changes().len();
+    assert!(*unproven <= bound, "{unproven} changes on unproven verdicts");
+}
+
+/// A change the store no longer says because a later one of the same request replaced it.
+fn superseded(marks: &Marks, change: &Change) -> bool {
+    matches!(change.entry, Entry::Clear(_)) && marks.get(&change.name).is_some_and(|m| m.dead)
+}
+
+/// A strict store: what is written is read back at once (the fuzz checks' store; the
+/// simulator models the production stores).
+#[derive(Default)]
+struct MemoryStore {
+    items: HashMap<String, (Vec<u8>, u64)>,
+}
+
+impl MemoryStore {
+    fn marks(&self, item: &Item) -> Marks {
+        match self.items.get(&item.kv_key()) {
+            Some((bytes, generation)) => Marks::decode(bytes.clone(), Some(*generation)),
+            None => Marks::default(),
+        }
+    }
+
+    fn read(&self, items: &[Item]) -> Vec<(Item, Marks)> {
+        items.iter().map(|item| (item.clone(), self.marks(item))).collect()
+    }
+
+    fn write(&mut self, writes: Vec<Write>) {
+        for write in writes {
+            match write {
+                Write::Append { item, bytes } => {
+                    let entry = self.items.entry(item.kv_key()).or_default();
+                    entry.0.extend(bytes);
+                    entry.1 += 1;
+                }
+                Write::Replace { item, bytes, generation, .. } => {
+                    let current = self.items.get(&item.kv_key()).map(|(_, g)| *g);
+                    if current == generation {
+                        self.items.insert(item.kv_key(), (bytes, current.unwrap_or(0) + 1));
+                    }
+                }
             }
         }
-        assert!(unproven <= cooling.retry.max_attempts + 1, "{unproven} changes on unproven verdicts");
-        now += u64::from(input.byte()) * 100;
-    }
-    if let Some(wait) = attempts.retry_after_ms(now) {
-        assert!(Duration::from_millis(wait) <= MAX_DURATION);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The shared state on Workers: one Durable Object (`StateObject`) holds the same items as
 //! Fastly's KV store — the same names, the same bytes — and offers the same four operations:
 //! read, append, replace if still at a generation, list by prefix. The core decides what to
-//! write ([`gemini_pool_core::record`]); the object only stores.
+//! write and read, and when ([`gemini_pool_core::flow`]); the object only stores.
 //!
 //! Why a Durable Object: it is one single-threaded instance with strongly consistent storage,
 //! so every isolate in every location sees a verdict as soon as it is written (Workers KV takes
@@ -21,8 +21,8 @@
 
 use futures_util::future::join_all;
 use gemini_pool_core::marks::Marks;
-use gemini_pool_core::record::{compactions, Confirmed, Recording, Write};
-use gemini_pool_core::state::{Change, Item, PartState, PoolState};
+use gemini_pool_core::record::Write;
+use gemini_pool_core::state::Item;
 use gemini_pool_core::status::{PartMarks, MAX_MODEL_ITEMS};
 use gemini_pool_core::usage::{self, Usage};
 use serde_json::{json, Value};
@@ -211,35 +211,15 @@ impl StateStore {
         }
     }
 
-    /// Reads the items of `parts` into `state`, in one call.
-    pub async fn read(&self, state: &mut PoolState, parts: &[usize]) {
-        self.write_and_read(Vec::new(), state, parts).await;
-    }
-
-    /// Executes `writes`, then reads the items of `parts` into `state`: one call, which the
-    /// object runs without interleaving another, so the read sees the writes.
-    async fn write_and_read(&self, writes: Vec<Write>, state: &mut PoolState, parts: &[usize]) {
-        let items: Vec<(usize, Item)> =
-            parts.iter().flat_map(|&p| state.items(p).into_iter().map(move |i| (p, i))).collect();
+    /// Executes `writes`, then reads `items`: one call, which the object runs without
+    /// interleaving another, so the read sees the writes.
+    pub async fn write_and_read(&self, writes: Vec<Write>, items: &[Item]) -> Vec<(Item, Marks)> {
         let written = writes.len();
         let mut ops = write_ops(writes);
-        ops.extend(items.iter().map(|(_, item)| json!({"get": item.kv_key()})));
+        ops.extend(items.iter().map(|item| json!({"get": item.kv_key()})));
         let results = self.batch(ops).await;
-        let mut read: Vec<(usize, PartState)> = parts.iter().map(|&p| (p, PartState::default())).collect();
         let reads = results.iter().skip(written).chain(std::iter::repeat(&Value::Null));
-        for ((part, item), result) in items.iter().zip(reads) {
-            let marks = marks_of(result);
-            if let Some((_, slot)) = read.iter_mut().find(|(p, _)| p == part) {
-                if item.model.is_none() {
-                    slot.keys = marks;
-                } else {
-                    slot.model = marks;
-                }
-            }
-        }
-        for (part, part_state) in read {
-            state.set(part, part_state);
-        }
+        items.iter().zip(reads).map(|(item, result)| (item.clone(), marks_of(result))).collect()
     }
 
     /// Executes the core's writes, in one call.
@@ -247,31 +227,6 @@ impl StateStore {
         if !writes.is_empty() {
             self.batch(write_ops(writes)).await;
         }
-    }
-
-    /// The core's write protocol, as on Fastly: write what is new, read back, write again what a
-    /// concurrent rewrite lost, compact what is due. Each round's writes and read-back go in one
-    /// call. Returns the state as read last.
-    pub async fn record(&self, state: &PoolState, changes: Vec<Change>, now_ms: u64) -> PoolState {
-        let mut recording = Recording::new(changes, state);
-        let mut current = state.clone();
-        loop {
-            let writes = if recording.is_done() { Vec::new() } else { recording.writes(&current, now_ms) };
-            let mut fresh = PoolState::new(state.parts(), state.model());
-            self.write_and_read(writes, &mut fresh, &state.read_parts()).await;
-            let confirmed = recording.confirm(&fresh);
-            current = fresh;
-            match confirmed {
-                Confirmed::Done => break,
-                Confirmed::WriteAgain => continue,
-                Confirmed::GaveUp => {
-                    worker::console_error!("state: the store keeps losing writes; gave up");
-                    break;
-                }
-            }
-        }
-        self.execute(compactions(&current, now_ms)).await;
-        current
     }
 
     /// Every part's `keys` item and at most [`MAX_MODEL_ITEMS`] model items (`/v1/status`);

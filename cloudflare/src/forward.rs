@@ -1,0 +1,112 @@
+//! A request for Google's API on Workers: body → what it is about → the core's request flow
+//! ([`Flow`], run by [`steps::run`]) → the answer; usage counted after it (`wait_until`).
+
+use crate::config;
+use crate::handler::{now_ms, seed, Cx, Rejection};
+use crate::reply;
+use crate::steps::{self, Sender};
+use crate::stores::StateStore;
+use crate::upstream::Upstream;
+use gemini_pool_core::envelope::ErrorReply;
+use gemini_pool_core::flow::{Answer, Finish, Flow};
+use gemini_pool_core::keys::ApiKey;
+use gemini_pool_core::openai_body::strip_model_prefixes;
+use gemini_pool_core::route::Route;
+use std::time::Duration;
+use worker::{Context, Method, Request, Response, Result};
+
+/// Calls to the state object outside the attempts: the first read, the read of the other
+/// parts (widening), and the usage count after the response (append, check, compaction).
+const STATE_CALLS_BESIDE_ATTEMPTS: usize = 5;
+
+/// How many keys a request may try within `subrequests`: each attempt costs a fetch and, after
+/// a failure, one call to the state object (the writes and the read-back in one batch).
+fn attempts_within(subrequests: usize) -> usize {
+    subrequests.saturating_sub(STATE_CALLS_BESIDE_ATTEMPTS) / 2
+}
+
+/// Sends the client's request; keeps a success's response to deliver it.
+struct Forwarder {
+    upstream: Upstream,
+    served: Option<Response>,
+}
+
+impl<'a> Sender<'a> for Forwarder {
+    async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
+        let mut answers = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (answer, response) = self.upstream.answer(key.secret).await;
+            self.served = response.or(self.served.take());
+            answers.push(answer);
+        }
+        answers
+    }
+}
+
+/// A request for Google's API: the same flow as on Fastly (see `src/forward.rs` there).
+pub(crate) async fn forward(
+    req: &mut Request,
+    routed: &Route,
+    cx: &mut Cx,
+    ctx: &Context,
+) -> std::result::Result<Response, Rejection> {
+    let dialect = routed.dialect;
+    let body = if req.method() == Method::Post { req.bytes().await.unwrap_or_default() } else { Vec::new() };
+    if body.len() > cx.settings.max_body_bytes {
+        return Err(Rejection::new(dialect, ErrorReply::body_too_large(cx.settings.max_body_bytes)));
+    }
+    let facts = routed.facts(&body).map_err(|reply| Rejection::new(dialect, reply))?;
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    let forwarded = gemini_pool_core::auth::forwarded_query(query.as_deref(), routed.forwarded_query_params());
+    let path = routed.upstream_path().unwrap_or_default();
+    let url = match forwarded {
+        Some(q) => format!("{}{path}?{q}", config::base_url(&cx.env)),
+        None => format!("{}{path}", config::base_url(&cx.env)),
+    };
+    let content_type = req.headers().get("content-type").ok().flatten();
+    let first_byte_timeout_ms = cx.first_byte_timeout_ms;
+    let upstream =
+        Upstream { url, method: req.method(), content_type, body, native: routed.is_native(), first_byte_timeout_ms };
+
+    // The key lists move out of `cx` (which the loop borrows mutably): no copy.
+    let lists = std::mem::take(&mut cx.lists);
+    let store = StateStore::open(&cx.env);
+    let mut flow = Flow::new(lists.len(), facts.model.as_deref(), seed(), attempts_within(cx.subrequests));
+    let mut forwarder = Forwarder { upstream, served: None };
+    let finish = steps::run(&mut flow, &mut forwarder, &store, &lists, cx).await?;
+    if cx.settings.usage_counts {
+        let append = flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone);
+        let env = cx.env.clone();
+        cx.timing.usage_after = true;
+        ctx.wait_until(async move { StateStore::open(&env).count_usage(&append).await });
+    }
+    cx.timing.state_calls += store.calls.get();
+    let answered = match (finish, forwarder.served) {
+        (Finish::Served, Some(response)) => {
+            // Only a served stream reads `max_stream_duration`.
+            let limit = if facts.stream { cx.stream_limit()? } else { None };
+            served_response(response, routed, facts.stream, limit).await
+        }
+        (Finish::Error(reply), _) => reply::error(dialect, &reply),
+        (Finish::EmptyPool, _) => return Err(Rejection::config(dialect, config::empty_pool())),
+        (Finish::Served, None) => reply::error(dialect, &ErrorReply::upstream_unreachable(false)),
+    };
+    answered.map_err(|e| Rejection::config(dialect, e))
+}
+
+/// Google's response on its way to the client (model ids rewritten where the route says so;
+/// a stream cut once it has run `stream_limit`).
+async fn served_response(
+    mut response: Response,
+    routed: &Route,
+    stream: bool,
+    stream_limit: Option<Duration>,
+) -> Result<Response> {
+    let rewritten = if routed.rewrites_model_ids() {
+        let body = response.bytes().await?;
+        Some(strip_model_prefixes(&body).unwrap_or(body))
+    } else {
+        None
+    };
+    reply::passed_on(response, rewritten, stream, stream_limit)
+}

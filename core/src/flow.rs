@@ -1,0 +1,492 @@
+//! One request for Google's API, start to end, as a state machine (the rustls / quinn-proto
+//! shape): the core decides every step and its order — which key list to fetch, which items to
+//! read, which key to send with, what to write and read back, when to stop — and hands the edge
+//! one [`Step`] at a time. The edge does it (Fastly synchronously, Workers asynchronously) and
+//! hands back what happened. Nothing here performs I/O or reads a clock.
+//!
+//! The edge's whole loop, for any [`Machine`] (this [`Flow`], or the key check's
+//! [`crate::keycheck::Check`]):
+//!
+//! ```text
+//! loop {
+//!     match machine.step(now) {
+//!         Step::Fetch(part)                  => machine.fetched(part, that part's key list),
+//!         Step::Read(items)                  => machine.read(each item with its marks),
+//!         Step::Configure                    => machine.configured(the cooling settings),
+//!         Step::Send(keys)                   => machine.answered(one Answer per key, sent side by side),
+//!         Step::Record { writes, read_back } => execute the writes in order; then
+//!                                               machine.read(read_back with its marks),
+//!                                               or machine.written() if read_back is empty,
+//!         Step::Log(line)                    => log it,
+//!         Step::Done(done)                   => break,
+//!     }
+//! }
+//! ```
+//!
+//! A request's steps, in order:
+//! 1. **Start**: draw the part of the pool to start in, in proportion to the parts' sizes
+//!    ([`crate::keys`]): `Fetch` the drawn part's key list, accept it or draw again; if the
+//!    part holds no key, `Fetch` every other part. `Read` the items of the parts fetched.
+//! 2. **Attempt**: [`Attempts`] chooses a key → `Send`; or the parts read have no key left →
+//!    `Fetch` and `Read` the others (widening); or the knobs past the first key are needed →
+//!    `Configure`; or nothing can serve → `Done`.
+//! 3. **Judge and record**: the answer becomes a verdict and the changes it makes; a failure
+//!    is logged. The changes are written at once and read back ([`crate::record::Recorder`]):
+//!    `Record` with the items to read back — again while a concurrent rewrite lost one — then
+//!    `Record` of the compactions due. The state read back is what the next attempt chooses
+//!    from. Then 2 again, until `Done`.
+//!
+//! Usage is counted after the client has its answer: [`Flow::usage`].
+
+use crate::attempts::{Attempts, Choice};
+use crate::clock::ResetZone;
+use crate::ending::Ending;
+use crate::envelope::ErrorReply;
+use crate::keys::{self, ApiKey, KeyPool};
+use crate::marks::Marks;
+use crate::record::{Recorder, Round, Write};
+use crate::rng::Rng;
+use crate::settings::CoolingSettings;
+use crate::state::{Change, Item, PartState, PoolState};
+use crate::usage;
+
+/// What the edge does next. `D` is what the machine ends with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step<'a, D> {
+    /// Fetch this part's key list (its secret or variable) and hand the bytes to
+    /// [`Machine::fetched`]. They must live as long as the machine.
+    Fetch(usize),
+    /// Read these state items and hand each with its marks to [`Machine::read`] (an item the
+    /// store does not have comes back empty).
+    Read(Vec<Item>),
+    /// Read the cooling settings and hand them to [`Machine::configured`].
+    Configure,
+    /// Send the request to Google with each of these keys, side by side, and hand the answers
+    /// to [`Machine::answered`] in the same order.
+    Send(Vec<ApiKey<'a>>),
+    /// Execute these writes in order; then read `read_back` and hand it to [`Machine::read`],
+    /// or if it is empty call [`Machine::written`].
+    Record {
+        /// Appends and replacements ([`crate::record`]).
+        writes: Vec<Write>,
+        /// The items to read after writing.
+        read_back: Vec<Item>,
+    },
+    /// Log this line (a failed attempt, a dead key found, a store that keeps losing writes).
+    /// It holds no key.
+    Log(String),
+    /// Over.
+    Done(D),
+}
+
+/// Google's answer to one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A 2xx (a request's edge keeps the response to deliver it).
+    Served,
+    /// An error status, and (the first [`crate::ending::ERROR_BODY_LIMIT`] bytes of) its body.
+    Error {
+        /// Google's status.
+        status: u16,
+        /// Google's body.
+        body: Vec<u8>,
+    },
+    /// No answer: `timeout` (not in time), or the connection failed; and why.
+    None {
+        /// It was a timeout.
+        timeout: bool,
+        /// What the platform said.
+        detail: String,
+    },
+}
+
+/// A sans-I/O machine the edge drives with its one loop (see the module documentation).
+pub trait Machine<'a> {
+    /// What it ends with.
+    type Done;
+    /// What to do next, at `now_ms`.
+    fn step(&mut self, now_ms: u64) -> Step<'a, Self::Done>;
+    /// A part's key list, as fetched.
+    fn fetched(&mut self, part: usize, bytes: &'a [u8]);
+    /// Items as read from the store.
+    fn read(&mut self, items: Vec<(Item, Marks)>);
+    /// The cooling settings.
+    fn configured(&mut self, cooling: &CoolingSettings);
+    /// Google's answers to the last [`Step::Send`], in its order.
+    fn answered(&mut self, answers: Vec<Answer>);
+    /// The writes of a [`Step::Record`] without read-back are done.
+    fn written(&mut self);
+}
+
+/// How a request ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    /// Google served: the response the last [`Step::Send`] got goes to the client as it is.
+    Served,
+    /// This error goes to the client (Google's last answer in the client's envelope, or the
+    /// proxy's own: every key cooling or dead, Google unreachable).
+    Error(ErrorReply),
+    /// No part of the pool holds a key: a configuration error.
+    EmptyPool,
+}
+
+/// One request's flow. See the module documentation for the call order.
+pub struct Flow<'a> {
+    model: Option<String>,
+    seed: u64,
+    rng: Rng,
+    upstream_limit: usize,
+    /// Each part's key list, once fetched.
+    lists: Vec<Option<&'a [u8]>>,
+    /// The parts the attempts choose from, until the attempts begin.
+    pool: Option<KeyPool<'a>>,
+    attempts: Option<Attempts<'a>>,
+    cooling: Option<CoolingSettings>,
+    stage: Stage<'a>,
+    /// A line to log before the next step.
+    log: Option<String>,
+    /// How the attempts ended so far (Google's last answer, or none yet).
+    last: Ending<'a>,
+}
+
+/// Where the flow is.
+enum Stage<'a> {
+    /// The `tries`th draw of the starting part chose `part`; its size decides.
+    Choose { part: usize, tries: usize },
+    /// Every part is fetched to draw the starting part by size.
+    DrawBySize,
+    /// `part` is the starting part; if it holds no key every part is used.
+    Start(usize),
+    /// The items of `parts` are being read (to begin the attempts, or to widen them).
+    Read { parts: Vec<usize>, widen: bool },
+    /// The parts read have no key left: `parts` are fetched, then read.
+    Widen(Vec<usize>),
+    /// The attempts decide.
+    Next,
+    /// A key was sent; its answer is awaited.
+    Sent(ApiKey<'a>),
+    /// An answer awaits judging (the cooling settings are read first if need be).
+    Judge(ApiKey<'a>, Answer),
+    /// Changes are being recorded.
+    Record(Recorder),
+    /// Over.
+    Done(Finish),
+}
+
+impl<'a> Flow<'a> {
+    /// The flow of a request about `model` (`None`: an endpoint without one) over a pool of
+    /// `parts` key lists, with the request's random `seed`, making at most `upstream_limit`
+    /// calls to Google (the edge's limit; at most 32).
+    pub fn new(parts: usize, model: Option<&str>, seed: u64, upstream_limit: usize) -> Self {
+        let mut rng = Rng::new(seed);
+        let parts = parts.max(1);
+        let stage = match parts {
+            1 => Stage::Start(0),
+            _ => Stage::Choose { part: rng.below(parts), tries: 1 },
+        };
+        Flow {
+            model: model.map(str::to_string),
+            seed,
+            rng,
+            upstream_limit,
+            lists: vec![None; parts],
+            pool: None,
+            attempts: None,
+            cooling: None,
+            stage,
+            log: None,
+            last: Ending::nothing_yet(),
+        }
+    }
+
+    /// The model the request is about.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// This request's usage append for `client` (after the client has its answer): each key
+    /// tried, and whether the client was served, in the quota day of `zone` at `now_ms`.
+    pub fn usage(&mut self, client: &str, now_ms: u64, zone: ResetZone) -> usage::Append {
+        let served = matches!(self.stage, Stage::Done(Finish::Served));
+        let (history, model): (&[(ApiKey<'a>, bool)], Option<&str>) = match &self.attempts {
+            Some(attempts) => (attempts.history(), attempts.counted_model()),
+            None => (&[], self.model.as_deref()),
+        };
+        usage::Append::new(history, client, model, served, now_ms, zone, &mut self.rng)
+    }
+
+    /// This request's changes so far, in order (for checks and tests).
+    pub fn changes(&self) -> &[Change] {
+        self.attempts.as_ref().map_or(&[], Attempts::own_changes)
+    }
+
+    /// Moves one stage on: the next stage, and the step to hand out (none: go on at once).
+    fn advance(&mut self, stage: Stage<'a>, now_ms: u64) -> (Stage<'a>, Option<Step<'a, Finish>>) {
+        match stage {
+            Stage::Choose { part, tries } => self.choose(part, tries),
+            Stage::DrawBySize => self.draw_by_size(),
+            Stage::Start(part) => self.start(part),
+            Stage::Read { parts, widen } => {
+                let items = self.items(&parts);
+                (Stage::Read { parts, widen }, Some(Step::Read(items)))
+            }
+            Stage::Widen(parts) => match parts.iter().find(|&&p| self.lists[p].is_none()) {
+                Some(&missing) => (Stage::Widen(parts), Some(Step::Fetch(missing))),
+                None => (Stage::Read { parts, widen: true }, None),
+            },
+            Stage::Next => self.next(now_ms),
+            Stage::Sent(key) => (Stage::Sent(key), Some(Step::Send(vec![key]))),
+            Stage::Judge(key, answer) => self.judge(key, answer, now_ms),
+            Stage::Record(recorder) => self.record(recorder, now_ms),
+            Stage::Done(finish) => (Stage::Done(finish.clone()), Some(Step::Done(finish))),
+        }
+    }
+
+    /// The part drawn at the `tries`th draw is accepted in proportion to its size.
+    fn choose(&mut self, part: usize, tries: usize) -> (Stage<'a>, Option<Step<'a, Finish>>) {
+        let Some(bytes) = self.lists[part] else {
+            return (Stage::Choose { part, tries }, Some(Step::Fetch(part)));
+        };
+        if keys::accepts_part(&mut self.rng, bytes.len()) {
+            return (Stage::Start(part), None);
+        }
+        if tries >= self.lists.len() * 4 {
+            return (Stage::DrawBySize, None);
+        }
+        let next = self.rng.below(self.lists.len());
+        (Stage::Choose { part: next, tries: tries + 1 }, None)
+    }
+
+    /// Small parts were rejected every time: every part is fetched and one drawn by size.
+    fn draw_by_size(&mut self) -> (Stage<'a>, Option<Step<'a, Finish>>) {
+        if let Some(part) = self.missing() {
+            return (Stage::DrawBySize, Some(Step::Fetch(part)));
+        }
+        let sizes: Vec<usize> = self.lists.iter().map(|l| l.map_or(0, <[u8]>::len)).collect();
+        (Stage::Start(keys::part_by_size(&mut self.rng, &sizes)), None)
+    }
+
+    /// The starting part alone, or every part when it holds no key.
+    fn start(&mut self, part: usize) -> (Stage<'a>, Option<Step<'a, Finish>>) {
+        let Some(bytes) = self.lists[part] else {
+            return (Stage::Start(part), Some(Step::Fetch(part)));
+        };
+        let mut pool = KeyPool::with_parts(self.lists.len());
+        pool.add(part, bytes);
+        if !pool.is_empty() {
+            self.pool = Some(pool);
+            return (Stage::Read { parts: vec![part], widen: false }, None);
+        }
+        if let Some(missing) = self.missing() {
+            return (Stage::Start(part), Some(Step::Fetch(missing)));
+        }
+        let pool = KeyPool::new(self.lists.iter().map(|l| l.unwrap_or_default()));
+        if pool.is_empty() {
+            return (Stage::Done(Finish::EmptyPool), None);
+        }
+        self.pool = Some(pool);
+        (Stage::Read { parts: (0..self.lists.len()).collect(), widen: false }, None)
+    }
+
+    /// The attempts decide.
+    fn next(&mut self, now_ms: u64) -> (Stage<'a>, Option<Step<'a, Finish>>) {
+        let Some(attempts) = self.attempts.as_mut() else {
+            return (Stage::Done(Finish::EmptyPool), None);
+        };
+        match attempts.next(now_ms) {
+            Choice::Try(key) => (Stage::Sent(key), Some(Step::Send(vec![key]))),
+            Choice::Widen => {
+                let parts = (0..self.lists.len()).filter(|&p| !attempts.pool().has(p)).collect();
+                (Stage::Widen(parts), None)
+            }
+            Choice::Configure => match &self.cooling {
+                Some(cooling) => {
+                    attempts.configure(&cooling.retry);
+                    (Stage::Next, None)
+                }
+                None => (Stage::Next, Some(Step::Configure)),
+            },
+            Choice::Deliver => (Stage::Done(self.finish(now_ms)), None),
+            refusal => {
+                if let Some(ending) = Ending::refusal(&refusal, attempts.model()) {
+                    self.last = ending;
+                }
+                (Stage::Done(self.finish(now_ms)), None)
+            }
+        }
+    }
+
+    /// Turns an answer into a verdict and the changes it makes (a failure needs the cooling
+    /// settings: asked for first), logs a failure, and records the changes.
+    fn judge(&mut self, key: ApiKey<'a>, answer: Answer, now_ms: u64) -> (Stage<'a>, Option<Step<'a, Finish>>) {
+        if answer != Answer::Served && self.cooling.is_none() {
+            return (Stage::Judge(key, answer), Some(Step::Configure));
+        }
+        let (Some(attempts), cooling) = (self.attempts.as_mut(), self.cooling.as_ref()) else {
+            return (Stage::Done(Finish::EmptyPool), None);
+        };
+        let (verdict, ending) = match answer {
+            Answer::Served => (None, Ending::Served),
+            Answer::Error { status, body } => {
+                let (verdict, ending) = Ending::upstream(status, body, &key);
+                (Some(verdict), ending)
+            }
+            Answer::None { timeout, detail } => {
+                let (verdict, ending) = Ending::no_answer(timeout, detail);
+                (Some(verdict), ending)
+            }
+        };
+        let changes = match (&verdict, cooling) {
+            (Some(verdict), Some(cooling)) => {
+                let changes = attempts.failed(&key, verdict, cooling, now_ms);
+                self.log = Some(attempts.failure_line(&key, verdict));
+                changes
+            }
+            _ => attempts.succeeded(&key, now_ms),
+        };
+        self.last = ending;
+        // After a failure the state is read again even without changes (unless the request is
+        // over): the next attempt chooses from what every instance has recorded by now.
+        if changes.is_empty() && attempts.finished() {
+            return (Stage::Next, None);
+        }
+        (Stage::Record(Recorder::new(changes, attempts.state())), None)
+    }
+
+    /// The recorder's next round, as a step.
+    fn record(&mut self, mut recorder: Recorder, now_ms: u64) -> (Stage<'a>, Option<Step<'a, Finish>>) {
+        let Some(attempts) = self.attempts.as_ref() else {
+            return (Stage::Done(Finish::EmptyPool), None);
+        };
+        match recorder.round(attempts.state(), now_ms) {
+            Round::WriteAndRead(writes) => {
+                let read_back = self.items(&attempts.state().read_parts());
+                (Stage::Record(recorder), Some(Step::Record { writes, read_back }))
+            }
+            Round::Write(writes) => (Stage::Record(recorder), Some(Step::Record { writes, read_back: Vec::new() })),
+            Round::Done => (Stage::Next, None),
+        }
+    }
+
+    /// The items of `parts` a request for this model reads.
+    fn items(&self, parts: &[usize]) -> Vec<Item> {
+        let state = PoolState::new(self.lists.len(), self.model.as_deref());
+        parts.iter().flat_map(|&p| state.items(p)).collect()
+    }
+
+    /// A part not fetched yet.
+    fn missing(&self) -> Option<usize> {
+        self.lists.iter().position(Option::is_none)
+    }
+
+    /// How the request ends, from the last ending.
+    fn finish(&mut self, now_ms: u64) -> Finish {
+        let last = std::mem::replace(&mut self.last, Ending::nothing_yet());
+        let Some(attempts) = self.attempts.as_ref() else { return Finish::EmptyPool };
+        match last.into_reply(attempts, now_ms) {
+            Ok(()) => Finish::Served,
+            Err(reply) => Finish::Error(reply),
+        }
+    }
+
+    /// The items of `parts` are read: the attempts begin, or take the parts in.
+    fn begin(&mut self, parts: Vec<usize>, widen: bool, items: Vec<(Item, Marks)>) -> Stage<'a> {
+        let mut state = state_of(self.lists.len(), self.model.as_deref(), items);
+        for &part in &parts {
+            if !state.read_parts().contains(&part) {
+                state.set(part, PartState::default());
+            }
+        }
+        if widen {
+            if let Some(attempts) = self.attempts.as_mut() {
+                let read = parts.iter().map(|&p| (p, self.lists[p].unwrap_or_default(), state.take(p))).collect();
+                attempts.widen(read);
+            }
+            return Stage::Next;
+        }
+        let Some(pool) = self.pool.take() else { return Stage::Done(Finish::EmptyPool) };
+        let mut attempts = Attempts::new(pool, state, self.seed.rotate_left(32));
+        attempts.limit_upstream(self.upstream_limit);
+        self.attempts = Some(attempts);
+        Stage::Next
+    }
+}
+
+impl<'a> Machine<'a> for Flow<'a> {
+    type Done = Finish;
+
+    fn step(&mut self, now_ms: u64) -> Step<'a, Finish> {
+        loop {
+            if let Some(line) = self.log.take() {
+                return Step::Log(line);
+            }
+            let stage = std::mem::replace(&mut self.stage, Stage::Next);
+            let (stage, step) = self.advance(stage, now_ms);
+            self.stage = stage;
+            if let Some(step) = step {
+                return step;
+            }
+        }
+    }
+
+    fn fetched(&mut self, part: usize, bytes: &'a [u8]) {
+        if let Some(slot) = self.lists.get_mut(part) {
+            *slot = Some(bytes);
+        }
+    }
+
+    fn read(&mut self, items: Vec<(Item, Marks)>) {
+        let stage = std::mem::replace(&mut self.stage, Stage::Next);
+        self.stage = match stage {
+            Stage::Read { parts, widen } => self.begin(parts, widen, items),
+            Stage::Record(mut recorder) => {
+                let fresh = state_of(self.lists.len(), self.model.as_deref(), items);
+                self.log = recorder.read_back(&fresh);
+                if let Some(attempts) = self.attempts.as_mut() {
+                    attempts.refresh(fresh);
+                }
+                Stage::Record(recorder)
+            }
+            other => other,
+        };
+    }
+
+    fn configured(&mut self, cooling: &CoolingSettings) {
+        self.cooling = Some(cooling.clone());
+    }
+
+    fn answered(&mut self, answers: Vec<Answer>) {
+        if let (Stage::Sent(key), Some(answer)) = (&self.stage, answers.into_iter().next()) {
+            self.stage = Stage::Judge(*key, answer);
+        }
+    }
+
+    fn written(&mut self) {
+        if let Stage::Record(recorder) = &mut self.stage {
+            recorder.written();
+        }
+    }
+}
+
+/// The state of items read from the store, per part (for `model`'s request).
+pub fn state_of(parts: usize, model: Option<&str>, items: Vec<(Item, Marks)>) -> PoolState {
+    let mut state = PoolState::new(parts, model);
+    let mut read: Vec<(usize, PartState)> = Vec::new();
+    for (item, marks) in items {
+        let at = match read.iter().position(|(p, _)| *p == item.part) {
+            Some(at) => at,
+            None => {
+                read.push((item.part, PartState::default()));
+                read.len() - 1
+            }
+        };
+        match item.model {
+            None => read[at].1.keys = marks,
+            Some(_) => read[at].1.model = marks,
+        }
+    }
+    for (part, part_state) in read {
+        state.set(part, part_state);
+    }
+    state
+}
