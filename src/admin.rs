@@ -1,7 +1,7 @@
 //! The proxy's own endpoints: `/v1/status` (any token; admins also see every key and today's
 //! usage), `POST /v1/keys/check` (admins: probe a batch of keys) and the console page at `/`.
 
-use crate::handler::{now_ms, Context, Rejection};
+use crate::context::{now_ms, Context, Rejection};
 use crate::reply;
 use crate::steps;
 use crate::stores::{ConfigError, StateStore, KEY_ENTRIES};

@@ -2,14 +2,13 @@
 //! ([`Flow`], run by [`steps::run`]: key lists, state, attempts, recording) → the answer, and
 //! the usage counts to write once the client has it.
 
-use crate::handler::{seed, After, Context, Rejection};
-use crate::reply;
+use crate::context::{now_ms, seed, Context, Rejection};
+use crate::reply::{self, After};
 use crate::steps;
 use crate::stores::{ConfigError, StateStore};
 use crate::upstream::Outbound;
 use fastly::{Request, Response};
 use gemini_pool_core::attempts::MAX_UPSTREAM_REQUESTS;
-use gemini_pool_core::ending::ERROR_BODY_LIMIT;
 use gemini_pool_core::envelope::ErrorReply;
 use gemini_pool_core::flow::{Finish, Flow};
 use gemini_pool_core::keys::ApiKey;
@@ -42,7 +41,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let finish = steps::run(&mut flow, &mut send, &kv, cx)?;
     let usage = cx.settings.usage_counts.then(|| {
         cx.ops.usage_after.set(true);
-        flow.usage(&cx.caller.label, crate::handler::now_ms(), cx.settings.reset_zone)
+        flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone)
     });
     let response = match (finish, served) {
         (Finish::Served, Some(response)) => served_response(response, route, facts.stream),
@@ -66,13 +65,6 @@ fn served_response(mut response: Response, route: &Route, stream: bool) -> Respo
         response.set_header("content-type", "text/event-stream");
     }
     response
-}
-
-/// The first [`ERROR_BODY_LIMIT`] bytes of an error answer (the rest is never read).
-pub fn error_body(mut response: Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    let _ = response.take_body().into_handle().take(ERROR_BODY_LIMIT as u64).read_to_end(&mut body);
-    body
 }
 
 /// The request body, within `limit` bytes (GET requests have none).

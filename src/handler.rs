@@ -4,139 +4,18 @@
 //! as an [`After`]. All decisions are the core's.
 
 use crate::admin;
+use crate::context::{Context, Rejection};
 use crate::forward;
-use crate::log::log;
 use crate::ops::Ops;
-use crate::reply;
-use crate::stores::{self, ConfigError, Secrets, Settings, StateStore, ADMIN_TOKENS, AUTH_TOKENS};
+use crate::reply::{self, After};
+use crate::stores::{self, Secrets, Settings, ADMIN_TOKENS, AUTH_TOKENS};
 use fastly::{Request, Response};
 use gemini_pool_core::auth::{caller, client_token, lookup_order, query_param, Caller, Presented, Role};
-use gemini_pool_core::envelope::{Dialect, ErrorReply};
-use gemini_pool_core::keys::KeyPool;
+use gemini_pool_core::envelope::Dialect;
 use gemini_pool_core::route::{may_be_native, route, Access, Endpoint};
-use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingsReader};
-use gemini_pool_core::usage;
-use std::cell::{OnceCell, RefCell};
-use std::io::{Read, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// An early answer: an error in the client's dialect.
-pub struct Rejection {
-    pub dialect: Dialect,
-    pub reply: ErrorReply,
-}
-
-impl Rejection {
-    pub fn new(dialect: Dialect, reply: ErrorReply) -> Self {
-        Rejection { dialect, reply }
-    }
-
-    pub fn config(dialect: Dialect, e: ConfigError) -> Self {
-        log(format_args!("config: {e}"));
-        Rejection { dialect, reply: ErrorReply::config(e) }
-    }
-}
-
-/// How the answer goes out, and the work for after it: one append of usage counts, through
-/// the KV store the request already opened.
-#[derive(Default)]
-pub struct After {
-    pub usage: Option<(StateStore, usage::Append)>,
-    /// A streamed answer is relayed by the instance and cut at this time
-    /// (`max_stream_duration`); any other answer is handed to the host whole.
-    pub stream_until: Option<Instant>,
-}
-
-/// Bytes a streamed answer is relayed in (each read returns what has arrived, up to this).
-const RELAY_CHUNK: usize = 16 * 1024;
-
-impl After {
-    /// Sends `response` to the client (relaying a stream within its time limit), then counts
-    /// usage: the client already has its answer.
-    pub fn deliver(self, response: Response) {
-        match self.stream_until {
-            Some(until) => relay(response, until),
-            None => response.send_to_client(),
-        }
-        if let Some((kv, append)) = self.usage {
-            kv.count_usage(&append);
-        }
-    }
-}
-
-/// Streams Google's answer to the client chunk by chunk (never buffered), and abandons it —
-/// the client sees a cut stream, not a complete one — once `until` has passed.
-fn relay(mut response: Response, until: Instant) {
-    let mut upstream = response.take_body().into_handle();
-    let mut client = response.stream_to_client();
-    let mut chunk = vec![0u8; RELAY_CHUNK];
-    loop {
-        if Instant::now() >= until {
-            log(format_args!("stream: cut at max_stream_duration"));
-            let _ = client.abandon();
-            return;
-        }
-        let read = match upstream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(e) => {
-                log(format_args!("stream: reading Google's answer failed: {e}"));
-                let _ = client.abandon();
-                return;
-            }
-        };
-        if client.write_all(&chunk[..read]).and_then(|()| client.flush()).is_err() {
-            return; // the client went away
-        }
-    }
-    let _ = client.finish();
-}
-
-/// Looks a knob up in `proxy_settings` by name.
-type Lookup<'r> = Box<dyn FnMut(&str) -> Option<String> + 'r>;
-
-/// Reads knobs from `proxy_settings`.
-type Knobs<'r> = SettingsReader<Lookup<'r>>;
-
-/// Everything a request needs once it is authenticated.
-pub struct Context<'r> {
-    pub caller: Caller,
-    pub dialect: Dialect,
-    pub settings: RequestSettings,
-    pub secrets: Secrets,
-    pub ops: &'r Ops,
-    knobs: RefCell<Knobs<'r>>,
-    cooling: OnceCell<CoolingSettings>,
-}
-
-impl Context<'_> {
-    /// The cooling knobs (read from the config store the first time they are asked for:
-    /// only failures, and a request no key can serve, need them).
-    pub fn cooling(&self) -> Result<&CoolingSettings, Rejection> {
-        if let Some(cooling) = self.cooling.get() {
-            return Ok(cooling);
-        }
-        let read = self.knobs.borrow_mut().cooling().map_err(|e| Rejection::config(self.dialect, e.into()))?;
-        Ok(self.cooling.get_or_init(|| read))
-    }
-
-    /// `max_stream_duration` (read only for an answer that streams).
-    pub fn stream_limit(&self) -> Result<Option<Duration>, Rejection> {
-        self.knobs.borrow_mut().stream_limit().map_err(|e| Rejection::config(self.dialect, e.into()))
-    }
-
-    /// Every part of the pool (`/v1/status`).
-    pub fn whole_pool(&self) -> Result<KeyPool<'_>, Rejection> {
-        let mut pool = KeyPool::with_parts(self.secrets.count());
-        for part in 0..self.secrets.count() {
-            pool.add(part, self.secrets.get(part, self.ops).map_err(|e| Rejection::config(self.dialect, e))?);
-        }
-        if pool.is_empty() {
-            return Err(Rejection::config(self.dialect, ConfigError::EmptyPool));
-        }
-        Ok(pool)
-    }
-}
+use gemini_pool_core::settings::SettingsReader;
+use std::cell::RefCell;
+use std::time::Instant;
 
 pub fn handle(mut client: Request) -> (Response, After) {
     let started = Instant::now();
@@ -168,12 +47,12 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
     }
     let caller = authenticate(presented, dialect, route.access(), ops)?;
     let store = Settings::open();
-    let lookup: Lookup<'_> = Box::new(move |name: &str| store.get(name, ops));
+    let lookup: crate::context::Lookup<'_> = Box::new(move |name: &str| store.get(name, ops));
     let mut knobs = SettingsReader::new(lookup);
     let settings = knobs.request().map_err(|e| Rejection::config(dialect, e.into()))?;
     let secrets = Secrets::open(settings.key_secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
     let knobs = RefCell::new(knobs);
-    let context = Context { caller, dialect, settings, secrets, ops, knobs, cooling: OnceCell::new() };
+    let context = Context::new(caller, dialect, settings, secrets, ops, knobs);
     match route.endpoint {
         Endpoint::Status => Ok((admin::status(&context)?, After::default())),
         Endpoint::KeyCheck => Ok((admin::key_check(client, &context)?, After::default())),
@@ -203,15 +82,4 @@ fn authenticate(presented: Presented<'_>, dialect: Dialect, access: Access, ops:
 /// A header's value if it is text (a non-UTF-8 value reads as absent, never as a panic).
 pub fn header_text<'r>(client: &'r Request, name: &str) -> Option<&'r str> {
     client.get_header(name).and_then(|value| value.to_str().ok())
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Fresh entropy for this request's choices.
-pub fn seed() -> u64 {
-    use rand::rngs::SysRng;
-    use rand::TryRng;
-    SysRng.try_next_u64().unwrap_or_else(|_| now_ms().wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }

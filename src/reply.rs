@@ -1,10 +1,15 @@
 //! Building responses: errors in the client's envelope, CORS on everything (streams and
-//! errors included), `Server-Timing`, and the OPTIONS preflight.
+//! errors included), `Server-Timing`, the OPTIONS preflight; and sending the answer
+//! ([`After`]: a stream relayed within its time limit, then the usage count).
 
+use crate::log::log;
 use crate::ops::Ops;
+use crate::stores::StateStore;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
+use gemini_pool_core::usage;
+use std::io::{Read, Write};
 use std::time::Instant;
 
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
@@ -51,4 +56,59 @@ pub fn finish(response: &mut Response, ops: &Ops, started: Instant) {
     response.set_header("access-control-allow-origin", "*");
     response.set_header("access-control-expose-headers", EXPOSE_HEADERS);
     response.set_header("server-timing", ops.server_timing(started));
+}
+
+/// How the answer goes out, and the work for after it: one append of usage counts, through
+/// the KV store the request already opened.
+#[derive(Default)]
+pub struct After {
+    pub usage: Option<(StateStore, usage::Append)>,
+    /// A streamed answer is relayed by the instance and cut at this time
+    /// (`max_stream_duration`); any other answer is handed to the host whole.
+    pub stream_until: Option<Instant>,
+}
+
+/// Bytes a streamed answer is relayed in (each read returns what has arrived, up to this).
+const RELAY_CHUNK: usize = 16 * 1024;
+
+impl After {
+    /// Sends `response` to the client (relaying a stream within its time limit), then counts
+    /// usage: the client already has its answer.
+    pub fn deliver(self, response: Response) {
+        match self.stream_until {
+            Some(until) => relay(response, until),
+            None => response.send_to_client(),
+        }
+        if let Some((kv, append)) = self.usage {
+            kv.count_usage(&append);
+        }
+    }
+}
+
+/// Streams Google's answer to the client chunk by chunk (never buffered), and abandons it —
+/// the client sees a cut stream, not a complete one — once `until` has passed.
+fn relay(mut response: Response, until: Instant) {
+    let mut upstream = response.take_body().into_handle();
+    let mut client = response.stream_to_client();
+    let mut chunk = vec![0u8; RELAY_CHUNK];
+    loop {
+        if Instant::now() >= until {
+            log(format_args!("stream: cut at max_stream_duration"));
+            let _ = client.abandon();
+            return;
+        }
+        let read = match upstream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) => {
+                log(format_args!("stream: reading Google's answer failed: {e}"));
+                let _ = client.abandon();
+                return;
+            }
+        };
+        if client.write_all(&chunk[..read]).and_then(|()| client.flush()).is_err() {
+            return; // the client went away
+        }
+    }
+    let _ = client.finish();
 }

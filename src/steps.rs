@@ -3,7 +3,7 @@
 //! Fastly: key lists from the secret store, items from the KV store, calls to Google through
 //! `send`, the cooling knobs from the config store. The machine decides everything else.
 
-use crate::handler::{now_ms, Context, Rejection};
+use crate::context::{now_ms, Context, Rejection};
 use crate::log::log;
 use crate::ops::bump;
 use crate::stores::StateStore;

@@ -2,14 +2,15 @@
 //! endpoint expects it; only allow-listed client headers and query parameters go along.
 //! The client's `Authorization`, `x-goog-api-key` and `?key=` never do.
 
-use crate::forward::error_body;
 use crate::ops::{add_elapsed, Ops};
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Request, Response};
 use gemini_pool_core::auth::forwarded_query;
+use gemini_pool_core::ending::ERROR_BODY_LIMIT;
 use gemini_pool_core::flow::Answer;
 use gemini_pool_core::route::Route;
+use std::io::Read;
 use std::time::Instant;
 
 /// The backend declared in `fastly.toml`.
@@ -132,4 +133,11 @@ impl Probe {
             Err(e) => Answer::None { timeout: false, detail: format!("{:?}", e.root_cause()) },
         }
     }
+}
+
+/// The first [`ERROR_BODY_LIMIT`] bytes of an error answer (the rest is never read).
+pub fn error_body(mut response: Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    let _ = response.take_body().into_handle().take(ERROR_BODY_LIMIT as u64).read_to_end(&mut body);
+    body
 }

@@ -1,7 +1,7 @@
 //! The proxy's own endpoints on Workers, as on Fastly: `/v1/status`, `POST /v1/keys/check`
 //! and the console page.
 
-use crate::handler::{now_ms, Cx, Rejection};
+use crate::context::{now_ms, Cx, Rejection};
 use crate::steps::{self, Sender};
 use crate::stores::StateStore;
 use crate::upstream::Upstream;

@@ -2,7 +2,7 @@
 //! ([`Flow`], run by [`steps::run`]) → the answer; usage counted after it (`wait_until`).
 
 use crate::config;
-use crate::handler::{now_ms, seed, Cx, Rejection};
+use crate::context::{now_ms, seed, Cx, Rejection};
 use crate::reply;
 use crate::steps::{self, Sender};
 use crate::stores::StateStore;

@@ -3,6 +3,7 @@
 //!
 //! - this file — the entry point;
 //! - [`handler`] — routing, tokens and roles, settings;
+//! - [`context`] — what an authenticated request carries; early answers; clock and entropy;
 //! - [`forward`] — a request for Google's API: the core's flow, and the answer; usage counting
 //!   after the response (`wait_until`);
 //! - [`admin`] — `/v1/status`, the key check, the console page;
@@ -14,6 +15,7 @@
 
 mod admin;
 mod config;
+mod context;
 mod forward;
 mod handler;
 mod reply;

@@ -4,7 +4,7 @@
 //! and read-back in one call), calls to Google through a [`Sender`], the cooling knobs from
 //! the environment. The machine decides everything else.
 
-use crate::handler::{now_ms, Cx, Rejection};
+use crate::context::{now_ms, Cx, Rejection};
 use crate::stores::StateStore;
 use gemini_pool_core::flow::{Answer, Machine, Step};
 use gemini_pool_core::keys::ApiKey;

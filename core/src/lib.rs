@@ -23,6 +23,7 @@ pub mod judge;
 pub mod keycheck;
 pub mod keys;
 pub mod marks;
+pub mod model;
 pub mod names;
 pub mod openai_body;
 pub mod pick;

@@ -1,5 +1,6 @@
-//! One stored item of cooling state ([`Marks`]): how it reads, how its lines merge, and how
-//! it is compacted — the byte format of the KV items named in [`crate::state`].
+//! Marks: what a mark is ([`Mark`], [`Entry`]), the rule by which a name's lines merge
+//! ([`merge`]), and one stored item of them ([`Marks`]): how it reads and how it is compacted —
+//! the byte format of the KV items named in [`crate::state`].
 //!
 //! An item has two parts. The **sorted part**, as the last compaction wrote it, is fixed-size
 //! binary records sorted by name hash, so a lookup is a binary search that reads a few records
@@ -24,9 +25,58 @@
 
 use crate::names::MarkName;
 use crate::reason::Reason;
-use crate::state::{merge, Entry, Mark, MAX_STRIKES};
 use std::collections::BTreeSet;
 use std::ops::Range;
+
+/// The most bare 429s a mark counts (the backoff is capped long before: `throttle_max`).
+pub const MAX_STRIKES: u32 = 127;
+
+/// One mark: a key (or bucket) out of rotation until `until_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// Unix ms when the cooldown ends; for a dead key, when its probation request is due
+    /// (`u64::MAX`: never).
+    pub until_ms: u64,
+    /// Why.
+    pub reason: Reason,
+    /// The key itself is unusable (until a probation request shows otherwise).
+    pub dead: bool,
+    /// Consecutive bare 429s (for the growing backoff).
+    pub strikes: u32,
+    /// Unix ms when the mark was set.
+    pub since_ms: u64,
+}
+
+impl Mark {
+    /// Does the mark keep its key out at `now_ms`?
+    pub fn is_active(&self, now_ms: u64) -> bool {
+        self.dead || now_ms < self.until_ms
+    }
+}
+
+/// What one stored line says about a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// The name is marked.
+    Set(Mark),
+    /// A dead key proved alive (its dead mark goes; cooldowns stay). Unix ms when.
+    Clear(u64),
+}
+
+/// The merge rule, applied to a name's lines in the order they were written: a dead mark
+/// stays until cleared; a cooldown never shortens another (the later end wins, strikes add
+/// up); anything else replaces what was there.
+pub fn merge(prev: Option<Mark>, entry: Entry) -> Option<Mark> {
+    match (prev, entry) {
+        (Some(p), Entry::Clear(_)) if !p.dead => Some(p),
+        (_, Entry::Clear(_)) => None,
+        (Some(p), Entry::Set(m)) if p.dead && !m.dead => Some(p),
+        (Some(p), Entry::Set(m)) if !p.dead && !m.dead && p.until_ms > m.until_ms => {
+            Some(Mark { strikes: p.strikes.max(m.strikes), ..p })
+        }
+        (_, Entry::Set(m)) => Some(m),
+    }
+}
 
 /// How long an expired cooling mark is kept: repeated bare 429s grow their backoff from it.
 pub const RETAIN_MS: u64 = 15 * 60 * 1000;

@@ -3,7 +3,7 @@
 //! Also the one answer we do rewrite: model ids lose Google's `models/` prefix.
 
 use crate::envelope::ErrorReply;
-use crate::route::{normalize_model, valid_model};
+use crate::model::{normalize_model, valid_model};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;

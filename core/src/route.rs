@@ -2,6 +2,7 @@
 //! only paths that may reach Google. Anything not on the allow-list is a 404 here.
 
 use crate::envelope::{Dialect, ErrorReply};
+use crate::model::valid_model;
 
 /// Google API version of a native call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,21 +270,6 @@ fn match_native(version: Version, rest: &str) -> Option<(Endpoint, &'static str)
     }
 }
 
-/// Model ids are letters, digits, `.`, `_` and `-`, starting with a letter or digit:
-/// no slashes, no percent-encoding, no `..`.
-pub fn valid_model(id: &str) -> bool {
-    let starts_well = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    starts_well
-        && id.len() <= 128
-        && !id.contains("..")
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// `models/gemini-2.5-flash` → `gemini-2.5-flash`.
-pub fn normalize_model(model: &str) -> &str {
-    model.strip_prefix("models/").unwrap_or(model)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,15 +333,5 @@ mod tests {
         assert_eq!(status("GET", "/v1beta/files"), 404);
         let e = route("DELETE", "/v1beta/models", false).expect_err("405");
         assert_eq!((e.dialect, e.reply.allow), (Dialect::Google, Some("GET, OPTIONS")));
-    }
-
-    #[test]
-    fn model_names() {
-        assert!(valid_model("gemini-2.5-flash-preview-05-20"));
-        assert!(valid_model("text-embedding-004"));
-        for bad in ["", "..", "a/b", "a%2Fb", ".hidden", "a..b", "a b", "a\\b", "ünï"] {
-            assert!(!valid_model(bad), "{bad:?}");
-        }
-        assert_eq!(normalize_model("models/gemini-2.5-pro"), "gemini-2.5-pro");
     }
 }

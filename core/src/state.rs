@@ -1,6 +1,6 @@
-//! Cooling state: what a mark is, how marks merge, which KV item holds which mark, and where
-//! a key stands. The items' byte format is [`crate::marks`]; the write protocol is
-//! [`crate::record`].
+//! Cooling state: which KV item holds which mark, a request's view of the items it read and
+//! the changes it makes, and where a key stands. Marks and their merge rule, and the items'
+//! byte format, are [`crate::marks`]; the write protocol is [`crate::record`].
 //!
 //! Each part of the pool (secret `keys`, `keys_2`, …; see [`crate::keys`]) has two kinds of
 //! item, so a request reads two per part it touches — usually one part:
@@ -15,58 +15,8 @@
 
 use crate::keys::ApiKey;
 use crate::marks::{encode_line, Marks, NOTHING};
+pub use crate::marks::{merge, Entry, Mark, MAX_STRIKES};
 use crate::names::{Bucket, MarkName};
-use crate::reason::Reason;
-
-/// The most bare 429s a mark counts (the backoff is capped long before: `throttle_max`).
-pub const MAX_STRIKES: u32 = 127;
-
-/// One mark: a key (or bucket) out of rotation until `until_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mark {
-    /// Unix ms when the cooldown ends; for a dead key, when its probation request is due
-    /// (`u64::MAX`: never).
-    pub until_ms: u64,
-    /// Why.
-    pub reason: Reason,
-    /// The key itself is unusable (until a probation request shows otherwise).
-    pub dead: bool,
-    /// Consecutive bare 429s (for the growing backoff).
-    pub strikes: u32,
-    /// Unix ms when the mark was set.
-    pub since_ms: u64,
-}
-
-impl Mark {
-    /// Does the mark keep its key out at `now_ms`?
-    pub fn is_active(&self, now_ms: u64) -> bool {
-        self.dead || now_ms < self.until_ms
-    }
-}
-
-/// What one stored line says about a name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Entry {
-    /// The name is marked.
-    Set(Mark),
-    /// A dead key proved alive (its dead mark goes; cooldowns stay). Unix ms when.
-    Clear(u64),
-}
-
-/// The merge rule, applied to a name's lines in the order they were written: a dead mark
-/// stays until cleared; a cooldown never shortens another (the later end wins, strikes add
-/// up); anything else replaces what was there.
-pub fn merge(prev: Option<Mark>, entry: Entry) -> Option<Mark> {
-    match (prev, entry) {
-        (Some(p), Entry::Clear(_)) if !p.dead => Some(p),
-        (_, Entry::Clear(_)) => None,
-        (Some(p), Entry::Set(m)) if p.dead && !m.dead => Some(p),
-        (Some(p), Entry::Set(m)) if !p.dead && !m.dead && p.until_ms > m.until_ms => {
-            Some(Mark { strikes: p.strikes.max(m.strikes), ..p })
-        }
-        (_, Entry::Set(m)) => Some(m),
-    }
-}
 
 /// Which KV item a mark lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -303,6 +253,7 @@ impl KeyNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reason::Reason;
 
     fn mark(until_ms: u64, reason: Reason) -> Mark {
         Mark { until_ms, reason, dead: false, strikes: 0, since_ms: 1 }

@@ -128,6 +128,18 @@ fn run(
     panic!("the flow did not end: {seen:?}");
 }
 
+/// Google refuses the first call (a per-minute 429) and serves every other.
+fn refused_then_served() -> impl FnMut(&str) -> (u16, Vec<u8>) {
+    let mut calls = 0;
+    move |_| {
+        calls += 1;
+        match calls {
+            1 => (429, MINUTE_429.to_vec()),
+            _ => (200, b"{}".to_vec()),
+        }
+    }
+}
+
 fn key(n: usize) -> String {
     format!("AIzaSyFLOW{n:029}")
 }
@@ -150,14 +162,7 @@ fn a_success_at_the_first_key_fetches_one_list_and_reads_two_items() {
 fn a_refusal_is_recorded_read_back_and_the_next_key_serves() {
     let one = list(&[1, 2]);
     let mut store = Store::default();
-    let calls = std::cell::Cell::new(0);
-    let answer = |_: &str| {
-        calls.set(calls.get() + 1);
-        match calls.get() {
-            1 => (429, MINUTE_429.to_vec()),
-            _ => (200, b"{}".to_vec()),
-        }
-    };
+    let answer = refused_then_served();
     let (finish, seen, logs) = run(&[&one], "m", &mut store, answer, 2);
     assert_eq!(finish, Finish::Served);
     // Configure (a failure needs the cooling knobs), the log line, one append with the
@@ -173,15 +178,7 @@ fn a_refusal_is_recorded_read_back_and_the_next_key_serves() {
 fn a_write_lost_to_a_concurrent_rewrite_is_written_again() {
     let one = list(&[1, 2]);
     let mut store = Store { lose_appends: 1, ..Store::default() };
-    let calls = std::cell::Cell::new(0);
-    let answer = |_: &str| {
-        calls.set(calls.get() + 1);
-        if calls.get() == 1 {
-            (429, MINUTE_429.to_vec())
-        } else {
-            (200, b"{}".to_vec())
-        }
-    };
+    let answer = refused_then_served();
     let (_, seen, _) = run(&[&one], "m", &mut store, answer, 3);
     let records: Vec<&Seen> = seen.iter().filter(|s| matches!(s, Seen::Record(..))).collect();
     assert_eq!(records, [&Seen::Record(1, 2), &Seen::Record(1, 2)], "{seen:?}");
@@ -192,15 +189,7 @@ fn a_write_lost_to_a_concurrent_rewrite_is_written_again() {
 fn a_store_that_keeps_losing_is_given_up_on_and_logged() {
     let one = list(&[1, 2]);
     let mut store = Store { lose_appends: usize::MAX, ..Store::default() };
-    let calls = std::cell::Cell::new(0);
-    let answer = |_: &str| {
-        calls.set(calls.get() + 1);
-        if calls.get() == 1 {
-            (429, MINUTE_429.to_vec())
-        } else {
-            (200, b"{}".to_vec())
-        }
-    };
+    let answer = refused_then_served();
     let (finish, _, logs) = run(&[&one], "m", &mut store, answer, 4);
     assert_eq!(finish, Finish::Served, "the request is served all the same");
     assert!(logs.iter().any(|l| l.contains("keeps losing writes")), "{logs:?}");
@@ -225,15 +214,7 @@ fn a_part_with_nothing_left_widens_to_the_others() {
     // Two parts of one key each; whichever is drawn first refuses, the other serves.
     let (a, b) = (list(&[1]), list(&[2]));
     let mut store = Store::default();
-    let calls = std::cell::Cell::new(0);
-    let answer = |_: &str| {
-        calls.set(calls.get() + 1);
-        if calls.get() == 1 {
-            (429, MINUTE_429.to_vec())
-        } else {
-            (200, b"{}".to_vec())
-        }
-    };
+    let answer = refused_then_served();
     let (finish, seen, _) = run(&[&a, &b], "m", &mut store, answer, 5);
     assert_eq!(finish, Finish::Served);
     let sends: Vec<&Seen> = seen.iter().filter(|s| matches!(s, Seen::Send(_))).collect();

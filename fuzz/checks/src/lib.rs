@@ -11,16 +11,17 @@ use gemini_pool_core::auth::{client_token, forwarded_query, query_param, Present
 use gemini_pool_core::classify::{classify, Outcome};
 use gemini_pool_core::cooling::{decide, Context};
 use gemini_pool_core::envelope::{Dialect, ErrorReply};
+use gemini_pool_core::flow::{Answer, Finish, Flow, Machine, Step};
 use gemini_pool_core::keys::{choose_part, KeyPool};
 use gemini_pool_core::marks::Marks;
+use gemini_pool_core::model::valid_model;
 use gemini_pool_core::names::{Bucket, MarkName};
 use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
+use gemini_pool_core::record::Write;
 use gemini_pool_core::rng::Rng;
-use gemini_pool_core::route::{route, valid_model};
+use gemini_pool_core::route::route;
 use gemini_pool_core::scrub::scrub as scrub_text;
 use gemini_pool_core::settings::{CoolingSettings, Profile, RetrySettings, SettingsReader, Strategy, MAX_DURATION};
-use gemini_pool_core::flow::{Answer, Finish, Flow, Machine, Step};
-use gemini_pool_core::record::Write;
 use gemini_pool_core::state::{Change, Entry, Item};
 use std::collections::HashMap;
 
@@ -323,8 +324,12 @@ pub fn attempt_loop(data: &[u8]) {
                 };
                 let verdict = classify(status.max(200), body);
                 names_fault = status > 200 && verdict.outcome.names_the_fault();
-                let quoting = std::str::from_utf8(body).is_ok_and(|b| b.contains("\\\"API key") || b.contains("File Your"));
-                assert!(!(quoting && matches!(verdict.outcome, Outcome::KeyDead(_))), "a quote killed a key: {verdict:?}");
+                let quoting =
+                    std::str::from_utf8(body).is_ok_and(|b| b.contains("\\\"API key") || b.contains("File Your"));
+                assert!(
+                    !(quoting && matches!(verdict.outcome, Outcome::KeyDead(_))),
+                    "a quote killed a key: {verdict:?}"
+                );
                 if status > 200 && verdict.outcome.may_be_the_requests() {
                     let bucket = Bucket::of(&key);
                     assert!(!request_faults.contains(&bucket), "the same project asked twice");
