@@ -51,7 +51,7 @@ KEYS_PER_SECRET = 1500  # at most, in equal secrets: 2,000 keys = 2 × 1,000; 6,
 
 
 def fnv1a64(text: str) -> str:
-    """FNV-1a 64 as 16 hex digits (core/src/keys.rs)."""
+    """FNV-1a 64 as 16 hex digits (core/src/pool/keys.rs)."""
     h = 0xCBF29CE484222325
     for b in text.encode():
         h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
@@ -198,11 +198,11 @@ def server_timing(url: str) -> str:
     return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.lower().startswith("server-timing")), "")
 
 
-PER_MINUTE_QUOTA = 1  # the reason's row in core/src/reason.rs
+PER_MINUTE_QUOTA = 1  # the reason's row in core/src/google/reason.rs
 
 
 def cooling_items(chunks: list[list[str]], share: float) -> dict:
-    """The KV items of MODEL in the proxy's format (core/src/marks.rs: sorted 25-byte records),
+    """The KV items of MODEL in the proxy's format (core/src/shared/marks.rs: sorted 25-byte records),
     one per part (secret), with `share` of each part's keys cooling for an hour."""
     now = int(time.time() * 1000)
     items = {}

@@ -21,9 +21,9 @@ fn hash(text: &str) -> String {
 }
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/console.html");
+    println!("cargo:rerun-if-changed=src/operator/console.html");
     println!("cargo:rerun-if-changed=build.rs");
-    let page = fs::read_to_string("src/console.html").expect("src/console.html");
+    let page = fs::read_to_string("src/operator/console.html").expect("src/operator/console.html");
     let csp = format!(
         "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -31,8 +31,7 @@ fn main() {
         hash(&inline(&page, "style")),
     );
     let out = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("console_csp.rs");
-    let code = format!(
-        "/// The page's Content-Security-Policy (computed by `core/build.rs`).\npub const CSP: &str = {csp:?};\n"
-    );
+    let code =
+        format!("/// The page's Content-Security-Policy (computed by `core/build.rs`).\nconst CSP: &str = {csp:?};\n");
     fs::write(out, code).expect("write the CSP");
 }

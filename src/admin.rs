@@ -8,11 +8,11 @@ use crate::stores::{ConfigError, StateStore, KEY_ENTRIES};
 use crate::upstream;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
-use gemini_pool_core::console;
-use gemini_pool_core::keycheck::{self, Check, Checked};
-use gemini_pool_core::keys::ApiKey;
-use gemini_pool_core::status::{report, AdminInput, StatusInput};
-use gemini_pool_core::usage;
+use gemini_pool_core::ApiKey;
+use gemini_pool_core::Console;
+use gemini_pool_core::Usage;
+use gemini_pool_core::{AdminInput, StatusInput};
+use gemini_pool_core::{Check, Checked};
 
 /// `GET /v1/status`: the shared state of every part, in the seed's shape.
 pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
@@ -21,7 +21,7 @@ pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
     let kv = StateStore::open();
     let (parts, models_omitted) = kv.read_all(pool.parts(), cx.ops);
     let now = now_ms();
-    let day = usage::day(now, cooling.reset_zone);
+    let day = Usage::day(now, cooling.reset_zone);
     let counts = cx.caller.admin.then(|| kv.read_usage(&day, cx.ops));
     let input = StatusInput {
         pool: &pool,
@@ -34,13 +34,13 @@ pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
         now_ms: now,
         admin: counts.as_ref().map(|usage| AdminInput { day: &day, usage }),
     };
-    Ok(reply::json(serde_json::to_vec_pretty(&report(&input)).unwrap_or_default()))
+    Ok(reply::json(serde_json::to_vec_pretty(&input.report()).unwrap_or_default()))
 }
 
 /// `POST /v1/keys/check?cursor=N`: one batch of keys probed side by side with a call Google
 /// does not bill; the core's [`Check`] decides the rest (run by [`steps::run`]).
 pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejection> {
-    let cursor = keycheck::cursor(client.get_query_str()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
+    let cursor = Check::cursor(client.get_query_str()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
     let kv = StateStore::open();
     let mut check = Check::new(cx.secrets.count(), cursor, &KEY_ENTRIES);
     let mut probe = |keys: &[ApiKey<'_>]| {
@@ -55,9 +55,9 @@ pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejecti
 
 /// `GET /`: the console page ([`gemini_pool_core::console`]).
 pub fn console() -> Response {
-    let mut response = Response::from_status(StatusCode::OK).with_header("content-security-policy", console::CSP);
-    for (name, value) in console::HEADERS {
+    let mut response = Response::from_status(StatusCode::OK).with_header("content-security-policy", Console::CSP);
+    for (name, value) in Console::HEADERS {
         response.set_header(name, value);
     }
-    response.with_body(console::PAGE)
+    response.with_body(Console::PAGE)
 }

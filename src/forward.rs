@@ -8,12 +8,12 @@ use crate::steps;
 use crate::stores::{ConfigError, StateStore};
 use crate::upstream::Outbound;
 use fastly::{Request, Response};
-use gemini_pool_core::attempts::MAX_UPSTREAM_REQUESTS;
-use gemini_pool_core::envelope::ErrorReply;
-use gemini_pool_core::flow::{Finish, Flow};
-use gemini_pool_core::keys::ApiKey;
-use gemini_pool_core::openai_body::strip_model_prefixes;
-use gemini_pool_core::route::Route;
+use gemini_pool_core::strip_model_prefixes;
+use gemini_pool_core::ApiKey;
+use gemini_pool_core::ErrorReply;
+use gemini_pool_core::Route;
+use gemini_pool_core::MAX_UPSTREAM_REQUESTS;
+use gemini_pool_core::{Finish, Flow};
 use std::io::Read;
 use std::time::Instant;
 

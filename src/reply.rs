@@ -7,8 +7,8 @@ use crate::ops::Ops;
 use crate::stores::StateStore;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
-use gemini_pool_core::envelope::{Dialect, ErrorReply};
-use gemini_pool_core::usage;
+use gemini_pool_core::UsageAppend;
+use gemini_pool_core::{Dialect, ErrorReply};
 use std::io::{Read, Write};
 use std::time::Instant;
 
@@ -62,7 +62,7 @@ pub fn finish(response: &mut Response, ops: &Ops, started: Instant) {
 /// the KV store the request already opened.
 #[derive(Default)]
 pub struct After {
-    pub usage: Option<(StateStore, usage::Append)>,
+    pub usage: Option<(StateStore, UsageAppend)>,
     /// A streamed answer is relayed by the instance and cut at this time
     /// (`max_stream_duration`); any other answer is handed to the host whole.
     pub stream_until: Option<Instant>,

@@ -1,5 +1,5 @@
-//! The one loop that runs a core machine — a request's [`Flow`](gemini_pool_core::flow::Flow)
-//! or the key check's [`Check`](gemini_pool_core::keycheck::Check) — doing each step's I/O on
+//! The one loop that runs a core machine — a request's [`Flow`](gemini_pool_core::Flow)
+//! or the key check's [`Check`](gemini_pool_core::Check) — doing each step's I/O on
 //! Fastly: key lists from the secret store, items from the KV store, calls to Google through
 //! `send`, the cooling knobs from the config store. The machine decides everything else.
 
@@ -7,8 +7,8 @@ use crate::context::{now_ms, Context, Rejection};
 use crate::log::log;
 use crate::ops::bump;
 use crate::stores::StateStore;
-use gemini_pool_core::flow::{Answer, Machine, Step};
-use gemini_pool_core::keys::ApiKey;
+use gemini_pool_core::ApiKey;
+use gemini_pool_core::{Answer, Machine, Step};
 
 /// Runs `machine` to its end. `send` calls Google with each key (side by side when there are
 /// several) and gives the answers in the same order.

@@ -9,11 +9,11 @@ use bytes::Bytes;
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::secret_store::Secret;
 use fastly::{ConfigStore, SecretStore};
-use gemini_pool_core::marks::Marks;
-use gemini_pool_core::record::Write;
-use gemini_pool_core::state::Item;
-use gemini_pool_core::status::{PartMarks, MAX_MODEL_ITEMS};
-use gemini_pool_core::usage::{self, Usage};
+use gemini_pool_core::Item;
+use gemini_pool_core::Marks;
+use gemini_pool_core::Write;
+use gemini_pool_core::{PartMarks, MAX_MODEL_ITEMS};
+use gemini_pool_core::{Usage, UsageAppend};
 use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -43,7 +43,7 @@ pub enum ConfigError {
     #[error("secret `{GEMINI_KEYS}/keys` holds no API keys")]
     EmptyPool,
     #[error("{0}")]
-    Setting(#[from] gemini_pool_core::settings::SettingError),
+    Setting(#[from] gemini_pool_core::SettingError),
 }
 
 /// The label of `token` in config store `store`, or `None` if the token is not there.
@@ -195,7 +195,7 @@ impl StateStore {
 
     /// Appends a request's usage lines to a shard of today's counts (after the response);
     /// now and then reads the shard back and compacts it if it is due.
-    pub fn count_usage(&self, append: &usage::Append) {
+    pub fn count_usage(&self, append: &UsageAppend) {
         let Some(kv) = &self.kv else { return };
         let item = append.item();
         let item = item.as_str();
@@ -214,7 +214,7 @@ impl StateStore {
         }
         let Ok(mut found) = kv.lookup(item) else { return };
         let generation = found.current_generation();
-        let Some(compacted) = usage::compacted(&found.take_body_bytes()) else { return };
+        let Some(compacted) = Usage::compacted(&found.take_body_bytes()) else { return };
         // If another request appended meanwhile the swap fails and its lines stay.
         let _ = kv.build_insert().if_generation_match(generation).time_to_live(ttl).execute(item, compacted);
     }
@@ -223,10 +223,10 @@ impl StateStore {
     pub fn read_usage(&self, day: &str, ops: &Ops) -> Usage {
         let mut counts = Usage::default();
         let Some(kv) = &self.kv else { return counts };
-        let pending: Vec<Pending> = (0..usage::SHARDS)
+        let pending: Vec<Pending> = (0..Usage::SHARDS)
             .map(|shard| {
                 bump(&ops.kv_reads);
-                kv.build_lookup().execute_async(&usage::item_name(day, shard))
+                kv.build_lookup().execute_async(&Usage::item(day, shard))
             })
             .collect();
         for lookup in pending {

@@ -6,10 +6,10 @@ use crate::ops::{add_elapsed, Ops};
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Request, Response};
-use gemini_pool_core::auth::forwarded_query;
-use gemini_pool_core::ending::ERROR_BODY_LIMIT;
-use gemini_pool_core::flow::Answer;
-use gemini_pool_core::route::Route;
+use gemini_pool_core::forwarded_query;
+use gemini_pool_core::Answer;
+use gemini_pool_core::Route;
+use gemini_pool_core::ERROR_BODY_LIMIT;
 use std::io::Read;
 use std::time::Instant;
 
@@ -107,7 +107,7 @@ pub struct Probe(Result<PendingRequest, String>);
 /// Sends a probe with `key`; [`Probe::wait`] gets the answer.
 pub fn probe(key: &str, ops: &Ops) -> Probe {
     let started = Instant::now();
-    let url = format!("{ORIGIN}{}", gemini_pool_core::keycheck::PROBE_PATH);
+    let url = format!("{ORIGIN}{}", gemini_pool_core::Check::PROBE_PATH);
     let request = Request::get(url).with_pass(true);
     let sent = match HeaderValue::from_str(key) {
         Ok(value) => request
@@ -121,7 +121,7 @@ pub fn probe(key: &str, ops: &Ops) -> Probe {
 }
 
 impl Probe {
-    /// Google's answer (an error's body read to [`gemini_pool_core::ending::ERROR_BODY_LIMIT`]).
+    /// Google's answer (an error's body read to [`gemini_pool_core::ERROR_BODY_LIMIT`]).
     pub fn wait(self) -> Answer {
         let pending = match self.0 {
             Ok(pending) => pending,

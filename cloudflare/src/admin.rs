@@ -7,12 +7,12 @@ use crate::stores::StateStore;
 use crate::upstream::Upstream;
 use crate::{config, reply};
 use futures_util::future::join_all;
-use gemini_pool_core::console;
-use gemini_pool_core::flow::Answer;
-use gemini_pool_core::keycheck::{self, Check, Checked};
-use gemini_pool_core::keys::ApiKey;
-use gemini_pool_core::status::{report, AdminInput, StatusInput};
-use gemini_pool_core::usage;
+use gemini_pool_core::Answer;
+use gemini_pool_core::ApiKey;
+use gemini_pool_core::Console;
+use gemini_pool_core::Usage;
+use gemini_pool_core::{AdminInput, StatusInput};
+use gemini_pool_core::{Check, Checked};
 use worker::{Headers, Method, Request, Response, Result};
 
 fn failed(cx: &Cx) -> impl Fn(worker::Error) -> Rejection + '_ {
@@ -26,7 +26,7 @@ pub(crate) async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejecti
     let pool = cx.whole_pool()?;
     let (parts, models_omitted) = store.read_all(pool.parts()).await;
     let now = now_ms();
-    let day = usage::day(now, cooling.reset_zone);
+    let day = Usage::day(now, cooling.reset_zone);
     let counts = if cx.caller.admin { Some(store.read_usage(&day).await) } else { None };
     let input = StatusInput {
         pool: &pool,
@@ -39,7 +39,7 @@ pub(crate) async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejecti
         now_ms: now,
         admin: counts.as_ref().map(|usage| AdminInput { day: &day, usage }),
     };
-    let body = serde_json::to_vec_pretty(&report(&input)).unwrap_or_default();
+    let body = serde_json::to_vec_pretty(&input.report()).unwrap_or_default();
     let calls = store.calls.get();
     drop(pool);
     cx.timing.state_calls += calls;
@@ -56,7 +56,7 @@ impl<'a> Sender<'a> for Prober {
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
         let probes = keys.iter().map(|key| {
             let request = Upstream {
-                url: format!("{}{}", self.base, keycheck::PROBE_PATH),
+                url: format!("{}{}", self.base, Check::PROBE_PATH),
                 method: Method::Get,
                 content_type: None,
                 body: Vec::new(),
@@ -73,7 +73,7 @@ impl<'a> Sender<'a> for Prober {
 /// core's [`Check`] decides the rest (run by [`steps::run`]).
 pub(crate) async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
-    let cursor = keycheck::cursor(query.as_deref()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
+    let cursor = Check::cursor(query.as_deref()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
     let store = StateStore::open(&cx.env);
     let lists = std::mem::take(&mut cx.lists);
     let mut check = Check::new(lists.len(), cursor, &config::KEY_VARS);
@@ -89,9 +89,9 @@ pub(crate) async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result
 /// `GET /`: the console page, the same as on Fastly.
 pub(crate) fn console() -> Result<Response> {
     let headers = Headers::new();
-    headers.set("content-security-policy", console::CSP)?;
-    for (name, value) in console::HEADERS {
+    headers.set("content-security-policy", Console::CSP)?;
+    for (name, value) in Console::HEADERS {
         headers.set(name, value)?;
     }
-    Ok(Response::from_html(console::PAGE)?.with_headers(headers))
+    Ok(Response::from_html(Console::PAGE)?.with_headers(headers))
 }

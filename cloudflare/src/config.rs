@@ -7,7 +7,7 @@
 //! (the tests point it at the simulator); `SUBREQUEST_LIMIT` is the plan's subrequests per
 //! request (50 on the free plan); `FIRST_BYTE_TIMEOUT_MS` how long Google may take to answer.
 
-use gemini_pool_core::auth::same_token;
+use gemini_pool_core::same_token;
 use worker::Env;
 
 /// The variables holding key lists, in order (the pool's parts).

@@ -4,10 +4,10 @@
 
 use crate::config;
 use crate::reply::Timing;
-use gemini_pool_core::auth::Caller;
-use gemini_pool_core::envelope::{Dialect, ErrorReply};
-use gemini_pool_core::keys::KeyPool;
-use gemini_pool_core::settings::{CoolingSettings, RequestSettings, SettingsReader};
+use gemini_pool_core::Caller;
+use gemini_pool_core::KeyPool;
+use gemini_pool_core::{CoolingSettings, RequestSettings, SettingsReader};
+use gemini_pool_core::{Dialect, ErrorReply};
 use std::cell::OnceCell;
 use std::time::Duration;
 use worker::{js_sys, Env};

@@ -7,11 +7,11 @@ use crate::reply;
 use crate::steps::{self, Sender};
 use crate::stores::StateStore;
 use crate::upstream::Upstream;
-use gemini_pool_core::envelope::ErrorReply;
-use gemini_pool_core::flow::{Answer, Finish, Flow};
-use gemini_pool_core::keys::ApiKey;
-use gemini_pool_core::openai_body::strip_model_prefixes;
-use gemini_pool_core::route::Route;
+use gemini_pool_core::strip_model_prefixes;
+use gemini_pool_core::ApiKey;
+use gemini_pool_core::ErrorReply;
+use gemini_pool_core::Route;
+use gemini_pool_core::{Answer, Finish, Flow};
 use std::time::Duration;
 use worker::{Context, Method, Request, Response, Result};
 
@@ -57,7 +57,7 @@ pub(crate) async fn forward(
     }
     let facts = routed.facts(&body).map_err(|reply| Rejection::new(dialect, reply))?;
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
-    let forwarded = gemini_pool_core::auth::forwarded_query(query.as_deref(), routed.forwarded_query_params());
+    let forwarded = gemini_pool_core::forwarded_query(query.as_deref(), routed.forwarded_query_params());
     let path = routed.upstream_path().unwrap_or_default();
     let url = match forwarded {
         Some(q) => format!("{}{path}?{q}", config::base_url(&cx.env)),

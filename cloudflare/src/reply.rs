@@ -3,7 +3,7 @@
 
 use futures_util::future::{select, Either};
 use futures_util::{Stream, StreamExt};
-use gemini_pool_core::envelope::{Dialect, ErrorReply};
+use gemini_pool_core::{Dialect, ErrorReply};
 use std::time::Duration;
 use worker::{ByteStream, Delay, Headers, Response, ResponseBody, Result};
 

@@ -1,13 +1,13 @@
-//! The one loop that runs a core machine — a request's [`Flow`](gemini_pool_core::flow::Flow)
-//! or the key check's [`Check`](gemini_pool_core::keycheck::Check) — doing each step's I/O on
+//! The one loop that runs a core machine — a request's [`Flow`](gemini_pool_core::Flow)
+//! or the key check's [`Check`](gemini_pool_core::Check) — doing each step's I/O on
 //! Workers: key lists from the environment, items from the state object (a `Record`'s writes
 //! and read-back in one call), calls to Google through a [`Sender`], the cooling knobs from
 //! the environment. The machine decides everything else.
 
 use crate::context::{now_ms, Cx, Rejection};
 use crate::stores::StateStore;
-use gemini_pool_core::flow::{Answer, Machine, Step};
-use gemini_pool_core::keys::ApiKey;
+use gemini_pool_core::ApiKey;
+use gemini_pool_core::{Answer, Machine, Step};
 
 /// Calls Google with each key (side by side when there are several), answers in order.
 pub(crate) trait Sender<'a> {

@@ -20,11 +20,11 @@
 //! hold its input gate).
 
 use futures_util::future::join_all;
-use gemini_pool_core::marks::Marks;
-use gemini_pool_core::record::Write;
-use gemini_pool_core::state::Item;
-use gemini_pool_core::status::{PartMarks, MAX_MODEL_ITEMS};
-use gemini_pool_core::usage::{self, Usage};
+use gemini_pool_core::Item;
+use gemini_pool_core::Marks;
+use gemini_pool_core::Write;
+use gemini_pool_core::{PartMarks, MAX_MODEL_ITEMS};
+use gemini_pool_core::{Usage, UsageAppend};
 use serde_json::{json, Value};
 use worker::{
     durable_object, js_sys, Date, Env, ListOptions, Method, ObjectNamespace, Request, RequestInit, Response, Result,
@@ -256,7 +256,7 @@ impl StateStore {
 
     /// Appends a request's usage lines to their shard (after the response),
     /// compacting the shard now and then.
-    pub async fn count_usage(&self, append: &usage::Append) {
+    pub async fn count_usage(&self, append: &UsageAppend) {
         let (item, shard, ttl_secs) = (append.item(), append.shard, append.ttl_secs);
         self.usage_batch(shard, vec![json!({"append": item, "hex": hex(append.lines.as_bytes()), "ttl": ttl_secs})])
             .await;
@@ -265,7 +265,7 @@ impl StateStore {
         }
         let read = self.usage_batch(shard, vec![json!({"get": item})]).await;
         let Some(found) = read.first().filter(|r| !r.is_null()) else { return };
-        let Some(compacted) = usage::compacted(&unhex(found["hex"].as_str().unwrap_or_default())) else { return };
+        let Some(compacted) = Usage::compacted(&unhex(found["hex"].as_str().unwrap_or_default())) else { return };
         let replace =
             json!({"replace": item, "hex": hex(&compacted), "generation": found["generation"], "ttl": ttl_secs});
         self.usage_batch(shard, vec![replace]).await;
@@ -274,7 +274,7 @@ impl StateStore {
     /// A day's counts, every shard added up (one call per shard, all at once).
     pub async fn read_usage(&self, day: &str) -> Usage {
         let reads =
-            (0..usage::SHARDS).map(|shard| self.usage_batch(shard, vec![json!({"get": usage::item_name(day, shard)})]));
+            (0..Usage::SHARDS).map(|shard| self.usage_batch(shard, vec![json!({"get": Usage::item(day, shard)})]));
         let mut counts = Usage::default();
         for found in join_all(reads).await.iter().flatten().filter(|r| !r.is_null()) {
             counts.add(&unhex(found["hex"].as_str().unwrap_or_default()));

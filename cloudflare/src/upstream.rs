@@ -5,8 +5,8 @@
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use gemini_pool_core::ending::ERROR_BODY_LIMIT;
-use gemini_pool_core::flow::Answer;
+use gemini_pool_core::Answer;
+use gemini_pool_core::ERROR_BODY_LIMIT;
 use std::pin::pin;
 use std::time::Duration;
 use worker::{js_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};

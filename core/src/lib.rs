@@ -1,38 +1,148 @@
-//! gemini-pool-core: the decisions of gemini-edge-pool, as pure functions over plain data.
+//! gemini-pool-core: every decision of gemini-edge-pool, as pure functions and state machines
+//! over plain data.
 //!
-//! Nothing here performs I/O, reads a clock or draws entropy of its own: the edge (Fastly
-//! Compute, Cloudflare Workers) reads stores, sends requests, passes the time
-//! and a random seed, and hands what it got to these functions. Read in this order:
-//! [`route`] → [`auth`] → [`openai_body`] → [`attempts`] (which uses [`keys`], [`pick`],
-//! [`state`], [`classify`] and [`cooling`]) → [`record`] → [`ending`] → [`envelope`]; [`status`] builds
-//! `/v1/status`, [`usage`] counts requests, [`keycheck`] probes keys for the console.
+//! What this crate does **not** do: no I/O, no clock, no entropy of its own. The edge (Fastly
+//! Compute, Cloudflare Workers) reads stores, sends requests, passes the time and a random
+//! seed, and hands back what happened. A request for Google's API is one [`Flow`]: the edge
+//! asks it for the next [`Step`], does it, and hands the result back, until [`Step::Done`]
+//! (the key check is a [`Check`], driven by the same loop).
+//!
+//! The modules, by concern (read in this order):
+//! - `client` — what clients send and see: the allow-list of paths (`route`), tokens and
+//!   roles (`auth`), model names (`model`), OpenAI bodies (`openai_body`), the error envelopes
+//!   (`envelope`) and the key scrub (`scrub`);
+//! - `pool` — the keys: the key lists read lazily by part (`keys`), the names of marks
+//!   (`names`), the order candidates are offered in (`pick`), randomness (`rng`);
+//! - `google` — what Google's answers mean: its error bodies (`google_error`), the verdict
+//!   (`classify`), the reasons (`reason`);
+//! - `decide` — what to do: the request's [`Flow`], its attempts (`attempts`), the cooling
+//!   policy (`cooling`), what a verdict changes (`judge`), how the attempts end (`ending`), the
+//!   key check (`keycheck`);
+//! - `shared` — the state every instance shares: marks and their merge rule (`marks`), items
+//!   and availability (`state`), the write protocol (`record`), usage counts (`usage`);
+//! - `operator` — knobs (`settings`), `/v1/status` (`status`), the console page (`console`),
+//!   time zones and dates (`clock`).
+//!
+//! # Glossary
+//!
+//! - **key** — one Gemini API key of the pool. Never shown: a **mask** (`…WXYZ`, the last four
+//!   characters) or a **fingerprint** (FNV-1a 64 of the key, 16 hex digits; admins only).
+//! - **key list**, **entry** — an operator's list of keys (a secret or a variable), one entry
+//!   per key: `KEY` or `project:KEY`. An entry that is not a key is **rejected** (skipped,
+//!   reported by where and why).
+//! - **part** — one key list of a pool of up to four (`keys`, `keys_2` …); a request reads the
+//!   part it starts in, and **widens** to the others only when that one has no key left.
+//! - **project**, **bucket** — the unit Google counts quota in: a key's declared project, or
+//!   the key alone when none is declared. Quota verdicts cool the bucket.
+//! - **answer** — what Google sent back to one call (a status and body, or no answer).
+//! - **verdict**, **outcome** — what an answer means for the key that got it ([`classify`]):
+//!   per-day quota, dead key, upstream trouble, client error, …
+//! - **reason** — why a mark was set, as stored ([`Reason`]).
+//! - **cooldown**, **scope** — the policy's order for a verdict ([`decide`]): how long, and what
+//!   it covers (a bucket for a model, a key for a model, a whole key, a whole bucket).
+//! - **dead**, **probation** — a key Google rejects itself is dead for every model until a
+//!   **probation** request (one, after `dead_probation`) shows it works again (**revival**).
+//! - **strike** — one bare 429 in a row: the backoff doubles with each.
+//! - **mark** — one key's or bucket's standing in the shared state: cooling until a time, or
+//!   dead ([`Mark`]); named by its **mark name** (`k:<fingerprint>`, `p:<project>`).
+//! - **item** — one KV item (one Durable Object entry) holding marks: a part's `keys` item and
+//!   its `model/<model>` items ([`Item`]); a sorted part of binary records and appended lines.
+//! - **change** — one line a request writes to an item ([`Change`]): a mark set or a dead mark
+//!   cleared. **Recording** writes changes the moment a verdict is reached and reads them back;
+//!   **compaction** rewrites an item sorted, with a compare-and-swap on its **generation**.
+//! - **attempt**, **budget** — one call to Google with one key; `max_attempts` bounds the
+//!   attempts whose failure could hit any key. Verdicts that **name the fault** (a quota 429, a
+//!   dead key) move on without spending it.
+//! - **suspect** — a 403 that may be about what the request names: held until another
+//!   project answers. **Blast radius** — what one request may change, whatever the answers.
+//! - **flow**, **step**, **machine** — the request as a state machine and the instructions it
+//!   hands the edge; **finish** / **ending** — how it ends (served, or an error reply).
+//! - **dialect**, **envelope** — the API a client spoke (OpenAI's or Google's native) and the
+//!   error shape it gets back. **Scrub** — masking any key in text that leaves the proxy.
+//! - **usage shard**, **quota day** — usage counts live in eight items per day; the day ends at
+//!   midnight in `daily_reset_zone`, like Google's daily quotas.
+//! - **knob** — one operator setting (`proxy_settings` on Fastly, a variable on Workers).
+//! - **edge** — the platform layer that executes the core's steps (`src/`, `cloudflare/`).
 
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod attempts;
-pub mod auth;
-pub mod classify;
-pub mod clock;
-pub mod console;
-pub mod cooling;
-pub mod ending;
-pub mod envelope;
-pub mod flow;
-pub mod google_error;
-pub mod judge;
-pub mod keycheck;
-pub mod keys;
-pub mod marks;
-pub mod model;
-pub mod names;
-pub mod openai_body;
-pub mod pick;
-pub mod reason;
-pub mod record;
-pub mod rng;
-pub mod route;
-pub mod scrub;
-pub mod settings;
-pub mod state;
-pub mod status;
-pub mod usage;
+mod client {
+    pub(crate) mod auth;
+    pub(crate) mod envelope;
+    pub(crate) mod model;
+    pub(crate) mod openai_body;
+    pub(crate) mod route;
+    pub(crate) mod scrub;
+}
+mod decide {
+    pub(crate) mod attempts;
+    pub(crate) mod cooling;
+    pub(crate) mod ending;
+    pub(crate) mod flow;
+    pub(crate) mod judge;
+    pub(crate) mod keycheck;
+}
+mod google {
+    pub(crate) mod classify;
+    pub(crate) mod google_error;
+    pub(crate) mod reason;
+}
+mod operator {
+    pub(crate) mod clock;
+    pub(crate) mod console;
+    pub(crate) mod settings;
+    pub(crate) mod status;
+}
+mod pool {
+    pub(crate) mod keys;
+    pub(crate) mod names;
+    pub(crate) mod pick;
+    pub(crate) mod rng;
+}
+mod shared {
+    pub(crate) mod marks;
+    pub(crate) mod record;
+    pub(crate) mod state;
+    pub(crate) mod usage;
+}
+
+// A request, and the key check: the machines and what drives them.
+pub use decide::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
+pub use decide::ending::{Ending, ERROR_BODY_LIMIT};
+pub use decide::flow::{Answer, Finish, Flow, Machine, Step};
+pub use decide::keycheck::{Check, Checked};
+
+// What clients send and see.
+pub use client::auth::{
+    caller, client_token, forwarded_query, lookup_order, query_param, same_token, Caller, Presented, Role,
+};
+pub use client::envelope::{Dialect, ErrorReply};
+pub use client::model::valid_model;
+pub use client::openai_body::{peek, strip_model_prefixes};
+pub use client::route::{may_be_native, route, Access, Endpoint, Route};
+pub use client::scrub::scrub;
+
+// What Google's answers mean, and what they change.
+pub use decide::cooling::{decide, Action, Cooldown, Moment, Scope};
+pub use google::classify::{classify, Outcome, Verdict};
+pub use google::reason::Reason;
+
+// The keys.
+pub use pool::keys::{choose_part, ApiKey, KeyPool};
+pub use pool::names::{Bucket, MarkName};
+pub use pool::rng::Rng;
+
+// The shared state.
+pub use shared::marks::{Entry, Mark, Marks};
+pub use shared::record::Write;
+pub use shared::state::{Change, Item, PartState, PoolState};
+pub use shared::usage::{Usage, UsageAppend, OTHER_MODEL};
+
+// The operator's side.
+pub use operator::clock::ResetZone;
+pub use operator::console::Console;
+pub use operator::settings::{
+    parse_duration, CoolingSettings, Profile, RequestSettings, RetrySettings, SettingError, SettingsReader, Strategy,
+    WhenAllCooling, MAX_DURATION,
+};
+pub use operator::status::{AdminInput, PartMarks, StatusInput, MAX_MODEL_ITEMS};

@@ -1,13 +1,13 @@
 //! Choosing keys under cooling, retries, and what each answer changes.
 
-use gemini_pool_core::attempts::{Attempts, Choice};
-use gemini_pool_core::classify::{classify, Outcome, Verdict};
-use gemini_pool_core::keys::{ApiKey, KeyPool};
-use gemini_pool_core::marks::Marks;
-use gemini_pool_core::names::{Bucket, MarkName};
-use gemini_pool_core::reason::Reason;
-use gemini_pool_core::settings::{CoolingSettings, RetrySettings, Strategy, WhenAllCooling};
-use gemini_pool_core::state::{Change, Entry, Item, Mark, PartState, PoolState};
+use gemini_pool_core::Marks;
+use gemini_pool_core::Reason;
+use gemini_pool_core::{classify, Outcome, Verdict};
+use gemini_pool_core::{ApiKey, KeyPool};
+use gemini_pool_core::{Attempts, Choice};
+use gemini_pool_core::{Bucket, MarkName};
+use gemini_pool_core::{Change, Entry, Item, Mark, PartState, PoolState};
+use gemini_pool_core::{CoolingSettings, RetrySettings, Strategy, WhenAllCooling};
 use std::collections::HashMap;
 
 const NOW: u64 = 1_768_478_400_000;
@@ -183,7 +183,7 @@ fn a_403_about_what_the_request_names_is_delivered_after_one_other_project() {
     assert_ne!(Bucket::of(&second), Bucket::of(&first), "never the same project");
     assert_eq!(attempts.failed(&second, &classify(403, FOREIGN_FILE), &cooling, NOW), vec![]);
     assert_eq!(attempts.next(NOW), Choice::Deliver, "two projects refused it: the request's own fault");
-    assert_eq!(attempts.counted_model(), Some(gemini_pool_core::usage::OTHER_MODEL));
+    assert_eq!(attempts.counted_model(), Some(gemini_pool_core::OTHER_MODEL));
 }
 
 #[test]
@@ -474,7 +474,7 @@ fn a_request_starts_in_its_part_and_falls_back_to_the_whole_pool_only_when_that_
 
 #[test]
 fn the_last_429_reaches_the_client_scrubbed_and_with_the_pools_retry_after() {
-    use gemini_pool_core::ending::Ending;
+    use gemini_pool_core::Ending;
     let list = keys(2);
     let settings = RetrySettings::default();
     let mut attempts = configured(pool_of(&list), empty(), &settings, 3);
@@ -525,17 +525,18 @@ fn the_failure_log_line_names_the_key_by_mask_and_never_quotes_it() {
 
 #[test]
 fn a_usage_append_names_its_shard_for_the_quota_day_and_counts_every_attempt() {
-    use gemini_pool_core::clock::ResetZone;
-    use gemini_pool_core::rng::Rng;
-    use gemini_pool_core::usage::{self, Append};
+    use gemini_pool_core::ResetZone;
+    use gemini_pool_core::Rng;
+    use gemini_pool_core::{Usage, UsageAppend};
     let list = keys(2);
     let pool = pool_of(&list);
     let tried = [(nth(&pool, 0), false), (nth(&pool, 1), true)];
     let zone = ResetZone::Pacific;
-    let append = Append::new(&tried, "app a", Some("gemini-2.5-flash"), true, NOW, zone, &mut Rng::new(7));
-    assert!(append.shard < usage::SHARDS);
-    assert_eq!(append.day, usage::day(NOW, zone));
-    assert_eq!(append.item(), usage::item_name(&append.day, append.shard));
-    assert_eq!(append.lines, usage::lines(&tried, "app a", Some("gemini-2.5-flash"), true));
+    let append = UsageAppend::new(&tried, "app a", Some("gemini-2.5-flash"), true, NOW, zone, &mut Rng::new(7));
+    assert!(append.shard < Usage::SHARDS);
+    assert_eq!(append.day, Usage::day(NOW, zone));
+    assert_eq!(append.item(), Usage::item(&append.day, append.shard));
+    assert_eq!(append.lines.lines().count(), 3, "a line per key tried, and the client's");
+    assert!(append.lines.ends_with("c app%20a gemini-2.5-flash 1 0\n"), "{}", append.lines);
     assert!(append.ttl_secs > 86_400);
 }

@@ -1,10 +1,10 @@
 //! The cooling policy, row by row as in the README's tables.
 
-use gemini_pool_core::classify::{Outcome, Verdict};
-use gemini_pool_core::clock::ResetZone;
-use gemini_pool_core::cooling::{decide, Action, Context, Cooldown, Scope};
-use gemini_pool_core::reason::Reason;
-use gemini_pool_core::settings::{CoolingSettings, Profile};
+use gemini_pool_core::Reason;
+use gemini_pool_core::ResetZone;
+use gemini_pool_core::{decide, Action, Cooldown, Moment, Scope};
+use gemini_pool_core::{CoolingSettings, Profile};
+use gemini_pool_core::{Outcome, Verdict};
 
 // 2026-01-15 12:00:00 UTC (04:00 PST); the next Pacific midnight is 2026-01-16 08:00 UTC.
 const NOW: u64 = 1_768_478_400_000;
@@ -16,7 +16,7 @@ fn verdict(status: Option<u16>, outcome: Outcome) -> Verdict {
 }
 
 fn smart(status: u16, outcome: Outcome) -> Action {
-    let ctx = Context { now_ms: NOW, previous_strikes: 0, jitter_ms: 250 };
+    let ctx = Moment { now_ms: NOW, previous_strikes: 0, jitter_ms: 250 };
     decide(&verdict(Some(status), outcome), &CoolingSettings::default(), ctx)
 }
 
@@ -36,7 +36,7 @@ fn per_day_cools_the_bucket_until_pacific_midnight() {
 #[test]
 fn per_day_follows_the_configured_zone() {
     let settings = CoolingSettings { reset_zone: ResetZone::Fixed(0), ..CoolingSettings::default() };
-    let ctx = Context { now_ms: NOW, previous_strikes: 0, jitter_ms: 0 };
+    let ctx = Moment { now_ms: NOW, previous_strikes: 0, jitter_ms: 0 };
     let a = decide(&verdict(Some(429), Outcome::DailyQuota), &settings, ctx);
     assert_eq!(cooldown(&a).until_ms, NEXT_PACIFIC_MIDNIGHT - 8 * HOUR);
 }
@@ -63,7 +63,7 @@ fn bare_429_backs_off_growing_and_capped() {
     let settings = CoolingSettings::default();
     let lengths: Vec<u64> = (0..8)
         .map(|strikes| {
-            let ctx = Context { now_ms: NOW, previous_strikes: strikes, jitter_ms: 0 };
+            let ctx = Moment { now_ms: NOW, previous_strikes: strikes, jitter_ms: 0 };
             let a = decide(&verdict(Some(429), Outcome::Throttled), &settings, ctx);
             assert_eq!(cooldown(&a).scope, Scope::KeyModel);
             assert_eq!(cooldown(&a).strikes, strikes + 1);
@@ -92,7 +92,7 @@ fn upstream_trouble_retries_without_benching() {
 
 #[test]
 fn connection_failures_cool_briefly() {
-    let ctx = Context { now_ms: NOW, previous_strikes: 0, jitter_ms: 0 };
+    let ctx = Moment { now_ms: NOW, previous_strikes: 0, jitter_ms: 0 };
     let a = decide(&Verdict::connect_failure(true, "timeout"), &CoolingSettings::default(), ctx);
     assert!(a.retry);
     assert_eq!((cooldown(&a).scope, cooldown(&a).until_ms), (Scope::KeyModel, NOW + 10_000));
@@ -112,7 +112,7 @@ fn client_errors_and_location_are_delivered() {
 
 fn seed(status: Option<u16>, outcome: Outcome) -> Action {
     let settings = CoolingSettings { profile: Profile::Seed, ..CoolingSettings::default() };
-    let ctx = Context { now_ms: NOW, previous_strikes: 0, jitter_ms: 0 };
+    let ctx = Moment { now_ms: NOW, previous_strikes: 0, jitter_ms: 0 };
     decide(&verdict(status, outcome), &settings, ctx)
 }
 
@@ -148,8 +148,8 @@ fn depleted_prepayment_cools_the_project_for_every_model() {
 
 #[test]
 fn huge_retry_hints_and_knobs_never_wrap_around() {
-    use gemini_pool_core::classify::classify;
-    use gemini_pool_core::settings::MAX_DURATION;
+    use gemini_pool_core::classify;
+    use gemini_pool_core::MAX_DURATION;
     let cap = NOW + MAX_DURATION.as_millis() as u64;
     for body in [
         r#"{"error":{"code":429,"message":"Please retry in 99999999999999999999s.","status":"RESOURCE_EXHAUSTED"}}"#,
@@ -157,7 +157,7 @@ fn huge_retry_hints_and_knobs_never_wrap_around() {
     ] {
         let verdict = classify(429, body.as_bytes());
         for jitter_ms in [0, 1_000, u64::MAX] {
-            let ctx = Context { now_ms: NOW, previous_strikes: 0, jitter_ms };
+            let ctx = Moment { now_ms: NOW, previous_strikes: 0, jitter_ms };
             let a = decide(&verdict, &CoolingSettings::default(), ctx);
             assert_eq!(cooldown(&a).until_ms, cap, "{body}");
         }
@@ -169,7 +169,7 @@ fn huge_retry_hints_and_knobs_never_wrap_around() {
         ..CoolingSettings::default()
     };
     for (outcome, strikes) in [(Outcome::NoFreeTier, 0), (Outcome::Throttled, 30)] {
-        let ctx = Context { now_ms: NOW, previous_strikes: strikes, jitter_ms: 0 };
+        let ctx = Moment { now_ms: NOW, previous_strikes: strikes, jitter_ms: 0 };
         let a = decide(&verdict(Some(429), outcome), &forever, ctx);
         assert_eq!(cooldown(&a).until_ms, cap);
     }

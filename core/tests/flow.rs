@@ -1,11 +1,11 @@
 //! The request flow, step by step, against a strict in-memory store: the order of the steps,
 //! what is read and written when, widening, recording and its read-back, and the end.
 
-use gemini_pool_core::flow::{Answer, Finish, Flow, Machine, Step};
-use gemini_pool_core::marks::Marks;
-use gemini_pool_core::record::Write;
-use gemini_pool_core::settings::CoolingSettings;
-use gemini_pool_core::state::Item;
+use gemini_pool_core::CoolingSettings;
+use gemini_pool_core::Item;
+use gemini_pool_core::Marks;
+use gemini_pool_core::Write;
+use gemini_pool_core::{Answer, Finish, Flow, Machine, Step};
 use std::collections::HashMap;
 
 const NOW: u64 = 1_768_478_400_000;
@@ -290,14 +290,14 @@ fn usage_counts_every_key_tried() {
             }
         }
     }
-    let append = flow.usage("app", NOW, gemini_pool_core::clock::ResetZone::Fixed(0));
+    let append = flow.usage("app", NOW, gemini_pool_core::ResetZone::Fixed(0));
     assert_eq!(append.lines.lines().count(), 3, "{}", append.lines);
     assert!(append.lines.ends_with("c app m 1 0\n"), "{}", append.lines);
 }
 
 #[test]
 fn the_key_check_is_a_machine_the_same_loop_drives() {
-    use gemini_pool_core::keycheck::{Check, Checked};
+    use gemini_pool_core::{Check, Checked};
     let lists = [format!("{}\nAIza\n{}", key(1), key(2)), key(3)];
     let mut store = Store::default();
     let mut check = Check::new(2, 0, &["keys", "keys_2"]);

@@ -1,17 +1,17 @@
 //! No input makes the core panic: random and mutated inputs through every function that
 //! reads something from a client, from Google or from a store.
 
-use gemini_pool_core::auth::{client_token, forwarded_query, query_param, Presented};
-use gemini_pool_core::classify::classify;
-use gemini_pool_core::clock::ResetZone;
-use gemini_pool_core::envelope::Dialect;
-use gemini_pool_core::keys::KeyPool;
-use gemini_pool_core::marks::Marks;
-use gemini_pool_core::names::{Bucket, MarkName};
-use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
-use gemini_pool_core::rng::Rng;
-use gemini_pool_core::route::route;
-use gemini_pool_core::settings::{parse_duration, SettingsReader};
+use gemini_pool_core::classify;
+use gemini_pool_core::route;
+use gemini_pool_core::Dialect;
+use gemini_pool_core::KeyPool;
+use gemini_pool_core::Marks;
+use gemini_pool_core::ResetZone;
+use gemini_pool_core::Rng;
+use gemini_pool_core::{client_token, forwarded_query, query_param, Presented};
+use gemini_pool_core::{parse_duration, SettingsReader};
+use gemini_pool_core::{peek, strip_model_prefixes};
+use gemini_pool_core::{Bucket, MarkName};
 
 const SEEDS: [&str; 6] = [
     r#"[{"error":{"code":429,"message":"x limit: 0, model: m\nPlease retry in 1.5s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"PerDay","quotaValue":"7"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3.2s"}]}}]"#,

@@ -6,23 +6,23 @@
 //! with every committed input (`fuzz/seeds/<target>/`, `fuzz/corpus/<target>/`) on stable in
 //! `make test`.
 
-use gemini_pool_core::attempts::MAX_UPSTREAM_REQUESTS;
-use gemini_pool_core::auth::{client_token, forwarded_query, query_param, Presented};
-use gemini_pool_core::classify::{classify, Outcome};
-use gemini_pool_core::cooling::{decide, Context};
-use gemini_pool_core::envelope::{Dialect, ErrorReply};
-use gemini_pool_core::flow::{Answer, Finish, Flow, Machine, Step};
-use gemini_pool_core::keys::{choose_part, KeyPool};
-use gemini_pool_core::marks::Marks;
-use gemini_pool_core::model::valid_model;
-use gemini_pool_core::names::{Bucket, MarkName};
-use gemini_pool_core::openai_body::{peek, strip_model_prefixes};
-use gemini_pool_core::record::Write;
-use gemini_pool_core::rng::Rng;
-use gemini_pool_core::route::route;
-use gemini_pool_core::scrub::scrub as scrub_text;
-use gemini_pool_core::settings::{CoolingSettings, Profile, RetrySettings, SettingsReader, Strategy, MAX_DURATION};
-use gemini_pool_core::state::{Change, Entry, Item};
+use gemini_pool_core::route;
+use gemini_pool_core::scrub as scrub_text;
+use gemini_pool_core::valid_model;
+use gemini_pool_core::Marks;
+use gemini_pool_core::Rng;
+use gemini_pool_core::Write;
+use gemini_pool_core::MAX_UPSTREAM_REQUESTS;
+use gemini_pool_core::{choose_part, KeyPool};
+use gemini_pool_core::{classify, Outcome};
+use gemini_pool_core::{client_token, forwarded_query, query_param, Presented};
+use gemini_pool_core::{decide, Moment};
+use gemini_pool_core::{peek, strip_model_prefixes};
+use gemini_pool_core::{Answer, Finish, Flow, Machine, Step};
+use gemini_pool_core::{Bucket, MarkName};
+use gemini_pool_core::{Change, Entry, Item};
+use gemini_pool_core::{CoolingSettings, Profile, RetrySettings, SettingsReader, Strategy, MAX_DURATION};
+use gemini_pool_core::{Dialect, ErrorReply};
 use std::collections::HashMap;
 
 /// A key the checks plant in inputs and look for in outputs.
@@ -75,7 +75,7 @@ pub fn google_answer(data: &[u8]) {
     let verdict = classify(status, body);
     for profile in [Profile::Smart, Profile::Seed] {
         let settings = CoolingSettings { profile, ..CoolingSettings::default() };
-        let action = decide(&verdict, &settings, Context { now_ms: NOW, previous_strikes: strikes, jitter_ms });
+        let action = decide(&verdict, &settings, Moment { now_ms: NOW, previous_strikes: strikes, jitter_ms });
         if let Some(cooldown) = action.cooldown {
             let cap = NOW + MAX_DURATION.as_millis() as u64;
             assert!(cooldown.until_ms >= NOW, "a cooldown in the past: {cooldown:?}");

@@ -2,7 +2,7 @@
 //! over 20,000 seeded random inputs: a property test that runs in `make test`, beside the
 //! replay of the committed fuzz corpus.
 
-use gemini_pool_core::rng::Rng;
+use gemini_pool_core::Rng;
 
 #[test]
 fn one_request_changes_little_whatever_google_answers() {

@@ -1,8 +1,8 @@
 //! Cooling state: which KV item holds which mark, a request's view of the items it read and
 //! the changes it makes, and where a key stands. Marks and their merge rule, and the items'
-//! byte format, are [`crate::marks`]; the write protocol is [`crate::record`].
+//! byte format, are [`crate::shared::marks`]; the write protocol is [`crate::shared::record`].
 //!
-//! Each part of the pool (secret `keys`, `keys_2`, …; see [`crate::keys`]) has two kinds of
+//! Each part of the pool (secret `keys`, `keys_2`, …; see [`crate::pool::keys`]) has two kinds of
 //! item, so a request reads two per part it touches — usually one part:
 //! - `keys` — per key ([`MarkName`] `k:…`): dead keys, and cooldowns of a whole key (seed
 //!   profile) or a whole project (billing);
@@ -13,10 +13,10 @@
 //! other's verdicts); readers merge a name's lines in order ([`merge`]); nothing is ever
 //! deleted.
 
-use crate::keys::ApiKey;
-use crate::marks::{encode_line, Marks, NOTHING};
-pub use crate::marks::{merge, Entry, Mark, MAX_STRIKES};
-use crate::names::{Bucket, MarkName};
+use crate::pool::keys::ApiKey;
+use crate::pool::names::{Bucket, MarkName};
+use crate::shared::marks::{encode_line, Marks, NOTHING};
+pub(crate) use crate::shared::marks::{Entry, Mark, MAX_STRIKES};
 
 /// Which KV item a mark lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -218,7 +218,7 @@ impl PartState {
 
 /// In one item: the mark keeping `key` from serving now — its own or its project's,
 /// whichever ends later.
-pub fn cooling_for(marks: &Marks, key: &ApiKey<'_>, now_ms: u64) -> Option<Mark> {
+pub(crate) fn cooling_for(marks: &Marks, key: &ApiKey<'_>, now_ms: u64) -> Option<Mark> {
     KeyNames::of(key).cooling(marks, now_ms)
 }
 
@@ -253,7 +253,8 @@ impl KeyNames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reason::Reason;
+    use crate::google::reason::Reason;
+    use crate::shared::marks::merge;
 
     fn mark(until_ms: u64, reason: Reason) -> Mark {
         Mark { until_ms, reason, dead: false, strikes: 0, since_ms: 1 }

@@ -2,10 +2,10 @@
 //! the request moves on to another key. Two profiles; each arm below is one row of the
 //! README's tables.
 
-use crate::classify::{Outcome, Verdict};
-use crate::reason::Reason;
-use crate::settings::{CoolingSettings, Profile, MAX_DURATION};
-use crate::state::MAX_STRIKES;
+use crate::google::classify::{Outcome, Verdict};
+use crate::google::reason::Reason;
+use crate::operator::settings::{CoolingSettings, Profile, MAX_DURATION};
+use crate::shared::state::MAX_STRIKES;
 use std::time::Duration;
 
 /// What a cooldown covers.
@@ -47,7 +47,7 @@ pub struct Action {
 
 /// Facts about the moment of the decision.
 #[derive(Debug, Clone, Copy)]
-pub struct Context {
+pub struct Moment {
     /// Unix ms.
     pub now_ms: u64,
     /// Bare 429s this key already had for this model recently.
@@ -57,7 +57,7 @@ pub struct Context {
 }
 
 /// The policy's answer to a verdict, under the configured profile.
-pub fn decide(verdict: &Verdict, settings: &CoolingSettings, ctx: Context) -> Action {
+pub fn decide(verdict: &Verdict, settings: &CoolingSettings, ctx: Moment) -> Action {
     match settings.profile {
         Profile::Smart => smart(&verdict.outcome, settings, ctx),
         Profile::Seed => seed(verdict, settings, ctx),
@@ -65,7 +65,7 @@ pub fn decide(verdict: &Verdict, settings: &CoolingSettings, ctx: Context) -> Ac
 }
 
 /// The `smart` profile: reads what Google said.
-fn smart(outcome: &Outcome, s: &CoolingSettings, ctx: Context) -> Action {
+fn smart(outcome: &Outcome, s: &CoolingSettings, ctx: Moment) -> Action {
     let now = ctx.now_ms;
     match outcome {
         Outcome::Success => deliver(),
@@ -97,7 +97,7 @@ fn smart(outcome: &Outcome, s: &CoolingSettings, ctx: Context) -> Action {
 /// The `seed` profile: the original Worker's table, by HTTP status only, whole key — except
 /// that a 403 naming no fault of the key ([`Outcome::Forbidden`]) is not taken as the key's
 /// (the seed would have killed every key for one request naming another project's file).
-fn seed(verdict: &Verdict, s: &CoolingSettings, ctx: Context) -> Action {
+fn seed(verdict: &Verdict, s: &CoolingSettings, ctx: Moment) -> Action {
     let now = ctx.now_ms;
     let d = &s.seed;
     if verdict.outcome == Outcome::Forbidden {
@@ -121,7 +121,7 @@ fn seed(verdict: &Verdict, s: &CoolingSettings, ctx: Context) -> Action {
 }
 
 /// Bare 429: `base × 2^(n-1)`, capped, where n counts recent repeats.
-fn throttled(s: &CoolingSettings, ctx: Context) -> Action {
+fn throttled(s: &CoolingSettings, ctx: Moment) -> Action {
     let strikes = ctx.previous_strikes.saturating_add(1).min(MAX_STRIKES);
     let factor = 1u64 << (strikes - 1).min(20);
     let backoff = millis(s.throttle_base).saturating_mul(factor).min(millis(s.throttle_max));

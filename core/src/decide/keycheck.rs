@@ -9,27 +9,27 @@
 //! A batch is at most [`BATCH`] keys — well under Fastly's 32 backend requests per request —
 //! and the answer names the cursor of the next batch, so a browser walks the whole pool.
 
-use crate::auth::query_param;
-use crate::classify::{classify, Outcome, Verdict};
-use crate::envelope::ErrorReply;
-use crate::flow::{state_of, Answer, Machine, Step};
-use crate::judge;
-use crate::keys::{ApiKey, KeyPool};
-use crate::marks::Marks;
-use crate::record::{Recorder, Round};
-use crate::settings::CoolingSettings;
-use crate::state::{Change, Item, PoolState};
-use crate::status::rejected_lines;
+use crate::client::auth::query_param;
+use crate::client::envelope::ErrorReply;
+use crate::decide::flow::{state_of, Answer, Machine, Step};
+use crate::decide::judge;
+use crate::google::classify::{classify, Outcome, Verdict};
+use crate::operator::settings::CoolingSettings;
+use crate::operator::status::rejected_lines;
+use crate::pool::keys::{ApiKey, KeyPool};
+use crate::shared::marks::Marks;
+use crate::shared::record::{Recorder, Round};
+use crate::shared::state::{Change, Item, PoolState};
 use serde::Serialize;
 
 /// Keys probed per call.
-pub const BATCH: usize = 16;
+pub(crate) const BATCH: usize = 16;
 
 /// The path and query of the probe (a GET with the key in `x-goog-api-key`).
-pub const PROBE_PATH: &str = "/v1beta/models?pageSize=1";
+const PROBE_PATH: &str = "/v1beta/models?pageSize=1";
 
 /// The cursor of a call (`?cursor=N`, digits only; none: the first batch).
-pub fn cursor(query: Option<&str>) -> Result<usize, ErrorReply> {
+fn cursor(query: Option<&str>) -> Result<usize, ErrorReply> {
     let invalid = || ErrorReply::bad_request("invalid_cursor", "`cursor` must be a whole number (digits only).");
     match query_param(query, "cursor") {
         None => Ok(0),
@@ -39,7 +39,7 @@ pub fn cursor(query: Option<&str>) -> Result<usize, ErrorReply> {
 }
 
 /// The parts of the pool a batch's keys are in (their state is read before judging).
-pub fn parts(batch: &[ApiKey<'_>]) -> Vec<usize> {
+pub(crate) fn parts(batch: &[ApiKey<'_>]) -> Vec<usize> {
     let mut parts: Vec<usize> = batch.iter().map(|k| k.at.list).collect();
     parts.dedup();
     parts
@@ -47,7 +47,7 @@ pub fn parts(batch: &[ApiKey<'_>]) -> Vec<usize> {
 
 /// The JSON answer: the findings, the next cursor, how many keys are checked so far (never
 /// more than there are), of how many.
-pub fn answer(findings: &[Finding], next: Option<usize>, cursor: usize, total: usize) -> Vec<u8> {
+pub(crate) fn answer(findings: &[Finding], next: Option<usize>, cursor: usize, total: usize) -> Vec<u8> {
     let checked = cursor.saturating_add(findings.len()).min(total);
     let body = serde_json::json!({ "results": findings, "next": next, "checked": checked, "total": total });
     serde_json::to_vec(&body).unwrap_or_default()
@@ -55,7 +55,7 @@ pub fn answer(findings: &[Finding], next: Option<usize>, cursor: usize, total: u
 
 /// The keys of one batch, from `cursor` (a position in pool order, each key counted once),
 /// and the next cursor (`None` after the last batch).
-pub fn batch<'a>(pool: &KeyPool<'a>, cursor: usize) -> (Vec<ApiKey<'a>>, Option<usize>) {
+pub(crate) fn batch<'a>(pool: &KeyPool<'a>, cursor: usize) -> (Vec<ApiKey<'a>>, Option<usize>) {
     let mut keys = pool.distinct().skip(cursor);
     let batch: Vec<ApiKey<'a>> = keys.by_ref().take(BATCH).collect();
     let next = keys.next().map(|_| cursor + batch.len());
@@ -65,7 +65,7 @@ pub fn batch<'a>(pool: &KeyPool<'a>, cursor: usize) -> (Vec<ApiKey<'a>>, Option<
 /// What the probe of one key found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Finding {
+pub(crate) struct Finding {
     /// The key's mask (`…WXYZ`).
     pub key: String,
     /// Its fingerprint.
@@ -81,8 +81,8 @@ pub struct Finding {
 }
 
 /// The finding on `key` from Google's `verdict`, and the changes it makes to `state` — by the
-/// same rule as a request's attempt ([`crate::judge`]).
-pub fn judge(
+/// same rule as a request's attempt ([`crate::decide::judge`]).
+pub(crate) fn judge(
     key: &ApiKey<'_>,
     verdict: &Verdict,
     state: &PoolState,
@@ -117,7 +117,7 @@ pub enum Checked {
 
 /// One call of the key check as a [`Machine`]: fetch every key list, read the state of the
 /// batch's parts, probe the batch side by side, judge each answer, record what the answers
-/// prove, answer. The edge runs it with the same loop as a request's [`crate::flow::Flow`];
+/// prove, answer. The edge runs it with the same loop as a request's [`crate::decide::flow::Flow`];
 /// its `Send` is the probe ([`PROBE_PATH`]).
 pub struct Check<'a> {
     cursor: usize,
@@ -144,6 +144,17 @@ enum Stage {
 }
 
 impl<'a> Check<'a> {
+    /// The path and query of the probe, the key check's `Send` (a GET with the key in
+    /// `x-goog-api-key`: the native model list, one model per page — a call Google does not
+    /// bill).
+    pub const PROBE_PATH: &'static str = PROBE_PATH;
+
+    /// The cursor a call asks for (`?cursor=N`, digits only; none: the first batch), or the
+    /// 400 to answer.
+    pub fn cursor(query: Option<&str>) -> Result<usize, ErrorReply> {
+        cursor(query)
+    }
+
     /// The check of the batch at `cursor` over a pool of `parts` key lists, named `part_names`
     /// in log lines (the first batch logs the entries that are not keys).
     pub fn new(parts: usize, cursor: usize, part_names: &'a [&'a str]) -> Self {
@@ -287,9 +298,9 @@ impl Check<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::marks::Marks;
-    use crate::names::MarkName;
-    use crate::state::{Entry, PartState};
+    use crate::pool::names::MarkName;
+    use crate::shared::marks::Marks;
+    use crate::shared::state::{Entry, PartState};
 
     #[test]
     fn batches_walk_the_pool() {

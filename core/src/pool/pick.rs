@@ -6,9 +6,9 @@
 //! order from the last key tried, `random` draws again. No key is offered twice — not even a
 //! key the operator listed twice (keys are told apart by fingerprint).
 
-use crate::keys::{ApiKey, Fingerprint, KeyPool, Position};
-use crate::rng::Rng;
-use crate::settings::Strategy;
+use crate::operator::settings::Strategy;
+use crate::pool::keys::{ApiKey, Fingerprint, KeyPool, Position};
+use crate::pool::rng::Rng;
 
 /// Random draws before scanning the whole pool: with 90 % of the pool cooling, 64 draws all
 /// miss about once in a thousand requests.
@@ -16,7 +16,7 @@ const SAMPLES: usize = 64;
 
 /// The keys offered so far and the source of randomness.
 #[derive(Debug, Clone)]
-pub struct Picker {
+pub(crate) struct Picker {
     strategy: Strategy,
     rng: Rng,
     tried: Vec<Fingerprint>,
@@ -26,17 +26,17 @@ pub struct Picker {
 impl Picker {
     /// A picker for one request (round-robin until [`set_strategy`](Self::set_strategy): the
     /// first key is drawn the same way under both).
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Picker { strategy: Strategy::RoundRobin, rng: Rng::new(seed), tried: Vec::new(), last: None }
     }
 
     /// How keys after the first are offered.
-    pub fn set_strategy(&mut self, strategy: Strategy) {
+    pub(crate) fn set_strategy(&mut self, strategy: Strategy) {
         self.strategy = strategy;
     }
 
     /// The next untried key that is `usable`, or `None`.
-    pub fn pick<'a>(&mut self, pool: &KeyPool<'a>, usable: impl Fn(&ApiKey<'a>) -> bool) -> Option<ApiKey<'a>> {
+    pub(crate) fn pick<'a>(&mut self, pool: &KeyPool<'a>, usable: impl Fn(&ApiKey<'a>) -> bool) -> Option<ApiKey<'a>> {
         let tried = std::mem::take(&mut self.tried);
         let fresh = |k: &ApiKey<'a>| !tried.contains(&k.fingerprint) && usable(k);
         let found = match (self.strategy, self.last) {
@@ -51,18 +51,18 @@ impl Picker {
     }
 
     /// Records `key` as offered (also for a key chosen another way).
-    pub fn take(&mut self, key: &ApiKey<'_>) {
+    pub(crate) fn take(&mut self, key: &ApiKey<'_>) {
         self.tried.push(key.fingerprint);
         self.last = Some(key.at);
     }
 
     /// Has `key` been offered already?
-    pub fn tried(&self, key: &ApiKey<'_>) -> bool {
+    pub(crate) fn tried(&self, key: &ApiKey<'_>) -> bool {
         self.tried.contains(&key.fingerprint)
     }
 
     /// The request's randomness (also used for jitter).
-    pub fn rng(&mut self) -> &mut Rng {
+    pub(crate) fn rng(&mut self) -> &mut Rng {
         &mut self.rng
     }
 

@@ -18,7 +18,7 @@
 //! A key never leaves this module in clear except to be sent to Google: everything else
 //! (KV names, logs, `/v1/status`) uses its [`Fingerprint`] or its [`mask`](ApiKey::mask).
 
-use crate::rng::Rng;
+use crate::pool::rng::Rng;
 use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
@@ -93,7 +93,7 @@ impl ApiKey<'_> {
 }
 
 /// `…WXYZ`: the last four characters of a key (or fewer, for very short test keys).
-pub fn mask(secret: &str) -> String {
+pub(crate) fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     let shown = if chars.len() >= 12 { 4 } else { chars.len() / 4 };
     let tail: String = chars[chars.len() - shown..].iter().collect();
@@ -101,9 +101,9 @@ pub fn mask(secret: &str) -> String {
 }
 
 /// The shortest key accepted (Google's are 39 characters or more).
-pub const MIN_KEY_LEN: usize = 30;
+pub(crate) const MIN_KEY_LEN: usize = 30;
 /// The longest key accepted.
-pub const MAX_KEY_LEN: usize = 256;
+pub(crate) const MAX_KEY_LEN: usize = 256;
 
 /// Why an entry of a key list is not a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +152,7 @@ const MAX_PART_BYTES: usize = 64 * 1024;
 
 /// The part a request starts in, drawn in proportion to the parts' sizes so that every key is
 /// as likely as any other; `size_of` reads a part's size (the caller reads its secret, once).
-/// A full part is accepted at once; a part is read only when drawn. ([`crate::flow`] takes
+/// A full part is accepted at once; a part is read only when drawn. ([`crate::decide::flow`] takes
 /// the same steps, one fetch at a time.)
 pub fn choose_part(parts: usize, rng: &mut Rng, mut size_of: impl FnMut(usize) -> usize) -> usize {
     if parts <= 1 {
@@ -170,12 +170,12 @@ pub fn choose_part(parts: usize, rng: &mut Rng, mut size_of: impl FnMut(usize) -
 }
 
 /// Is a drawn part of `size` bytes accepted? With probability `size / MAX_PART_BYTES`.
-pub fn accepts_part(rng: &mut Rng, size: usize) -> bool {
+pub(crate) fn accepts_part(rng: &mut Rng, size: usize) -> bool {
     rng.below(MAX_PART_BYTES) < size
 }
 
 /// A part drawn in proportion to `sizes`.
-pub fn part_by_size(rng: &mut Rng, sizes: &[usize]) -> usize {
+pub(crate) fn part_by_size(rng: &mut Rng, sizes: &[usize]) -> usize {
     let mut byte = rng.below(sizes.iter().sum::<usize>().max(1));
     for (part, &size) in sizes.iter().enumerate() {
         if byte < size {

@@ -4,13 +4,13 @@
 //! names (a fingerprint would let a client confirm a guessed key offline). A key listed twice
 //! counts once. Bounded by construction: at most [`MAX_MODEL_ITEMS`] model items are read.
 
-use crate::clock::rfc3339_millis;
-use crate::keys::{ApiKey, KeyPool};
-use crate::marks::Marks;
-use crate::names::MarkName;
-use crate::settings::{CoolingSettings, Profile, Strategy};
-use crate::state::{cooling_for, Mark};
-use crate::usage::Usage;
+use crate::operator::clock::rfc3339_millis;
+use crate::operator::settings::{CoolingSettings, Profile, Strategy};
+use crate::pool::keys::{ApiKey, KeyPool};
+use crate::pool::names::MarkName;
+use crate::shared::marks::Marks;
+use crate::shared::state::{cooling_for, Mark};
+use crate::shared::usage::Usage;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -197,8 +197,14 @@ struct UsageLine {
     failed: u64,
 }
 
-/// The report, from the pool and every part's stored state.
-pub fn report(input: &StatusInput<'_, '_>) -> StatusReport {
+impl StatusInput<'_, '_> {
+    /// The report, from the pool and every part's stored state.
+    pub fn report(&self) -> StatusReport {
+        report(self)
+    }
+}
+
+fn report(input: &StatusInput<'_, '_>) -> StatusReport {
     let now = input.now_ms;
     let mut details = Vec::new();
     let mut failed_details = Vec::new();
@@ -300,7 +306,7 @@ fn rejected_entries(input: &StatusInput<'_, '_>) -> Vec<RejectedEntry> {
 }
 
 /// Log lines for the entries that are not keys (at most `max`, then how many more).
-pub fn rejected_lines(pool: &KeyPool<'_>, part_names: &[&str], max: usize) -> Vec<String> {
+pub(crate) fn rejected_lines(pool: &KeyPool<'_>, part_names: &[&str], max: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut more = 0;
     for r in pool.rejected() {
@@ -320,7 +326,7 @@ pub fn rejected_lines(pool: &KeyPool<'_>, part_names: &[&str], max: usize) -> Ve
 /// Today's counts, keys named by mask (keys that left the pool by fingerprint only).
 fn usage_report(pool: &KeyPool<'_>, admin: &AdminInput<'_>) -> UsageReport {
     let masks: std::collections::HashMap<_, _> = pool.iter().map(|k| (k.fingerprint, k.mask())).collect();
-    let usage = admin.usage.clone().capped(crate::usage::MAX_MODELS);
+    let usage = admin.usage.clone().capped(crate::shared::usage::MAX_MODELS);
     let keys = usage
         .keys
         .iter()
@@ -375,7 +381,7 @@ fn failed_detail(key: &ApiKey<'_>, mark: &Mark, admin: bool) -> FailedDetail {
 }
 
 /// `23h59m`, `4m10s`, `42s`.
-pub fn display(seconds: u64) -> String {
+pub(crate) fn display(seconds: u64) -> String {
     match seconds {
         s if s >= 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
         s if s >= 60 => format!("{}m{}s", s / 60, s % 60),
@@ -386,9 +392,9 @@ pub fn display(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::Bucket;
-    use crate::reason::Reason;
-    use crate::state::Entry;
+    use crate::google::reason::Reason;
+    use crate::pool::names::Bucket;
+    use crate::shared::state::Entry;
 
     fn mark(until_ms: u64, reason: Reason, dead: bool) -> Mark {
         Mark { until_ms, reason, dead, strikes: 0, since_ms: 0 }

@@ -1,7 +1,7 @@
 //! The retry loop as a sans-I/O state machine: which key to try next, what each answer
 //! changes in the cooling state, and when to stop. The edge sends, stores and reads.
 //!
-//! Choosing ([`crate::pick`]): keys that are dead or cooling for the requested model are
+//! Choosing ([`crate::pool::pick`]): keys that are dead or cooling for the requested model are
 //! skipped; a dead key whose probation is due is an ordinary candidate, at most once per
 //! request.
 //!
@@ -26,15 +26,15 @@
 //! So at most `max_attempts + 1` changes per request rest on anything but Google's word about
 //! the key (`fuzz/checks`, `attempt_loop`, checks it for arbitrary answers in `make test`).
 
-use crate::classify::{Outcome, Verdict};
-use crate::judge::judge;
-use crate::keys::{ApiKey, KeyPool};
-use crate::names::Bucket;
-use crate::pick::Picker;
-use crate::scrub::scrub;
-use crate::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
-use crate::state::{Availability, Change, Entry, PartState, PoolState};
-use crate::usage::OTHER_MODEL;
+use crate::client::scrub::scrub;
+use crate::decide::judge::judge;
+use crate::google::classify::{Outcome, Verdict};
+use crate::operator::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
+use crate::pool::keys::{ApiKey, KeyPool};
+use crate::pool::names::Bucket;
+use crate::pool::pick::Picker;
+use crate::shared::state::{Availability, Change, Entry, PartState, PoolState};
+use crate::shared::usage::OTHER_MODEL;
 use std::cell::Cell;
 
 /// Fastly allows 32 backend requests per client request (the default cap; an edge with other
@@ -72,7 +72,7 @@ pub enum Choice<'a> {
 ///    again. Any other [`Choice`] is the one way to stop.
 /// 2. The answer goes to [`succeeded`](Self::succeeded) (then deliver it) or to
 ///    [`failed`](Self::failed). Both return the [`Change`]s to record now
-///    ([`crate::record`]).
+///    ([`crate::shared::record`]).
 /// 3. After a failure the edge reads the state again and hands it to
 ///    [`refresh`](Self::refresh) (this request's own changes stay applied), then goes back to 1.
 pub struct Attempts<'a> {
@@ -128,11 +128,6 @@ impl<'a> Attempts<'a> {
             suspect: None,
             model_unconfirmed: false,
         }
-    }
-
-    /// Upstream attempts made so far.
-    pub fn made(&self) -> usize {
-        self.made
     }
 
     /// The state as this request sees it (what was read, and its own changes).

@@ -17,12 +17,12 @@
 //!
 //! No step gives up because another instance wrote at the same time: appends do not conflict.
 
-use crate::names::MarkName;
-use crate::state::{Change, Item, PoolState};
+use crate::pool::names::MarkName;
+use crate::shared::state::{Change, Item, PoolState};
 
 /// Rounds of write-and-read-back before the recording is abandoned (a store that keeps
 /// acknowledging writes and then losing them; logged).
-pub const MAX_ROUNDS: u32 = 8;
+pub(crate) const MAX_ROUNDS: u32 = 8;
 
 /// One write for the edge to execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub enum Write {
 
 /// A request's changes on their way to the store.
 #[derive(Debug, Clone, Default)]
-pub struct Recording {
+pub(crate) struct Recording {
     pending: Vec<Change>,
     /// Generation of each item when it was last written to, to tell staleness from loss.
     written_over: Vec<(Item, Option<u64>)>,
@@ -59,7 +59,7 @@ pub struct Recording {
 
 /// What [`Recording::confirm`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirmed {
+pub(crate) enum Confirmed {
     /// Every change shows (or is left to an eventually consistent store).
     Done,
     /// Some change was lost: call [`Recording::writes`] again.
@@ -70,18 +70,18 @@ pub enum Confirmed {
 
 impl Recording {
     /// The changes `state` does not already say.
-    pub fn new(changes: Vec<Change>, state: &PoolState) -> Self {
+    pub(crate) fn new(changes: Vec<Change>, state: &PoolState) -> Self {
         let pending = changes.into_iter().filter(|c| !state.covers(c)).collect();
         Recording { pending, written_over: Vec::new(), rounds: 0 }
     }
 
     /// Nothing left to write?
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.pending.is_empty()
     }
 
     /// The writes for this round, given the state read last (with the changes applied).
-    pub fn writes(&mut self, state: &PoolState, now_ms: u64) -> Vec<Write> {
+    pub(crate) fn writes(&mut self, state: &PoolState, now_ms: u64) -> Vec<Write> {
         self.rounds += 1;
         self.written_over.clear();
         let mut writes = Vec::new();
@@ -100,7 +100,7 @@ impl Recording {
     }
 
     /// Checks the writes against the state read after them.
-    pub fn confirm(&mut self, fresh: &PoolState) -> Confirmed {
+    pub(crate) fn confirm(&mut self, fresh: &PoolState) -> Confirmed {
         let written_over = std::mem::take(&mut self.written_over);
         self.pending.retain(|change| {
             if fresh.covers(change) {
@@ -118,7 +118,7 @@ impl Recording {
     }
 
     /// Names still unconfirmed (for the log when giving up).
-    pub fn unconfirmed(&self) -> Vec<&MarkName> {
+    pub(crate) fn unconfirmed(&self) -> Vec<&MarkName> {
         self.pending.iter().map(|c| &c.name).collect()
     }
 
@@ -131,10 +131,10 @@ impl Recording {
 }
 
 /// The whole protocol for one set of changes, as rounds for a machine to hand to its edge
-/// ([`crate::flow`], [`crate::keycheck`]): write and read back (again while a write was lost),
+/// ([`crate::decide::flow`], [`crate::decide::keycheck`]): write and read back (again while a write was lost),
 /// then the compactions due.
 #[derive(Debug, Clone)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     recording: Recording,
     stage: RecorderStage,
 }
@@ -149,7 +149,7 @@ enum RecorderStage {
 
 /// One round of a [`Recorder`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Round {
+pub(crate) enum Round {
     /// Execute these writes (maybe none), then read the items back
     /// ([`Recorder::read_back`]).
     WriteAndRead(Vec<Write>),
@@ -161,13 +161,13 @@ pub enum Round {
 
 impl Recorder {
     /// The protocol for `changes`, given the state as read last.
-    pub fn new(changes: Vec<Change>, state: &PoolState) -> Self {
+    pub(crate) fn new(changes: Vec<Change>, state: &PoolState) -> Self {
         Recorder { recording: Recording::new(changes, state), stage: RecorderStage::Write }
     }
 
     /// The next round, given the state as the request sees it now (what was read last, with its
     /// own changes applied) and the time.
-    pub fn round(&mut self, state: &PoolState, now_ms: u64) -> Round {
+    pub(crate) fn round(&mut self, state: &PoolState, now_ms: u64) -> Round {
         match self.stage {
             RecorderStage::Write if self.recording.is_done() => Round::WriteAndRead(Vec::new()),
             RecorderStage::Write => Round::WriteAndRead(self.recording.writes(state, now_ms)),
@@ -186,7 +186,7 @@ impl Recorder {
 
     /// The items as read back after a [`Round::WriteAndRead`]; a log line if the store keeps
     /// losing the writes (the recording is then abandoned).
-    pub fn read_back(&mut self, fresh: &PoolState) -> Option<String> {
+    pub(crate) fn read_back(&mut self, fresh: &PoolState) -> Option<String> {
         if self.stage != RecorderStage::Write {
             return None;
         }
@@ -205,7 +205,7 @@ impl Recorder {
     }
 
     /// The writes of a [`Round::Write`] are done.
-    pub fn written(&mut self) {
+    pub(crate) fn written(&mut self) {
         if self.stage == RecorderStage::Compacting {
             self.stage = RecorderStage::Done;
         }
@@ -213,7 +213,7 @@ impl Recorder {
 }
 
 /// Rewrites due for the items of `state` (a long appended part, or a foreign format).
-pub fn compactions(state: &PoolState, now_ms: u64) -> Vec<Write> {
+pub(crate) fn compactions(state: &PoolState, now_ms: u64) -> Vec<Write> {
     state
         .read_parts()
         .into_iter()
@@ -230,9 +230,9 @@ pub fn compactions(state: &PoolState, now_ms: u64) -> Vec<Write> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::marks::Marks;
-    use crate::reason::Reason;
-    use crate::state::{Entry, Mark, PartState};
+    use crate::google::reason::Reason;
+    use crate::shared::marks::Marks;
+    use crate::shared::state::{Entry, Mark, PartState};
 
     fn change(name: &str, until_ms: u64) -> Change {
         Change {

@@ -6,7 +6,7 @@
 //! items: a request appends one group of lines to one of [`SHARDS`] shards *after the client
 //! has its response* (so counting never delays an answer), each line
 //! `k <fingerprint> <model> <ok> <failed>` or `c <client> <model> <ok> <failed>` (client
-//! labels escaped by [`crate::names::escape`]). Reading adds the lines up.
+//! labels escaped by [`crate::pool::names::escape`]). Reading adds the lines up.
 //!
 //! The shard is the one of the first key the request tried, so a shard holds the lines of
 //! one eighth of the pool's keys: its size, and what an append or a compaction costs, does not
@@ -21,28 +21,28 @@
 //! POPs and an append may be throttled); they never touch the cooling state.
 //!
 //! **Bounded by construction.** Clients choose model names, so a name counts as itself only
-//! if Google accepted the request ([`crate::attempts::Attempts::counted_model`]); otherwise
+//! if Google accepted the request ([`crate::decide::attempts::Attempts::counted_model`]); otherwise
 //! the line says [`OTHER_MODEL`]. And a compaction, like every reading, keeps at most
 //! [`MAX_MODELS`] names (the busiest), folding the rest into [`OTHER_MODEL`].
 
-use crate::clock::{civil_from_days, ResetZone};
-use crate::keys::{ApiKey, Fingerprint};
-use crate::names::{escape, unescape};
-use crate::rng::Rng;
+use crate::operator::clock::{civil_from_days, ResetZone};
+use crate::pool::keys::{ApiKey, Fingerprint};
+use crate::pool::names::{escape, unescape};
+use crate::pool::rng::Rng;
 use std::collections::BTreeMap;
 
 /// Shards per day.
-pub const SHARDS: usize = 8;
+pub(crate) const SHARDS: usize = 8;
 /// The name counts go under when Google did not accept the model a request named, or when
 /// a day had more than [`MAX_MODELS`] names (it cannot be a model id: those start with a
 /// letter or digit).
 pub const OTHER_MODEL: &str = "(other)";
 /// Distinct model names a compacted shard, or a reading of a day, keeps.
-pub const MAX_MODELS: usize = 32;
+pub(crate) const MAX_MODELS: usize = 32;
 /// Lines appended since the last compaction after which a shard is compacted again.
-pub const COMPACT_AFTER_LINES: usize = 200;
+pub(crate) const COMPACT_AFTER_LINES: usize = 200;
 /// One writer in this many reads its shard to see whether to compact it.
-pub const COMPACT_CHECK_ONE_IN: usize = 16;
+pub(crate) const COMPACT_CHECK_ONE_IN: usize = 16;
 
 /// Successes and failures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub struct Usage {
 }
 
 /// The quota day `now_ms` falls in, as `YYYY-MM-DD` in `zone`.
-pub fn day(now_ms: u64, zone: ResetZone) -> String {
+fn day(now_ms: u64, zone: ResetZone) -> String {
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
     let local = now + zone.offset_at(now);
     let (y, m, d) = civil_from_days(local.div_euclid(86_400));
@@ -71,17 +71,12 @@ pub fn day(now_ms: u64, zone: ResetZone) -> String {
 }
 
 /// The KV key of a day's shard.
-pub fn item_name(day: &str, shard: usize) -> String {
+fn item_name(day: &str, shard: usize) -> String {
     format!("usage/{day}/{shard}")
 }
 
-/// The prefix of a day's items (for listing).
-pub fn day_prefix(day: &str) -> String {
-    format!("usage/{day}/")
-}
-
 /// Seconds an append keeps its item: until the end of the next quota day.
-pub fn ttl_secs(now_ms: u64, zone: ResetZone) -> u64 {
+pub(crate) fn ttl_secs(now_ms: u64, zone: ResetZone) -> u64 {
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
     let next = zone.next_midnight(now);
     u64::try_from(next - now).unwrap_or(0) + 86_400
@@ -89,7 +84,7 @@ pub fn ttl_secs(now_ms: u64, zone: ResetZone) -> u64 {
 
 /// The lines one request appends: each key it tried (and whether that attempt succeeded), and
 /// the client (whether it got a success).
-pub fn lines(attempts: &[(ApiKey<'_>, bool)], client: &str, model: Option<&str>, served: bool) -> String {
+pub(crate) fn lines(attempts: &[(ApiKey<'_>, bool)], client: &str, model: Option<&str>, served: bool) -> String {
     let model = model.unwrap_or("-");
     let mut out = String::with_capacity((attempts.len() + 1) * (30 + model.len()) + client.len() * 3);
     for (key, ok) in attempts {
@@ -112,7 +107,7 @@ fn line(out: &mut String, kind: char, name: &str, model: &str, ok: bool) {
 /// whether this request also reads the shard back to see if it needs compacting (one request
 /// in [`COMPACT_CHECK_ONE_IN`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Append {
+pub struct UsageAppend {
     /// The quota day (see [`day`]).
     pub day: String,
     /// The shard: the first tried key's (see [`shard_of`]).
@@ -125,7 +120,7 @@ pub struct Append {
     pub check: bool,
 }
 
-impl Append {
+impl UsageAppend {
     /// The append for a request that tried `attempts` for `client` (`served`: it got a
     /// success), at `now_ms` in the quota day of `zone`.
     pub fn new(
@@ -137,7 +132,7 @@ impl Append {
         zone: ResetZone,
         rng: &mut Rng,
     ) -> Self {
-        Append {
+        UsageAppend {
             day: day(now_ms, zone),
             shard: attempts.first().map_or_else(|| rng.below(SHARDS), |(key, _)| shard_of(key.fingerprint)),
             lines: lines(attempts, client, model, served),
@@ -153,13 +148,13 @@ impl Append {
 }
 
 /// The shard of a key's lines (a request that tried no key draws one at random).
-pub fn shard_of(fingerprint: Fingerprint) -> usize {
+pub(crate) fn shard_of(fingerprint: Fingerprint) -> usize {
     (fingerprint.0 % SHARDS as u64) as usize
 }
 
 /// A shard's bytes compacted, if it is due: [`COMPACT_AFTER_LINES`] lines or more were
 /// appended since it was last compacted.
-pub fn compacted(bytes: &[u8]) -> Option<Vec<u8>> {
+fn compacted(bytes: &[u8]) -> Option<Vec<u8>> {
     let (head, rest) = match bytes.strip_prefix(b"= ") {
         Some(after) => {
             let end = after.iter().position(|&b| b == b'\n').unwrap_or(after.len());
@@ -177,6 +172,24 @@ pub fn compacted(bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Usage {
+    /// Shards per day.
+    pub const SHARDS: usize = SHARDS;
+
+    /// The quota day `now_ms` falls in, as `YYYY-MM-DD` in `zone`.
+    pub fn day(now_ms: u64, zone: ResetZone) -> String {
+        day(now_ms, zone)
+    }
+
+    /// The KV key of a day's shard.
+    pub fn item(day: &str, shard: usize) -> String {
+        item_name(day, shard)
+    }
+
+    /// A shard's bytes compacted, if it is due (a writer that read its shard back asks).
+    pub fn compacted(bytes: &[u8]) -> Option<Vec<u8>> {
+        compacted(bytes)
+    }
+
     /// Adds an item's lines (lines that do not read are skipped).
     pub fn add(&mut self, bytes: &[u8]) {
         for line in bytes.split(|&b| b == b'\n') {
@@ -252,7 +265,7 @@ fn line_count(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeyPool;
+    use crate::pool::keys::KeyPool;
 
     #[test]
     fn days_follow_the_reset_zone() {
@@ -341,7 +354,8 @@ mod tests {
         let pool = KeyPool::new([text.as_str()]);
         let mut shards = [0usize; SHARDS];
         for key in pool.iter() {
-            let append = Append::new(&[(key, true)], "app", Some("m"), true, 0, ResetZone::Fixed(0), &mut Rng::new(1));
+            let append =
+                UsageAppend::new(&[(key, true)], "app", Some("m"), true, 0, ResetZone::Fixed(0), &mut Rng::new(1));
             assert_eq!(append.shard, shard_of(key.fingerprint));
             shards[append.shard] += 1;
         }

@@ -1,7 +1,7 @@
 //! The classifier: what Google's answer means for the key that got it.
 //!
 //! A pure function from (HTTP status, body) — or a failed connection — to a [`Verdict`].
-//! It states *what happened*; the cooling policy ([`crate::cooling`]) decides what to do.
+//! It states *what happened*; the cooling policy ([`crate::decide::cooling`]) decides what to do.
 //! The facts behind each rule, with their public sources: `docs/google-errors.md`.
 //!
 //! **Only what a request cannot write blames a key.** Google's messages quote the request
@@ -12,8 +12,8 @@
 //! request. A 403 that names no fault of the key is [`Outcome::Forbidden`]: most likely the
 //! request's own (a file or cached content another project holds).
 
-use crate::google_error::GoogleError;
-use crate::reason::Reason;
+use crate::google::google_error::GoogleError;
+use crate::google::reason::Reason;
 use std::fmt;
 
 /// What Google's answer says happened.
@@ -39,7 +39,7 @@ pub enum Outcome {
     BillingDepleted,
     /// 403 "The caller does not have permission" (Google's whole message): this key's project
     /// may not use this model — or the request names something the project cannot see. A
-    /// request holds its cooldown until another project serves it ([`crate::attempts`]).
+    /// request holds its cooldown until another project serves it ([`crate::decide::attempts`]).
     ModelForbidden,
     /// Any other 403 (e.g. "You do not have permission to access the File … or it may not
     /// exist", "CachedContent not found (or permission denied)"): no fault of the key that
@@ -158,7 +158,7 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
 /// Is `message` Google's fixed `sentence`? The whole message (its final period optional), or
 /// with [`Anchor::Start`] the message's beginning: either way never text in the middle of a
 /// message, where Google quotes the request.
-pub fn said(message: &str, sentence: &str, anchor: Anchor) -> bool {
+pub(crate) fn said(message: &str, sentence: &str, anchor: Anchor) -> bool {
     let message = message.trim();
     match anchor {
         Anchor::Whole => message.trim_end_matches('.') == sentence.trim_end_matches('.'),
@@ -168,7 +168,7 @@ pub fn said(message: &str, sentence: &str, anchor: Anchor) -> bool {
 
 /// How a fixed sentence must stand in a message ([`said`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Anchor {
+pub(crate) enum Anchor {
     /// The message is the sentence.
     Whole,
     /// The message begins with the sentence (Google appends details of its own).

@@ -5,7 +5,7 @@
 //! hands back what happened. Nothing here performs I/O or reads a clock.
 //!
 //! The edge's whole loop, for any [`Machine`] (this [`Flow`], or the key check's
-//! [`crate::keycheck::Check`]):
+//! [`crate::decide::keycheck::Check`]):
 //!
 //! ```text
 //! loop {
@@ -25,30 +25,30 @@
 //!
 //! A request's steps, in order:
 //! 1. **Start**: draw the part of the pool to start in, in proportion to the parts' sizes
-//!    ([`crate::keys`]): `Fetch` the drawn part's key list, accept it or draw again; if the
+//!    ([`crate::pool::keys`]): `Fetch` the drawn part's key list, accept it or draw again; if the
 //!    part holds no key, `Fetch` every other part. `Read` the items of the parts fetched.
 //! 2. **Attempt**: [`Attempts`] chooses a key → `Send`; or the parts read have no key left →
 //!    `Fetch` and `Read` the others (widening); or the knobs past the first key are needed →
 //!    `Configure`; or nothing can serve → `Done`.
 //! 3. **Judge and record**: the answer becomes a verdict and the changes it makes; a failure
-//!    is logged. The changes are written at once and read back ([`crate::record::Recorder`]):
+//!    is logged. The changes are written at once and read back ([`crate::shared::record::Recorder`]):
 //!    `Record` with the items to read back — again while a concurrent rewrite lost one — then
 //!    `Record` of the compactions due. The state read back is what the next attempt chooses
 //!    from. Then 2 again, until `Done`.
 //!
 //! Usage is counted after the client has its answer: [`Flow::usage`].
 
-use crate::attempts::{Attempts, Choice};
-use crate::clock::ResetZone;
-use crate::ending::Ending;
-use crate::envelope::ErrorReply;
-use crate::keys::{self, ApiKey, KeyPool};
-use crate::marks::Marks;
-use crate::record::{Recorder, Round, Write};
-use crate::rng::Rng;
-use crate::settings::CoolingSettings;
-use crate::state::{Change, Item, PartState, PoolState};
-use crate::usage;
+use crate::client::envelope::ErrorReply;
+use crate::decide::attempts::{Attempts, Choice};
+use crate::decide::ending::Ending;
+use crate::operator::clock::ResetZone;
+use crate::operator::settings::CoolingSettings;
+use crate::pool::keys::{self, ApiKey, KeyPool};
+use crate::pool::rng::Rng;
+use crate::shared::marks::Marks;
+use crate::shared::record::{Recorder, Round, Write};
+use crate::shared::state::{Change, Item, PartState, PoolState};
+use crate::shared::usage;
 
 /// What the edge does next. `D` is what the machine ends with.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +67,7 @@ pub enum Step<'a, D> {
     /// Execute these writes in order; then read `read_back` and hand it to [`Machine::read`],
     /// or if it is empty call [`Machine::written`].
     Record {
-        /// Appends and replacements ([`crate::record`]).
+        /// Appends and replacements ([`crate::shared::record`]).
         writes: Vec<Write>,
         /// The items to read after writing.
         read_back: Vec<Item>,
@@ -84,7 +84,7 @@ pub enum Step<'a, D> {
 pub enum Answer {
     /// A 2xx (a request's edge keeps the response to deliver it).
     Served,
-    /// An error status, and (the first [`crate::ending::ERROR_BODY_LIMIT`] bytes of) its body.
+    /// An error status, and (the first [`crate::decide::ending::ERROR_BODY_LIMIT`] bytes of) its body.
     Error {
         /// Google's status.
         status: u16,
@@ -206,13 +206,13 @@ impl<'a> Flow<'a> {
 
     /// This request's usage append for `client` (after the client has its answer): each key
     /// tried, and whether the client was served, in the quota day of `zone` at `now_ms`.
-    pub fn usage(&mut self, client: &str, now_ms: u64, zone: ResetZone) -> usage::Append {
+    pub fn usage(&mut self, client: &str, now_ms: u64, zone: ResetZone) -> usage::UsageAppend {
         let served = matches!(self.stage, Stage::Done(Finish::Served));
         let (history, model): (&[(ApiKey<'a>, bool)], Option<&str>) = match &self.attempts {
             Some(attempts) => (attempts.history(), attempts.counted_model()),
             None => (&[], self.model.as_deref()),
         };
-        usage::Append::new(history, client, model, served, now_ms, zone, &mut self.rng)
+        usage::UsageAppend::new(history, client, model, served, now_ms, zone, &mut self.rng)
     }
 
     /// This request's changes so far, in order (for checks and tests).
@@ -469,7 +469,7 @@ impl<'a> Machine<'a> for Flow<'a> {
 }
 
 /// The state of items read from the store, per part (for `model`'s request).
-pub fn state_of(parts: usize, model: Option<&str>, items: Vec<(Item, Marks)>) -> PoolState {
+pub(crate) fn state_of(parts: usize, model: Option<&str>, items: Vec<(Item, Marks)>) -> PoolState {
     let mut state = PoolState::new(parts, model);
     let mut read: Vec<(usize, PartState)> = Vec::new();
     for (item, marks) in items {

@@ -5,7 +5,7 @@
 //! Google's answer was not a success or no key can serve. Every knob is optional;
 //! a present but malformed value is a configuration error naming the knob.
 
-use crate::clock::ResetZone;
+use crate::operator::clock::ResetZone;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -15,7 +15,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(100_000 * 86_400);
 
 /// `max_stream_duration` when unset: generous for any real generation, but a stream that
 /// never ends is cut.
-pub const DEFAULT_STREAM_LIMIT: Duration = Duration::from_secs(30 * 60);
+pub(crate) const DEFAULT_STREAM_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// A knob with a value we cannot use.
 #[derive(Debug, Clone, Error, PartialEq)]

@@ -1,22 +1,22 @@
 //! What a verdict on one key changes in the shared state — the one rule for every answer
-//! Google gives, whether a request's attempt got it ([`crate::attempts`]) or the key check's
-//! probe did ([`crate::keycheck`]):
+//! Google gives, whether a request's attempt got it ([`crate::decide::attempts`]) or the key check's
+//! probe did ([`crate::decide::keycheck`]):
 //! - an answer only a working key can get brings a dead key back (its dead mark is cleared);
-//! - the cooling policy ([`crate::cooling`]) decides the cooldown, which is stored where its
+//! - the cooling policy ([`crate::decide::cooling`]) decides the cooldown, which is stored where its
 //!   scope says: the key's or its bucket's mark, in the part's `keys` item (every model) or
 //!   its model item. A call without a model (a model list, a probe) cools no model.
 
-use crate::classify::{Outcome, Verdict};
-use crate::cooling::{self, Context, Scope};
-use crate::keys::ApiKey;
-use crate::marks::RETAIN_MS;
-use crate::names::{Bucket, MarkName};
-use crate::settings::CoolingSettings;
-use crate::state::{Change, Entry, Item, Mark, PoolState};
+use crate::decide::cooling::{self, Moment, Scope};
+use crate::google::classify::{Outcome, Verdict};
+use crate::operator::settings::CoolingSettings;
+use crate::pool::keys::ApiKey;
+use crate::pool::names::{Bucket, MarkName};
+use crate::shared::marks::RETAIN_MS;
+use crate::shared::state::{Change, Entry, Item, Mark, PoolState};
 
 /// The changes a verdict makes, and whether the request may go on to another key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     /// A dead key proved alive: its dead mark goes.
     pub revival: Option<Change>,
     /// The cooldown the policy orders, where it is stored.
@@ -27,14 +27,14 @@ pub struct Judgement {
 
 impl Judgement {
     /// Both changes, in the order they are recorded.
-    pub fn changes(self) -> Vec<Change> {
+    pub(crate) fn changes(self) -> Vec<Change> {
         self.revival.into_iter().chain(self.cooldown).collect()
     }
 }
 
 /// Judges `verdict` on `key`, given the state as read (`state`'s model is the call's) and a
 /// random `jitter_ms` for per-minute cooldowns.
-pub fn judge(
+pub(crate) fn judge(
     key: &ApiKey<'_>,
     verdict: &Verdict,
     state: &PoolState,
@@ -43,7 +43,7 @@ pub fn judge(
     jitter_ms: u64,
 ) -> Judgement {
     let revival = if proves_key_alive(&verdict.outcome) { revival(key, state, now_ms) } else { None };
-    let ctx = Context { now_ms, previous_strikes: recent_strikes(key, state, now_ms), jitter_ms };
+    let ctx = Moment { now_ms, previous_strikes: recent_strikes(key, state, now_ms), jitter_ms };
     let action = cooling::decide(verdict, cooling, ctx);
     let cooldown = action.cooldown.and_then(|cooldown| {
         let mark = Mark {

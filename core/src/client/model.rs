@@ -12,7 +12,7 @@ pub fn valid_model(id: &str) -> bool {
 }
 
 /// `models/gemini-2.5-flash` → `gemini-2.5-flash`.
-pub fn normalize_model(model: &str) -> &str {
+pub(crate) fn normalize_model(model: &str) -> &str {
     model.strip_prefix("models/").unwrap_or(model)
 }
 

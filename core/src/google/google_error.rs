@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// The parts of a Google error the classifier and the error shaper need.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct GoogleError {
+pub(crate) struct GoogleError {
     /// `code` (an HTTP status).
     pub code: Option<u16>,
     /// `message`, as Google wrote it (may quote a key: scrub before showing).
@@ -17,7 +17,7 @@ pub struct GoogleError {
 
 /// One `QuotaFailure` violation.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Violation {
+pub(crate) struct Violation {
     /// `quotaId`, e.g. `GenerateRequestsPerDayPerProjectPerModel-FreeTier`.
     pub quota_id: String,
     /// `quotaMetric`.
@@ -30,7 +30,7 @@ pub struct Violation {
 
 impl GoogleError {
     /// Parses either `{"error": {...}}` or `[{"error": {...}}]`; `None` if the body is neither.
-    pub fn parse(body: &[u8]) -> Option<Self> {
+    pub(crate) fn parse(body: &[u8]) -> Option<Self> {
         let value: Value = serde_json::from_slice(body).ok()?;
         let object = match value {
             Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
@@ -46,19 +46,19 @@ impl GoogleError {
     }
 
     /// The detail entry whose `@type` names `type_name` (e.g. `google.rpc.RetryInfo`).
-    pub fn detail(&self, type_name: &str) -> Option<&Value> {
+    pub(crate) fn detail(&self, type_name: &str) -> Option<&Value> {
         self.details.iter().find(|d| d.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with(type_name)))
     }
 
     /// `ErrorInfo.reason`, e.g. `API_KEY_INVALID`.
-    pub fn reason(&self) -> Option<&str> {
+    pub(crate) fn reason(&self) -> Option<&str> {
         self.detail("google.rpc.ErrorInfo")?.get("reason")?.as_str()
     }
 
     /// The message's `Please retry in Xs.` or else `RetryInfo.retryDelay`, in milliseconds.
     /// The message is preferred: Google writes it to the nanosecond (`58.217843437s`) where
     /// `RetryInfo` of the same answer says `58s`.
-    pub fn retry_delay_ms(&self) -> Option<u64> {
+    pub(crate) fn retry_delay_ms(&self) -> Option<u64> {
         retry_hint_ms(&self.message).or_else(|| {
             self.detail("google.rpc.RetryInfo")
                 .and_then(|d| d.get("retryDelay"))
@@ -68,7 +68,7 @@ impl GoogleError {
     }
 
     /// The `QuotaFailure` violations.
-    pub fn violations(&self) -> Vec<Violation> {
+    pub(crate) fn violations(&self) -> Vec<Violation> {
         let Some(list) =
             self.detail("google.rpc.QuotaFailure").and_then(|d| d.get("violations")).and_then(Value::as_array)
         else {
@@ -78,7 +78,7 @@ impl GoogleError {
     }
 
     /// Every `limit: N` in the message (one per violation line since late 2025).
-    pub fn message_limits(&self) -> Vec<u64> {
+    pub(crate) fn message_limits(&self) -> Vec<u64> {
         let mut limits = Vec::new();
         let mut rest = self.message.as_str();
         while let Some(at) = rest.find("limit: ") {
@@ -93,7 +93,7 @@ impl GoogleError {
 
     /// The error object as Google sent it, rebuilt from the parsed fields with every string
     /// scrubbed of keys (`used`: the keys the request sent).
-    pub fn rebuilt(&self, used: &[&str]) -> Value {
+    pub(crate) fn rebuilt(&self, used: &[&str]) -> Value {
         let mut error = serde_json::Map::new();
         if let Some(code) = self.code {
             error.insert("code".into(), Value::from(code));
@@ -104,12 +104,12 @@ impl GoogleError {
             error.insert("details".into(), Value::Array(self.details.clone()));
         }
         let mut value = serde_json::json!({ "error": error });
-        crate::scrub::scrub_json(&mut value, used);
+        crate::client::scrub::scrub_json(&mut value, used);
         value
     }
 
     /// The first line of the message, for logs and reasons.
-    pub fn headline(&self) -> &str {
+    pub(crate) fn headline(&self) -> &str {
         self.message.lines().next().unwrap_or_default().trim()
     }
 }
@@ -130,7 +130,7 @@ fn violation(v: &Value) -> Violation {
 }
 
 /// A protobuf JSON duration (`"58s"`, `"45.837906927s"`, `"0.5s"`) in milliseconds, rounded up.
-pub fn parse_duration_ms(text: &str) -> Option<u64> {
+pub(crate) fn parse_duration_ms(text: &str) -> Option<u64> {
     let number = text.trim().strip_suffix('s')?;
     seconds_to_ms(number)
 }

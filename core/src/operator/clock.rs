@@ -111,7 +111,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// The date of a day number (inverse of [`days_from_civil`]).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -125,7 +125,7 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// RFC 3339 UTC with milliseconds, as the seed's `/v1/status` prints it.
-pub fn rfc3339_millis(unix_ms: u64) -> String {
+pub(crate) fn rfc3339_millis(unix_ms: u64) -> String {
     let secs = (unix_ms / 1000) as i64;
     let (year, month, day) = civil_from_days(secs.div_euclid(DAY));
     let rem = secs.rem_euclid(DAY);

@@ -6,7 +6,7 @@
 //! `[A-Za-z0-9._-]`, which keeps any name the operator writes (`my team`, `équipe`, `a/b`)
 //! distinct and readable.
 
-use crate::keys::{ApiKey, Fingerprint};
+use crate::pool::keys::{ApiKey, Fingerprint};
 use std::fmt;
 
 /// The unit Google counts quota in: a declared project, or the key alone when none is declared.
@@ -75,7 +75,7 @@ impl fmt::Display for MarkName {
 
 /// `text` with every byte outside `[A-Za-z0-9._-]` written `%XX`: safe in a stored line, and
 /// distinct for distinct texts (also how usage counts name clients).
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
@@ -92,7 +92,7 @@ pub fn escape(text: &str) -> String {
 const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Reads [`escape`]'s output back (`None` if it is not).
-pub fn unescape(text: &str) -> Option<String> {
+pub(crate) fn unescape(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -2,8 +2,8 @@
 //! streams — read without copying or re-encoding the body, which is sent on as it came.
 //! Also the one answer we do rewrite: model ids lose Google's `models/` prefix.
 
-use crate::envelope::ErrorReply;
-use crate::model::{normalize_model, valid_model};
+use crate::client::envelope::ErrorReply;
+use crate::client::model::{normalize_model, valid_model};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;

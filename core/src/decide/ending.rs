@@ -3,10 +3,10 @@
 //! turns an answer (or its absence) into a verdict, a choice not to try into a refusal, and
 //! the last ending into the client's response or error.
 
-use crate::attempts::{Attempts, Choice};
-use crate::classify::{classify, Verdict};
-use crate::envelope::ErrorReply;
-use crate::keys::ApiKey;
+use crate::client::envelope::ErrorReply;
+use crate::decide::attempts::{Attempts, Choice};
+use crate::google::classify::{classify, Verdict};
+use crate::pool::keys::ApiKey;
 
 /// The most bytes of an upstream error body the proxy reads (1 MiB): far more than any error
 /// Google sends, and the verdict is read from them. The rest is never read — a body of any

@@ -2,9 +2,9 @@
 //! OpenAI's `{"error": {"message", "type", "param", "code"}}` for `/v1/...`, Google's
 //! `{"error": {"code", "message", "status"}}` for the native API — with the right status.
 
-use crate::classify::Outcome;
-use crate::google_error::GoogleError;
-use crate::scrub::scrub;
+use crate::client::scrub::scrub;
+use crate::google::classify::Outcome;
+use crate::google::google_error::GoogleError;
 use serde_json::{json, Value};
 
 /// Which API the client spoke.
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn answers_about_our_keys_are_not_relayed() {
-        use crate::reason::Reason;
+        use crate::google::reason::Reason;
         let reply = ErrorReply::instead_of_upstream(&Outcome::KeyDead(Reason::KeyInvalid)).expect("replaced");
         assert_eq!((reply.status, reply.code.as_str()), (503, "all_keys_failed"));
         assert!(reply.message.contains("API key not valid or expired"));

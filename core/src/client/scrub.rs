@@ -37,7 +37,7 @@ pub fn scrub(text: &str, used: &[&str]) -> String {
 }
 
 /// Every string inside a JSON value scrubbed (keys of objects included).
-pub fn scrub_json(value: &mut Value, used: &[&str]) {
+pub(crate) fn scrub_json(value: &mut Value, used: &[&str]) {
     match value {
         Value::String(s) => *s = scrub(s, used),
         Value::Array(items) => items.iter_mut().for_each(|v| scrub_json(v, used)),

@@ -1,6 +1,6 @@
 //! Marks: what a mark is ([`Mark`], [`Entry`]), the rule by which a name's lines merge
 //! ([`merge`]), and one stored item of them ([`Marks`]): how it reads and how it is compacted —
-//! the byte format of the KV items named in [`crate::state`].
+//! the byte format of the KV items named in [`crate::shared::state`].
 //!
 //! An item has two parts. The **sorted part**, as the last compaction wrote it, is fixed-size
 //! binary records sorted by name hash, so a lookup is a binary search that reads a few records
@@ -15,7 +15,7 @@
 //! ```
 //!
 //! A record: name hash (FNV-1a 64 of the [`MarkName`], 8 bytes), end (unix ms, 8), set at
-//! (unix ms, 6), reason (2: its row in [`crate::reason`], or `0x8000 | status` for the seed
+//! (unix ms, 6), reason (2: its row in [`crate::google::reason`], or `0x8000 | status` for the seed
 //! profile), dead and strikes (1: the top bit, and the rest). A line: name, end, reason code,
 //! strikes, dead (0/1), set at — or name, `clear`, set at. All numbers big-endian. An item
 //! created by an append has no header: all of it is the appended part.
@@ -23,13 +23,13 @@
 //! Every line and record of a name is merged in order with [`merge`]; lookups and listings
 //! agree because listings are built from lookups.
 
-use crate::names::MarkName;
-use crate::reason::Reason;
+use crate::google::reason::Reason;
+use crate::pool::names::MarkName;
 use std::collections::BTreeSet;
 use std::ops::Range;
 
 /// The most bare 429s a mark counts (the backoff is capped long before: `throttle_max`).
-pub const MAX_STRIKES: u32 = 127;
+pub(crate) const MAX_STRIKES: u32 = 127;
 
 /// One mark: a key (or bucket) out of rotation until `until_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub enum Entry {
 /// The merge rule, applied to a name's lines in the order they were written: a dead mark
 /// stays until cleared; a cooldown never shortens another (the later end wins, strikes add
 /// up); anything else replaces what was there.
-pub fn merge(prev: Option<Mark>, entry: Entry) -> Option<Mark> {
+pub(crate) fn merge(prev: Option<Mark>, entry: Entry) -> Option<Mark> {
     match (prev, entry) {
         (Some(p), Entry::Clear(_)) if !p.dead => Some(p),
         (_, Entry::Clear(_)) => None,
@@ -79,7 +79,7 @@ pub fn merge(prev: Option<Mark>, entry: Entry) -> Option<Mark> {
 }
 
 /// How long an expired cooling mark is kept: repeated bare 429s grow their backoff from it.
-pub const RETAIN_MS: u64 = 15 * 60 * 1000;
+pub(crate) const RETAIN_MS: u64 = 15 * 60 * 1000;
 /// A dead mark whose probation has been due this long is dropped on compaction: a key still in
 /// the pool is simply tried again (and marked again if still dead); a key that left the pool
 /// stops taking space.
@@ -115,7 +115,7 @@ pub struct Marks {
 }
 
 /// An item that holds nothing.
-pub static NOTHING: Marks =
+pub(crate) static NOTHING: Marks =
     Marks { bytes: Vec::new(), sorted: 0..0, appended: 0..0, local: Vec::new(), generation: None, foreign: false };
 
 impl Marks {
@@ -261,7 +261,7 @@ impl Marks {
 
 /// FNV-1a 64: the hash records are sorted by.
 fn fnv(bytes: &[u8]) -> u64 {
-    crate::keys::Fingerprint::of_bytes(bytes).0
+    crate::pool::keys::Fingerprint::of_bytes(bytes).0
 }
 
 /// Should a mark survive compaction at `now_ms`?
@@ -347,7 +347,7 @@ fn parse_line(line: &[u8]) -> Option<(&[u8], Entry)> {
 }
 
 /// The line an append writes for `entry` about `name`.
-pub fn encode_line(name: &MarkName, entry: &Entry) -> String {
+pub(crate) fn encode_line(name: &MarkName, entry: &Entry) -> String {
     match entry {
         Entry::Set(m) => {
             format!("{name} {} {} {} {} {}\n", m.until_ms, m.reason.code(), m.strikes, u8::from(m.dead), m.since_ms)

@@ -1,8 +1,8 @@
 //! Routing: which endpoint a client request is for, which API dialect it speaks, and the
 //! only paths that may reach Google. Anything not on the allow-list is a 404 here.
 
-use crate::envelope::{Dialect, ErrorReply};
-use crate::model::valid_model;
+use crate::client::envelope::{Dialect, ErrorReply};
+use crate::client::model::valid_model;
 
 /// Google API version of a native call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +133,7 @@ impl Route {
     /// streams — from the body for OpenAI calls, from the path for native ones.
     pub fn facts(&self, body: &[u8]) -> Result<RequestFacts, ErrorReply> {
         if self.model_in_body() {
-            let peeked = crate::openai_body::peek(body)?;
+            let peeked = crate::client::openai_body::peek(body)?;
             return Ok(RequestFacts { model: Some(peeked.model), stream: peeked.stream });
         }
         let stream = matches!(self.endpoint, Endpoint::NativeCall { method: "streamGenerateContent", .. });
@@ -151,7 +151,7 @@ impl Route {
 }
 
 /// Who may call an endpoint (and whether the caller's role changes the answer: see
-/// [`crate::auth::lookup_order`]).
+/// [`crate::client::auth::lookup_order`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// No token needed (the console page, CORS preflights).

@@ -11,8 +11,8 @@
 //! Google's API both roles are served alike, so the client list is asked first (one lookup
 //! for the common case) and the token is counted under its client label.
 
-use crate::envelope::{Dialect, ErrorReply};
-use crate::route::Access;
+use crate::client::envelope::{Dialect, ErrorReply};
+use crate::client::route::Access;
 
 /// The list a token was found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
