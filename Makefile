@@ -6,6 +6,7 @@
 #   make bench-quota  quota benchmark, smart vs seed cooling profiles, on both edges
 #   make bench-burst  bursts of concurrent clients: calls per success, late hits, lost verdicts
 #   make bench-instructions  instructions per request against the floor (valgrind; noise-free)
+#   make simulate     the request flow against production stores as they behave (seeded, minutes)
 #   make fuzz         every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed here)
 #   make build-cf     the Cloudflare Workers edge (cloudflare/); then `npx wrangler dev` in cloudflare/
 #   make demo-cf      the Workers edge under wrangler dev (local workerd) in front of the simulator
@@ -19,7 +20,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VICEROY_VERSION := 0.22.0
 
-.PHONY: all build floor sim tools viceroy venv browser cf-tools build-cf demo-cf test unit e2e demo serve bench bench-quota bench-burst bench-instructions fuzz clean fmt lint wasm-target
+.PHONY: simulate all build floor sim tools viceroy venv browser cf-tools build-cf demo-cf test unit e2e demo serve bench bench-quota bench-burst bench-instructions fuzz clean fmt lint wasm-target
 
 all: build
 
@@ -95,7 +96,7 @@ browser:
 		  { apt-get update >/dev/null && apt-get install -y chromium fonts-wqy-microhei >/dev/null; }; }
 
 unit:
-	$(CARGO) test --locked -p gemini-pool-core -p gemini-pool-checks
+	$(CARGO) test --locked -p gemini-pool-core -p gemini-pool-checks -p gemini-pool-simulate
 
 e2e: build build-cf sim tools
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) -m pytest -q tests/e2e
@@ -124,6 +125,9 @@ bench-quota: build build-cf sim tools
 
 bench-burst: build sim tools
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/burst.py $(BURST_ARGS)
+
+simulate:
+	$(CARGO) run --locked --release -p gemini-pool-simulate --bin simulate
 
 FUZZ_TARGETS := google_answer request openai_body key_list settings state_item attempt_loop scrub
 FUZZ_SECONDS ?= 60

@@ -3,16 +3,12 @@
 
 use crate::context::{now_ms, Context, Rejection};
 use crate::reply;
-use crate::steps;
+use crate::steps::{self, RequestIo};
 use crate::stores::{ConfigError, StateStore, KEY_ENTRIES};
 use crate::upstream;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
-use gemini_pool_core::ApiKey;
-use gemini_pool_core::Console;
-use gemini_pool_core::Usage;
-use gemini_pool_core::{AdminInput, StatusInput};
-use gemini_pool_core::{Check, Checked};
+use gemini_pool_core::{AdminInput, ApiKey, Check, Checked, Console, StatusInput, Usage};
 
 /// `GET /v1/status`: the shared state of every part, in the seed's shape.
 pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
@@ -47,7 +43,7 @@ pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejecti
         let pending: Vec<upstream::Probe> = keys.iter().map(|key| upstream::probe(key.secret, cx.ops)).collect();
         pending.into_iter().map(upstream::Probe::wait).collect()
     };
-    match steps::run(&mut check, &mut probe, &kv, cx)? {
+    match steps::run(&mut check, &mut RequestIo { cx, send: &mut probe }, &kv, cx.ops)? {
         Checked::Answer(body) => Ok(reply::json(body)),
         Checked::EmptyPool => Err(Rejection::config(cx.dialect, ConfigError::EmptyPool)),
     }

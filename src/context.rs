@@ -5,10 +5,7 @@
 use crate::log::log;
 use crate::ops::Ops;
 use crate::stores::{ConfigError, Secrets};
-use gemini_pool_core::Caller;
-use gemini_pool_core::KeyPool;
-use gemini_pool_core::{CoolingSettings, RequestSettings, SettingsReader};
-use gemini_pool_core::{Dialect, ErrorReply};
+use gemini_pool_core::{Caller, CoolingSettings, Dialect, ErrorReply, KeyPool, RequestSettings, SettingsReader};
 use std::cell::{OnceCell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -4,16 +4,11 @@
 
 use crate::context::{now_ms, seed, Context, Rejection};
 use crate::reply::{self, After};
-use crate::steps;
+use crate::steps::{self, RequestIo};
 use crate::stores::{ConfigError, StateStore};
 use crate::upstream::Outbound;
 use fastly::{Request, Response};
-use gemini_pool_core::strip_model_prefixes;
-use gemini_pool_core::ApiKey;
-use gemini_pool_core::ErrorReply;
-use gemini_pool_core::Route;
-use gemini_pool_core::MAX_UPSTREAM_REQUESTS;
-use gemini_pool_core::{Finish, Flow};
+use gemini_pool_core::{strip_model_prefixes, ApiKey, ErrorReply, Finish, Flow, Route, MAX_UPSTREAM_REQUESTS};
 use std::io::Read;
 use std::time::Instant;
 
@@ -38,7 +33,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
             })
             .collect()
     };
-    let finish = steps::run(&mut flow, &mut send, &kv, cx)?;
+    let finish = steps::run(&mut flow, &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
     let usage = cx.settings.usage_counts.then(|| {
         cx.ops.usage_after.set(true);
         flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone)
@@ -52,7 +47,8 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     // Only a served stream reads `max_stream_duration` (a host call the others skip).
     let streams = facts.stream && response.get_status().is_success();
     let stream_until = if streams { cx.stream_limit()?.map(|limit| Instant::now() + limit) } else { None };
-    Ok((response, After { usage: usage.map(|append| (kv, append)), stream_until }))
+    let linger = flow.linger();
+    Ok((response, After { store: Some(kv), usage, linger, stream_until }))
 }
 
 fn served_response(mut response: Response, route: &Route, stream: bool) -> Response {

@@ -10,10 +10,10 @@ use crate::ops::Ops;
 use crate::reply::{self, After};
 use crate::stores::{self, Secrets, Settings, ADMIN_TOKENS, AUTH_TOKENS};
 use fastly::{Request, Response};
-use gemini_pool_core::Dialect;
-use gemini_pool_core::SettingsReader;
-use gemini_pool_core::{caller, client_token, lookup_order, query_param, Caller, Presented, Role};
-use gemini_pool_core::{may_be_native, route, Access, Endpoint};
+use gemini_pool_core::{
+    caller, client_token, lookup_order, may_be_native, query_param, route, Access, Caller, Dialect, Endpoint,
+    Presented, Role, SettingsReader,
+};
 use std::cell::RefCell;
 use std::time::Instant;
 

@@ -4,11 +4,11 @@
 
 use crate::log::log;
 use crate::ops::Ops;
+use crate::steps::{self, StoreOnly};
 use crate::stores::StateStore;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
-use gemini_pool_core::UsageAppend;
-use gemini_pool_core::{Dialect, ErrorReply};
+use gemini_pool_core::{Dialect, ErrorReply, Linger, UsageAppend};
 use std::io::{Read, Write};
 use std::time::Instant;
 
@@ -58,11 +58,14 @@ pub fn finish(response: &mut Response, ops: &Ops, started: Instant) {
     response.set_header("server-timing", ops.server_timing(started));
 }
 
-/// How the answer goes out, and the work for after it: one append of usage counts, through
-/// the KV store the request already opened.
+/// How the answer goes out, and the work for after it, through the KV store the request
+/// already opened: the changes the store refused, written again with a backoff (a
+/// [`Linger`]), and one append of usage counts.
 #[derive(Default)]
 pub struct After {
-    pub usage: Option<(StateStore, UsageAppend)>,
+    pub store: Option<StateStore>,
+    pub usage: Option<UsageAppend>,
+    pub linger: Option<Linger>,
     /// A streamed answer is relayed by the instance and cut at this time
     /// (`max_stream_duration`); any other answer is handed to the host whole.
     pub stream_until: Option<Instant>,
@@ -79,7 +82,11 @@ impl After {
             Some(until) => relay(response, until),
             None => response.send_to_client(),
         }
-        if let Some((kv, append)) = self.usage {
+        let Some(kv) = self.store else { return };
+        if let Some(mut linger) = self.linger {
+            let _ = steps::run(&mut linger, &mut StoreOnly, &kv, &Ops::default());
+        }
+        if let Some(append) = self.usage {
             kv.count_usage(&append);
         }
     }

@@ -1,44 +1,94 @@
-//! The one loop that runs a core machine — a request's [`Flow`](gemini_pool_core::Flow)
-//! or the key check's [`Check`](gemini_pool_core::Check) — doing each step's I/O on
-//! Fastly: key lists from the secret store, items from the KV store, calls to Google through
-//! `send`, the cooling knobs from the config store. The machine decides everything else.
+//! The one loop that runs a core machine — a request's [`Flow`](gemini_pool_core::Flow), the
+//! key check's [`Check`](gemini_pool_core::Check), or a request's
+//! [`Linger`](gemini_pool_core::Linger) after its answer — doing each step's I/O on Fastly:
+//! items from the KV store, and through [`Io`] key lists from the secret store, the cooling
+//! knobs from the config store, calls to Google. The machine decides everything else.
 
 use crate::context::{now_ms, Context, Rejection};
 use crate::log::log;
-use crate::ops::bump;
+use crate::ops::{bump, Ops};
 use crate::stores::StateStore;
-use gemini_pool_core::ApiKey;
-use gemini_pool_core::{Answer, Machine, Step};
+use gemini_pool_core::{Answer, ApiKey, CoolingSettings, Machine, Step};
 
-/// Runs `machine` to its end. `send` calls Google with each key (side by side when there are
-/// several) and gives the answers in the same order.
+/// What a machine's steps need beside the KV store.
+pub trait Io<'a> {
+    /// A part's key list.
+    fn fetch(&mut self, part: usize) -> Result<&'a [u8], Rejection>;
+    /// The cooling knobs.
+    fn cooling(&mut self) -> Result<&CoolingSettings, Rejection>;
+    /// Calls Google with each key (side by side when there are several), answers in order.
+    fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer>;
+}
+
+/// A request's I/O: its context, and how it calls Google.
+pub struct RequestIo<'a, 'r, S> {
+    pub cx: &'a Context<'r>,
+    pub send: S,
+}
+
+impl<'a, S: FnMut(&[ApiKey<'a>]) -> Vec<Answer>> Io<'a> for RequestIo<'a, '_, S> {
+    fn fetch(&mut self, part: usize) -> Result<&'a [u8], Rejection> {
+        self.cx.secrets.get(part, self.cx.ops).map_err(|e| Rejection::config(self.cx.dialect, e))
+    }
+
+    fn cooling(&mut self) -> Result<&CoolingSettings, Rejection> {
+        self.cx.cooling()
+    }
+
+    fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
+        (self.send)(keys)
+    }
+}
+
+/// Runs `machine` to its end.
 pub fn run<'a, M: Machine<'a>>(
     machine: &mut M,
-    send: &mut dyn FnMut(&[ApiKey<'a>]) -> Vec<Answer>,
+    io: &mut impl Io<'a>,
     kv: &StateStore,
-    cx: &'a Context<'_>,
+    ops: &Ops,
 ) -> Result<M::Done, Rejection> {
     loop {
         match machine.step(now_ms()) {
-            Step::Fetch(part) => {
-                let bytes = cx.secrets.get(part, cx.ops).map_err(|e| Rejection::config(cx.dialect, e))?;
-                machine.fetched(part, bytes);
-            }
-            Step::Read(items) => machine.read(kv.read(&items, cx.ops)),
-            Step::Configure => machine.configured(cx.cooling()?),
+            Step::Fetch(part) => machine.fetched(part, io.fetch(part)?),
+            Step::Read(items) => machine.read(kv.read(&items, ops)),
+            Step::Configure => machine.configured(io.cooling()?),
             Step::Send(keys) => {
-                keys.iter().for_each(|_| bump(&cx.ops.attempts));
-                machine.answered(send(&keys));
+                keys.iter().for_each(|_| bump(&ops.attempts));
+                machine.answered(io.send(&keys));
             }
             Step::Record { writes, read_back } => {
-                kv.execute(writes, cx.ops);
+                let refused = kv.execute(writes, ops);
+                if !refused.is_empty() {
+                    machine.refused(refused);
+                }
                 match read_back.is_empty() {
                     true => machine.written(),
-                    false => machine.read(kv.read(&read_back, cx.ops)),
+                    false => machine.read(kv.read(&read_back, ops)),
                 }
             }
             Step::Log(line) => log(format_args!("{line}")),
+            Step::Wait(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             Step::Done(done) => return Ok(done),
         }
+    }
+}
+
+/// After the answer: a machine that only reads and writes the store (a [`Linger`]).
+///
+/// [`Linger`]: gemini_pool_core::Linger
+pub struct StoreOnly;
+
+impl Io<'static> for StoreOnly {
+    fn fetch(&mut self, _: usize) -> Result<&'static [u8], Rejection> {
+        Ok(&[])
+    }
+
+    fn cooling(&mut self) -> Result<&CoolingSettings, Rejection> {
+        static DEFAULTS: std::sync::OnceLock<CoolingSettings> = std::sync::OnceLock::new();
+        Ok(DEFAULTS.get_or_init(CoolingSettings::default))
+    }
+
+    fn send(&mut self, keys: &[ApiKey<'static>]) -> Vec<Answer> {
+        keys.iter().map(|_| Answer::None { timeout: false, detail: "not sent after the answer".into() }).collect()
     }
 }

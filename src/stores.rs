@@ -9,11 +9,7 @@ use bytes::Bytes;
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::secret_store::Secret;
 use fastly::{ConfigStore, SecretStore};
-use gemini_pool_core::Item;
-use gemini_pool_core::Marks;
-use gemini_pool_core::Write;
-use gemini_pool_core::{PartMarks, MAX_MODEL_ITEMS};
-use gemini_pool_core::{Usage, UsageAppend};
+use gemini_pool_core::{Item, Marks, PartMarks, Usage, UsageAppend, Write, MAX_MODEL_ITEMS};
 use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -159,11 +155,14 @@ impl StateStore {
         read
     }
 
-    /// Executes writes (each is logged if it fails; none fails the request).
-    pub fn execute(&self, writes: Vec<Write>, ops: &Ops) {
-        let Some(kv) = &self.kv else { return };
+    /// Executes writes; returns the indices of those the store refused (`TooManyRequests`,
+    /// or any other failure: the write is stored nowhere). A failure is logged and never
+    /// fails the request.
+    pub fn execute(&self, writes: Vec<Write>, ops: &Ops) -> Vec<usize> {
+        let Some(kv) = &self.kv else { return Vec::new() };
         let started = Instant::now();
-        for write in writes {
+        let mut refused = Vec::new();
+        for (i, write) in writes.into_iter().enumerate() {
             bump(&ops.kv_writes);
             let (key, result) = match write {
                 Write::Append { item, bytes } => {
@@ -187,10 +186,12 @@ impl StateStore {
                 }
             };
             if let Err(e) = result {
-                log(format_args!("kv: write {key} failed: {e}; carrying on"));
+                log(format_args!("kv: write {key} failed: {e}; kept to write again"));
+                refused.push(i);
             }
         }
         add_elapsed(&ops.kv_ms, started);
+        refused
     }
 
     /// Appends a request's usage lines to a shard of today's counts (after the response);

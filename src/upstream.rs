@@ -6,10 +6,7 @@ use crate::ops::{add_elapsed, Ops};
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Request, Response};
-use gemini_pool_core::forwarded_query;
-use gemini_pool_core::Answer;
-use gemini_pool_core::Route;
-use gemini_pool_core::ERROR_BODY_LIMIT;
+use gemini_pool_core::{forwarded_query, Answer, Route, ERROR_BODY_LIMIT};
 use std::io::Read;
 use std::time::Instant;
 

@@ -2,17 +2,12 @@
 //! and the console page.
 
 use crate::context::{now_ms, Cx, Rejection};
-use crate::steps::{self, Sender};
+use crate::steps::{self, Io};
 use crate::stores::StateStore;
 use crate::upstream::Upstream;
 use crate::{config, reply};
 use futures_util::future::join_all;
-use gemini_pool_core::Answer;
-use gemini_pool_core::ApiKey;
-use gemini_pool_core::Console;
-use gemini_pool_core::Usage;
-use gemini_pool_core::{AdminInput, StatusInput};
-use gemini_pool_core::{Check, Checked};
+use gemini_pool_core::{AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, StatusInput, Usage};
 use worker::{Headers, Method, Request, Response, Result};
 
 fn failed(cx: &Cx) -> impl Fn(worker::Error) -> Rejection + '_ {
@@ -46,13 +41,23 @@ pub(crate) async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejecti
     reply::json(body).map_err(failed(cx))
 }
 
-/// Probes keys side by side (the key check's `Send`).
-struct Prober {
+/// The key check's I/O: its key lists and knobs; its `Send` probes keys side by side.
+struct Prober<'a, 'c> {
+    lists: &'a [String],
+    cx: &'c Cx,
     base: String,
     first_byte_timeout_ms: u64,
 }
 
-impl<'a> Sender<'a> for Prober {
+impl<'a> Io<'a> for Prober<'a, '_> {
+    fn fetch(&self, part: usize) -> &'a [u8] {
+        self.lists.get(part).map_or(&[][..], |l| l.as_bytes())
+    }
+
+    fn cooling(&self) -> std::result::Result<CoolingSettings, Rejection> {
+        self.cx.cooling().cloned()
+    }
+
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
         let probes = keys.iter().map(|key| {
             let request = Upstream {
@@ -77,8 +82,12 @@ pub(crate) async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result
     let store = StateStore::open(&cx.env);
     let lists = std::mem::take(&mut cx.lists);
     let mut check = Check::new(lists.len(), cursor, &config::KEY_VARS);
-    let mut prober = Prober { base: config::base_url(&cx.env), first_byte_timeout_ms: cx.first_byte_timeout_ms };
-    let checked = steps::run(&mut check, &mut prober, &store, &lists, cx).await?;
+    let mut timing = std::mem::take(&mut cx.timing);
+    let (base, first_byte_timeout_ms) = (config::base_url(&cx.env), cx.first_byte_timeout_ms);
+    let mut prober = Prober { lists: &lists, cx, base, first_byte_timeout_ms };
+    let checked = steps::run(&mut check, &mut prober, &store, &mut timing).await;
+    cx.timing = timing;
+    let checked = checked?;
     cx.timing.state_calls += store.calls.get();
     match checked {
         Checked::Answer(body) => reply::json(body).map_err(failed(cx)),

@@ -4,10 +4,7 @@
 
 use crate::config;
 use crate::reply::Timing;
-use gemini_pool_core::Caller;
-use gemini_pool_core::KeyPool;
-use gemini_pool_core::{CoolingSettings, RequestSettings, SettingsReader};
-use gemini_pool_core::{Dialect, ErrorReply};
+use gemini_pool_core::{Caller, CoolingSettings, Dialect, ErrorReply, KeyPool, RequestSettings, SettingsReader};
 use std::cell::OnceCell;
 use std::time::Duration;
 use worker::{js_sys, Env};

@@ -4,34 +4,42 @@
 use crate::config;
 use crate::context::{now_ms, seed, Cx, Rejection};
 use crate::reply;
-use crate::steps::{self, Sender};
+use crate::reply::Timing;
+use crate::steps::{self, Io, StoreOnly};
 use crate::stores::StateStore;
 use crate::upstream::Upstream;
-use gemini_pool_core::strip_model_prefixes;
-use gemini_pool_core::ApiKey;
-use gemini_pool_core::ErrorReply;
-use gemini_pool_core::Route;
-use gemini_pool_core::{Answer, Finish, Flow};
+use gemini_pool_core::{strip_model_prefixes, Answer, ApiKey, CoolingSettings, ErrorReply, Finish, Flow, Route};
 use std::time::Duration;
 use worker::{Context, Method, Request, Response, Result};
 
-/// Calls to the state object outside the attempts: the first read, the read of the other
-/// parts (widening), and the usage count after the response (append, check, compaction).
+/// State calls outside the attempts: the first read, the read of the other parts (widening),
+/// and the usage count after the response (append, check, compaction) — one object each.
 const STATE_CALLS_BESIDE_ATTEMPTS: usize = 5;
 
 /// How many keys a request may try within `subrequests`: each attempt costs a fetch and, after
-/// a failure, one call to the state object (the writes and the read-back in one batch).
-fn attempts_within(subrequests: usize) -> usize {
-    subrequests.saturating_sub(STATE_CALLS_BESIDE_ATTEMPTS) / 2
+/// a failure, the writes and the read-back (one call per object they touch: `per_batch`).
+fn attempts_within(subrequests: usize, per_batch: usize) -> usize {
+    subrequests.saturating_sub(STATE_CALLS_BESIDE_ATTEMPTS * per_batch) / (1 + per_batch)
 }
 
-/// Sends the client's request; keeps a success's response to deliver it.
-struct Forwarder {
+/// A request's I/O: its key lists and knobs; it sends the client's request and keeps a
+/// success's response to deliver it.
+struct Forwarder<'a, 'c> {
+    lists: &'a [String],
+    cx: &'c Cx,
     upstream: Upstream,
     served: Option<Response>,
 }
 
-impl<'a> Sender<'a> for Forwarder {
+impl<'a> Io<'a> for Forwarder<'a, '_> {
+    fn fetch(&self, part: usize) -> &'a [u8] {
+        self.lists.get(part).map_or(&[][..], |l| l.as_bytes())
+    }
+
+    fn cooling(&self) -> std::result::Result<CoolingSettings, Rejection> {
+        self.cx.cooling().cloned()
+    }
+
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
         let mut answers = Vec::with_capacity(keys.len());
         for key in keys {
@@ -71,17 +79,36 @@ pub(crate) async fn forward(
     // The key lists move out of `cx` (which the loop borrows mutably): no copy.
     let lists = std::mem::take(&mut cx.lists);
     let store = StateStore::open(&cx.env);
-    let mut flow = Flow::new(lists.len(), facts.model.as_deref(), seed(), attempts_within(cx.subrequests));
-    let mut forwarder = Forwarder { upstream, served: None };
-    let finish = steps::run(&mut flow, &mut forwarder, &store, &lists, cx).await?;
-    if cx.settings.usage_counts {
-        let append = flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone);
+    let mut flow = Flow::new(
+        lists.len(),
+        facts.model.as_deref(),
+        seed(),
+        attempts_within(cx.subrequests, store.calls_per_batch()),
+    );
+    let mut timing = std::mem::take(&mut cx.timing);
+    let mut forwarder = Forwarder { lists: &lists, cx, upstream, served: None };
+    let finish = steps::run(&mut flow, &mut forwarder, &store, &mut timing).await;
+    let served = forwarder.served.take();
+    cx.timing = timing;
+    let finish = finish?;
+    // After the answer: the changes the store refused, then the usage count.
+    let linger = flow.linger();
+    let usage = cx.settings.usage_counts.then(|| flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone));
+    cx.timing.usage_after = usage.is_some();
+    if linger.is_some() || usage.is_some() {
         let env = cx.env.clone();
-        cx.timing.usage_after = true;
-        ctx.wait_until(async move { StateStore::open(&env).count_usage(&append).await });
+        ctx.wait_until(async move {
+            let store = StateStore::open(&env);
+            if let Some(mut linger) = linger {
+                let _ = steps::run(&mut linger, &mut StoreOnly, &store, &mut Timing::default()).await;
+            }
+            if let Some(append) = usage {
+                store.count_usage(&append).await;
+            }
+        });
     }
     cx.timing.state_calls += store.calls.get();
-    let answered = match (finish, forwarder.served) {
+    let answered = match (finish, served) {
         (Finish::Served, Some(response)) => {
             // Only a served stream reads `max_stream_duration`.
             let limit = if facts.stream { cx.stream_limit()? } else { None };

@@ -5,10 +5,10 @@
 use crate::context::{Cx, Rejection};
 use crate::reply::Timing;
 use crate::{admin, config, forward, reply};
-use gemini_pool_core::{caller, client_token, lookup_order, query_param, Caller, Presented, Role};
-use gemini_pool_core::{may_be_native, route, Access, Endpoint};
-use gemini_pool_core::{Dialect, ErrorReply};
-use gemini_pool_core::{SettingError, SettingsReader};
+use gemini_pool_core::{
+    caller, client_token, lookup_order, may_be_native, query_param, route, Access, Caller, Dialect, Endpoint,
+    ErrorReply, Presented, Role, SettingError, SettingsReader,
+};
 use std::cell::OnceCell;
 use worker::{Context, Env, Request, Response};
 

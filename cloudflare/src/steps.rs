@@ -1,44 +1,75 @@
-//! The one loop that runs a core machine — a request's [`Flow`](gemini_pool_core::Flow)
-//! or the key check's [`Check`](gemini_pool_core::Check) — doing each step's I/O on
-//! Workers: key lists from the environment, items from the state object (a `Record`'s writes
-//! and read-back in one call), calls to Google through a [`Sender`], the cooling knobs from
-//! the environment. The machine decides everything else.
+//! The one loop that runs a core machine — a request's [`Flow`](gemini_pool_core::Flow), the
+//! key check's [`Check`](gemini_pool_core::Check), or a request's
+//! [`Linger`](gemini_pool_core::Linger) after its answer — doing each step's I/O on Workers:
+//! items from the state objects (a `Record`'s writes and read-back in one call per object),
+//! and through [`Io`] key lists from the environment, the cooling knobs, calls to Google. The
+//! machine decides everything else.
 
-use crate::context::{now_ms, Cx, Rejection};
+use crate::context::{now_ms, Rejection};
+use crate::reply::Timing;
 use crate::stores::StateStore;
-use gemini_pool_core::ApiKey;
-use gemini_pool_core::{Answer, Machine, Step};
+use gemini_pool_core::{Answer, ApiKey, CoolingSettings, Machine, Step};
+use std::time::Duration;
 
-/// Calls Google with each key (side by side when there are several), answers in order.
-pub(crate) trait Sender<'a> {
+/// What a machine's steps need beside the state objects.
+pub(crate) trait Io<'a> {
+    /// A part's key list.
+    fn fetch(&self, part: usize) -> &'a [u8];
+    /// The cooling knobs.
+    fn cooling(&self) -> Result<CoolingSettings, Rejection>;
+    /// Calls Google with each key (side by side when there are several), answers in order.
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer>;
 }
 
-/// Runs `machine` to its end over the key lists `lists`.
+/// Runs `machine` to its end.
 pub(crate) async fn run<'a, M: Machine<'a>>(
     machine: &mut M,
-    sender: &mut impl Sender<'a>,
+    io: &mut impl Io<'a>,
     store: &StateStore,
-    lists: &'a [String],
-    cx: &mut Cx,
+    timing: &mut Timing,
 ) -> Result<M::Done, Rejection> {
     loop {
         match machine.step(now_ms()) {
-            Step::Fetch(part) => machine.fetched(part, lists.get(part).map_or(&[][..], |l| l.as_bytes())),
-            Step::Read(items) => machine.read(store.write_and_read(Vec::new(), &items).await),
-            Step::Configure => machine.configured(cx.cooling()?),
+            Step::Fetch(part) => machine.fetched(part, io.fetch(part)),
+            Step::Read(items) => machine.read(store.read(&items).await),
+            Step::Configure => machine.configured(&io.cooling()?),
             Step::Send(keys) => {
-                cx.timing.attempts += keys.len() as u32;
-                let answers = sender.send(&keys).await;
+                timing.attempts += keys.len() as u32;
+                let answers = io.send(&keys).await;
                 machine.answered(answers);
             }
-            Step::Record { writes, read_back } if read_back.is_empty() => {
-                store.execute(writes).await;
-                machine.written();
+            Step::Record { writes, read_back } => {
+                let (read, refused) = store.write_and_read(writes, &read_back).await;
+                if !refused.is_empty() {
+                    machine.refused(refused);
+                }
+                match read_back.is_empty() {
+                    true => machine.written(),
+                    false => machine.read(read),
+                }
             }
-            Step::Record { writes, read_back } => machine.read(store.write_and_read(writes, &read_back).await),
             Step::Log(line) => worker::console_log!("{line}"),
+            Step::Wait(ms) => worker::Delay::from(Duration::from_millis(ms)).await,
             Step::Done(done) => return Ok(done),
         }
+    }
+}
+
+/// After the answer: a machine that only reads and writes the state (a [`Linger`]).
+///
+/// [`Linger`]: gemini_pool_core::Linger
+pub(crate) struct StoreOnly;
+
+impl Io<'static> for StoreOnly {
+    fn fetch(&self, _: usize) -> &'static [u8] {
+        &[]
+    }
+
+    fn cooling(&self) -> Result<CoolingSettings, Rejection> {
+        Ok(CoolingSettings::default())
+    }
+
+    async fn send(&mut self, keys: &[ApiKey<'static>]) -> Vec<Answer> {
+        keys.iter().map(|_| Answer::None { timeout: false, detail: "not sent after the answer".into() }).collect()
     }
 }

@@ -20,11 +20,7 @@
 //! hold its input gate).
 
 use futures_util::future::join_all;
-use gemini_pool_core::Item;
-use gemini_pool_core::Marks;
-use gemini_pool_core::Write;
-use gemini_pool_core::{PartMarks, MAX_MODEL_ITEMS};
-use gemini_pool_core::{Usage, UsageAppend};
+use gemini_pool_core::{Item, Marks, PartMarks, Usage, UsageAppend, Write, MAX_MODEL_ITEMS};
 use serde_json::{json, Value};
 use worker::{
     durable_object, js_sys, Date, Env, ListOptions, Method, ObjectNamespace, Request, RequestInit, Response, Result,
@@ -159,41 +155,89 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The Worker's side: batches of operations sent to the object. A failure is logged and never
+/// The Worker's side: batches of operations sent to the objects. A failure is logged and never
 /// fails the client's request (the state is then read as empty, as on Fastly).
+///
+/// The cooling items are spread over `STATE_SHARDS` objects by the hash of the item's name,
+/// so no one object's ceiling (about 1,000 requests/s) caps the service; a batch touching
+/// items of several objects becomes one call per object, side by side. The default is 16
+/// objects on a paid plan (`SUBREQUEST_LIMIT` above 50) and 1 on the free plan, whose 50
+/// subrequests per request are better spent on keys (and whose 100,000 requests a day never
+/// reach one object's ceiling). An isolate keeps the items it read for `STATE_CACHE_MS`
+/// (default 1,000 ms; 0: off) and reads an item it does not write from there — its own writes
+/// refresh it at once, so it never hides a refusal it recorded, and hides another isolate's
+/// for at most that long.
 pub struct StateStore {
     namespace: Option<ObjectNamespace>,
-    stub: Option<Stub>,
-    /// Calls made to the object (subrequests), for `Server-Timing`.
+    shards: usize,
+    cache_ms: u64,
+    /// Calls made to the objects (subrequests), for `Server-Timing`.
     pub calls: std::cell::Cell<u32>,
+}
+
+/// Objects the cooling items are spread over on a paid plan unless `STATE_SHARDS` says
+/// otherwise.
+const DEFAULT_SHARDS: usize = 16;
+/// How long an isolate serves an item it read unless `STATE_CACHE_MS` says otherwise.
+const DEFAULT_CACHE_MS: u64 = 1_000;
+/// Items an isolate's cache holds at most (it starts afresh past this).
+const CACHE_ITEMS: usize = 512;
+
+/// An item as an object holds it: its bytes and generation, or `None` if absent.
+type Stored = Option<(Vec<u8>, u64)>;
+
+/// One object's share of a batch: its operations, and which writes and which reads they are.
+#[derive(Default)]
+struct Share {
+    ops: Vec<Value>,
+    writes: Vec<usize>,
+    reads: Vec<usize>,
+}
+
+thread_local! {
+    /// This isolate's items: name → (the item, read at, unix ms).
+    static CACHE: std::cell::RefCell<std::collections::HashMap<String, (Stored, u64)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 impl StateStore {
     pub fn open(env: &Env) -> Self {
         let namespace = env.durable_object(BINDING);
-        let stub = match &namespace {
-            Ok(ns) => ns.id_from_name(INSTANCE).and_then(|id| id.get_stub()),
-            Err(e) => Err(worker::Error::RustError(e.to_string())),
-        };
-        if let Err(e) = &stub {
+        if let Err(e) = &namespace {
             worker::console_error!("state: Durable Object `{BINDING}` unavailable: {e}; cooling state is not kept");
         }
-        StateStore { namespace: namespace.ok(), stub: stub.ok(), calls: std::cell::Cell::new(0) }
+        let number = |name: &str| crate::config::text(env, name).and_then(|v| v.trim().parse::<u64>().ok());
+        let paid = crate::config::subrequest_limit(env).is_ok_and(|n| n > crate::config::FREE_PLAN_SUBREQUESTS);
+        let default_shards = if paid { DEFAULT_SHARDS } else { 1 };
+        let shards = number("STATE_SHARDS").map_or(default_shards, |n| n.clamp(1, 256) as usize);
+        let cache_ms = number("STATE_CACHE_MS").unwrap_or(DEFAULT_CACHE_MS);
+        StateStore { namespace: namespace.ok(), shards, cache_ms, calls: std::cell::Cell::new(0) }
     }
 
-    /// A batch on the pool's instance.
-    async fn batch(&self, ops: Vec<Value>) -> Vec<Value> {
-        self.batch_on(self.stub.as_ref(), ops).await
+    /// The object holding `item` (one object: the instance the first version used).
+    fn shard_of(&self, item: &str) -> usize {
+        let hash = item.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        (hash % self.shards as u64) as usize
     }
 
-    /// A batch on usage shard `shard`'s instance.
+    fn stub(&self, instance: &str) -> Option<Stub> {
+        self.namespace.as_ref().and_then(|ns| ns.id_from_name(instance).ok()?.get_stub().ok())
+    }
+
+    /// A batch on cooling shard `shard`'s object.
+    async fn batch(&self, shard: usize, ops: Vec<Value>) -> Option<Vec<Value>> {
+        let instance = if self.shards == 1 { INSTANCE.to_string() } else { format!("{INSTANCE}/{shard}") };
+        self.batch_on(self.stub(&instance).as_ref(), ops).await
+    }
+
+    /// A batch on usage shard `shard`'s object.
     async fn usage_batch(&self, shard: usize, ops: Vec<Value>) -> Vec<Value> {
-        let stub = self.namespace.as_ref().and_then(|ns| ns.id_from_name(&usage_instance(shard)).ok()?.get_stub().ok());
-        self.batch_on(stub.as_ref(), ops).await
+        self.batch_on(self.stub(&usage_instance(shard)).as_ref(), ops).await.unwrap_or_default()
     }
 
-    async fn batch_on(&self, stub: Option<&Stub>, ops: Vec<Value>) -> Vec<Value> {
-        let Some(stub) = stub else { return Vec::new() };
+    /// The results, or `None` if the call failed (an `overloaded` object among others).
+    async fn batch_on(&self, stub: Option<&Stub>, ops: Vec<Value>) -> Option<Vec<Value>> {
+        let stub = stub?;
         self.calls.set(self.calls.get() + 1);
         let body = json!({ "ops": ops }).to_string();
         let mut init = RequestInit::new();
@@ -203,49 +247,126 @@ impl StateStore {
             stub.fetch_with_request(request).await?.json::<Value>().await
         };
         match answer.await {
-            Ok(value) => value["results"].as_array().cloned().unwrap_or_default(),
+            Ok(value) => Some(value["results"].as_array().cloned().unwrap_or_default()),
             Err(e) => {
                 worker::console_error!("state: call failed: {e}; carrying on without it");
-                Vec::new()
+                None
             }
         }
     }
 
-    /// Executes `writes`, then reads `items`: one call, which the object runs without
-    /// interleaving another, so the read sees the writes.
-    pub async fn write_and_read(&self, writes: Vec<Write>, items: &[Item]) -> Vec<(Item, Marks)> {
-        let written = writes.len();
-        let mut ops = write_ops(writes);
-        ops.extend(items.iter().map(|item| json!({"get": item.kv_key()})));
-        let results = self.batch(ops).await;
-        let reads = results.iter().skip(written).chain(std::iter::repeat(&Value::Null));
-        items.iter().zip(reads).map(|(item, result)| (item.clone(), marks_of(result))).collect()
+    /// Reads `items` (from this isolate's cache when fresh enough).
+    pub async fn read(&self, items: &[Item]) -> Vec<(Item, Marks)> {
+        self.write_and_read(Vec::new(), items).await.0
     }
 
-    /// Executes the core's writes, in one call.
-    pub async fn execute(&self, writes: Vec<Write>) {
-        if !writes.is_empty() {
-            self.batch(write_ops(writes)).await;
+    /// Executes `writes`, then reads `items`: one call per object involved (side by side),
+    /// which the object runs without interleaving another, so the read sees the writes. An item
+    /// this call does not write comes from this isolate's cache when fresh enough. Returns
+    /// the items read and the indices of the writes the store refused (their object's call
+    /// failed).
+    pub async fn write_and_read(&self, writes: Vec<Write>, items: &[Item]) -> (Vec<(Item, Marks)>, Vec<usize>) {
+        self.exchange(writes, items, true).await
+    }
+
+    /// How many objects one batch may call at most (for the subrequest budget).
+    pub fn calls_per_batch(&self) -> usize {
+        self.shards.min(2)
+    }
+
+    /// [`write_and_read`](Self::write_and_read), reading from the cache or not.
+    async fn exchange(&self, writes: Vec<Write>, items: &[Item], cache: bool) -> (Vec<(Item, Marks)>, Vec<usize>) {
+        let now = worker::Date::now().as_millis();
+        let written: Vec<String> = writes.iter().map(|w| write_item(w).kv_key()).collect();
+        let from_cache = |key: String| (cache && !written.contains(&key)).then(|| self.cached(&key, now)).flatten();
+        let mut found: Vec<Option<Stored>> = items.iter().map(|item| from_cache(item.kv_key())).collect();
+        let mut shares: std::collections::BTreeMap<usize, Share> = Default::default();
+        for (i, op) in write_ops(writes).into_iter().enumerate() {
+            let share = shares.entry(self.shard_of(op_item(&op))).or_default();
+            share.ops.push(op);
+            share.writes.push(i);
         }
+        for (i, item) in items.iter().enumerate().filter(|(i, _)| found[*i].is_none()) {
+            let share = shares.entry(self.shard_of(&item.kv_key())).or_default();
+            share.ops.push(json!({"get": item.kv_key()}));
+            share.reads.push(i);
+        }
+        let calls = shares
+            .into_iter()
+            .map(|(shard, share)| async move { (self.batch(shard, share.ops).await, share.writes, share.reads) });
+        let mut refused = Vec::new();
+        for (results, wrote, read) in join_all(calls).await {
+            let Some(results) = results else {
+                refused.extend(wrote);
+                continue;
+            };
+            let reads = results.iter().skip(wrote.len()).chain(std::iter::repeat(&Value::Null));
+            for (&i, result) in read.iter().zip(reads) {
+                let value = stored_of(result);
+                self.remember(&items[i].kv_key(), value.clone(), now);
+                found[i] = Some(value);
+            }
+        }
+        refused.sort_unstable();
+        let read = items
+            .iter()
+            .zip(found)
+            .map(|(item, value)| {
+                let marks = match value.flatten() {
+                    Some((bytes, generation)) => Marks::decode(bytes, Some(generation)),
+                    None => Marks::default(),
+                };
+                (item.clone(), marks)
+            })
+            .collect();
+        (read, refused)
     }
 
-    /// Every part's `keys` item and at most [`MAX_MODEL_ITEMS`] model items (`/v1/status`);
-    /// and how many model items were left unread.
+    /// An item from this isolate's cache, if read within `cache_ms`.
+    fn cached(&self, key: &str, now: u64) -> Option<Stored> {
+        if self.cache_ms == 0 {
+            return None;
+        }
+        CACHE.with(|cache| {
+            let cache = cache.borrow();
+            let (value, at) = cache.get(key)?;
+            (now < at + self.cache_ms).then(|| value.clone())
+        })
+    }
+
+    fn remember(&self, key: &str, value: Stored, now: u64) {
+        if self.cache_ms == 0 {
+            return;
+        }
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= CACHE_ITEMS {
+                cache.clear();
+            }
+            cache.insert(key.to_string(), (value, now));
+        });
+    }
+
+    /// Every part's `keys` item and at most [`MAX_MODEL_ITEMS`] model items (`/v1/status`),
+    /// read from the objects (never the cache); and how many model items were left unread.
     pub async fn read_all(&self, parts: usize) -> (Vec<PartMarks>, usize) {
         let mut all = vec![PartMarks::default(); parts];
-        let listed = self.batch(vec![json!({"list": Item::model_prefix()})]).await;
+        let lists =
+            join_all((0..self.shards).map(|shard| self.batch(shard, vec![json!({"list": Item::model_prefix()})])));
         let mut models: Vec<Item> = Vec::new();
-        if let Some(keys) = listed.first().and_then(|r| r["keys"].as_array()) {
-            models.extend(keys.iter().filter_map(|k| k.as_str()).filter_map(Item::from_kv_key));
+        for listed in lists.await.into_iter().flatten() {
+            if let Some(keys) = listed.first().and_then(|r| r["keys"].as_array()) {
+                models.extend(keys.iter().filter_map(|k| k.as_str()).filter_map(Item::from_kv_key));
+            }
         }
         models.retain(|item| item.part < parts);
+        models.sort();
         let omitted = models.len().saturating_sub(MAX_MODEL_ITEMS);
         models.truncate(MAX_MODEL_ITEMS);
         let mut items: Vec<Item> = (0..parts).map(Item::keys).collect();
         items.extend(models);
-        let results = self.batch(items.iter().map(|item| json!({"get": item.kv_key()})).collect()).await;
-        for (item, result) in items.into_iter().zip(results.iter()) {
-            let marks = marks_of(result);
+        let (read, _) = self.exchange(Vec::new(), &items, false).await;
+        for (item, marks) in read {
             match item.model {
                 None => all[item.part].keys = marks,
                 Some(model) => all[item.part].models.push((model, marks)),
@@ -296,11 +417,24 @@ fn write_ops(writes: Vec<Write>) -> Vec<Value> {
         .collect()
 }
 
-fn marks_of(result: &Value) -> Marks {
+/// An item as an object answered a `get`: its bytes and generation, or absent.
+fn stored_of(result: &Value) -> Stored {
     if result.is_null() {
-        return Marks::default();
+        return None;
     }
-    Marks::decode(unhex(result["hex"].as_str().unwrap_or_default()), result["generation"].as_u64())
+    Some((unhex(result["hex"].as_str().unwrap_or_default()), result["generation"].as_u64().unwrap_or(0)))
+}
+
+/// The item a write is about.
+fn write_item(write: &Write) -> &Item {
+    match write {
+        Write::Append { item, .. } | Write::Replace { item, .. } => item,
+    }
+}
+
+/// The item an operation is about.
+fn op_item(op: &Value) -> &str {
+    op["append"].as_str().or_else(|| op["replace"].as_str()).unwrap_or_default()
 }
 
 use worker::DurableObject;

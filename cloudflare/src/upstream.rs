@@ -5,8 +5,7 @@
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use gemini_pool_core::Answer;
-use gemini_pool_core::ERROR_BODY_LIMIT;
+use gemini_pool_core::{Answer, ERROR_BODY_LIMIT};
 use std::pin::pin;
 use std::time::Duration;
 use worker::{js_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};

@@ -109,7 +109,7 @@ mod shared {
 // A request, and the key check: the machines and what drives them.
 pub use decide::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
 pub use decide::ending::{Ending, ERROR_BODY_LIMIT};
-pub use decide::flow::{Answer, Finish, Flow, Machine, Step};
+pub use decide::flow::{Answer, Finish, Flow, Linger, Machine, Step};
 pub use decide::keycheck::{Check, Checked};
 
 // What clients send and see.

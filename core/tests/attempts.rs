@@ -1,13 +1,9 @@
 //! Choosing keys under cooling, retries, and what each answer changes.
 
-use gemini_pool_core::Marks;
-use gemini_pool_core::Reason;
-use gemini_pool_core::{classify, Outcome, Verdict};
-use gemini_pool_core::{ApiKey, KeyPool};
-use gemini_pool_core::{Attempts, Choice};
-use gemini_pool_core::{Bucket, MarkName};
-use gemini_pool_core::{Change, Entry, Item, Mark, PartState, PoolState};
-use gemini_pool_core::{CoolingSettings, RetrySettings, Strategy, WhenAllCooling};
+use gemini_pool_core::{
+    classify, ApiKey, Attempts, Bucket, Change, Choice, CoolingSettings, Entry, Item, KeyPool, Mark, MarkName, Marks,
+    Outcome, PartState, PoolState, Reason, RetrySettings, Strategy, Verdict, WhenAllCooling,
+};
 use std::collections::HashMap;
 
 const NOW: u64 = 1_768_478_400_000;

@@ -1,8 +1,7 @@
 //! Every body form of docs/google-errors.md, in the 2025 and the 2026 style,
 //! native (bare) and OpenAI-compatible (wrapped in an array).
 
-use gemini_pool_core::Reason;
-use gemini_pool_core::{classify, Outcome};
+use gemini_pool_core::{classify, Outcome, Reason};
 
 fn wrapped(body: &str) -> String {
     format!("[{body}]")

@@ -1,10 +1,8 @@
 //! The cooling policy, row by row as in the README's tables.
 
-use gemini_pool_core::Reason;
-use gemini_pool_core::ResetZone;
-use gemini_pool_core::{decide, Action, Cooldown, Moment, Scope};
-use gemini_pool_core::{CoolingSettings, Profile};
-use gemini_pool_core::{Outcome, Verdict};
+use gemini_pool_core::{
+    decide, Action, Cooldown, CoolingSettings, Moment, Outcome, Profile, Reason, ResetZone, Scope, Verdict,
+};
 
 // 2026-01-15 12:00:00 UTC (04:00 PST); the next Pacific midnight is 2026-01-16 08:00 UTC.
 const NOW: u64 = 1_768_478_400_000;

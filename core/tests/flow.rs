@@ -1,11 +1,7 @@
 //! The request flow, step by step, against a strict in-memory store: the order of the steps,
 //! what is read and written when, widening, recording and its read-back, and the end.
 
-use gemini_pool_core::CoolingSettings;
-use gemini_pool_core::Item;
-use gemini_pool_core::Marks;
-use gemini_pool_core::Write;
-use gemini_pool_core::{Answer, Finish, Flow, Machine, Step};
+use gemini_pool_core::{Answer, CoolingSettings, Finish, Flow, Item, Machine, Marks, Step, Write};
 use std::collections::HashMap;
 
 const NOW: u64 = 1_768_478_400_000;
@@ -122,6 +118,7 @@ fn run(
                 seen.push(Seen::Log);
                 logs.push(line);
             }
+            Step::Wait(_) => panic!("a request never waits before its answer"),
             Step::Done(finish) => return (finish, seen, logs),
         }
     }
@@ -283,7 +280,7 @@ fn usage_counts_every_key_tried() {
                 store.write(writes);
                 flow.read(store.read(&read_back));
             }
-            Step::Log(_) => {}
+            Step::Log(_) | Step::Wait(_) => {}
             Step::Done(finish) => {
                 assert_eq!(finish, Finish::Served);
                 break;
@@ -331,6 +328,7 @@ fn the_key_check_is_a_machine_the_same_loop_drives() {
                 }
             }
             Step::Log(line) => logs.push(line),
+            Step::Wait(_) => {}
             Step::Done(Checked::Answer(body)) => break String::from_utf8(body).unwrap_or_default(),
             Step::Done(other) => panic!("{other:?}"),
         }
@@ -340,4 +338,73 @@ fn the_key_check_is_a_machine_the_same_loop_drives() {
     assert!(logs.iter().any(|l| l.starts_with("key list keys, line 2: not a key")), "{logs:?}");
     assert!(logs.iter().any(|l| l.contains("…0002") && l.contains("API key not valid")), "{logs:?}");
     assert!(String::from_utf8_lossy(&store.items["keys"].0).contains("key_invalid"), "the dead mark is stored");
+}
+
+#[test]
+fn a_write_the_store_refuses_goes_out_again_and_lingers_after_the_answer() {
+    use gemini_pool_core::Linger;
+    let one = list(&[1, 2, 3]);
+    let lists = [one.as_str()];
+    let mut store = Store::default();
+    let mut flow = Flow::new(1, Some("m"), 11, 32);
+    let mut refusing = true; // the store refuses every write while the request runs
+    let mut sent = 0;
+    loop {
+        match flow.step(NOW) {
+            Step::Fetch(p) => flow.fetched(p, lists[p].as_bytes()),
+            Step::Read(items) => flow.read(store.read(&items)),
+            Step::Configure => flow.configured(&CoolingSettings::default()),
+            Step::Send(_) => {
+                sent += 1;
+                let answer = match sent {
+                    1 | 2 => Answer::Error { status: 429, body: MINUTE_429.to_vec() },
+                    _ => Answer::Served,
+                };
+                flow.answered(vec![answer]);
+            }
+            Step::Record { writes, read_back } => {
+                // Each round carries every change not stored yet (one append per item).
+                assert!(!writes.is_empty());
+                flow.refused((0..writes.len()).collect());
+                flow.read(store.read(&read_back));
+            }
+            Step::Log(_) => {}
+            Step::Wait(_) => panic!("no wait before the answer"),
+            Step::Done(finish) => {
+                assert_eq!(finish, Finish::Served);
+                break;
+            }
+        }
+    }
+    assert!(store.items.is_empty(), "nothing stored while refusing");
+    let mut linger: Linger = flow.linger().expect("two verdicts left to write");
+    let mut waited = Vec::new();
+    loop {
+        match linger.step(NOW) {
+            Step::Wait(ms) => {
+                waited.push(ms);
+                refusing = waited.len() < 2; // the store takes writes again after the second wait
+            }
+            Step::Read(items) => linger.read(store.read(&items)),
+            Step::Record { writes, read_back } => {
+                if refusing {
+                    linger.refused((0..writes.len()).collect());
+                } else {
+                    store.write(writes);
+                }
+                match read_back.is_empty() {
+                    true => linger.written(),
+                    false => linger.read(store.read(&read_back)),
+                }
+            }
+            Step::Done(()) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        waited.len() == 2 && (1_000..=2_000).contains(&waited[0]) && (2_000..=4_000).contains(&waited[1]),
+        "{waited:?}"
+    );
+    let stored = String::from_utf8_lossy(&store.items["model/m"].0).to_string();
+    assert_eq!(stored.matches("per_minute_quota").count(), 2, "{stored}");
 }

@@ -1,17 +1,10 @@
 //! No input makes the core panic: random and mutated inputs through every function that
 //! reads something from a client, from Google or from a store.
 
-use gemini_pool_core::classify;
-use gemini_pool_core::route;
-use gemini_pool_core::Dialect;
-use gemini_pool_core::KeyPool;
-use gemini_pool_core::Marks;
-use gemini_pool_core::ResetZone;
-use gemini_pool_core::Rng;
-use gemini_pool_core::{client_token, forwarded_query, query_param, Presented};
-use gemini_pool_core::{parse_duration, SettingsReader};
-use gemini_pool_core::{peek, strip_model_prefixes};
-use gemini_pool_core::{Bucket, MarkName};
+use gemini_pool_core::{
+    classify, client_token, forwarded_query, parse_duration, peek, query_param, route, strip_model_prefixes, Bucket,
+    Dialect, KeyPool, MarkName, Marks, Presented, ResetZone, Rng, SettingsReader,
+};
 
 const SEEDS: [&str; 6] = [
     r#"[{"error":{"code":429,"message":"x limit: 0, model: m\nPlease retry in 1.5s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"PerDay","quotaValue":"7"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3.2s"}]}}]"#,

@@ -32,6 +32,32 @@ def status(proxy, token=ADMIN_TOKEN) -> dict:
     return json.loads(body)
 
 
+def usage_when(proxy, done, timeout=10.0) -> dict:
+    """Today's counts once `done(usage)` holds (they are written after each response), or as
+    they are at the timeout."""
+    deadline = time.time() + timeout
+    while True:
+        usage = status(proxy)["usage"]
+        if done(usage) or time.time() > deadline:
+            return usage
+        time.sleep(0.1)
+
+
+def settled_usage(proxy) -> dict:
+    """Today's counts once two reads 0.3 s apart agree (every append after the last response
+    has landed)."""
+    last = None
+
+    def settled(usage):
+        nonlocal last
+        same, last = usage == last, usage
+        if not same:
+            time.sleep(0.2)
+        return same
+
+    return usage_when(proxy, settled)
+
+
 @pytest.fixture
 def world(sim, proxies):
     sim.reset(sim_keys(3))
@@ -109,10 +135,10 @@ def test_usage_is_counted_per_key_and_per_client(sim, proxies):
         sent += 1
         assert sent <= 40, "no request tried k1"
     chat(proxy, OTHER_TOKEN, "gemini-2.0-flash")
-    time.sleep(0.3)  # counted after each response
-    usage = status(proxy)["usage"]
-    clients = {(c["client"], c["model"]): (c["ok"], c["failed"]) for c in usage["clients"]}
-    assert clients == {("e2e tests", FLASH): (sent, 0), ("second client", "gemini-2.0-flash"): (1, 0)}
+    expected = {("e2e tests", FLASH): (sent, 0), ("second client", "gemini-2.0-flash"): (1, 0)}
+    by_client = lambda usage: {(c["client"], c["model"]): (c["ok"], c["failed"]) for c in usage["clients"]}
+    usage = usage_when(proxy, lambda u: by_client(u) == expected)
+    assert by_client(usage) == expected
     keys = {(k["key"], k["model"]): (k["ok"], k["failed"]) for k in usage["keys"]}
     flash_ok = sum(ok for (key, model), (ok, _) in keys.items() if model == FLASH)
     assert flash_ok == sent and keys[("…0001", FLASH)][1] == 1, keys
@@ -138,8 +164,7 @@ def test_counts_survive_the_compaction_of_their_shard(sim, proxies):
     proxy = proxies(pool_lines(1), relay=False)
     codes = burst(proxy, clients=4, per_client=100)
     assert codes.count(200) == 400
-    time.sleep(0.5)
-    usage = status(proxy)["usage"]
+    usage = settled_usage(proxy)
     counted = sum(c["ok"] for c in usage["clients"])
     assert sum(k["ok"] for k in usage["keys"]) == counted
     # Viceroy's appends are not atomic (see the next test): a few may be missed, none doubled.
@@ -153,8 +178,7 @@ def test_the_count_error_under_concurrent_clients(sim, proxies):
     proxy = proxies(pool_lines(6), relay=False)
     codes = burst(proxy, clients=30, per_client=10)
     assert codes.count(200) == 300
-    time.sleep(0.5)
-    usage = status(proxy)["usage"]
+    usage = settled_usage(proxy)
     counted = sum(c["ok"] for c in usage["clients"])
     counted_keys = sum(k["ok"] for k in usage["keys"])
     error = 1 - counted / 300

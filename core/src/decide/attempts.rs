@@ -23,6 +23,10 @@
 //!   answer is the request's own: delivered, nothing recorded.
 //! - answers of the request's own fault (400, 404, …) are delivered at once.
 //!
+//! The free walk past buckets that name the fault rests on everyone learning of each: an
+//! attempt whose verdict the store refused to record ([`Attempts::unrecorded`]) spends the
+//! budget too, so a throttled store cannot make a request walk the whole pool.
+//!
 //! So at most `max_attempts + 1` changes per request rest on anything but Google's word about
 //! the key (`fuzz/checks`, `attempt_loop`, checks it for arbitrary answers in `make test`).
 
@@ -303,6 +307,13 @@ impl<'a> Attempts<'a> {
             return self.model().map(|_| OTHER_MODEL);
         }
         self.model()
+    }
+
+    /// The store refused to record this attempt's verdict (throttled, overloaded): the free walk
+    /// past a bucket that names the fault rests on everyone learning of it, so without the
+    /// record the attempt spends the budget like any other failure.
+    pub fn unrecorded(&mut self) {
+        self.spent += 1;
     }
 
     /// The state as read again after a failure; this request's own changes stay applied.

@@ -18,6 +18,7 @@
 //!                                               machine.read(read_back with its marks),
 //!                                               or machine.written() if read_back is empty,
 //!         Step::Log(line)                    => log it,
+//!         Step::Wait(ms)                     => sleep that long,
 //!         Step::Done(done)                   => break,
 //!     }
 //! }
@@ -45,6 +46,7 @@ use crate::operator::clock::ResetZone;
 use crate::operator::settings::CoolingSettings;
 use crate::pool::keys::{self, ApiKey, KeyPool};
 use crate::pool::rng::Rng;
+use crate::shared::marks::Entry;
 use crate::shared::marks::Marks;
 use crate::shared::record::{Recorder, Round, Write};
 use crate::shared::state::{Change, Item, PartState, PoolState};
@@ -75,6 +77,9 @@ pub enum Step<'a, D> {
     /// Log this line (a failed attempt, a dead key found, a store that keeps losing writes).
     /// It holds no key.
     Log(String),
+    /// Wait this long (ms), then ask for the next step (a [`Linger`] lets a throttled store's
+    /// budget refill).
+    Wait(u64),
     /// Over.
     Done(D),
 }
@@ -116,6 +121,10 @@ pub trait Machine<'a> {
     fn answered(&mut self, answers: Vec<Answer>);
     /// The writes of a [`Step::Record`] without read-back are done.
     fn written(&mut self);
+    /// The store refused the writes at these indices of the last [`Step::Record`]
+    /// (`TooManyRequests` on Fastly, `overloaded` on Workers): called before
+    /// [`read`](Self::read) or [`written`](Self::written).
+    fn refused(&mut self, writes: Vec<usize>);
 }
 
 /// How a request ends.
@@ -147,6 +156,8 @@ pub struct Flow<'a> {
     log: Option<String>,
     /// How the attempts ended so far (Google's last answer, or none yet).
     last: Ending<'a>,
+    /// Changes the store refused: they go out with the next write, or after the answer.
+    carry: Vec<Change>,
 }
 
 /// Where the flow is.
@@ -196,6 +207,7 @@ impl<'a> Flow<'a> {
             stage,
             log: None,
             last: Ending::nothing_yet(),
+            carry: Vec::new(),
         }
     }
 
@@ -213,6 +225,14 @@ impl<'a> Flow<'a> {
             None => (&[], self.model.as_deref()),
         };
         usage::UsageAppend::new(history, client, model, served, now_ms, zone, &mut self.rng)
+    }
+
+    /// After [`Step::Done`]: the changes the store refused and the request could not record,
+    /// as a machine the edge runs once the client has its answer ([`Linger`]).
+    pub fn linger(&mut self) -> Option<Linger> {
+        let changes = std::mem::take(&mut self.carry);
+        let seed = self.rng.next_u64();
+        (!changes.is_empty()).then(|| Linger::new(changes, self.lists.len(), self.model.as_deref(), seed))
     }
 
     /// This request's changes so far, in order (for checks and tests).
@@ -350,6 +370,8 @@ impl<'a> Flow<'a> {
         if changes.is_empty() && attempts.finished() {
             return (Stage::Next, None);
         }
+        let mut changes = changes;
+        changes.append(&mut self.carry);
         (Stage::Record(Recorder::new(changes, attempts.state())), None)
     }
 
@@ -364,7 +386,15 @@ impl<'a> Flow<'a> {
                 (Stage::Record(recorder), Some(Step::Record { writes, read_back }))
             }
             Round::Write(writes) => (Stage::Record(recorder), Some(Step::Record { writes, read_back: Vec::new() })),
-            Round::Done => (Stage::Next, None),
+            Round::Done => {
+                self.carry = recorder.unrecorded();
+                if !self.carry.is_empty() {
+                    if let Some(attempts) = self.attempts.as_mut() {
+                        attempts.unrecorded();
+                    }
+                }
+                (Stage::Next, None)
+            }
         }
     }
 
@@ -464,6 +494,161 @@ impl<'a> Machine<'a> for Flow<'a> {
     fn written(&mut self) {
         if let Stage::Record(recorder) = &mut self.stage {
             recorder.written();
+        }
+    }
+
+    fn refused(&mut self, writes: Vec<usize>) {
+        if let Stage::Record(recorder) = &mut self.stage {
+            recorder.refused(&writes);
+        }
+    }
+}
+
+/// How long a [`Linger`] first waits for a throttled store, ms; doubled on each try, plus up to
+/// as much again at random (so the requests a storm left lingering do not retry together).
+const LINGER_WAIT_MS: u64 = 1_000;
+/// Tries a [`Linger`] makes before it logs the changes as not recorded: waits of 1–2, 2–4,
+/// 4–8 and 8–16 s, under Workers' 30 s for work after the answer.
+const LINGER_TRIES: u32 = 4;
+
+/// The tail of a request, after the client has its answer: changes the store refused
+/// (throttled, overloaded) are written again after a wait that lets the store's budget
+/// refill, doubling from about a second — unless the state already says them by then (another
+/// instance recorded the same verdict), or the cooldown they set has ended (nothing left to
+/// say). A verdict is logged as not recorded only after [`LINGER_TRIES`] refusals. It owns its
+/// data (nothing borrowed from the request).
+pub struct Linger {
+    changes: Vec<Change>,
+    rng: Rng,
+    parts: usize,
+    model: Option<String>,
+    tries: u32,
+    state: PoolState,
+    stage: LingerStage,
+    log: Option<String>,
+}
+
+enum LingerStage {
+    Wait,
+    Read,
+    Record(Recorder),
+    Done,
+}
+
+impl Linger {
+    fn new(changes: Vec<Change>, parts: usize, model: Option<&str>, seed: u64) -> Self {
+        Linger {
+            changes,
+            rng: Rng::new(seed),
+            parts,
+            model: model.map(str::to_string),
+            tries: 0,
+            state: PoolState::new(parts, model),
+            stage: LingerStage::Wait,
+            log: None,
+        }
+    }
+
+    fn items(&self) -> Vec<Item> {
+        let mut items: Vec<Item> = self.changes.iter().map(|c| c.item.clone()).collect();
+        items.sort();
+        items.dedup();
+        items
+    }
+
+    /// The recorder's rounds are over: done, or another try after a longer wait.
+    fn tried(&mut self, recorder: &Recorder) -> LingerStage {
+        self.changes = recorder.unrecorded();
+        self.tries += 1;
+        if self.changes.is_empty() {
+            return LingerStage::Done;
+        }
+        if self.tries >= LINGER_TRIES {
+            let names: Vec<String> = self.changes.iter().map(|c| c.name.to_string()).collect();
+            self.log = Some(format!(
+                "state: the store refused the writes of {} {} times; not recorded",
+                names.join(", "),
+                self.tries
+            ));
+            return LingerStage::Done;
+        }
+        LingerStage::Wait
+    }
+}
+
+impl Machine<'static> for Linger {
+    type Done = ();
+
+    fn step(&mut self, now_ms: u64) -> Step<'static, ()> {
+        loop {
+            if let Some(line) = self.log.take() {
+                return Step::Log(line);
+            }
+            match &mut self.stage {
+                LingerStage::Wait => {
+                    self.stage = LingerStage::Read;
+                    let wait = LINGER_WAIT_MS << self.tries;
+                    return Step::Wait(wait + self.rng.below(wait as usize + 1) as u64);
+                }
+                LingerStage::Read => {
+                    // A cooldown that has ended says nothing any more.
+                    self.changes.retain(|c| !matches!(c.entry, Entry::Set(m) if !m.dead && m.until_ms <= now_ms));
+                    if self.changes.is_empty() {
+                        self.stage = LingerStage::Done;
+                        continue;
+                    }
+                    return Step::Read(self.items());
+                }
+                LingerStage::Record(recorder) => match recorder.round(&self.state, now_ms) {
+                    Round::WriteAndRead(writes) => return Step::Record { writes, read_back: self.items() },
+                    Round::Write(writes) => return Step::Record { writes, read_back: Vec::new() },
+                    Round::Done => {
+                        let recorder = recorder.clone();
+                        self.stage = self.tried(&recorder);
+                    }
+                },
+                LingerStage::Done => return Step::Done(()),
+            }
+        }
+    }
+
+    fn fetched(&mut self, _: usize, _: &'static [u8]) {}
+
+    fn read(&mut self, items: Vec<(Item, Marks)>) {
+        let mut fresh = state_of(self.parts, self.model.as_deref(), items);
+        match &mut self.stage {
+            LingerStage::Read => {
+                let recorder = Recorder::new(self.changes.clone(), &fresh);
+                for change in &self.changes {
+                    fresh.apply(change);
+                }
+                self.state = fresh;
+                self.stage = LingerStage::Record(recorder);
+            }
+            LingerStage::Record(recorder) => {
+                self.log = recorder.read_back(&fresh);
+                for change in &self.changes {
+                    fresh.apply(change);
+                }
+                self.state = fresh;
+            }
+            _ => {}
+        }
+    }
+
+    fn configured(&mut self, _: &CoolingSettings) {}
+
+    fn answered(&mut self, _: Vec<Answer>) {}
+
+    fn written(&mut self) {
+        if let LingerStage::Record(recorder) = &mut self.stage {
+            recorder.written();
+        }
+    }
+
+    fn refused(&mut self, writes: Vec<usize>) {
+        if let LingerStage::Record(recorder) = &mut self.stage {
+            recorder.refused(&writes);
         }
     }
 }

@@ -265,6 +265,12 @@ impl<'a> Machine<'a> for Check<'a> {
             recorder.written();
         }
     }
+
+    fn refused(&mut self, writes: Vec<usize>) {
+        if let Stage::Record(recorder) = &mut self.stage {
+            recorder.refused(&writes);
+        }
+    }
 }
 
 impl Check<'_> {

@@ -5,6 +5,11 @@
 //! if they all missed — a scan of the whole pool. On a retry `round-robin` walks on in pool
 //! order from the last key tried, `random` draws again. No key is offered twice — not even a
 //! key the operator listed twice (keys are told apart by fingerprint).
+//!
+//! A scan of the whole pool (the draws all missed, or a walk found nothing within
+//! [`SAMPLES`] keys: most of the pool is cooling) keeps the keys that were usable then: later
+//! picks of the same request choose among those, checked again, instead of scanning again —
+//! so a request in a storm over a pool of thousands scans it once, not once per attempt.
 
 use crate::operator::settings::Strategy;
 use crate::pool::keys::{ApiKey, Fingerprint, KeyPool, Position};
@@ -21,13 +26,15 @@ pub(crate) struct Picker {
     rng: Rng,
     tried: Vec<Fingerprint>,
     last: Option<Position>,
+    /// After a scan: the parts read then, and the keys usable then, in pool order.
+    scanned: Option<(usize, Vec<Position>)>,
 }
 
 impl Picker {
     /// A picker for one request (round-robin until [`set_strategy`](Self::set_strategy): the
     /// first key is drawn the same way under both).
     pub(crate) fn new(seed: u64) -> Self {
-        Picker { strategy: Strategy::RoundRobin, rng: Rng::new(seed), tried: Vec::new(), last: None }
+        Picker { strategy: Strategy::RoundRobin, rng: Rng::new(seed), tried: Vec::new(), last: None, scanned: None }
     }
 
     /// How keys after the first are offered.
@@ -40,7 +47,7 @@ impl Picker {
         let tried = std::mem::take(&mut self.tried);
         let fresh = |k: &ApiKey<'a>| !tried.contains(&k.fingerprint) && usable(k);
         let found = match (self.strategy, self.last) {
-            (Strategy::RoundRobin, Some(last)) => pool.walk(last).find(|k| fresh(k)),
+            (Strategy::RoundRobin, Some(last)) => self.walk(pool, last, &fresh),
             _ => self.sample(pool, &fresh).or_else(|| self.scan(pool, &fresh)),
         };
         self.tried = tried;
@@ -70,9 +77,48 @@ impl Picker {
         (0..SAMPLES).find_map(|_| pool.draw(&mut self.rng).filter(|k| fresh(k)))
     }
 
+    /// The next usable key in pool order after `last`: a short walk, then the scanned keys.
+    fn walk<'a>(
+        &mut self,
+        pool: &KeyPool<'a>,
+        last: Position,
+        fresh: &impl Fn(&ApiKey<'a>) -> bool,
+    ) -> Option<ApiKey<'a>> {
+        if self.scanned_for(pool).is_none() {
+            if let Some(key) = pool.walk(last).take(SAMPLES).find(|k| fresh(k)) {
+                return Some(key);
+            }
+        }
+        let usable = self.usable(pool, fresh);
+        let after = usable.iter().position(|k| k.at > last).unwrap_or(0);
+        usable.get(after).copied()
+    }
+
     /// Every usable key, one drawn uniformly.
     fn scan<'a>(&mut self, pool: &KeyPool<'a>, fresh: &impl Fn(&ApiKey<'a>) -> bool) -> Option<ApiKey<'a>> {
-        let usable: Vec<ApiKey<'a>> = pool.iter().filter(|k| fresh(k)).collect();
+        let usable = self.usable(pool, fresh);
         usable.get(self.rng.below(usable.len())).copied()
     }
+
+    /// The usable keys in pool order: from the last scan (checked again) while no part was
+    /// added since, else from a scan of the whole pool.
+    fn usable<'a>(&mut self, pool: &KeyPool<'a>, fresh: &impl Fn(&ApiKey<'a>) -> bool) -> Vec<ApiKey<'a>> {
+        let usable: Vec<ApiKey<'a>> = match self.scanned_for(pool) {
+            Some(positions) => positions.iter().filter_map(|&at| pool.key_at(at)).filter(|k| fresh(k)).collect(),
+            None => pool.iter().filter(|k| fresh(k)).collect(),
+        };
+        self.scanned = Some((parts_read(pool), usable.iter().map(|k| k.at).collect()));
+        usable
+    }
+
+    /// The last scan's keys, if no part was added to the pool since.
+    fn scanned_for(&self, pool: &KeyPool<'_>) -> Option<&[Position]> {
+        let (parts, positions) = self.scanned.as_ref()?;
+        (*parts == parts_read(pool)).then_some(positions.as_slice())
+    }
+}
+
+/// How many parts of the pool have been read.
+fn parts_read(pool: &KeyPool<'_>) -> usize {
+    (0..pool.parts()).filter(|&p| pool.has(p)).count()
 }

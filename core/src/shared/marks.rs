@@ -209,7 +209,12 @@ impl Marks {
             at += 1;
         }
         let same = |n: &[u8]| name.map_or_else(|| fnv(n) == hash, |name| n == name.as_str().as_bytes());
-        for (n, entry) in self.lines() {
+        // A line is parsed only if it names `name` (lookups run for every candidate key).
+        let names = |line: &&[u8]| match name {
+            Some(name) => line.strip_prefix(name.as_str().as_bytes()).is_some_and(|rest| rest.first() == Some(&b' ')),
+            None => true,
+        };
+        for (n, entry) in self.raw_lines().filter(names).filter_map(parse_line) {
             if same(n) {
                 mark = merge(mark, entry);
             }
@@ -253,9 +258,14 @@ impl Marks {
 
     /// The readable lines of the appended part, as (name bytes, entry).
     fn lines(&self) -> impl Iterator<Item = (&[u8], Entry)> {
+        self.raw_lines().filter_map(parse_line)
+    }
+
+    /// The appended part's lines, not parsed.
+    fn raw_lines(&self) -> impl Iterator<Item = &[u8]> {
         // An empty part has no line (`split` would still offer one empty piece to parse).
         let appended = if self.appended.is_empty() { &[][..] } else { &self.bytes[self.appended.clone()] };
-        appended.split(|&b| b == b'\n').filter(|line| !line.is_empty()).filter_map(parse_line)
+        appended.split(|&b| b == b'\n').filter(|line| !line.is_empty())
     }
 }
 

@@ -10,7 +10,10 @@
 //!    calls [`Recording::confirm`]: a change the fresh state shows is done; a change missing
 //!    from a *newer* version of its item was lost to a concurrent rewrite and is written again;
 //!    a change missing from the *same* version is not visible yet (an eventually consistent
-//!    store) and is left to the store;
+//!    store) and is left to the store — unless the store **refused** its write (Fastly's
+//!    `TooManyRequests`, an `overloaded` Durable Object): then it is not stored anywhere, and
+//!    stays with the request ([`Recorder::unrecorded`]), to go out with its next write or,
+//!    after the client has its answer, with a backoff ([`crate::decide::flow::Linger`]);
 //! 4. [`compactions`]: an item whose appended part has grown long is rewritten, sorted, with a
 //!    compare-and-swap on the generation just read. If another instance appended meanwhile
 //!    the swap fails, and nothing is lost.
@@ -52,8 +55,11 @@ pub enum Write {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Recording {
     pending: Vec<Change>,
-    /// Generation of each item when it was last written to, to tell staleness from loss.
+    /// Generation of each item when it was last written to, to tell staleness from loss (in
+    /// the order of the writes).
     written_over: Vec<(Item, Option<u64>)>,
+    /// Items whose write the store refused this round.
+    refused: Vec<Item>,
     rounds: u32,
 }
 
@@ -66,13 +72,15 @@ pub(crate) enum Confirmed {
     WriteAgain,
     /// [`MAX_ROUNDS`] rounds and still lost.
     GaveUp,
+    /// What is left was refused by the store (throttled, overloaded): written again later.
+    Refused,
 }
 
 impl Recording {
     /// The changes `state` does not already say.
     pub(crate) fn new(changes: Vec<Change>, state: &PoolState) -> Self {
         let pending = changes.into_iter().filter(|c| !state.covers(c)).collect();
-        Recording { pending, written_over: Vec::new(), rounds: 0 }
+        Recording { pending, written_over: Vec::new(), refused: Vec::new(), rounds: 0 }
     }
 
     /// Nothing left to write?
@@ -99,27 +107,48 @@ impl Recording {
         writes
     }
 
+    /// The store refused the writes at these indices of the last round (throttled,
+    /// overloaded): their changes are stored nowhere.
+    pub(crate) fn refuse(&mut self, writes: &[usize]) {
+        for &i in writes {
+            if let Some((item, _)) = self.written_over.get(i) {
+                self.refused.push(item.clone());
+            }
+        }
+    }
+
     /// Checks the writes against the state read after them.
     pub(crate) fn confirm(&mut self, fresh: &PoolState) -> Confirmed {
         let written_over = std::mem::take(&mut self.written_over);
+        let refused = std::mem::take(&mut self.refused);
         self.pending.retain(|change| {
             if fresh.covers(change) {
                 return false;
+            }
+            if refused.contains(&change.item) {
+                return true;
             }
             let before = written_over.iter().find(|(item, _)| *item == change.item).and_then(|(_, g)| *g);
             let unchanged = before.is_some() && fresh.marks(&change.item).generation == before;
             !unchanged
         });
-        match (self.pending.is_empty(), self.rounds >= MAX_ROUNDS) {
-            (true, _) => Confirmed::Done,
-            (false, false) => Confirmed::WriteAgain,
-            (false, true) => Confirmed::GaveUp,
+        let only_refused = self.pending.iter().all(|c| refused.contains(&c.item));
+        match (self.pending.is_empty(), only_refused, self.rounds >= MAX_ROUNDS) {
+            (true, ..) => Confirmed::Done,
+            (false, true, _) => Confirmed::Refused,
+            (false, false, false) => Confirmed::WriteAgain,
+            (false, false, true) => Confirmed::GaveUp,
         }
     }
 
     /// Names still unconfirmed (for the log when giving up).
     pub(crate) fn unconfirmed(&self) -> Vec<&MarkName> {
         self.pending.iter().map(|c| &c.name).collect()
+    }
+
+    /// The changes not stored yet.
+    pub(crate) fn pending(&self) -> &[Change] {
+        &self.pending
     }
 
     fn items(&self) -> Vec<Item> {
@@ -137,6 +166,8 @@ impl Recording {
 pub(crate) struct Recorder {
     recording: Recording,
     stage: RecorderStage,
+    /// The rounds ended with changes the store refused.
+    refused_at_end: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +193,7 @@ pub(crate) enum Round {
 impl Recorder {
     /// The protocol for `changes`, given the state as read last.
     pub(crate) fn new(changes: Vec<Change>, state: &PoolState) -> Self {
-        Recorder { recording: Recording::new(changes, state), stage: RecorderStage::Write }
+        Recorder { recording: Recording::new(changes, state), stage: RecorderStage::Write, refused_at_end: false }
     }
 
     /// The next round, given the state as the request sees it now (what was read last, with its
@@ -196,6 +227,10 @@ impl Recorder {
                 self.stage = RecorderStage::Compact;
                 None
             }
+            Confirmed::Refused => {
+                (self.stage, self.refused_at_end) = (RecorderStage::Compact, true);
+                None
+            }
             Confirmed::GaveUp => {
                 self.stage = RecorderStage::Compact;
                 let names: Vec<String> = self.recording.unconfirmed().iter().map(|n| n.to_string()).collect();
@@ -208,6 +243,21 @@ impl Recorder {
     pub(crate) fn written(&mut self) {
         if self.stage == RecorderStage::Compacting {
             self.stage = RecorderStage::Done;
+        }
+    }
+
+    /// The store refused these writes of the last round.
+    pub(crate) fn refused(&mut self, writes: &[usize]) {
+        if self.stage == RecorderStage::Write {
+            self.recording.refuse(writes);
+        }
+    }
+
+    /// The changes the store refused, not stored anywhere yet (once the rounds are done).
+    pub(crate) fn unrecorded(&self) -> Vec<Change> {
+        match self.refused_at_end {
+            true => self.recording.pending().to_vec(),
+            false => Vec::new(),
         }
     }
 }

@@ -6,23 +6,12 @@
 //! with every committed input (`fuzz/seeds/<target>/`, `fuzz/corpus/<target>/`) on stable in
 //! `make test`.
 
-use gemini_pool_core::route;
-use gemini_pool_core::scrub as scrub_text;
-use gemini_pool_core::valid_model;
-use gemini_pool_core::Marks;
-use gemini_pool_core::Rng;
-use gemini_pool_core::Write;
-use gemini_pool_core::MAX_UPSTREAM_REQUESTS;
-use gemini_pool_core::{choose_part, KeyPool};
-use gemini_pool_core::{classify, Outcome};
-use gemini_pool_core::{client_token, forwarded_query, query_param, Presented};
-use gemini_pool_core::{decide, Moment};
-use gemini_pool_core::{peek, strip_model_prefixes};
-use gemini_pool_core::{Answer, Finish, Flow, Machine, Step};
-use gemini_pool_core::{Bucket, MarkName};
-use gemini_pool_core::{Change, Entry, Item};
-use gemini_pool_core::{CoolingSettings, Profile, RetrySettings, SettingsReader, Strategy, MAX_DURATION};
-use gemini_pool_core::{Dialect, ErrorReply};
+use gemini_pool_core::{
+    choose_part, classify, client_token, decide, forwarded_query, peek, query_param, route, scrub as scrub_text,
+    strip_model_prefixes, valid_model, Answer, Bucket, Change, CoolingSettings, Dialect, Entry, ErrorReply, Finish,
+    Flow, Item, KeyPool, Machine, MarkName, Marks, Moment, Outcome, Presented, Profile, RetrySettings, Rng,
+    SettingsReader, Step, Strategy, Write, MAX_DURATION, MAX_UPSTREAM_REQUESTS,
+};
 use std::collections::HashMap;
 
 /// A key the checks plant in inputs and look for in outputs.
@@ -345,6 +334,7 @@ pub fn attempt_loop(data: &[u8]) {
                 }
             }
             Step::Log(line) => assert!(!contains_key(&line), "a key in a log line: {line}"),
+            Step::Wait(_) => panic!("a request never waits before its answer"),
             Step::Done(finish) => break finish,
         }
         now += u64::from(input.byte()) * 100;

@@ -1,0 +1,81 @@
+//! Google as a quota model: requests per minute per (project, model), in fixed windows; a
+//! call over the quota gets Google's per-minute 429 (`QuotaFailure` `PerMinute`, the delay to
+//! the window's end). Every refusal is logged with its time, to count the calls that came
+//! after it on the same bucket (late hits).
+
+use gemini_pool_core::Answer;
+use std::collections::HashMap;
+
+/// Google's quotas and latency.
+#[derive(Debug, Clone)]
+pub struct GoogleConfig {
+    /// Requests per minute each project allows per model.
+    pub rpm: u64,
+    /// Length of a quota window, ms (60,000 like Google; shorter for quick runs).
+    pub window_ms: u64,
+    /// Time to a success, and to a refusal, ms.
+    pub served_ms: u64,
+    /// Time to a refusal, ms.
+    pub refused_ms: u64,
+}
+
+impl Default for GoogleConfig {
+    fn default() -> Self {
+        GoogleConfig { rpm: 3, window_ms: 60_000, served_ms: 400, refused_ms: 120 }
+    }
+}
+
+/// The modelled Google.
+pub struct Google {
+    config: GoogleConfig,
+    used: HashMap<(String, String, u64), u64>,
+    /// When each (project, model, window) was first refused.
+    pub refused_at: HashMap<(String, String, u64), u64>,
+    /// Calls, successes.
+    pub calls: u64,
+    /// Successes.
+    pub served: u64,
+    /// Calls on a bucket already refused in its window, by how long after the first refusal
+    /// (ms).
+    pub late: Vec<u64>,
+}
+
+impl Google {
+    /// A fresh quota model.
+    pub fn new(config: GoogleConfig) -> Self {
+        Google { config, used: HashMap::new(), refused_at: HashMap::new(), calls: 0, served: 0, late: Vec::new() }
+    }
+
+    /// The answer to a call on `project` for `model` arriving at `now`, and when it is back.
+    pub fn call(&mut self, project: &str, model: &str, now: u64) -> (Answer, u64) {
+        self.calls += 1;
+        let window = now / self.config.window_ms;
+        let bucket = (project.to_string(), model.to_string(), window);
+        if let Some(first) = self.refused_at.get(&bucket) {
+            self.late.push(now - first);
+        }
+        let used = self.used.entry(bucket.clone()).or_default();
+        if *used < self.config.rpm {
+            *used += 1;
+            self.served += 1;
+            return (Answer::Served, self.config.served_ms);
+        }
+        self.refused_at.entry(bucket).or_insert(now);
+        let retry_s = ((window + 1) * self.config.window_ms - now) as f64 / 1000.0;
+        (Answer::Error { status: 429, body: per_minute_429(model, self.config.rpm, retry_s) }, self.config.refused_ms)
+    }
+
+    /// Successes Google could have given in `duration_ms` to `projects` projects on one model.
+    pub fn capacity(&self, projects: usize, duration_ms: u64) -> u64 {
+        let windows = duration_ms.div_ceil(self.config.window_ms);
+        windows * projects as u64 * self.config.rpm
+    }
+}
+
+/// Google's 2026 per-minute 429 body.
+fn per_minute_429(model: &str, limit: u64, retry_s: f64) -> Vec<u8> {
+    format!(
+        r#"{{"error":{{"code":429,"message":"You exceeded your current quota.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: {limit}, model: {model}\nPlease retry in {retry_s:.3}s.","status":"RESOURCE_EXHAUSTED","details":[{{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{{"model":"{model}"}}}}]}}]}}}}"#
+    )
+    .into_bytes()
+}

@@ -1,0 +1,409 @@
+//! The simulated world: clients arrive (steadily, and in bursts) at POPs; each request is the
+//! core's real [`Flow`] — the machine both edges run — whose steps take simulated time against
+//! a modelled store and a modelled Google. A discrete-event loop, seeded: the same scenario
+//! gives the same numbers.
+
+use crate::google::{Google, GoogleConfig};
+use crate::kv::{Kv, KvConfig};
+use crate::object::{ObjectConfig, Objects};
+use gemini_pool_core::{Answer, Change, CoolingSettings, Entry, Flow, Item, Linger, Machine, Marks, Rng, Step, Write};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// A write as the store took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Executed (stored, or a compare-and-swap that found a newer version).
+    Done,
+    /// Refused: `TooManyRequests` on Fastly, `overloaded` on Workers.
+    Refused,
+}
+
+/// A modelled store. `at` is where the request runs: a POP (Fastly), an isolate (Workers).
+pub trait Store {
+    /// Reads `items`: what was read, and how long it took.
+    fn read(&mut self, at: usize, items: &[Item], now: u64) -> (Vec<(Item, Marks)>, u64);
+    /// Executes `writes`: each write's outcome, and how long it took.
+    fn write(&mut self, at: usize, writes: Vec<Write>, now: u64) -> (Vec<WriteOutcome>, u64);
+    /// The store's final state of an item.
+    fn truth(&self, item: &Item) -> Marks;
+    /// Calls made to the store.
+    fn calls(&self) -> u64;
+    /// Calls refused (throttled inserts on Fastly, `overloaded` on Workers).
+    fn refused(&self) -> u64;
+    /// The size of the largest item at the end, bytes.
+    fn largest_item(&self) -> usize {
+        0
+    }
+    /// Writes then reads back (Workers batches both in one call per object).
+    fn record(
+        &mut self,
+        at: usize,
+        writes: Vec<Write>,
+        read_back: &[Item],
+        now: u64,
+    ) -> (Vec<WriteOutcome>, Vec<(Item, Marks)>, u64) {
+        let (outcomes, wrote) = self.write(at, writes, now);
+        let (read, took) = self.read(at, read_back, now + wrote);
+        (outcomes, read, wrote + took)
+    }
+}
+
+/// Which store the scenario runs on.
+#[derive(Debug, Clone)]
+pub enum StoreModel {
+    /// Fastly's KV store.
+    Kv(KvConfig),
+    /// Workers' Durable Objects.
+    Objects(ObjectConfig),
+}
+
+/// A scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Its name in the table.
+    pub name: &'static str,
+    /// Keys in the pool, spread over `projects` projects and `parts` key lists.
+    pub keys: usize,
+    /// Projects the keys belong to (quota buckets).
+    pub projects: usize,
+    /// Key lists (parts).
+    pub parts: usize,
+    /// Steady arrivals per second, over `duration_ms`.
+    pub rate_per_sec: f64,
+    /// How long clients arrive, ms.
+    pub duration_ms: u64,
+    /// Bursts: (when, how many requests at once).
+    pub bursts: Vec<(u64, usize)>,
+    /// Clients that each send `per_client` requests back to back, all starting at once.
+    pub clients: usize,
+    /// Requests each of `clients` sends.
+    pub per_client: usize,
+    /// Run the design before instead: each request reads the state once, at its start, and
+    /// writes its verdicts when it ends (to show what the bounds tell apart).
+    pub read_once: bool,
+    /// POPs (or, on Workers, locations; each has its own isolates).
+    pub pops: usize,
+    /// Google's quotas.
+    pub google: GoogleConfig,
+    /// The store.
+    pub store: StoreModel,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Requests, and those served.
+    pub requests: u64,
+    /// Requests Google served.
+    pub served: u64,
+    /// What the quotas allowed.
+    pub capacity: u64,
+    /// Calls to Google.
+    pub calls: u64,
+    /// Calls on a bucket after Google first refused it in its window, by how long after:
+    /// ≤ 0.5 s, 0.5–1.3 s, > 1.3 s; and the latest.
+    pub late: [u64; 3],
+    /// The latest late hit, ms after the refusal.
+    pub latest_late_ms: u64,
+    /// Changes the flows made (marks set), and those the store does not hold at the end.
+    pub verdicts: u64,
+    /// Verdicts the store does not hold at the end.
+    pub lost: u64,
+    /// Calls made to the store.
+    pub store_calls: u64,
+    /// Store calls refused (throttled inserts, `overloaded` objects).
+    pub refused_writes: u64,
+    /// The largest item at the end, bytes.
+    pub largest_item: usize,
+}
+
+impl Report {
+    /// Upstream calls per success.
+    pub fn calls_per_success(&self) -> f64 {
+        self.calls as f64 / self.served.max(1) as f64
+    }
+
+    /// Store calls per verdict.
+    pub fn store_calls_per_verdict(&self) -> f64 {
+        self.store_calls as f64 / self.verdicts.max(1) as f64
+    }
+}
+
+/// A request in flight: its flow (or, once the client has its answer, its linger), where it
+/// runs, and the result its current step awaits.
+struct Live<'a> {
+    machine: Running<'a>,
+    at: usize,
+    result: Option<Awaited>,
+    /// The closed-loop client that sent it, if any.
+    owner: Option<usize>,
+    /// The design before (see [`Scenario::read_once`]): what the request read first, and the
+    /// writes it holds until its end.
+    snapshot: Snapshot,
+}
+
+/// The design before the flow recorded each verdict at once: the state is read once at the
+/// start of a request, and its writes go out when it ends.
+#[derive(Default)]
+struct Snapshot {
+    items: std::collections::HashMap<String, Marks>,
+    deferred: Vec<Write>,
+}
+
+/// A store as the design before used it, for one request: reads after the first come from
+/// what it read first; writes wait for the request's end.
+struct ReadOnce<'s> {
+    inner: &'s mut dyn Store,
+    snapshot: &'s mut Snapshot,
+}
+
+impl Store for ReadOnce<'_> {
+    fn read(&mut self, at: usize, items: &[Item], now: u64) -> (Vec<(Item, Marks)>, u64) {
+        if items.iter().all(|i| self.snapshot.items.contains_key(&i.kv_key())) {
+            return (items.iter().map(|i| (i.clone(), self.snapshot.items[&i.kv_key()].clone())).collect(), 0);
+        }
+        let (read, took) = self.inner.read(at, items, now);
+        for (item, marks) in &read {
+            self.snapshot.items.insert(item.kv_key(), marks.clone());
+        }
+        (read, took)
+    }
+
+    fn write(&mut self, _: usize, writes: Vec<Write>, _: u64) -> (Vec<WriteOutcome>, u64) {
+        let done = vec![WriteOutcome::Done; writes.len()];
+        self.snapshot.deferred.extend(writes);
+        (done, 0)
+    }
+
+    fn truth(&self, item: &Item) -> Marks {
+        self.inner.truth(item)
+    }
+
+    fn calls(&self) -> u64 {
+        self.inner.calls()
+    }
+
+    fn refused(&self) -> u64 {
+        self.inner.refused()
+    }
+}
+
+enum Running<'a> {
+    Flow(Box<Flow<'a>>),
+    Linger(Box<Linger>),
+}
+
+enum Awaited {
+    Read(Vec<(Item, Marks)>, Vec<usize>),
+    Answer(Answer),
+    Written(Vec<usize>),
+    Nothing,
+}
+
+/// Runs `scenario`.
+pub fn run(scenario: &Scenario) -> Report {
+    let lists = key_lists(scenario);
+    let mut base: Box<dyn Store> = match &scenario.store {
+        StoreModel::Kv(config) => Box::new(Kv::new(KvConfig { pops: scenario.pops, ..config.clone() }, scenario.seed)),
+        StoreModel::Objects(config) => Box::new(Objects::new(config.clone())),
+    };
+    let isolates = match &scenario.store {
+        StoreModel::Objects(config) => config.isolates.max(1),
+        StoreModel::Kv(_) => 1,
+    };
+    let mut google = Google::new(scenario.google.clone());
+    let mut rng = Rng::new(scenario.seed ^ 0x5eed);
+    let cooling = CoolingSettings::default();
+    let mut events: BinaryHeap<Reverse<(u64, u64, usize)>> = BinaryHeap::new();
+    let mut live: Vec<Option<Live<'_>>> = Vec::new();
+    let mut seq = 0u64;
+    let mut start = |time: u64,
+                     owner: Option<usize>,
+                     live: &mut Vec<Option<Live<'_>>>,
+                     rng: &mut Rng,
+                     events: &mut BinaryHeap<_>| {
+        let at = rng.below(scenario.pops) * isolates + rng.below(isolates);
+        let flow = Flow::new(lists.len(), Some("m"), rng.next_u64(), 32);
+        let snapshot = Snapshot::default();
+        live.push(Some(Live { machine: Running::Flow(Box::new(flow)), at, result: None, owner, snapshot }));
+        events.push(Reverse((time, seq, live.len() - 1)));
+        seq += 1;
+    };
+    for time in arrivals(scenario, &mut rng) {
+        start(time, None, &mut live, &mut rng, &mut events);
+    }
+    let mut left = vec![scenario.per_client.saturating_sub(1); scenario.clients];
+    for client in 0..scenario.clients {
+        start(0, Some(client), &mut live, &mut rng, &mut events);
+    }
+    let mut verdicts: Vec<Change> = Vec::new();
+    let mut steps = 0u64;
+    while let Some(Reverse((now, _, id))) = events.pop() {
+        steps += 1;
+        if std::env::var("SIM_TRACE").is_ok() && steps.is_multiple_of(100_000) {
+            eprintln!("{steps} events at {now} ms, {} live", live.iter().filter(|l| l.is_some()).count());
+        }
+        let Some(request) = live[id].as_mut() else { continue };
+        let mut read_once = ReadOnce { inner: base.as_mut(), snapshot: &mut request.snapshot };
+        let store: &mut dyn Store = if scenario.read_once { &mut read_once } else { &mut *read_once.inner };
+        let next = match &mut request.machine {
+            Running::Flow(flow) => {
+                advance(flow.as_mut(), request.at, &mut request.result, &lists, store, &mut google, &cooling, now)
+            }
+            Running::Linger(linger) => {
+                advance(linger.as_mut(), request.at, &mut request.result, &[], store, &mut google, &cooling, now)
+            }
+        };
+        if let Some(delay) = next {
+            events.push(Reverse((now + delay, u64::MAX - id as u64, id)));
+            continue;
+        }
+        if scenario.read_once {
+            let deferred = std::mem::take(&mut request.snapshot.deferred);
+            base.write(request.at, deferred, now);
+        }
+        // The client has its answer: a linger goes on where the request ran.
+        let lingers = match &mut request.machine {
+            Running::Flow(flow) => {
+                verdicts.extend(flow.changes().iter().filter(|c| matches!(c.entry, Entry::Set(_))).cloned());
+                flow.linger()
+            }
+            Running::Linger(_) => None,
+        };
+        let owner = request.owner;
+        match lingers {
+            Some(linger) => {
+                request.machine = Running::Linger(Box::new(linger));
+                request.owner = None;
+                events.push(Reverse((now, u64::MAX - id as u64, id)));
+            }
+            None => live[id] = None,
+        }
+        if let Some(client) = owner.filter(|&c| left[c] > 0) {
+            left[client] -= 1;
+            start(now, Some(client), &mut live, &mut rng, &mut events);
+        }
+    }
+    let mut report = Report { requests: live.len() as u64, ..Report::default() };
+    report.served = google.served;
+    report.calls = google.calls;
+    report.capacity = google.capacity(scenario.projects, scenario.duration_ms);
+    for &late in &google.late {
+        let slot = if late <= 500 {
+            0
+        } else if late <= 1_300 {
+            1
+        } else {
+            2
+        };
+        report.late[slot] += 1;
+        report.latest_late_ms = report.latest_late_ms.max(late);
+    }
+    report.verdicts = verdicts.len() as u64;
+    report.lost = verdicts.iter().filter(|c| !base.truth(&c.item).covers(&c.name, &c.entry)).count() as u64;
+    report.store_calls = base.calls();
+    report.refused_writes = base.refused();
+    report.largest_item = base.largest_item();
+    report
+}
+
+/// Feeds the awaited result, then steps the machine until a step takes time: its duration,
+/// or `None` when the machine is done.
+#[allow(clippy::too_many_arguments)]
+fn advance<'a, M: Machine<'a>>(
+    machine: &mut M,
+    at: usize,
+    result: &mut Option<Awaited>,
+    lists: &'a [String],
+    store: &mut dyn Store,
+    google: &mut Google,
+    cooling: &CoolingSettings,
+    now: u64,
+) -> Option<u64> {
+    let refused = |outcomes: &[WriteOutcome]| -> Vec<usize> {
+        outcomes.iter().enumerate().filter(|(_, o)| **o == WriteOutcome::Refused).map(|(i, _)| i).collect()
+    };
+    match result.take() {
+        Some(Awaited::Read(items, no)) => {
+            if !no.is_empty() {
+                machine.refused(no);
+            }
+            machine.read(items);
+        }
+        Some(Awaited::Answer(answer)) => machine.answered(vec![answer]),
+        Some(Awaited::Written(no)) => {
+            if !no.is_empty() {
+                machine.refused(no);
+            }
+            machine.written();
+        }
+        Some(Awaited::Nothing) | None => {}
+    }
+    loop {
+        match machine.step(now) {
+            Step::Fetch(part) => machine.fetched(part, lists[part].as_bytes()),
+            Step::Configure => machine.configured(cooling),
+            Step::Log(_) => {}
+            Step::Wait(ms) => {
+                *result = Some(Awaited::Nothing);
+                return Some(ms.max(1));
+            }
+            Step::Read(items) => {
+                let (read, took) = store.read(at, &items, now);
+                *result = Some(Awaited::Read(read, Vec::new()));
+                return Some(took.max(1));
+            }
+            Step::Send(keys) => {
+                let project = keys[0].project.unwrap_or("?");
+                let (answer, took) = google.call(project, "m", now);
+                *result = Some(Awaited::Answer(answer));
+                return Some(took.max(1));
+            }
+            Step::Record { writes, read_back } if read_back.is_empty() => {
+                let (outcomes, took) = store.write(at, writes, now);
+                *result = Some(Awaited::Written(refused(&outcomes)));
+                return Some(took.max(1));
+            }
+            Step::Record { writes, read_back } => {
+                let (outcomes, read, took) = store.record(at, writes, &read_back, now);
+                *result = Some(Awaited::Read(read, refused(&outcomes)));
+                return Some(took.max(1));
+            }
+            Step::Done(_) => return None,
+        }
+    }
+}
+
+/// The pool: `keys` keys over `projects` projects, dealt over `parts` key lists.
+fn key_lists(scenario: &Scenario) -> Vec<String> {
+    let mut lists = vec![String::new(); scenario.parts.max(1)];
+    for i in 0..scenario.keys {
+        let list = &mut lists[i % scenario.parts.max(1)];
+        list.push_str(&format!("p{}:AIzaSySIM{i:029}\n", i % scenario.projects.max(1)));
+    }
+    lists
+}
+
+/// When requests arrive: steadily (exponential gaps at the rate) and in bursts, sorted.
+fn arrivals(scenario: &Scenario, rng: &mut Rng) -> Vec<u64> {
+    let mut times = Vec::new();
+    if scenario.rate_per_sec > 0.0 {
+        let mut t = 0.0;
+        loop {
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            t += -(1.0 - u).ln() / scenario.rate_per_sec * 1000.0;
+            if t >= scenario.duration_ms as f64 {
+                break;
+            }
+            times.push(t as u64);
+        }
+    }
+    for &(at, count) in &scenario.bursts {
+        times.extend(std::iter::repeat_n(at, count));
+    }
+    times.sort_unstable();
+    times
+}

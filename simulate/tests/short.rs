@@ -1,0 +1,48 @@
+//! `make test`'s short, seeded runs of `make simulate`'s scenarios, with their bounds asserted.
+//! The simulation is deterministic: the same numbers every run, so the bounds are tight.
+
+use gemini_pool_simulate::scenarios::{ceiling, scenarios, workers_designs, Size};
+use gemini_pool_simulate::world::run;
+
+fn scenario(name_starts: &str) -> gemini_pool_simulate::world::Scenario {
+    let found = scenarios(Size::Short).into_iter().find(|s| s.name.starts_with(name_starts));
+    found.unwrap_or_else(|| panic!("no scenario {name_starts:?}"))
+}
+
+#[test]
+fn a_burst_at_one_pop_spends_few_calls_and_loses_nothing() {
+    let r = run(&scenario("burst"));
+    assert_eq!((r.served, r.capacity, r.lost), (36, 36, 0), "{r:?}");
+    // Google's own answer time is the only window for a late call.
+    assert!(r.calls_per_success() < 3.0, "{r:?}");
+    assert_eq!((r.late[1], r.late[2]), (0, 0), "{r:?}");
+    // The bound tells the designs apart: the one before (state read once, verdicts written at
+    // the end) fails it on the same burst.
+    let before = run(&scenario("burst, the design before"));
+    assert!(before.calls_per_success() >= 3.0 || before.late[1] + before.late[2] > 0, "{before:?}");
+}
+
+#[test]
+fn a_storm_on_a_strict_or_stale_store_loses_no_verdict_and_hits_no_bucket_late() {
+    let strict = run(&scenario("storm: "));
+    assert_eq!((strict.lost, strict.late[1], strict.late[2]), (0, 0, 0), "{strict:?}");
+    let stale = run(&scenario("storm, 300 ms stale reads"));
+    assert_eq!(stale.lost, 0, "{stale:?}");
+    assert!(stale.latest_late_ms <= 300 + 1_000, "{stale:?}");
+}
+
+#[test]
+fn a_throttled_store_loses_no_verdict_and_cannot_make_a_request_walk_the_pool() {
+    let r = run(&scenario("storm, 300 ms stale + 1 insert/s"));
+    assert_eq!(r.lost, 0, "{r:?}");
+    // Unrecorded verdicts spend the budget: before, 145 calls per success.
+    assert!(r.calls_per_success() < 20.0, "{r:?}");
+}
+
+#[test]
+fn the_workers_state_scales_past_one_object_tenfold() {
+    let [(_, one), (_, sharded)] = workers_designs();
+    let (before, after) = (ceiling(&one, Size::Short), ceiling(&sharded, Size::Short));
+    assert!(before < 2_000, "one object: {before}");
+    assert!(after >= 10 * before, "{after} vs {before}");
+}
