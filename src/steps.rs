@@ -15,7 +15,7 @@ pub trait Io<'a> {
     /// A part's key list.
     fn fetch(&mut self, part: usize) -> Result<&'a [u8], Rejection>;
     /// The cooling knobs.
-    fn cooling(&mut self) -> Result<&CoolingSettings, Rejection>;
+    fn cooling(&mut self) -> Result<CoolingSettings, Rejection>;
     /// Calls Google with each key (side by side when there are several), answers in order.
     fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer>;
 }
@@ -31,8 +31,8 @@ impl<'a, S: FnMut(&[ApiKey<'a>]) -> Vec<Answer>> Io<'a> for RequestIo<'a, '_, S>
         self.cx.secrets.get(part, self.cx.ops).map_err(|e| Rejection::config(self.cx.dialect, e))
     }
 
-    fn cooling(&mut self) -> Result<&CoolingSettings, Rejection> {
-        self.cx.cooling()
+    fn cooling(&mut self) -> Result<CoolingSettings, Rejection> {
+        self.cx.cooling().cloned()
     }
 
     fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
@@ -51,7 +51,7 @@ pub fn run<'a, M: Machine<'a>>(
         match machine.step(now_ms()) {
             Step::Fetch(part) => machine.fetched(part, io.fetch(part)?),
             Step::Read(items) => machine.read(kv.read(&items, ops)),
-            Step::Configure => machine.configured(io.cooling()?),
+            Step::Configure => machine.configured(&io.cooling()?),
             Step::Send(keys) => {
                 keys.iter().for_each(|_| bump(&ops.attempts));
                 machine.answered(io.send(&keys));
@@ -83,9 +83,8 @@ impl Io<'static> for StoreOnly {
         Ok(&[])
     }
 
-    fn cooling(&mut self) -> Result<&CoolingSettings, Rejection> {
-        static DEFAULTS: std::sync::OnceLock<CoolingSettings> = std::sync::OnceLock::new();
-        Ok(DEFAULTS.get_or_init(CoolingSettings::default))
+    fn cooling(&mut self) -> Result<CoolingSettings, Rejection> {
+        Ok(CoolingSettings::default())
     }
 
     fn send(&mut self, keys: &[ApiKey<'static>]) -> Vec<Answer> {

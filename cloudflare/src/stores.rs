@@ -281,9 +281,9 @@ impl StateStore {
         let from_cache = |key: String| (cache && !written.contains(&key)).then(|| self.cached(&key, now)).flatten();
         let mut found: Vec<Option<Stored>> = items.iter().map(|item| from_cache(item.kv_key())).collect();
         let mut shares: std::collections::BTreeMap<usize, Share> = Default::default();
-        for (i, op) in write_ops(writes).into_iter().enumerate() {
-            let share = shares.entry(self.shard_of(op_item(&op))).or_default();
-            share.ops.push(op);
+        for (i, write) in writes.into_iter().enumerate() {
+            let share = shares.entry(self.shard_of(&write_item(&write).kv_key())).or_default();
+            share.ops.push(write_op(write));
             share.writes.push(i);
         }
         for (i, item) in items.iter().enumerate().filter(|(i, _)| found[*i].is_none()) {
@@ -404,17 +404,14 @@ impl StateStore {
     }
 }
 
-/// The object's operations for the core's writes.
-fn write_ops(writes: Vec<Write>) -> Vec<Value> {
-    writes
-        .into_iter()
-        .map(|write| match write {
-            Write::Append { item, bytes } => json!({"append": item.kv_key(), "hex": hex(&bytes), "ttl": null}),
-            Write::Replace { item, bytes, generation, ttl_secs } => {
-                json!({"replace": item.kv_key(), "hex": hex(&bytes), "generation": generation, "ttl": ttl_secs})
-            }
-        })
-        .collect()
+/// The object's operation for one of the core's writes.
+fn write_op(write: Write) -> Value {
+    match write {
+        Write::Append { item, bytes } => json!({"append": item.kv_key(), "hex": hex(&bytes), "ttl": null}),
+        Write::Replace { item, bytes, generation, ttl_secs } => {
+            json!({"replace": item.kv_key(), "hex": hex(&bytes), "generation": generation, "ttl": ttl_secs})
+        }
+    }
 }
 
 /// An item as an object answered a `get`: its bytes and generation, or absent.
@@ -430,11 +427,6 @@ fn write_item(write: &Write) -> &Item {
     match write {
         Write::Append { item, .. } | Write::Replace { item, .. } => item,
     }
-}
-
-/// The item an operation is about.
-fn op_item(op: &Value) -> &str {
-    op["append"].as_str().or_else(|| op["replace"].as_str()).unwrap_or_default()
 }
 
 use worker::DurableObject;

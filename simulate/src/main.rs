@@ -6,7 +6,7 @@ use gemini_pool_simulate::world::{run, Report};
 
 fn main() {
     let size = if std::env::args().any(|a| a == "--short") { Size::Short } else { Size::Full };
-    println!("| scenario | requests | served / quota | calls per success | late hits ≤0.5 s / ≤1.3 s / later (latest) | verdicts | lost | store calls per verdict | refused writes |");
+    println!("| scenario | requests | served / quota | calls per success | late hits ≤0.5 s / ≤1.3 s / later (latest) | verdicts | lost | limited store calls per verdict | refused writes |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for scenario in scenarios(size) {
         let started = std::time::Instant::now();

@@ -27,7 +27,8 @@ pub trait Store {
     fn write(&mut self, at: usize, writes: Vec<Write>, now: u64) -> (Vec<WriteOutcome>, u64);
     /// The store's final state of an item.
     fn truth(&self, item: &Item) -> Marks;
-    /// Calls made to the store.
+    /// Calls that count against the store's limits: on KV the inserts tried (reads come from
+    /// the POP's cache), on Durable Objects every call (reads and writes go in one call).
     fn calls(&self) -> u64;
     /// Calls refused (throttled inserts on Fastly, `overloaded` on Workers).
     fn refused(&self) -> u64;
@@ -112,7 +113,7 @@ pub struct Report {
     pub verdicts: u64,
     /// Verdicts the store does not hold at the end.
     pub lost: u64,
-    /// Calls made to the store.
+    /// Calls that count against the store's limits ([`Store::calls`]).
     pub store_calls: u64,
     /// Store calls refused (throttled inserts, `overloaded` objects).
     pub refused_writes: u64,
@@ -240,12 +241,7 @@ pub fn run(scenario: &Scenario) -> Report {
         start(0, Some(client), &mut live, &mut rng, &mut events);
     }
     let mut verdicts: Vec<Change> = Vec::new();
-    let mut steps = 0u64;
     while let Some(Reverse((now, _, id))) = events.pop() {
-        steps += 1;
-        if std::env::var("SIM_TRACE").is_ok() && steps.is_multiple_of(100_000) {
-            eprintln!("{steps} events at {now} ms, {} live", live.iter().filter(|l| l.is_some()).count());
-        }
         let Some(request) = live[id].as_mut() else { continue };
         let mut read_once = ReadOnce { inner: base.as_mut(), snapshot: &mut request.snapshot };
         let store: &mut dyn Store = if scenario.read_once { &mut read_once } else { &mut *read_once.inner };

@@ -29,10 +29,13 @@
 //!
 //! So at most `max_attempts + 1` changes per request rest on anything but Google's word about
 //! the key (`fuzz/checks`, `attempt_loop`, checks it for arbitrary answers in `make test`).
+//!
+//! [`Outcome::names_the_fault`]: crate::google::classify::Outcome::names_the_fault
+//! [`Outcome::may_be_the_requests`]: crate::google::classify::Outcome::may_be_the_requests
 
 use crate::client::scrub::scrub;
-use crate::decide::judge::judge;
-use crate::google::classify::{Outcome, Verdict};
+use crate::decide::judge::{judge, revival};
+use crate::google::classify::Verdict;
 use crate::operator::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
 use crate::pool::keys::{ApiKey, KeyPool};
 use crate::pool::names::Bucket;
@@ -102,9 +105,11 @@ pub struct Attempts<'a> {
     model_unconfirmed: bool,
 }
 
-/// An answer that may be the request's fault ([`Outcome::may_be_the_requests`]): the bucket
+/// An answer that may be the request's fault ([`may_be_the_requests`]): the bucket
 /// that gave it, and the changes its verdict would make — held until another bucket serves
 /// the same request, which shows the fault was that bucket's.
+///
+/// [`may_be_the_requests`]: crate::google::classify::Outcome::may_be_the_requests
 struct Suspect<'a> {
     bucket: Bucket<'a>,
     held: Vec<Change>,
@@ -251,8 +256,7 @@ impl<'a> Attempts<'a> {
         self.history.push((*key, true));
         self.go_on = false;
         self.model_unconfirmed = false;
-        let verdict = Verdict { status: Some(200), outcome: Outcome::Success, detail: String::new() };
-        let mut changes = judge(key, &verdict, &self.state, &CoolingSettings::default(), now_ms, 0).changes();
+        let mut changes: Vec<Change> = revival(key, &self.state, now_ms).into_iter().collect();
         changes.extend(self.suspect.take().map(|s| s.held).unwrap_or_default());
         self.keep(&changes);
         changes

@@ -400,8 +400,7 @@ impl<'a> Flow<'a> {
 
     /// The items of `parts` a request for this model reads.
     fn items(&self, parts: &[usize]) -> Vec<Item> {
-        let state = PoolState::new(self.lists.len(), self.model.as_deref());
-        parts.iter().flat_map(|&p| state.items(p)).collect()
+        parts.iter().flat_map(|&p| Item::of_part(p, self.model.as_deref())).collect()
     }
 
     /// A part not fetched yet.

@@ -73,8 +73,8 @@ fn proves_key_alive(outcome: &Outcome) -> bool {
     )
 }
 
-/// The change that brings a dead `key` back, if it is dead.
-fn revival(key: &ApiKey<'_>, state: &PoolState, now_ms: u64) -> Option<Change> {
+/// The change that brings a dead `key` back, if it is dead (a success needs nothing else).
+pub(crate) fn revival(key: &ApiKey<'_>, state: &PoolState, now_ms: u64) -> Option<Change> {
     let name = MarkName::key(key);
     let item = Item::keys(key.at.list);
     let dead = state.marks(&item).get(&name).is_some_and(|m| m.dead);

@@ -40,6 +40,13 @@ impl Item {
         Item { part, model: Some(model.to_string()) }
     }
 
+    /// The items of `part` a request for `model` reads: its `keys` item, and its model's.
+    pub fn of_part(part: usize, model: Option<&str>) -> Vec<Item> {
+        let mut items = vec![Item::keys(part)];
+        items.extend(model.map(|m| Item::model(part, m)));
+        items
+    }
+
     /// The KV key.
     pub fn kv_key(&self) -> String {
         let base = match &self.model {
@@ -163,9 +170,7 @@ impl PoolState {
 
     /// The items of part `part` a request for this state's model reads.
     pub fn items(&self, part: usize) -> Vec<Item> {
-        let mut items = vec![Item::keys(part)];
-        items.extend(self.model.as_deref().map(|m| Item::model(part, m)));
-        items
+        Item::of_part(part, self.model.as_deref())
     }
 
     /// The item `item` lives in, as read (empty if its part was not read).
