@@ -298,7 +298,7 @@ fn all_cooling_answers_with_the_soonest_recovery() {
     let pool = pool_of(&list);
     let state = cooling(&pool, &[(0, NOW + 50_000), (1, NOW + 20_000), (2, NOW + 90_000)]);
     let first = configured(pool_of(&list), state.clone(), &RetrySettings::default(), 5).next(NOW);
-    assert_eq!(first, Choice::AllCooling { retry_after_ms: 20_000 });
+    assert_eq!(first, Choice::AllCooling { retry_after_ms: 20_000, retired: false });
     let shortest = RetrySettings { when_all_cooling: WhenAllCooling::ShortestCooldown, ..RetrySettings::default() };
     assert_eq!(first_choice(&list, &state, &shortest, 5), Some(1));
     // Within the jitter of its end, a cooldown does not make the client wait.
@@ -535,4 +535,37 @@ fn a_usage_append_names_its_shard_for_the_quota_day_and_counts_every_attempt() {
     assert_eq!(append.lines.lines().count(), 3, "a line per key tried, and the client's");
     assert!(append.lines.ends_with("c app%20a gemini-2.5-flash 1 0\n"), "{}", append.lines);
     assert!(append.ttl_secs > 86_400);
+}
+
+const RETIRED: &[u8] = br#"{"error":{"code":404,"message":"This model models/m is no longer available to new users. Please update your code to use a newer model for the latest features and improvements.","status":"NOT_FOUND"}}"#;
+
+#[test]
+fn a_model_retired_for_one_project_moves_the_request_to_another() {
+    let list = projects();
+    let cooling = CoolingSettings::default();
+    let mut attempts = configured(pool_of(&list), empty(), &RetrySettings::default(), 7);
+    let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
+    let changes = attempts.failed(&first, &classify(404, RETIRED), &cooling, NOW);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].name, MarkName::of(Bucket::of(&first)), "the project, for this model");
+    let Choice::Try(second) = attempts.next(NOW) else { panic!("another project") };
+    assert_ne!(Bucket::of(&second), Bucket::of(&first));
+}
+
+#[test]
+fn a_model_retired_everywhere_is_a_404_not_a_wait() {
+    let list = projects();
+    // One attempt of budget: Google names the project each time, so the walk is free.
+    let settings = RetrySettings { max_attempts: 1, ..RetrySettings::default() };
+    let cooling = knobs(&settings);
+    let mut walk = configured(pool_of(&list), empty(), &settings, 8);
+    let mut own = Vec::new();
+    while let Choice::Try(key) = walk.next(NOW) {
+        own.extend(walk.failed(&key, &classify(404, RETIRED), &cooling, NOW));
+    }
+    assert_eq!(own.len(), 3, "each project once: {own:?}");
+    let mut state = empty();
+    own.iter().for_each(|change| state.apply(change));
+    let next = configured(pool_of(&list), state, &RetrySettings::default(), 9).next(NOW + 1_000);
+    assert!(matches!(next, Choice::AllCooling { retired: true, .. }), "{next:?}");
 }

@@ -222,3 +222,40 @@ fn a_403_about_a_resource_is_not_the_keys() {
         Outcome::ModelForbidden
     );
 }
+
+/// Google's answer when a model is retired for the key's project (claude-mem #3278, 2026-07).
+const RETIRED: &str = r#"{"error":{"code":404,"message":"This model models/gemini-2.5-pro is no longer available to new users. Please update your code to use a newer model for the latest features and improvements.","status":"NOT_FOUND"}}"#;
+
+#[test]
+fn a_model_retired_for_new_users_is_the_projects() {
+    assert_eq!(outcome(404, RETIRED), Outcome::ModelRetired);
+    assert!(Outcome::ModelRetired.names_the_fault());
+    // Any other 404 is the request's, and a sentence not at the start quotes the request.
+    let unknown = r#"{"error":{"code":404,"message":"models/gemini-9 is not found for API version v1beta, or is not supported for generateContent.","status":"NOT_FOUND"}}"#;
+    assert_eq!(outcome(404, unknown), Outcome::ClientError);
+    let quoted = r#"{"error":{"code":404,"message":"File x said: This model models/m is no longer available to new users.","status":"NOT_FOUND"}}"#;
+    assert_eq!(outcome(404, quoted), Outcome::ClientError);
+}
+
+/// The Interactions API's errors: a word for `code` (ai.google.dev, api-errors, 2026).
+fn interactions(code: &str, message: &str) -> String {
+    format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#)
+}
+
+#[test]
+fn interactions_codes_read_like_their_generate_content_twins() {
+    assert_eq!(outcome(429, &interactions("quota_exceeded", "Daily quota exceeded.")), Outcome::DailyQuota);
+    assert_eq!(
+        outcome(429, &interactions("rate_limit_exceeded", "Rate limit exceeded. Please retry in 12s.")),
+        Outcome::MinuteQuota { retry_delay_ms: Some(12_000) }
+    );
+    assert_eq!(outcome(402, &interactions("payment_required", "Prepaid credit depleted.")), Outcome::BillingDepleted);
+    assert_eq!(outcome(402, &interactions("invalid_request", "x")), Outcome::ClientError);
+    assert_eq!(
+        outcome(401, &interactions("authentication", "API key expired.")),
+        Outcome::KeyDead(Reason::Unauthenticated)
+    );
+    assert_eq!(outcome(403, &interactions("permission_denied", "No access to interaction x.")), Outcome::Forbidden);
+    assert_eq!(outcome(404, &interactions("not_found", "Interaction x not found.")), Outcome::ClientError);
+    assert_eq!(outcome(503, &interactions("service_unavailable", "Try again.")), Outcome::UpstreamTrouble);
+}

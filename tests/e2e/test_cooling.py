@@ -299,3 +299,49 @@ def test_a_subrequest_limit_that_is_not_a_number_is_a_clear_error(sim, proxies, 
     with pytest.raises(openai.InternalServerError) as raised:
         chat(proxy)
     assert "SUBREQUEST_LIMIT must be a whole number" in raised.value.body["message"]
+
+
+RETIRED = "gemini-2.5-flash"  # closed to new projects in 2026: Google answers 404 to young ones
+YOUNG = {"young-a": {"retired": [RETIRED]}, "young-b": {"retired": [RETIRED]}}
+
+
+def test_a_model_retired_for_young_projects_is_served_by_an_old_one(sim, proxies):
+    projects = {1: "young-a", 2: "young-a", 3: "young-b", 4: "old"}
+    sim.reset(sim_keys(4, projects), projects=YOUNG)
+    proxy = proxies(pool_lines(4, projects))
+    for _ in range(8):
+        assert chat(proxy, RETIRED).choices[0].message.content
+    refused = [c for c in sim.log() if c["status"] == 404]
+    assert 1 <= len(refused) <= 2, "each young project is asked once for the model, then cools"
+    assert {c["key"] for c in sim.log() if c["status"] == 200} == {"k4"}
+    cooling = details(status(proxy), RETIRED)
+    assert {d["project"] for d in cooling} == {projects[int(c["key"][1:])] for c in refused}
+    assert all(d["reason"].startswith("model no longer available") for d in cooling)
+    assert all(d["remainingSeconds"] > 23 * 3600 for d in cooling), "a project does not grow older by the minute"
+    # The young projects keep serving the models they may use.
+    before = len(sim.log())
+    for _ in range(4):
+        assert chat(proxy, OTHER).choices[0].message.content
+    assert {c["key"] for c in sim.log()[before:]} & {"k1", "k2", "k3"}
+
+
+def test_a_model_retired_for_every_project_is_a_404_not_a_wait(sim, proxies):
+    projects = {1: "young-a", 2: "young-b"}
+    sim.reset(sim_keys(2, projects), projects=YOUNG)
+    proxy = proxies(pool_lines(2, projects))
+    before = len(sim.log())
+    with pytest.raises(openai.NotFoundError) as raised:
+        chat(proxy, RETIRED)
+    assert "is no longer available to new users" in raised.value.message
+    assert [c["status"] for c in sim.log()[before:]] == [404, 404], "both projects asked, one request"
+    # Now the pool knows: the proxy answers without asking Google, with a 404, not a 429.
+    with pytest.raises(openai.NotFoundError) as raised:
+        chat(proxy, RETIRED)
+    assert raised.value.body["code"] == "model_not_found" and RETIRED in raised.value.message
+    assert "retry-after" not in raised.value.response.headers
+    native = curl(f"{proxy.url}/v1beta/models/{RETIRED}:generateContent", "-H", f"x-goog-api-key: {TOKEN}",
+                  "-H", "Content-Type: application/json", "-d", '{"contents":[{"parts":[{"text":"hi"}]}]}',
+                  "-w", "\n%{http_code}")
+    body, code = native.stdout.rsplit("\n", 1)
+    assert code == "404" and json.loads(body)["error"]["status"] == "NOT_FOUND"
+    assert len(sim.log()) == before + 2

@@ -114,6 +114,19 @@ impl ErrorReply {
         .with_retry_after_ms(retry_after_ms)
     }
 
+    /// 404: Google retired `model` for every project of the pool that it asked (its answer
+    /// "no longer available to new users" cools each such project for the model).
+    pub fn model_retired(model: Option<&str>) -> Self {
+        let model = model.unwrap_or_default();
+        ErrorReply::new(
+            404,
+            "model_not_found",
+            format!(
+                "Model {model} is no longer available to any project in this pool (Google retired it for new users)."
+            ),
+        )
+    }
+
     /// 503: every key is dead.
     pub fn all_dead() -> Self {
         ErrorReply::new(

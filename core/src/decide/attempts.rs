@@ -36,6 +36,7 @@
 use crate::client::scrub::scrub;
 use crate::decide::judge::{judge, revival};
 use crate::google::classify::Verdict;
+use crate::google::reason::Reason;
 use crate::operator::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
 use crate::pool::keys::{ApiKey, KeyPool};
 use crate::pool::names::Bucket;
@@ -65,6 +66,8 @@ pub enum Choice<'a> {
     AllCooling {
         /// Until the first one recovers.
         retry_after_ms: u64,
+        /// Every one of them cools because Google retired the model for its project.
+        retired: bool,
     },
     /// Stop: nothing was tried and every key is dead.
     AllDead,
@@ -229,7 +232,7 @@ impl<'a> Attempts<'a> {
             _ if suspect.is_some_and(|bucket| Bucket::of(key) == bucket) => false,
             Availability::Ready => true,
             Availability::Probation => !probed,
-            Availability::Cooling { until_ms } => {
+            Availability::Cooling { until_ms, .. } => {
                 soonest.set(Some(soonest.get().map_or(until_ms, |s| s.min(until_ms))));
                 false
             }
@@ -346,12 +349,16 @@ impl<'a> Attempts<'a> {
 
     /// Nothing tried yet and no usable key: every key is cooling or dead (scans the pool).
     fn when_none_usable(&mut self, retry: &RetrySettings, now_ms: u64) -> Choice<'a> {
+        let mut retired = true;
         let soonest = self
             .pool
             .iter()
             .filter(|key| !self.picker.tried(key))
             .filter_map(|key| match self.state.availability(&key, now_ms) {
-                Availability::Cooling { until_ms } => Some((until_ms, key)),
+                Availability::Cooling { until_ms, reason } => {
+                    retired &= reason == Reason::ModelRetired;
+                    Some((until_ms, key))
+                }
                 _ => None,
             })
             .min_by_key(|(until_ms, _)| *until_ms);
@@ -364,7 +371,7 @@ impl<'a> Attempts<'a> {
             self.picker.take(&key);
             return Choice::Try(key);
         }
-        Choice::AllCooling { retry_after_ms: wait_ms }
+        Choice::AllCooling { retry_after_ms: wait_ms, retired }
     }
 
     fn keep(&mut self, changes: &[Change]) {

@@ -82,6 +82,7 @@ fn smart(outcome: &Outcome, s: &CoolingSettings, ctx: Moment) -> Action {
         Outcome::ModelForbidden => {
             retry_with(Scope::BucketModel, after(now, s.model_forbidden), Reason::ModelForbidden)
         }
+        Outcome::ModelRetired => retry_with(Scope::BucketModel, after(now, s.model_retired), Reason::ModelRetired),
         Outcome::Forbidden => retry(),
         Outcome::UpstreamTrouble if s.upstream_trouble.is_zero() => retry(),
         Outcome::UpstreamTrouble => {

@@ -59,7 +59,8 @@ impl<'a> Ending<'a> {
     /// the edge acts on (try a key, widen the pool, deliver the last ending).
     pub fn refusal(choice: &Choice<'_>, model: Option<&str>) -> Option<Self> {
         match choice {
-            Choice::AllCooling { retry_after_ms } => {
+            Choice::AllCooling { retired: true, .. } => Some(Ending::Refused(ErrorReply::model_retired(model))),
+            Choice::AllCooling { retry_after_ms, .. } => {
                 Some(Ending::Refused(ErrorReply::all_cooling(model, *retry_after_ms)))
             }
             Choice::AllDead => Some(Ending::Refused(ErrorReply::all_dead())),

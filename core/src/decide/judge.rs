@@ -68,6 +68,7 @@ fn proves_key_alive(outcome: &Outcome) -> bool {
             | Outcome::MinuteQuota { .. }
             | Outcome::Throttled
             | Outcome::ModelForbidden
+            | Outcome::ModelRetired
             | Outcome::BillingDepleted
             | Outcome::ClientError
     )

@@ -41,6 +41,10 @@ pub enum Outcome {
     /// may not use this model — or the request names something the project cannot see. A
     /// request holds its cooldown until another project serves it ([`crate::decide::attempts`]).
     ModelForbidden,
+    /// 404 "This model models/X is no longer available to new users": Google retires a model
+    /// per project (by the project's age), so the key's project cannot use it while older
+    /// projects may. Cools (project, model); the request moves on to another project.
+    ModelRetired,
     /// Any other 403 (e.g. "You do not have permission to access the File … or it may not
     /// exist", "CachedContent not found (or permission denied)"): no fault of the key that
     /// Google names. No cooldown; the request tries one other project, and delivers the
@@ -97,6 +101,7 @@ impl Outcome {
                 | Outcome::NoFreeTier
                 | Outcome::MinuteQuota { .. }
                 | Outcome::BillingDepleted
+                | Outcome::ModelRetired
         )
     }
 
@@ -127,6 +132,7 @@ impl fmt::Display for Outcome {
             Outcome::Throttled => write!(f, "rate limited without details"),
             Outcome::BillingDepleted => write!(f, "prepayment credits depleted"),
             Outcome::ModelForbidden => write!(f, "key may not use this model"),
+            Outcome::ModelRetired => write!(f, "model retired for this key's project"),
             Outcome::Forbidden => write!(f, "permission denied (no fault of the key named)"),
             Outcome::UpstreamTrouble => write!(f, "upstream trouble"),
             Outcome::LocationUnsupported => write!(f, "edge location not supported by Gemini"),
@@ -146,7 +152,9 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
         429 => classify_429(&error),
         400 => classify_400(&error),
         401 => classify_401(&error),
+        402 => classify_402(&error),
         403 => classify_403(&error),
+        404 => classify_404(&error),
         408 | 500..=599 => Outcome::UpstreamTrouble,
         // A redirect or an informational answer is nothing Google's API sends: trouble.
         100..=199 | 300..=399 => Outcome::UpstreamTrouble,
@@ -177,9 +185,17 @@ pub(crate) enum Anchor {
 
 /// A 429 blames the key's quota bucket by its status alone: quota enforcement answers it, and
 /// no text of the request can make Google send one. The message only tells which quota.
+///
+/// The Interactions API names the quota in its `code` instead: `quota_exceeded` (the daily
+/// quota) or `rate_limit_exceeded` (per minute or second, its delay in the message).
 fn classify_429(error: &GoogleError) -> Outcome {
     if said(&error.message, "Your prepayment credits are depleted", Anchor::Start) {
         return Outcome::BillingDepleted;
+    }
+    match error.code_name.as_str() {
+        "quota_exceeded" => return Outcome::DailyQuota,
+        "rate_limit_exceeded" => return Outcome::MinuteQuota { retry_delay_ms: error.retry_delay_ms() },
+        _ => {}
     }
     let violations = error.violations();
     let no_free_tier = error.message.contains("doesn't have a free quota tier")
@@ -225,6 +241,32 @@ fn classify_401(error: &GoogleError) -> Outcome {
     let not_supported = error.reason() == Some("CREDENTIALS_MISSING")
         || said(&error.message, "API keys are not supported by this API", Anchor::Start);
     Outcome::KeyDead(if not_supported { Reason::KeyNotSupported } else { Reason::Unauthenticated })
+}
+
+/// 402 `payment_required` (Interactions API): the project's prepaid credit is used up — the
+/// twin of `generateContent`'s billing 429. Any other 402 is the request's.
+fn classify_402(error: &GoogleError) -> Outcome {
+    match error.code_name.as_str() {
+        "payment_required" => Outcome::BillingDepleted,
+        _ => Outcome::ClientError,
+    }
+}
+
+/// 404: the request names something that does not exist — except Google's sentence for a
+/// model retired for the key's project ("This model models/X is no longer available to new
+/// users."). The model name between the fixed words is one the request wrote, but a name with
+/// a space is no model (refused by the route), so no request can make Google say it falsely.
+fn classify_404(error: &GoogleError) -> Outcome {
+    let message = error.message.trim();
+    let retired = message
+        .strip_prefix("This model models/")
+        .and_then(|rest| rest.split_once(' '))
+        .is_some_and(|(_, rest)| said(rest, "is no longer available to new users", Anchor::Start));
+    if retired {
+        Outcome::ModelRetired
+    } else {
+        Outcome::ClientError
+    }
 }
 
 fn classify_403(error: &GoogleError) -> Outcome {

@@ -8,6 +8,9 @@ use serde_json::Value;
 pub(crate) struct GoogleError {
     /// `code` (an HTTP status).
     pub code: Option<u16>,
+    /// `code` when it is a word: the Interactions API's error codes (`quota_exceeded`,
+    /// `rate_limit_exceeded`, `payment_required`, …) where `generateContent` has a number.
+    pub code_name: String,
     /// `message`, as Google wrote it (may quote a key: scrub before showing).
     pub message: String,
     /// `RESOURCE_EXHAUSTED`, `INVALID_ARGUMENT`, …
@@ -39,6 +42,7 @@ impl GoogleError {
         let error = object.get("error")?;
         Some(GoogleError {
             code: error.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok()),
+            code_name: error.get("code").and_then(Value::as_str).unwrap_or_default().to_string(),
             message: error.get("message").and_then(Value::as_str).unwrap_or_default().to_string(),
             status: error.get("status").and_then(Value::as_str).unwrap_or_default().to_string(),
             details: error.get("details").and_then(Value::as_array).cloned().unwrap_or_default(),
@@ -97,6 +101,8 @@ impl GoogleError {
         let mut error = serde_json::Map::new();
         if let Some(code) = self.code {
             error.insert("code".into(), Value::from(code));
+        } else if !self.code_name.is_empty() {
+            error.insert("code".into(), Value::from(self.code_name.as_str()));
         }
         error.insert("message".into(), Value::from(self.message.as_str()));
         error.insert("status".into(), Value::from(self.status.as_str()));
@@ -177,6 +183,13 @@ mod tests {
         let body = br#"[{"error":{"code":429,"message":"m","status":"RESOURCE_EXHAUSTED"}}]"#;
         let e = GoogleError::parse(body).expect("parses");
         assert_eq!((e.code, e.status.as_str()), (Some(429), "RESOURCE_EXHAUSTED"));
+    }
+
+    #[test]
+    fn interactions_codes_are_words() {
+        let e = GoogleError::parse(br#"{"error":{"code":"quota_exceeded","message":"m"}}"#).expect("parses");
+        assert_eq!((e.code, e.code_name.as_str()), (None, "quota_exceeded"));
+        assert_eq!(e.rebuilt(&[])["error"]["code"], "quota_exceeded");
     }
 
     #[test]

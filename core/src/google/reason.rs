@@ -38,13 +38,16 @@ pub enum Reason {
     Unauthenticated,
     /// 401 `CREDENTIALS_MISSING`: "API keys are not supported by this API".
     KeyNotSupported,
+    /// 404 "This model models/X is no longer available to new users": the key's project is
+    /// too young for a model Google is retiring (older projects may still be served).
+    ModelRetired,
     /// The seed profile cools by HTTP status alone.
     Http(u16),
 }
 
 /// Each reason without data: (reason, stored code, description). A reason's row number is
 /// stored in binary records ([`Reason::number`]): add rows at the end, never reorder.
-const TABLE: [(Reason, &str, &str); 16] = [
+const TABLE: [(Reason, &str, &str); 17] = [
     (Reason::PerDayQuota, "per_day_quota", "per-day quota exhausted (until the daily reset)"),
     (Reason::PerMinuteQuota, "per_minute_quota", "per-minute quota exceeded"),
     (Reason::NoFreeTier, "no_free_tier", "no quota for this model on this key's tier (limit 0)"),
@@ -61,6 +64,7 @@ const TABLE: [(Reason, &str, &str); 16] = [
     (Reason::ProjectDenied, "project_denied", "project denied access"),
     (Reason::Unauthenticated, "unauthenticated", "unauthenticated (401)"),
     (Reason::KeyNotSupported, "key_not_supported", "API keys not supported for this API (401)"),
+    (Reason::ModelRetired, "model_retired", "model no longer available to this project (retired for new users)"),
 ];
 
 impl Reason {

@@ -144,6 +144,8 @@ pub struct CoolingSettings {
     pub no_free_tier: Duration,
     /// 403 "caller does not have permission", for a model.
     pub model_forbidden: Duration,
+    /// 404 "no longer available to new users": a model retired for the key's project.
+    pub model_retired: Duration,
     /// Bare 429: first cooldown, doubled on each repeat up to `throttle_max`.
     pub throttle_base: Duration,
     /// The longest bare-429 backoff.
@@ -169,6 +171,7 @@ impl Default for CoolingSettings {
             default_retry_delay: Duration::from_secs(60),
             no_free_tier: Duration::from_secs(24 * 3600),
             model_forbidden: Duration::from_secs(24 * 3600),
+            model_retired: Duration::from_secs(24 * 3600),
             throttle_base: Duration::from_secs(5),
             throttle_max: Duration::from_secs(300),
             connect_failure: Duration::from_secs(10),
@@ -234,6 +237,7 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
             default_retry_delay: self.duration("cool_default_retry_delay", d.default_retry_delay)?,
             no_free_tier: self.duration("cool_no_free_tier", d.no_free_tier)?,
             model_forbidden: self.duration("cool_model_forbidden", d.model_forbidden)?,
+            model_retired: self.duration("cool_model_retired", d.model_retired)?,
             throttle_base: self.duration("cool_throttle_base", d.throttle_base)?,
             throttle_max: self.duration("cool_throttle_max", d.throttle_max)?,
             connect_failure: self.duration("cool_connect_failure", d.connect_failure)?,

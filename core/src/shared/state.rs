@@ -13,6 +13,7 @@
 //! other's verdicts); readers merge a name's lines in order ([`merge`]); nothing is ever
 //! deleted.
 
+use crate::google::reason::Reason;
 use crate::pool::keys::ApiKey;
 use crate::pool::names::{Bucket, MarkName};
 use crate::shared::marks::{encode_line, Marks, NOTHING};
@@ -106,6 +107,8 @@ pub enum Availability {
     Cooling {
         /// Unix ms.
         until_ms: u64,
+        /// Why (of the mark that ends last).
+        reason: Reason,
     },
     /// Dead.
     Dead,
@@ -215,7 +218,7 @@ impl PartState {
         }
         let cooling = [names.cooling(&self.keys, now_ms), names.cooling(&self.model, now_ms)];
         match cooling.into_iter().flatten().max_by_key(|m| m.until_ms) {
-            Some(mark) => Availability::Cooling { until_ms: mark.until_ms },
+            Some(mark) => Availability::Cooling { until_ms: mark.until_ms, reason: mark.reason },
             None => Availability::Ready,
         }
     }

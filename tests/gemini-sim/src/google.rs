@@ -97,6 +97,15 @@ pub fn no_free_tier(model: &str) -> GoogleError {
     error(429, "RESOURCE_EXHAUSTED", &message, vec![])
 }
 
+/// 2026: a model Google is retiring, asked for by a project too young to keep it (older
+/// projects are still served). Message as reported in claude-mem #3278 (2026-07).
+pub fn retired(model: &str) -> GoogleError {
+    let message = format!(
+        "This model models/{model} is no longer available to new users. Please update your code to use a newer model for the latest features and improvements."
+    );
+    error(404, "NOT_FOUND", &message, vec![])
+}
+
 pub fn bare_429() -> GoogleError {
     error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", vec![])
 }

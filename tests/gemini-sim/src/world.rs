@@ -61,6 +61,9 @@ pub struct ProjectConfig {
     /// Models this project's tier may not use at all (`limit: 0`).
     #[serde(default)]
     pub limit_zero: Vec<String>,
+    /// Models retired for this project (too young to keep them): a 404 that counts nothing.
+    #[serde(default)]
+    pub retired: Vec<String>,
 }
 
 /// A scripted answer for one key (or `*`), optionally one model, a number of times.
@@ -288,6 +291,9 @@ impl World {
         let style = self.config.style;
         let minute = self.config.minute_s;
         let window = ((now - self.started) / minute).floor().max(0.0) as u64;
+        if config.retired.iter().any(|m| m == model) {
+            return Some(google::retired(model));
+        }
         let bucket = self.buckets.entry((project.to_string(), model.to_string())).or_default();
         bucket.rpm = limit_of(&config.rpm);
         bucket.rpd = limit_of(&config.rpd);
