@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 import harness  # noqa: E402
 
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-3.5-flash"
 BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}]})
 STREAM_BODY = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "Say hello"}]})
 FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "passthrough.wasm"

@@ -1,7 +1,7 @@
 """make bench-quota: how much of the pool's real capacity reaches clients, per cooling profile.
 
 The simulator plays Google with per-project per-model quotas: 6 keys in 4 projects, a low
-requests-per-"minute" and requests-per-day, gemini-2.5-pro at `limit: 0` for two projects, and
+requests-per-"minute" and requests-per-day, gemini-3.1-pro-preview at `limit: 0` for two projects, and
 a 503 burst midway. A client offers about twice the aggregate rate for a few "minutes" through
 the proxy, once per edge and profile: the Fastly edge (real wasm in Viceroy) and the Workers
 edge (real wasm in workerd, state in its Durable Object). Printed per edge and profile:
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 import harness  # noqa: E402
 import openai  # noqa: E402
 
-FLASH, PRO = "gemini-2.5-flash", "gemini-2.5-pro"
+FLASH, PRO = "gemini-3.5-flash", "gemini-3.1-pro-preview"
 PROJECTS = {1: "pA", 2: "pA", 3: "pB", 4: "pB", 5: "pC", 6: "pD"}
 QUOTAS = {
     "pA": {"rpm": {FLASH: 10, PRO: 5}, "rpd": {FLASH: 30, PRO: 20}},
@@ -201,8 +201,8 @@ def table(rows: list[dict]) -> str:
     def line(name, f):
         lines.append(f"| {name} | " + " | ".join(f(r) for r in rows) + " |")
     line("successes / theoretical max", lambda r: f"{r['successes']} / {r['theoretical_max']} = **{r['ratio']:.1%}**")
-    line("  gemini-2.5-flash", lambda r: f"{r['by_model'][FLASH]['ok']} / {r['by_model'][FLASH]['max']}")
-    line("  gemini-2.5-pro", lambda r: f"{r['by_model'][PRO]['ok']} / {r['by_model'][PRO]['max']}")
+    line("  gemini-3.5-flash", lambda r: f"{r['by_model'][FLASH]['ok']} / {r['by_model'][FLASH]['max']}")
+    line("  gemini-3.1-pro-preview", lambda r: f"{r['by_model'][PRO]['ok']} / {r['by_model'][PRO]['max']}")
     line("client requests (offered rps)", lambda r: f"{r['requests']} ({r['offered_rps']}/s)")
     line("client-visible 429", lambda r: str(r["client_429"]))
     line("  …while some key still had quota", lambda r: f"**{r['client_429_while_capacity']}**")

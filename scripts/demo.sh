@@ -25,7 +25,7 @@ cat > "$DIR/sim.json" <<JSON
   {"key": "AQ.Ab8RN6DEMO0000000000000000000000000000000000002", "label": "demo-2", "project": "demo-project"},
   {"key": "AQ.Ab8RN6DEMO0000000000000000000000000000000000003", "label": "demo-3", "project": "demo-project"}
  ],
- "projects": {"demo-1": {"rpm": {"*": 10}, "rpd": {"*": 250}, "limit_zero": ["gemini-2.5-pro"]},
+ "projects": {"demo-1": {"rpm": {"*": 10}, "rpd": {"*": 250}, "limit_zero": ["gemini-3.1-pro-preview"]},
               "demo-project": {"rpm": {"*": 10}, "rpd": {"*": 250}}},
  "chunk_delay_ms": 150}
 JSON
@@ -99,13 +99,13 @@ Console: http://$PROXY_ADDR/ — sign in with the admin token $ADMIN
 
 Try it:
 
-curl http://$PROXY_ADDR/v1/chat/completions -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -d '{"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "Hello"}]}'
+curl http://$PROXY_ADDR/v1/chat/completions -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -d '{"model": "gemini-3.5-flash", "messages": [{"role": "user", "content": "Hello"}]}'
 
-curl -N http://$PROXY_ADDR/v1/chat/completions -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -d '{"model": "gemini-2.5-flash", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}'
+curl -N http://$PROXY_ADDR/v1/chat/completions -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -d '{"model": "gemini-3.5-flash", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}'
 
 curl http://$PROXY_ADDR/v1/status -H 'Authorization: Bearer $TOKEN'
 
-Each sample project allows 10 requests per minute per model; gemini-2.5-pro has no free tier
+Each sample project allows 10 requests per minute per model; gemini-3.1-pro-preview has no free tier
 on demo-1 (limit: 0). Send a few more requests and watch /v1/status cool the keys.
 Ctrl-C stops the demo.
 MSG

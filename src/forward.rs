@@ -18,7 +18,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let body = read_body(client, cx.settings.max_body_bytes).map_err(|reply| Rejection::new(dialect, reply))?;
     let facts = route.facts(&body).map_err(|reply| Rejection::new(dialect, reply))?;
     let path = route.upstream_path().unwrap_or_default();
-    let outbound = Outbound::new(client, route, &path, body)
+    let outbound = Outbound::new(client, route, &path, body, facts.stream)
         .ok_or_else(|| Rejection::new(dialect, ErrorReply::bad_request("invalid_query", "Invalid query string.")))?;
 
     let kv = StateStore::open();

@@ -5,8 +5,8 @@
 use crate::ops::{add_elapsed, Ops};
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
-use fastly::{Request, Response};
-use gemini_pool_core::{forwarded_query, Answer, Route, ERROR_BODY_LIMIT};
+use fastly::{Body, Request, Response};
+use gemini_pool_core::{forwarded_query, peek_answer, Answer, Peek, Route, ERROR_BODY_LIMIT};
 use std::io::Read;
 use std::time::Instant;
 
@@ -25,11 +25,13 @@ pub struct Outbound {
     native: bool,
     headers: Vec<(&'static str, HeaderValue)>,
     body: Vec<u8>,
+    /// A success may be empty: peek at its head before passing it on (`Some(stream)`).
+    peek: Option<bool>,
 }
 
 impl Outbound {
     /// `None` if the URL cannot be built (a query parameter no URL can carry).
-    pub fn new(client: &Request, route: &Route, path: &str, body: Vec<u8>) -> Option<Self> {
+    pub fn new(client: &Request, route: &Route, path: &str, body: Vec<u8>, stream: bool) -> Option<Self> {
         let query = forwarded_query(client.get_query_str(), route.forwarded_query_params());
         let url = match query {
             Some(q) => format!("{ORIGIN}{path}?{q}"),
@@ -41,7 +43,8 @@ impl Outbound {
             .filter_map(|name| client.get_header(*name).map(|value| (*name, value.clone())))
             .collect();
         let native = route.is_native();
-        Some(Outbound { method: client.get_method().clone(), url, native, headers, body })
+        let peek = route.answer_may_be_empty().then_some(stream);
+        Some(Outbound { method: client.get_method().clone(), url, native, headers, body, peek })
     }
 
     /// Sends with `key`; returns when the response headers arrive: the answer for the core,
@@ -69,7 +72,7 @@ impl Outbound {
         let result = request.send(BACKEND);
         add_elapsed(&ops.upstream_ms, started);
         match result {
-            Ok(response) if response.get_status().is_success() => (Answer::Served, Some(response)),
+            Ok(response) if response.get_status().is_success() => self.served(response),
             Ok(response) => {
                 let status = response.get_status().as_u16();
                 (Answer::Error { status, body: error_body(response) }, None)
@@ -89,6 +92,36 @@ impl Outbound {
                 (Answer::None { timeout, detail: format!("{cause:?}") }, None)
             }
         }
+    }
+}
+
+impl Outbound {
+    /// A success, passed on as it came — or, for an answer that may be empty, read until the
+    /// core's [`peek_answer`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
+    /// serves); any other goes on as the bytes read, then the rest of Google's body (appended
+    /// by the host, not copied).
+    fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
+        let Some(stream) = self.peek else { return (Answer::Served, Some(response)) };
+        let mut rest = response.take_body();
+        let mut head = Vec::new();
+        let mut piece = [0u8; 8 * 1024];
+        let (seen, ended) = loop {
+            // A read that fails ends the answer where it failed, as a pass-through would.
+            let read = rest.read(&mut piece).unwrap_or(0);
+            head.extend_from_slice(&piece[..read]);
+            let ended = read == 0;
+            match peek_answer(&head, ended, stream) {
+                Peek::More if !ended => continue,
+                seen => break (seen, ended),
+            }
+        };
+        let mut body = Body::from(head);
+        if !ended {
+            body.append(rest);
+        }
+        response.set_body(body);
+        let answer = if seen == Peek::Empty { Answer::Empty } else { Answer::Served };
+        (answer, Some(response))
     }
 }
 

@@ -67,6 +67,7 @@ impl<'a> Io<'a> for Prober<'a, '_> {
                 body: Vec::new(),
                 native: true,
                 first_byte_timeout_ms: self.first_byte_timeout_ms,
+                peek: None,
             };
             async move { request.answer(key.secret).await.0 }
         });

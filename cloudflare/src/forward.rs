@@ -73,8 +73,15 @@ pub(crate) async fn forward(
     };
     let content_type = req.headers().get("content-type").ok().flatten();
     let first_byte_timeout_ms = cx.first_byte_timeout_ms;
-    let upstream =
-        Upstream { url, method: req.method(), content_type, body, native: routed.is_native(), first_byte_timeout_ms };
+    let upstream = Upstream {
+        url,
+        method: req.method(),
+        content_type,
+        body,
+        native: routed.is_native(),
+        first_byte_timeout_ms,
+        peek: routed.answer_may_be_empty().then_some(facts.stream),
+    };
 
     // The key lists move out of `cx` (which the loop borrows mutably): no copy.
     let lists = std::mem::take(&mut cx.lists);

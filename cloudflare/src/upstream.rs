@@ -5,7 +5,7 @@
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use gemini_pool_core::{Answer, ERROR_BODY_LIMIT};
+use gemini_pool_core::{peek_answer, Answer, Peek, ERROR_BODY_LIMIT};
 use std::pin::pin;
 use std::time::Duration;
 use worker::{js_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
@@ -20,18 +20,53 @@ pub(crate) struct Upstream {
     pub(crate) native: bool,
     /// How long Google may take to answer (`FIRST_BYTE_TIMEOUT_MS`).
     pub(crate) first_byte_timeout_ms: u64,
+    /// A success may be empty: peek at its head before passing it on (`Some(stream)`).
+    pub(crate) peek: Option<bool>,
 }
 
 impl Upstream {
     /// Sends the request with `key`: the answer for the core, and a success's response.
     pub(crate) async fn answer(&self, key: &str) -> (Answer, Option<Response>) {
         match self.send(key).await {
-            Ok(response) if (200..300).contains(&response.status_code()) => (Answer::Served, Some(response)),
+            Ok(response) if (200..300).contains(&response.status_code()) => self.served(response).await,
             Ok(response) => {
                 let status = response.status_code();
                 (Answer::Error { status, body: error_body(response).await }, None)
             }
             Err(NoAnswer { timeout, detail }) => (Answer::None { timeout, detail }, None),
+        }
+    }
+
+    /// A success, passed on as it came — or, for an answer that may be empty, read until the
+    /// core's [`peek_answer`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
+    /// serves); any other goes on as the bytes read, then the rest as it streams in.
+    async fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
+        let Some(stream) = self.peek else { return (Answer::Served, Some(response)) };
+        let status = response.status_code();
+        let headers = response.headers().clone();
+        let _ = headers.delete("content-length");
+        let Ok(mut rest) = response.stream() else { return (Answer::Served, Some(response)) };
+        let mut head = Vec::new();
+        let (seen, ended) = loop {
+            // A read that fails ends the answer where it failed, as a pass-through would.
+            let piece = rest.next().await.and_then(|p| p.ok());
+            let ended = piece.is_none();
+            head.extend_from_slice(&piece.unwrap_or_default());
+            match peek_answer(&head, ended, stream) {
+                Peek::More if !ended => continue,
+                seen => break (seen, ended),
+            }
+        };
+        let rebuilt = if ended {
+            Response::from_bytes(head)
+        } else {
+            let first = futures_util::stream::once(async move { Ok::<Vec<u8>, worker::Error>(head) });
+            Response::from_stream(first.chain(rest))
+        };
+        let answer = if seen == Peek::Empty { Answer::Empty } else { Answer::Served };
+        match rebuilt {
+            Ok(body) => (answer, Some(body.with_status(status).with_headers(headers))),
+            Err(e) => (Answer::None { timeout: false, detail: e.to_string() }, None),
         }
     }
 

@@ -14,7 +14,7 @@
 //! - `pool` — the keys: the key lists read lazily by part (`keys`), the names of marks
 //!   (`names`), the order candidates are offered in (`pick`), randomness (`rng`);
 //! - `google` — what Google's answers mean: its error bodies (`google_error`), the verdict
-//!   (`classify`), the reasons (`reason`);
+//!   (`classify`), the reasons (`reason`), answers with nothing in them (`empty`);
 //! - `decide` — what to do: the request's [`Flow`], its attempts (`attempts`), the cooling
 //!   policy (`cooling`), what a verdict changes (`judge`), how the attempts end (`ending`), the
 //!   key check (`keycheck`);
@@ -34,7 +34,8 @@
 //!   part it starts in, and **widens** to the others only when that one has no key left.
 //! - **project**, **bucket** — the unit Google counts quota in: a key's declared project, or
 //!   the key alone when none is declared. Quota verdicts cool the bucket.
-//! - **answer** — what Google sent back to one call (a status and body, or no answer).
+//! - **answer** — what Google sent back to one call (a status and body, or no answer). An
+//!   **empty answer** is a 200 with nothing for the client (no parts, only thoughts).
 //! - **verdict**, **outcome** — what an answer means for the key that got it ([`classify`]):
 //!   per-day quota, dead key, upstream trouble, client error, …
 //! - **reason** — why a mark was set, as stored ([`Reason`]).
@@ -84,6 +85,7 @@ mod decide {
 }
 mod google {
     pub(crate) mod classify;
+    pub(crate) mod empty;
     pub(crate) mod google_error;
     pub(crate) mod reason;
 }
@@ -125,6 +127,7 @@ pub use client::scrub::scrub;
 // What Google's answers mean, and what they change.
 pub use decide::cooling::{decide, Action, Cooldown, Moment, Scope};
 pub use google::classify::{classify, Outcome, Verdict};
+pub use google::empty::{peek_answer, Peek, EMPTY_CHECK_LIMIT};
 pub use google::reason::Reason;
 
 // The keys.

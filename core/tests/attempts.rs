@@ -250,7 +250,7 @@ fn a_per_minute_verdict_cools_the_whole_project_whatever_its_name() {
             format!("{project}:AIzaSyAAAAAAAAAAAAAAAAAAAAAAAAA1\n{project}:AIzaSyBBBBBBBBBBBBBBBBBBBBBBBBB2\nAIzaSyCCCCCCCCCCCCCCCCCCCCCCCCC3");
         let pool = pool_of(&list);
         let settings = RetrySettings { strategy: Strategy::Random, ..RetrySettings::default() };
-        let fresh = PoolState::single(PartState::default(), Some("gemini-2.5-flash"));
+        let fresh = PoolState::single(PartState::default(), Some("gemini-3.5-flash"));
         for seed in 0..20 {
             let mut attempts = configured(pool_of(&list), fresh.clone(), &settings, seed);
             let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
@@ -259,7 +259,7 @@ fn a_per_minute_verdict_cools_the_whole_project_whatever_its_name() {
             }
             let changes = attempts.failed(&first, &minute_429(), &knobs(&settings), NOW);
             let [Change { item, name, entry: Entry::Set(mark) }] = &changes[..] else { panic!("one change") };
-            assert_eq!(item, &Item::model(0, "gemini-2.5-flash"));
+            assert_eq!(item, &Item::model(0, "gemini-3.5-flash"));
             assert_eq!(name, &MarkName::of(Bucket::Project(project)));
             assert_eq!((mark.reason, mark.dead), (Reason::PerMinuteQuota, false));
             assert!(mark.until_ms >= NOW + 30_000 && mark.until_ms <= NOW + 31_000);
@@ -495,7 +495,7 @@ fn the_last_429_reaches_the_client_scrubbed_and_with_the_pools_retry_after() {
     let (verdict, timeout) = Ending::no_answer(true, "no answer within 10 ms");
     assert!(verdict.status.is_none());
     assert_eq!(timeout.into_reply(&attempts, NOW).unwrap_err().status, 504);
-    let refused = Ending::refusal(&Choice::AllDead, Some("gemini-2.5-flash")).unwrap();
+    let refused = Ending::refusal(&Choice::AllDead, Some("gemini-3.5-flash")).unwrap();
     assert_eq!(refused.into_reply(&attempts, NOW).unwrap_err().status, 503);
     assert!(Ending::refusal(&Choice::Deliver, None).is_none());
 }
@@ -528,12 +528,12 @@ fn a_usage_append_names_its_shard_for_the_quota_day_and_counts_every_attempt() {
     let pool = pool_of(&list);
     let tried = [(nth(&pool, 0), false), (nth(&pool, 1), true)];
     let zone = ResetZone::Pacific;
-    let append = UsageAppend::new(&tried, "app a", Some("gemini-2.5-flash"), true, NOW, zone, &mut Rng::new(7));
+    let append = UsageAppend::new(&tried, "app a", Some("gemini-3.5-flash"), true, NOW, zone, &mut Rng::new(7));
     assert!(append.shard < Usage::SHARDS);
     assert_eq!(append.day, Usage::day(NOW, zone));
     assert_eq!(append.item(), Usage::item(&append.day, append.shard));
     assert_eq!(append.lines.lines().count(), 3, "a line per key tried, and the client's");
-    assert!(append.lines.ends_with("c app%20a gemini-2.5-flash 1 0\n"), "{}", append.lines);
+    assert!(append.lines.ends_with("c app%20a gemini-3.5-flash 1 0\n"), "{}", append.lines);
     assert!(append.ttl_secs > 86_400);
 }
 

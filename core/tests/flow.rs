@@ -69,7 +69,11 @@ enum Seen {
     Log,
 }
 
-/// Runs a flow to its end: `answer` gives Google's status and body for a key.
+/// A status for a 200 the edge found empty.
+const EMPTY: u16 = 1;
+
+/// Runs a flow to its end: `answer` gives Google's status and body for a key (`0`: no
+/// answer; [`EMPTY`]: an empty 200).
 fn run(
     lists: &[&str],
     model: &str,
@@ -100,6 +104,7 @@ fn run(
                 seen.push(Seen::Send(key.secret[key.secret.len() - 2..].to_string()));
                 let answer = match answer(key.secret) {
                     (200, _) => Answer::Served,
+                    (EMPTY, _) => Answer::Empty,
                     (0, _) => Answer::None { timeout: true, detail: "timed out".into() },
                     (status, body) => Answer::Error { status, body },
                 };
@@ -407,4 +412,47 @@ fn a_write_the_store_refuses_goes_out_again_and_lingers_after_the_answer() {
     );
     let stored = String::from_utf8_lossy(&store.items["model/m"].0).to_string();
     assert_eq!(stored.matches("per_minute_quota").count(), 2, "{stored}");
+}
+
+#[test]
+fn an_empty_answer_moves_on_writing_nothing_and_beats_a_later_error() {
+    let three = list(&[1, 2, 3]);
+    let mut store = Store::default();
+    let mut calls = 0;
+    let (finish, seen, logs) = run(
+        &[&three],
+        "m",
+        &mut store,
+        |_| {
+            calls += 1;
+            if calls == 1 {
+                (EMPTY, vec![])
+            } else {
+                (200, b"{}".to_vec())
+            }
+        },
+        3,
+    );
+    assert_eq!(finish, Finish::Served);
+    assert_eq!(seen.iter().filter(|s| matches!(s, Seen::Send(_))).count(), 2, "{seen:?}");
+    assert_eq!(store.writes, 0, "an empty answer blames no key");
+    assert!(logs[0].contains("empty answer"), "{logs:?}");
+    // Empty, then Google's trouble on every other key: the client gets the empty answer.
+    let mut store = Store::default();
+    let mut calls = 0;
+    let (finish, ..) = run(
+        &[&three],
+        "m",
+        &mut store,
+        |_| {
+            calls += 1;
+            if calls == 1 {
+                (EMPTY, vec![])
+            } else {
+                (503, vec![])
+            }
+        },
+        4,
+    );
+    assert_eq!(finish, Finish::Served);
 }

@@ -8,9 +8,9 @@ use gemini_pool_core::{
 
 const SEEDS: [&str; 6] = [
     r#"[{"error":{"code":429,"message":"x limit: 0, model: m\nPlease retry in 1.5s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"PerDay","quotaValue":"7"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3.2s"}]}}]"#,
-    r#"{"model":"models/gemini-2.5-flash","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    r#"{"model":"models/gemini-3.5-flash","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
     "gemini-edge-pool marks v2 70\nk:0011223344556677 1764000000000 per_minute_quota 0 0 1\np:team 99 key_invalid 2 1 5\np:team clear 7\n",
-    "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+    "/v1beta/models/gemini-3.5-flash:streamGenerateContent",
     "team:AIzaSyKEY000000000001, AIzaSyKEY2\n# c, d\n",
     r#"{"object":"list","data":[{"id":"models/a"},{"id":3}]}"#,
 ];

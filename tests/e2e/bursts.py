@@ -12,7 +12,7 @@ import openai
 
 from harness import TOKEN, Proxy, Sim, curl, pool_lines, sim_keys
 
-FLASH = "gemini-2.5-flash"
+FLASH = "gemini-3.5-flash"
 #: Answers other than 200 and 429 seen by `chat`, with their bodies (for assertion messages).
 ODD_ANSWERS: list[tuple[int, str]] = []
 BURST_BUCKETS = 12

@@ -10,7 +10,7 @@ import pytest
 from bursts import burst
 from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, curl, pool_lines, sim_keys
 
-FLASH = "gemini-2.5-flash"
+FLASH = "gemini-3.5-flash"
 
 
 def call(proxy, method, path, token):
@@ -134,8 +134,8 @@ def test_usage_is_counted_per_key_and_per_client(sim, proxies):
         chat(proxy)
         sent += 1
         assert sent <= 40, "no request tried k1"
-    chat(proxy, OTHER_TOKEN, "gemini-2.0-flash")
-    expected = {("e2e tests", FLASH): (sent, 0), ("second client", "gemini-2.0-flash"): (1, 0)}
+    chat(proxy, OTHER_TOKEN, "gemini-3.1-flash-lite")
+    expected = {("e2e tests", FLASH): (sent, 0), ("second client", "gemini-3.1-flash-lite"): (1, 0)}
     by_client = lambda usage: {(c["client"], c["model"]): (c["ok"], c["failed"]) for c in usage["clients"]}
     usage = usage_when(proxy, lambda u: by_client(u) == expected)
     assert by_client(usage) == expected

@@ -15,7 +15,7 @@ from google.genai import errors, types
 
 from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, curl, key, pool_lines, sim_keys
 
-FLASH = "gemini-2.5-flash"
+FLASH = "gemini-3.5-flash"
 SIX_PROJECTS = {i: f"project-{i}" for i in range(1, 7)}
 
 

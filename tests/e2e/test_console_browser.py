@@ -18,7 +18,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "docs" / "screenshots"
-FLASH, PRO = "gemini-2.5-flash", "gemini-2.5-pro"
+FLASH, PRO = "gemini-3.5-flash", "gemini-3.1-pro-preview"
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 
 from harness import ADMIN_TOKEN, TOKEN, curl, pool_lines, served, sim_keys
 
-FLASH = "gemini-2.5-flash"
-OTHER = "gemini-2.0-flash"
+FLASH = "gemini-3.5-flash"
+OTHER = "gemini-3.1-flash-lite"
 
 
 def client(proxy):
@@ -345,3 +345,72 @@ def test_a_model_retired_for_every_project_is_a_404_not_a_wait(sim, proxies):
     body, code = native.stdout.rsplit("\n", 1)
     assert code == "404" and json.loads(body)["error"]["status"] == "NOT_FOUND"
     assert len(sim.log()) == before + 2
+
+
+def genai_client(proxy):
+    from google import genai
+    return genai.Client(api_key=TOKEN, http_options={"base_url": proxy.url, "retry_options": {"attempts": 1}})
+
+
+@pytest.mark.parametrize("kind", ["empty", "thoughts_only"])
+def test_an_empty_answer_is_tried_on_another_key_blaming_none(sim, proxies, kind):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2))
+    sim.behave("*", kind, times=1)
+    before = len(sim.log())
+    assert chat(proxy).choices[0].message.content == "Hello from the Gemini simulator"
+    calls = sim.log()[before:]
+    assert len(calls) == 2 and calls[0]["key"] != calls[1]["key"]
+    sim.behave("*", kind, times=1)
+    native = genai_client(proxy)
+    assert native.models.generate_content(model=FLASH, contents="hi").text == "Hello from the Gemini simulator"
+    assert len(sim.log()) == before + 4
+    assert details(status(proxy)) == [], "the key that answered empty is not blamed"
+
+
+def test_an_empty_answer_beats_a_later_error_and_reaches_the_client_as_it_came(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2))
+    sim.behave("k1", "empty", times=1)
+    sim.behave("k2", "internal", times=1)
+    r = chat(proxy)
+    assert r.choices[0].message.content == "" and r.choices[0].finish_reason == "stop"
+    assert sorted(c["status"] for c in sim.log()[-2:]) == [200, 500]
+
+
+def test_retry_empty_answers_off_delivers_the_first(sim, proxies):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2), settings={"retry_empty_answers": "off"})
+    sim.behave("*", "empty", times=1)
+    before = len(sim.log())
+    assert chat(proxy).choices[0].message.content == ""
+    assert len(sim.log()) == before + 1
+
+
+def test_an_answer_longer_than_the_check_passes_whole(sim, proxies):
+    sim.reset(sim_keys(1), stream_chunks=40_000)  # about 230 KB of text, past the 64 KiB read
+    proxy = proxies(pool_lines(1))
+    text = chat(proxy).choices[0].message.content
+    words = ["Hello", " from", " the", " Gemini", " simulator", ",", " friend", "."]
+    assert text == "".join(words[i % len(words)] for i in range(40_000))
+    native = genai_client(proxy)
+    assert native.models.generate_content(model=FLASH, contents="hi").text == text
+
+
+@pytest.mark.parametrize("kind", ["empty", "thoughts_only"])
+def test_a_stream_that_ends_before_any_content_is_tried_on_another_key(sim, proxies, kind):
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2))
+    sim.behave("*", kind, times=1)
+    before = len(sim.log())
+    stream = client(proxy).chat.completions.create(model=FLASH, stream=True,
+                                                   messages=[{"role": "user", "content": "hi"}])
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello from the Gemini simulator"
+    calls = sim.log()[before:]
+    assert len(calls) == 2 and calls[0]["key"] != calls[1]["key"]
+    sim.behave("*", kind, times=1)
+    native = genai_client(proxy)
+    chunks = list(native.models.generate_content_stream(model=FLASH, contents="hi"))
+    assert "".join(c.text or "" for c in chunks) == "Hello from the Gemini simulator"
+    assert len(sim.log()) == before + 4
+    assert details(status(proxy)) == []

@@ -11,7 +11,7 @@ from google.genai import errors as genai_errors
 
 from harness import TOKEN, curl, key, pool_lines, sim_keys
 
-FLASH = "gemini-2.5-flash"
+FLASH = "gemini-3.5-flash"
 CHAT = {"model": FLASH, "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -60,7 +60,7 @@ def test_headers_that_are_not_utf8_are_absent_credentials_not_a_crash(world):
     assert code == 401 and json.loads(body)["error"]["code"] in ("missing_token", "invalid_token")
     assert headers["access-control-allow-origin"] == "*"
     # Native path: Google's envelope.
-    code, _, body = split(raw_curl(url + b"/v1beta/models/gemini-2.5-flash:generateContent",
+    code, _, body = split(raw_curl(url + b"/v1beta/models/gemini-3.5-flash:generateContent",
                                    b"-H", b"x-goog-api-key: \xfe\xff", b"-d", b"{}"))
     assert code == 401 and json.loads(body)["error"]["status"] == "UNAUTHENTICATED"
     # A preflight asking for headers that are not text still gets its 204.
@@ -73,15 +73,15 @@ def test_a_practically_forever_cooldown_stays(sim, proxies):
     """`cool_no_free_tier = 99999d`: the mark outlives any TTL arithmetic (none wraps to 0)."""
     sim.reset(sim_keys(2))
     proxy = proxies(pool_lines(2), settings={"cool_no_free_tier": "99999d"})
-    sim.behave("k1", "limit_zero", model="gemini-2.5-pro")
-    sim.behave("k2", "limit_zero", model="gemini-2.5-pro")
+    sim.behave("k1", "limit_zero", model="gemini-3.1-pro-preview")
+    sim.behave("k2", "limit_zero", model="gemini-3.1-pro-preview")
     with pytest.raises(openai.RateLimitError):
-        chat(proxy, "gemini-2.5-pro")
-    cooling = [d for d in status(proxy)["keyPool"]["coolingDetails"] if d["model"] == "gemini-2.5-pro"]
+        chat(proxy, "gemini-3.1-pro-preview")
+    cooling = [d for d in status(proxy)["keyPool"]["coolingDetails"] if d["model"] == "gemini-3.1-pro-preview"]
     assert len(cooling) == 2 and all(d["remainingSeconds"] > 99_998 * 86_400 for d in cooling), cooling
     before = len(sim.log())
     with pytest.raises(openai.RateLimitError) as raised:
-        chat(proxy, "gemini-2.5-pro")
+        chat(proxy, "gemini-3.1-pro-preview")
     assert raised.value.body["code"] == "all_keys_cooling" and len(sim.log()) == before
 
 
@@ -167,7 +167,7 @@ def test_depleted_prepayment_cools_the_project_for_every_model(sim, proxies):
     assert {(d["model"], d["reason"]) for d in details} == {(None, "prepayment credits depleted (the project's billing)")}
     assert 6 * 3600 - 10 < details[0]["remainingSeconds"] <= 6 * 3600
     before = len(sim.log())
-    for model in (FLASH, "gemini-2.0-flash", FLASH):
+    for model in (FLASH, "gemini-3.1-flash-lite", FLASH):
         chat(proxy, model)
     assert {e["key"] for e in sim.log()[before:]} == {"k3"}
 

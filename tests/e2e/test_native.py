@@ -8,7 +8,7 @@ from google.genai import errors, types
 
 from harness import OTHER_TOKEN, TOKEN, curl, pool_lines, served, sim_keys
 
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-3.5-flash"
 
 
 @pytest.fixture
@@ -53,9 +53,9 @@ def test_stream_without_alt_sse_is_one_json_array(world):
 def test_count_tokens_and_embeddings(world):
     c = client(world)
     assert c.models.count_tokens(model=MODEL, contents="one two three four").total_tokens == 4
-    single = c.models.embed_content(model="text-embedding-004", contents="one")
+    single = c.models.embed_content(model="gemini-embedding-001", contents="one")
     assert len(single.embeddings) == 1 and len(single.embeddings[0].values) == 8
-    batch = c.models.embed_content(model="text-embedding-004", contents=["one", "two", "three"])
+    batch = c.models.embed_content(model="gemini-embedding-001", contents=["one", "two", "three"])
     assert len(batch.embeddings) == 3
 
 
@@ -63,11 +63,11 @@ def test_models_list_spans_pages(world, sim):
     c = client(world)
     before = len(sim.log())
     names = [m.name for m in c.models.list()]
-    assert len(names) == 60 and names[0] == "models/gemini-2.5-pro"
+    assert len(names) == 60 and names[0] == "models/gemini-3.1-pro-preview"
     pages = [e for e in sim.log()[before:] if e["path"].endswith("/models")]
     assert len(pages) == 3
     assert any("pageToken=" in e["query"] for e in pages)
-    assert c.models.get(model="gemini-2.5-pro").name == "models/gemini-2.5-pro"
+    assert c.models.get(model="gemini-3.1-pro-preview").name == "models/gemini-3.1-pro-preview"
 
 
 @pytest.mark.parametrize("how", ["header", "query", "bearer"])
@@ -136,11 +136,11 @@ def test_all_keys_cooling_is_a_429_the_sdk_understands(sim, proxies):
     "/v1beta/models/x/%2E%2E/%2E%2E/files",
     "/v1beta/models/gemini%2F..%2Fsecret:generateContent",
     "/v1beta/models/..%2Ffiles:generateContent",
-    "/v1beta/models/gemini-2.5-flash:deleteModel",
+    "/v1beta/models/gemini-3.5-flash:deleteModel",
     "/v1beta/files",
     "/v1beta/tunedModels/x:generateContent",
-    "/v1beta/models/gemini-2.5-flash/extra:generateContent",
-    "/v1beta//models/gemini-2.5-flash:generateContent",
+    "/v1beta/models/gemini-3.5-flash/extra:generateContent",
+    "/v1beta//models/gemini-3.5-flash:generateContent",
 ])
 def test_paths_outside_the_allow_list_never_reach_google(world, sim, path):
     before = len(sim.log())

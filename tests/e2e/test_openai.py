@@ -7,7 +7,7 @@ import pytest
 
 from harness import TOKEN, curl, free_port, pool_lines, served, sim_keys
 
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-3.5-flash"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}]}
 
 
@@ -90,14 +90,14 @@ def test_error_inside_a_stream_passes_through(world, sim):
 def test_models_lose_the_prefix(world):
     c = client(world)
     ids = [m.id for m in c.models.list()]
-    assert "gemini-2.5-flash" in ids and not any(i.startswith("models/") for i in ids)
-    assert c.models.retrieve("gemini-2.5-pro").id == "gemini-2.5-pro"
+    assert "gemini-3.5-flash" in ids and not any(i.startswith("models/") for i in ids)
+    assert c.models.retrieve("gemini-3.1-pro-preview").id == "gemini-3.1-pro-preview"
     with pytest.raises(openai.NotFoundError):
         c.models.retrieve("gemini-does-not-exist")
 
 
 def test_embeddings(world):
-    r = client(world).embeddings.create(model="text-embedding-004", input=["one", "two", "three"])
+    r = client(world).embeddings.create(model="gemini-embedding-001", input=["one", "two", "three"])
     assert [d.index for d in r.data] == [0, 1, 2] and len(r.data[0].embedding) == 8
 
 
@@ -219,7 +219,7 @@ def openai_error(result):
 
 
 @pytest.mark.parametrize("body, code, words", [
-    ('{"model": "gemini-2.5-flash", "messages": [', "invalid_json", "not valid JSON"),
+    ('{"model": "gemini-3.5-flash", "messages": [', "invalid_json", "not valid JSON"),
     ("", "invalid_json", "empty"),
     ('{"messages": []}', "missing_model", "model"),
     ('{"model": "../etc/passwd"}', "invalid_model", "Invalid model"),

@@ -256,10 +256,12 @@ mod tests {
 
     #[test]
     fn google_envelope() {
-        let v = parse(&ErrorReply::all_cooling(Some("gemini-2.5-pro"), 41_200).body(Dialect::Google));
+        let v = parse(&ErrorReply::all_cooling(Some("gemini-3.1-pro-preview"), 41_200).body(Dialect::Google));
         assert_eq!(v["error"]["code"], 429);
         assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
-        assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("gemini-2.5-pro") && m.contains("42 s")));
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("gemini-3.1-pro-preview") && m.contains("42 s")));
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub fn valid_model(id: &str) -> bool {
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// `models/gemini-2.5-flash` → `gemini-2.5-flash`.
+/// `models/gemini-3.5-flash` → `gemini-3.5-flash`.
 pub(crate) fn normalize_model(model: &str) -> &str {
     model.strip_prefix("models/").unwrap_or(model)
 }
@@ -22,11 +22,11 @@ mod tests {
 
     #[test]
     fn model_names() {
-        assert!(valid_model("gemini-2.5-flash-preview-05-20"));
-        assert!(valid_model("text-embedding-004"));
+        assert!(valid_model("gemini-3.1-flash-lite-preview-03-03"));
+        assert!(valid_model("gemini-embedding-001"));
         for bad in ["", "..", "a/b", "a%2Fb", ".hidden", "a..b", "a b", "a\\b", "ünï"] {
             assert!(!valid_model(bad), "{bad:?}");
         }
-        assert_eq!(normalize_model("models/gemini-2.5-pro"), "gemini-2.5-pro");
+        assert_eq!(normalize_model("models/gemini-3.1-pro-preview"), "gemini-3.1-pro-preview");
     }
 }

@@ -68,8 +68,8 @@ mod tests {
 
     #[test]
     fn reads_model_and_stream() {
-        let body = br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:..."}}]}],"model":"models/gemini-2.5-flash","stream":true,"tools":[]}"#;
-        assert_eq!(peek(body), Ok(OpenAiBody { model: "gemini-2.5-flash".into(), stream: true }));
+        let body = br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:..."}}]}],"model":"models/gemini-3.5-flash","stream":true,"tools":[]}"#;
+        assert_eq!(peek(body), Ok(OpenAiBody { model: "gemini-3.5-flash".into(), stream: true }));
         assert_eq!(peek(br#"{"model":"m1"}"#).map(|b| b.stream), Ok(false));
     }
 

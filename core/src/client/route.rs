@@ -123,6 +123,17 @@ impl Route {
         }
     }
 
+    /// May Google's successful answer be empty ([`crate::google::empty`]), so that the edge
+    /// [`peek_answer`](crate::google::empty::peek_answer)s at its head before passing it on? Generation
+    /// answers: chat completions, `generateContent` and `streamGenerateContent`.
+    pub fn answer_may_be_empty(&self) -> bool {
+        matches!(
+            self.endpoint,
+            Endpoint::ChatCompletions
+                | Endpoint::NativeCall { method: "generateContent" | "streamGenerateContent", .. }
+        )
+    }
+
     /// Does Google's successful answer carry model ids that lose their `models/` prefix
     /// (OpenAI model lists and model objects)?
     pub fn rewrites_model_ids(&self) -> bool {
@@ -289,8 +300,8 @@ mod tests {
         assert_eq!(r.dialect, Dialect::OpenAi);
         assert_eq!(ok("GET", "/v1/models", false).endpoint, Endpoint::ListModels);
         assert_eq!(
-            ok("GET", "/v1/models/gemini-2.5-flash", false).endpoint,
-            Endpoint::GetModel("gemini-2.5-flash".into())
+            ok("GET", "/v1/models/gemini-3.5-flash", false).endpoint,
+            Endpoint::GetModel("gemini-3.5-flash".into())
         );
         assert_eq!(ok("POST", "/v1/embeddings", false).upstream_path().as_deref(), Some("/v1beta/openai/embeddings"));
         assert_eq!(ok("GET", "/v1/status", false).upstream_path(), None);
@@ -300,13 +311,13 @@ mod tests {
 
     #[test]
     fn native_routes() {
-        let r = ok("POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", false);
+        let r = ok("POST", "/v1beta/models/gemini-3.5-flash:streamGenerateContent", false);
         assert_eq!(r.dialect, Dialect::Google);
-        assert_eq!(r.path_model(), Some("gemini-2.5-flash"));
-        assert_eq!(r.upstream_path().as_deref(), Some("/v1beta/models/gemini-2.5-flash:streamGenerateContent"));
+        assert_eq!(r.path_model(), Some("gemini-3.5-flash"));
+        assert_eq!(r.upstream_path().as_deref(), Some("/v1beta/models/gemini-3.5-flash:streamGenerateContent"));
         assert_eq!(ok("GET", "/v1beta/models", false).endpoint, Endpoint::NativeListModels(Version::V1beta));
-        let v1 = ok("POST", "/v1/models/gemini-2.5-flash:countTokens", false);
-        assert_eq!(v1.upstream_path().as_deref(), Some("/v1/models/gemini-2.5-flash:countTokens"));
+        let v1 = ok("POST", "/v1/models/gemini-3.5-flash:countTokens", false);
+        assert_eq!(v1.upstream_path().as_deref(), Some("/v1/models/gemini-3.5-flash:countTokens"));
         // The shared paths follow the credential style.
         assert_eq!(ok("GET", "/v1/models", true).endpoint, Endpoint::NativeListModels(Version::V1));
         assert_eq!(ok("GET", "/v1/models", true).dialect, Dialect::Google);

@@ -99,7 +99,7 @@ mod tests {
     fn key_shaped_tokens_are_masked_whoever_they_belong_to() {
         let text = "models/AIzaSyGUESS000000000000000000000000007 is not found; aq.abcdefghij; AIza; AIzaSyAB.";
         assert_eq!(scrub(text, &[]), "models/…0007 is not found; …ghij; AIza; …yAB.");
-        assert_eq!(scrub("gemini-2.5-flash is fine", &[KEY]), "gemini-2.5-flash is fine");
+        assert_eq!(scrub("gemini-3.5-flash is fine", &[KEY]), "gemini-3.5-flash is fine");
     }
 
     #[test]

@@ -84,6 +84,8 @@ fn smart(outcome: &Outcome, s: &CoolingSettings, ctx: Moment) -> Action {
         }
         Outcome::ModelRetired => retry_with(Scope::BucketModel, after(now, s.model_retired), Reason::ModelRetired),
         Outcome::Forbidden => retry(),
+        Outcome::EmptyAnswer if s.retry_empty_answers => retry(),
+        Outcome::EmptyAnswer => deliver(),
         Outcome::UpstreamTrouble if s.upstream_trouble.is_zero() => retry(),
         Outcome::UpstreamTrouble => {
             retry_with(Scope::KeyModel, after(now, s.upstream_trouble), Reason::UpstreamTrouble)

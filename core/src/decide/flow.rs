@@ -42,6 +42,7 @@
 use crate::client::envelope::ErrorReply;
 use crate::decide::attempts::{Attempts, Choice};
 use crate::decide::ending::Ending;
+use crate::google::classify::Verdict;
 use crate::operator::clock::ResetZone;
 use crate::operator::settings::CoolingSettings;
 use crate::pool::keys::{self, ApiKey, KeyPool};
@@ -89,6 +90,10 @@ pub enum Step<'a, D> {
 pub enum Answer {
     /// A 2xx (a request's edge keeps the response to deliver it).
     Served,
+    /// A 2xx with nothing in it: the edge [`peek_answer`](crate::google::empty::peek_answer)ed at the head of
+    /// an answer [`Route::answer_may_be_empty`](crate::client::route::Route::answer_may_be_empty)
+    /// names. The edge keeps it: it is what the client gets if no other key serves.
+    Empty,
     /// An error status, and (the first [`crate::decide::ending::ERROR_BODY_LIMIT`] bytes of) its body.
     Error {
         /// Google's status.
@@ -347,6 +352,7 @@ impl<'a> Flow<'a> {
         };
         let (verdict, ending) = match answer {
             Answer::Served => (None, Ending::Served),
+            Answer::Empty => (Some(Verdict::empty()), Ending::Served),
             Answer::Error { status, body } => {
                 let (verdict, ending) = Ending::upstream(status, body, &key);
                 (Some(verdict), ending)
@@ -364,7 +370,10 @@ impl<'a> Flow<'a> {
             }
             _ => attempts.succeeded(&key, now_ms),
         };
-        self.last = ending;
+        // An empty answer the edge keeps is still better than a later error.
+        if !matches!(self.last, Ending::Served) {
+            self.last = ending;
+        }
         // After a failure the state is read again even without changes (unless the request is
         // over): the next attempt chooses from what every instance has recorded by now.
         if changes.is_empty() && attempts.finished() {

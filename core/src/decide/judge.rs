@@ -63,6 +63,7 @@ fn proves_key_alive(outcome: &Outcome) -> bool {
     matches!(
         outcome,
         Outcome::Success
+            | Outcome::EmptyAnswer
             | Outcome::DailyQuota
             | Outcome::NoFreeTier
             | Outcome::MinuteQuota { .. }

@@ -50,6 +50,9 @@ pub enum Outcome {
     /// Google names. No cooldown; the request tries one other project, and delivers the
     /// answer if that one refuses too.
     Forbidden,
+    /// A 200 with nothing for the client (no candidates or parts, only thoughts): retried on
+    /// another key (`retry_empty_answers`), blaming none.
+    EmptyAnswer,
     /// 500, 502, 503, 504, 408: Google's trouble, not the key's.
     UpstreamTrouble,
     /// 400 `FAILED_PRECONDITION` "User location is not supported": the edge POP's region.
@@ -81,6 +84,11 @@ impl Verdict {
     /// Was the answer a success?
     pub fn is_success(&self) -> bool {
         self.outcome == Outcome::Success
+    }
+
+    /// The verdict on a 200 with nothing in it.
+    pub fn empty() -> Self {
+        Verdict { status: Some(200), outcome: Outcome::EmptyAnswer, detail: "a 200 with no content".into() }
     }
 
     /// The verdict on an attempt that got no answer.
@@ -134,6 +142,7 @@ impl fmt::Display for Outcome {
             Outcome::ModelForbidden => write!(f, "key may not use this model"),
             Outcome::ModelRetired => write!(f, "model retired for this key's project"),
             Outcome::Forbidden => write!(f, "permission denied (no fault of the key named)"),
+            Outcome::EmptyAnswer => write!(f, "empty answer"),
             Outcome::UpstreamTrouble => write!(f, "upstream trouble"),
             Outcome::LocationUnsupported => write!(f, "edge location not supported by Gemini"),
             Outcome::ProxyFault => write!(f, "the proxy sent the wrong credentials (a bug)"),

@@ -158,6 +158,8 @@ pub struct CoolingSettings {
     pub dead_probation: Duration,
     /// A project whose prepayment credits are depleted, every model.
     pub billing_depleted: Duration,
+    /// `retry_empty_answers`: an empty answer is tried again on another key (smart profile).
+    pub retry_empty_answers: bool,
     /// The seed profile's durations.
     pub seed: SeedDurations,
 }
@@ -178,6 +180,7 @@ impl Default for CoolingSettings {
             upstream_trouble: Duration::ZERO,
             dead_probation: Duration::from_secs(6 * 3600),
             billing_depleted: Duration::from_secs(6 * 3600),
+            retry_empty_answers: true,
             seed: SeedDurations {
                 auth: None,
                 too_many_requests: Duration::from_secs(24 * 3600),
@@ -244,6 +247,7 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
             upstream_trouble: self.duration("cool_upstream_trouble", d.upstream_trouble)?,
             dead_probation: self.duration("dead_probation", d.dead_probation)?,
             billing_depleted: self.duration("cool_billing_depleted", d.billing_depleted)?,
+            retry_empty_answers: self.read("retry_empty_answers", d.retry_empty_answers, parse_switch)?,
             seed,
         })
     }

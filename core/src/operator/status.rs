@@ -411,7 +411,7 @@ mod tests {
         let mut pro = Marks::default();
         let team = MarkName::of(Bucket::of(&keys_of[2]));
         pro.apply(team, Entry::Set(mark(1_000 + 86_340_000, Reason::PerDayQuota, false)));
-        let parts = [PartMarks { keys, models: vec![("gemini-2.5-pro".to_string(), pro)] }];
+        let parts = [PartMarks { keys, models: vec![("gemini-3.1-pro-preview".to_string(), pro)] }];
         let cooling = CoolingSettings::default();
         let input = StatusInput {
             pool: &pool,
@@ -430,10 +430,10 @@ mod tests {
         assert_eq!(r.status, "degraded");
         assert_eq!(p.cooling_details.len(), 2);
         assert_eq!(p.cooling_details[0].remaining_display, "23h59m");
-        assert_eq!(p.cooling_details[0].model.as_deref(), Some("gemini-2.5-pro"));
+        assert_eq!(p.cooling_details[0].model.as_deref(), Some("gemini-3.1-pro-preview"));
         assert_eq!(p.failed_details[0].key, "…1111");
         assert_eq!(p.failed_details[0].probation_at, None);
-        assert_eq!(p.models["gemini-2.5-pro"].available_keys, 1);
+        assert_eq!(p.models["gemini-3.1-pro-preview"].available_keys, 1);
         let json = serde_json::to_string(&r).expect("json");
         assert!(!json.contains("AIza"), "{json}");
         // A client sees no fingerprint and no project name; an admin does.

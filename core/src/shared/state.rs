@@ -285,10 +285,10 @@ mod tests {
 
     #[test]
     fn item_names() {
-        for item in [Item::keys(0), Item::keys(3), Item::model(0, "gemini-2.5-flash"), Item::model(1, "m.2")] {
+        for item in [Item::keys(0), Item::keys(3), Item::model(0, "gemini-3.5-flash"), Item::model(1, "m.2")] {
             assert_eq!(Item::from_kv_key(&item.kv_key()), Some(item));
         }
-        assert_eq!(Item::model(1, "gemini-2.5-flash").kv_key(), "model/gemini-2.5-flash@2");
+        assert_eq!(Item::model(1, "gemini-3.5-flash").kv_key(), "model/gemini-3.5-flash@2");
         assert_eq!(Item::from_kv_key("model/x@1"), None);
         assert_eq!(Item::from_kv_key("other"), None);
     }

@@ -228,7 +228,7 @@ pub fn state_item(data: &[u8]) {
 /// Google's answers an attempt may get, real and hostile: the structured verdicts, and the
 /// 400s and 403s that quote the request's own text (a field or safety category named like
 /// Google's dead-key sentences, another project's file or cache).
-const ANSWERS: [(u16, &[u8]); 20] = [
+const ANSWERS: [(u16, &[u8]); 24] = [
     (200, b"{}"),
     (429, br#"{"error":{"code":429,"message":"x\nPlease retry in 99999999999999999999s.","status":"RESOURCE_EXHAUSTED"}}"#),
     (429, br#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#),
@@ -249,6 +249,10 @@ const ANSWERS: [(u16, &[u8]); 20] = [
     (403, br#"{"error":{"code":403,"message":"Generative Language API has not been used in project 1","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"SERVICE_DISABLED"}]}}"#),
     (0, b"timeout"),
     (400, br#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"x\": Cannot find field.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#),
+    (1, b"an empty 200"),
+    (404, br#"{"error":{"code":404,"message":"This model models/m is no longer available to new users. Please update your code to use a newer model for the latest features and improvements.","status":"NOT_FOUND"}}"#),
+    (404, br#"{"error":{"code":404,"message":"models/This model models/m is no longer available to new users is not found.","status":"NOT_FOUND"}}"#),
+    (429, br#"{"error":{"code":"rate_limit_exceeded","message":"Please retry in 7s."}}"#),
 ];
 
 /// A request's whole flow ([`Flow`], the machine both edges run) against a strict in-memory
@@ -308,6 +312,7 @@ pub fn attempt_loop(data: &[u8]) {
                 let (status, body) = ANSWERS[input.below(ANSWERS.len())];
                 let answer = match status {
                     200 => Answer::Served,
+                    1 => Answer::Empty,
                     0 => Answer::None { timeout: true, detail: "t".into() },
                     _ => Answer::Error { status, body: body.to_vec() },
                 };

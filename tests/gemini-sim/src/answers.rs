@@ -9,14 +9,17 @@ pub const REPLY_WORDS: [&str; 8] = ["Hello", " from", " the", " Gemini", " simul
 /// The catalog: real model ids plus generated ones, so the native list spans pages.
 pub fn catalog() -> Vec<String> {
     let mut models: Vec<String> = [
-        "gemini-2.5-pro",
-        "gemini-2.5-flash",
-        "gemini-2.5-flash-lite",
-        "gemini-2.0-flash",
-        "gemini-3-flash",
-        "gemini-3-pro",
-        "text-embedding-004",
+        "gemini-3.1-pro-preview",
+        "gemini-3.5-flash",
+        "gemini-3.5-flash-lite",
+        "gemini-3.1-flash-lite",
+        "gemini-3.6-flash",
+        "gemini-3-flash-preview",
         "gemini-embedding-001",
+        // Retired for new projects (older ones are still served and list it).
+        "gemini-2.5-flash",
+        // Shut down in 2026; kept for the test of the OpenAI-compatible images route, which
+        // serves Imagen models only.
         "imagen-3.0-generate-002",
     ]
     .iter()
@@ -96,6 +99,37 @@ pub fn native_generate(model: &str, chunks: usize) -> Value {
         "candidates": [{"content": {"parts": [{"text": text_for(chunks)}], "role": "model"}, "finishReason": "STOP", "index": 0}],
         "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": chunks, "totalTokenCount": 8 + chunks},
         "modelVersion": model, "responseId": "sim-response"
+    })
+}
+
+/// A 200 with nothing for the client: no parts (`empty`), or only a thought (`thoughts_only`).
+pub fn native_empty(model: &str, kind: &str) -> Value {
+    let content = match kind {
+        "thoughts_only" => json!({"parts": [{"text": "Thinking about it.", "thought": true}], "role": "model"}),
+        _ => json!({"role": "model"}),
+    };
+    json!({
+        "candidates": [{"content": content, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
+        "modelVersion": model, "responseId": "sim-empty"
+    })
+}
+
+/// The OpenAI-compatible endpoint's empty answer: a stop with no content.
+pub fn chat_empty(model: &str, id: u64) -> Value {
+    json!({
+        "id": format!("chatcmpl-sim-{id}"), "object": "chat.completion", "created": 1_764_000_000u64, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 8, "completion_tokens": 0, "total_tokens": 8}
+    })
+}
+
+/// A streamed chunk of the empty answer: the role first, then a stop with no content.
+pub fn chat_empty_chunk(model: &str, id: u64, last: bool) -> Value {
+    let (delta, finish) = if last { (json!({}), json!("stop")) } else { (json!({"role": "assistant"}), Value::Null) };
+    json!({
+        "id": format!("chatcmpl-sim-{id}"), "object": "chat.completion.chunk", "created": 1_764_000_000u64, "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
     })
 }
 

@@ -336,6 +336,8 @@ fn answer(
             let model = model.unwrap_or_default();
             if body.get("stream").and_then(Value::as_bool) == Some(true) {
                 (chat_stream(model, id, chunks, chunk_delay_ms, delivery), 200)
+            } else if delivery.empty.is_some() {
+                (json_response(200, &answers::chat_empty(model, id)), 200)
             } else {
                 (json_response(200, &answers::chat_completion(model, id, chunks)), 200)
             }
@@ -386,7 +388,10 @@ fn native(
         return (error_response(false, &google::bad_request("Invalid JSON payload received.")), 400);
     }
     match method {
-        "generateContent" => (json_response(200, &answers::native_generate(model, chunks)), 200),
+        "generateContent" => match &delivery.empty {
+            Some(kind) => (json_response(200, &answers::native_empty(model, kind)), 200),
+            None => (json_response(200, &answers::native_generate(model, chunks)), 200),
+        },
         "streamGenerateContent" => {
             let sse = incoming.query.split('&').any(|p| p == "alt=sse");
             (native_stream(model, chunks, chunk_delay_ms, sse, delivery), 200)
@@ -429,6 +434,15 @@ fn stream_error_event(separator: &str) -> Bytes {
 }
 
 fn chat_stream(model: &str, id: u64, chunks: usize, delay_ms: u64, delivery: &Delivery) -> Response<Body> {
+    if delivery.empty.is_some() {
+        // The role, then a stop with no content.
+        let frames = [answers::chat_empty_chunk(model, id, false), answers::chat_empty_chunk(model, id, true)]
+            .iter()
+            .map(|c| Bytes::from(format!("data: {c}\n\n")))
+            .chain([Bytes::from_static(b"data: [DONE]\n\n")])
+            .collect();
+        return stream_body(frames, delay_ms, false, "text/event-stream");
+    }
     let cut = delivery.stream_error_after.or(delivery.stream_truncate_after).unwrap_or(usize::MAX);
     let mut frames: Vec<Bytes> = (0..chunks.min(cut))
         .map(|i| Bytes::from(format!("data: {}\n\n", answers::chat_chunk(model, id, i, i + 1 == chunks, chunks))))
@@ -443,8 +457,12 @@ fn chat_stream(model: &str, id: u64, chunks: usize, delay_ms: u64, delivery: &De
 
 fn native_stream(model: &str, chunks: usize, delay_ms: u64, sse: bool, delivery: &Delivery) -> Response<Body> {
     let cut = delivery.stream_error_after.or(delivery.stream_truncate_after).unwrap_or(usize::MAX);
-    let bodies: Vec<String> =
-        (0..chunks.min(cut)).map(|i| answers::native_chunk(model, i, i + 1 == chunks, chunks).to_string()).collect();
+    let bodies: Vec<String> = match &delivery.empty {
+        Some(kind) => vec![answers::native_empty(model, kind).to_string()],
+        None => {
+            (0..chunks.min(cut)).map(|i| answers::native_chunk(model, i, i + 1 == chunks, chunks).to_string()).collect()
+        }
+    };
     let truncate = delivery.stream_truncate_after.is_some();
     if sse {
         let mut frames: Vec<Bytes> = bodies.iter().map(|b| Bytes::from(format!("data: {b}\r\n\r\n"))).collect();

@@ -97,6 +97,9 @@ pub struct Delivery {
     pub stream_error_after: Option<usize>,
     pub stream_truncate_after: Option<usize>,
     pub hang: bool,
+    /// `empty` / `thoughts_only`: a 200 with nothing for the client (reported of Google's API
+    /// by users of every proxy: gemini-balance #326, gpt-load #75, new-api #638).
+    pub empty: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -230,7 +233,7 @@ impl World {
             if let Some(left) = self.remaining[i].as_mut() {
                 *left -= 1;
             }
-            let model_name = model.unwrap_or("gemini-2.5-flash");
+            let model_name = model.unwrap_or("gemini-3.5-flash");
             let style = b.style.unwrap_or(style);
             let error = match b.kind.as_str() {
                 "latency" => {
@@ -247,6 +250,10 @@ impl World {
                 }
                 "hang" => {
                     delivery.hang = true;
+                    None
+                }
+                "empty" | "thoughts_only" => {
+                    delivery.empty = Some(b.kind.clone());
                     None
                 }
                 "invalid" => Some(google::key_invalid()),

@@ -1,0 +1,226 @@
+//! Empty answers: a 200 from Google that carries nothing for the client — no candidates, no
+//! parts, or only the model's thoughts — reported against every proxy in this field. The
+//! request tries another key before the client sees it (`retry_empty_answers`); the key is
+//! not blamed.
+//!
+//! The edge reads the head of a generation answer and asks [`peek_answer`] after each piece: more,
+//! pass it on, or empty. An answer that does not stream is read to its end when that comes
+//! within [`EMPTY_CHECK_LIMIT`] (an empty one is a few hundred bytes); a stream is read until
+//! its first event with content — nothing of it has reached the client before then anyway.
+
+use serde_json::Value;
+
+/// The most bytes of a generation answer read to see whether it is empty (64 KiB). Past it,
+/// the answer is not empty and goes to the client as it comes.
+pub const EMPTY_CHECK_LIMIT: usize = 64 * 1024;
+
+/// What the head of a successful answer shows ([`peek_answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Read on: nothing decided yet.
+    More,
+    /// Pass it on (with the rest, as it comes).
+    Pass,
+    /// Nothing for the client: try another key.
+    Empty,
+}
+
+/// What `head` — the first bytes of a generation answer; `ended`: all of it — shows.
+/// `stream`: the answer streams as server-sent events (native `alt=sse` or OpenAI-compatible);
+/// a native stream without `alt=sse` (one JSON array) is passed on unread.
+pub fn peek_answer(head: &[u8], ended: bool, stream: bool) -> Peek {
+    if head.len() > EMPTY_CHECK_LIMIT {
+        return Peek::Pass;
+    }
+    if stream {
+        return peek_stream(head, ended);
+    }
+    match (ended, is_empty_answer(head)) {
+        (false, _) => Peek::More,
+        (true, true) => Peek::Empty,
+        (true, false) => Peek::Pass,
+    }
+}
+
+/// A stream: pass it on at its first event with content (or anything not an event of an
+/// answer); empty if it ended without one.
+fn peek_stream(head: &[u8], ended: bool) -> Peek {
+    if head.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'd') {
+        return Peek::Pass; // not `data: …` events
+    }
+    let text = String::from_utf8_lossy(head);
+    let mut events: Vec<&str> = text.split("\n\n").flat_map(|e| e.split("\r\n\r\n")).collect();
+    if !ended {
+        events.pop(); // an event not complete yet
+    }
+    for event in events.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        if event_has_content(event) {
+            return Peek::Pass;
+        }
+    }
+    if ended {
+        Peek::Empty
+    } else {
+        Peek::More
+    }
+}
+
+/// An event that carries something for the client — or that is not one of an answer's
+/// (unparsable, a prompt blocked, a stop for a reason another key would share).
+fn event_has_content(event: &str) -> bool {
+    let Some(data) = event.strip_prefix("data:").map(str::trim) else { return true };
+    if data == "[DONE]" {
+        return false;
+    }
+    let Ok(Value::Object(chunk)) = serde_json::from_str::<Value>(data) else { return true };
+    if chunk.contains_key("error") {
+        return false; // an error before any content: another key may answer
+    }
+    if let Some(candidates) = chunk.get("candidates") {
+        let blocked = chunk.get("promptFeedback").and_then(|f| f.get("blockReason")).is_some();
+        return blocked || !all_empty(candidates, native_candidate_empty);
+    }
+    if let Some(choices) = chunk.get("choices") {
+        return !all_empty(choices, compat_delta_empty);
+    }
+    chunk.contains_key("promptFeedback")
+}
+
+/// A streamed choice's delta with neither content nor tool calls, not stopped for a reason
+/// other than `stop`.
+fn compat_delta_empty(choice: &Value) -> bool {
+    let stopped_otherwise = choice.get("finish_reason").and_then(Value::as_str).is_some_and(|r| r != "stop");
+    let delta = choice.get("delta");
+    let content = delta.and_then(|d| d.get("content")).and_then(Value::as_str).is_some_and(|c| !c.is_empty());
+    let calls = delta.and_then(|d| d.get("tool_calls")).and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+    !stopped_otherwise && !content && !calls
+}
+
+/// Is this whole successful answer body empty for the client? Google's native shape
+/// (`candidates[].content.parts[]`) or the OpenAI-compatible one (`choices[].message`).
+/// Anything else — unparsable, compressed, a prompt blocked for safety, a model that stopped
+/// for a reason other than `STOP` — is not: trying another key would not change it.
+fn is_empty_answer(body: &[u8]) -> bool {
+    let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    if let Some(candidates) = answer.get("candidates") {
+        let blocked = answer.get("promptFeedback").and_then(|f| f.get("blockReason")).is_some();
+        return !blocked && all_empty(candidates, native_candidate_empty);
+    }
+    if let Some(choices) = answer.get("choices") {
+        return all_empty(choices, compat_choice_empty);
+    }
+    // No candidates at all (and no prompt feedback): nothing came back.
+    answer.get("usageMetadata").is_some() && answer.get("promptFeedback").is_none()
+}
+
+/// Every entry of `list` (an array) is empty by `empty`; an empty array is.
+fn all_empty(list: &Value, empty: fn(&Value) -> bool) -> bool {
+    list.as_array().is_some_and(|items| items.iter().all(empty))
+}
+
+/// A candidate that stopped normally with no part that is not a thought.
+fn native_candidate_empty(candidate: &Value) -> bool {
+    let stopped = candidate.get("finishReason").and_then(Value::as_str).is_none_or(|r| r == "STOP");
+    let parts = candidate.get("content").and_then(|c| c.get("parts")).and_then(Value::as_array);
+    stopped && parts.is_none_or(|parts| parts.iter().all(native_part_empty))
+}
+
+/// A thought, or a text part with no text (anything else — a call, inline data — is content).
+fn native_part_empty(part: &Value) -> bool {
+    let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
+    let only_text = part.as_object().is_some_and(|p| p.keys().all(|k| k == "text" || k == "thoughtSignature"));
+    let no_text = part.get("text").and_then(Value::as_str).is_none_or(str::is_empty);
+    thought || only_text && no_text
+}
+
+/// A choice that stopped normally with neither content nor tool calls.
+fn compat_choice_empty(choice: &Value) -> bool {
+    let stopped = choice.get("finish_reason").and_then(Value::as_str).is_none_or(|r| r == "stop");
+    let message = choice.get("message");
+    let content = message.and_then(|m| m.get("content")).and_then(Value::as_str).is_some_and(|c| !c.is_empty());
+    let calls = message.and_then(|m| m.get("tool_calls")).and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+    stopped && !content && !calls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty(body: &str) -> bool {
+        is_empty_answer(body.as_bytes())
+    }
+
+    #[test]
+    fn native_answers() {
+        assert!(empty(r#"{"candidates":[],"usageMetadata":{"promptTokenCount":8}}"#));
+        assert!(empty(r#"{"usageMetadata":{"promptTokenCount":8},"modelVersion":"m"}"#));
+        assert!(empty(r#"{"candidates":[{"content":{"role":"model"},"finishReason":"STOP"}]}"#));
+        assert!(empty(
+            r#"{"candidates":[{"content":{"parts":[{"text":"plan","thought":true}]},"finishReason":"STOP"}]}"#
+        ));
+        assert!(empty(r#"{"candidates":[{"content":{"parts":[{"text":""}]},"finishReason":"STOP"}]}"#));
+        assert!(!empty(r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}]},"finishReason":"STOP"}]}"#));
+        assert!(!empty(
+            r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f"}}]},"finishReason":"STOP"}]}"#
+        ));
+        // A stop for another reason, or a blocked prompt, is the answer: another key gives the same.
+        assert!(!empty(
+            r#"{"candidates":[{"content":{"parts":[{"text":"x","thought":true}]},"finishReason":"MAX_TOKENS"}]}"#
+        ));
+        assert!(!empty(r#"{"candidates":[{"finishReason":"SAFETY"}]}"#));
+        assert!(!empty(r#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{}}"#));
+        assert!(!empty(r#"{"candidates":[],"promptFeedback":{"blockReason":"OTHER"}}"#));
+    }
+
+    #[test]
+    fn compat_answers() {
+        assert!(empty(r#"{"choices":[{"message":{"role":"assistant","content":""},"finish_reason":"stop"}]}"#));
+        assert!(empty(r#"{"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"stop"}]}"#));
+        assert!(empty(r#"{"choices":[]}"#));
+        assert!(!empty(r#"{"choices":[{"message":{"content":"Hi"},"finish_reason":"stop"}]}"#));
+        assert!(!empty(
+            r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"c"}]},"finish_reason":"tool_calls"}]}"#
+        ));
+        assert!(!empty(r#"{"choices":[{"message":{"content":""},"finish_reason":"length"}]}"#));
+    }
+
+    #[test]
+    fn a_whole_answer_is_read_to_its_end() {
+        let body = br#"{"candidates":[],"usageMetadata":{}}"#;
+        assert_eq!(peek_answer(&body[..10], false, false), Peek::More);
+        assert_eq!(peek_answer(body, true, false), Peek::Empty);
+        assert_eq!(peek_answer(&vec![b' '; EMPTY_CHECK_LIMIT + 1], false, false), Peek::Pass);
+    }
+
+    #[test]
+    fn a_stream_is_read_to_its_first_content() {
+        let thought = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hm\",\"thought\":true}]}}]}\r\n\r\n";
+        let text = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}]}}]}\r\n\r\n";
+        let stop = "data: {\"candidates\":[{\"content\":{\"role\":\"model\"},\"finishReason\":\"STOP\"}]}\r\n\r\n";
+        assert_eq!(peek_answer(thought.as_bytes(), false, true), Peek::More);
+        assert_eq!(peek_answer(format!("{thought}{}", &text[..20]).as_bytes(), false, true), Peek::More);
+        assert_eq!(peek_answer(format!("{thought}{text}").as_bytes(), false, true), Peek::Pass);
+        assert_eq!(peek_answer(format!("{thought}{stop}").as_bytes(), true, true), Peek::Empty);
+        let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n";
+        let word = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+        assert_eq!(peek_answer(role.as_bytes(), false, true), Peek::More);
+        assert_eq!(peek_answer(format!("{role}{word}").as_bytes(), false, true), Peek::Pass);
+        assert_eq!(peek_answer(format!("{role}data: [DONE]\n\n").as_bytes(), true, true), Peek::Empty);
+        // An error before any content: another key may answer.
+        assert_eq!(peek_answer(b"data: {\"error\":{\"code\":503}}\r\n\r\n", true, true), Peek::Empty);
+        // Not events (a native stream without alt=sse is one JSON array): passed on unread.
+        assert_eq!(peek_answer(b"[{\"candidates\"", false, true), Peek::Pass);
+        let length = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n";
+        assert_eq!(peek_answer(length.as_bytes(), true, true), Peek::Pass);
+    }
+
+    #[test]
+    fn other_bodies_are_not_empty() {
+        assert!(!empty(""));
+        assert!(!empty("\u{1f}\u{8b}gzip"));
+        assert!(!empty(r#"{"embedding":{"values":[]}}"#));
+        assert!(!empty("[]"));
+    }
+}
