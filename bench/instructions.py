@@ -6,8 +6,12 @@ noise does not move.
 counts instead: Viceroy runs under valgrind's callgrind, which counts every instruction every
 thread of the process executes (Viceroy's host side, wasmtime and the JIT-compiled wasm alike).
 For each cell of `make bench` (10, 2,000 and 6,000 keys, 0 % and 90 % cooling; usage counting
-on) and for the floor (bench/passthrough): 5 warm-up requests, counters zeroed, N requests one
-after another, counters dumped. Repeated runs agree within 0.5 %.
+on) and for two floors — bench/passthrough (a new sandbox per request) and passthrough-reuse
+(the same under reusable sandboxes) — 5 warm-up requests, counters zeroed, then N requests one
+after another with the counters dumped after each (and after the work that follows its answer).
+Each request is counted apart as cold (it started a sandbox) or warm (a reused sandbox served
+it), as its answer says (`Server-Timing: sandbox;desc="request N"`, `x-sandbox-request`); the
+mean of 5 dumps without a request (Viceroy idling, the dump itself) is taken off each count.
 
 What it does not see: time in the kernel (page faults, thread switches, the futex waits of
 Viceroy's tokio tasks) and what an instruction costs (a cache miss counts as one). And valgrind
@@ -36,7 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import latency  # noqa: E402
 from latency import harness  # noqa: E402
 
+REUSE_FLOOR_WASM = latency.FLOOR_WASM.with_name("passthrough-reuse.wasm")
+
 WARM_UP = 5
+# Seconds after each answer before its counters are dumped: the usage append runs after it.
+AFTER_ANSWER = 0.3
+# Intervals dumped with no request in them: their mean (Viceroy idling, the dump itself) is
+# taken off each request's count.
+IDLE_DUMPS = 5
 # Valgrind counts each byte a `rep movsb`/`rep stosb` moves as one instruction. glibc's memcpy
 # and memset use those above a few KB; these tunables keep them on their vector loops (32 bytes
 # an instruction), so copying a 60 KB secret weighs what it costs.
@@ -57,7 +68,8 @@ def callgrind(config: Path, wasm: Path, work: Path, tag: str) -> tuple[subproces
     return proc, port, out
 
 
-def post(port: int, token: str | None) -> int:
+def post(port: int, token: str | None) -> tuple[int, int]:
+    """One chat request: its status, and which request of its sandbox it was (1: a new one)."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -65,37 +77,62 @@ def post(port: int, token: str | None) -> int:
                                      data=latency.BODY.encode(), headers=headers)
     with urllib.request.urlopen(request, timeout=300) as response:
         response.read()
-        return response.status
+        timing = re.search(r'sandbox;desc="request (\d+)"', response.headers.get("server-timing", ""))
+        nth = timing.group(1) if timing else response.headers.get("x-sandbox-request", "1")
+        return response.status, int(nth)
 
 
 def control(pid: int, *flags: str):
     subprocess.run(["callgrind_control", *flags, str(pid)], check=True, capture_output=True)
 
 
-def per_request(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str) -> float:
-    """Instructions Viceroy executes per request, all threads, after a warm-up."""
+def per_request(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str) -> dict:
+    """Instructions Viceroy executes per request, all threads, after a warm-up: over all the
+    requests, and apart for those that started a sandbox (cold) and those a reused sandbox
+    served (warm). Counters are dumped after each request (and the work after its answer)."""
     proc, port, out = callgrind(config, wasm, work, tag)
+    kinds = []
     try:
         for _ in range(WARM_UP):
             post(port, token)
+        time.sleep(AFTER_ANSWER)
         control(proc.pid, "-i", "on")  # counting on …
         control(proc.pid, "-z")  # … from zero
+        for _ in range(IDLE_DUMPS):  # what an interval costs with no request in it
+            time.sleep(AFTER_ANSWER)
+            control(proc.pid, "-d")
         for _ in range(requests):
-            status = post(port, token)
+            status, nth = post(port, token)
             if status != 200:
                 raise SystemExit(f"{tag}: HTTP {status}")
-        time.sleep(1)  # the usage append runs after the response
-        control(proc.pid, "-d")
+            kinds.append("cold" if nth == 1 else "warm")
+            time.sleep(AFTER_ANSWER)  # the usage append runs after the response
+            control(proc.pid, "-d")
         time.sleep(2)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    dumps = [p for p in glob.glob(f"{out}.*") if re.search(r"\.\d+$", p)]
-    if not dumps:
-        raise SystemExit(f"{tag}: callgrind wrote no dump (see {work}/valgrind.{tag}.log)")
-    totals = [int(m.group(1)) for p in dumps
+    dumps = sorted((int(m.group(1)), p) for p in glob.glob(f"{out}.*") for m in [re.search(r"\.(\d+)$", p)] if m)
+    totals = [int(m.group(1)) for _, p in dumps
               for m in [re.search(rb"^totals: (\d+)", Path(p).read_bytes(), re.M)] if m]
-    return sum(totals) / requests
+    if len(totals) != IDLE_DUMPS + requests:
+        raise SystemExit(f"{tag}: {len(totals)} dumps for {requests} requests (see {work}/valgrind.{tag}.log)")
+    idle = sum(totals[:IDLE_DUMPS]) / IDLE_DUMPS
+    totals = [t - idle for t in totals[IDLE_DUMPS:]]
+    result = {"all": sum(totals) / requests, "idle_interval": idle}
+    for kind in ("cold", "warm"):
+        counted = [t for t, k in zip(totals, kinds) if k == kind]
+        result[kind] = sum(counted) / len(counted) if counted else None
+        result[f"{kind}_requests"] = len(counted)
+    return result
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.3f}" if a and b else "—"
+
+
+def millions(n: float | None) -> str:
+    return f"{n / 1e6:.3f} M" if n else "—"
 
 
 def main():
@@ -119,6 +156,9 @@ def main():
         print("measuring the floor …", flush=True)
         results["floor"] = per_request(floor.dir / "fastly.toml", latency.FLOOR_WASM, None, args.requests, work,
                                        "floor")
+        print("measuring the reusing floor …", flush=True)
+        results["reusing floor"] = per_request(floor.dir / "fastly.toml", REUSE_FLOOR_WASM, None, args.requests,
+                                               work, "floor-reuse")
         for n in pools:
             for share in shares:
                 name = f"chat, {n:,} keys" + (f", {share:.0%} cooling" if share else "")
@@ -130,15 +170,18 @@ def main():
     finally:
         sim.stop()
 
-    floor_ir = results["floor"]
+    floor, reusing = results["floor"]["all"], results["reusing floor"]["warm"]
     print(f"\nInstructions per request (valgrind callgrind, every thread of Viceroy; {args.requests} sequential "
-          f"requests after {WARM_UP} warm-up ones)\n")
-    print("| cell | instructions / request | proxy ÷ floor |")
-    print("|---|---|---|")
-    print(f"| floor (bench/passthrough) | {floor_ir / 1e6:.3f} M | 1.00 |")
-    for name, ir in results.items():
-        if name != "floor":
-            print(f"| {name} | {ir / 1e6:.3f} M | {ir / floor_ir:.3f} |")
+          f"requests after {WARM_UP} warm-up ones, counters dumped after each). Floor: bench/passthrough, a new "
+          "sandbox per request; reusing floor: the same under reusable sandboxes, its warm requests. Cold: a "
+          "request that started a sandbox; warm: one a reused sandbox served (Viceroy 0.22 gives a sandbox at "
+          "most 6). Each count less the mean of 5 intervals without a request.\n")
+    print("| cell | cold | warm | warm ÷ floor | warm ÷ reusing floor | cold ÷ floor |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} ({r['cold_requests']} cold, {r['warm_requests']} warm) | {millions(r['cold'])} | "
+              f"{millions(r['warm'])} | {ratio(r['warm'], floor)} | {ratio(r['warm'], reusing)} | "
+              f"{ratio(r['cold'], floor)} |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"\n(raw numbers in {args.json})")

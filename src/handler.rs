@@ -9,6 +9,7 @@ use crate::forward;
 use crate::ops::Ops;
 use crate::reply::{self, After};
 use crate::stores::{self, Secrets, Settings, ADMIN_TOKENS, AUTH_TOKENS};
+use crate::warm;
 use fastly::{Request, Response};
 use gemini_pool_core::{
     caller, client_token, lookup_order, may_be_native, query_param, route, Access, Caller, Dialect, Endpoint,
@@ -20,6 +21,7 @@ use std::time::Instant;
 pub fn handle(mut client: Request) -> (Response, After) {
     let started = Instant::now();
     let ops = Ops::default();
+    ops.sandbox_request.set(warm::begin(started));
     let (mut response, after) = match serve(&mut client, &ops) {
         Ok(done) => done,
         Err(r) => (reply::error(r.dialect, &r.reply), After::default()),
@@ -46,7 +48,7 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
         _ => {}
     }
     let caller = authenticate(presented, dialect, route.access(), ops)?;
-    let store = Settings::open();
+    let store = Settings::default();
     let lookup: crate::context::Lookup<'_> = Box::new(move |name: &str| store.get(name, ops));
     let mut knobs = SettingsReader::new(lookup);
     let settings = knobs.request().map_err(|e| Rejection::config(dialect, e.into()))?;

@@ -16,6 +16,8 @@ pub struct Ops {
     pub attempts: Cell<u32>,
     /// Usage counts will be appended after the response (their cost is not in this request's times).
     pub usage_after: Cell<bool>,
+    /// This request is the n-th its sandbox serves (1: a cold sandbox).
+    pub sandbox_request: Cell<u32>,
 }
 
 /// Adds one to a counter.
@@ -58,6 +60,9 @@ impl Ops {
         if self.usage_after.get() {
             out.push_str(", usage;desc=\"1 KV append after the response\"");
         }
+        out.push_str(", sandbox;desc=\"request ");
+        count(&mut out, self.sandbox_request.get());
+        out.push('"');
         out
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::log::log;
 use crate::ops::{add_elapsed, bump, Ops};
+use crate::warm;
 use bytes::Bytes;
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::secret_store::Secret;
@@ -44,54 +45,68 @@ pub enum ConfigError {
 
 /// The label of `token` in config store `store`, or `None` if the token is not there.
 /// `auth_tokens` must exist; `admin_tokens` is optional (absent: no admins).
+/// A warm sandbox answers from what it read before ([`warm`]).
 pub fn token_label(store: &'static str, token: &str, ops: &Ops) -> Result<Option<String>, ConfigError> {
-    let Ok(config) = ConfigStore::try_open(store) else {
-        return if store == AUTH_TOKENS { Err(ConfigError::MissingConfigStore(store)) } else { Ok(None) };
-    };
-    bump(&ops.config_reads);
-    config.try_get(token).map_err(|_| ConfigError::ConfigLookup(store))
+    warm::token(store, token, || {
+        let Ok(config) = ConfigStore::try_open(store) else {
+            return if store == AUTH_TOKENS { Err(ConfigError::MissingConfigStore(store)) } else { Ok(None) };
+        };
+        bump(&ops.config_reads);
+        config.try_get(token).map_err(|_| ConfigError::ConfigLookup(store))
+    })
 }
 
-/// `proxy_settings`, which may be absent (every knob has a default).
+/// `proxy_settings`, which may be absent (every knob has a default); opened only when a knob
+/// is not warm ([`warm`]).
+#[derive(Default)]
 pub struct Settings {
-    store: Option<ConfigStore>,
+    store: OnceCell<Option<ConfigStore>>,
 }
 
 impl Settings {
-    pub fn open() -> Self {
-        Settings { store: ConfigStore::try_open(PROXY_SETTINGS).ok() }
-    }
-
     pub fn get(&self, name: &str, ops: &Ops) -> Option<String> {
-        let store = self.store.as_ref()?;
-        bump(&ops.config_reads);
-        store.try_get(name).ok().flatten()
+        warm::knob(name, || {
+            let store = self.store.get_or_init(|| ConfigStore::try_open(PROXY_SETTINGS).ok()).as_ref()?;
+            bump(&ops.config_reads);
+            store.try_get(name).ok().flatten()
+        })
     }
 }
 
 /// The key lists (`keys`, `keys_2`, … — the parts of the pool): every one is looked up at
 /// once (a missing one is a configuration error), but its bytes are fetched only the first
-/// time they are needed, and kept for the rest of the request.
+/// time they are needed, and kept for the rest of the request — and by a warm sandbox for
+/// its next requests ([`warm`]), which then look up nothing.
 pub struct Secrets {
     parts: Vec<Part>,
 }
 
-/// One key list: its entry name, its handle, and its bytes once fetched.
+/// One key list: its entry name, its handle (none when the sandbox had it warm), and its
+/// bytes once fetched.
 struct Part {
     name: &'static str,
-    secret: Secret,
+    secret: Option<Secret>,
     bytes: OnceCell<Result<Bytes, ConfigError>>,
 }
 
 impl Secrets {
-    /// Looks up the first `count` key lists.
+    /// Looks up the first `count` key lists (those this sandbox does not have warm).
     pub fn open(count: usize, ops: &Ops) -> Result<Self, ConfigError> {
-        let store = SecretStore::open(GEMINI_KEYS).map_err(|_| ConfigError::MissingSecretStore)?;
+        let mut store = None;
         let mut parts = Vec::with_capacity(count);
-        for name in KEY_ENTRIES.iter().take(count) {
+        for (part, name) in KEY_ENTRIES.iter().enumerate().take(count) {
+            if let Some(bytes) = warm::key_list(part) {
+                parts.push(Part { name, secret: None, bytes: OnceCell::from(Ok(bytes)) });
+                continue;
+            }
+            let store = match &mut store {
+                Some(store) => store,
+                None => store.insert(SecretStore::open(GEMINI_KEYS).map_err(|_| ConfigError::MissingSecretStore)?),
+            };
             bump(&ops.secret_lookups);
             let secret = store.try_get(name).map_err(|_| ConfigError::SecretLookup(name))?;
-            parts.push(Part { name, secret: secret.ok_or(ConfigError::MissingSecret(name))?, bytes: OnceCell::new() });
+            let secret = Some(secret.ok_or(ConfigError::MissingSecret(name))?);
+            parts.push(Part { name, secret, bytes: OnceCell::new() });
         }
         Ok(Secrets { parts })
     }
@@ -107,8 +122,13 @@ impl Secrets {
             return Err(ConfigError::MissingSecret(KEY_ENTRIES[part.min(KEY_ENTRIES.len() - 1)]));
         };
         let fetched = bytes.get_or_init(|| {
+            let secret = secret.as_ref().ok_or(ConfigError::MissingSecret(name))?;
             bump(&ops.secret_reads);
-            secret.try_plaintext().map_err(|_| ConfigError::SecretLookup(name))
+            let read = secret.try_plaintext().map_err(|_| ConfigError::SecretLookup(name));
+            if let Ok(bytes) = &read {
+                warm::keep_key_list(part, bytes);
+            }
+            read
         });
         match fetched {
             Ok(bytes) => Ok(bytes.as_ref()),

@@ -3,6 +3,7 @@
 //! The client's `Authorization`, `x-goog-api-key` and `?key=` never do.
 
 use crate::ops::{add_elapsed, Ops};
+use fastly::handle::BodyHandle;
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Body, Request, Response};
@@ -102,7 +103,8 @@ impl Outbound {
     /// by the host, not copied).
     fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
         let Some(stream) = self.peek else { return (Answer::Served, Some(response)) };
-        let mut rest = response.take_body();
+        // Straight from the handle: `Body`'s buffered reader would copy through a buffer of its own.
+        let mut rest = response.take_body().into_handle();
         let mut head = Vec::new();
         let mut piece = [0u8; 8 * 1024];
         let (seen, ended) = loop {
@@ -115,11 +117,11 @@ impl Outbound {
                 seen => break (seen, ended),
             }
         };
-        let mut body = Body::from(head);
+        let mut body = BodyHandle::from(head);
         if !ended {
             body.append(rest);
         }
-        response.set_body(body);
+        response.set_body(Body::from(body));
         let answer = if seen == Peek::Empty { Answer::Empty } else { Answer::Served };
         (answer, Some(response))
     }

@@ -72,6 +72,9 @@ fn event_has_content(event: &str) -> bool {
     if data == "[DONE]" {
         return false;
     }
+    if plainly_has_text(data.as_bytes()) {
+        return true;
+    }
     let Ok(Value::Object(chunk)) = serde_json::from_str::<Value>(data) else { return true };
     if chunk.contains_key("error") {
         return false; // an error before any content: another key may answer
@@ -101,6 +104,9 @@ fn compat_delta_empty(choice: &Value) -> bool {
 /// Anything else — unparsable, compressed, a prompt blocked for safety, a model that stopped
 /// for a reason other than `STOP` — is not: trying another key would not change it.
 fn is_empty_answer(body: &[u8]) -> bool {
+    if plainly_has_text(body) {
+        return false;
+    }
     let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(body) else {
         return false;
     };
@@ -113,6 +119,33 @@ fn is_empty_answer(body: &[u8]) -> bool {
     }
     // No candidates at all (and no prompt feedback): nothing came back.
     answer.get("usageMetadata").is_some() && answer.get("promptFeedback").is_none()
+}
+
+/// The common case, without parsing: a `"text"` or `"content"` string that is not empty, and no
+/// `"thought"` anywhere (a thought's text is no content). Anything else is parsed.
+fn plainly_has_text(json: &[u8]) -> bool {
+    let thought = json.windows(9).any(|w| w == b"\"thought\"");
+    !thought && (non_empty_string_at(json, b"\"text\"") || non_empty_string_at(json, b"\"content\""))
+}
+
+/// Some `name` in `json` is followed by `:` and a string that is not empty.
+fn non_empty_string_at(json: &[u8], name: &[u8]) -> bool {
+    let mut rest = json;
+    while let Some(at) = rest.windows(name.len()).position(|w| w == name) {
+        rest = &rest[at + name.len()..];
+        let after = trim_start(rest);
+        if let Some(value) = after.strip_prefix(b":").map(trim_start) {
+            if value.first() == Some(&b'"') && value.get(1).is_some_and(|&c| c != b'"') {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    &bytes[start..]
 }
 
 /// Every entry of `list` (an array) is empty by `empty`; an empty array is.
@@ -214,6 +247,16 @@ mod tests {
         assert_eq!(peek_answer(b"[{\"candidates\"", false, true), Peek::Pass);
         let length = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n";
         assert_eq!(peek_answer(length.as_bytes(), true, true), Peek::Pass);
+    }
+
+    #[test]
+    fn plain_text_is_found_without_parsing() {
+        assert!(plainly_has_text(b"{\n  \"text\": \"Hi\"\n}"));
+        assert!(plainly_has_text(br#"{"content":"Hi"}"#));
+        assert!(!plainly_has_text(br#"{"content":""}"#));
+        assert!(!plainly_has_text(br#"{"text":"plan","thought":true}"#));
+        assert!(!plainly_has_text(br#"{"content":null}"#));
+        assert!(!plainly_has_text(br#"{"text""#));
     }
 
     #[test]
