@@ -8,7 +8,16 @@
 //! request (50 on the free plan); `FIRST_BYTE_TIMEOUT_MS` how long Google may take to answer.
 
 use gemini_pool_core::same_token;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use worker::Env;
+
+thread_local! {
+    /// Every variable and secret this isolate has read. An isolate runs one version of the
+    /// Worker, whose bindings never change (a new deploy starts new isolates), so what it read
+    /// once stays true: later requests skip the calls into JavaScript and the string copies.
+    static READ: RefCell<HashMap<String, Option<String>>> = RefCell::default();
+}
 
 /// The variables holding key lists, in order (the pool's parts).
 pub const KEY_VARS: [&str; 4] = ["GEMINI_API_KEYS", "GEMINI_API_KEYS_2", "GEMINI_API_KEYS_3", "GEMINI_API_KEYS_4"];
@@ -22,9 +31,14 @@ pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u64 = 300_000;
 /// Google's API unless `GEMINI_BASE_URL` says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 
-/// A variable or secret, if set.
+/// A variable or secret, if set (read once per isolate).
 pub fn text(env: &Env, name: &str) -> Option<String> {
-    env.secret(name).ok().or_else(|| env.var(name).ok()).map(|v| v.to_string())
+    if let Some(read) = READ.with_borrow(|read| read.get(name).cloned()) {
+        return read;
+    }
+    let value = env.secret(name).ok().or_else(|| env.var(name).ok()).map(|v| v.to_string());
+    READ.with_borrow_mut(|read| read.insert(name.to_string(), value.clone()));
+    value
 }
 
 /// A knob of `proxy_settings`, read from the variable of the same name
