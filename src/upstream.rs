@@ -7,7 +7,7 @@ use fastly::handle::BodyHandle;
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Body, Request, Response};
-use gemini_pool_core::{forwarded_query, peek_answer, Answer, Peek, Route, ERROR_BODY_LIMIT};
+use gemini_pool_core::{forwarded_query, Answer, Peek, Peeker, Route, ERROR_BODY_LIMIT};
 use std::io::Read;
 use std::time::Instant;
 
@@ -98,7 +98,7 @@ impl Outbound {
 
 impl Outbound {
     /// A success, passed on as it came — or, for an answer that may be empty, read until the
-    /// core's [`peek_answer`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
+    /// core's [`Peeker`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
     /// serves); any other goes on as the bytes read, then the rest of Google's body (appended
     /// by the host, not copied).
     fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
@@ -106,13 +106,14 @@ impl Outbound {
         // Straight from the handle: `Body`'s buffered reader would copy through a buffer of its own.
         let mut rest = response.take_body().into_handle();
         let mut head = Vec::new();
+        let mut peeker = Peeker::new(stream);
         let mut piece = [0u8; 8 * 1024];
         let (seen, ended) = loop {
             // A read that fails ends the answer where it failed, as a pass-through would.
             let read = rest.read(&mut piece).unwrap_or(0);
             head.extend_from_slice(&piece[..read]);
             let ended = read == 0;
-            match peek_answer(&head, ended, stream) {
+            match peeker.peek(&head, ended) {
                 Peek::More if !ended => continue,
                 seen => break (seen, ended),
             }

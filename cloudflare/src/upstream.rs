@@ -5,7 +5,7 @@
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use gemini_pool_core::{peek_answer, Answer, Peek, ERROR_BODY_LIMIT};
+use gemini_pool_core::{Answer, Peek, Peeker, ERROR_BODY_LIMIT};
 use std::pin::pin;
 use std::time::Duration;
 use worker::{js_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
@@ -38,7 +38,7 @@ impl Upstream {
     }
 
     /// A success, passed on as it came — or, for an answer that may be empty, read until the
-    /// core's [`peek_answer`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
+    /// core's [`Peeker`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
     /// serves); any other goes on as the bytes read, then the rest as it streams in.
     async fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
         let Some(stream) = self.peek else { return (Answer::Served, Some(response)) };
@@ -47,12 +47,13 @@ impl Upstream {
         let _ = headers.delete("content-length");
         let Ok(mut rest) = response.stream() else { return (Answer::Served, Some(response)) };
         let mut head = Vec::new();
+        let mut peeker = Peeker::new(stream);
         let (seen, ended) = loop {
             // A read that fails ends the answer where it failed, as a pass-through would.
             let piece = rest.next().await.and_then(|p| p.ok());
             let ended = piece.is_none();
             head.extend_from_slice(&piece.unwrap_or_default());
-            match peek_answer(&head, ended, stream) {
+            match peeker.peek(&head, ended) {
                 Peek::More if !ended => continue,
                 seen => break (seen, ended),
             }

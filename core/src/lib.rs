@@ -127,7 +127,7 @@ pub use client::scrub::scrub;
 // What Google's answers mean, and what they change.
 pub use decide::cooling::{decide, Action, Cooldown, Moment, Scope};
 pub use google::classify::{classify, Outcome, Verdict};
-pub use google::empty::{peek_answer, Peek, EMPTY_CHECK_LIMIT};
+pub use google::empty::{Peek, Peeker, EMPTY_CHECK_LIMIT};
 pub use google::reason::Reason;
 
 // The keys.

@@ -124,7 +124,7 @@ impl Route {
     }
 
     /// May Google's successful answer be empty ([`crate::google::empty`]), so that the edge
-    /// [`peek_answer`](crate::google::empty::peek_answer)s at its head before passing it on? Generation
+    /// [`Peeker`](crate::google::empty::Peeker)s at its head before passing it on? Generation
     /// answers: chat completions, `generateContent` and `streamGenerateContent`.
     pub fn answer_may_be_empty(&self) -> bool {
         matches!(

@@ -90,7 +90,7 @@ pub enum Step<'a, D> {
 pub enum Answer {
     /// A 2xx (a request's edge keeps the response to deliver it).
     Served,
-    /// A 2xx with nothing in it: the edge [`peek_answer`](crate::google::empty::peek_answer)ed at the head of
+    /// A 2xx with nothing in it: the edge [`Peeker`](crate::google::empty::Peeker)ed at the head of
     /// an answer [`Route::answer_may_be_empty`](crate::client::route::Route::answer_may_be_empty)
     /// names. The edge keeps it: it is what the client gets if no other key serves.
     Empty,

@@ -3,8 +3,8 @@
 //! request tries another key before the client sees it (`retry_empty_answers`); the key is
 //! not blamed.
 //!
-//! The edge reads the head of a generation answer and asks [`peek_answer`] after each piece: more,
-//! pass it on, or empty. An answer that does not stream is read to its end when that comes
+//! The edge reads the head of a generation answer and asks a [`Peeker`] after each piece:
+//! more, pass it on, or empty (each event of a stream is judged once). An answer that does not stream is read to its end when that comes
 //! within [`EMPTY_CHECK_LIMIT`] (an empty one is a few hundred bytes); a stream is read until
 //! its first event with content — nothing of it has reached the client before then anyway.
 
@@ -14,7 +14,7 @@ use serde_json::Value;
 /// the answer is not empty and goes to the client as it comes.
 pub const EMPTY_CHECK_LIMIT: usize = 64 * 1024;
 
-/// What the head of a successful answer shows ([`peek_answer`]).
+/// What the head of a successful answer shows ([`Peeker::peek`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peek {
     /// Read on: nothing decided yet.
@@ -25,44 +25,65 @@ pub enum Peek {
     Empty,
 }
 
-/// What `head` — the first bytes of a generation answer; `ended`: all of it — shows.
-/// `stream`: the answer streams as server-sent events (native `alt=sse` or OpenAI-compatible);
-/// a native stream without `alt=sse` (one JSON array) is passed on unread.
-pub fn peek_answer(head: &[u8], ended: bool, stream: bool) -> Peek {
-    if head.len() > EMPTY_CHECK_LIMIT {
-        return Peek::Pass;
+/// Judges the head of one generation answer as it grows.
+#[derive(Debug, Clone, Default)]
+pub struct Peeker {
+    /// The answer streams as server-sent events (native `alt=sse` or OpenAI-compatible); a
+    /// native stream without `alt=sse` (one JSON array) is passed on unread.
+    stream: bool,
+    /// Bytes of the head whose events were judged already (none had content).
+    judged: usize,
+}
+
+impl Peeker {
+    /// For an answer that streams (`stream`) or not.
+    pub fn new(stream: bool) -> Self {
+        Peeker { stream, judged: 0 }
     }
-    if stream {
-        return peek_stream(head, ended);
+
+    /// What `head` — the answer's first bytes, all of them when `ended` — shows.
+    pub fn peek(&mut self, head: &[u8], ended: bool) -> Peek {
+        if head.len() > EMPTY_CHECK_LIMIT {
+            return Peek::Pass;
+        }
+        if self.stream {
+            return self.peek_stream(head, ended);
+        }
+        match (ended, is_empty_answer(head)) {
+            (false, _) => Peek::More,
+            (true, true) => Peek::Empty,
+            (true, false) => Peek::Pass,
+        }
     }
-    match (ended, is_empty_answer(head)) {
-        (false, _) => Peek::More,
-        (true, true) => Peek::Empty,
-        (true, false) => Peek::Pass,
+
+    /// A stream: pass it on at its first event with content (or anything not an event of an
+    /// answer); empty if it ended without one. Each complete event is judged once.
+    fn peek_stream(&mut self, head: &[u8], ended: bool) -> Peek {
+        if head.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'd') {
+            return Peek::Pass; // not `data: …` events
+        }
+        let fresh = &head[self.judged.min(head.len())..];
+        let complete = if ended { fresh.len() } else { last_event_end(fresh) };
+        let text = String::from_utf8_lossy(&fresh[..complete]);
+        self.judged += complete;
+        let events = text.split("\n\n").flat_map(|e| e.split("\r\n\r\n"));
+        if events.map(str::trim).filter(|e| !e.is_empty()).any(event_has_content) {
+            return Peek::Pass;
+        }
+        if ended {
+            Peek::Empty
+        } else {
+            Peek::More
+        }
     }
 }
 
-/// A stream: pass it on at its first event with content (or anything not an event of an
-/// answer); empty if it ended without one.
-fn peek_stream(head: &[u8], ended: bool) -> Peek {
-    if head.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'd') {
-        return Peek::Pass; // not `data: …` events
-    }
-    let text = String::from_utf8_lossy(head);
-    let mut events: Vec<&str> = text.split("\n\n").flat_map(|e| e.split("\r\n\r\n")).collect();
-    if !ended {
-        events.pop(); // an event not complete yet
-    }
-    for event in events.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
-        if event_has_content(event) {
-            return Peek::Pass;
-        }
-    }
-    if ended {
-        Peek::Empty
-    } else {
-        Peek::More
-    }
+/// Where the last complete event of `bytes` ends (after its blank line: `\n\n`, or Google's
+/// native `\r\n\r\n`), or 0.
+fn last_event_end(bytes: &[u8]) -> usize {
+    let lf = bytes.windows(2).rposition(|w| w == b"\n\n").map_or(0, |at| at + 2);
+    let crlf = bytes.windows(4).rposition(|w| w == b"\r\n\r\n").map_or(0, |at| at + 4);
+    lf.max(crlf)
 }
 
 /// An event that carries something for the client — or that is not one of an answer's
@@ -219,12 +240,36 @@ mod tests {
         assert!(!empty(r#"{"choices":[{"message":{"content":""},"finish_reason":"length"}]}"#));
     }
 
+    /// A fresh peeker's verdict on `head` (a stream when `stream`).
+    fn peek(head: &[u8], ended: bool, stream: bool) -> Peek {
+        Peeker::new(stream).peek(head, ended)
+    }
+
+    #[test]
+    fn a_stream_growing_piece_by_piece_is_judged_event_by_event() {
+        let thought = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hm\",\"thought\":true}]}}]}\r\n\r\n";
+        let text = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}]}}]}\r\n\r\n";
+        let whole = format!("{thought}{thought}{text}");
+        let mut peeker = Peeker::new(true);
+        let mut seen = Vec::new();
+        for end in (7..whole.len()).step_by(7) {
+            seen.push(peeker.peek(&whole.as_bytes()[..end], false));
+        }
+        seen.push(peeker.peek(whole.as_bytes(), false));
+        assert!(seen[..seen.len() - 1].iter().all(|p| *p == Peek::More), "{seen:?}");
+        assert_eq!(seen.last(), Some(&Peek::Pass));
+        assert!(peeker.judged <= whole.len());
+        let mut peeker = Peeker::new(true);
+        assert_eq!(peeker.peek(format!("{thought}{thought}").as_bytes(), false), Peek::More);
+        assert_eq!(peeker.peek(format!("{thought}{thought}").as_bytes(), true), Peek::Empty);
+    }
+
     #[test]
     fn a_whole_answer_is_read_to_its_end() {
         let body = br#"{"candidates":[],"usageMetadata":{}}"#;
-        assert_eq!(peek_answer(&body[..10], false, false), Peek::More);
-        assert_eq!(peek_answer(body, true, false), Peek::Empty);
-        assert_eq!(peek_answer(&vec![b' '; EMPTY_CHECK_LIMIT + 1], false, false), Peek::Pass);
+        assert_eq!(peek(&body[..10], false, false), Peek::More);
+        assert_eq!(peek(body, true, false), Peek::Empty);
+        assert_eq!(peek(&vec![b' '; EMPTY_CHECK_LIMIT + 1], false, false), Peek::Pass);
     }
 
     #[test]
@@ -232,21 +277,21 @@ mod tests {
         let thought = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hm\",\"thought\":true}]}}]}\r\n\r\n";
         let text = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}]}}]}\r\n\r\n";
         let stop = "data: {\"candidates\":[{\"content\":{\"role\":\"model\"},\"finishReason\":\"STOP\"}]}\r\n\r\n";
-        assert_eq!(peek_answer(thought.as_bytes(), false, true), Peek::More);
-        assert_eq!(peek_answer(format!("{thought}{}", &text[..20]).as_bytes(), false, true), Peek::More);
-        assert_eq!(peek_answer(format!("{thought}{text}").as_bytes(), false, true), Peek::Pass);
-        assert_eq!(peek_answer(format!("{thought}{stop}").as_bytes(), true, true), Peek::Empty);
+        assert_eq!(peek(thought.as_bytes(), false, true), Peek::More);
+        assert_eq!(peek(format!("{thought}{}", &text[..20]).as_bytes(), false, true), Peek::More);
+        assert_eq!(peek(format!("{thought}{text}").as_bytes(), false, true), Peek::Pass);
+        assert_eq!(peek(format!("{thought}{stop}").as_bytes(), true, true), Peek::Empty);
         let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n";
         let word = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
-        assert_eq!(peek_answer(role.as_bytes(), false, true), Peek::More);
-        assert_eq!(peek_answer(format!("{role}{word}").as_bytes(), false, true), Peek::Pass);
-        assert_eq!(peek_answer(format!("{role}data: [DONE]\n\n").as_bytes(), true, true), Peek::Empty);
+        assert_eq!(peek(role.as_bytes(), false, true), Peek::More);
+        assert_eq!(peek(format!("{role}{word}").as_bytes(), false, true), Peek::Pass);
+        assert_eq!(peek(format!("{role}data: [DONE]\n\n").as_bytes(), true, true), Peek::Empty);
         // An error before any content: another key may answer.
-        assert_eq!(peek_answer(b"data: {\"error\":{\"code\":503}}\r\n\r\n", true, true), Peek::Empty);
+        assert_eq!(peek(b"data: {\"error\":{\"code\":503}}\r\n\r\n", true, true), Peek::Empty);
         // Not events (a native stream without alt=sse is one JSON array): passed on unread.
-        assert_eq!(peek_answer(b"[{\"candidates\"", false, true), Peek::Pass);
+        assert_eq!(peek(b"[{\"candidates\"", false, true), Peek::Pass);
         let length = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n";
-        assert_eq!(peek_answer(length.as_bytes(), true, true), Peek::Pass);
+        assert_eq!(peek(length.as_bytes(), true, true), Peek::Pass);
     }
 
     #[test]
