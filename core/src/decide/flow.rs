@@ -564,9 +564,10 @@ impl Linger {
         items
     }
 
-    /// The recorder's rounds are over: done, or another try after a longer wait.
-    fn tried(&mut self, recorder: &Recorder) -> LingerStage {
-        self.changes = recorder.unrecorded();
+    /// The recorder's rounds are over, leaving `unrecorded`: done, or another try after a
+    /// longer wait.
+    fn tried(&mut self, unrecorded: Vec<Change>) -> LingerStage {
+        self.changes = unrecorded;
         self.tries += 1;
         if self.changes.is_empty() {
             return LingerStage::Done;
@@ -611,8 +612,8 @@ impl Machine<'static> for Linger {
                     Round::WriteAndRead(writes) => return Step::Record { writes, read_back: self.items() },
                     Round::Write(writes) => return Step::Record { writes, read_back: Vec::new() },
                     Round::Done => {
-                        let recorder = recorder.clone();
-                        self.stage = self.tried(&recorder);
+                        let unrecorded = recorder.unrecorded();
+                        self.stage = self.tried(unrecorded);
                     }
                 },
                 LingerStage::Done => return Step::Done(()),
