@@ -326,7 +326,7 @@ def test_a_request_reads_one_part_of_a_pool_in_four_secrets(sim, proxies):
         timing = headers["server-timing"]
         assert 'kv;desc="2 reads, 0 writes"' in timing, timing
         lookups, reads = map(int, re.search(r'secret;desc="(\d+) lookups, (\d+) reads"', timing).groups())
-        assert lookups + reads <= 5, timing
+        assert lookups <= 4 and reads <= 4, timing  # a request may draw a second part
         at_most_one += reads <= 1
     assert at_most_one >= 60, f"{at_most_one} of 80 requests fetched at most one secret"
     assert set(served(sim.log(), before)) == {f"k{i}" for i in range(1, 9)}
