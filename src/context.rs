@@ -70,6 +70,11 @@ impl<'r> Context<'r> {
         self.knobs.borrow_mut().stream_limit().map_err(|e| Rejection::config(self.dialect, e.into()))
     }
 
+    /// `max_upload_bytes` (read only by uploads).
+    pub fn upload_limit(&self) -> Result<u64, Rejection> {
+        self.knobs.borrow_mut().upload_limit().map_err(|e| Rejection::config(self.dialect, e.into()))
+    }
+
     /// Every part of the pool (`/v1/status`).
     pub fn whole_pool(&self) -> Result<KeyPool<'_>, Rejection> {
         let mut pool = KeyPool::with_parts(self.secrets.count());

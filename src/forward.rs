@@ -6,23 +6,37 @@ use crate::context::{now_ms, seed, Context, Rejection};
 use crate::reply::{self, After};
 use crate::steps::{self, RequestIo};
 use crate::stores::{ConfigError, StateStore};
-use crate::upstream::Outbound;
+use crate::upstream::{Outbound, Payload};
 use fastly::{Request, Response};
-use gemini_pool_core::{strip_model_prefixes, ApiKey, ErrorReply, Finish, Flow, Route, MAX_UPSTREAM_REQUESTS};
+use gemini_pool_core::{
+    makes, named, proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, ErrorReply, Finish, Flow,
+    ResourceCall, Route, MAX_UPSTREAM_REQUESTS,
+};
 use std::io::Read;
 use std::time::Instant;
 
 /// Reads the body, runs the request's flow (sending through [`Outbound`]), and answers.
 pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<(Response, After), Rejection> {
     let dialect = route.dialect;
-    let body = read_body(client, cx.settings.max_body_bytes).map_err(|reply| Rejection::new(dialect, reply))?;
-    let facts = route.facts(&body).map_err(|reply| Rejection::new(dialect, reply))?;
+    let payload = payload(client, route, cx)?;
+    let body = match &payload {
+        Payload::Bytes(body) => body.as_slice(),
+        Payload::Stream(_) => &[],
+    };
+    let facts = route.facts(body).map_err(|reply| Rejection::new(dialect, reply))?;
+    let named = named(route, body);
     let path = route.upstream_path().unwrap_or_default();
-    let outbound = Outbound::new(client, route, &path, body, facts.stream)
+    // A streamed body can be sent once: one attempt.
+    let upstream_limit = if matches!(payload, Payload::Stream(_)) { 1 } else { MAX_UPSTREAM_REQUESTS };
+    let outbound = Outbound::new(client, route, &path, payload, facts.stream)
         .ok_or_else(|| Rejection::new(dialect, ErrorReply::bad_request("invalid_query", "Invalid query string.")))?;
 
     let kv = StateStore::open();
-    let mut flow = Flow::new(cx.secrets.count(), facts.model.as_deref(), seed(), MAX_UPSTREAM_REQUESTS);
+    let mut flow = Flow::new(cx.secrets.count(), facts.model.as_deref(), seed(), upstream_limit).with_resources(
+        named,
+        makes(route).is_some(),
+        &cx.caller,
+    );
     let mut served = None;
     let mut send = |keys: &[ApiKey<'_>]| {
         keys.iter()
@@ -39,7 +53,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
         flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone)
     });
     let response = match (finish, served) {
-        (Finish::Served, Some(response)) => served_response(response, route, facts.stream),
+        (Finish::Served, Some(response)) => served_response(response, route, facts.stream, client),
         (Finish::Error(reply), _) => reply::error(dialect, &reply),
         (Finish::EmptyPool, _) => return Err(Rejection::config(dialect, ConfigError::EmptyPool)),
         (Finish::Served, None) => reply::error(dialect, &ErrorReply::upstream_unreachable(false)),
@@ -51,7 +65,18 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     Ok((response, After { store: Some(kv), usage, linger, stream_until }))
 }
 
-fn served_response(mut response: Response, route: &Route, stream: bool) -> Response {
+fn served_response(mut response: Response, route: &Route, stream: bool, client: &Request) -> Response {
+    // Google's upload URL becomes the proxy's own (same path and query: no key is in it).
+    if let Some(google_url) = response.get_header_str("x-goog-upload-url") {
+        let url = client.get_url();
+        let origin = format!("{}://{}", url.scheme(), client.get_header_str("host").unwrap_or_default());
+        match proxied_upload_url(google_url, &origin) {
+            Some(own) => response.set_header("x-goog-upload-url", own),
+            None => {
+                response.remove_header("x-goog-upload-url");
+            }
+        }
+    }
     if route.rewrites_model_ids() {
         let body = response.take_body_bytes();
         let rewritten = strip_model_prefixes(&body).unwrap_or(body);
@@ -63,9 +88,29 @@ fn served_response(mut response: Response, route: &Route, stream: bool) -> Respo
     response
 }
 
+/// The request body: an upload's bytes stream through (within `max_upload_bytes`), any other
+/// body is read (within `max_body_bytes`) so that a retry can send it again.
+fn payload(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<Payload, Rejection> {
+    let dialect = route.dialect;
+    let announced = match route.resource_call() {
+        Some(ResourceCall::Upload(_)) => Some(client.get_content_length().map(|n| n as u64)),
+        Some(ResourceCall::StartUpload) => {
+            Some(client.get_header_str("x-goog-upload-header-content-length").and_then(|v| v.trim().parse().ok()))
+        }
+        _ => None,
+    };
+    if let Some(announced) = announced {
+        upload_fits(announced, cx.upload_limit()?).map_err(|reply| Rejection::new(dialect, reply))?;
+    }
+    if matches!(route.resource_call(), Some(ResourceCall::Upload(_))) {
+        return Ok(Payload::Stream(std::cell::RefCell::new(Some(client.take_body()))));
+    }
+    read_body(client, cx.settings.max_body_bytes).map(Payload::Bytes).map_err(|reply| Rejection::new(dialect, reply))
+}
+
 /// The request body, within `limit` bytes (GET requests have none).
 fn read_body(client: &mut Request, limit: usize) -> Result<Vec<u8>, ErrorReply> {
-    if client.get_method_str() != "POST" {
+    if !matches!(client.get_method_str(), "POST" | "PATCH") {
         return Ok(Vec::new());
     }
     let announced = client.get_content_length().unwrap_or(0);

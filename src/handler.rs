@@ -39,7 +39,9 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
         query_key: if native_path { query_param(client.get_query_str(), "key") } else { None },
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
-    let route = route(client.get_method_str(), client.get_path(), native_credentials)
+    let upload_id =
+        if client.get_path().starts_with("/upload/") { query_param(client.get_query_str(), "upload_id") } else { None };
+    let route = route(client.get_method_str(), client.get_path(), upload_id, native_credentials)
         .map_err(|e| Rejection::new(e.dialect, e.reply))?;
     let dialect = route.dialect;
     match route.endpoint {
@@ -47,7 +49,11 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
         Endpoint::Console => return Ok((admin::console(), After::default())),
         _ => {}
     }
-    let caller = authenticate(presented, dialect, route.access(), ops)?;
+    let caller = match route.access() {
+        // An upload session's bytes: the session's record says whose they are.
+        Access::Upload => Caller { label: String::new(), admin: false },
+        access => authenticate(presented, dialect, access, ops)?,
+    };
     let store = Settings::default();
     let lookup: crate::context::Lookup<'_> = Box::new(move |name: &str| store.get(name, ops));
     let mut knobs = SettingsReader::new(lookup);

@@ -66,6 +66,8 @@ pub fn run<'a, M: Machine<'a>>(
                     false => machine.read(kv.read(&read_back, ops)),
                 }
             }
+            Step::Look(names) => machine.looked(kv.look(&names, ops)),
+            Step::Remember { item, record, ttl_secs } => kv.keep_record(&item, record, ttl_secs, ops),
             Step::Log(line) => log(format_args!("{line}")),
             Step::Wait(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             Step::Done(done) => return Ok(done),

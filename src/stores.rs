@@ -214,6 +214,45 @@ impl StateStore {
         refused
     }
 
+    /// Reads resource records by item name, in parallel (`None`: absent or unreadable).
+    pub fn look(&self, names: &[String], ops: &Ops) -> Vec<Option<Vec<u8>>> {
+        let Some(kv) = &self.kv else { return vec![None; names.len()] };
+        let started = Instant::now();
+        let pending: Vec<Pending> = names
+            .iter()
+            .map(|name| {
+                bump(&ops.kv_reads);
+                kv.build_lookup().execute_async(name)
+            })
+            .collect();
+        let found = names
+            .iter()
+            .zip(pending)
+            .map(|(name, lookup)| match lookup.and_then(|handle| kv.pending_lookup_wait(handle)) {
+                Ok(mut found) => Some(found.take_body_bytes()),
+                Err(KVStoreError::ItemNotFound) => None,
+                Err(e) => {
+                    log(format_args!("kv: lookup {name} failed: {e}; taken as absent"));
+                    None
+                }
+            })
+            .collect();
+        add_elapsed(&ops.kv_ms, started);
+        found
+    }
+
+    /// Stores a resource record for `ttl_secs` (a failure is logged: the resource is then not
+    /// found through the proxy).
+    pub fn keep_record(&self, item: &str, record: Vec<u8>, ttl_secs: u64, ops: &Ops) {
+        let Some(kv) = &self.kv else { return };
+        bump(&ops.kv_writes);
+        let started = Instant::now();
+        if let Err(e) = kv.build_insert().time_to_live(Duration::from_secs(ttl_secs)).execute(item, record) {
+            log(format_args!("kv: storing the record {item} failed: {e}"));
+        }
+        add_elapsed(&ops.kv_ms, started);
+    }
+
     /// Appends a request's usage lines to a shard of today's counts (after the response);
     /// now and then reads the shard back and compacts it if it is due.
     pub fn count_usage(&self, append: &UsageAppend) {

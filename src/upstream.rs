@@ -7,7 +7,10 @@ use fastly::handle::BodyHandle;
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Body, Request, Response};
-use gemini_pool_core::{forwarded_query, Answer, Peek, Peeker, Route, ERROR_BODY_LIMIT};
+use gemini_pool_core::{
+    forwarded_query, makes, upload_session, Answer, Kind, Peek, Peeker, Route, Spot, Spotter, ERROR_BODY_LIMIT,
+};
+use std::cell::RefCell;
 use std::io::Read;
 use std::time::Instant;
 
@@ -18,6 +21,22 @@ pub const ORIGIN: &str = "https://generativelanguage.googleapis.com";
 /// Client headers passed on; everything else (auth, cookies, forwarding headers, SDK
 /// telemetry) stays here. (Each header is a host call: the list is kept short.)
 const FORWARDED_HEADERS: [&str; 1] = ["content-type"];
+/// The same, for calls on stateful resources: Google's upload protocol rides on headers.
+const RESOURCE_HEADERS: [&str; 6] = [
+    "content-type",
+    "x-goog-upload-protocol",
+    "x-goog-upload-command",
+    "x-goog-upload-offset",
+    "x-goog-upload-header-content-length",
+    "x-goog-upload-header-content-type",
+];
+
+/// A request's body: read (and sent again on a retry), or an upload's bytes streaming through
+/// from the client (sent once).
+pub enum Payload {
+    Bytes(Vec<u8>),
+    Stream(RefCell<Option<Body>>),
+}
 
 /// One client request, ready to be sent with any key.
 pub struct Outbound {
@@ -25,27 +44,33 @@ pub struct Outbound {
     url: Url,
     native: bool,
     headers: Vec<(&'static str, HeaderValue)>,
-    body: Vec<u8>,
+    body: Payload,
     /// A success may be empty: peek at its head before passing it on (`Some(stream)`).
     peek: Option<bool>,
+    /// A success makes a resource: spot its name in the answer.
+    spot: Option<Spotter>,
+    /// A success starts an upload session (named in a header).
+    starts_upload: bool,
 }
 
 impl Outbound {
     /// `None` if the URL cannot be built (a query parameter no URL can carry).
-    pub fn new(client: &Request, route: &Route, path: &str, body: Vec<u8>, stream: bool) -> Option<Self> {
+    pub fn new(client: &Request, route: &Route, path: &str, body: Payload, stream: bool) -> Option<Self> {
         let query = forwarded_query(client.get_query_str(), route.forwarded_query_params());
         let url = match query {
             Some(q) => format!("{ORIGIN}{path}?{q}"),
             None => format!("{ORIGIN}{path}"),
         };
         let url = Url::parse(&url).ok()?;
-        let headers = FORWARDED_HEADERS
-            .iter()
-            .filter_map(|name| client.get_header(*name).map(|value| (*name, value.clone())))
-            .collect();
+        let names: &[&'static str] =
+            if route.resource_call().is_some() { &RESOURCE_HEADERS } else { &FORWARDED_HEADERS };
+        let headers =
+            names.iter().filter_map(|name| client.get_header(*name).map(|value| (*name, value.clone()))).collect();
         let native = route.is_native();
         let peek = route.answer_may_be_empty().then_some(stream);
-        Some(Outbound { method: client.get_method().clone(), url, native, headers, body, peek })
+        let starts_upload = makes(route) == Some(Kind::Upload);
+        let spot = makes(route).filter(|_| !starts_upload).map(|kind| Spotter::new(kind, stream));
+        Some(Outbound { method: client.get_method().clone(), url, native, headers, body, peek, spot, starts_upload })
     }
 
     /// Sends with `key`; returns when the response headers arrive: the answer for the core,
@@ -63,11 +88,18 @@ impl Outbound {
             return (Answer::None { timeout: false, detail: "key is not a valid header value".into() }, None);
         };
         request.set_header(credential.1, value);
-        if self.method == Method::POST {
-            if request.get_header("content-type").is_none() {
-                request.set_header("content-type", "application/json");
+        match &self.body {
+            Payload::Bytes(body) if self.method == Method::POST || self.method == Method::PATCH => {
+                if request.get_header("content-type").is_none() {
+                    request.set_header("content-type", "application/json");
+                }
+                request.set_body(body.as_slice());
             }
-            request.set_body(self.body.as_slice());
+            Payload::Bytes(_) => {}
+            Payload::Stream(body) => match body.borrow_mut().take() {
+                Some(body) => request.set_body(body),
+                None => return (Answer::None { timeout: false, detail: "the upload was sent already".into() }, None),
+            },
         }
         let started = Instant::now();
         let result = request.send(BACKEND);
@@ -101,31 +133,61 @@ impl Outbound {
     /// core's [`Peeker`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
     /// serves); any other goes on as the bytes read, then the rest of Google's body (appended
     /// by the host, not copied).
+    /// A success that makes a resource: its name, from the `x-goog-upload-url` header (an
+    /// upload session) or the head of the answer ([`Spotter`]) — [`Answer::Made`].
     fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
-        let Some(stream) = self.peek else { return (Answer::Served, Some(response)) };
-        // Straight from the handle: `Body`'s buffered reader would copy through a buffer of its own.
-        let mut rest = response.take_body().into_handle();
-        let mut head = Vec::new();
-        let mut peeker = Peeker::new(stream);
-        let mut piece = [0u8; 8 * 1024];
-        let (seen, ended) = loop {
-            // A read that fails ends the answer where it failed, as a pass-through would.
-            let read = rest.read(&mut piece).unwrap_or(0);
-            head.extend_from_slice(&piece[..read]);
-            let ended = read == 0;
-            match peeker.peek(&head, ended) {
-                Peek::More if !ended => continue,
-                seen => break (seen, ended),
-            }
-        };
-        let mut body = BodyHandle::from(head);
-        if !ended {
-            body.append(rest);
+        if self.starts_upload {
+            let made = response.get_header_str("x-goog-upload-url").and_then(upload_session);
+            return (made.map_or(Answer::Served, Answer::Made), Some(response));
         }
-        response.set_body(Body::from(body));
-        let answer = if seen == Peek::Empty { Answer::Empty } else { Answer::Served };
-        (answer, Some(response))
+        if let Some(stream) = self.peek {
+            let mut peeker = Peeker::new(stream);
+            let seen = read_head(&mut response, |head, ended| match peeker.peek(head, ended) {
+                Peek::More => None,
+                seen => Some(seen),
+            });
+            let answer = if seen == Some(Peek::Empty) { Answer::Empty } else { Answer::Served };
+            return (answer, Some(response));
+        }
+        if let Some(spotter) = &self.spot {
+            let spot = read_head(&mut response, |head, ended| match spotter.spot(head, ended) {
+                Spot::More => None,
+                spot => Some(spot),
+            });
+            let answer = match spot {
+                Some(Spot::Found(resource)) => Answer::Made(resource),
+                _ => Answer::Served,
+            };
+            return (answer, Some(response));
+        }
+        (Answer::Served, Some(response))
     }
+}
+
+/// Reads the head of a response's body until `decide` decides (or the body ends), then puts
+/// the body back together: the bytes read, then the rest of Google's body (appended by the
+/// host, not copied).
+fn read_head<T>(response: &mut Response, mut decide: impl FnMut(&[u8], bool) -> Option<T>) -> Option<T> {
+    // Straight from the handle: `Body`'s buffered reader would copy through a buffer of its own.
+    let mut rest = response.take_body().into_handle();
+    let mut head = Vec::new();
+    let mut piece = [0u8; 8 * 1024];
+    let (seen, ended) = loop {
+        // A read that fails ends the answer where it failed, as a pass-through would.
+        let read = rest.read(&mut piece).unwrap_or(0);
+        head.extend_from_slice(&piece[..read]);
+        let ended = read == 0;
+        match decide(&head, ended) {
+            None if !ended => continue,
+            seen => break (seen, ended),
+        }
+    };
+    let mut body = BodyHandle::from(head);
+    if !ended {
+        body.append(rest);
+    }
+    response.set_body(Body::from(body));
+    seen
 }
 
 /// How long a send must have waited before a failure whose cause the platform does not name

@@ -4,7 +4,7 @@
 use crate::context::{now_ms, Cx, Rejection};
 use crate::steps::{self, Io};
 use crate::stores::StateStore;
-use crate::upstream::Upstream;
+use crate::upstream::{Payload, Upstream};
 use crate::{config, reply};
 use futures_util::future::join_all;
 use gemini_pool_core::{AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, StatusInput, Usage};
@@ -63,11 +63,13 @@ impl<'a> Io<'a> for Prober<'a, '_> {
             let request = Upstream {
                 url: format!("{}{}", self.base, Check::PROBE_PATH),
                 method: Method::Get,
-                content_type: None,
-                body: Vec::new(),
+                headers: Vec::new(),
+                body: Payload::Bytes(Vec::new()),
                 native: true,
                 first_byte_timeout_ms: self.first_byte_timeout_ms,
                 peek: None,
+                spot: None,
+                starts_upload: false,
             };
             async move { request.answer(key.secret).await.0 }
         });

@@ -7,8 +7,11 @@ use crate::reply;
 use crate::reply::Timing;
 use crate::steps::{self, Io, StoreOnly};
 use crate::stores::StateStore;
-use crate::upstream::Upstream;
-use gemini_pool_core::{strip_model_prefixes, Answer, ApiKey, CoolingSettings, ErrorReply, Finish, Flow, Route};
+use crate::upstream::{Payload, Upstream};
+use gemini_pool_core::{
+    makes, named, proxied_upload_url, strip_model_prefixes, upload_fits, Answer, ApiKey, CoolingSettings, ErrorReply,
+    Finish, Flow, Kind, ResourceCall, Route, SettingsReader, Spotter,
+};
 use std::time::Duration;
 use worker::{Context, Method, Request, Response, Result};
 
@@ -59,11 +62,13 @@ pub(crate) async fn forward(
     ctx: &Context,
 ) -> std::result::Result<Response, Rejection> {
     let dialect = routed.dialect;
-    let body = if req.method() == Method::Post { req.bytes().await.unwrap_or_default() } else { Vec::new() };
-    if body.len() > cx.settings.max_body_bytes {
-        return Err(Rejection::new(dialect, ErrorReply::body_too_large(cx.settings.max_body_bytes)));
-    }
-    let facts = routed.facts(&body).map_err(|reply| Rejection::new(dialect, reply))?;
+    let payload = payload(req, routed, cx).await?;
+    let body = match &payload {
+        Payload::Bytes(body) => body.as_slice(),
+        Payload::Stream(_) => &[],
+    };
+    let facts = routed.facts(body).map_err(|reply| Rejection::new(dialect, reply))?;
+    let named = named(routed, body);
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
     let forwarded = gemini_pool_core::forwarded_query(query.as_deref(), routed.forwarded_query_params());
     let path = routed.upstream_path().unwrap_or_default();
@@ -71,26 +76,32 @@ pub(crate) async fn forward(
         Some(q) => format!("{}{path}?{q}", config::base_url(&cx.env)),
         None => format!("{}{path}", config::base_url(&cx.env)),
     };
-    let content_type = req.headers().get("content-type").ok().flatten();
+    let names: &[&'static str] = if routed.resource_call().is_some() { &RESOURCE_HEADERS } else { &["content-type"] };
+    let headers = names.iter().filter_map(|n| req.headers().get(n).ok().flatten().map(|v| (*n, v))).collect();
     let first_byte_timeout_ms = cx.first_byte_timeout_ms;
+    // A streamed body can be sent once: one attempt.
+    let streamed = matches!(payload, Payload::Stream(_));
+    let starts_upload = makes(routed) == Some(Kind::Upload);
     let upstream = Upstream {
         url,
         method: req.method(),
-        content_type,
-        body,
+        headers,
+        body: payload,
         native: routed.is_native(),
         first_byte_timeout_ms,
         peek: routed.answer_may_be_empty().then_some(facts.stream),
+        spot: makes(routed).filter(|_| !starts_upload).map(|kind| Spotter::new(kind, facts.stream)),
+        starts_upload,
     };
 
     // The key lists move out of `cx` (which the loop borrows mutably): no copy.
     let lists = std::mem::take(&mut cx.lists);
     let store = StateStore::open(&cx.env);
-    let mut flow = Flow::new(
-        lists.len(),
-        facts.model.as_deref(),
-        seed(),
-        attempts_within(cx.subrequests, store.calls_per_batch()),
+    let attempts = if streamed { 1 } else { attempts_within(cx.subrequests, store.calls_per_batch()) };
+    let mut flow = Flow::new(lists.len(), facts.model.as_deref(), seed(), attempts).with_resources(
+        named,
+        makes(routed).is_some(),
+        &cx.caller,
     );
     let mut timing = std::mem::take(&mut cx.timing);
     let mut forwarder = Forwarder { lists: &lists, cx, upstream, served: None };
@@ -119,13 +130,70 @@ pub(crate) async fn forward(
         (Finish::Served, Some(response)) => {
             // Only a served stream reads `max_stream_duration`.
             let limit = if facts.stream { cx.stream_limit()? } else { None };
-            served_response(response, routed, facts.stream, limit).await
+            served_response(own_upload_url(response, req), routed, facts.stream, limit).await
         }
         (Finish::Error(reply), _) => reply::error(dialect, &reply),
         (Finish::EmptyPool, _) => return Err(Rejection::config(dialect, config::empty_pool())),
         (Finish::Served, None) => reply::error(dialect, &ErrorReply::upstream_unreachable(false)),
     };
     answered.map_err(|e| Rejection::config(dialect, e))
+}
+
+/// Client headers passed on for calls on stateful resources: Google's upload protocol rides
+/// on headers (other calls pass `content-type` alone).
+const RESOURCE_HEADERS: [&str; 6] = [
+    "content-type",
+    "x-goog-upload-protocol",
+    "x-goog-upload-command",
+    "x-goog-upload-offset",
+    "x-goog-upload-header-content-length",
+    "x-goog-upload-header-content-type",
+];
+
+/// The request body: an upload's bytes stream through (within `max_upload_bytes`), any other
+/// body is read (within `max_body_bytes`) so that a retry can send it again.
+async fn payload(req: &mut Request, routed: &Route, cx: &Cx) -> std::result::Result<Payload, Rejection> {
+    let dialect = routed.dialect;
+    let header_number = |name: &str| req.headers().get(name).ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+    let announced = match routed.resource_call() {
+        Some(ResourceCall::Upload(_)) => Some(header_number("content-length")),
+        Some(ResourceCall::StartUpload) => Some(header_number("x-goog-upload-header-content-length")),
+        _ => None,
+    };
+    if let Some(announced) = announced {
+        let limit = SettingsReader::new(|name: &str| config::knob(&cx.env, name))
+            .upload_limit()
+            .map_err(|e| Rejection::config(dialect, e))?;
+        upload_fits(announced, limit).map_err(|reply| Rejection::new(dialect, reply))?;
+    }
+    if matches!(routed.resource_call(), Some(ResourceCall::Upload(_))) {
+        let stream = req.inner().body().map(worker::wasm_bindgen::JsValue::from);
+        return Ok(Payload::Stream(std::cell::RefCell::new(stream)));
+    }
+    if !matches!(req.method(), Method::Post | Method::Patch) {
+        return Ok(Payload::Bytes(Vec::new()));
+    }
+    let body = req.bytes().await.unwrap_or_default();
+    if body.len() > cx.settings.max_body_bytes {
+        return Err(Rejection::new(dialect, ErrorReply::body_too_large(cx.settings.max_body_bytes)));
+    }
+    Ok(Payload::Bytes(body))
+}
+
+/// Google's upload URL becomes the proxy's own (same path and query: no key is in it).
+fn own_upload_url(response: Response, req: &Request) -> Response {
+    let Some(google_url) = response.headers().get("x-goog-upload-url").ok().flatten() else { return response };
+    let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let headers = response.headers().clone();
+    match proxied_upload_url(&google_url, &origin) {
+        Some(own) => {
+            let _ = headers.set("x-goog-upload-url", &own);
+        }
+        None => {
+            let _ = headers.delete("x-goog-upload-url");
+        }
+    }
+    response.with_headers(headers)
 }
 
 /// Google's response on its way to the client (model ids rewritten where the route says so;

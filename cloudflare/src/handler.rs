@@ -31,7 +31,9 @@ pub(crate) async fn serve(
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
     let method = req.method().to_string();
-    let routed = route(&method, &path, native_credentials).map_err(|e| Rejection::new(e.dialect, e.reply))?;
+    let upload_id = if path.starts_with("/upload/") { query_param(query.as_deref(), "upload_id") } else { None };
+    let routed =
+        route(&method, &path, upload_id, native_credentials).map_err(|e| Rejection::new(e.dialect, e.reply))?;
     let dialect = routed.dialect;
     let fail = |e: worker::Error| Rejection::new(dialect, ErrorReply::new(500, "worker_error", e.to_string()));
     match routed.endpoint {
@@ -39,7 +41,11 @@ pub(crate) async fn serve(
         Endpoint::Console => return admin::console().map_err(fail),
         _ => {}
     }
-    let caller = authenticate(&env, presented, dialect, routed.access())?;
+    let caller = match routed.access() {
+        // An upload session's bytes: the session's record says whose they are.
+        Access::Upload => Caller { label: String::new(), admin: false },
+        access => authenticate(&env, presented, dialect, access)?,
+    };
     let settings = SettingsReader::new(|name: &str| config::knob(&env, name))
         .request()
         .map_err(|e: SettingError| Rejection::config(dialect, e))?;

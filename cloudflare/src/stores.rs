@@ -375,6 +375,35 @@ impl StateStore {
         (all, omitted)
     }
 
+    /// Reads resource records by item name (`None`: absent), one call per object involved.
+    pub async fn look(&self, names: &[String]) -> Vec<Option<Vec<u8>>> {
+        let mut shares: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, name) in names.iter().enumerate() {
+            shares.entry(self.shard_of(name)).or_default().push(i);
+        }
+        let calls = shares.into_iter().map(|(shard, which)| async move {
+            let ops = which.iter().map(|&i| json!({"get": names[i]})).collect();
+            (self.batch(shard, ops).await.unwrap_or_default(), which)
+        });
+        let mut found = vec![None; names.len()];
+        for (results, which) in join_all(calls).await {
+            for (&i, result) in which.iter().zip(results.iter()) {
+                found[i] = stored_of(result).map(|(bytes, _)| bytes);
+            }
+        }
+        found
+    }
+
+    /// Stores a resource record for `ttl_secs` (a failure is logged: the resource is then not
+    /// found through the proxy).
+    pub async fn keep_record(&self, item: &str, record: Vec<u8>, ttl_secs: u64) {
+        let op = json!({"replace": item, "hex": hex(&record), "generation": null, "ttl": ttl_secs});
+        let stored = self.batch(self.shard_of(item), vec![op]).await;
+        if !stored.is_some_and(|r| r.first().is_some_and(|r| r["ok"] == json!(true))) {
+            worker::console_error!("state: storing the record {item} failed");
+        }
+    }
+
     /// Appends a request's usage lines to their shard (after the response),
     /// compacting the shard now and then.
     pub async fn count_usage(&self, append: &UsageAppend) {

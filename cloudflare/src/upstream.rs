@@ -5,23 +5,36 @@
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use gemini_pool_core::{Answer, Peek, Peeker, ERROR_BODY_LIMIT};
+use gemini_pool_core::{upload_session, Answer, Peek, Peeker, Spot, Spotter, ERROR_BODY_LIMIT};
+use std::cell::RefCell;
 use std::pin::pin;
 use std::time::Duration;
 use worker::{js_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
+
+/// A request's body: read (and sent again on a retry), or an upload's bytes streaming through
+/// from the client (sent once).
+pub(crate) enum Payload {
+    Bytes(Vec<u8>),
+    Stream(RefCell<Option<worker::wasm_bindgen::JsValue>>),
+}
 
 /// One request for Google, ready to be sent with any key.
 pub(crate) struct Upstream {
     pub(crate) url: String,
     pub(crate) method: Method,
-    pub(crate) content_type: Option<String>,
-    pub(crate) body: Vec<u8>,
+    /// The client's headers that go along (`content-type`; Google's upload protocol's).
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Payload,
     /// The key goes in `x-goog-api-key` (Google's native API) rather than `authorization`.
     pub(crate) native: bool,
     /// How long Google may take to answer (`FIRST_BYTE_TIMEOUT_MS`).
     pub(crate) first_byte_timeout_ms: u64,
     /// A success may be empty: peek at its head before passing it on (`Some(stream)`).
     pub(crate) peek: Option<bool>,
+    /// A success makes a resource: spot its name in the answer.
+    pub(crate) spot: Option<Spotter>,
+    /// A success starts an upload session (named in a header).
+    pub(crate) starts_upload: bool,
 }
 
 impl Upstream {
@@ -40,35 +53,39 @@ impl Upstream {
     /// A success, passed on as it came — or, for an answer that may be empty, read until the
     /// core's [`Peeker`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
     /// serves); any other goes on as the bytes read, then the rest as it streams in.
-    async fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
-        let Some(stream) = self.peek else { return (Answer::Served, Some(response)) };
-        let status = response.status_code();
-        let headers = response.headers().clone();
-        let _ = headers.delete("content-length");
-        let Ok(mut rest) = response.stream() else { return (Answer::Served, Some(response)) };
-        let mut head = Vec::new();
-        let mut peeker = Peeker::new(stream);
-        let (seen, ended) = loop {
-            // A read that fails ends the answer where it failed, as a pass-through would.
-            let piece = rest.next().await.and_then(|p| p.ok());
-            let ended = piece.is_none();
-            head.extend_from_slice(&piece.unwrap_or_default());
-            match peeker.peek(&head, ended) {
-                Peek::More if !ended => continue,
-                seen => break (seen, ended),
-            }
-        };
-        let rebuilt = if ended {
-            Response::from_bytes(head)
-        } else {
-            let first = futures_util::stream::once(async move { Ok::<Vec<u8>, worker::Error>(head) });
-            Response::from_stream(first.chain(rest))
-        };
-        let answer = if seen == Peek::Empty { Answer::Empty } else { Answer::Served };
-        match rebuilt {
-            Ok(body) => (answer, Some(body.with_status(status).with_headers(headers))),
-            Err(e) => (Answer::None { timeout: false, detail: e.to_string() }, None),
+    /// A success that makes a resource: its name, from the `x-goog-upload-url` header (an
+    /// upload session) or the head of the answer ([`Spotter`]) — [`Answer::Made`].
+    async fn served(&self, response: Response) -> (Answer, Option<Response>) {
+        if self.starts_upload {
+            let made = response.headers().get("x-goog-upload-url").ok().flatten().and_then(|u| upload_session(&u));
+            return (made.map_or(Answer::Served, Answer::Made), Some(response));
         }
+        if let Some(stream) = self.peek {
+            let mut peeker = Peeker::new(stream);
+            let decide = |head: &[u8], ended| match peeker.peek(head, ended) {
+                Peek::More => None,
+                seen => Some(seen),
+            };
+            return match read_head(response, decide).await {
+                Ok((seen, response)) => {
+                    let answer = if seen == Some(Peek::Empty) { Answer::Empty } else { Answer::Served };
+                    (answer, Some(response))
+                }
+                Err(e) => (Answer::None { timeout: false, detail: e.to_string() }, None),
+            };
+        }
+        if let Some(spotter) = &self.spot {
+            let decide = |head: &[u8], ended| match spotter.spot(head, ended) {
+                Spot::More => None,
+                spot => Some(spot),
+            };
+            return match read_head(response, decide).await {
+                Ok((Some(Spot::Found(resource)), response)) => (Answer::Made(resource), Some(response)),
+                Ok((_, response)) => (Answer::Served, Some(response)),
+                Err(e) => (Answer::None { timeout: false, detail: e.to_string() }, None),
+            };
+        }
+        (Answer::Served, Some(response))
     }
 
     /// Sends the request with `key`; gives up when Google has not answered (headers) within
@@ -82,14 +99,26 @@ impl Upstream {
         } else {
             headers.set("authorization", &format!("Bearer {key}")).map_err(failed)?;
         }
-        if self.method == Method::Post {
-            let content_type = self.content_type.as_deref().unwrap_or("application/json");
-            headers.set("content-type", content_type).map_err(failed)?;
+        for (name, value) in &self.headers {
+            headers.set(name, value).map_err(failed)?;
+        }
+        let has_body = matches!(self.method, Method::Post | Method::Patch);
+        if has_body && !self.headers.iter().any(|(name, _)| *name == "content-type") {
+            headers.set("content-type", "application/json").map_err(failed)?;
         }
         let mut init = RequestInit::new();
         init.with_method(self.method.clone()).with_headers(headers).with_redirect(RequestRedirect::Manual);
-        if self.method == Method::Post {
-            init.with_body(Some(js_sys::Uint8Array::from(self.body.as_slice()).into()));
+        match &self.body {
+            Payload::Bytes(body) if has_body => {
+                init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+            }
+            Payload::Bytes(_) => {}
+            Payload::Stream(body) => match body.borrow_mut().take() {
+                Some(stream) => {
+                    init.with_body(Some(stream));
+                }
+                None => return Err(NoAnswer { timeout: false, detail: "the upload was sent already".into() }),
+            },
         }
         let request = Request::new_with_init(&self.url, &init).map_err(failed)?;
         let controller = AbortController::default();
@@ -106,6 +135,36 @@ impl Upstream {
             }
         }
     }
+}
+
+/// Reads the head of a response's body until `decide` decides (or the body ends), then puts
+/// the body back together: the bytes read, then the rest as it streams in.
+async fn read_head<T>(
+    mut response: Response,
+    mut decide: impl FnMut(&[u8], bool) -> Option<T>,
+) -> worker::Result<(Option<T>, Response)> {
+    let status = response.status_code();
+    let headers = response.headers().clone();
+    let _ = headers.delete("content-length");
+    let mut rest = response.stream()?;
+    let mut head = Vec::new();
+    let (seen, ended) = loop {
+        // A read that fails ends the answer where it failed, as a pass-through would.
+        let piece = rest.next().await.and_then(|p| p.ok());
+        let ended = piece.is_none();
+        head.extend_from_slice(&piece.unwrap_or_default());
+        match decide(&head, ended) {
+            None if !ended => continue,
+            seen => break (seen, ended),
+        }
+    };
+    let rebuilt = if ended {
+        Response::from_bytes(head)?
+    } else {
+        let first = futures_util::stream::once(async move { Ok::<Vec<u8>, worker::Error>(head) });
+        Response::from_stream(first.chain(rest))?
+    };
+    Ok((seen, rebuilt.with_status(status).with_headers(headers)))
 }
 
 /// Google did not answer: the connection failed, or the first byte took too long.

@@ -76,6 +76,7 @@ mod client {
     pub(crate) mod scrub;
 }
 mod decide {
+    pub(crate) mod affinity;
     pub(crate) mod attempts;
     pub(crate) mod cooling;
     pub(crate) mod ending;
@@ -121,8 +122,14 @@ pub use client::auth::{
 pub use client::envelope::{Dialect, ErrorReply};
 pub use client::model::valid_model;
 pub use client::openai_body::{peek, strip_model_prefixes};
-pub use client::route::{may_be_native, route, Access, Endpoint, Route};
+pub use client::route::{may_be_native, route, Access, Endpoint, ResourceCall, Route};
+
+// Stateful resources, each kept with its project.
 pub use client::scrub::scrub;
+pub use decide::affinity::{
+    makes, named, proxied_upload_url, upload_fits, upload_session, Kind, Pin, Pinned, Record, Resource, Spot, Spotter,
+    SPOT_LIMIT,
+};
 
 // What Google's answers mean, and what they change.
 pub use decide::cooling::{decide, Action, Cooldown, Moment, Scope};
@@ -146,6 +153,6 @@ pub use operator::clock::ResetZone;
 pub use operator::console::Console;
 pub use operator::settings::{
     parse_duration, CoolingSettings, Profile, RequestSettings, RetrySettings, SettingError, SettingsReader, Strategy,
-    WhenAllCooling, MAX_DURATION,
+    WhenAllCooling, MAX_DURATION, MAX_UPLOAD_BYTES,
 };
 pub use operator::status::{AdminInput, PartMarks, StatusInput, MAX_MODEL_ITEMS};

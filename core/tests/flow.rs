@@ -124,6 +124,7 @@ fn run(
                 logs.push(line);
             }
             Step::Wait(_) => panic!("a request never waits before its answer"),
+            Step::Look(_) | Step::Remember { .. } => panic!("these requests name no resource"),
             Step::Done(finish) => return (finish, seen, logs),
         }
     }
@@ -285,7 +286,7 @@ fn usage_counts_every_key_tried() {
                 store.write(writes);
                 flow.read(store.read(&read_back));
             }
-            Step::Log(_) | Step::Wait(_) => {}
+            Step::Log(_) | Step::Wait(_) | Step::Look(_) | Step::Remember { .. } => {}
             Step::Done(finish) => {
                 assert_eq!(finish, Finish::Served);
                 break;
@@ -333,7 +334,7 @@ fn the_key_check_is_a_machine_the_same_loop_drives() {
                 }
             }
             Step::Log(line) => logs.push(line),
-            Step::Wait(_) => {}
+            Step::Wait(_) | Step::Look(_) | Step::Remember { .. } => {}
             Step::Done(Checked::Answer(body)) => break String::from_utf8(body).unwrap_or_default(),
             Step::Done(other) => panic!("{other:?}"),
         }
@@ -373,7 +374,7 @@ fn a_write_the_store_refuses_goes_out_again_and_lingers_after_the_answer() {
                 flow.refused((0..writes.len()).collect());
                 flow.read(store.read(&read_back));
             }
-            Step::Log(_) => {}
+            Step::Log(_) | Step::Look(_) | Step::Remember { .. } => {}
             Step::Wait(_) => panic!("no wait before the answer"),
             Step::Done(finish) => {
                 assert_eq!(finish, Finish::Served);

@@ -53,7 +53,7 @@ fn no_input_panics() {
         let _ = classify(status, &bytes);
         let _ = peek(&bytes);
         let _ = strip_model_prefixes(&bytes);
-        let _ = route(["GET", "POST", "OPTIONS", "DELETE", ""][rng.below(5)], &text, rng.below(2) == 0);
+        let _ = route(["GET", "POST", "OPTIONS", "DELETE", ""][rng.below(5)], &text, Some(&text), rng.below(2) == 0);
         let marks = Marks::decode(bytes.clone(), Some(1));
         let all = marks.all();
         if let Some(name) = MarkName::parse("k:0011223344556677") {

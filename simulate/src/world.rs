@@ -342,7 +342,8 @@ fn advance<'a, M: Machine<'a>>(
         match machine.step(now) {
             Step::Fetch(part) => machine.fetched(part, lists[part].as_bytes()),
             Step::Configure => machine.configured(cooling),
-            Step::Log(_) => {}
+            Step::Look(names) => machine.looked(vec![None; names.len()]),
+            Step::Log(_) | Step::Remember { .. } => {}
             Step::Wait(ms) => {
                 *result = Some(Awaited::Nothing);
                 return Some(ms.max(1));

@@ -37,7 +37,7 @@ pub struct Caller {
 pub fn lookup_order(access: Access) -> [Role; 2] {
     match access {
         Access::Viewer | Access::Admin => [Role::Admin, Role::Client],
-        Access::Anyone | Access::Client => [Role::Client, Role::Admin],
+        Access::Anyone | Access::Client | Access::Upload => [Role::Client, Role::Admin],
     }
 }
 

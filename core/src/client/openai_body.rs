@@ -27,20 +27,44 @@ struct Peek<'a> {
 
 /// Validates the body as a JSON object naming a model. Every other field is skipped unread.
 pub fn peek(body: &[u8]) -> Result<OpenAiBody, ErrorReply> {
+    let peeked = peek_native(body)?;
+    let Some(model) = peeked.model else {
+        return Err(ErrorReply::bad_request("missing_model", "Missing required field `model`."));
+    };
+    Ok(OpenAiBody { model, stream: peeked.stream })
+}
+
+/// What the proxy reads of a native body that may name its model (`interactions`,
+/// `cachedContents`): the same fields, the model optional (an interaction may name an agent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NativeBody {
+    /// Normalised (no `models/` prefix), if named.
+    pub model: Option<String>,
+    /// `"stream": true`.
+    pub stream: bool,
+}
+
+/// Validates the body as a JSON object; reads its model (if any) and `stream`.
+pub(crate) fn peek_native(body: &[u8]) -> Result<NativeBody, ErrorReply> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ErrorReply::bad_request("invalid_json", "Request body is empty; expected a JSON object."));
     }
     let peek: Peek<'_> = serde_json::from_slice(body)
         .map_err(|e| ErrorReply::bad_request("invalid_json", format!("Request body is not valid JSON: {e}.")))?;
-    let Some(model) = peek.model else {
-        return Err(ErrorReply::bad_request("missing_model", "Missing required field `model`."));
+    let model = match peek.model {
+        Some(model) => Some(checked_model(&model)?),
+        None => None,
     };
-    let model = normalize_model(&model);
+    Ok(NativeBody { model, stream: peek.stream.unwrap_or(false) })
+}
+
+fn checked_model(model: &str) -> Result<String, ErrorReply> {
+    let model = normalize_model(model);
     if !valid_model(model) {
         let shown: String = model.chars().take(80).collect();
         return Err(ErrorReply::bad_request("invalid_model", format!("Invalid model name {shown:?}.")));
     }
-    Ok(OpenAiBody { model: model.to_string(), stream: peek.stream.unwrap_or(false) })
+    Ok(model.to_string())
 }
 
 /// Strips `models/` from `id` in a model object or in each entry of a model list.

@@ -52,6 +52,9 @@ pub enum Endpoint {
     NativeListModels(Version),
     /// Native `GET models/{m}`.
     NativeGetModel(Version, String),
+    /// Google's stateful resources, native only: each lives in the project of the key that made
+    /// it ([`crate::decide::affinity`]).
+    Resource(Version, ResourceCall),
     /// Native `POST models/{m}:{method}`.
     NativeCall {
         /// API version.
@@ -61,6 +64,28 @@ pub enum Endpoint {
         /// One of [`NATIVE_METHODS`].
         method: &'static str,
     },
+}
+
+/// A call on one of Google's stateful resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceCall {
+    /// `POST interactions`: makes an interaction.
+    CreateInteraction,
+    /// `GET|DELETE interactions/{id}`.
+    Interaction(String),
+    /// `POST interactions/{id}/cancel`.
+    CancelInteraction(String),
+    /// `POST /upload/{v}/files` without `upload_id`: starts an upload session.
+    StartUpload,
+    /// `POST /upload/{v}/files?upload_id=…`: the bytes of a session (Google's upload URL is
+    /// its own credential: clients send no key with it).
+    Upload(String),
+    /// `GET|DELETE files/{id}`.
+    File(String),
+    /// `POST cachedContents`: makes a cached content.
+    CreateCache,
+    /// `GET|PATCH|DELETE cachedContents/{id}`.
+    Cache(String),
 }
 
 /// A routed request: the endpoint and the API dialect to answer in.
@@ -87,6 +112,7 @@ impl Route {
             Endpoint::NativeCall { version, model, method } => {
                 format!("/{}/models/{model}:{method}", version.as_str())
             }
+            Endpoint::Resource(v, call) => resource_path(*v, call),
         };
         Some(path)
     }
@@ -96,8 +122,19 @@ impl Route {
     pub fn is_native(&self) -> bool {
         matches!(
             self.endpoint,
-            Endpoint::NativeListModels(_) | Endpoint::NativeGetModel(..) | Endpoint::NativeCall { .. }
+            Endpoint::NativeListModels(_)
+                | Endpoint::NativeGetModel(..)
+                | Endpoint::NativeCall { .. }
+                | Endpoint::Resource(..)
         )
+    }
+
+    /// The call on a stateful resource, if it is one.
+    pub fn resource_call(&self) -> Option<&ResourceCall> {
+        match &self.endpoint {
+            Endpoint::Resource(_, call) => Some(call),
+            _ => None,
+        }
     }
 
     /// The model named in the path (native calls); OpenAI calls name it in the body.
@@ -117,6 +154,7 @@ impl Route {
     pub fn access(&self) -> Access {
         match self.endpoint {
             Endpoint::Preflight | Endpoint::Console => Access::Anyone,
+            Endpoint::Resource(_, ResourceCall::Upload(_)) => Access::Upload,
             Endpoint::KeyCheck => Access::Admin,
             Endpoint::Status => Access::Viewer,
             _ => Access::Client,
@@ -147,6 +185,10 @@ impl Route {
             let peeked = crate::client::openai_body::peek(body)?;
             return Ok(RequestFacts { model: Some(peeked.model), stream: peeked.stream });
         }
+        if matches!(self.resource_call(), Some(ResourceCall::CreateInteraction | ResourceCall::CreateCache)) {
+            let peeked = crate::client::openai_body::peek_native(body)?;
+            return Ok(RequestFacts { model: peeked.model, stream: peeked.stream });
+        }
         let stream = matches!(self.endpoint, Endpoint::NativeCall { method: "streamGenerateContent", .. });
         Ok(RequestFacts { model: self.path_model().map(str::to_string), stream })
     }
@@ -156,6 +198,9 @@ impl Route {
         match self.endpoint {
             Endpoint::NativeListModels(_) => &["pageSize", "pageToken"],
             Endpoint::NativeCall { .. } => &["alt"],
+            Endpoint::Resource(_, ResourceCall::Interaction(_)) => &["stream", "last_event_id", "include_input"],
+            Endpoint::Resource(_, ResourceCall::Upload(_)) => &["upload_id", "upload_protocol"],
+            Endpoint::Resource(_, ResourceCall::Cache(_)) => &["updateMask"],
             _ => &[],
         }
     }
@@ -173,6 +218,9 @@ pub enum Access {
     Viewer,
     /// An admin token (`admin_tokens`).
     Admin,
+    /// The bytes of an upload session: no token, the session's record (made when a client
+    /// started it) says whose it is.
+    Upload,
 }
 
 /// What a request is about.
@@ -196,15 +244,39 @@ pub struct RouteError {
 /// Can a request for `path` be a native call, so that a token sent the Google way
 /// (`x-goog-api-key`, `?key=`) matters? (OpenAI-only paths need not look for one.)
 pub fn may_be_native(path: &str) -> bool {
-    !path.starts_with("/v1/") || path.starts_with("/v1/models")
+    !path.starts_with("/v1/") || path.starts_with("/v1/models") || resource_path_v1(path)
+}
+
+/// Is `path` one of the native resource paths under `/v1/` (where OpenAI has paths of its own)?
+fn resource_path_v1(path: &str) -> bool {
+    RESOURCE_COLLECTIONS.iter().any(|c| path.strip_prefix("/v1/").is_some_and(|rest| rest.starts_with(c)))
+}
+
+/// The collections of stateful resources.
+const RESOURCE_COLLECTIONS: [&str; 3] = ["interactions", "files", "cachedContents"];
+
+/// Google's path for a call on a resource.
+fn resource_path(version: Version, call: &ResourceCall) -> String {
+    let v = version.as_str();
+    match call {
+        ResourceCall::CreateInteraction => format!("/{v}/interactions"),
+        ResourceCall::Interaction(id) => format!("/{v}/interactions/{id}"),
+        ResourceCall::CancelInteraction(id) => format!("/{v}/interactions/{id}/cancel"),
+        ResourceCall::StartUpload | ResourceCall::Upload(_) => format!("/upload/{v}/files"),
+        ResourceCall::File(id) => format!("/{v}/files/{id}"),
+        ResourceCall::CreateCache => format!("/{v}/cachedContents"),
+        ResourceCall::Cache(id) => format!("/{v}/cachedContents/{id}"),
+    }
 }
 
 /// Routes `method path`. `native_credentials`: the request carries its token the way Google's
 /// SDKs send a key (`x-goog-api-key` or `?key=`); it decides between the OpenAI and the native
 /// meaning of the paths both APIs share (`GET /v1/models`, `GET /v1/models/{m}`).
-pub fn route(method: &str, path: &str, native_credentials: bool) -> Result<Route, RouteError> {
+///
+/// `upload_id`: the query's `upload_id`, which makes `/upload/{v}/files` an upload session's bytes.
+pub fn route(method: &str, path: &str, upload_id: Option<&str>, native_credentials: bool) -> Result<Route, RouteError> {
     let dialect = guess_dialect(path, native_credentials);
-    let Some((endpoint, allow)) = match_path(path, native_credentials) else {
+    let Some((endpoint, allow)) = match_path(path, upload_id, native_credentials) else {
         return Err(RouteError { dialect, reply: ErrorReply::not_found(path) });
     };
     if method == "OPTIONS" {
@@ -219,7 +291,8 @@ pub fn route(method: &str, path: &str, native_credentials: bool) -> Result<Route
 fn guess_dialect(path: &str, native_credentials: bool) -> Dialect {
     let native_looking = path.starts_with("/v1beta/") && !path.starts_with("/v1beta/openai/")
         || path.contains(':')
-        || native_credentials && path.starts_with("/v1/models");
+        || path.starts_with("/upload/")
+        || native_credentials && (path.starts_with("/v1/models") || resource_path_v1(path));
     if native_looking {
         Dialect::Google
     } else {
@@ -229,11 +302,16 @@ fn guess_dialect(path: &str, native_credentials: bool) -> Dialect {
 
 const GET: &str = "GET, OPTIONS";
 const POST: &str = "POST, OPTIONS";
+const GET_DELETE: &str = "GET, DELETE, OPTIONS";
+const GET_PATCH_DELETE: &str = "GET, PATCH, DELETE, OPTIONS";
 
 /// The endpoint for a path and the methods it allows.
-fn match_path(path: &str, native_credentials: bool) -> Option<(Endpoint, &'static str)> {
+fn match_path(path: &str, upload_id: Option<&str>, native_credentials: bool) -> Option<(Endpoint, &'static str)> {
     if path == "/" {
         return Some((Endpoint::Console, GET));
+    }
+    if let Some(rest) = path.strip_prefix("/upload/") {
+        return match_upload(rest, upload_id);
     }
     if let Some(rest) = path.strip_prefix("/v1beta/openai/") {
         return match_openai(rest);
@@ -248,10 +326,46 @@ fn match_path(path: &str, native_credentials: bool) -> Option<(Endpoint, &'stati
         _ => {}
     }
     let native = native_credentials || rest.contains(':');
-    if native && (rest == "models" || rest.starts_with("models/")) {
+    if native && (rest == "models" || rest.starts_with("models/") || resource_path_v1(path)) {
         return match_native(Version::V1, rest);
     }
     match_openai(rest)
+}
+
+/// `/upload/{v}/files`: a session's start, or (with `upload_id`) its bytes.
+fn match_upload(rest: &str, upload_id: Option<&str>) -> Option<(Endpoint, &'static str)> {
+    let version = match rest {
+        "v1beta/files" => Version::V1beta,
+        "v1/files" => Version::V1,
+        _ => return None,
+    };
+    let call = match upload_id {
+        None => ResourceCall::StartUpload,
+        Some(id) => ResourceCall::Upload(valid_id(id)?.to_string()),
+    };
+    Some((Endpoint::Resource(version, call), POST))
+}
+
+/// `id`, if it is a resource id ([`crate::decide::affinity`]).
+fn valid_id(id: &str) -> Option<&str> {
+    crate::decide::affinity::valid_id(id).then_some(id)
+}
+
+/// `interactions…`, `files/{id}`, `cachedContents…` (the lists are not served: see the README).
+fn match_resource(version: Version, rest: &str) -> Option<(Endpoint, &'static str)> {
+    let (call, allow) = match rest.split_once('/') {
+        None if rest == "interactions" => (ResourceCall::CreateInteraction, POST),
+        None if rest == "cachedContents" => (ResourceCall::CreateCache, POST),
+        None => return None,
+        Some(("interactions", id)) => match id.strip_suffix("/cancel") {
+            Some(id) => (ResourceCall::CancelInteraction(valid_id(id)?.to_string()), POST),
+            None => (ResourceCall::Interaction(valid_id(id)?.to_string()), GET_DELETE),
+        },
+        Some(("files", id)) => (ResourceCall::File(valid_id(id)?.to_string()), GET_DELETE),
+        Some(("cachedContents", id)) => (ResourceCall::Cache(valid_id(id)?.to_string()), GET_PATCH_DELETE),
+        Some(_) => return None,
+    };
+    Some((Endpoint::Resource(version, call), allow))
 }
 
 fn match_openai(rest: &str) -> Option<(Endpoint, &'static str)> {
@@ -271,7 +385,7 @@ fn match_native(version: Version, rest: &str) -> Option<(Endpoint, &'static str)
     if rest == "models" {
         return Some((Endpoint::NativeListModels(version), GET));
     }
-    let name = rest.strip_prefix("models/")?;
+    let Some(name) = rest.strip_prefix("models/") else { return match_resource(version, rest) };
     match name.split_once(':') {
         None => valid_model(name).then(|| (Endpoint::NativeGetModel(version, name.to_string()), GET)),
         Some((model, method)) => {
@@ -286,11 +400,11 @@ mod tests {
     use super::*;
 
     fn ok(method: &str, path: &str, native: bool) -> Route {
-        route(method, path, native).expect("routes")
+        route(method, path, None, native).expect("routes")
     }
 
     fn status(method: &str, path: &str) -> u16 {
-        route(method, path, false).map_or_else(|e| e.reply.status, |_| 200)
+        route(method, path, None, false).map_or_else(|e| e.reply.status, |_| 200)
     }
 
     #[test]
@@ -327,6 +441,35 @@ mod tests {
     }
 
     #[test]
+    fn resource_routes() {
+        let create = ok("POST", "/v1/interactions", true);
+        assert_eq!(create.endpoint, Endpoint::Resource(Version::V1, ResourceCall::CreateInteraction));
+        assert_eq!((create.dialect, create.upstream_path().as_deref()), (Dialect::Google, Some("/v1/interactions")));
+        let get = ok("DELETE", "/v1beta/interactions/v1_abc-9", false);
+        assert_eq!(get.upstream_path().as_deref(), Some("/v1beta/interactions/v1_abc-9"));
+        assert_eq!(
+            ok("POST", "/v1beta/interactions/x1/cancel", false).endpoint,
+            Endpoint::Resource(Version::V1beta, ResourceCall::CancelInteraction("x1".into()))
+        );
+        assert_eq!(
+            ok("PATCH", "/v1beta/cachedContents/c1", false).upstream_path().as_deref(),
+            Some("/v1beta/cachedContents/c1")
+        );
+        let start = ok("POST", "/upload/v1beta/files", false);
+        assert_eq!(
+            (start.endpoint.clone(), start.access()),
+            (Endpoint::Resource(Version::V1beta, ResourceCall::StartUpload), Access::Client)
+        );
+        let bytes = route("POST", "/upload/v1beta/files", Some("u-1"), false).expect("routes");
+        assert_eq!(bytes.access(), Access::Upload);
+        assert_eq!(bytes.upstream_path().as_deref(), Some("/upload/v1beta/files"));
+        assert_eq!(route("POST", "/upload/v1beta/files", Some("a b"), false).map_err(|e| e.reply.status), Err(404));
+        // OpenAI's own `/v1/files` is not served.
+        assert_eq!(status("GET", "/v1/files/abc"), 404);
+        assert!(may_be_native("/v1/files/abc") && may_be_native("/upload/v1beta/files"));
+    }
+
+    #[test]
     fn errors() {
         assert_eq!(status("GET", "/v1/chat/completions"), 405);
         assert_eq!(status("POST", "/v1/models"), 405);
@@ -342,7 +485,11 @@ mod tests {
         assert_eq!(status("POST", "/v1beta/models/gemini:deleteEverything"), 404);
         assert_eq!(status("GET", "/v1beta/tunedModels/x"), 404);
         assert_eq!(status("GET", "/v1beta/files"), 404);
-        let e = route("DELETE", "/v1beta/models", false).expect_err("405");
+        assert_eq!(status("GET", "/v1beta/files/a/b"), 404);
+        assert_eq!(status("GET", "/v1beta/files/.."), 404);
+        assert_eq!(status("POST", "/v1beta/files/abc"), 405);
+        assert_eq!(status("GET", "/upload/v1beta/other"), 404);
+        let e = route("DELETE", "/v1beta/models", None, false).expect_err("405");
         assert_eq!((e.dialect, e.reply.allow), (Dialect::Google, Some("GET, OPTIONS")));
     }
 }

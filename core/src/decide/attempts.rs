@@ -34,6 +34,7 @@
 //! [`Outcome::may_be_the_requests`]: crate::google::classify::Outcome::may_be_the_requests
 
 use crate::client::scrub::scrub;
+use crate::decide::affinity::Pinned;
 use crate::decide::judge::{judge, revival};
 use crate::google::classify::Verdict;
 use crate::google::reason::Reason;
@@ -106,6 +107,8 @@ pub struct Attempts<'a> {
     /// Google refused the request itself (400, 404, a 403 about what it names), or no key was
     /// alive to ask: the model it names is not one Google accepted.
     model_unconfirmed: bool,
+    /// The only bucket whose keys may serve: the one holding the resources the request names.
+    pin: Option<Pinned>,
 }
 
 /// An answer that may be the request's fault ([`may_be_the_requests`]): the bucket
@@ -139,7 +142,15 @@ impl<'a> Attempts<'a> {
             soonest_seen: Cell::new(None),
             suspect: None,
             model_unconfirmed: false,
+            pin: None,
         }
+    }
+
+    /// Only keys of `bucket` may serve this request (it names resources that live there:
+    /// [`crate::decide::affinity`]). When they are all cooling the request ends with a 429
+    /// and `Retry-After`, never with a key of another project.
+    pub fn pin(&mut self, bucket: Pinned) {
+        self.pin = Some(bucket);
     }
 
     /// The state as this request sees it (what was read, and its own changes).
@@ -226,9 +237,10 @@ impl<'a> Attempts<'a> {
         if self.finished() {
             return Choice::Deliver;
         }
-        let (state, probed, soonest) = (&self.state, self.probed, &self.soonest_seen);
+        let (state, probed, soonest, pin) = (&self.state, self.probed, &self.soonest_seen, &self.pin);
         let suspect = self.suspect.as_ref().map(|s| s.bucket);
         let usable = |key: &ApiKey<'a>| match state.availability(key, now_ms) {
+            _ if pin.as_ref().is_some_and(|bucket| !bucket.holds(key)) => false,
             _ if suspect.is_some_and(|bucket| Bucket::of(key) == bucket) => false,
             Availability::Ready => true,
             Availability::Probation => !probed,
@@ -353,7 +365,7 @@ impl<'a> Attempts<'a> {
         let soonest = self
             .pool
             .iter()
-            .filter(|key| !self.picker.tried(key))
+            .filter(|key| !self.picker.tried(key) && self.pin.as_ref().is_none_or(|bucket| bucket.holds(key)))
             .filter_map(|key| match self.state.availability(&key, now_ms) {
                 Availability::Cooling { until_ms, reason } => {
                     retired &= reason == Reason::ModelRetired;

@@ -39,7 +39,9 @@
 //!
 //! Usage is counted after the client has its answer: [`Flow::usage`].
 
+use crate::client::auth::Caller;
 use crate::client::envelope::ErrorReply;
+use crate::decide::affinity::{self, Pin, Record, Resource};
 use crate::decide::attempts::{Attempts, Choice};
 use crate::decide::ending::Ending;
 use crate::google::classify::Verdict;
@@ -75,6 +77,19 @@ pub enum Step<'a, D> {
         /// The items to read after writing.
         read_back: Vec<Item>,
     },
+    /// Read these resource records (store items by name: [`crate::decide::affinity`]) and hand
+    /// each one's bytes, or `None` if the store has none, to [`Machine::looked`] in this order.
+    Look(Vec<String>),
+    /// Store this resource record (a success made the resource) under `item`, kept for
+    /// `ttl_secs`; then ask for the next step.
+    Remember {
+        /// The store item's name.
+        item: String,
+        /// The record's bytes.
+        record: Vec<u8>,
+        /// How long the store keeps it.
+        ttl_secs: u64,
+    },
     /// Log this line (a failed attempt, a dead key found, a store that keeps losing writes).
     /// It holds no key.
     Log(String),
@@ -90,6 +105,9 @@ pub enum Step<'a, D> {
 pub enum Answer {
     /// A 2xx (a request's edge keeps the response to deliver it).
     Served,
+    /// A 2xx that made this resource (the edge spotted its name in the answer:
+    /// [`crate::decide::affinity::Spotter`]); it is delivered like [`Answer::Served`].
+    Made(Resource),
     /// A 2xx with nothing in it: the edge [`Peeker`](crate::google::empty::Peeker)ed at the head of
     /// an answer [`Route::answer_may_be_empty`](crate::client::route::Route::answer_may_be_empty)
     /// names. The edge keeps it: it is what the client gets if no other key serves.
@@ -130,6 +148,8 @@ pub trait Machine<'a> {
     /// (`TooManyRequests` on Fastly, `overloaded` on Workers): called before
     /// [`read`](Self::read) or [`written`](Self::written).
     fn refused(&mut self, writes: Vec<usize>);
+    /// The records a [`Step::Look`] asked for, in its order (machines that never look ignore it).
+    fn looked(&mut self, _records: Vec<Option<Vec<u8>>>) {}
 }
 
 /// How a request ends.
@@ -163,6 +183,19 @@ pub struct Flow<'a> {
     last: Ending<'a>,
     /// Changes the store refused: they go out with the next write, or after the answer.
     carry: Vec<Change>,
+    /// The stateful resources the request names and what it makes ([`crate::decide::affinity`]).
+    resources: Resources,
+}
+
+/// A request's stateful resources: what it names (looked up first), the pin the records give,
+/// what a success makes, and the record of it to store before the answer goes out.
+#[derive(Default)]
+struct Resources {
+    named: Vec<Resource>,
+    caller: Option<Caller>,
+    pin: Option<Pin>,
+    makes: bool,
+    remember: Option<Step<'static, Finish>>,
 }
 
 /// Where the flow is.
@@ -171,6 +204,8 @@ enum Stage<'a> {
     Choose { part: usize, tries: usize },
     /// Every part is fetched to draw the starting part by size.
     DrawBySize,
+    /// The records of the resources the request names are read first.
+    Look,
     /// `part` is the starting part; if it holds no key every part is used.
     Start(usize),
     /// The items of `parts` are being read (to begin the attempts, or to widen them).
@@ -213,7 +248,19 @@ impl<'a> Flow<'a> {
             log: None,
             last: Ending::nothing_yet(),
             carry: Vec::new(),
+            resources: Resources::default(),
         }
+    }
+
+    /// A request by `caller` that names `named` resources (their records are read first: the
+    /// request is pinned to the project holding them, or refused) and, if `makes`, makes one
+    /// (its record is stored before the answer goes out). See [`crate::decide::affinity`].
+    pub fn with_resources(mut self, named: Vec<Resource>, makes: bool, caller: &Caller) -> Self {
+        if !named.is_empty() {
+            self.stage = Stage::Look;
+        }
+        self.resources = Resources { named, caller: Some(caller.clone()), pin: None, makes, remember: None };
+        self
     }
 
     /// The model the request is about.
@@ -224,6 +271,8 @@ impl<'a> Flow<'a> {
     /// This request's usage append for `client` (after the client has its answer): each key
     /// tried, and whether the client was served, in the quota day of `zone` at `now_ms`.
     pub fn usage(&mut self, client: &str, now_ms: u64, zone: ResetZone) -> usage::UsageAppend {
+        // An upload session's bytes count for the client that started it.
+        let client = self.resources.pin.as_ref().map_or(client, |pin| pin.owner.as_str());
         let served = matches!(self.stage, Stage::Done(Finish::Served));
         let (history, model): (&[(ApiKey<'a>, bool)], Option<&str>) = match &self.attempts {
             Some(attempts) => (attempts.history(), attempts.counted_model()),
@@ -250,6 +299,10 @@ impl<'a> Flow<'a> {
         match stage {
             Stage::Choose { part, tries } => self.choose(part, tries),
             Stage::DrawBySize => self.draw_by_size(),
+            Stage::Look => {
+                let items = self.resources.named.iter().map(Resource::item).collect();
+                (Stage::Look, Some(Step::Look(items)))
+            }
             Stage::Start(part) => self.start(part),
             Stage::Read { parts, widen } => {
                 let items = self.items(&parts);
@@ -263,6 +316,9 @@ impl<'a> Flow<'a> {
             Stage::Sent(key) => (Stage::Sent(key), Some(Step::Send(vec![key]))),
             Stage::Judge(key, answer) => self.judge(key, answer, now_ms),
             Stage::Record(recorder) => self.record(recorder, now_ms),
+            Stage::Done(Finish::Served) if self.resources.remember.is_some() => {
+                (Stage::Done(Finish::Served), self.resources.remember.take())
+            }
             Stage::Done(finish) => (Stage::Done(finish.clone()), Some(Step::Done(finish))),
         }
     }
@@ -352,6 +408,10 @@ impl<'a> Flow<'a> {
         };
         let (verdict, ending) = match answer {
             Answer::Served => (None, Ending::Served),
+            Answer::Made(resource) => {
+                self.resources.remember(&key, &resource);
+                (None, Ending::Served)
+            }
             Answer::Empty => (Some(Verdict::empty()), Ending::Served),
             Answer::Error { status, body } => {
                 let (verdict, ending) = Ending::upstream(status, body, &key);
@@ -445,6 +505,9 @@ impl<'a> Flow<'a> {
         let Some(pool) = self.pool.take() else { return Stage::Done(Finish::EmptyPool) };
         let mut attempts = Attempts::new(pool, state, self.seed.rotate_left(32));
         attempts.limit_upstream(self.upstream_limit);
+        if let Some(pin) = &self.resources.pin {
+            attempts.pin(pin.bucket.clone());
+        }
         self.attempts = Some(attempts);
         Stage::Next
     }
@@ -509,6 +572,43 @@ impl<'a> Machine<'a> for Flow<'a> {
         if let Stage::Record(recorder) = &mut self.stage {
             recorder.refused(&writes);
         }
+    }
+
+    fn looked(&mut self, records: Vec<Option<Vec<u8>>>) {
+        if !matches!(self.stage, Stage::Look) {
+            return;
+        }
+        let named = std::mem::take(&mut self.resources.named);
+        let looked: Vec<(Resource, Option<Record>)> = named
+            .into_iter()
+            .zip(records.into_iter().chain(std::iter::repeat(None)))
+            .map(|(resource, bytes)| (resource, bytes.and_then(|b| Record::decode(&b))))
+            .collect();
+        let caller = self.resources.caller.clone().unwrap_or(Caller { label: String::new(), admin: false });
+        self.stage = match affinity::pin(&caller, &looked) {
+            Ok(pin) => {
+                let part = pin.part.min(self.lists.len() - 1);
+                self.resources.pin = Some(pin);
+                Stage::Start(part)
+            }
+            Err(reply) => Stage::Done(Finish::Error(reply)),
+        };
+    }
+}
+
+impl Resources {
+    /// `key` served and made `resource`: its record, for the pin's owner (or the caller).
+    fn remember(&mut self, key: &ApiKey<'_>, resource: &Resource) {
+        if !self.makes {
+            return;
+        }
+        let owner = match (&self.pin, &self.caller) {
+            (Some(pin), _) => pin.owner.as_str(),
+            (None, Some(caller)) => caller.label.as_str(),
+            (None, None) => return,
+        };
+        let record = Record::new(key, owner).encode();
+        self.remember = Some(Step::Remember { item: resource.item(), record, ttl_secs: resource.kind.ttl_secs() });
     }
 }
 

@@ -56,6 +56,9 @@ pub enum Profile {
     Seed,
 }
 
+/// Google's limit on one file (2 GB), and the default of `max_upload_bytes`.
+pub const MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 /// Knobs read on every request: what the first attempt needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestSettings {
@@ -223,6 +226,14 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
     pub fn stream_limit(&mut self) -> Result<Option<Duration>, SettingError> {
         let limit = self.read("max_stream_duration", DEFAULT_STREAM_LIMIT, parse_duration)?;
         Ok(Some(limit).filter(|d| !d.is_zero()))
+    }
+
+    /// `max_upload_bytes`: the largest file an upload session may announce, and the largest
+    /// piece of one (default and most: Google's 2 GB per file). Read only by uploads, whose
+    /// bytes stream through and are never held (`max_body_bytes` does not apply to them).
+    pub fn upload_limit(&mut self) -> Result<u64, SettingError> {
+        let most = usize::try_from(MAX_UPLOAD_BYTES).unwrap_or(usize::MAX);
+        self.read("max_upload_bytes", most, |v| parse_count(v, 1024, most)).map(|n| n as u64)
     }
 
     /// The knobs a failure needs.

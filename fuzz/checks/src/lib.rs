@@ -92,9 +92,11 @@ pub fn request(data: &[u8]) {
     let goog = input.text();
     let query = input.text();
     let native_credentials = input.byte().is_multiple_of(2);
-    let Ok(route) = route(method, &path, native_credentials) else { return };
+    let upload_id = input.byte().is_multiple_of(3).then_some(query.as_str());
+    let Ok(route) = route(method, &path, upload_id, native_credentials) else { return };
     if let Some(upstream) = route.upstream_path() {
-        assert!(upstream.starts_with("/v1beta/") || upstream.starts_with("/v1/"), "{upstream}");
+        let versioned = ["/v1beta/", "/v1/", "/upload/v1beta/", "/upload/v1/"];
+        assert!(versioned.iter().any(|v| upstream.starts_with(v)), "{upstream}");
         assert!(!upstream.contains("..") && !upstream.contains('%') && !upstream.contains("//"), "{upstream}");
         assert!(upstream.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:".contains(&b)), "{upstream}");
         if let Some(model) = route.path_model() {
@@ -302,6 +304,8 @@ pub fn attempt_loop(data: &[u8]) {
             Step::Fetch(part) => flow.fetched(part, lists[part].as_bytes()),
             Step::Read(items) => flow.read(store.read(&items)),
             Step::Configure => flow.configured(&cooling),
+            Step::Look(names) => flow.looked(vec![None; names.len()]),
+            Step::Remember { .. } => {}
             Step::Send(keys) => {
                 tally(&flow, (&mut counted, &mut unproven), names_fault, now, bound);
                 let key = keys[0];

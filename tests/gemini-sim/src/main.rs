@@ -13,6 +13,7 @@
 mod answers;
 mod google;
 mod requests;
+mod resources;
 mod world;
 
 use bytes::Bytes;
@@ -22,6 +23,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use resources::ResCall;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -164,10 +166,32 @@ enum Call {
     NativeModels,
     NativeModel(String),
     Native { model: String, method: String, version: String },
+    Res(ResCall),
     Unknown,
 }
 
-fn classify_path(method: &str, path: &str) -> Call {
+/// Calls on stateful resources (`rest`: the path after the version).
+fn classify_resource(method: &str, rest: &str, query: &str) -> Option<ResCall> {
+    if rest == "upload-files" {
+        let upload_id = query.split('&').find_map(|p| p.strip_prefix("upload_id="));
+        return Some(upload_id.map_or(ResCall::StartUpload, |id| ResCall::Upload(id.to_string())));
+    }
+    let call = match (method, rest.split_once('/')) {
+        ("POST", None) if rest == "interactions" => ResCall::CreateInteraction,
+        ("POST", None) if rest == "cachedContents" => ResCall::CreateCache,
+        ("POST", Some(("interactions", id))) => ResCall::CancelInteraction(id.strip_suffix("/cancel")?.to_string()),
+        ("GET" | "DELETE", Some(("interactions", id))) => ResCall::Interaction(id.to_string()),
+        ("GET" | "DELETE", Some(("files", id))) => ResCall::File(id.to_string()),
+        ("GET" | "PATCH" | "DELETE", Some(("cachedContents", id))) => ResCall::Cache(id.to_string()),
+        _ => return None,
+    };
+    Some(call)
+}
+
+fn classify_path(method: &str, path: &str, query: &str) -> Call {
+    if method == "POST" && (path == "/upload/v1beta/files" || path == "/upload/v1/files") {
+        return classify_resource(method, "upload-files", query).map_or(Call::Unknown, Call::Res);
+    }
     if let Some(rest) = path.strip_prefix("/v1beta/openai/") {
         return match (method, rest) {
             ("POST", "chat/completions") => Call::Chat,
@@ -186,7 +210,9 @@ fn classify_path(method: &str, path: &str) -> Call {
     if rest == "models" && method == "GET" {
         return Call::NativeModels;
     }
-    let Some(name) = rest.strip_prefix("models/") else { return Call::Unknown };
+    let Some(name) = rest.strip_prefix("models/") else {
+        return classify_resource(method, rest, query).map_or(Call::Unknown, Call::Res);
+    };
     match (method, name.split_once(':')) {
         ("GET", None) => Call::NativeModel(name.to_string()),
         ("POST", Some((model, m))) => {
@@ -197,14 +223,15 @@ fn classify_path(method: &str, path: &str) -> Call {
 }
 
 async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
-    let call = classify_path(&incoming.method, &incoming.path);
+    let call = classify_path(&incoming.method, &incoming.path, &incoming.query);
+    if let Call::Res(res) = &call {
+        return resource(res, incoming, world).await;
+    }
     let compat = incoming.path.starts_with("/v1beta/openai/");
     let body_json: Value = serde_json::from_slice(&incoming.body).unwrap_or(Value::Null);
     let model = match &call {
         Call::Native { model, .. } => Some(model.clone()),
-        Call::Chat | Call::CompatEmbeddings | Call::CompatImages => {
-            body_json.get("model").and_then(Value::as_str).map(|m| m.strip_prefix("models/").unwrap_or(m).to_string())
-        }
+        Call::Chat | Call::CompatEmbeddings | Call::CompatImages => body_model(&body_json),
         _ => None,
     };
     let counts = matches!(&call, Call::Chat)
@@ -222,6 +249,11 @@ async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
         let verdict = if !compat && key_via == "authorization" {
             Verdict::Error(google::unauthenticated())
         } else {
+            let project = key.as_deref().and_then(|k| w.project_of(k)).unwrap_or_default();
+            let refused = refused.or_else(|| match counts || matches!(&call, Call::Native { .. }) {
+                true => w.resources.check_refs(&project, &body_json),
+                false => None,
+            });
             w.admit(key.as_deref(), model.as_deref(), counts, refused)
         };
         let label = match &key {
@@ -249,6 +281,85 @@ async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
         tokio::time::sleep(Duration::from_secs(600)).await;
     } else if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+    response
+}
+
+fn body_model(body: &Value) -> Option<String> {
+    body.get("model").and_then(Value::as_str).map(|m| m.strip_prefix("models/").unwrap_or(m).to_string())
+}
+
+/// A call on a stateful resource: the key's project holds it or not ([`resources`]).
+/// An upload session's bytes need no key (the upload URL is the credential, as at Google).
+async fn resource(call: &ResCall, incoming: Incoming_, world: Shared) -> Response<Body> {
+    let body_json: Value = serde_json::from_slice(&incoming.body).unwrap_or(Value::Null);
+    let (key, key_via) = find_key(&incoming);
+    let interactions =
+        matches!(call, ResCall::CreateInteraction | ResCall::Interaction(_) | ResCall::CancelInteraction(_));
+    let model = match call {
+        ResCall::CreateInteraction | ResCall::CreateCache => body_model(&body_json),
+        _ => None,
+    };
+    let asked = resources::Asked {
+        method: &incoming.method,
+        body: &body_json,
+        headers: &incoming.headers,
+        bytes: incoming.body.len(),
+    };
+    let (reply, label, latency_ms, chunk_delay_ms) = {
+        let Ok(mut w) = world.lock() else { return json_response(500, &json!({"error": "poisoned"})) };
+        let label = match &key {
+            Some(k) => w.label_of(k).map_or_else(|| format!("unknown:{k}"), |c| c.label.clone()),
+            None => "none".to_string(),
+        };
+        let reply = match call {
+            ResCall::Upload(_) => {
+                let project = String::new();
+                let text = answers::text_for(w.config.stream_chunks);
+                w.resources.answer(call, &asked, &project, &text)
+            }
+            _ => {
+                let counts = matches!(call, ResCall::CreateInteraction);
+                let project = key.as_deref().and_then(|k| w.project_of(k)).unwrap_or_default();
+                let refused = match call {
+                    ResCall::CreateInteraction => {
+                        w.resources.check_refs(&project, &body_json).map(resources::interactions_style)
+                    }
+                    _ => None,
+                };
+                match w.admit(key.as_deref(), model.as_deref(), counts, refused) {
+                    Verdict::Error(e) if interactions => resources::Reply::error(resources::interactions_style(e)),
+                    Verdict::Error(e) => resources::Reply::error(e),
+                    Verdict::Ok(_) => {
+                        let text = answers::text_for(w.config.stream_chunks);
+                        w.resources.answer(call, &asked, &project, &text)
+                    }
+                }
+            }
+        };
+        (reply, label, w.config.latency_ms, w.config.chunk_delay_ms)
+    };
+    let (response, status) = match reply {
+        resources::Reply::Stream(frames) => (
+            stream_body(frames.into_iter().map(Bytes::from).collect(), chunk_delay_ms, false, "text/event-stream"),
+            200,
+        ),
+        resources::Reply::Json { status, headers, body } => {
+            let mut response = match body {
+                Some(body) => json_response(status, &body),
+                None => full(status, "text/plain; charset=utf-8", ""),
+            };
+            for (name, value) in headers {
+                if let Ok(value) = value.parse() {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            (response, status)
+        }
+    };
+    record(&world, &incoming, &label, key_via, model, status, key.as_deref());
+    if latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
     }
     response
 }
@@ -365,7 +476,9 @@ fn answer(
         Call::Native { model, method, version } => {
             native(model, method, version, incoming, body, chunks, chunk_delay_ms, delivery, &known)
         }
-        Call::Unknown => (error_response(incoming.path.starts_with("/v1beta/openai/"), &google::not_found_path()), 404),
+        Call::Unknown | Call::Res(_) => {
+            (error_response(incoming.path.starts_with("/v1beta/openai/"), &google::not_found_path()), 404)
+        }
     }
 }
 

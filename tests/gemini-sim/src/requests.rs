@@ -94,23 +94,12 @@ pub fn check_generate(body: &Value) -> Option<GoogleError> {
             return Some(google::invalid_enum(&format!("safety_settings[{i}].category"), "HarmCategory", category));
         }
     }
-    if fields.get("cachedContent").or_else(|| fields.get("cached_content")).is_some() {
-        return Some(google::cache_denied());
-    }
-    named_file(fields.get("contents")?).map(|id| google::file_denied(&id))
+    // Files and cached contents named: [`crate::resources::Resources::check_refs`].
+    None
 }
 
 /// Google's answer to a chat completion body it refuses (unknown top-level fields).
 pub fn check_chat(body: &Value) -> Option<GoogleError> {
     let fields = body.as_object()?;
     fields.keys().find(|k| !CHAT_FIELDS.contains(&k.as_str())).map(|name| google::unknown_field(name))
-}
-
-/// The id of the first file the contents name (`fileData.fileUri`, `…/files/<id>`).
-fn named_file(contents: &Value) -> Option<String> {
-    let parts = contents.as_array()?.iter().filter_map(|c| c.get("parts")?.as_array()).flatten();
-    parts.filter_map(|p| p.get("fileData").or_else(|| p.get("file_data"))).find_map(|data| {
-        let uri = data.get("fileUri").or_else(|| data.get("file_uri"))?.as_str()?;
-        Some(uri.rsplit('/').next().unwrap_or(uri).to_string())
-    })
 }

@@ -135,6 +135,8 @@ pub struct BucketStat {
 
 pub struct World {
     pub config: Config,
+    /// Interactions, files, cached contents: per project.
+    pub resources: crate::resources::Resources,
     /// Key text → index in `config.keys`.
     index: HashMap<String, usize>,
     remaining: Vec<Option<u64>>,
@@ -161,6 +163,7 @@ impl World {
         let index = config.keys.iter().enumerate().map(|(i, k)| (k.key.clone(), i)).collect();
         World {
             config,
+            resources: Default::default(),
             index,
             remaining,
             started: now_s(),
@@ -179,6 +182,11 @@ impl World {
     pub fn burst(&mut self, seconds: f64, status: u16) {
         self.burst_until = now_s() + seconds;
         self.burst_status = status;
+    }
+
+    /// The project a key belongs to (a key without one is its own, named by its label).
+    pub fn project_of(&self, key: &str) -> Option<String> {
+        self.label_of(key).map(|k| k.project.clone().unwrap_or_else(|| k.label.clone()))
     }
 
     pub fn label_of(&self, key: &str) -> Option<&KeyConfig> {

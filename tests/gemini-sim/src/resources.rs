@@ -1,0 +1,338 @@
+//! Google's stateful resources, kept per project as Google keeps them: interactions, files
+//! (made through the resumable upload protocol) and cached contents. A key of another project
+//! gets Google's answers: 403 for a file or a cached content it does not hold, 404 for an
+//! interaction. Shapes follow Google's docs and the google-genai SDK's own parsing.
+
+use crate::google::{self, GoogleError};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// A call on a resource.
+pub enum ResCall {
+    CreateInteraction,
+    Interaction(String),
+    CancelInteraction(String),
+    StartUpload,
+    Upload(String),
+    File(String),
+    CreateCache,
+    Cache(String),
+}
+
+/// What the simulator answers: a status, headers, and a JSON body (or none) — or a stream of
+/// SSE frames.
+pub enum Reply {
+    Json { status: u16, headers: Vec<(&'static str, String)>, body: Option<Value> },
+    Stream(Vec<String>),
+}
+
+impl Reply {
+    fn json(status: u16, body: Value) -> Self {
+        Reply::Json { status, headers: Vec::new(), body: Some(body) }
+    }
+
+    pub fn error(e: GoogleError) -> Self {
+        Reply::json(e.status, e.body)
+    }
+}
+
+/// What a request asks of a resource.
+pub struct Asked<'a> {
+    pub method: &'a str,
+    pub body: &'a Value,
+    pub headers: &'a std::collections::BTreeMap<String, String>,
+    /// The body's length (upload bytes).
+    pub bytes: usize,
+}
+
+struct Upload {
+    project: String,
+    size: u64,
+    received: u64,
+    file: Value,
+}
+
+struct Held {
+    project: String,
+    value: Value,
+}
+
+#[derive(Default)]
+pub struct Resources {
+    files: HashMap<String, Held>,
+    caches: HashMap<String, Held>,
+    interactions: HashMap<String, Held>,
+    uploads: HashMap<String, Upload>,
+    next: u64,
+    /// Bytes received by upload sessions (a test reads it to see an upload arrived whole).
+    pub uploaded_bytes: u64,
+}
+
+/// Google's host, as its upload URLs and file URIs name it.
+const GOOGLE: &str = "https://generativelanguage.googleapis.com";
+
+fn now_text() -> String {
+    "2026-12-03T12:00:00.000000Z".to_string()
+}
+
+/// An Interactions API error: a word for a code.
+pub fn interaction_error(status: u16, code: &str, message: &str) -> GoogleError {
+    GoogleError { status, body: json!({"error": {"code": code, "message": message}}), raw: None }
+}
+
+/// A `generateContent`-style error as the Interactions API words it.
+pub fn interactions_style(e: GoogleError) -> GoogleError {
+    let message = e.body["error"]["message"].as_str().unwrap_or_default().to_string();
+    let status_word = e.body["error"]["status"].as_str().unwrap_or_default();
+    let daily = e.body.to_string().contains("PerDay");
+    let (status, code) = match (e.status, status_word) {
+        (400, _) if message.contains("API key") => (401, "authentication"),
+        (400, _) => (400, "invalid_request"),
+        (401, _) => (401, "authentication"),
+        (402, _) => (402, "payment_required"),
+        (403, _) => (403, "permission_denied"),
+        (404, _) => (404, "not_found"),
+        (429, _) if daily => (429, "quota_exceeded"),
+        (429, _) => (429, "rate_limit_exceeded"),
+        (503, _) => (503, "service_unavailable"),
+        (s, _) if s >= 500 => (s, "api_error"),
+        (s, _) => (s, "invalid_request"),
+    };
+    interaction_error(status, code, &message)
+}
+
+impl Resources {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}{:06}x{}", self.next, self.next * 7919 % 1000)
+    }
+
+    /// Google's refusal of a generation body naming a file or a cached content `project`
+    /// does not hold.
+    pub fn check_refs(&self, project: &str, body: &Value) -> Option<GoogleError> {
+        let cache = body.get("cachedContent").or_else(|| body.get("cached_content")).and_then(Value::as_str);
+        if let Some(name) = cache {
+            let id = name.strip_prefix("cachedContents/").unwrap_or(name);
+            if self.caches.get(id).is_none_or(|c| c.project != project) {
+                return Some(google::cache_denied());
+            }
+        }
+        let mut files = Vec::new();
+        file_ids(body, &mut files);
+        files
+            .into_iter()
+            .find(|id| self.files.get(id).is_none_or(|f| f.project != project))
+            .map(|id| google::file_denied(&id))
+    }
+
+    /// Answers a call on a resource by a key of `project` (empty for upload bytes, which carry
+    /// no key); `text` is what a model says.
+    pub fn answer(&mut self, call: &ResCall, asked: &Asked<'_>, project: &str, text: &str) -> Reply {
+        let (method, body, headers, bytes) = (asked.method, asked.body, asked.headers, asked.bytes);
+        match call {
+            ResCall::StartUpload => self.start_upload(project, body, headers),
+            ResCall::Upload(id) => self.upload(id, headers, bytes),
+            ResCall::File(id) => held(&mut self.files, id, method, project, || google::file_denied(id)),
+            ResCall::CreateCache => self.create_cache(project, body),
+            ResCall::Cache(id) => held(&mut self.caches, id, method, project, google::cache_denied),
+            ResCall::CreateInteraction => self.create_interaction(project, body, text),
+            ResCall::Interaction(id) => self.interaction(id, method, project),
+            ResCall::CancelInteraction(id) => self.cancel(id, project),
+        }
+    }
+
+    fn start_upload(
+        &mut self,
+        project: &str,
+        body: &Value,
+        headers: &std::collections::BTreeMap<String, String>,
+    ) -> Reply {
+        if headers.get("x-goog-upload-protocol").map(String::as_str) != Some("resumable")
+            || headers.get("x-goog-upload-command").map(String::as_str) != Some("start")
+        {
+            return Reply::error(google::bad_request("Upload protocol not supported: start a resumable upload."));
+        }
+        let size = headers.get("x-goog-upload-header-content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let upload_id = self.id("AU");
+        let file_id = self.id("f");
+        let meta = body.get("file").cloned().unwrap_or_else(|| json!({}));
+        let mime =
+            headers.get("x-goog-upload-header-content-type").cloned().unwrap_or("application/octet-stream".into());
+        let file = json!({
+            "name": format!("files/{file_id}"),
+            "displayName": meta.get("displayName").or_else(|| meta.get("display_name")).cloned().unwrap_or(Value::Null),
+            "mimeType": mime,
+            "sizeBytes": size.to_string(),
+            "createTime": now_text(), "updateTime": now_text(),
+            "expirationTime": "2026-12-05T12:00:00.000000Z",
+            "sha256Hash": "ZmFrZQ==",
+            "uri": format!("{GOOGLE}/v1beta/files/{file_id}"),
+            "state": "ACTIVE",
+            "source": "UPLOADED",
+        });
+        self.uploads.insert(upload_id.clone(), Upload { project: project.to_string(), size, received: 0, file });
+        let url = format!("{GOOGLE}/upload/v1beta/files?upload_id={upload_id}&upload_protocol=resumable");
+        let headers = vec![
+            ("x-goog-upload-url", url),
+            ("x-goog-upload-status", "active".to_string()),
+            ("x-goog-upload-chunk-granularity", "8388608".to_string()),
+        ];
+        Reply::Json { status: 200, headers, body: None }
+    }
+
+    fn upload(&mut self, id: &str, headers: &std::collections::BTreeMap<String, String>, bytes: usize) -> Reply {
+        let Some(upload) = self.uploads.get_mut(id) else {
+            return Reply::Json { status: 404, headers: Vec::new(), body: None };
+        };
+        let command = headers.get("x-goog-upload-command").cloned().unwrap_or_default();
+        let offset: u64 = headers.get("x-goog-upload-offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+        if offset != upload.received {
+            return Reply::error(google::bad_request("Upload offset does not match the bytes received."));
+        }
+        upload.received += bytes as u64;
+        self.uploaded_bytes += bytes as u64;
+        if !command.contains("finalize") {
+            return Reply::Json { status: 200, headers: vec![("x-goog-upload-status", "active".into())], body: None };
+        }
+        let Some(upload) = self.uploads.remove(id) else { return Reply::json(404, json!({})) };
+        if upload.received != upload.size {
+            return Reply::error(google::bad_request("The upload's size does not match the size announced."));
+        }
+        let file_id = upload.file["name"].as_str().unwrap_or_default().trim_start_matches("files/").to_string();
+        let file = upload.file.clone();
+        self.files.insert(file_id, Held { project: upload.project, value: file.clone() });
+        Reply::Json {
+            status: 200,
+            headers: vec![("x-goog-upload-status", "final".into())],
+            body: Some(json!({"file": file})),
+        }
+    }
+
+    fn create_cache(&mut self, project: &str, body: &Value) -> Reply {
+        let mut files = Vec::new();
+        file_ids(body, &mut files);
+        if let Some(id) = files.into_iter().find(|id| self.files.get(id).is_none_or(|f| f.project != project)) {
+            return Reply::error(google::file_denied(&id));
+        }
+        let id = self.id("c");
+        let value = json!({
+            "name": format!("cachedContents/{id}"),
+            "model": body.get("model").cloned().unwrap_or(Value::Null),
+            "displayName": body.get("displayName").cloned().unwrap_or(Value::Null),
+            "createTime": now_text(), "updateTime": now_text(),
+            "expireTime": "2026-12-03T13:00:00.000000Z",
+            "usageMetadata": {"totalTokenCount": 4096},
+        });
+        self.caches.insert(id, Held { project: project.to_string(), value: value.clone() });
+        Reply::json(200, value)
+    }
+
+    fn create_interaction(&mut self, project: &str, body: &Value, text: &str) -> Reply {
+        if let Some(previous) = body.get("previous_interaction_id").and_then(Value::as_str) {
+            if self.interactions.get(previous).is_none_or(|i| i.project != project) {
+                return Reply::error(interaction_error(
+                    404,
+                    "not_found",
+                    &format!("Interaction {previous} not found."),
+                ));
+            }
+        }
+        let id = self.id("v1_i");
+        let background = body.get("background").and_then(Value::as_bool) == Some(true);
+        let status = if background { "in_progress" } else { "completed" };
+        let mut value = json!({
+            "id": id, "status": status,
+            "model": body.get("model").cloned().unwrap_or(Value::Null),
+            "created": now_text(), "updated": now_text(),
+            "steps": [{"type": "model_output", "content": [{"type": "text", "text": text}]}],
+            "usage": {"total_input_tokens": 8, "total_output_tokens": 12, "total_tokens": 20},
+        });
+        if let Some(previous) = body.get("previous_interaction_id") {
+            value["previous_interaction_id"] = previous.clone();
+        }
+        self.interactions.insert(id.clone(), Held { project: project.to_string(), value: value.clone() });
+        if body.get("stream").and_then(Value::as_bool) == Some(true) {
+            return Reply::Stream(stream_events(&value, text));
+        }
+        if background {
+            value["steps"] = json!([]);
+        }
+        Reply::json(200, value)
+    }
+
+    fn interaction(&mut self, id: &str, method: &str, project: &str) -> Reply {
+        let Some(held) = self.interactions.get_mut(id).filter(|i| i.project == project) else {
+            return Reply::error(interaction_error(404, "not_found", &format!("Interaction {id} not found.")));
+        };
+        if method == "DELETE" {
+            self.interactions.remove(id);
+            return Reply::json(200, json!({}));
+        }
+        // A background interaction is done by the time anyone asks.
+        if held.value["status"] == "in_progress" {
+            held.value["status"] = json!("completed");
+        }
+        Reply::json(200, held.value.clone())
+    }
+
+    fn cancel(&mut self, id: &str, project: &str) -> Reply {
+        let Some(held) = self.interactions.get_mut(id).filter(|i| i.project == project) else {
+            return Reply::error(interaction_error(404, "not_found", &format!("Interaction {id} not found.")));
+        };
+        held.value["status"] = json!("cancelled");
+        Reply::json(200, held.value.clone())
+    }
+}
+
+/// A file or a cached content: get, patch (echoes), delete — in its own project only.
+fn held(
+    map: &mut HashMap<String, Held>,
+    id: &str,
+    method: &str,
+    project: &str,
+    denied: impl FnOnce() -> GoogleError,
+) -> Reply {
+    if map.get(id).is_none_or(|h| h.project != project) {
+        return Reply::error(denied());
+    }
+    match method {
+        "DELETE" => {
+            map.remove(id);
+            Reply::json(200, json!({}))
+        }
+        _ => Reply::json(200, map.get(id).map(|h| h.value.clone()).unwrap_or_default()),
+    }
+}
+
+/// The ids of the files a body names (`fileUri` / `file_uri`, anywhere).
+fn file_ids(value: &Value, ids: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (name, inner) in fields {
+                if let (true, Some(uri)) = (matches!(name.as_str(), "fileUri" | "file_uri" | "uri"), inner.as_str()) {
+                    if let Some((_, id)) = uri.rsplit_once("files/") {
+                        ids.push(id.to_string());
+                    }
+                }
+                file_ids(inner, ids);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| file_ids(i, ids)),
+        _ => {}
+    }
+}
+
+/// A streamed interaction's events: created, one step with its deltas, completed.
+fn stream_events(done: &Value, text: &str) -> Vec<String> {
+    let mut started = done.clone();
+    started["status"] = json!("in_progress");
+    started["steps"] = json!([]);
+    let mut events = vec![json!({"event_type": "interaction.created", "interaction": started, "event_id": "e1"})];
+    events.push(json!({"event_type": "step.start", "index": 0, "step": {"type": "model_output", "content": []}, "event_id": "e2"}));
+    for (i, word) in text.split_inclusive(' ').enumerate() {
+        events.push(json!({"event_type": "step.delta", "index": 0, "delta": {"type": "text", "text": word}, "event_id": format!("e{}", i + 3)}));
+    }
+    events.push(json!({"event_type": "step.stop", "index": 0, "event_id": "e90"}));
+    events.push(json!({"event_type": "interaction.completed", "interaction": done, "event_id": "e91"}));
+    events.iter().map(|e| format!("event: {}\ndata: {e}\n\n", e["event_type"].as_str().unwrap_or_default())).collect()
+}
