@@ -44,36 +44,56 @@ def six(sim, proxies):
     return proxies(pool_lines(6, SIX_PROJECTS), settings={"strategy": "random"})
 
 
-FOREIGN_FILE = types.Part(file_data=types.FileData(
+UNKNOWN_FILE = types.Part(file_data=types.FileData(
     file_uri="https://generativelanguage.googleapis.com/v1beta/files/doesnotexist1", mime_type="text/plain"))
 
 
+def gone_file(google):
+    """A file made through the proxy and deleted: its record pins it, Google no longer has it."""
+    import io
+    made = google.files.upload(file=io.BytesIO(b"text"), config={"mime_type": "text/plain"})
+    google.files.delete(name=made.name)
+    return made
+
+
 @pytest.mark.parametrize("profile", ["smart", "seed"])
-def test_a_file_of_another_project_is_delivered_and_cools_nothing(sim, proxies, profile):
+def test_a_file_google_refuses_is_delivered_and_cools_nothing(sim, proxies, profile):
     sim.reset(sim_keys(6, SIX_PROJECTS))
     proxy = proxies(pool_lines(6, SIX_PROJECTS), settings={"cooling_profile": profile})
     google = native(proxy)  # the SDK closes a client once it is unreferenced: keep it
+    gone = gone_file(google)
+    part = types.Part.from_uri(file_uri=gone.uri, mime_type="text/plain")
     for _ in range(5):
         before = len(sim.log())
         with pytest.raises(errors.ClientError) as raised:
-            google.models.generate_content(model=FLASH, contents=[FOREIGN_FILE, "summarize"])
-        assert raised.value.code == 403 and "doesnotexist1" in raised.value.message
+            google.models.generate_content(model=FLASH, contents=[part, "summarize"])
+        assert raised.value.code == 403 and gone.name.split("/")[1] in raised.value.message
         calls = sim.log()[before:]
-        assert 1 <= len(calls) <= 2, calls
-        assert len({c["key"] for c in calls}) == len(calls), "two projects, never the same key twice"
+        assert len(calls) == 1, "pinned to the file's project: no other project is asked"
+        # A file the proxy never saw made is not found, and Google is not asked.
+        before = len(sim.log())
+        with pytest.raises(errors.ClientError) as unknown:
+            google.models.generate_content(model=FLASH, contents=[UNKNOWN_FILE, "summarize"])
+        assert unknown.value.code == 404 and len(sim.log()) == before
     nothing_changed(proxy)
     assert chat(proxy, OTHER_TOKEN).choices[0].message.content  # everyone else is served
 
 
-def test_a_cached_content_of_another_project_is_delivered_and_cools_nothing(six, sim):
-    config = types.GenerateContentConfig(cached_content="cachedContents/someone-elses")
+def test_a_cached_content_google_refuses_is_delivered_and_cools_nothing(six, sim):
     google = native(six)
+    cache = google.caches.create(model=FLASH, config=types.CreateCachedContentConfig(contents=["context"]))
+    google.caches.delete(name=cache.name)
+    config = types.GenerateContentConfig(cached_content=cache.name)
     for _ in range(5):
         before = len(sim.log())
         with pytest.raises(errors.ClientError) as raised:
             google.models.generate_content(model=FLASH, contents="hi", config=config)
         assert raised.value.code == 403 and raised.value.status == "PERMISSION_DENIED"
-        assert len(sim.log()) - before <= 2
+        assert len(sim.log()) - before == 1
+    unknown = types.GenerateContentConfig(cached_content="cachedContents/someone-elses")
+    with pytest.raises(errors.ClientError) as raised:
+        google.models.generate_content(model=FLASH, contents="hi", config=unknown)
+    assert raised.value.code == 404
     nothing_changed(six)
     other = native(six, OTHER_TOKEN)
     assert other.models.generate_content(model=FLASH, contents="hi").text
