@@ -6,6 +6,7 @@
 #   make bench-quota  quota benchmark, smart vs seed cooling profiles, on both edges
 #   make bench-burst  bursts of concurrent clients: calls per success, late hits, lost verdicts
 #   make bench-instructions  instructions per request against the floor (valgrind; noise-free)
+#   make bench-upload uploads of 8 MiB to 512 MiB through Viceroy: the proxy's memory stays flat
 #   make simulate     the request flow against production stores as they behave (seeded, minutes)
 #   make fuzz         every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed here)
 #   make build-cf     the Cloudflare Workers edge (cloudflare/); then `npx wrangler dev` in cloudflare/
@@ -20,7 +21,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VICEROY_VERSION := 0.22.0
 
-.PHONY: simulate all build floor sim tools viceroy venv browser cf-tools build-cf demo-cf test unit e2e demo serve bench bench-quota bench-burst bench-instructions fuzz clean fmt lint wasm-target
+.PHONY: simulate all build floor sim tools viceroy venv browser cf-tools build-cf demo-cf test unit e2e demo serve bench bench-quota bench-burst bench-instructions bench-upload fuzz clean fmt lint wasm-target
 
 all: build
 
@@ -116,6 +117,9 @@ bench: build floor build-cf sim tools
 bench-instructions: build floor sim tools
 	@command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }
 	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/instructions.py
+
+bench-upload: build sim tools
+	PATH="$$HOME/.cargo/bin:$$PATH" $(PY) bench/upload.py
 
 floor: | wasm-target
 	$(CARGO) build --locked --release --target $(WASM_TARGET) -p passthrough
