@@ -150,7 +150,8 @@ def test_another_client_cannot_see_or_use_them(world, sim):
     assert len(sim.log()) == before, "refused before Google is asked"
     # The maker still has both; an admin sees them too.
     assert mine.files.get(name=f.name).name == f.name
-    assert client(world, ADMIN_TOKEN).files.get(name=f.name).name == f.name
+    admin = client(world, ADMIN_TOKEN)
+    assert admin.files.get(name=f.name).name == f.name
 
 
 def test_resources_of_two_projects_in_one_request_are_refused(world, sim):
@@ -194,3 +195,42 @@ def test_an_upload_over_the_limit_is_refused_before_google(sim, proxies):
         upload(client(proxy), b"x" * 5000)
     assert refused.value.code == 413
     assert len(sim.log()) == before
+
+
+def test_a_batch_over_an_uploaded_file_stays_in_the_files_project(world, sim):
+    c = client(world)
+    start = len(sim.log())
+    lines = b'{"key": "1", "request": {"contents": [{"parts": [{"text": "hi"}]}]}}\n' * 3
+    source = c.files.upload(file=io.BytesIO(lines), config={"mime_type": "application/jsonl"})
+    made_in = projects_used(sim, start, "/upload/")[0]
+    since = len(sim.log())
+    batch = c.batches.create(model=MODEL, src=source.name, config={"display_name": "nightly"})
+    assert batch.name.startswith("batches/")
+    for _ in range(FOLLOW_UPS):
+        assert c.batches.get(name=batch.name).state.name == "JOB_STATE_SUCCEEDED"
+    c.batches.cancel(name=batch.name)
+    c.batches.delete(name=batch.name)
+    assert set(projects_used(sim, since)) == {made_in}, "the batch is made where its input file is"
+    other = client(world, OTHER_TOKEN)  # the SDK closes a client once it is unreferenced: keep it
+    with pytest.raises(errors.ClientError) as theirs:
+        other.batches.get(name=batch.name)
+    assert theirs.value.code == 404
+
+
+def test_a_long_running_operation_is_polled_in_its_project(world, sim):
+    # google-genai 3.6 offers `generate_videos` on Vertex only; Google's REST docs call it so.
+    import json
+    veo = "veo-3.1-generate-preview"
+    started = curl(f"{world.url}/v1beta/models/{veo}:predictLongRunning", "-s", "-X", "POST",
+                   "-H", f"x-goog-api-key: {TOKEN}", "-H", "content-type: application/json",
+                   "-d", '{"instances": [{"prompt": "a fox in the snow"}]}').stdout
+    name = json.loads(started)["name"]
+    assert name.startswith(f"models/{veo}/operations/"), started
+    since = len(sim.log())
+    for _ in range(FOLLOW_UPS):
+        polled = json.loads(curl(f"{world.url}/v1beta/{name}", "-s", "-H", f"x-goog-api-key: {TOKEN}").stdout)
+        assert polled["done"] and polled["response"]["generateVideoResponse"]["generatedSamples"], polled
+    assert len(set(projects_used(sim, since))) == 1
+    other = curl(f"{world.url}/v1beta/{name}", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                 "-H", f"x-goog-api-key: {OTHER_TOKEN}").stdout
+    assert other == "404"

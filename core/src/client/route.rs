@@ -23,9 +23,17 @@ impl Version {
     }
 }
 
-/// The native methods that may be called on a model.
-const NATIVE_METHODS: [&str; 5] =
-    ["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"];
+/// The native methods that may be called on a model (the last two make a batch and a
+/// long-running operation: [`crate::decide::affinity`]).
+const NATIVE_METHODS: [&str; 7] = [
+    "generateContent",
+    "streamGenerateContent",
+    "countTokens",
+    "embedContent",
+    "batchEmbedContents",
+    "batchGenerateContent",
+    "predictLongRunning",
+];
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +94,17 @@ pub enum ResourceCall {
     CreateCache,
     /// `GET|PATCH|DELETE cachedContents/{id}`.
     Cache(String),
+    /// `GET|DELETE batches/{id}` (a batch is made by `models/{m}:batchGenerateContent`).
+    Batch(String),
+    /// `POST batches/{id}:cancel`.
+    CancelBatch(String),
+    /// `GET models/{m}/operations/{id}` (made by `models/{m}:predictLongRunning`).
+    Operation {
+        /// The model in the operation's name.
+        model: String,
+        /// The operation's id.
+        id: String,
+    },
 }
 
 /// A routed request: the endpoint and the API dialect to answer in.
@@ -253,7 +272,7 @@ fn resource_path_v1(path: &str) -> bool {
 }
 
 /// The collections of stateful resources.
-const RESOURCE_COLLECTIONS: [&str; 3] = ["interactions", "files", "cachedContents"];
+const RESOURCE_COLLECTIONS: [&str; 4] = ["interactions", "files", "cachedContents", "batches"];
 
 /// Google's path for a call on a resource.
 fn resource_path(version: Version, call: &ResourceCall) -> String {
@@ -266,6 +285,9 @@ fn resource_path(version: Version, call: &ResourceCall) -> String {
         ResourceCall::File(id) => format!("/{v}/files/{id}"),
         ResourceCall::CreateCache => format!("/{v}/cachedContents"),
         ResourceCall::Cache(id) => format!("/{v}/cachedContents/{id}"),
+        ResourceCall::Batch(id) => format!("/{v}/batches/{id}"),
+        ResourceCall::CancelBatch(id) => format!("/{v}/batches/{id}:cancel"),
+        ResourceCall::Operation { model, id } => format!("/{v}/models/{model}/operations/{id}"),
     }
 }
 
@@ -363,6 +385,10 @@ fn match_resource(version: Version, rest: &str) -> Option<(Endpoint, &'static st
         },
         Some(("files", id)) => (ResourceCall::File(valid_id(id)?.to_string()), GET_DELETE),
         Some(("cachedContents", id)) => (ResourceCall::Cache(valid_id(id)?.to_string()), GET_PATCH_DELETE),
+        Some(("batches", id)) => match id.strip_suffix(":cancel") {
+            Some(id) => (ResourceCall::CancelBatch(valid_id(id)?.to_string()), POST),
+            None => (ResourceCall::Batch(valid_id(id)?.to_string()), GET_DELETE),
+        },
         Some(_) => return None,
     };
     Some((Endpoint::Resource(version, call), allow))
@@ -386,6 +412,11 @@ fn match_native(version: Version, rest: &str) -> Option<(Endpoint, &'static str)
         return Some((Endpoint::NativeListModels(version), GET));
     }
     let Some(name) = rest.strip_prefix("models/") else { return match_resource(version, rest) };
+    if let Some((model, id)) = name.split_once("/operations/") {
+        let (model, id) = (valid_model(model).then_some(model)?, valid_id(id)?);
+        let call = ResourceCall::Operation { model: model.to_string(), id: id.to_string() };
+        return Some((Endpoint::Resource(version, call), GET));
+    }
     match name.split_once(':') {
         None => valid_model(name).then(|| (Endpoint::NativeGetModel(version, name.to_string()), GET)),
         Some((model, method)) => {
@@ -467,6 +498,14 @@ mod tests {
         // OpenAI's own `/v1/files` is not served.
         assert_eq!(status("GET", "/v1/files/abc"), 404);
         assert!(may_be_native("/v1/files/abc") && may_be_native("/upload/v1beta/files"));
+        assert_eq!(
+            ok("POST", "/v1beta/batches/b-1:cancel", false).upstream_path().as_deref(),
+            Some("/v1beta/batches/b-1:cancel")
+        );
+        assert_eq!(status("POST", "/v1beta/batches/b-1"), 405);
+        let op = ok("GET", "/v1beta/models/veo-3.1-generate-preview/operations/op1", false);
+        assert_eq!(op.upstream_path().as_deref(), Some("/v1beta/models/veo-3.1-generate-preview/operations/op1"));
+        assert_eq!(status("GET", "/v1beta/models/veo/operations/a/b"), 404);
     }
 
     #[test]

@@ -26,7 +26,7 @@
 
 use crate::client::auth::Caller;
 use crate::client::envelope::ErrorReply;
-use crate::client::route::{ResourceCall, Route};
+use crate::client::route::{Endpoint, ResourceCall, Route};
 use crate::pool::keys::{ApiKey, Fingerprint};
 use crate::pool::names::{escape, unescape, Bucket, MarkName};
 use serde_json::Value;
@@ -43,6 +43,11 @@ pub enum Kind {
     /// An upload session, `uploads/{upload_id}` (Google's upload URLs last about a week; a file
     /// is uploaded in minutes).
     Upload,
+    /// `batches/{id}` (a batch runs up to 24 hours; its results are kept for days after).
+    Batch,
+    /// A long-running operation, `models/{m}/operations/{id}` (a generated video is kept two
+    /// days).
+    Operation,
 }
 
 impl Kind {
@@ -53,6 +58,8 @@ impl Kind {
             Kind::File => "files",
             Kind::Cache => "cachedContents",
             Kind::Upload => "uploads",
+            Kind::Batch => "batches",
+            Kind::Operation => "operations",
         }
     }
 
@@ -64,7 +71,7 @@ impl Kind {
             Kind::Interaction => 60 * DAY,
             Kind::File => 2 * DAY,
             Kind::Cache => 30 * DAY,
-            Kind::Upload => 7 * DAY,
+            Kind::Upload | Kind::Batch | Kind::Operation => 7 * DAY,
         }
     }
 }
@@ -206,6 +213,8 @@ pub fn named(route: &Route, body: &[u8]) -> Vec<Resource> {
         Some(ResourceCall::File(id)) => Resource::new(Kind::File, id),
         Some(ResourceCall::Cache(id)) => Resource::new(Kind::Cache, id),
         Some(ResourceCall::Upload(id)) => Resource::new(Kind::Upload, id),
+        Some(ResourceCall::Batch(id) | ResourceCall::CancelBatch(id)) => Resource::new(Kind::Batch, id),
+        Some(ResourceCall::Operation { id, .. }) => Resource::new(Kind::Operation, id),
         _ => None,
     };
     names.extend(in_path);
@@ -256,6 +265,8 @@ fn collect(value: &Value, names: &mut Vec<Resource>) {
 /// The resource a body field names, if it is one that does.
 fn resource_in_field(field: &str, text: &str) -> Option<Resource> {
     match field {
+        // A batch's input file (`batch.inputConfig.fileName`) is named as `files/abc`.
+        "fileName" | "file_name" => Resource::new(Kind::File, text.strip_prefix("files/")?),
         "fileUri" | "file_uri" | "uri" => {
             // `files/abc`, or Google's URI for it (`https://generativelanguage.googleapis.com/v1beta/files/abc`).
             let rest = text.strip_prefix("files/").or_else(|| {
@@ -273,6 +284,13 @@ fn resource_in_field(field: &str, text: &str) -> Option<Resource> {
 
 /// What a success of this route makes, if anything.
 pub fn makes(route: &Route) -> Option<Kind> {
+    if let Endpoint::NativeCall { method, .. } = &route.endpoint {
+        return match *method {
+            "batchGenerateContent" => Some(Kind::Batch),
+            "predictLongRunning" => Some(Kind::Operation),
+            _ => None,
+        };
+    }
     match route.resource_call()? {
         ResourceCall::CreateInteraction => Some(Kind::Interaction),
         ResourceCall::CreateCache => Some(Kind::Cache),
@@ -377,7 +395,11 @@ impl Spotter {
         let name = match self.kind {
             Kind::Interaction => value.get("interaction").unwrap_or(&value).get("id").and_then(Value::as_str),
             Kind::File => value.get("file").and_then(|f| f.get("name")).and_then(Value::as_str),
-            Kind::Cache | Kind::Upload => value.get("name").and_then(Value::as_str),
+            Kind::Cache | Kind::Upload | Kind::Batch => value.get("name").and_then(Value::as_str),
+            // `models/{m}/operations/{id}`.
+            Kind::Operation => {
+                value.get("name").and_then(Value::as_str).and_then(|n| n.rsplit_once("/operations/")).map(|(_, id)| id)
+            }
         };
         let id = name.map(|n| n.strip_prefix(self.kind.collection()).and_then(|r| r.strip_prefix('/')).unwrap_or(n));
         id.and_then(|id| Resource::new(self.kind, id)).map_or(Spot::Nothing, Spot::Found)
@@ -444,6 +466,9 @@ mod tests {
             ["interactions/v1_x"]
         );
         assert_eq!(names("/v1beta/interactions/i-1/cancel", ""), ["interactions/i-1"]);
+        let batch = r#"{"batch":{"inputConfig":{"fileName":"files/in-1"}}}"#;
+        assert_eq!(names("/v1beta/models/gemini-3.5-flash:batchGenerateContent", batch), ["files/in-1"]);
+        assert_eq!(names("/v1beta/batches/b1:cancel", ""), ["batches/b1"]);
         // Ids Google could not have made name nothing.
         assert_eq!(names(generate, r#"{"cachedContent":"cachedContents/../keys"}"#), Vec::<String>::new());
     }
@@ -496,6 +521,15 @@ mod tests {
         assert_eq!(stream.spot(&head[..20], false), Spot::More);
         assert_eq!(stream.spot(head, false), Spot::Found(Resource::new(Kind::Interaction, "v1_q").expect("id")));
         assert_eq!(Spotter::new(Kind::Cache, false).spot(b"not json", true), Spot::Nothing);
+        let operation = br#"{"name":"models/veo-3.1-generate-preview/operations/op-9"}"#;
+        assert_eq!(
+            Spotter::new(Kind::Operation, false).spot(operation, true),
+            Spot::Found(Resource::new(Kind::Operation, "op-9").expect("id"))
+        );
+        assert_eq!(
+            Spotter::new(Kind::Batch, false).spot(br#"{"name":"batches/b-2","metadata":{}}"#, true),
+            Spot::Found(Resource::new(Kind::Batch, "b-2").expect("id"))
+        );
         let url =
             "https://generativelanguage.googleapis.com/upload/v1beta/files?upload_id=AB-c_1&upload_protocol=resumable";
         assert_eq!(upload_session(url).map(|r| r.name()).as_deref(), Some("uploads/AB-c_1"));

@@ -286,6 +286,11 @@ pub fn file_denied(id: &str) -> GoogleError {
     error(403, "PERMISSION_DENIED", &message, vec![])
 }
 
+/// 404 for an entity the key's project does not hold (batches, operations).
+pub fn not_found_entity() -> GoogleError {
+    error(404, "NOT_FOUND", "Requested entity was not found.", vec![])
+}
+
 /// 403 for a cached content the key's project does not hold.
 pub fn cache_denied() -> GoogleError {
     error(403, "PERMISSION_DENIED", "CachedContent not found (or permission denied)", vec![])

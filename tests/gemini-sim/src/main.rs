@@ -183,6 +183,8 @@ fn classify_resource(method: &str, rest: &str, query: &str) -> Option<ResCall> {
         ("GET" | "DELETE", Some(("interactions", id))) => ResCall::Interaction(id.to_string()),
         ("GET" | "DELETE", Some(("files", id))) => ResCall::File(id.to_string()),
         ("GET" | "PATCH" | "DELETE", Some(("cachedContents", id))) => ResCall::Cache(id.to_string()),
+        ("POST", Some(("batches", id))) => ResCall::CancelBatch(id.strip_suffix(":cancel")?.to_string()),
+        ("GET" | "DELETE", Some(("batches", id))) => ResCall::Batch(id.to_string()),
         _ => return None,
     };
     Some(call)
@@ -213,6 +215,14 @@ fn classify_path(method: &str, path: &str, query: &str) -> Call {
     let Some(name) = rest.strip_prefix("models/") else {
         return classify_resource(method, rest, query).map_or(Call::Unknown, Call::Res);
     };
+    if let (Some((model, id)), "GET") = (name.split_once("/operations/"), method) {
+        return Call::Res(ResCall::Operation { model: model.to_string(), id: id.to_string() });
+    }
+    match (method, name.split_once(':')) {
+        ("POST", Some((model, "batchGenerateContent"))) => return Call::Res(ResCall::CreateBatch(model.to_string())),
+        ("POST", Some((model, "predictLongRunning"))) => return Call::Res(ResCall::Predict(model.to_string())),
+        _ => {}
+    }
     match (method, name.split_once(':')) {
         ("GET", None) => Call::NativeModel(name.to_string()),
         ("POST", Some((model, m))) => {
@@ -298,6 +308,7 @@ async fn resource(call: &ResCall, incoming: Incoming_, world: Shared) -> Respons
         matches!(call, ResCall::CreateInteraction | ResCall::Interaction(_) | ResCall::CancelInteraction(_));
     let model = match call {
         ResCall::CreateInteraction | ResCall::CreateCache => body_model(&body_json),
+        ResCall::CreateBatch(m) | ResCall::Predict(m) => Some(m.clone()),
         _ => None,
     };
     let asked = resources::Asked {

@@ -17,6 +17,16 @@ pub enum ResCall {
     File(String),
     CreateCache,
     Cache(String),
+    /// `models/{m}:batchGenerateContent`.
+    CreateBatch(String),
+    Batch(String),
+    CancelBatch(String),
+    /// `models/{m}:predictLongRunning`.
+    Predict(String),
+    Operation {
+        model: String,
+        id: String,
+    },
 }
 
 /// What the simulator answers: a status, headers, and a JSON body (or none) — or a stream of
@@ -62,6 +72,8 @@ pub struct Resources {
     files: HashMap<String, Held>,
     caches: HashMap<String, Held>,
     interactions: HashMap<String, Held>,
+    batches: HashMap<String, Held>,
+    operations: HashMap<String, Held>,
     uploads: HashMap<String, Upload>,
     next: u64,
     /// Bytes received by upload sessions (a test reads it to see an upload arrived whole).
@@ -138,7 +150,82 @@ impl Resources {
             ResCall::CreateInteraction => self.create_interaction(project, body, text),
             ResCall::Interaction(id) => self.interaction(id, method, project),
             ResCall::CancelInteraction(id) => self.cancel(id, project),
+            ResCall::CreateBatch(model) => self.create_batch(model, project, body),
+            ResCall::Batch(id) => self.batch(id, method, project, None),
+            ResCall::CancelBatch(id) => self.batch(id, method, project, Some("BATCH_STATE_CANCELLED")),
+            ResCall::Predict(model) => self.predict(model, project),
+            ResCall::Operation { model, id } => self.operation(model, id, project),
         }
+    }
+
+    fn create_batch(&mut self, model: &str, project: &str, body: &Value) -> Reply {
+        let mut files = Vec::new();
+        file_ids(body, &mut files);
+        if let Some(input) = body["batch"]["inputConfig"]["fileName"].as_str() {
+            files.push(input.trim_start_matches("files/").to_string());
+        }
+        if let Some(id) = files.into_iter().find(|id| self.files.get(id).is_none_or(|f| f.project != project)) {
+            return Reply::error(google::file_denied(&id));
+        }
+        let id = self.id("b");
+        let name = format!("batches/{id}");
+        let value = json!({
+            "name": name,
+            "metadata": {
+                "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+                "name": name, "model": format!("models/{model}"),
+                "displayName": body["batch"]["displayName"].clone(),
+                "createTime": now_text(), "updateTime": now_text(),
+                "state": "BATCH_STATE_PENDING",
+            },
+        });
+        self.batches.insert(id, Held { project: project.to_string(), value: value.clone() });
+        Reply::json(200, value)
+    }
+
+    /// A batch: get (done by the time anyone asks), cancel, delete — in its own project only.
+    fn batch(&mut self, id: &str, method: &str, project: &str, set_state: Option<&str>) -> Reply {
+        let Some(held) = self.batches.get_mut(id).filter(|b| b.project == project) else {
+            return Reply::error(google::not_found_entity());
+        };
+        if method == "DELETE" {
+            self.batches.remove(id);
+            return Reply::json(200, json!({}));
+        }
+        let state = match (set_state, held.value["metadata"]["state"].as_str()) {
+            (Some(state), _) => state.to_string(),
+            (None, Some("BATCH_STATE_PENDING") | None) => "BATCH_STATE_SUCCEEDED".to_string(),
+            (None, Some(state)) => state.to_string(),
+        };
+        held.value["metadata"]["state"] = json!(state);
+        if set_state.is_some() {
+            return Reply::json(200, json!({}));
+        }
+        held.value["done"] = json!(state != "BATCH_STATE_PENDING" && state != "BATCH_STATE_RUNNING");
+        Reply::json(200, held.value.clone())
+    }
+
+    fn predict(&mut self, model: &str, project: &str) -> Reply {
+        let id = self.id("op");
+        let value = json!({"name": format!("models/{model}/operations/{id}")});
+        self.operations.insert(id, Held { project: project.to_string(), value: value.clone() });
+        Reply::json(200, value)
+    }
+
+    /// A long-running operation: done with one generated video by the time anyone asks.
+    fn operation(&mut self, model: &str, id: &str, project: &str) -> Reply {
+        let Some(held) = self.operations.get(id).filter(|o| o.project == project) else {
+            return Reply::error(google::not_found_entity());
+        };
+        let video = format!("{GOOGLE}/v1beta/files/{id}v:download?alt=media");
+        let mut value = held.value.clone();
+        value["done"] = json!(true);
+        value["response"] = json!({
+            "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
+            "generateVideoResponse": {"generatedSamples": [{"video": {"uri": video}}]},
+        });
+        value["name"] = json!(format!("models/{model}/operations/{id}"));
+        Reply::json(200, value)
     }
 
     fn start_upload(
