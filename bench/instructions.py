@@ -19,7 +19,7 @@ counts a `rep movs`/`rep stos` copy byte by byte, so copying and zeroing large i
 secret, a 34 KB cooling item) weigh more here than in CPU time. The wrk bench stays the
 judge of time; this one says where instructions go and whether a change removed some.
 
-Usage: bench/instructions.py [--requests 100] [--pools 10,2000,6000] [--shares 0,0.9]
+Usage: bench/instructions.py [--requests 100] [--pools 10,2000,6000] [--shares 0,0.9] [--wasm old.wasm]
 """
 
 from __future__ import annotations
@@ -141,7 +141,10 @@ def main():
     ap.add_argument("--pools", default=",".join(str(n) for n in latency.POOLS))
     ap.add_argument("--shares", default="0,0.9")
     ap.add_argument("--json", default="target/bench-instructions.json")
+    ap.add_argument("--wasm", help="the proxy's wasm to count (default bin/main.wasm), e.g. an older commit's")
     args = ap.parse_args()
+    if args.wasm:
+        harness.WASM = Path(args.wasm).resolve()
 
     work = harness.work_dir("bench-instr-")
     pools = [int(n) for n in args.pools.split(",")]

@@ -9,8 +9,8 @@ use crate::stores::{ConfigError, StateStore};
 use crate::upstream::{Outbound, Payload};
 use fastly::{Request, Response};
 use gemini_pool_core::{
-    makes, named, proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, ErrorReply, Finish, Flow,
-    ResourceCall, Route, MAX_UPSTREAM_REQUESTS,
+    makes, named, proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, ErrorReply, Finish, Flow, Kind,
+    Listed, Listing, ResourceCall, Route, MAX_UPSTREAM_REQUESTS,
 };
 use std::io::Read;
 use std::time::Instant;
@@ -18,6 +18,9 @@ use std::time::Instant;
 /// Reads the body, runs the request's flow (sending through [`Outbound`]), and answers.
 pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<(Response, After), Rejection> {
     let dialect = route.dialect;
+    if let Some(ResourceCall::List(kind)) = route.resource_call() {
+        return list(client, route, *kind, cx);
+    }
     let payload = payload(client, route, cx)?;
     let body = match &payload {
         Payload::Bytes(body) => body.as_slice(),
@@ -65,12 +68,28 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     Ok((response, After { store: Some(kv), usage, linger, stream_until }))
 }
 
+/// A list of stateful resources: the core's [`Listing`] asks each project holding the
+/// caller's, and merges the pages.
+fn list(client: &Request, route: &Route, kind: Kind, cx: &Context<'_>) -> Result<(Response, After), Rejection> {
+    let path = route.upstream_path().unwrap_or_default();
+    let outbound = Outbound::new(client, route, &path, Payload::Bytes(Vec::new()), false).ok_or_else(|| {
+        Rejection::new(route.dialect, ErrorReply::bad_request("invalid_query", "Invalid query string."))
+    })?;
+    let mut send = |keys: &[ApiKey<'_>]| keys.iter().map(|key| outbound.send(key.secret, cx.ops).0).collect();
+    let mut listing = Listing::new(kind, &cx.caller, cx.secrets.count());
+    let kv = StateStore::open();
+    let Listed::Answer(body) = steps::run(&mut listing, &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
+    Ok((reply::json(body), After::default()))
+}
+
 fn served_response(mut response: Response, route: &Route, stream: bool, client: &Request) -> Response {
     // Google's upload URL becomes the proxy's own (same path and query: no key is in it).
-    if let Some(google_url) = response.get_header_str("x-goog-upload-url") {
-        let url = client.get_url();
-        let origin = format!("{}://{}", url.scheme(), client.get_header_str("host").unwrap_or_default());
-        match proxied_upload_url(google_url, &origin) {
+    // Header values are read as text only if they are (never a panic on bytes from the network).
+    let google_url = response.get_header("x-goog-upload-url").and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Some(google_url) = google_url {
+        let host = client.get_header("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let origin = format!("{}://{host}", client.get_url().scheme());
+        match proxied_upload_url(&google_url, &origin) {
             Some(own) => response.set_header("x-goog-upload-url", own),
             None => {
                 response.remove_header("x-goog-upload-url");
@@ -92,14 +111,8 @@ fn served_response(mut response: Response, route: &Route, stream: bool, client: 
 /// body is read (within `max_body_bytes`) so that a retry can send it again.
 fn payload(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<Payload, Rejection> {
     let dialect = route.dialect;
-    let announced = match route.resource_call() {
-        Some(ResourceCall::Upload(_)) => Some(client.get_content_length().map(|n| n as u64)),
-        Some(ResourceCall::StartUpload) => {
-            Some(client.get_header_str("x-goog-upload-header-content-length").and_then(|v| v.trim().parse().ok()))
-        }
-        _ => None,
-    };
-    if let Some(announced) = announced {
+    if let Some(header) = route.upload_size_header() {
+        let announced = crate::handler::header_text(client, header).and_then(|v| v.trim().parse().ok());
         upload_fits(announced, cx.upload_limit()?).map_err(|reply| Rejection::new(dialect, reply))?;
     }
     if matches!(route.resource_call(), Some(ResourceCall::Upload(_))) {

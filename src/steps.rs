@@ -67,7 +67,10 @@ pub fn run<'a, M: Machine<'a>>(
                 }
             }
             Step::Look(names) => machine.looked(kv.look(&names, ops)),
-            Step::Remember { item, record, ttl_secs } => kv.keep_record(&item, record, ttl_secs, ops),
+            Step::Remember { item, record, ttl_secs, index, line } => {
+                kv.keep_record(&item, record, ttl_secs, ops);
+                kv.append_index(&index, line, ops);
+            }
             Step::Log(line) => log(format_args!("{line}")),
             Step::Wait(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             Step::Done(done) => return Ok(done),

@@ -22,6 +22,10 @@ pub const GEMINI_KEYS: &str = "gemini_keys";
 pub const KEY_STATE: &str = "key_state";
 
 /// Names of the secret-store entries holding keys, in order.
+/// How long a client's index of what it made is kept after its last line (the longest record's
+/// life: interactions, 60 days).
+pub const INDEX_TTL_SECS: u64 = 60 * 24 * 3600;
+
 pub const KEY_ENTRIES: [&str; 4] = ["keys", "keys_2", "keys_3", "keys_4"];
 
 /// A store or entry the service cannot run without (answered as 500 "Service configuration error").
@@ -249,6 +253,18 @@ impl StateStore {
         let started = Instant::now();
         if let Err(e) = kv.build_insert().time_to_live(Duration::from_secs(ttl_secs)).execute(item, record) {
             log(format_args!("kv: storing the record {item} failed: {e}"));
+        }
+        add_elapsed(&ops.kv_ms, started);
+    }
+
+    /// Appends a line to a client's index of what it made (kept as long as the longest record).
+    pub fn append_index(&self, item: &str, line: Vec<u8>, ops: &Ops) {
+        let Some(kv) = &self.kv else { return };
+        bump(&ops.kv_writes);
+        let started = Instant::now();
+        let ttl = Duration::from_secs(INDEX_TTL_SECS);
+        if let Err(e) = kv.build_insert().mode(InsertMode::Append).time_to_live(ttl).execute(item, line) {
+            log(format_args!("kv: appending to {item} failed: {e}"));
         }
         add_elapsed(&ops.kv_ms, started);
     }

@@ -8,7 +8,8 @@ use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Body, Request, Response};
 use gemini_pool_core::{
-    forwarded_query, makes, upload_session, Answer, Kind, Peek, Peeker, Route, Spot, Spotter, ERROR_BODY_LIMIT,
+    forwarded_query, makes, upload_session, Answer, Kind, Peek, Peeker, ResourceCall, Route, Spot, Spotter,
+    ERROR_BODY_LIMIT, SPOT_LIMIT,
 };
 use std::cell::RefCell;
 use std::io::Read;
@@ -17,19 +18,6 @@ use std::time::Instant;
 /// The backend declared in `fastly.toml`.
 pub const BACKEND: &str = "gemini";
 pub const ORIGIN: &str = "https://generativelanguage.googleapis.com";
-
-/// Client headers passed on; everything else (auth, cookies, forwarding headers, SDK
-/// telemetry) stays here. (Each header is a host call: the list is kept short.)
-const FORWARDED_HEADERS: [&str; 1] = ["content-type"];
-/// The same, for calls on stateful resources: Google's upload protocol rides on headers.
-const RESOURCE_HEADERS: [&str; 6] = [
-    "content-type",
-    "x-goog-upload-protocol",
-    "x-goog-upload-command",
-    "x-goog-upload-offset",
-    "x-goog-upload-header-content-length",
-    "x-goog-upload-header-content-type",
-];
 
 /// A request's body: read (and sent again on a retry), or an upload's bytes streaming through
 /// from the client (sent once).
@@ -51,6 +39,8 @@ pub struct Outbound {
     spot: Option<Spotter>,
     /// A success starts an upload session (named in a header).
     starts_upload: bool,
+    /// A success is a page of a list: read it whole.
+    page: bool,
 }
 
 impl Outbound {
@@ -62,15 +52,18 @@ impl Outbound {
             None => format!("{ORIGIN}{path}"),
         };
         let url = Url::parse(&url).ok()?;
-        let names: &[&'static str] =
-            if route.resource_call().is_some() { &RESOURCE_HEADERS } else { &FORWARDED_HEADERS };
-        let headers =
-            names.iter().filter_map(|name| client.get_header(*name).map(|value| (*name, value.clone()))).collect();
+        let headers = route
+            .forwarded_headers()
+            .iter()
+            .filter_map(|name| client.get_header(*name).map(|value| (*name, value.clone())))
+            .collect();
         let native = route.is_native();
         let peek = route.answer_may_be_empty().then_some(stream);
         let starts_upload = makes(route) == Some(Kind::Upload);
         let spot = makes(route).filter(|_| !starts_upload).map(|kind| Spotter::new(kind, stream));
-        Some(Outbound { method: client.get_method().clone(), url, native, headers, body, peek, spot, starts_upload })
+        let page = matches!(route.resource_call(), Some(ResourceCall::List(_)));
+        let method = client.get_method().clone();
+        Some(Outbound { method, url, native, headers, body, peek, spot, starts_upload, page })
     }
 
     /// Sends with `key`; returns when the response headers arrive: the answer for the core,
@@ -137,8 +130,14 @@ impl Outbound {
     /// upload session) or the head of the answer ([`Spotter`]) — [`Answer::Made`].
     fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
         if self.starts_upload {
-            let made = response.get_header_str("x-goog-upload-url").and_then(upload_session);
+            let url = response.get_header("x-goog-upload-url").and_then(|v| v.to_str().ok());
+            let made = url.and_then(upload_session);
             return (made.map_or(Answer::Served, Answer::Made), Some(response));
+        }
+        if self.page {
+            let mut body = Vec::new();
+            let _ = response.take_body().into_handle().take(SPOT_LIMIT as u64).read_to_end(&mut body);
+            return (Answer::Page(body), None);
         }
         if let Some(stream) = self.peek {
             let mut peeker = Peeker::new(stream);

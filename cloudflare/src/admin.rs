@@ -70,6 +70,7 @@ impl<'a> Io<'a> for Prober<'a, '_> {
                 peek: None,
                 spot: None,
                 starts_upload: false,
+                page: false,
             };
             async move { request.answer(key.secret).await.0 }
         });

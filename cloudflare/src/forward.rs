@@ -10,7 +10,7 @@ use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use gemini_pool_core::{
     makes, named, proxied_upload_url, strip_model_prefixes, upload_fits, Answer, ApiKey, CoolingSettings, ErrorReply,
-    Finish, Flow, Kind, ResourceCall, Route, SettingsReader, Spotter,
+    Finish, Flow, Kind, Listed, Listing, ResourceCall, Route, SettingsReader, Spotter,
 };
 use std::time::Duration;
 use worker::{Context, Method, Request, Response, Result};
@@ -62,6 +62,9 @@ pub(crate) async fn forward(
     ctx: &Context,
 ) -> std::result::Result<Response, Rejection> {
     let dialect = routed.dialect;
+    if let Some(ResourceCall::List(kind)) = routed.resource_call() {
+        return list(routed, *kind, cx).await;
+    }
     let payload = payload(req, routed, cx).await?;
     let body = match &payload {
         Payload::Bytes(body) => body.as_slice(),
@@ -76,8 +79,11 @@ pub(crate) async fn forward(
         Some(q) => format!("{}{path}?{q}", config::base_url(&cx.env)),
         None => format!("{}{path}", config::base_url(&cx.env)),
     };
-    let names: &[&'static str] = if routed.resource_call().is_some() { &RESOURCE_HEADERS } else { &["content-type"] };
-    let headers = names.iter().filter_map(|n| req.headers().get(n).ok().flatten().map(|v| (*n, v))).collect();
+    let headers = routed
+        .forwarded_headers()
+        .iter()
+        .filter_map(|n| req.headers().get(n).ok().flatten().map(|v| (*n, v)))
+        .collect();
     let first_byte_timeout_ms = cx.first_byte_timeout_ms;
     // A streamed body can be sent once: one attempt.
     let streamed = matches!(payload, Payload::Stream(_));
@@ -92,6 +98,7 @@ pub(crate) async fn forward(
         peek: routed.answer_may_be_empty().then_some(facts.stream),
         spot: makes(routed).filter(|_| !starts_upload).map(|kind| Spotter::new(kind, facts.stream)),
         starts_upload,
+        page: false,
     };
 
     // The key lists move out of `cx` (which the loop borrows mutably): no copy.
@@ -139,28 +146,41 @@ pub(crate) async fn forward(
     answered.map_err(|e| Rejection::config(dialect, e))
 }
 
-/// Client headers passed on for calls on stateful resources: Google's upload protocol rides
-/// on headers (other calls pass `content-type` alone).
-const RESOURCE_HEADERS: [&str; 6] = [
-    "content-type",
-    "x-goog-upload-protocol",
-    "x-goog-upload-command",
-    "x-goog-upload-offset",
-    "x-goog-upload-header-content-length",
-    "x-goog-upload-header-content-type",
-];
+/// A list of stateful resources: the core's [`Listing`] asks each project holding the
+/// caller's, and merges the pages.
+async fn list(routed: &Route, kind: Kind, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
+    let dialect = routed.dialect;
+    let url = format!("{}{}", config::base_url(&cx.env), routed.upstream_path().unwrap_or_default());
+    let upstream = Upstream {
+        url,
+        method: Method::Get,
+        headers: Vec::new(),
+        body: Payload::Bytes(Vec::new()),
+        native: true,
+        first_byte_timeout_ms: cx.first_byte_timeout_ms,
+        peek: None,
+        spot: None,
+        starts_upload: false,
+        page: true,
+    };
+    let lists = std::mem::take(&mut cx.lists);
+    let store = StateStore::open(&cx.env);
+    let mut listing = Listing::new(kind, &cx.caller, lists.len());
+    let mut timing = std::mem::take(&mut cx.timing);
+    let mut forwarder = Forwarder { lists: &lists, cx, upstream, served: None };
+    let listed = steps::run(&mut listing, &mut forwarder, &store, &mut timing).await;
+    cx.timing = timing;
+    cx.timing.state_calls += store.calls.get();
+    let Listed::Answer(body) = listed?;
+    reply::json(body).map_err(|e| Rejection::config(dialect, e))
+}
 
 /// The request body: an upload's bytes stream through (within `max_upload_bytes`), any other
 /// body is read (within `max_body_bytes`) so that a retry can send it again.
 async fn payload(req: &mut Request, routed: &Route, cx: &Cx) -> std::result::Result<Payload, Rejection> {
     let dialect = routed.dialect;
-    let header_number = |name: &str| req.headers().get(name).ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
-    let announced = match routed.resource_call() {
-        Some(ResourceCall::Upload(_)) => Some(header_number("content-length")),
-        Some(ResourceCall::StartUpload) => Some(header_number("x-goog-upload-header-content-length")),
-        _ => None,
-    };
-    if let Some(announced) = announced {
+    if let Some(header) = routed.upload_size_header() {
+        let announced = req.headers().get(header).ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
         let limit = SettingsReader::new(|name: &str| config::knob(&cx.env, name))
             .upload_limit()
             .map_err(|e| Rejection::config(dialect, e))?;

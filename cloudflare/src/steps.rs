@@ -49,7 +49,10 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
                 }
             }
             Step::Look(names) => machine.looked(store.look(&names).await),
-            Step::Remember { item, record, ttl_secs } => store.keep_record(&item, record, ttl_secs).await,
+            Step::Remember { item, record, ttl_secs, index, line } => {
+                store.keep_record(&item, record, ttl_secs).await;
+                store.append_index(&index, &line).await;
+            }
             Step::Log(line) => worker::console_log!("{line}"),
             Step::Wait(ms) => worker::Delay::from(Duration::from_millis(ms)).await,
             Step::Done(done) => return Ok(done),

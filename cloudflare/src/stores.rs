@@ -404,6 +404,16 @@ impl StateStore {
         }
     }
 
+    /// Appends a line to a client's index of what it made (kept 60 days after its last line,
+    /// the longest record's life).
+    pub async fn append_index(&self, item: &str, line: &[u8]) {
+        const INDEX_TTL_SECS: u64 = 60 * 24 * 3600;
+        let op = json!({"append": item, "hex": hex(line), "ttl": INDEX_TTL_SECS});
+        if self.batch(self.shard_of(item), vec![op]).await.is_none() {
+            worker::console_error!("state: appending to {item} failed");
+        }
+    }
+
     /// Appends a request's usage lines to their shard (after the response),
     /// compacting the shard now and then.
     pub async fn count_usage(&self, append: &UsageAppend) {

@@ -5,7 +5,7 @@
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use gemini_pool_core::{upload_session, Answer, Peek, Peeker, Spot, Spotter, ERROR_BODY_LIMIT};
+use gemini_pool_core::{upload_session, Answer, Peek, Peeker, Spot, Spotter, ERROR_BODY_LIMIT, SPOT_LIMIT};
 use std::cell::RefCell;
 use std::pin::pin;
 use std::time::Duration;
@@ -35,6 +35,8 @@ pub(crate) struct Upstream {
     pub(crate) spot: Option<Spotter>,
     /// A success starts an upload session (named in a header).
     pub(crate) starts_upload: bool,
+    /// A success is a page of a list: read it whole.
+    pub(crate) page: bool,
 }
 
 impl Upstream {
@@ -59,6 +61,11 @@ impl Upstream {
         if self.starts_upload {
             let made = response.headers().get("x-goog-upload-url").ok().flatten().and_then(|u| upload_session(&u));
             return (made.map_or(Answer::Served, Answer::Made), Some(response));
+        }
+        if self.page {
+            let mut response = response;
+            let body = response.bytes().await.unwrap_or_default();
+            return (Answer::Page(body.into_iter().take(SPOT_LIMIT).collect()), None);
         }
         if let Some(stream) = self.peek {
             let mut peeker = Peeker::new(stream);

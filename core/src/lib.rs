@@ -17,7 +17,8 @@
 //!   (`classify`), the reasons (`reason`), answers with nothing in them (`empty`);
 //! - `decide` — what to do: the request's [`Flow`], its attempts (`attempts`), the cooling
 //!   policy (`cooling`), what a verdict changes (`judge`), how the attempts end (`ending`), the
-//!   key check (`keycheck`);
+//!   key check (`keycheck`), stateful resources kept with their project (`affinity`) and listed
+//!   across projects (`listing`);
 //! - `shared` — the state every instance shares: marks and their merge rule (`marks`), items
 //!   and availability (`state`), the write protocol (`record`), usage counts (`usage`);
 //! - `operator` — knobs (`settings`), `/v1/status` (`status`), the console page (`console`),
@@ -62,6 +63,11 @@
 //!   error shape it gets back. **Scrub** — masking any key in text that leaves the proxy.
 //! - **usage shard**, **quota day** — usage counts live in eight items per day; the day ends at
 //!   midnight in `daily_reset_zone`, like Google's daily quotas.
+//! - **resource** — one of Google's stateful objects (an interaction, a file, a cached content,
+//!   an upload session, a batch, an operation), living in the project of the key that made it.
+//!   Its **record** (item `res/<name>`) says which bucket holds it and which client made it; a
+//!   request naming resources is **pinned** to that bucket ([`Pin`]). A client's **index**
+//!   (item `own/<client>`) lists what it made, for lists across projects ([`Listing`]).
 //! - **knob** — one operator setting (`proxy_settings` on Fastly, a variable on Workers).
 //! - **edge** — the platform layer that executes the core's steps (`src/`, `cloudflare/`).
 
@@ -83,6 +89,7 @@ mod decide {
     pub(crate) mod flow;
     pub(crate) mod judge;
     pub(crate) mod keycheck;
+    pub(crate) mod listing;
 }
 mod google {
     pub(crate) mod classify;
@@ -114,6 +121,7 @@ pub use decide::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
 pub use decide::ending::{Ending, ERROR_BODY_LIMIT};
 pub use decide::flow::{Answer, Finish, Flow, Linger, Machine, Step};
 pub use decide::keycheck::{Check, Checked};
+pub use decide::listing::{Listed, Listing};
 
 // What clients send and see.
 pub use client::auth::{

@@ -55,15 +55,7 @@ fn run(
     for _ in 0..1_000 {
         match flow.step(NOW) {
             Step::Fetch(part) => flow.fetched(part, lists[part].as_bytes()),
-            Step::Read(read) => flow.read(
-                read.into_iter()
-                    .map(|i| {
-                        let marks =
-                            items.get(&i.kv_key()).map_or_else(Marks::default, |b| Marks::decode(b.clone(), Some(1)));
-                        (i, marks)
-                    })
-                    .collect(),
-            ),
+            Step::Read(read) => flow.read(marks_of(&items, read)),
             Step::Configure => flow.configured(&CoolingSettings::default()),
             Step::Send(keys) => {
                 let secret = keys[0].secret.to_string();
@@ -79,23 +71,14 @@ fn run(
                 if read_back.is_empty() {
                     flow.written();
                 } else {
-                    let read = read_back
-                        .into_iter()
-                        .map(|i| {
-                            let marks = items
-                                .get(&i.kv_key())
-                                .map_or_else(Marks::default, |b| Marks::decode(b.clone(), Some(1)));
-                            (i, marks)
-                        })
-                        .collect();
-                    flow.read(read);
+                    flow.read(marks_of(&items, read_back));
                 }
             }
             Step::Look(names) => {
                 run.looked += names.len();
                 flow.looked(names.iter().map(|n| records.get(n).cloned()).collect());
             }
-            Step::Remember { item, record, ttl_secs } => {
+            Step::Remember { item, record, ttl_secs, .. } => {
                 records.insert(item.clone(), record.clone());
                 run.remembered.push((item, record, ttl_secs));
             }
@@ -107,6 +90,19 @@ fn run(
         }
     }
     panic!("the flow did not end");
+}
+
+/// The items as stored (appended bytes).
+fn marks_of(
+    items: &HashMap<String, Vec<u8>>,
+    read: Vec<gemini_pool_core::Item>,
+) -> Vec<(gemini_pool_core::Item, Marks)> {
+    read.into_iter()
+        .map(|i| {
+            let marks = items.get(&i.kv_key()).map_or_else(Marks::default, |b| Marks::decode(b.clone(), Some(1)));
+            (i, marks)
+        })
+        .collect()
 }
 
 const GENERATE: &str = "/v1beta/models/gemini-3.5-flash:generateContent";

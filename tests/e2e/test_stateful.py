@@ -234,3 +234,18 @@ def test_a_long_running_operation_is_polled_in_its_project(world, sim):
     other = curl(f"{world.url}/v1beta/{name}", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                  "-H", f"x-goog-api-key: {OTHER_TOKEN}").stdout
     assert other == "404"
+
+
+def test_lists_merge_the_projects_and_show_only_the_callers_own(world, sim):
+    mine, theirs, admin = client(world), client(world, OTHER_TOKEN), client(world, ADMIN_TOKEN)
+    start = len(sim.log())
+    own = [upload(mine) for _ in range(8)]
+    spread = {PROJECT_OF_LABEL[e["key"]] for e in sim.log()[start:] if e["headers"].get("x-goog-upload-command") == "start"}
+    assert len(spread) >= 2, "eight uploads land in more than one project"
+    other = [upload(theirs) for _ in range(3)]
+    assert {f.name for f in mine.files.list()} == {f.name for f in own}, "every project's page, mine only"
+    assert {f.name for f in theirs.files.list()} == {f.name for f in other}
+    assert {f.name for f in admin.files.list()} == {f.name for f in own + other}, "an admin sees all"
+    caches = [mine.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["c"])) for _ in range(3)]
+    assert {c.name for c in mine.caches.list()} == {c.name for c in caches}
+    assert list(theirs.caches.list()) == []

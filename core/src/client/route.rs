@@ -3,6 +3,8 @@
 
 use crate::client::envelope::{Dialect, ErrorReply};
 use crate::client::model::valid_model;
+use crate::decide::affinity::Kind;
+use crate::decide::listing::PAGE_SIZE;
 
 /// Google API version of a native call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +96,9 @@ pub enum ResourceCall {
     CreateCache,
     /// `GET|PATCH|DELETE cachedContents/{id}`.
     Cache(String),
+    /// `GET files`, `GET cachedContents`, `GET batches`: the caller's own, from every project
+    /// ([`crate::decide::listing`]).
+    List(Kind),
     /// `GET|DELETE batches/{id}` (a batch is made by `models/{m}:batchGenerateContent`).
     Batch(String),
     /// `POST batches/{id}:cancel`.
@@ -212,6 +217,26 @@ impl Route {
         Ok(RequestFacts { model: self.path_model().map(str::to_string), stream })
     }
 
+    /// Client headers passed on to Google: `content-type`, and for calls on stateful resources
+    /// Google's upload protocol's (everything else — credentials, cookies, forwarding headers,
+    /// SDK telemetry — stays here; each header read is a host call on Fastly).
+    pub fn forwarded_headers(&self) -> &'static [&'static str] {
+        match self.endpoint {
+            Endpoint::Resource(..) => &RESOURCE_HEADERS,
+            _ => &["content-type"],
+        }
+    }
+
+    /// The header that announces an upload's size (checked against `max_upload_bytes`): the
+    /// file's, when a session starts; the piece's, for its bytes.
+    pub fn upload_size_header(&self) -> Option<&'static str> {
+        match self.resource_call()? {
+            ResourceCall::StartUpload => Some("x-goog-upload-header-content-length"),
+            ResourceCall::Upload(_) => Some("content-length"),
+            _ => None,
+        }
+    }
+
     /// Query parameters passed on to Google (never `key`).
     pub fn forwarded_query_params(&self) -> &'static [&'static str] {
         match self.endpoint {
@@ -224,6 +249,16 @@ impl Route {
         }
     }
 }
+
+/// Client headers passed on for calls on stateful resources.
+const RESOURCE_HEADERS: [&str; 6] = [
+    "content-type",
+    "x-goog-upload-protocol",
+    "x-goog-upload-command",
+    "x-goog-upload-offset",
+    "x-goog-upload-header-content-length",
+    "x-goog-upload-header-content-type",
+];
 
 /// Who may call an endpoint (and whether the caller's role changes the answer: see
 /// [`crate::client::auth::lookup_order`]).
@@ -285,6 +320,7 @@ fn resource_path(version: Version, call: &ResourceCall) -> String {
         ResourceCall::File(id) => format!("/{v}/files/{id}"),
         ResourceCall::CreateCache => format!("/{v}/cachedContents"),
         ResourceCall::Cache(id) => format!("/{v}/cachedContents/{id}"),
+        ResourceCall::List(kind) => format!("/{v}/{}?pageSize={PAGE_SIZE}", kind.collection()),
         ResourceCall::Batch(id) => format!("/{v}/batches/{id}"),
         ResourceCall::CancelBatch(id) => format!("/{v}/batches/{id}:cancel"),
         ResourceCall::Operation { model, id } => format!("/{v}/models/{model}/operations/{id}"),
@@ -307,6 +343,12 @@ pub fn route(method: &str, path: &str, upload_id: Option<&str>, native_credentia
     if !allow.split(", ").any(|m| m == method) {
         return Err(RouteError { dialect, reply: ErrorReply::method_not_allowed(method, allow) });
     }
+    let endpoint = match endpoint {
+        Endpoint::Resource(v, ResourceCall::CreateCache) if method == "GET" => {
+            Endpoint::Resource(v, ResourceCall::List(Kind::Cache))
+        }
+        other => other,
+    };
     Ok(Route { endpoint, dialect })
 }
 
@@ -325,6 +367,7 @@ fn guess_dialect(path: &str, native_credentials: bool) -> Dialect {
 const GET: &str = "GET, OPTIONS";
 const POST: &str = "POST, OPTIONS";
 const GET_DELETE: &str = "GET, DELETE, OPTIONS";
+const GET_POST: &str = "GET, POST, OPTIONS";
 const GET_PATCH_DELETE: &str = "GET, PATCH, DELETE, OPTIONS";
 
 /// The endpoint for a path and the methods it allows.
@@ -377,7 +420,10 @@ fn valid_id(id: &str) -> Option<&str> {
 fn match_resource(version: Version, rest: &str) -> Option<(Endpoint, &'static str)> {
     let (call, allow) = match rest.split_once('/') {
         None if rest == "interactions" => (ResourceCall::CreateInteraction, POST),
-        None if rest == "cachedContents" => (ResourceCall::CreateCache, POST),
+        // `GET` lists them (see `route`).
+        None if rest == "cachedContents" => (ResourceCall::CreateCache, GET_POST),
+        None if rest == "files" => (ResourceCall::List(Kind::File), GET),
+        None if rest == "batches" => (ResourceCall::List(Kind::Batch), GET),
         None => return None,
         Some(("interactions", id)) => match id.strip_suffix("/cancel") {
             Some(id) => (ResourceCall::CancelInteraction(valid_id(id)?.to_string()), POST),
@@ -503,6 +549,10 @@ mod tests {
             Some("/v1beta/batches/b-1:cancel")
         );
         assert_eq!(status("POST", "/v1beta/batches/b-1"), 405);
+        let list = ok("GET", "/v1beta/cachedContents", false);
+        assert_eq!(list.endpoint, Endpoint::Resource(Version::V1beta, ResourceCall::List(Kind::Cache)));
+        assert_eq!(list.upstream_path().as_deref(), Some("/v1beta/cachedContents?pageSize=100"));
+        assert_eq!(ok("GET", "/v1/files", true).upstream_path().as_deref(), Some("/v1/files?pageSize=100"));
         let op = ok("GET", "/v1beta/models/veo-3.1-generate-preview/operations/op1", false);
         assert_eq!(op.upstream_path().as_deref(), Some("/v1beta/models/veo-3.1-generate-preview/operations/op1"));
         assert_eq!(status("GET", "/v1beta/models/veo/operations/a/b"), 404);
@@ -523,7 +573,6 @@ mod tests {
         assert_eq!(status("POST", "/v1beta/models/a%2Fb:generateContent"), 404);
         assert_eq!(status("POST", "/v1beta/models/gemini:deleteEverything"), 404);
         assert_eq!(status("GET", "/v1beta/tunedModels/x"), 404);
-        assert_eq!(status("GET", "/v1beta/files"), 404);
         assert_eq!(status("GET", "/v1beta/files/a/b"), 404);
         assert_eq!(status("GET", "/v1beta/files/.."), 404);
         assert_eq!(status("POST", "/v1beta/files/abc"), 405);

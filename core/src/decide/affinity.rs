@@ -150,14 +150,14 @@ impl Pinned {
         }
     }
 
-    fn mark(&self) -> MarkName {
+    pub(crate) fn mark(&self) -> MarkName {
         match self {
             Pinned::Project(p) => MarkName::of(Bucket::Project(p)),
             Pinned::Key(fp) => MarkName::of(Bucket::Key(*fp)),
         }
     }
 
-    fn parse(mark: &str) -> Option<Self> {
+    pub(crate) fn parse(mark: &str) -> Option<Self> {
         match mark.split_once(':')? {
             ("k", hex) if hex.len() == 16 => u64::from_str_radix(hex, 16).ok().map(|n| Pinned::Key(Fingerprint(n))),
             ("p", project) if !project.is_empty() => unescape(project).map(Pinned::Project),

@@ -17,6 +17,8 @@
 //!         Step::Record { writes, read_back } => execute the writes in order; then
 //!                                               machine.read(read_back with its marks),
 //!                                               or machine.written() if read_back is empty,
+//!         Step::Look(items)                  => machine.looked(each resource record, or none),
+//!         Step::Remember { .. }              => store the record, append the index line,
 //!         Step::Log(line)                    => log it,
 //!         Step::Wait(ms)                     => sleep that long,
 //!         Step::Done(done)                   => break,
@@ -25,6 +27,9 @@
 //! ```
 //!
 //! A request's steps, in order:
+//! 0. **Look** (only if it names stateful resources: [`crate::decide::affinity`]): read their
+//!    records; the request is pinned to the project holding them and starts in its part — or
+//!    ends here (not found, two projects).
 //! 1. **Start**: draw the part of the pool to start in, in proportion to the parts' sizes
 //!    ([`crate::pool::keys`]): `Fetch` the drawn part's key list, accept it or draw again; if the
 //!    part holds no key, `Fetch` every other part. `Read` the items of the parts fetched.
@@ -37,13 +42,15 @@
 //!    `Record` of the compactions due. The state read back is what the next attempt chooses
 //!    from. Then 2 again, until `Done`.
 //!
-//! Usage is counted after the client has its answer: [`Flow::usage`].
+//! A success that made a resource `Remember`s its record just before `Done`, so a follow-up
+//! finds it. Usage is counted after the client has its answer: [`Flow::usage`].
 
 use crate::client::auth::Caller;
 use crate::client::envelope::ErrorReply;
 use crate::decide::affinity::{self, Pin, Record, Resource};
 use crate::decide::attempts::{Attempts, Choice};
 use crate::decide::ending::Ending;
+use crate::decide::listing;
 use crate::google::classify::Verdict;
 use crate::operator::clock::ResetZone;
 use crate::operator::settings::CoolingSettings;
@@ -81,7 +88,8 @@ pub enum Step<'a, D> {
     /// each one's bytes, or `None` if the store has none, to [`Machine::looked`] in this order.
     Look(Vec<String>),
     /// Store this resource record (a success made the resource) under `item`, kept for
-    /// `ttl_secs`; then ask for the next step.
+    /// `ttl_secs`, and append `line` to the maker's `index` item (kept as long as the longest
+    /// record: [`crate::decide::listing`]); then ask for the next step.
     Remember {
         /// The store item's name.
         item: String,
@@ -89,6 +97,10 @@ pub enum Step<'a, D> {
         record: Vec<u8>,
         /// How long the store keeps it.
         ttl_secs: u64,
+        /// The maker's index item.
+        index: String,
+        /// The line to append to it.
+        line: Vec<u8>,
     },
     /// Log this line (a failed attempt, a dead key found, a store that keeps losing writes).
     /// It holds no key.
@@ -105,6 +117,10 @@ pub enum Step<'a, D> {
 pub enum Answer {
     /// A 2xx (a request's edge keeps the response to deliver it).
     Served,
+    /// A 2xx to a list call, its body read whole (up to
+    /// [`SPOT_LIMIT`](crate::decide::affinity::SPOT_LIMIT)): a page a
+    /// [`Listing`](crate::decide::listing::Listing) merges.
+    Page(Vec<u8>),
     /// A 2xx that made this resource (the edge spotted its name in the answer:
     /// [`crate::decide::affinity::Spotter`]); it is delivered like [`Answer::Served`].
     Made(Resource),
@@ -407,7 +423,7 @@ impl<'a> Flow<'a> {
             return (Stage::Done(Finish::EmptyPool), None);
         };
         let (verdict, ending) = match answer {
-            Answer::Served => (None, Ending::Served),
+            Answer::Served | Answer::Page(_) => (None, Ending::Served),
             Answer::Made(resource) => {
                 self.resources.remember(&key, &resource);
                 (None, Ending::Served)
@@ -587,7 +603,7 @@ impl<'a> Machine<'a> for Flow<'a> {
         let caller = self.resources.caller.clone().unwrap_or(Caller { label: String::new(), admin: false });
         self.stage = match affinity::pin(&caller, &looked) {
             Ok(pin) => {
-                let part = pin.part.min(self.lists.len() - 1);
+                let part = pin.part.min(self.lists.len().saturating_sub(1));
                 self.resources.pin = Some(pin);
                 Stage::Start(part)
             }
@@ -607,8 +623,15 @@ impl Resources {
             (None, Some(caller)) => caller.label.as_str(),
             (None, None) => return,
         };
-        let record = Record::new(key, owner).encode();
-        self.remember = Some(Step::Remember { item: resource.item(), record, ttl_secs: resource.kind.ttl_secs() });
+        let record = Record::new(key, owner);
+        let line = listing::index_line(resource.kind, &resource.id, &record.bucket, record.part).into_bytes();
+        self.remember = Some(Step::Remember {
+            item: resource.item(),
+            record: record.encode(),
+            ttl_secs: resource.kind.ttl_secs(),
+            index: listing::index_item(owner),
+            line,
+        });
     }
 }
 

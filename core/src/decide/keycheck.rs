@@ -280,7 +280,7 @@ impl Check<'_> {
         let mut changes = Vec::new();
         for (key, answer) in self.batch.iter().zip(answers) {
             let verdict = match answer {
-                Answer::Served | Answer::Made(_) | Answer::Empty => classify(200, b""),
+                Answer::Served | Answer::Made(_) | Answer::Page(_) | Answer::Empty => classify(200, b""),
                 Answer::Error { status, body } => classify(status, &body),
                 Answer::None { timeout, detail } => Verdict::connect_failure(timeout, detail),
             };

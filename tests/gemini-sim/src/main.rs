@@ -179,6 +179,7 @@ fn classify_resource(method: &str, rest: &str, query: &str) -> Option<ResCall> {
     let call = match (method, rest.split_once('/')) {
         ("POST", None) if rest == "interactions" => ResCall::CreateInteraction,
         ("POST", None) if rest == "cachedContents" => ResCall::CreateCache,
+        ("GET", None) if matches!(rest, "files" | "cachedContents" | "batches") => ResCall::List(rest.to_string()),
         ("POST", Some(("interactions", id))) => ResCall::CancelInteraction(id.strip_suffix("/cancel")?.to_string()),
         ("GET" | "DELETE", Some(("interactions", id))) => ResCall::Interaction(id.to_string()),
         ("GET" | "DELETE", Some(("files", id))) => ResCall::File(id.to_string()),

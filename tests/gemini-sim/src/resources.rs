@@ -17,6 +17,8 @@ pub enum ResCall {
     File(String),
     CreateCache,
     Cache(String),
+    /// `GET files`, `GET cachedContents`, `GET batches`: the project's own.
+    List(String),
     /// `models/{m}:batchGenerateContent`.
     CreateBatch(String),
     Batch(String),
@@ -76,8 +78,6 @@ pub struct Resources {
     operations: HashMap<String, Held>,
     uploads: HashMap<String, Upload>,
     next: u64,
-    /// Bytes received by upload sessions (a test reads it to see an upload arrived whole).
-    pub uploaded_bytes: u64,
 }
 
 /// Google's host, as its upload URLs and file URIs name it.
@@ -150,12 +150,29 @@ impl Resources {
             ResCall::CreateInteraction => self.create_interaction(project, body, text),
             ResCall::Interaction(id) => self.interaction(id, method, project),
             ResCall::CancelInteraction(id) => self.cancel(id, project),
+            ResCall::List(collection) => self.list(collection, project),
             ResCall::CreateBatch(model) => self.create_batch(model, project, body),
             ResCall::Batch(id) => self.batch(id, method, project, None),
             ResCall::CancelBatch(id) => self.batch(id, method, project, Some("BATCH_STATE_CANCELLED")),
             ResCall::Predict(model) => self.predict(model, project),
             ResCall::Operation { model, id } => self.operation(model, id, project),
         }
+    }
+
+    /// One project's resources of a collection (one page: the tests stay under Google's 100).
+    fn list(&self, collection: &str, project: &str) -> Reply {
+        let (map, field) = match collection {
+            "files" => (&self.files, "files"),
+            "cachedContents" => (&self.caches, "cachedContents"),
+            _ => (&self.batches, "operations"),
+        };
+        let mut entries: Vec<&Held> = map.values().filter(|h| h.project == project).collect();
+        entries.sort_by_key(|h| h.value["name"].as_str().unwrap_or_default().to_string());
+        let values: Vec<Value> = entries.into_iter().map(|h| h.value.clone()).collect();
+        if values.is_empty() {
+            return Reply::json(200, json!({}));
+        }
+        Reply::json(200, json!({ field: values }))
     }
 
     fn create_batch(&mut self, model: &str, project: &str, body: &Value) -> Reply {
@@ -277,7 +294,6 @@ impl Resources {
             return Reply::error(google::bad_request("Upload offset does not match the bytes received."));
         }
         upload.received += bytes as u64;
-        self.uploaded_bytes += bytes as u64;
         if !command.contains("finalize") {
             return Reply::Json { status: 200, headers: vec![("x-goog-upload-status", "active".into())], body: None };
         }
