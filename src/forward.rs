@@ -9,8 +9,8 @@ use crate::stores::{ConfigError, StateStore};
 use crate::upstream::{Outbound, Payload};
 use fastly::{Request, Response};
 use gemini_pool_core::{
-    makes, named, proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, ErrorReply, Finish, Flow, Kind,
-    Listed, Listing, ResourceCall, Route, MAX_UPSTREAM_REQUESTS,
+    named, proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, ErrorReply, Finish, Flow, Kind, Listed,
+    Listing, ResourceCall, Route, MAX_UPSTREAM_REQUESTS,
 };
 use std::io::Read;
 use std::time::Instant;
@@ -35,11 +35,8 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
         .ok_or_else(|| Rejection::new(dialect, ErrorReply::bad_request("invalid_query", "Invalid query string.")))?;
 
     let kv = StateStore::open();
-    let mut flow = Flow::new(cx.secrets.count(), facts.model.as_deref(), seed(), upstream_limit).with_resources(
-        named,
-        makes(route).is_some(),
-        &cx.caller,
-    );
+    let mut flow =
+        Flow::new(cx.secrets.count(), facts.model.as_deref(), seed(), upstream_limit).with_resources(named, &cx.caller);
     let mut served = None;
     let mut send = |keys: &[ApiKey<'_>]| {
         keys.iter()
@@ -83,18 +80,10 @@ fn list(client: &Request, route: &Route, kind: Kind, cx: &Context<'_>) -> Result
 }
 
 fn served_response(mut response: Response, route: &Route, stream: bool, client: &Request) -> Response {
-    // Google's upload URL becomes the proxy's own (same path and query: no key is in it).
-    // Header values are read as text only if they are (never a panic on bytes from the network).
-    let google_url = response.get_header("x-goog-upload-url").and_then(|v| v.to_str().ok()).map(str::to_string);
-    if let Some(google_url) = google_url {
-        let host = client.get_header("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let origin = format!("{}://{host}", client.get_url().scheme());
-        match proxied_upload_url(&google_url, &origin) {
-            Some(own) => response.set_header("x-goog-upload-url", own),
-            None => {
-                response.remove_header("x-goog-upload-url");
-            }
-        }
+    // Google's upload URL becomes the proxy's own (same path and query: no key is in it). Only
+    // a session's start has one: other answers skip the header read (a host call).
+    if matches!(route.resource_call(), Some(ResourceCall::StartUpload)) {
+        own_upload_url(&mut response, client);
     }
     if route.rewrites_model_ids() {
         let body = response.take_body_bytes();
@@ -107,6 +96,20 @@ fn served_response(mut response: Response, route: &Route, stream: bool, client: 
     response
 }
 
+/// Rewrites `x-goog-upload-url` to the proxy's own origin. Header values are read as text only
+/// if they are (never a panic on bytes from the network).
+fn own_upload_url(response: &mut Response, client: &Request) {
+    let Some(google_url) = response.get_header("x-goog-upload-url").and_then(|v| v.to_str().ok()) else { return };
+    let host = client.get_header("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let origin = format!("{}://{host}", client.get_url().scheme());
+    match proxied_upload_url(google_url, &origin) {
+        Some(own) => response.set_header("x-goog-upload-url", own),
+        None => {
+            response.remove_header("x-goog-upload-url");
+        }
+    }
+}
+
 /// The request body: an upload's bytes stream through (within `max_upload_bytes`), any other
 /// body is read (within `max_body_bytes`) so that a retry can send it again.
 fn payload(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<Payload, Rejection> {
@@ -115,7 +118,7 @@ fn payload(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<Payl
         let announced = crate::handler::header_text(client, header).and_then(|v| v.trim().parse().ok());
         upload_fits(announced, cx.upload_limit()?).map_err(|reply| Rejection::new(dialect, reply))?;
     }
-    if matches!(route.resource_call(), Some(ResourceCall::Upload(_))) {
+    if matches!(route.resource_call(), Some(ResourceCall::Upload(_) | ResourceCall::MultipartUpload)) {
         return Ok(Payload::Stream(std::cell::RefCell::new(Some(client.take_body()))));
     }
     read_body(client, cx.settings.max_body_bytes).map(Payload::Bytes).map_err(|reply| Rejection::new(dialect, reply))

@@ -39,9 +39,7 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
         query_key: if native_path { query_param(client.get_query_str(), "key") } else { None },
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
-    let upload_id =
-        if client.get_path().starts_with("/upload/") { query_param(client.get_query_str(), "upload_id") } else { None };
-    let route = route(client.get_method_str(), client.get_path(), upload_id, native_credentials)
+    let route = route(client.get_method_str(), client.get_path(), client.get_query_str(), native_credentials)
         .map_err(|e| Rejection::new(e.dialect, e.reply))?;
     let dialect = route.dialect;
     match route.endpoint {

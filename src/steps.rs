@@ -67,9 +67,11 @@ pub fn run<'a, M: Machine<'a>>(
                 }
             }
             Step::Look(names) => machine.looked(kv.look(&names, ops)),
+            // A record the store had already (an adopted file seen again) adds no index line.
             Step::Remember { item, record, ttl_secs, index, line } => {
-                kv.keep_record(&item, record, ttl_secs, ops);
-                kv.append_index(&index, line, ops);
+                if kv.keep_record(&item, record, ttl_secs, ops) {
+                    kv.append_index(&index, line, ops);
+                }
             }
             Step::Log(line) => log(format_args!("{line}")),
             Step::Wait(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),

@@ -245,16 +245,24 @@ impl StateStore {
         found
     }
 
-    /// Stores a resource record for `ttl_secs` (a failure is logged: the resource is then not
-    /// found through the proxy).
-    pub fn keep_record(&self, item: &str, record: Vec<u8>, ttl_secs: u64, ops: &Ops) {
-        let Some(kv) = &self.kv else { return };
+    /// Stores a resource record for `ttl_secs` unless the store has one already (an adopted
+    /// file seen again); says whether it stored one. A failure is logged: the resource is then
+    /// not found through the proxy.
+    pub fn keep_record(&self, item: &str, record: Vec<u8>, ttl_secs: u64, ops: &Ops) -> bool {
+        let Some(kv) = &self.kv else { return false };
         bump(&ops.kv_writes);
         let started = Instant::now();
-        if let Err(e) = kv.build_insert().time_to_live(Duration::from_secs(ttl_secs)).execute(item, record) {
-            log(format_args!("kv: storing the record {item} failed: {e}"));
-        }
+        let insert = kv.build_insert().mode(InsertMode::Add).time_to_live(Duration::from_secs(ttl_secs));
+        let stored = match insert.execute(item, record) {
+            Ok(()) => true,
+            Err(KVStoreError::ItemPreconditionFailed) => false,
+            Err(e) => {
+                log(format_args!("kv: storing the record {item} failed: {e}"));
+                false
+            }
+        };
         add_elapsed(&ops.kv_ms, started);
+        stored
     }
 
     /// Appends a line to a client's index of what it made (kept as long as the longest record).

@@ -8,7 +8,7 @@ use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Body, Request, Response};
 use gemini_pool_core::{
-    forwarded_query, makes, upload_session, Answer, Kind, Peek, Peeker, ResourceCall, Route, Spot, Spotter,
+    forwarded_query, makes, spotter, upload_session, Answer, Kind, Peek, Peeker, ResourceCall, Route, Spot, Spotter,
     ERROR_BODY_LIMIT, SPOT_LIMIT,
 };
 use std::cell::RefCell;
@@ -60,7 +60,7 @@ impl Outbound {
         let native = route.is_native();
         let peek = route.answer_may_be_empty().then_some(stream);
         let starts_upload = makes(route) == Some(Kind::Upload);
-        let spot = makes(route).filter(|_| !starts_upload).map(|kind| Spotter::new(kind, stream));
+        let spot = spotter(route, stream);
         let page = matches!(route.resource_call(), Some(ResourceCall::List(_)));
         let method = client.get_method().clone();
         Some(Outbound { method, url, native, headers, body, peek, spot, starts_upload, page })

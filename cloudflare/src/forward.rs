@@ -9,8 +9,8 @@ use crate::steps::{self, Io, StoreOnly};
 use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use gemini_pool_core::{
-    makes, named, proxied_upload_url, strip_model_prefixes, upload_fits, Answer, ApiKey, CoolingSettings, ErrorReply,
-    Finish, Flow, Kind, Listed, Listing, ResourceCall, Route, SettingsReader, Spotter,
+    makes, named, proxied_upload_url, spotter, strip_model_prefixes, upload_fits, Answer, ApiKey, CoolingSettings,
+    ErrorReply, Finish, Flow, Kind, Listed, Listing, ResourceCall, Route, SettingsReader,
 };
 use std::time::Duration;
 use worker::{Context, Method, Request, Response, Result};
@@ -96,7 +96,7 @@ pub(crate) async fn forward(
         native: routed.is_native(),
         first_byte_timeout_ms,
         peek: routed.answer_may_be_empty().then_some(facts.stream),
-        spot: makes(routed).filter(|_| !starts_upload).map(|kind| Spotter::new(kind, facts.stream)),
+        spot: spotter(routed, facts.stream),
         starts_upload,
         page: false,
     };
@@ -105,11 +105,7 @@ pub(crate) async fn forward(
     let lists = std::mem::take(&mut cx.lists);
     let store = StateStore::open(&cx.env);
     let attempts = if streamed { 1 } else { attempts_within(cx.subrequests, store.calls_per_batch()) };
-    let mut flow = Flow::new(lists.len(), facts.model.as_deref(), seed(), attempts).with_resources(
-        named,
-        makes(routed).is_some(),
-        &cx.caller,
-    );
+    let mut flow = Flow::new(lists.len(), facts.model.as_deref(), seed(), attempts).with_resources(named, &cx.caller);
     let mut timing = std::mem::take(&mut cx.timing);
     let mut forwarder = Forwarder { lists: &lists, cx, upstream, served: None };
     let finish = steps::run(&mut flow, &mut forwarder, &store, &mut timing).await;
@@ -137,7 +133,11 @@ pub(crate) async fn forward(
         (Finish::Served, Some(response)) => {
             // Only a served stream reads `max_stream_duration`.
             let limit = if facts.stream { cx.stream_limit()? } else { None };
-            served_response(own_upload_url(response, req), routed, facts.stream, limit).await
+            let response = match routed.resource_call() {
+                Some(ResourceCall::StartUpload) => own_upload_url(response, req),
+                _ => response,
+            };
+            served_response(response, routed, facts.stream, limit).await
         }
         (Finish::Error(reply), _) => reply::error(dialect, &reply),
         (Finish::EmptyPool, _) => return Err(Rejection::config(dialect, config::empty_pool())),
@@ -186,7 +186,7 @@ async fn payload(req: &mut Request, routed: &Route, cx: &Cx) -> std::result::Res
             .map_err(|e| Rejection::config(dialect, e))?;
         upload_fits(announced, limit).map_err(|reply| Rejection::new(dialect, reply))?;
     }
-    if matches!(routed.resource_call(), Some(ResourceCall::Upload(_))) {
+    if matches!(routed.resource_call(), Some(ResourceCall::Upload(_) | ResourceCall::MultipartUpload)) {
         let stream = req.inner().body().map(worker::wasm_bindgen::JsValue::from);
         return Ok(Payload::Stream(std::cell::RefCell::new(stream)));
     }

@@ -31,9 +31,8 @@ pub(crate) async fn serve(
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
     let method = req.method().to_string();
-    let upload_id = if path.starts_with("/upload/") { query_param(query.as_deref(), "upload_id") } else { None };
     let routed =
-        route(&method, &path, upload_id, native_credentials).map_err(|e| Rejection::new(e.dialect, e.reply))?;
+        route(&method, &path, query.as_deref(), native_credentials).map_err(|e| Rejection::new(e.dialect, e.reply))?;
     let dialect = routed.dialect;
     let fail = |e: worker::Error| Rejection::new(dialect, ErrorReply::new(500, "worker_error", e.to_string()));
     match routed.endpoint {

@@ -49,9 +49,11 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
                 }
             }
             Step::Look(names) => machine.looked(store.look(&names).await),
+            // A record the object had already (an adopted file seen again) adds no index line.
             Step::Remember { item, record, ttl_secs, index, line } => {
-                store.keep_record(&item, record, ttl_secs).await;
-                store.append_index(&index, &line).await;
+                if store.keep_record(&item, record, ttl_secs).await {
+                    store.append_index(&index, &line).await;
+                }
             }
             Step::Log(line) => worker::console_log!("{line}"),
             Step::Wait(ms) => worker::Delay::from(Duration::from_millis(ms)).await,

@@ -394,14 +394,16 @@ impl StateStore {
         found
     }
 
-    /// Stores a resource record for `ttl_secs` (a failure is logged: the resource is then not
-    /// found through the proxy).
-    pub async fn keep_record(&self, item: &str, record: Vec<u8>, ttl_secs: u64) {
+    /// Stores a resource record for `ttl_secs` unless the object has one already (an adopted
+    /// file seen again); says whether it stored one. A failed call is logged: the resource is
+    /// then not found through the proxy.
+    pub async fn keep_record(&self, item: &str, record: Vec<u8>, ttl_secs: u64) -> bool {
         let op = json!({"replace": item, "hex": hex(&record), "generation": null, "ttl": ttl_secs});
-        let stored = self.batch(self.shard_of(item), vec![op]).await;
-        if !stored.is_some_and(|r| r.first().is_some_and(|r| r["ok"] == json!(true))) {
+        let Some(results) = self.batch(self.shard_of(item), vec![op]).await else {
             worker::console_error!("state: storing the record {item} failed");
-        }
+            return false;
+        };
+        results.first().is_some_and(|r| r["ok"] == json!(true))
     }
 
     /// Appends a line to a client's index of what it made (kept 60 days after its last line,

@@ -67,7 +67,9 @@
 //!   an upload session, a batch, an operation), living in the project of the key that made it.
 //!   Its **record** (item `res/<name>`) says which bucket holds it and which client made it; a
 //!   request naming resources is **pinned** to that bucket ([`Pin`]). A client's **index**
-//!   (item `own/<client>`) lists what it made, for lists across projects ([`Listing`]).
+//!   (item `own/<client>`) lists what it made, for lists across projects ([`Listing`]). A file
+//!   Google generates (a batch's results, a video) is **adopted**: recorded when a pinned
+//!   answer names it.
 //! - **knob** — one operator setting (`proxy_settings` on Fastly, a variable on Workers).
 //! - **edge** — the platform layer that executes the core's steps (`src/`, `cloudflare/`).
 
@@ -135,8 +137,8 @@ pub use client::route::{may_be_native, route, Access, Endpoint, ResourceCall, Ro
 // Stateful resources, each kept with its project.
 pub use client::scrub::scrub;
 pub use decide::affinity::{
-    makes, named, proxied_upload_url, upload_fits, upload_session, Kind, Pin, Pinned, Record, Resource, Spot, Spotter,
-    SPOT_LIMIT,
+    makes, named, proxied_upload_url, spotter, upload_fits, upload_session, Kind, Pin, Pinned, Record, Resource, Spot,
+    Spotter, SPOT_LIMIT,
 };
 
 // What Google's answers mean, and what they change.

@@ -45,11 +45,7 @@ fn run(
     let routed = route("POST", path, None, true).expect("routes");
     let lists = lists();
     let facts = routed.facts(body.as_bytes()).expect("facts");
-    let mut flow = Flow::new(2, facts.model.as_deref(), seed, 32).with_resources(
-        named(&routed, body.as_bytes()),
-        gemini_pool_core::makes(&routed).is_some(),
-        who,
-    );
+    let mut flow = Flow::new(2, facts.model.as_deref(), seed, 32).with_resources(named(&routed, body.as_bytes()), who);
     let mut run = Run { finish: Finish::EmptyPool, sent: Vec::new(), remembered: Vec::new(), looked: 0 };
     let mut items: HashMap<String, Vec<u8>> = HashMap::new();
     for _ in 0..1_000 {

@@ -133,11 +133,11 @@ def test_all_keys_cooling_is_a_429_the_sdk_understands(sim, proxies):
 
 @pytest.mark.parametrize("path", [
     "/v1beta/models/x/../../something",
-    "/v1beta/models/x/%2E%2E/%2E%2E/files",
+    "/v1beta/models/x/%2E%2E/%2E%2E/tunedModels",
     "/v1beta/models/gemini%2F..%2Fsecret:generateContent",
     "/v1beta/models/..%2Ffiles:generateContent",
     "/v1beta/models/gemini-3.5-flash:deleteModel",
-    "/v1beta/files",
+    "/v1beta/fileSearchStores",
     "/v1beta/tunedModels/x:generateContent",
     "/v1beta/models/gemini-3.5-flash/extra:generateContent",
     "/v1beta//models/gemini-3.5-flash:generateContent",

@@ -1,6 +1,7 @@
 //! Routing: which endpoint a client request is for, which API dialect it speaks, and the
 //! only paths that may reach Google. Anything not on the allow-list is a 404 here.
 
+use crate::client::auth::query_param;
 use crate::client::envelope::{Dialect, ErrorReply};
 use crate::client::model::valid_model;
 use crate::decide::affinity::Kind;
@@ -87,11 +88,17 @@ pub enum ResourceCall {
     CancelInteraction(String),
     /// `POST /upload/{v}/files` without `upload_id`: starts an upload session.
     StartUpload,
+    /// `POST /upload/{v}/files?uploadType=multipart`: the file's metadata and bytes in one
+    /// `multipart/related` body, streamed through (one attempt).
+    MultipartUpload,
     /// `POST /upload/{v}/files?upload_id=…`: the bytes of a session (Google's upload URL is
     /// its own credential: clients send no key with it).
     Upload(String),
     /// `GET|DELETE files/{id}`.
     File(String),
+    /// `GET files/{id}:download` (`alt=media`): a file Google generated (a batch's results, a
+    /// video), adopted by the proxy when a pinned answer named it.
+    Download(String),
     /// `POST cachedContents`: makes a cached content.
     CreateCache,
     /// `GET|PATCH|DELETE cachedContents/{id}`.
@@ -232,7 +239,7 @@ impl Route {
     pub fn upload_size_header(&self) -> Option<&'static str> {
         match self.resource_call()? {
             ResourceCall::StartUpload => Some("x-goog-upload-header-content-length"),
-            ResourceCall::Upload(_) => Some("content-length"),
+            ResourceCall::Upload(_) | ResourceCall::MultipartUpload => Some("content-length"),
             _ => None,
         }
     }
@@ -244,7 +251,9 @@ impl Route {
             Endpoint::NativeCall { .. } => &["alt"],
             Endpoint::Resource(_, ResourceCall::Interaction(_)) => &["stream", "last_event_id", "include_input"],
             Endpoint::Resource(_, ResourceCall::Upload(_)) => &["upload_id", "upload_protocol"],
+            Endpoint::Resource(_, ResourceCall::MultipartUpload) => &["uploadType"],
             Endpoint::Resource(_, ResourceCall::Cache(_)) => &["updateMask"],
+            Endpoint::Resource(_, ResourceCall::Download(_)) => &["alt"],
             _ => &[],
         }
     }
@@ -316,8 +325,11 @@ fn resource_path(version: Version, call: &ResourceCall) -> String {
         ResourceCall::CreateInteraction => format!("/{v}/interactions"),
         ResourceCall::Interaction(id) => format!("/{v}/interactions/{id}"),
         ResourceCall::CancelInteraction(id) => format!("/{v}/interactions/{id}/cancel"),
-        ResourceCall::StartUpload | ResourceCall::Upload(_) => format!("/upload/{v}/files"),
+        ResourceCall::StartUpload | ResourceCall::MultipartUpload | ResourceCall::Upload(_) => {
+            format!("/upload/{v}/files")
+        }
         ResourceCall::File(id) => format!("/{v}/files/{id}"),
+        ResourceCall::Download(id) => format!("/{v}/files/{id}:download"),
         ResourceCall::CreateCache => format!("/{v}/cachedContents"),
         ResourceCall::Cache(id) => format!("/{v}/cachedContents/{id}"),
         ResourceCall::List(kind) => format!("/{v}/{}?pageSize={PAGE_SIZE}", kind.collection()),
@@ -331,10 +343,11 @@ fn resource_path(version: Version, call: &ResourceCall) -> String {
 /// SDKs send a key (`x-goog-api-key` or `?key=`); it decides between the OpenAI and the native
 /// meaning of the paths both APIs share (`GET /v1/models`, `GET /v1/models/{m}`).
 ///
-/// `upload_id`: the query's `upload_id`, which makes `/upload/{v}/files` an upload session's bytes.
-pub fn route(method: &str, path: &str, upload_id: Option<&str>, native_credentials: bool) -> Result<Route, RouteError> {
+/// `query`: the query string; its `upload_id` makes `/upload/{v}/files` an upload session's
+/// bytes, its `uploadType=multipart` a one-request upload.
+pub fn route(method: &str, path: &str, query: Option<&str>, native_credentials: bool) -> Result<Route, RouteError> {
     let dialect = guess_dialect(path, native_credentials);
-    let Some((endpoint, allow)) = match_path(path, upload_id, native_credentials) else {
+    let Some((endpoint, allow)) = match_path(path, query, native_credentials) else {
         return Err(RouteError { dialect, reply: ErrorReply::not_found(path) });
     };
     if method == "OPTIONS" {
@@ -371,12 +384,12 @@ const GET_POST: &str = "GET, POST, OPTIONS";
 const GET_PATCH_DELETE: &str = "GET, PATCH, DELETE, OPTIONS";
 
 /// The endpoint for a path and the methods it allows.
-fn match_path(path: &str, upload_id: Option<&str>, native_credentials: bool) -> Option<(Endpoint, &'static str)> {
+fn match_path(path: &str, query: Option<&str>, native_credentials: bool) -> Option<(Endpoint, &'static str)> {
     if path == "/" {
         return Some((Endpoint::Console, GET));
     }
     if let Some(rest) = path.strip_prefix("/upload/") {
-        return match_upload(rest, upload_id);
+        return match_upload(rest, query);
     }
     if let Some(rest) = path.strip_prefix("/v1beta/openai/") {
         return match_openai(rest);
@@ -397,16 +410,18 @@ fn match_path(path: &str, upload_id: Option<&str>, native_credentials: bool) -> 
     match_openai(rest)
 }
 
-/// `/upload/{v}/files`: a session's start, or (with `upload_id`) its bytes.
-fn match_upload(rest: &str, upload_id: Option<&str>) -> Option<(Endpoint, &'static str)> {
+/// `/upload/{v}/files`: a session's start, or (with `upload_id`) its bytes, or (with
+/// `uploadType=multipart`) a whole file in one request.
+fn match_upload(rest: &str, query: Option<&str>) -> Option<(Endpoint, &'static str)> {
     let version = match rest {
         "v1beta/files" => Version::V1beta,
         "v1/files" => Version::V1,
         _ => return None,
     };
-    let call = match upload_id {
-        None => ResourceCall::StartUpload,
-        Some(id) => ResourceCall::Upload(valid_id(id)?.to_string()),
+    let call = match (query_param(query, "upload_id"), query_param(query, "uploadType")) {
+        (Some(id), _) => ResourceCall::Upload(valid_id(id)?.to_string()),
+        (None, Some("multipart")) => ResourceCall::MultipartUpload,
+        (None, _) => ResourceCall::StartUpload,
     };
     Some((Endpoint::Resource(version, call), POST))
 }
@@ -429,7 +444,10 @@ fn match_resource(version: Version, rest: &str) -> Option<(Endpoint, &'static st
             Some(id) => (ResourceCall::CancelInteraction(valid_id(id)?.to_string()), POST),
             None => (ResourceCall::Interaction(valid_id(id)?.to_string()), GET_DELETE),
         },
-        Some(("files", id)) => (ResourceCall::File(valid_id(id)?.to_string()), GET_DELETE),
+        Some(("files", id)) => match id.strip_suffix(":download") {
+            Some(id) => (ResourceCall::Download(valid_id(id)?.to_string()), GET),
+            None => (ResourceCall::File(valid_id(id)?.to_string()), GET_DELETE),
+        },
         Some(("cachedContents", id)) => (ResourceCall::Cache(valid_id(id)?.to_string()), GET_PATCH_DELETE),
         Some(("batches", id)) => match id.strip_suffix(":cancel") {
             Some(id) => (ResourceCall::CancelBatch(valid_id(id)?.to_string()), POST),
@@ -537,10 +555,16 @@ mod tests {
             (start.endpoint.clone(), start.access()),
             (Endpoint::Resource(Version::V1beta, ResourceCall::StartUpload), Access::Client)
         );
-        let bytes = route("POST", "/upload/v1beta/files", Some("u-1"), false).expect("routes");
+        let bytes = route("POST", "/upload/v1beta/files", Some("upload_id=u-1&upload_protocol=resumable"), false)
+            .expect("routes");
         assert_eq!(bytes.access(), Access::Upload);
         assert_eq!(bytes.upstream_path().as_deref(), Some("/upload/v1beta/files"));
-        assert_eq!(route("POST", "/upload/v1beta/files", Some("a b"), false).map_err(|e| e.reply.status), Err(404));
+        assert_eq!(
+            route("POST", "/upload/v1beta/files", Some("upload_id=a b"), false).map_err(|e| e.reply.status),
+            Err(404)
+        );
+        let multipart = route("POST", "/upload/v1/files", Some("uploadType=multipart"), true).expect("routes");
+        assert_eq!(multipart.endpoint, Endpoint::Resource(Version::V1, ResourceCall::MultipartUpload));
         // OpenAI's own `/v1/files` is not served.
         assert_eq!(status("GET", "/v1/files/abc"), 404);
         assert!(may_be_native("/v1/files/abc") && may_be_native("/upload/v1beta/files"));
@@ -574,6 +598,7 @@ mod tests {
         assert_eq!(status("POST", "/v1beta/models/gemini:deleteEverything"), 404);
         assert_eq!(status("GET", "/v1beta/tunedModels/x"), 404);
         assert_eq!(status("GET", "/v1beta/files/a/b"), 404);
+        assert_eq!(status("DELETE", "/v1beta/files/a:download"), 405);
         assert_eq!(status("GET", "/v1beta/files/.."), 404);
         assert_eq!(status("POST", "/v1beta/files/abc"), 405);
         assert_eq!(status("GET", "/upload/v1beta/other"), 404);

@@ -210,7 +210,7 @@ pub fn named(route: &Route, body: &[u8]) -> Vec<Resource> {
         Some(ResourceCall::Interaction(id) | ResourceCall::CancelInteraction(id)) => {
             Resource::new(Kind::Interaction, id)
         }
-        Some(ResourceCall::File(id)) => Resource::new(Kind::File, id),
+        Some(ResourceCall::File(id) | ResourceCall::Download(id)) => Resource::new(Kind::File, id),
         Some(ResourceCall::Cache(id)) => Resource::new(Kind::Cache, id),
         Some(ResourceCall::Upload(id)) => Resource::new(Kind::Upload, id),
         Some(ResourceCall::Batch(id) | ResourceCall::CancelBatch(id)) => Resource::new(Kind::Batch, id),
@@ -218,7 +218,8 @@ pub fn named(route: &Route, body: &[u8]) -> Vec<Resource> {
         _ => None,
     };
     names.extend(in_path);
-    if !matches!(route.resource_call(), Some(ResourceCall::Upload(_))) && may_name_resources(body) {
+    let streamed = matches!(route.resource_call(), Some(ResourceCall::Upload(_) | ResourceCall::MultipartUpload));
+    if !streamed && may_name_resources(body) {
         if let Ok(value) = serde_json::from_slice::<Value>(body) {
             collect(&value, &mut names);
         }
@@ -265,16 +266,18 @@ fn collect(value: &Value, names: &mut Vec<Resource>) {
 /// The resource a body field names, if it is one that does.
 fn resource_in_field(field: &str, text: &str) -> Option<Resource> {
     match field {
-        // A batch's input file (`batch.inputConfig.fileName`) is named as `files/abc`.
-        "fileName" | "file_name" => Resource::new(Kind::File, text.strip_prefix("files/")?),
+        // A batch's input file (`batch.inputConfig.fileName`) and its results
+        // (`output.responsesFile`) are named as `files/abc`.
+        "fileName" | "file_name" | "responsesFile" => Resource::new(Kind::File, text.strip_prefix("files/")?),
         "fileUri" | "file_uri" | "uri" => {
-            // `files/abc`, or Google's URI for it (`https://generativelanguage.googleapis.com/v1beta/files/abc`).
+            // `files/abc`, or Google's URI for it (`https://generativelanguage.googleapis.com/v1beta/files/abc`,
+            // a generated one's ending `:download?alt=media`).
             let rest = text.strip_prefix("files/").or_else(|| {
                 let path = text.strip_prefix("https://generativelanguage.googleapis.com/")?;
                 let (_, id) = path.split_once("/files/")?;
                 Some(id)
             })?;
-            Resource::new(Kind::File, rest)
+            Resource::new(Kind::File, rest.split([':', '?']).next().unwrap_or(rest))
         }
         "cachedContent" | "cached_content" => Resource::new(Kind::Cache, text.strip_prefix("cachedContents/")?),
         "previous_interaction_id" => Resource::new(Kind::Interaction, text),
@@ -295,7 +298,23 @@ pub fn makes(route: &Route) -> Option<Kind> {
         ResourceCall::CreateInteraction => Some(Kind::Interaction),
         ResourceCall::CreateCache => Some(Kind::Cache),
         ResourceCall::StartUpload => Some(Kind::Upload),
-        ResourceCall::Upload(_) => Some(Kind::File),
+        ResourceCall::Upload(_) | ResourceCall::MultipartUpload => Some(Kind::File),
+        _ => None,
+    }
+}
+
+/// What the proxy reads an answer of this route for, if anything: the resource a create made,
+/// or — for a batch or an operation, which Google finishes by generating files in their
+/// project — a generated file the answer names (the proxy **adopts** it: its record, for the
+/// pin's owner, so a download of it follows its project).
+pub fn spotter(route: &Route, stream: bool) -> Option<Spotter> {
+    match (makes(route), route.resource_call()) {
+        // An upload session is named in a header, not the answer.
+        (Some(Kind::Upload), _) => None,
+        (Some(kind), _) => Some(Spotter::new(kind, stream)),
+        (None, Some(ResourceCall::Batch(_) | ResourceCall::Operation { .. })) => {
+            Some(Spotter { kind: Kind::File, stream: false, adopt: true })
+        }
         _ => None,
     }
 }
@@ -352,6 +371,8 @@ pub const SPOT_LIMIT: usize = 1024 * 1024;
 pub struct Spotter {
     kind: Kind,
     stream: bool,
+    /// Look for a generated file the answer names ([`spotter`]), not for what it made.
+    adopt: bool,
 }
 
 /// What a [`Spotter`] saw.
@@ -369,7 +390,7 @@ impl Spotter {
     /// A spotter for an answer that makes a `kind` (`stream`: Google's answer is a stream of
     /// events).
     pub fn new(kind: Kind, stream: bool) -> Self {
-        Spotter { kind, stream }
+        Spotter { kind, stream, adopt: false }
     }
 
     /// Looks at the head read so far (`ended`: it is the whole answer).
@@ -392,6 +413,11 @@ impl Spotter {
 
     fn found_in(&self, json: &[u8]) -> Spot {
         let Ok(value) = serde_json::from_slice::<Value>(json) else { return Spot::Nothing };
+        if self.adopt {
+            let mut named = Vec::new();
+            collect(&value, &mut named);
+            return named.into_iter().find(|r| r.kind == Kind::File).map_or(Spot::Nothing, Spot::Found);
+        }
         let name = match self.kind {
             Kind::Interaction => value.get("interaction").unwrap_or(&value).get("id").and_then(Value::as_str),
             Kind::File => value.get("file").and_then(|f| f.get("name")).and_then(Value::as_str),

@@ -88,8 +88,9 @@ pub enum Step<'a, D> {
     /// each one's bytes, or `None` if the store has none, to [`Machine::looked`] in this order.
     Look(Vec<String>),
     /// Store this resource record (a success made the resource) under `item`, kept for
-    /// `ttl_secs`, and append `line` to the maker's `index` item (kept as long as the longest
-    /// record: [`crate::decide::listing`]); then ask for the next step.
+    /// `ttl_secs`, unless the store has one already; if it stored one, append `line` to the
+    /// maker's `index` item (kept as long as the longest record: [`crate::decide::listing`]).
+    /// Then ask for the next step.
     Remember {
         /// The store item's name.
         item: String,
@@ -204,13 +205,12 @@ pub struct Flow<'a> {
 }
 
 /// A request's stateful resources: what it names (looked up first), the pin the records give,
-/// what a success makes, and the record of it to store before the answer goes out.
+/// and the record of what a success made, to store before the answer goes out.
 #[derive(Default)]
 struct Resources {
     named: Vec<Resource>,
     caller: Option<Caller>,
     pin: Option<Pin>,
-    makes: bool,
     remember: Option<Step<'static, Finish>>,
 }
 
@@ -269,13 +269,14 @@ impl<'a> Flow<'a> {
     }
 
     /// A request by `caller` that names `named` resources (their records are read first: the
-    /// request is pinned to the project holding them, or refused) and, if `makes`, makes one
-    /// (its record is stored before the answer goes out). See [`crate::decide::affinity`].
-    pub fn with_resources(mut self, named: Vec<Resource>, makes: bool, caller: &Caller) -> Self {
+    /// request is pinned to the project holding them, or refused). A success the edge answers
+    /// as [`Answer::Made`] has its record stored before the answer goes out. See
+    /// [`crate::decide::affinity`].
+    pub fn with_resources(mut self, named: Vec<Resource>, caller: &Caller) -> Self {
         if !named.is_empty() {
             self.stage = Stage::Look;
         }
-        self.resources = Resources { named, caller: Some(caller.clone()), pin: None, makes, remember: None };
+        self.resources = Resources { named, caller: Some(caller.clone()), pin: None, remember: None };
         self
     }
 
@@ -615,9 +616,6 @@ impl<'a> Machine<'a> for Flow<'a> {
 impl Resources {
     /// `key` served and made `resource`: its record, for the pin's owner (or the caller).
     fn remember(&mut self, key: &ApiKey<'_>, resource: &Resource) {
-        if !self.makes {
-            return;
-        }
         let owner = match (&self.pin, &self.caller) {
             (Some(pin), _) => pin.owner.as_str(),
             (None, Some(caller)) => caller.label.as_str(),

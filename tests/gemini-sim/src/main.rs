@@ -174,6 +174,9 @@ enum Call {
 fn classify_resource(method: &str, rest: &str, query: &str) -> Option<ResCall> {
     if rest == "upload-files" {
         let upload_id = query.split('&').find_map(|p| p.strip_prefix("upload_id="));
+        if upload_id.is_none() && query.split('&').any(|p| p == "uploadType=multipart") {
+            return Some(ResCall::MultipartUpload);
+        }
         return Some(upload_id.map_or(ResCall::StartUpload, |id| ResCall::Upload(id.to_string())));
     }
     let call = match (method, rest.split_once('/')) {
@@ -182,6 +185,9 @@ fn classify_resource(method: &str, rest: &str, query: &str) -> Option<ResCall> {
         ("GET", None) if matches!(rest, "files" | "cachedContents" | "batches") => ResCall::List(rest.to_string()),
         ("POST", Some(("interactions", id))) => ResCall::CancelInteraction(id.strip_suffix("/cancel")?.to_string()),
         ("GET" | "DELETE", Some(("interactions", id))) => ResCall::Interaction(id.to_string()),
+        ("GET", Some(("files", id))) if id.ends_with(":download") => {
+            ResCall::Download(id.trim_end_matches(":download").to_string())
+        }
         ("GET" | "DELETE", Some(("files", id))) => ResCall::File(id.to_string()),
         ("GET" | "PATCH" | "DELETE", Some(("cachedContents", id))) => ResCall::Cache(id.to_string()),
         ("POST", Some(("batches", id))) => ResCall::CancelBatch(id.strip_suffix(":cancel")?.to_string()),
@@ -317,6 +323,7 @@ async fn resource(call: &ResCall, incoming: Incoming_, world: Shared) -> Respons
         body: &body_json,
         headers: &incoming.headers,
         bytes: incoming.body.len(),
+        raw: &incoming.body,
     };
     let (reply, label, latency_ms, chunk_delay_ms) = {
         let Ok(mut w) = world.lock() else { return json_response(500, &json!({"error": "poisoned"})) };
@@ -352,6 +359,7 @@ async fn resource(call: &ResCall, incoming: Incoming_, world: Shared) -> Respons
         (reply, label, w.config.latency_ms, w.config.chunk_delay_ms)
     };
     let (response, status) = match reply {
+        resources::Reply::Bytes(bytes) => (full(200, "application/octet-stream", bytes), 200),
         resources::Reply::Stream(frames) => (
             stream_body(frames.into_iter().map(Bytes::from).collect(), chunk_delay_ms, false, "text/event-stream"),
             200,
