@@ -8,7 +8,8 @@
 //!   and in its body (`fileData.fileUri`, `cachedContent`, `previous_interaction_id`) —
 //!   [`named`];
 //! - which resource a success **makes** ([`makes`]), and how to spot its name in Google's
-//!   answer ([`Spotter`], [`upload_session`]);
+//!   answer ([`spotter`], [`Spotter`], [`upload_session`]) — or, for a batch or an operation,
+//!   the file Google generated that the answer names, which the proxy **adopts**;
 //! - the **record** kept of each resource made through the proxy: its bucket (the project, or
 //!   the key alone when none is declared), the part of the pool its key is in, and the client
 //!   that made it ([`Record`]), stored as one item per resource ([`Resource::item`]) for as
