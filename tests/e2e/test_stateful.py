@@ -116,6 +116,9 @@ def test_interactions_continue_in_their_project(world, sim):
     streamed = events[0].interaction.id
     for _ in range(4):
         assert c.interactions.get(streamed).status == "completed"
+    # A stream resumed after an event: the rest of it, from the interaction's project.
+    resumed = list(c.interactions.get(streamed, stream=True, last_event_id=events[1].event_id))
+    assert [e.event_type for e in resumed] == kinds[2:]
 
     # In the background: poll until it is done.
     background = c.interactions.create(model=MODEL, input="Take your time", background=True)

@@ -324,6 +324,7 @@ async fn resource(call: &ResCall, incoming: Incoming_, world: Shared) -> Respons
         headers: &incoming.headers,
         bytes: incoming.body.len(),
         raw: &incoming.body,
+        query: &incoming.query,
     };
     let (reply, label, latency_ms, chunk_delay_ms) = {
         let Ok(mut w) = world.lock() else { return json_response(500, &json!({"error": "poisoned"})) };

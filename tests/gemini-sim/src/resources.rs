@@ -67,6 +67,8 @@ pub struct Asked<'a> {
     pub bytes: usize,
     /// The body as sent (a multipart upload's).
     pub raw: &'a [u8],
+    /// The query string.
+    pub query: &'a str,
 }
 
 struct Upload {
@@ -168,7 +170,7 @@ impl Resources {
             ResCall::CreateCache => self.create_cache(project, body),
             ResCall::Cache(id) => held(&mut self.caches, id, method, project, google::cache_denied),
             ResCall::CreateInteraction => self.create_interaction(project, body, text),
-            ResCall::Interaction(id) => self.interaction(id, method, project),
+            ResCall::Interaction(id) => self.interaction(id, method, project, asked.query, text),
             ResCall::CancelInteraction(id) => self.cancel(id, project),
             ResCall::List(collection) => self.list(collection, project),
             ResCall::CreateBatch(model) => self.create_batch(model, project, body),
@@ -436,7 +438,7 @@ impl Resources {
         Reply::json(200, value)
     }
 
-    fn interaction(&mut self, id: &str, method: &str, project: &str) -> Reply {
+    fn interaction(&mut self, id: &str, method: &str, project: &str, query: &str, text: &str) -> Reply {
         let Some(held) = self.interactions.get_mut(id).filter(|i| i.project == project) else {
             return Reply::error(interaction_error(404, "not_found", &format!("Interaction {id} not found.")));
         };
@@ -447,6 +449,14 @@ impl Resources {
         // A background interaction is done by the time anyone asks.
         if held.value["status"] == "in_progress" {
             held.value["status"] = json!("completed");
+        }
+        // `stream=true`: its events again, after `last_event_id` if given (a resumed stream).
+        let param = |name: &str| query.split('&').find_map(|p| p.strip_prefix(name)?.strip_prefix('='));
+        if param("stream") == Some("true") {
+            let events = stream_events(&held.value, text);
+            let after = param("last_event_id").map(|last| format!("\"event_id\":\"{last}\""));
+            let skip = after.and_then(|a| events.iter().position(|e| e.contains(&a)).map(|i| i + 1)).unwrap_or(0);
+            return Reply::Stream(events.into_iter().skip(skip).collect());
         }
         Reply::json(200, held.value.clone())
     }
