@@ -8,8 +8,7 @@ use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Body, Request, Response};
 use gemini_pool_core::{
-    forwarded_query, makes, spotter, upload_session, Answer, Kind, Peek, Peeker, ResourceCall, Route, Spot, Spotter,
-    ERROR_BODY_LIMIT, SPOT_LIMIT,
+    forwarded_query, upload_session, Answer, Peek, Peeker, Reading, Route, Spot, ERROR_BODY_LIMIT, SPOT_LIMIT,
 };
 use std::cell::RefCell;
 use std::io::Read;
@@ -33,14 +32,8 @@ pub struct Outbound {
     native: bool,
     headers: Vec<(&'static str, HeaderValue)>,
     body: Payload,
-    /// A success may be empty: peek at its head before passing it on (`Some(stream)`).
-    peek: Option<bool>,
-    /// A success makes a resource: spot its name in the answer.
-    spot: Option<Spotter>,
-    /// A success starts an upload session (named in a header).
-    starts_upload: bool,
-    /// A success is a page of a list: read it whole.
-    page: bool,
+    /// What to read of a success before passing it on (the core's rule for the route).
+    reading: Reading,
 }
 
 impl Outbound {
@@ -58,12 +51,8 @@ impl Outbound {
             .filter_map(|name| client.get_header(*name).map(|value| (*name, value.clone())))
             .collect();
         let native = route.is_native();
-        let peek = route.answer_may_be_empty().then_some(stream);
-        let starts_upload = makes(route) == Some(Kind::Upload);
-        let spot = spotter(route, stream);
-        let page = matches!(route.resource_call(), Some(ResourceCall::List(_)));
-        let method = client.get_method().clone();
-        Some(Outbound { method, url, native, headers, body, peek, spot, starts_upload, page })
+        let reading = route.reading(stream);
+        Some(Outbound { method: client.get_method().clone(), url, native, headers, body, reading })
     }
 
     /// Sends with `key`; returns when the response headers arrive: the answer for the core,
@@ -122,44 +111,46 @@ impl Outbound {
 }
 
 impl Outbound {
-    /// A success, passed on as it came — or, for an answer that may be empty, read until the
-    /// core's [`Peeker`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
-    /// serves); any other goes on as the bytes read, then the rest of Google's body (appended
-    /// by the host, not copied).
-    /// A success that makes a resource: its name, from the `x-goog-upload-url` header (an
-    /// upload session) or the head of the answer ([`Spotter`]) — [`Answer::Made`].
+    /// A success, read as the core's [`Reading`] says: passed on as it came; or its head read
+    /// until the core's [`Peeker`] decides ([`Answer::Empty`] is kept, in case no other key
+    /// serves) or its [`Spotter`](gemini_pool_core::Spotter) finds what it made
+    /// ([`Answer::Made`]), then passed on as the bytes read and the rest of Google's body
+    /// (appended by the host, not copied); or the upload session named in its header; or read
+    /// whole, a page of a list ([`Answer::Page`]).
     fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
-        if self.starts_upload {
-            let url = response.get_header("x-goog-upload-url").and_then(|v| v.to_str().ok());
-            let made = url.and_then(upload_session);
-            return (made.map_or(Answer::Served, Answer::Made), Some(response));
+        match &self.reading {
+            Reading::Nothing => (Answer::Served, Some(response)),
+            Reading::UploadUrl => {
+                let url = response.get_header("x-goog-upload-url").and_then(|v| v.to_str().ok());
+                let made = url.and_then(upload_session);
+                (made.map_or(Answer::Served, Answer::Made), Some(response))
+            }
+            Reading::Page => {
+                let mut body = Vec::new();
+                let _ = response.take_body().into_handle().take(SPOT_LIMIT as u64).read_to_end(&mut body);
+                (Answer::Page(body), None)
+            }
+            Reading::Peek(stream) => {
+                let mut peeker = Peeker::new(*stream);
+                let seen = read_head(&mut response, |head, ended| match peeker.peek(head, ended) {
+                    Peek::More => None,
+                    seen => Some(seen),
+                });
+                let answer = if seen == Some(Peek::Empty) { Answer::Empty } else { Answer::Served };
+                (answer, Some(response))
+            }
+            Reading::Spot(spotter) => {
+                let spot = read_head(&mut response, |head, ended| match spotter.spot(head, ended) {
+                    Spot::More => None,
+                    spot => Some(spot),
+                });
+                let answer = match spot {
+                    Some(Spot::Found(resource)) => Answer::Made(resource),
+                    _ => Answer::Served,
+                };
+                (answer, Some(response))
+            }
         }
-        if self.page {
-            let mut body = Vec::new();
-            let _ = response.take_body().into_handle().take(SPOT_LIMIT as u64).read_to_end(&mut body);
-            return (Answer::Page(body), None);
-        }
-        if let Some(stream) = self.peek {
-            let mut peeker = Peeker::new(stream);
-            let seen = read_head(&mut response, |head, ended| match peeker.peek(head, ended) {
-                Peek::More => None,
-                seen => Some(seen),
-            });
-            let answer = if seen == Some(Peek::Empty) { Answer::Empty } else { Answer::Served };
-            return (answer, Some(response));
-        }
-        if let Some(spotter) = &self.spot {
-            let spot = read_head(&mut response, |head, ended| match spotter.spot(head, ended) {
-                Spot::More => None,
-                spot => Some(spot),
-            });
-            let answer = match spot {
-                Some(Spot::Found(resource)) => Answer::Made(resource),
-                _ => Answer::Served,
-            };
-            return (answer, Some(response));
-        }
-        (Answer::Served, Some(response))
     }
 }
 

@@ -7,7 +7,9 @@ use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use crate::{config, reply};
 use futures_util::future::join_all;
-use gemini_pool_core::{AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, StatusInput, Usage};
+use gemini_pool_core::{
+    AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, Reading, StatusInput, Usage,
+};
 use worker::{Headers, Method, Request, Response, Result};
 
 fn failed(cx: &Cx) -> impl Fn(worker::Error) -> Rejection + '_ {
@@ -67,10 +69,7 @@ impl<'a> Io<'a> for Prober<'a, '_> {
                 body: Payload::Bytes(Vec::new()),
                 native: true,
                 first_byte_timeout_ms: self.first_byte_timeout_ms,
-                peek: None,
-                spot: None,
-                starts_upload: false,
-                page: false,
+                reading: Reading::Nothing,
             };
             async move { request.answer(key.secret).await.0 }
         });

@@ -9,8 +9,8 @@ use crate::steps::{self, Io, StoreOnly};
 use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use gemini_pool_core::{
-    makes, named, proxied_upload_url, spotter, strip_model_prefixes, upload_fits, Answer, ApiKey, CoolingSettings,
-    ErrorReply, Finish, Flow, Kind, Listed, Listing, ResourceCall, Route, SettingsReader,
+    named, proxied_upload_url, strip_model_prefixes, upload_fits, Answer, ApiKey, CoolingSettings, ErrorReply, Finish,
+    Flow, Kind, Listed, Listing, Reading, ResourceCall, Route, SettingsReader,
 };
 use std::time::Duration;
 use worker::{Context, Method, Request, Response, Result};
@@ -87,7 +87,6 @@ pub(crate) async fn forward(
     let first_byte_timeout_ms = cx.first_byte_timeout_ms;
     // A streamed body can be sent once: one attempt.
     let streamed = matches!(payload, Payload::Stream(_));
-    let starts_upload = makes(routed) == Some(Kind::Upload);
     let upstream = Upstream {
         url,
         method: req.method(),
@@ -95,10 +94,7 @@ pub(crate) async fn forward(
         body: payload,
         native: routed.is_native(),
         first_byte_timeout_ms,
-        peek: routed.answer_may_be_empty().then_some(facts.stream),
-        spot: spotter(routed, facts.stream),
-        starts_upload,
-        page: false,
+        reading: routed.reading(facts.stream),
     };
 
     // The key lists move out of `cx` (which the loop borrows mutably): no copy.
@@ -158,10 +154,7 @@ async fn list(routed: &Route, kind: Kind, cx: &mut Cx) -> std::result::Result<Re
         body: Payload::Bytes(Vec::new()),
         native: true,
         first_byte_timeout_ms: cx.first_byte_timeout_ms,
-        peek: None,
-        spot: None,
-        starts_upload: false,
-        page: true,
+        reading: Reading::Page,
     };
     let lists = std::mem::take(&mut cx.lists);
     let store = StateStore::open(&cx.env);

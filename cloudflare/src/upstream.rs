@@ -5,7 +5,7 @@
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use gemini_pool_core::{upload_session, Answer, Peek, Peeker, Spot, Spotter, ERROR_BODY_LIMIT, SPOT_LIMIT};
+use gemini_pool_core::{upload_session, Answer, Peek, Peeker, Reading, Spot, ERROR_BODY_LIMIT, SPOT_LIMIT};
 use std::cell::RefCell;
 use std::pin::pin;
 use std::time::Duration;
@@ -29,14 +29,8 @@ pub(crate) struct Upstream {
     pub(crate) native: bool,
     /// How long Google may take to answer (`FIRST_BYTE_TIMEOUT_MS`).
     pub(crate) first_byte_timeout_ms: u64,
-    /// A success may be empty: peek at its head before passing it on (`Some(stream)`).
-    pub(crate) peek: Option<bool>,
-    /// A success makes a resource: spot its name in the answer.
-    pub(crate) spot: Option<Spotter>,
-    /// A success starts an upload session (named in a header).
-    pub(crate) starts_upload: bool,
-    /// A success is a page of a list: read it whole.
-    pub(crate) page: bool,
+    /// What to read of a success before passing it on (the core's rule for the route).
+    pub(crate) reading: Reading,
 }
 
 impl Upstream {
@@ -52,47 +46,46 @@ impl Upstream {
         }
     }
 
-    /// A success, passed on as it came — or, for an answer that may be empty, read until the
-    /// core's [`Peeker`] decides: an empty one is [`Answer::Empty`] (kept, in case no other key
-    /// serves); any other goes on as the bytes read, then the rest as it streams in.
-    /// A success that makes a resource: its name, from the `x-goog-upload-url` header (an
-    /// upload session) or the head of the answer ([`Spotter`]) — [`Answer::Made`].
-    async fn served(&self, response: Response) -> (Answer, Option<Response>) {
-        if self.starts_upload {
-            let made = response.headers().get("x-goog-upload-url").ok().flatten().and_then(|u| upload_session(&u));
-            return (made.map_or(Answer::Served, Answer::Made), Some(response));
+    /// A success, read as the core's [`Reading`] says (as on Fastly: `src/upstream.rs`); the
+    /// bytes read go on first, then the rest as it streams in.
+    async fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
+        let head = match &self.reading {
+            Reading::Nothing => return (Answer::Served, Some(response)),
+            Reading::UploadUrl => {
+                let url = response.headers().get("x-goog-upload-url").ok().flatten();
+                let made = url.and_then(|u| upload_session(&u));
+                return (made.map_or(Answer::Served, Answer::Made), Some(response));
+            }
+            Reading::Page => {
+                let body = response.bytes().await.unwrap_or_default();
+                return (Answer::Page(body.into_iter().take(SPOT_LIMIT).collect()), None);
+            }
+            Reading::Peek(stream) => {
+                let mut peeker = Peeker::new(*stream);
+                let decide = |head: &[u8], ended| match peeker.peek(head, ended) {
+                    Peek::More => None,
+                    seen => Some(seen),
+                };
+                read_head(response, decide).await.map(|(seen, response)| match seen {
+                    Some(Peek::Empty) => (Answer::Empty, response),
+                    _ => (Answer::Served, response),
+                })
+            }
+            Reading::Spot(spotter) => {
+                let decide = |head: &[u8], ended| match spotter.spot(head, ended) {
+                    Spot::More => None,
+                    spot => Some(spot),
+                };
+                read_head(response, decide).await.map(|(spot, response)| match spot {
+                    Some(Spot::Found(resource)) => (Answer::Made(resource), response),
+                    _ => (Answer::Served, response),
+                })
+            }
+        };
+        match head {
+            Ok((answer, response)) => (answer, Some(response)),
+            Err(e) => (Answer::None { timeout: false, detail: e.to_string() }, None),
         }
-        if self.page {
-            let mut response = response;
-            let body = response.bytes().await.unwrap_or_default();
-            return (Answer::Page(body.into_iter().take(SPOT_LIMIT).collect()), None);
-        }
-        if let Some(stream) = self.peek {
-            let mut peeker = Peeker::new(stream);
-            let decide = |head: &[u8], ended| match peeker.peek(head, ended) {
-                Peek::More => None,
-                seen => Some(seen),
-            };
-            return match read_head(response, decide).await {
-                Ok((seen, response)) => {
-                    let answer = if seen == Some(Peek::Empty) { Answer::Empty } else { Answer::Served };
-                    (answer, Some(response))
-                }
-                Err(e) => (Answer::None { timeout: false, detail: e.to_string() }, None),
-            };
-        }
-        if let Some(spotter) = &self.spot {
-            let decide = |head: &[u8], ended| match spotter.spot(head, ended) {
-                Spot::More => None,
-                spot => Some(spot),
-            };
-            return match read_head(response, decide).await {
-                Ok((Some(Spot::Found(resource)), response)) => (Answer::Made(resource), Some(response)),
-                Ok((_, response)) => (Answer::Served, Some(response)),
-                Err(e) => (Answer::None { timeout: false, detail: e.to_string() }, None),
-            };
-        }
-        (Answer::Served, Some(response))
     }
 
     /// Sends the request with `key`; gives up when Google has not answered (headers) within

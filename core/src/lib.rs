@@ -132,7 +132,7 @@ pub use client::auth::{
 pub use client::envelope::{Dialect, ErrorReply};
 pub use client::model::valid_model;
 pub use client::openai_body::{peek, strip_model_prefixes};
-pub use client::route::{may_be_native, route, Access, Endpoint, ResourceCall, Route};
+pub use client::route::{may_be_native, route, Access, Endpoint, Reading, ResourceCall, Route};
 
 // Stateful resources, each kept with its project.
 pub use client::scrub::scrub;

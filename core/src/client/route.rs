@@ -4,7 +4,7 @@
 use crate::client::auth::query_param;
 use crate::client::envelope::{Dialect, ErrorReply};
 use crate::client::model::valid_model;
-use crate::decide::affinity::Kind;
+use crate::decide::affinity::{self, Kind, Spotter};
 use crate::decide::listing::PAGE_SIZE;
 
 /// Google API version of a native call.
@@ -203,6 +203,18 @@ impl Route {
         )
     }
 
+    /// What the edge reads of a success (`stream`: the answer streams).
+    pub fn reading(&self, stream: bool) -> Reading {
+        if self.answer_may_be_empty() {
+            return Reading::Peek(stream);
+        }
+        match (self.resource_call(), affinity::makes(self)) {
+            (Some(ResourceCall::List(_)), _) => Reading::Page,
+            (_, Some(Kind::Upload)) => Reading::UploadUrl,
+            _ => affinity::spotter(self, stream).map_or(Reading::Nothing, Reading::Spot),
+        }
+    }
+
     /// Does Google's successful answer carry model ids that lose their `models/` prefix
     /// (OpenAI model lists and model objects)?
     pub fn rewrites_model_ids(&self) -> bool {
@@ -257,6 +269,25 @@ impl Route {
             _ => &[],
         }
     }
+}
+
+/// What the edge reads of Google's success before it passes the answer on — one rule per
+/// route, decided here so that both edges read the same.
+#[derive(Debug, Clone)]
+pub enum Reading {
+    /// Nothing: the answer passes on as it came.
+    Nothing,
+    /// Its head, until a [`Peeker`](crate::google::empty::Peeker) decides whether it is empty
+    /// (`true`: a stream) — [`Answer::Empty`](crate::decide::flow::Answer::Empty) or served.
+    Peek(bool),
+    /// Its head, until a [`Spotter`] finds the resource it made (or a generated file it names)
+    /// — [`Answer::Made`](crate::decide::flow::Answer::Made).
+    Spot(Spotter),
+    /// The `x-goog-upload-url` header: the upload session a start made.
+    UploadUrl,
+    /// All of it (up to [`SPOT_LIMIT`](crate::decide::affinity::SPOT_LIMIT)): a page of a list —
+    /// [`Answer::Page`](crate::decide::flow::Answer::Page).
+    Page,
 }
 
 /// Client headers passed on for calls on stateful resources.
