@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 PROXY_ADDR=${PROXY_ADDR:-127.0.0.1:7676}
 SIM_PORT=${SIM_PORT:-9100}
 TOKEN=demo-token
+TEAM=demo-team
 ADMIN=demo-admin
+# The second client's policy (docs/policies.md): an OpenAI model name mapped to Gemini, and limits.
+POLICY='{"aliases": {"gpt-4o-mini": "gemini-3.5-flash"}, "rpm": 5, "tokens_per_day": 5000}'
 DIR=.local/demo
 mkdir -p "$DIR"
 
@@ -29,7 +32,8 @@ cat > "$DIR/sim.json" <<JSON
               "demo-project": {"rpm": {"*": 10}, "rpd": {"*": 250}}},
  "chunk_delay_ms": 150}
 JSON
-echo "{\"$TOKEN\": \"demo client\"}" > "$DIR/auth_tokens.json"
+echo "{\"$TOKEN\": \"demo client\", \"$TEAM\": \"demo team\"}" > "$DIR/auth_tokens.json"
+python3 -c 'import json, sys; print(json.dumps({"demo team": sys.argv[1]}))' "$POLICY" > "$DIR/client_policies.json"
 echo "{\"$ADMIN\": \"demo operator\"}" > "$DIR/admin_tokens.json"
 echo '{}' > "$DIR/proxy_settings.json"
 cat > "$DIR/fastly.toml" <<TOML
@@ -46,6 +50,9 @@ file = "$DIR/admin_tokens.json"
 [local_server.config_stores.proxy_settings]
 format = "json"
 file = "$DIR/proxy_settings.json"
+[local_server.config_stores.client_policies]
+format = "json"
+file = "$DIR/client_policies.json"
 [local_server.secret_stores]
 gemini_keys = [{ key = "keys", file = "$DIR/keys.txt" }]
 [local_server.kv_stores]
@@ -77,8 +84,10 @@ tag = "v1"
 new_sqlite_classes = ["StateObject"]
 TOML
   keys=$(paste -sd, "$DIR/keys.txt")
-  printf 'GEMINI_API_KEYS="%s"\nVALID_AUTH_TOKENS="%s=demo client"\nADMIN_TOKENS="%s=demo operator"\n' \
-    "$keys" "$TOKEN" "$ADMIN" > "$CF/.dev.vars"
+  printf 'GEMINI_API_KEYS="%s"\nVALID_AUTH_TOKENS="%s=demo client,%s=demo team"\nADMIN_TOKENS="%s=demo operator"\n' \
+    "$keys" "$TOKEN" "$TEAM" "$ADMIN" > "$CF/.dev.vars"
+  python3 -c 'import json, sys; print("CLIENT_POLICIES=\x27" + json.dumps({"demo team": json.loads(sys.argv[1])}) + "\x27")' \
+    "$POLICY" >> "$CF/.dev.vars"
   (cd "$CF" && WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false CI=1 "$OLDPWD/cloudflare/node_modules/.bin/wrangler" dev \
     --ip "${PROXY_ADDR%:*}" --port "${PROXY_ADDR##*:}" --persist-to state --show-interactive-dev-session=false) &
 else
@@ -104,6 +113,13 @@ curl http://$PROXY_ADDR/v1/chat/completions -H 'Authorization: Bearer $TOKEN' -H
 curl -N http://$PROXY_ADDR/v1/chat/completions -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' -d '{"model": "gemini-3.5-flash", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}'
 
 curl http://$PROXY_ADDR/v1/status -H 'Authorization: Bearer $TOKEN'
+
+The second client, $TEAM ("demo team"), has a policy: gpt-4o-mini means gemini-3.5-flash (and is
+named so in the answer), 5 requests a minute, 5,000 tokens a day (x-ratelimit-* headers):
+
+curl -i http://$PROXY_ADDR/v1/chat/completions -H 'Authorization: Bearer $TEAM' -H 'Content-Type: application/json' -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'
+
+curl "http://$PROXY_ADDR/v1/usage?by=client,model" -H 'Authorization: Bearer $ADMIN'
 
 Each sample project allows 10 requests per minute per model; gemini-3.1-pro-preview has no free tier
 on demo-1 (limit: 0). Send a few more requests and watch /v1/status cool the keys.

@@ -5,7 +5,9 @@
 use crate::log::log;
 use crate::ops::Ops;
 use crate::stores::{ConfigError, Secrets};
-use gemini_pool_core::{Caller, CoolingSettings, Dialect, ErrorReply, KeyPool, RequestSettings, SettingsReader};
+use gemini_pool_core::{
+    Caller, CoolingSettings, Dialect, ErrorReply, KeyPool, Limiter, Policy, RequestSettings, SettingsReader,
+};
 use std::cell::{OnceCell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +37,8 @@ type Knobs<'r> = SettingsReader<Lookup<'r>>;
 /// Everything a request needs once it is authenticated.
 pub struct Context<'r> {
     pub caller: Caller,
+    /// The caller's policy (`client_policies`; admins and clients without one: none).
+    pub policy: Option<Policy>,
     pub dialect: Dialect,
     pub settings: RequestSettings,
     pub secrets: Secrets,
@@ -46,13 +50,14 @@ pub struct Context<'r> {
 impl<'r> Context<'r> {
     pub fn new(
         caller: Caller,
+        policy: Option<Policy>,
         dialect: Dialect,
         settings: RequestSettings,
         secrets: Secrets,
         ops: &'r Ops,
         knobs: RefCell<Knobs<'r>>,
     ) -> Self {
-        Context { caller, dialect, settings, secrets, ops, knobs, cooling: OnceCell::new() }
+        Context { caller, policy, dialect, settings, secrets, ops, knobs, cooling: OnceCell::new() }
     }
 
     /// The cooling knobs (read from the config store the first time they are asked for:
@@ -73,6 +78,11 @@ impl<'r> Context<'r> {
     /// `max_upload_bytes` (read only by uploads).
     pub fn upload_limit(&self) -> Result<u64, Rejection> {
         self.knobs.borrow_mut().upload_limit().map_err(|e| Rejection::config(self.dialect, e.into()))
+    }
+
+    /// `rate_limiter` (read only for a client with `rpm`).
+    pub fn limiter(&self) -> Result<Limiter, Rejection> {
+        self.knobs.borrow_mut().limiter().map_err(|e| Rejection::config(self.dialect, e.into()))
     }
 
     /// Every part of the pool (`/v1/status`).

@@ -9,8 +9,8 @@ use crate::stores::{ConfigError, StateStore};
 use crate::upstream::{Outbound, Payload};
 use fastly::{Request, Response};
 use gemini_pool_core::{
-    named, proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, ErrorReply, Finish, Flow, Kind, Listed,
-    Listing, ResourceCall, Route, MAX_UPSTREAM_REQUESTS,
+    named, proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, Applied, ErrorReply, Finish, Flow, Gate,
+    Kind, Listed, Listing, Policy, ResourceCall, Route, MAX_UPSTREAM_REQUESTS,
 };
 use std::io::Read;
 use std::time::Instant;
@@ -21,22 +21,34 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     if let Some(ResourceCall::List(kind)) = route.resource_call() {
         return list(client, route, *kind, cx);
     }
-    let payload = payload(client, route, cx)?;
-    let body = match &payload {
-        Payload::Bytes(body) => body.as_slice(),
-        Payload::Stream(_) => &[],
+    let mut payload = payload(client, route, cx)?;
+    let facts = route.facts(payload.bytes()).map_err(|reply| Rejection::new(dialect, reply))?;
+    // The client's policy: its alias resolved (in the path or the body), its models checked.
+    let applied = match &cx.policy {
+        Some(policy) => policy.apply(route, payload.bytes(), facts.model.as_deref()),
+        None => Ok(Applied::default()),
     };
-    let facts = route.facts(body).map_err(|reply| Rejection::new(dialect, reply))?;
-    let named = named(route, body);
+    let Applied { route: aliased, body: aliased_body, model, relabel, query } =
+        applied.map_err(|reply| Rejection::new(dialect, reply))?;
+    let route = aliased.as_ref().unwrap_or(route);
+    if let Some(body) = aliased_body {
+        payload = Payload::Bytes(body);
+    }
+    let model = model.or(facts.model);
+    let named = named(route, payload.bytes());
     let path = route.upstream_path().unwrap_or_default();
     // A streamed body can be sent once: one attempt.
     let upstream_limit = if matches!(payload, Payload::Stream(_)) { 1 } else { MAX_UPSTREAM_REQUESTS };
-    let outbound = Outbound::new(client, route, &path, payload, facts.stream)
+    let outbound = Outbound::new(client, route, &path, payload, facts.stream, query)
         .ok_or_else(|| Rejection::new(dialect, ErrorReply::bad_request("invalid_query", "Invalid query string.")))?;
 
     let kv = StateStore::open();
-    let mut flow =
-        Flow::new(cx.secrets.count(), facts.model.as_deref(), seed(), upstream_limit).with_resources(named, &cx.caller);
+    let mut flow = Flow::new(cx.secrets.count(), model.as_deref(), seed(), upstream_limit)
+        .with_resources(named, &cx.caller)
+        .within(cx.policy.as_ref().and_then(|p| p.projects.clone()));
+    if let Some(gate) = gate(cx)? {
+        flow = flow.with_limits(gate);
+    }
     let mut served = None;
     let mut send = |keys: &[ApiKey<'_>]| {
         keys.iter()
@@ -48,28 +60,52 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
             .collect()
     };
     let finish = steps::run(&mut flow, &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
-    let usage = cx.settings.usage_counts.then(|| {
-        cx.ops.usage_after.set(true);
-        flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone)
-    });
-    let response = match (finish, served) {
-        (Finish::Served, Some(response)) => served_response(response, route, facts.stream, client),
+    let usage = counts(&mut flow, cx)?;
+    let mut response = match (finish, served) {
+        (Finish::Served, Some(response)) => served_response(response, route, facts.stream, client, cx.policy.as_ref()),
         (Finish::Error(reply), _) => reply::error(dialect, &reply),
         (Finish::EmptyPool, _) => return Err(Rejection::config(dialect, ConfigError::EmptyPool)),
         (Finish::Served, None) => reply::error(dialect, &ErrorReply::upstream_unreachable(false)),
     };
+    for (name, value) in flow.rate_headers() {
+        response.set_header(*name, value);
+    }
     // Only a served stream reads `max_stream_duration` (a host call the others skip).
-    let streams = facts.stream && response.get_status().is_success();
+    let success = response.get_status().is_success();
+    let streams = facts.stream && success;
     let stream_until = if streams { cx.stream_limit()?.map(|limit| Instant::now() + limit) } else { None };
+    let meter = success && usage.is_some() && route.metered();
+    let relabel = relabel.filter(|_| success);
     let linger = flow.linger();
-    Ok((response, After { store: Some(kv), usage, linger, stream_until }))
+    Ok((response, After { store: Some(kv), usage, linger, stream_until, meter, relabel }))
+}
+
+/// The gate of a client with limits (its policy's `rpm`, `rpd`, `tokens_per_day`).
+fn gate(cx: &Context<'_>) -> Result<Option<Gate>, Rejection> {
+    let Some(limits) = cx.policy.as_ref().map(|p| p.limits).filter(|l| l.any()) else { return Ok(None) };
+    let limiter = if limits.rpm.is_some() { cx.limiter()? } else { Default::default() };
+    let zone = cx.settings.reset_zone;
+    Ok(Some(Gate::new(limits, limiter, &cx.caller.label, now_ms(), zone)))
+}
+
+/// What this request counts once the client has its answer: usage (if `usage_counts` is on)
+/// and a limited client's tokens.
+fn counts(flow: &mut Flow<'_>, cx: &Context<'_>) -> Result<Option<gemini_pool_core::UsageAppend>, Rejection> {
+    let tokens_limited = cx.policy.as_ref().is_some_and(|p| p.limits.tokens_per_day.is_some());
+    if !cx.settings.usage_counts && !tokens_limited {
+        return Ok(None);
+    }
+    let keep_days = cx.settings.history_days;
+    let append = flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone, keep_days);
+    cx.ops.usage_after.set(append.is_some());
+    Ok(append.map(|a| if cx.settings.usage_counts { a } else { a.only_limit() }))
 }
 
 /// A list of stateful resources: the core's [`Listing`] asks each project holding the
 /// caller's, and merges the pages.
 fn list(client: &Request, route: &Route, kind: Kind, cx: &Context<'_>) -> Result<(Response, After), Rejection> {
     let path = route.upstream_path().unwrap_or_default();
-    let outbound = Outbound::new(client, route, &path, Payload::Bytes(Vec::new()), false).ok_or_else(|| {
+    let outbound = Outbound::new(client, route, &path, Payload::Bytes(Vec::new()), false, None).ok_or_else(|| {
         Rejection::new(route.dialect, ErrorReply::bad_request("invalid_query", "Invalid query string."))
     })?;
     let mut send = |keys: &[ApiKey<'_>]| keys.iter().map(|key| outbound.send(key.secret, cx.ops).0).collect();
@@ -79,7 +115,13 @@ fn list(client: &Request, route: &Route, kind: Kind, cx: &Context<'_>) -> Result
     Ok((reply::json(body), After::default()))
 }
 
-fn served_response(mut response: Response, route: &Route, stream: bool, client: &Request) -> Response {
+fn served_response(
+    mut response: Response,
+    route: &Route,
+    stream: bool,
+    client: &Request,
+    policy: Option<&Policy>,
+) -> Response {
     // Google's upload URL becomes the proxy's own (same path and query: no key is in it). Only
     // a session's start has one: other answers skip the header read (a host call).
     if matches!(route.resource_call(), Some(ResourceCall::StartUpload)) {
@@ -89,6 +131,12 @@ fn served_response(mut response: Response, route: &Route, stream: bool, client: 
         let body = response.take_body_bytes();
         let rewritten = strip_model_prefixes(&body).unwrap_or(body);
         response.set_body(rewritten);
+    }
+    // A client whose policy limits its models sees only those (and its aliases) listed.
+    if let Some(policy) = policy.filter(|p| route.lists_models() && p.restricts()) {
+        let body = response.take_body_bytes();
+        let listed = policy.model_list(&body).unwrap_or(body);
+        response.set_body(listed);
     }
     if stream && response.get_header("content-type").is_none() {
         response.set_header("content-type", "text/event-stream");

@@ -57,10 +57,16 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
     let mut knobs = SettingsReader::new(lookup);
     let settings = knobs.request().map_err(|e| Rejection::config(dialect, e.into()))?;
     let secrets = Secrets::open(settings.key_secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
+    // Policies are the operator's rules for clients; an admin token has none.
+    let policy = match caller.admin || caller.label.is_empty() {
+        true => None,
+        false => stores::policy(&caller.label, ops).map_err(|e| Rejection::config(dialect, e))?,
+    };
     let knobs = RefCell::new(knobs);
-    let context = Context::new(caller, dialect, settings, secrets, ops, knobs);
+    let context = Context::new(caller, policy, dialect, settings, secrets, ops, knobs);
     match route.endpoint {
         Endpoint::Status => Ok((admin::status(&context)?, After::default())),
+        Endpoint::Usage => Ok((admin::usage(client, &context)?, After::default())),
         Endpoint::KeyCheck => Ok((admin::key_check(client, &context)?, After::default())),
         _ => forward::forward(client, &route, &context),
     }

@@ -14,6 +14,8 @@ pub struct Ops {
     pub kv_ms: Cell<f64>,
     pub upstream_ms: Cell<f64>,
     pub attempts: Cell<u32>,
+    /// Questions to the platform's rate counter (a client's `rpm` with `rate_limiter = platform`).
+    pub rate_checks: Cell<u32>,
     /// Usage counts will be appended after the response (their cost is not in this request's times).
     pub usage_after: Cell<bool>,
     /// This request is the n-th its sandbox serves (1: a cold sandbox).
@@ -57,6 +59,11 @@ impl Ops {
         millis(&mut out, upstream);
         out.push_str(", proxy;dur=");
         millis(&mut out, total - upstream);
+        if self.rate_checks.get() > 0 {
+            out.push_str(", ratelimit;desc=\"");
+            count(&mut out, self.rate_checks.get());
+            out.push_str(" checks\"");
+        }
         if self.usage_after.get() {
             out.push_str(", usage;desc=\"1 KV append after the response\"");
         }

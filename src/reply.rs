@@ -8,13 +8,13 @@ use crate::steps::{self, StoreOnly};
 use crate::stores::StateStore;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
-use gemini_pool_core::{Dialect, ErrorReply, Linger, UsageAppend};
+use gemini_pool_core::{Dialect, ErrorReply, Linger, Meter, Relabel, Tokens, UsageAppend};
 use std::io::{Read, Write};
 use std::time::Instant;
 
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, x-goog-api-key, x-goog-api-client";
-const EXPOSE_HEADERS: &str = "Retry-After, Server-Timing";
+const EXPOSE_HEADERS: &str = "Retry-After, Server-Timing, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
 
 pub fn error(dialect: Dialect, reply: &ErrorReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -67,42 +67,63 @@ pub struct After {
     pub usage: Option<UsageAppend>,
     pub linger: Option<Linger>,
     /// A streamed answer is relayed by the instance and cut at this time
-    /// (`max_stream_duration`); any other answer is handed to the host whole.
+    /// (`max_stream_duration`).
     pub stream_until: Option<Instant>,
+    /// The answer's tokens are read as it passes (it is relayed by the instance).
+    pub meter: bool,
+    /// The answer carries the client's alias back (it is relayed by the instance).
+    pub relabel: Option<Relabel>,
 }
 
 /// Bytes a streamed answer is relayed in (each read returns what has arrived, up to this).
 const RELAY_CHUNK: usize = 16 * 1024;
 
 impl After {
-    /// Sends `response` to the client (relaying a stream within its time limit), then counts
-    /// usage: the client already has its answer.
+    /// Sends `response` to the client — handed to the host whole, or relayed by the instance
+    /// when it streams, is metered or is relabelled — then counts usage: the client already has
+    /// its answer.
     pub fn deliver(self, response: Response) {
-        match self.stream_until {
-            Some(until) => relay(response, until),
-            None => response.send_to_client(),
-        }
+        let mut relabel = self.relabel;
+        let tokens = match (self.stream_until, self.meter, &mut relabel) {
+            (None, false, None) => {
+                response.send_to_client();
+                Tokens::default()
+            }
+            (until, meter, relabel) => relay(response, until, meter.then(Meter::new), relabel.as_mut()),
+        };
         let Some(kv) = self.store else { return };
         if let Some(mut linger) = self.linger {
             let _ = steps::run(&mut linger, &mut StoreOnly, &kv, &Ops::default());
         }
-        if let Some(append) = self.usage {
-            kv.count_usage(&append);
+        if let Some(mut usage) = self.usage {
+            usage.tokens = tokens;
+            usage.appends().iter().for_each(|append| kv.count(append));
         }
     }
 }
 
-/// Streams Google's answer to the client chunk by chunk (never buffered), and abandons it —
-/// the client sees a cut stream, not a complete one — once `until` has passed.
-fn relay(mut response: Response, until: Instant) {
+/// Streams Google's answer to the client chunk by chunk (never buffered) through the `meter`
+/// and the `relabel` if any, and abandons it — the client sees a cut stream, not a complete
+/// one — once `until` has passed. Returns the tokens the meter read.
+fn relay(
+    mut response: Response,
+    until: Option<Instant>,
+    mut meter: Option<Meter>,
+    mut relabel: Option<&mut Relabel>,
+) -> Tokens {
     let mut upstream = response.take_body().into_handle();
+    // A relabelled answer changes length: the host frames it anew.
+    if relabel.is_some() {
+        response.remove_header("content-length");
+    }
     let mut client = response.stream_to_client();
     let mut chunk = vec![0u8; RELAY_CHUNK];
+    let tokens = |meter: &Option<Meter>| meter.as_ref().map(Meter::tokens).unwrap_or_default();
     loop {
-        if Instant::now() >= until {
+        if until.is_some_and(|until| Instant::now() >= until) {
             log(format_args!("stream: cut at max_stream_duration"));
             let _ = client.abandon();
-            return;
+            return tokens(&meter);
         }
         let read = match upstream.read(&mut chunk) {
             Ok(0) => break,
@@ -110,12 +131,22 @@ fn relay(mut response: Response, until: Instant) {
             Err(e) => {
                 log(format_args!("stream: reading Google's answer failed: {e}"));
                 let _ = client.abandon();
-                return;
+                return tokens(&meter);
             }
         };
-        if client.write_all(&chunk[..read]).and_then(|()| client.flush()).is_err() {
-            return; // the client went away
+        let bytes = &chunk[..read];
+        if let Some(meter) = meter.as_mut() {
+            meter.feed(bytes);
+        }
+        let relabelled = relabel.as_mut().map(|r| r.feed(bytes));
+        let out = relabelled.as_deref().unwrap_or(bytes);
+        if client.write_all(out).and_then(|()| client.flush()).is_err() {
+            return tokens(&meter); // the client went away
         }
     }
+    if let Some(rest) = relabel.map(Relabel::finish) {
+        let _ = client.write_all(&rest);
+    }
     let _ = client.finish();
+    tokens(&meter)
 }

@@ -7,7 +7,7 @@
 use crate::context::{now_ms, Context, Rejection};
 use crate::log::log;
 use crate::ops::{bump, Ops};
-use crate::stores::StateStore;
+use crate::stores::{StateStore, INDEX_TTL_SECS, RATE_COUNTER};
 use gemini_pool_core::{Answer, ApiKey, CoolingSettings, Machine, Step};
 
 /// What a machine's steps need beside the KV store.
@@ -70,14 +70,30 @@ pub fn run<'a, M: Machine<'a>>(
             // A record the store had already (an adopted file seen again) adds no index line.
             Step::Remember { item, record, ttl_secs, index, line } => {
                 if kv.keep_record(&item, record, ttl_secs, ops) {
-                    kv.append_index(&index, line, ops);
+                    kv.append(&index, line, INDEX_TTL_SECS, ops);
                 }
             }
+            Step::Append { item, bytes, ttl_secs } => kv.append(&item, bytes, ttl_secs, ops),
+            Step::Rate(entry) => machine.rated(platform_count(&entry, ops)),
             Step::Log(line) => log(format_args!("{line}")),
             Step::Wait(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             Step::Done(done) => return Ok(done),
         }
     }
+}
+
+/// The requests `entry` made in the last minute by Fastly's Edge Rate Limiting counter (per
+/// POP, approximate; Viceroy's always says 0), this one then counted; `None` if the counter
+/// cannot be asked.
+fn platform_count(entry: &str, ops: &Ops) -> Option<u64> {
+    use fastly::erl::{CounterDuration, RateCounter};
+    bump(&ops.rate_checks);
+    let counter = RateCounter::open(RATE_COUNTER);
+    let count = counter.lookup_count(entry, CounterDuration::SixtySecs).ok().map(u64::from);
+    if let Err(e) = counter.increment(entry, 1) {
+        log(format_args!("rate counter: counting failed: {e:?}"));
+    }
+    count
 }
 
 /// After the answer: a machine that only reads and writes the store (a [`Linger`]).

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::secret_store::Secret;
 use fastly::{ConfigStore, SecretStore};
-use gemini_pool_core::{Item, Marks, PartMarks, Usage, UsageAppend, Write, MAX_MODEL_ITEMS};
+use gemini_pool_core::{Append, Item, Marks, PartMarks, Policy, Usage, Write, MAX_MODEL_ITEMS};
 use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -18,6 +18,9 @@ use thiserror::Error;
 pub const AUTH_TOKENS: &str = "auth_tokens";
 pub const ADMIN_TOKENS: &str = "admin_tokens";
 pub const PROXY_SETTINGS: &str = "proxy_settings";
+pub const CLIENT_POLICIES: &str = "client_policies";
+/// Fastly Edge Rate Limiting's counter for clients' `rpm` (`rate_limiter = platform`).
+pub const RATE_COUNTER: &str = "client_rpm";
 pub const GEMINI_KEYS: &str = "gemini_keys";
 pub const KEY_STATE: &str = "key_state";
 
@@ -45,6 +48,8 @@ pub enum ConfigError {
     EmptyPool,
     #[error("{0}")]
     Setting(#[from] gemini_pool_core::SettingError),
+    #[error("{0}")]
+    Policy(#[from] gemini_pool_core::PolicyError),
 }
 
 /// The label of `token` in config store `store`, or `None` if the token is not there.
@@ -58,6 +63,17 @@ pub fn token_label(store: &'static str, token: &str, ops: &Ops) -> Result<Option
         bump(&ops.config_reads);
         config.try_get(token).map_err(|_| ConfigError::ConfigLookup(store))
     })
+}
+
+/// Client `label`'s policy in config store `client_policies` (optional: absent, no client has
+/// one). A warm sandbox answers from what it read before ([`warm`]).
+pub fn policy(label: &str, ops: &Ops) -> Result<Option<Policy>, ConfigError> {
+    let text = warm::policy(label, || {
+        let Ok(config) = ConfigStore::try_open(CLIENT_POLICIES) else { return Ok(None) };
+        bump(&ops.config_reads);
+        config.try_get(label).map_err(|_| ConfigError::ConfigLookup(CLIENT_POLICIES))
+    })?;
+    Ok(text.map(|text| Policy::parse(label, &text)).transpose()?)
 }
 
 /// `proxy_settings`, which may be absent (every knob has a default); opened only when a knob
@@ -265,40 +281,36 @@ impl StateStore {
         stored
     }
 
-    /// Appends a line to a client's index of what it made (kept as long as the longest record).
-    pub fn append_index(&self, item: &str, line: Vec<u8>, ops: &Ops) {
+    /// Appends bytes to an item (a line of a client's index of what it made, a client's
+    /// admission to its limit item), kept `ttl_secs`.
+    pub fn append(&self, item: &str, bytes: Vec<u8>, ttl_secs: u64, ops: &Ops) {
         let Some(kv) = &self.kv else { return };
         bump(&ops.kv_writes);
         let started = Instant::now();
-        let ttl = Duration::from_secs(INDEX_TTL_SECS);
-        if let Err(e) = kv.build_insert().mode(InsertMode::Append).time_to_live(ttl).execute(item, line) {
+        let ttl = Duration::from_secs(ttl_secs);
+        if let Err(e) = kv.build_insert().mode(InsertMode::Append).time_to_live(ttl).execute(item, bytes) {
             log(format_args!("kv: appending to {item} failed: {e}"));
         }
         add_elapsed(&ops.kv_ms, started);
     }
 
-    /// Appends a request's usage lines to a shard of today's counts (after the response);
-    /// now and then reads the shard back and compacts it if it is due.
-    pub fn count_usage(&self, append: &UsageAppend) {
+    /// After the response: a request's counts (usage lines, a limited client's tokens); an
+    /// append the core marks is read back and compacted if it is due, with a compare-and-swap.
+    pub fn count(&self, append: &Append) {
         let Some(kv) = &self.kv else { return };
-        let item = append.item();
-        let item = item.as_str();
+        let item = append.item.as_str();
         let ttl = Duration::from_secs(append.ttl_secs);
-        let appended = kv
-            .build_insert()
-            .mode(InsertMode::Append)
-            .time_to_live(ttl)
-            .execute(item, append.lines.as_bytes().to_vec());
+        let appended = kv.build_insert().mode(InsertMode::Append).time_to_live(ttl).execute(item, append.bytes.clone());
         if let Err(e) = appended {
-            log(format_args!("kv: counting usage in {item} failed: {e}"));
+            log(format_args!("kv: counting in {item} failed: {e}"));
             return;
         }
-        if !append.check {
+        if append.compact.is_none() {
             return;
         }
         let Ok(mut found) = kv.lookup(item) else { return };
         let generation = found.current_generation();
-        let Some(compacted) = Usage::compacted(&found.take_body_bytes()) else { return };
+        let Some(compacted) = append.compacted(&found.take_body_bytes()) else { return };
         // If another request appended meanwhile the swap fails and its lines stay.
         let _ = kv.build_insert().if_generation_match(generation).time_to_live(ttl).execute(item, compacted);
     }

@@ -25,6 +25,16 @@ pub enum Payload {
     Stream(RefCell<Option<Body>>),
 }
 
+impl Payload {
+    /// The bytes of a body read whole (a streamed one: none).
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Bytes(body) => body,
+            Payload::Stream(_) => &[],
+        }
+    }
+}
+
 /// One client request, ready to be sent with any key.
 pub struct Outbound {
     method: Method,
@@ -38,8 +48,19 @@ pub struct Outbound {
 
 impl Outbound {
     /// `None` if the URL cannot be built (a query parameter no URL can carry).
-    pub fn new(client: &Request, route: &Route, path: &str, body: Payload, stream: bool) -> Option<Self> {
-        let query = forwarded_query(client.get_query_str(), route.forwarded_query_params());
+    /// The client's request as Google gets it (`query`: sent instead of the client's).
+    pub fn new(
+        client: &Request,
+        route: &Route,
+        path: &str,
+        body: Payload,
+        stream: bool,
+        query: Option<&str>,
+    ) -> Option<Self> {
+        let query = match query {
+            Some(query) => Some(query.to_string()),
+            None => forwarded_query(client.get_query_str(), route.forwarded_query_params()),
+        };
         let url = match query {
             Some(q) => format!("{ORIGIN}{path}?{q}"),
             None => format!("{ORIGIN}{path}"),

@@ -1,6 +1,6 @@
 //! What a sandbox keeps between the requests it serves (Fastly's reusable sandboxes, see
-//! `main.rs`): the configuration it read — token lookups (found and not found), the knobs, the
-//! key lists — trusted for [`WARM_TTL`], so that a warm request skips those host calls.
+//! `main.rs`): the configuration it read — token lookups (found and not found), client
+//! policies, the knobs, the key lists — trusted for [`WARM_TTL`], so that a warm request skips those host calls.
 //!
 //! Nothing of a request is kept: not its caller, body, answers, usage or errors (each request
 //! builds its own `Context`). The cooling state is never kept either: it lives in KV, where
@@ -33,6 +33,8 @@ struct Warm {
     knobs: HashMap<String, Option<String>>,
     /// Part → its key list.
     lists: HashMap<usize, Bytes>,
+    /// Client label → its policy's text, or `None`: it has none.
+    policies: HashMap<String, Option<String>>,
 }
 
 thread_local! {
@@ -70,6 +72,21 @@ pub fn token<E>(
             warm.tokens.clear();
         }
         warm.tokens.insert(key, found.clone());
+    });
+    Ok(found)
+}
+
+/// Client `label`'s policy text: kept, or read with `read` (an error is not kept).
+pub fn policy<E>(label: &str, read: impl FnOnce() -> Result<Option<String>, E>) -> Result<Option<String>, E> {
+    if let Some(found) = WARM.with_borrow(|warm| warm.policies.get(label).cloned()) {
+        return Ok(found);
+    }
+    let found = read()?;
+    WARM.with_borrow_mut(|warm| {
+        if warm.policies.len() >= MAX_TOKENS {
+            warm.policies.clear();
+        }
+        warm.policies.insert(label.to_string(), found.clone());
     });
     Ok(found)
 }

@@ -8,7 +8,8 @@ use crate::upstream::{Payload, Upstream};
 use crate::{config, reply};
 use futures_util::future::join_all;
 use gemini_pool_core::{
-    AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, Reading, StatusInput, Usage,
+    recent_failures, AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, Gate, Policy, Reading,
+    StatusInput, Usage, UsageQuery, FAILURES_ITEM,
 };
 use worker::{Headers, Method, Request, Response, Result};
 
@@ -25,6 +26,11 @@ pub(crate) async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejecti
     let now = now_ms();
     let day = Usage::day(now, cooling.reset_zone);
     let counts = if cx.caller.admin { Some(store.read_usage(&day).await) } else { None };
+    let failures = match cx.caller.admin {
+        true => recent_failures(&store.look(&[FAILURES_ITEM.to_string()]).await.pop().flatten().unwrap_or_default()),
+        false => Vec::new(),
+    };
+    let gates = limit_gates(cx, counts.as_ref(), &store, now).await?;
     let input = StatusInput {
         pool: &pool,
         part_names: &config::KEY_VARS,
@@ -34,13 +40,62 @@ pub(crate) async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejecti
         cooling,
         client: &cx.caller.label,
         now_ms: now,
-        admin: counts.as_ref().map(|usage| AdminInput { day: &day, usage }),
+        admin: counts.as_ref().map(|usage| AdminInput { day: &day, usage, failures: &failures }),
+        limits: &gates,
     };
     let body = serde_json::to_vec_pretty(&input.report()).unwrap_or_default();
     let calls = store.calls.get();
     drop(pool);
     cx.timing.state_calls += calls;
     reply::json(body).map_err(failed(cx))
+}
+
+/// The limits `/v1/status` shows, as on Fastly: a client's own, or (an admin) those of every
+/// client in today's usage with limits; each with its limit item as read.
+async fn limit_gates(
+    cx: &Cx,
+    usage: Option<&Usage>,
+    store: &StateStore,
+    now: u64,
+) -> std::result::Result<Vec<Gate>, Rejection> {
+    let policies: Vec<(String, Policy)> = match usage {
+        Some(usage) => usage
+            .client_labels()
+            .into_iter()
+            .filter_map(|label| config::policy(&cx.env, &label).ok().flatten().map(|p| (label, p)))
+            .collect(),
+        None => cx.policy.iter().map(|p| (cx.caller.label.clone(), p.clone())).collect(),
+    };
+    let limited: Vec<(String, Policy)> = policies.into_iter().filter(|(_, p)| p.limits.any()).collect();
+    if limited.is_empty() {
+        return Ok(Vec::new());
+    }
+    let limiter = cx.limiter()?;
+    let mut gates: Vec<Gate> =
+        limited.iter().map(|(label, p)| Gate::new(p.limits, limiter, label, now, cx.settings.reset_zone)).collect();
+    let items: Vec<String> = gates.iter().filter_map(Gate::store_item).collect();
+    let mut read = store.look(&items).await.into_iter();
+    for gate in gates.iter_mut().filter(|g| g.store_item().is_some()) {
+        gate.store_read(read.next().flatten().as_deref());
+    }
+    Ok(gates)
+}
+
+/// `GET /v1/usage`: past days' counts, grouped as the query asks (as on Fastly).
+pub(crate) async fn usage(req: &Request, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    let accept = req.headers().get("accept").ok().flatten().unwrap_or_default();
+    let (zone, keep_days) = (cx.settings.reset_zone, cx.settings.history_days);
+    let asked = UsageQuery::parse(query.as_deref(), &cx.caller, now_ms(), zone, keep_days, accept.contains("text/csv"))
+        .map_err(|reply| Rejection::new(cx.dialect, reply))?;
+    let store = StateStore::open(&cx.env);
+    let read = store.read_items(&asked.items()).await;
+    cx.timing.state_calls += store.calls.get();
+    let (content_type, body) = asked.answer(&read);
+    let headers = Headers::new();
+    headers.set("content-type", content_type).map_err(failed(cx))?;
+    headers.set("cache-control", "no-store").map_err(failed(cx))?;
+    Ok(Response::from_bytes(body).map_err(failed(cx))?.with_headers(headers))
 }
 
 /// The key check's I/O: its key lists and knobs; its `Send` probes keys side by side.

@@ -6,8 +6,10 @@
 //! `proxy_settings` as a variable of the same name. `GEMINI_BASE_URL` is Google's address
 //! (the tests point it at the simulator); `SUBREQUEST_LIMIT` is the plan's subrequests per
 //! request (50 on the free plan); `FIRST_BYTE_TIMEOUT_MS` how long Google may take to answer.
+//! `CLIENT_POLICIES` holds the clients' policies: one JSON object, a policy per client label
+//! (Fastly's `client_policies` holds one entry per label).
 
-use gemini_pool_core::same_token;
+use gemini_pool_core::{same_token, Policy};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use worker::Env;
@@ -62,6 +64,16 @@ pub fn token_label(list: Option<&str>, token: &str) -> Option<String> {
         }
     }
     found
+}
+
+/// Client `label`'s policy in `CLIENT_POLICIES` (absent: none); an error names the label and
+/// the field, or says the variable is not a JSON object.
+pub fn policy(env: &Env, label: &str) -> Result<Option<Policy>, String> {
+    let Some(text) = text(env, "CLIENT_POLICIES") else { return Ok(None) };
+    let all: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|e| format!("variable `CLIENT_POLICIES` is not a JSON object of policies by label: {e}"))?;
+    let Some(value) = all.get(label) else { return Ok(None) };
+    Policy::parse(label, &value.to_string()).map(Some).map_err(|e| e.to_string())
 }
 
 /// Where Google is.

@@ -4,7 +4,9 @@
 
 use crate::config;
 use crate::reply::Timing;
-use gemini_pool_core::{Caller, CoolingSettings, Dialect, ErrorReply, KeyPool, RequestSettings, SettingsReader};
+use gemini_pool_core::{
+    Caller, CoolingSettings, Dialect, ErrorReply, KeyPool, Limiter, Policy, RequestSettings, SettingsReader,
+};
 use std::cell::OnceCell;
 use std::time::Duration;
 use worker::{js_sys, Env};
@@ -30,6 +32,8 @@ impl Rejection {
 pub struct Cx {
     pub(crate) env: Env,
     pub(crate) caller: Caller,
+    /// The caller's policy (`CLIENT_POLICIES`; admins and clients without one: none).
+    pub(crate) policy: Option<Policy>,
     pub(crate) dialect: Dialect,
     pub(crate) settings: RequestSettings,
     pub(crate) lists: Vec<String>,
@@ -59,6 +63,23 @@ impl Cx {
         SettingsReader::new(|name: &str| config::knob(&self.env, name))
             .stream_limit()
             .map_err(|e| Rejection::config(self.dialect, e))
+    }
+
+    /// `rate_limiter`: Workers count `rpm` in the state object. Cloudflare's Rate Limiting
+    /// binding takes its limit from the Worker's configuration, not per client, so
+    /// `platform` is a configuration error here.
+    pub(crate) fn limiter(&self) -> std::result::Result<Limiter, Rejection> {
+        let limiter = SettingsReader::new(|name: &str| config::knob(&self.env, name))
+            .limiter()
+            .map_err(|e| Rejection::config(self.dialect, e))?;
+        match limiter {
+            Limiter::Store => Ok(limiter),
+            Limiter::Platform => Err(Rejection::config(
+                self.dialect,
+                "rate_limiter = platform: Cloudflare's Rate Limiting binding has one limit per binding, \
+                 not one per client; use store",
+            )),
+        }
     }
 
     /// Every part of the pool.

@@ -4,14 +4,17 @@
 use crate::config;
 use crate::context::{now_ms, seed, Cx, Rejection};
 use crate::reply;
-use crate::reply::Timing;
+use crate::reply::{Pass, Timing};
 use crate::steps::{self, Io, StoreOnly};
 use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use gemini_pool_core::{
-    named, proxied_upload_url, strip_model_prefixes, upload_fits, Answer, ApiKey, CoolingSettings, ErrorReply, Finish,
-    Flow, Kind, Listed, Listing, Reading, ResourceCall, Route, SettingsReader,
+    named, proxied_upload_url, strip_model_prefixes, upload_fits, Answer, ApiKey, Applied, CoolingSettings, ErrorReply,
+    Finish, Flow, Gate, Kind, Listed, Listing, Meter, Policy, Reading, ResourceCall, Route, SettingsReader,
+    UsageAppend,
 };
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 use worker::{Context, Method, Request, Response, Result};
 
@@ -65,15 +68,26 @@ pub(crate) async fn forward(
     if let Some(ResourceCall::List(kind)) = routed.resource_call() {
         return list(routed, *kind, cx).await;
     }
-    let payload = payload(req, routed, cx).await?;
-    let body = match &payload {
-        Payload::Bytes(body) => body.as_slice(),
-        Payload::Stream(_) => &[],
+    let mut payload = payload(req, routed, cx).await?;
+    let facts = routed.facts(payload.bytes()).map_err(|reply| Rejection::new(dialect, reply))?;
+    // The client's policy: its alias resolved (in the path or the body), its models checked.
+    let applied = match &cx.policy {
+        Some(policy) => policy.apply(routed, payload.bytes(), facts.model.as_deref()),
+        None => Ok(Applied::default()),
     };
-    let facts = routed.facts(body).map_err(|reply| Rejection::new(dialect, reply))?;
-    let named = named(routed, body);
+    let Applied { route: aliased, body: aliased_body, model, relabel, query: instead } =
+        applied.map_err(|reply| Rejection::new(dialect, reply))?;
+    let routed = aliased.as_ref().unwrap_or(routed);
+    if let Some(body) = aliased_body {
+        payload = Payload::Bytes(body);
+    }
+    let model = model.or(facts.model);
+    let named = named(routed, payload.bytes());
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
-    let forwarded = gemini_pool_core::forwarded_query(query.as_deref(), routed.forwarded_query_params());
+    let forwarded = match instead {
+        Some(query) => Some(query.to_string()),
+        None => gemini_pool_core::forwarded_query(query.as_deref(), routed.forwarded_query_params()),
+    };
     let path = routed.upstream_path().unwrap_or_default();
     let url = match forwarded {
         Some(q) => format!("{}{path}?{q}", config::base_url(&cx.env)),
@@ -101,30 +115,23 @@ pub(crate) async fn forward(
     let lists = std::mem::take(&mut cx.lists);
     let store = StateStore::open(&cx.env);
     let attempts = if streamed { 1 } else { attempts_within(cx.subrequests, store.calls_per_batch()) };
-    let mut flow = Flow::new(lists.len(), facts.model.as_deref(), seed(), attempts).with_resources(named, &cx.caller);
+    let mut flow = Flow::new(lists.len(), model.as_deref(), seed(), attempts)
+        .with_resources(named, &cx.caller)
+        .within(cx.policy.as_ref().and_then(|p| p.projects.clone()));
+    if let Some(gate) = gate(cx)? {
+        flow = flow.with_limits(gate);
+    }
     let mut timing = std::mem::take(&mut cx.timing);
     let mut forwarder = Forwarder { lists: &lists, cx, upstream, served: None };
     let finish = steps::run(&mut flow, &mut forwarder, &store, &mut timing).await;
     let served = forwarder.served.take();
     cx.timing = timing;
     let finish = finish?;
-    // After the answer: the changes the store refused, then the usage count.
-    let linger = flow.linger();
-    let usage = cx.settings.usage_counts.then(|| flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone));
-    cx.timing.usage_after = usage.is_some();
-    if linger.is_some() || usage.is_some() {
-        let env = cx.env.clone();
-        ctx.wait_until(async move {
-            let store = StateStore::open(&env);
-            if let Some(mut linger) = linger {
-                let _ = steps::run(&mut linger, &mut StoreOnly, &store, &mut Timing::default()).await;
-            }
-            if let Some(append) = usage {
-                store.count_usage(&append).await;
-            }
-        });
-    }
+    let usage = counts(&mut flow, cx)?;
     cx.timing.state_calls += store.calls.get();
+    // A metered answer tells the usage count when it has passed (`done` dropped).
+    let meter = (usage.is_some() && routed.metered()).then(|| Rc::new(RefCell::new(Meter::new())));
+    let (done, passed) = futures_channel::oneshot::channel::<()>();
     let answered = match (finish, served) {
         (Finish::Served, Some(response)) => {
             // Only a served stream reads `max_stream_duration`.
@@ -133,13 +140,58 @@ pub(crate) async fn forward(
                 Some(ResourceCall::StartUpload) => own_upload_url(response, req),
                 _ => response,
             };
-            served_response(response, routed, facts.stream, limit).await
+            let pass = Pass { meter: meter.clone(), relabel, done: Some(done) };
+            served_response(response, routed, facts.stream, limit, cx.policy.as_ref(), pass).await
         }
         (Finish::Error(reply), _) => reply::error(dialect, &reply),
         (Finish::EmptyPool, _) => return Err(Rejection::config(dialect, config::empty_pool())),
         (Finish::Served, None) => reply::error(dialect, &ErrorReply::upstream_unreachable(false)),
     };
-    answered.map_err(|e| Rejection::config(dialect, e))
+    let mut answered = answered.map_err(|e| Rejection::config(dialect, e))?;
+    for (name, value) in flow.rate_headers() {
+        let _ = answered.headers_mut().set(name, value);
+    }
+    // After the answer: the changes the store refused, then the counts (once a metered answer
+    // has passed).
+    let linger = flow.linger();
+    if linger.is_some() || usage.is_some() {
+        let env = cx.env.clone();
+        ctx.wait_until(async move {
+            let store = StateStore::open(&env);
+            if let Some(mut linger) = linger {
+                let _ = steps::run(&mut linger, &mut StoreOnly, &store, &mut Timing::default()).await;
+            }
+            let Some(mut usage) = usage else { return };
+            if let Some(meter) = meter {
+                let _ = passed.await;
+                usage.tokens = meter.borrow().tokens();
+            }
+            for append in usage.appends() {
+                store.count(&append).await;
+            }
+        });
+    }
+    Ok(answered)
+}
+
+/// The gate of a client with limits (its policy's `rpm`, `rpd`, `tokens_per_day`).
+fn gate(cx: &Cx) -> std::result::Result<Option<Gate>, Rejection> {
+    let Some(limits) = cx.policy.as_ref().map(|p| p.limits).filter(|l| l.any()) else { return Ok(None) };
+    let limiter = if limits.rpm.is_some() { cx.limiter()? } else { Default::default() };
+    Ok(Some(Gate::new(limits, limiter, &cx.caller.label, now_ms(), cx.settings.reset_zone)))
+}
+
+/// What this request counts once the client has its answer: usage (if `usage_counts` is on)
+/// and a limited client's tokens.
+fn counts(flow: &mut Flow<'_>, cx: &mut Cx) -> std::result::Result<Option<UsageAppend>, Rejection> {
+    let tokens_limited = cx.policy.as_ref().is_some_and(|p| p.limits.tokens_per_day.is_some());
+    if !cx.settings.usage_counts && !tokens_limited {
+        return Ok(None);
+    }
+    let keep_days = cx.settings.history_days;
+    let append = flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone, keep_days);
+    cx.timing.usage_after = append.is_some();
+    Ok(append.map(|a| if cx.settings.usage_counts { a } else { a.only_limit() }))
 }
 
 /// A list of stateful resources: the core's [`Listing`] asks each project holding the
@@ -209,19 +261,29 @@ fn own_upload_url(response: Response, req: &Request) -> Response {
     response.with_headers(headers)
 }
 
-/// Google's response on its way to the client (model ids rewritten where the route says so;
-/// a stream cut once it has run `stream_limit`).
+/// Google's response on its way to the client (model ids rewritten where the route says so,
+/// model lists kept to what the client's policy allows; a stream cut once it has run
+/// `stream_limit`; metered and relabelled by `pass`).
 async fn served_response(
     mut response: Response,
     routed: &Route,
     stream: bool,
     stream_limit: Option<Duration>,
+    policy: Option<&Policy>,
+    pass: Pass,
 ) -> Result<Response> {
-    let rewritten = if routed.rewrites_model_ids() {
-        let body = response.bytes().await?;
-        Some(strip_model_prefixes(&body).unwrap_or(body))
+    let policy = policy.filter(|p| routed.lists_models() && p.restricts());
+    let rewritten = if routed.rewrites_model_ids() || policy.is_some() {
+        let mut body = response.bytes().await?;
+        if routed.rewrites_model_ids() {
+            body = strip_model_prefixes(&body).unwrap_or(body);
+        }
+        if let Some(policy) = policy {
+            body = policy.model_list(&body).unwrap_or(body);
+        }
+        Some(body)
     } else {
         None
     };
-    reply::passed_on(response, rewritten, stream, stream_limit)
+    reply::passed_on(response, rewritten, stream, stream_limit, pass)
 }

@@ -57,9 +57,15 @@ pub(crate) async fn serve(
     }
     let subrequests = config::subrequest_limit(&env).map_err(|e| Rejection::config(dialect, e))?;
     let first_byte_timeout_ms = config::first_byte_timeout_ms(&env).map_err(|e| Rejection::config(dialect, e))?;
+    // Policies are the operator's rules for clients; an admin token has none.
+    let policy = match caller.admin || caller.label.is_empty() {
+        true => None,
+        false => config::policy(&env, &caller.label).map_err(|e| Rejection::config(dialect, e))?,
+    };
     let mut cx = Cx {
         env,
         caller,
+        policy,
         dialect,
         settings,
         lists,
@@ -70,6 +76,7 @@ pub(crate) async fn serve(
     };
     let answer = match routed.endpoint {
         Endpoint::Status => admin::status(&mut cx).await,
+        Endpoint::Usage => admin::usage(req, &mut cx).await,
         Endpoint::KeyCheck => admin::key_check(req, &mut cx).await,
         _ => forward::forward(req, &routed, &mut cx, ctx).await,
     };

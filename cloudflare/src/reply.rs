@@ -1,15 +1,18 @@
 //! Building responses on Workers: errors in the client's envelope, CORS on everything,
 //! `Server-Timing`, the OPTIONS preflight, JSON, and Google's streamed answers passed on.
 
+use futures_channel::oneshot;
 use futures_util::future::{select, Either};
 use futures_util::{Stream, StreamExt};
-use gemini_pool_core::{Dialect, ErrorReply};
+use gemini_pool_core::{Dialect, ErrorReply, Meter, Relabel};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 use worker::{ByteStream, Delay, Headers, Response, ResponseBody, Result};
 
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, x-goog-api-key, x-goog-api-client";
-const EXPOSE_HEADERS: &str = "Retry-After, Server-Timing";
+const EXPOSE_HEADERS: &str = "Retry-After, Server-Timing, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
 
 /// Counts for `Server-Timing`.
 #[derive(Default)]
@@ -49,48 +52,103 @@ pub fn preflight(requested: Option<String>) -> Result<Response> {
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 
+/// What the Worker does to a success's body as it passes: its tokens read (`meter`, shared
+/// with the usage count), the client's alias put back (`relabel`). `done` is dropped once the
+/// body has passed — or the client went away — which tells the usage count to go on.
+#[derive(Default)]
+pub struct Pass {
+    pub meter: Option<Rc<RefCell<Meter>>>,
+    pub relabel: Option<Relabel>,
+    /// Held only to be dropped when the body has passed.
+    #[allow(dead_code)]
+    pub done: Option<oneshot::Sender<()>>,
+}
+
+impl Pass {
+    fn touches(&self) -> bool {
+        self.meter.is_some() || self.relabel.is_some()
+    }
+
+    fn chunk(&mut self, chunk: Vec<u8>) -> Vec<u8> {
+        if let Some(meter) = &self.meter {
+            meter.borrow_mut().feed(&chunk);
+        }
+        match self.relabel.as_mut() {
+            Some(relabel) => relabel.feed(&chunk),
+            None => chunk,
+        }
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        self.relabel.as_mut().map(Relabel::finish).unwrap_or_default()
+    }
+}
+
 /// Google's answer with fresh, mutable headers (a fetched response's are immutable); the body
-/// streams through untouched — a stream with a `limit` through a relay that cuts it (an
-/// error, so the client sees it end unfinished) once the limit has passed.
-pub fn passed_on(upstream: Response, body: Option<Vec<u8>>, stream: bool, limit: Option<Duration>) -> Result<Response> {
+/// streams through untouched — or through a relay when it is metered, relabelled, or a stream
+/// with a `limit` (cut with an error, so the client sees it end unfinished, once the limit has
+/// passed).
+pub fn passed_on(
+    upstream: Response,
+    body: Option<Vec<u8>>,
+    stream: bool,
+    limit: Option<Duration>,
+    mut pass: Pass,
+) -> Result<Response> {
     let status = upstream.status_code();
     let headers = Headers::new();
+    let reframed = body.is_some() || pass.relabel.is_some();
     for (name, value) in upstream.headers() {
-        if name != "content-length" || body.is_none() {
+        if name != "content-length" || !reframed {
             headers.set(&name, &value)?;
         }
     }
     if stream && !headers.has("content-type")? {
         headers.set("content-type", "text/event-stream")?;
     }
-    let response = match (body, limit) {
-        (Some(bytes), _) => Response::from_bytes(bytes)?,
-        (None, Some(limit)) if stream => {
-            let mut upstream = upstream;
-            Response::from_stream(cut_after(upstream.stream()?, limit))?
+    let limit = limit.filter(|_| stream);
+    let body = match body {
+        Some(bytes) => ResponseBody::Body(bytes),
+        None => upstream.into_parts().1,
+    };
+    let response = match body {
+        ResponseBody::Body(bytes) if pass.touches() => {
+            let mut bytes = pass.chunk(bytes);
+            bytes.extend(pass.finish());
+            Response::from_bytes(bytes)?
         }
-        (None, _) => Response::from_body(match upstream.into_parts().1 {
-            ResponseBody::Stream(stream) => ResponseBody::Stream(stream),
-            other => other,
-        })?,
+        ResponseBody::Stream(chunks) if limit.is_some() || pass.touches() => {
+            Response::from_stream(relay(ByteStream::from(chunks), limit, pass))?
+        }
+        body => Response::from_body(body)?,
     };
     Ok(response.with_status(status).with_headers(headers))
 }
 
-/// `chunks` as they come, ended with an error once `limit` has passed since the first call.
-fn cut_after(chunks: ByteStream, limit: Duration) -> impl Stream<Item = Result<Vec<u8>>> {
-    let deadline = worker::Date::now().as_millis().saturating_add(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
-    futures_util::stream::unfold(Some(chunks), move |chunks| async move {
-        let mut chunks = chunks?;
-        let left = deadline.saturating_sub(worker::Date::now().as_millis());
-        let timer = Delay::from(Duration::from_millis(left));
-        match select(chunks.next(), timer).await {
-            Either::Left((Some(chunk), _)) => Some((chunk, Some(chunks))),
-            Either::Left((None, _)) => None,
-            Either::Right(_) => {
-                worker::console_log!("stream: cut at max_stream_duration");
-                Some((Err(worker::Error::RustError("max_stream_duration".into())), None))
+/// `chunks` as they come, through `pass`; ended with an error once `limit` (if any) has
+/// passed since the first call.
+fn relay(chunks: ByteStream, limit: Option<Duration>, pass: Pass) -> impl Stream<Item = Result<Vec<u8>>> {
+    let now = worker::Date::now().as_millis();
+    let deadline = limit.map(|l| now.saturating_add(u64::try_from(l.as_millis()).unwrap_or(u64::MAX)));
+    futures_util::stream::unfold(Some((chunks, pass)), move |state| async move {
+        let (mut chunks, mut pass) = state?;
+        let next = match deadline {
+            None => chunks.next().await,
+            Some(deadline) => {
+                let left = deadline.saturating_sub(worker::Date::now().as_millis());
+                match select(chunks.next(), Delay::from(Duration::from_millis(left))).await {
+                    Either::Left((next, _)) => next,
+                    Either::Right(_) => {
+                        worker::console_log!("stream: cut at max_stream_duration");
+                        return Some((Err(worker::Error::RustError("max_stream_duration".into())), None));
+                    }
+                }
             }
+        };
+        match next {
+            Some(Ok(chunk)) => Some((Ok(pass.chunk(chunk)), Some((chunks, pass)))),
+            Some(Err(e)) => Some((Err(e), None)),
+            None => Some(pass.finish()).filter(|rest| !rest.is_empty()).map(|rest| (Ok(rest), None)),
         }
     })
 }

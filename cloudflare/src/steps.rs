@@ -7,7 +7,7 @@
 
 use crate::context::{now_ms, Rejection};
 use crate::reply::Timing;
-use crate::stores::StateStore;
+use crate::stores::{StateStore, INDEX_TTL_SECS};
 use gemini_pool_core::{Answer, ApiKey, CoolingSettings, Machine, Step};
 use std::time::Duration;
 
@@ -52,9 +52,12 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
             // A record the object had already (an adopted file seen again) adds no index line.
             Step::Remember { item, record, ttl_secs, index, line } => {
                 if store.keep_record(&item, record, ttl_secs).await {
-                    store.append_index(&index, &line).await;
+                    store.append(&index, &line, INDEX_TTL_SECS).await;
                 }
             }
+            Step::Append { item, bytes, ttl_secs } => store.append(&item, &bytes, ttl_secs).await,
+            // Workers have no platform counter a per-client limit fits (`Cx::limiter`).
+            Step::Rate(_) => machine.rated(None),
             Step::Log(line) => worker::console_log!("{line}"),
             Step::Wait(ms) => worker::Delay::from(Duration::from_millis(ms)).await,
             Step::Done(done) => return Ok(done),

@@ -20,12 +20,16 @@
 //! hold its input gate).
 
 use futures_util::future::join_all;
-use gemini_pool_core::{Item, Marks, PartMarks, Usage, UsageAppend, Write, MAX_MODEL_ITEMS};
+use gemini_pool_core::{Append, Item, Marks, PartMarks, Usage, Write, MAX_MODEL_ITEMS};
 use serde_json::{json, Value};
 use worker::{
     durable_object, js_sys, Date, Env, ListOptions, Method, ObjectNamespace, Request, RequestInit, Response, Result,
     State, Stub,
 };
+
+/// How long a client's index of what it made is kept after its last line (the longest
+/// record's life: interactions, 60 days).
+pub const INDEX_TTL_SECS: u64 = 60 * 24 * 3600;
 
 /// The binding of the object in `wrangler.toml`, and the name of the instance holding the
 /// cooling items.
@@ -406,31 +410,55 @@ impl StateStore {
         results.first().is_some_and(|r| r["ok"] == json!(true))
     }
 
-    /// Appends a line to a client's index of what it made (kept 60 days after its last line,
-    /// the longest record's life).
-    pub async fn append_index(&self, item: &str, line: &[u8]) {
-        const INDEX_TTL_SECS: u64 = 60 * 24 * 3600;
-        let op = json!({"append": item, "hex": hex(line), "ttl": INDEX_TTL_SECS});
+    /// Appends bytes to an item (a line of a client's index of what it made, a client's
+    /// admission to its limit item), kept `ttl_secs`.
+    pub async fn append(&self, item: &str, bytes: &[u8], ttl_secs: u64) {
+        let op = json!({"append": item, "hex": hex(bytes), "ttl": ttl_secs});
         if self.batch(self.shard_of(item), vec![op]).await.is_none() {
             worker::console_error!("state: appending to {item} failed");
         }
     }
 
-    /// Appends a request's usage lines to their shard (after the response),
-    /// compacting the shard now and then.
-    pub async fn count_usage(&self, append: &UsageAppend) {
-        let (item, shard, ttl_secs) = (append.item(), append.shard, append.ttl_secs);
-        self.usage_batch(shard, vec![json!({"append": item, "hex": hex(append.lines.as_bytes()), "ttl": ttl_secs})])
-            .await;
-        if !append.check {
+    /// After the response: one of a request's counts (usage lines to their usage shard's
+    /// object; a limited client's tokens to its limit item's), read back and compacted when
+    /// the core marks it due.
+    pub async fn count(&self, append: &Append) {
+        let (item, ttl_secs) = (append.item.as_str(), append.ttl_secs);
+        let call = |ops: Vec<Value>| async move {
+            match append.shard {
+                Some(shard) => self.usage_batch(shard, ops).await,
+                None => self.batch(self.shard_of(item), ops).await.unwrap_or_default(),
+            }
+        };
+        call(vec![json!({"append": item, "hex": hex(&append.bytes), "ttl": ttl_secs})]).await;
+        if append.compact.is_none() {
             return;
         }
-        let read = self.usage_batch(shard, vec![json!({"get": item})]).await;
+        let read = call(vec![json!({"get": item})]).await;
         let Some(found) = read.first().filter(|r| !r.is_null()) else { return };
-        let Some(compacted) = Usage::compacted(&unhex(found["hex"].as_str().unwrap_or_default())) else { return };
+        let Some(compacted) = append.compacted(&unhex(found["hex"].as_str().unwrap_or_default())) else { return };
         let replace =
             json!({"replace": item, "hex": hex(&compacted), "generation": found["generation"], "ttl": ttl_secs});
-        self.usage_batch(shard, vec![replace]).await;
+        call(vec![replace]).await;
+    }
+
+    /// Usage items by name, each from its shard's object (one call per shard, all at once).
+    pub async fn read_items(&self, items: &[(String, usize)]) -> Vec<Option<Vec<u8>>> {
+        let mut by_shard: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, (_, shard)) in items.iter().enumerate() {
+            by_shard.entry(*shard).or_default().push(i);
+        }
+        let calls = by_shard.into_iter().map(|(shard, which)| async move {
+            let ops = which.iter().map(|&i| json!({"get": items[i].0})).collect();
+            (self.usage_batch(shard, ops).await, which)
+        });
+        let mut found = vec![None; items.len()];
+        for (results, which) in join_all(calls).await {
+            for (&i, result) in which.iter().zip(results.iter()) {
+                found[i] = stored_of(result).map(|(bytes, _)| bytes);
+            }
+        }
+        found
     }
 
     /// A day's counts, every shard added up (one call per shard, all at once).

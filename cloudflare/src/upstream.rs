@@ -18,6 +18,16 @@ pub(crate) enum Payload {
     Stream(RefCell<Option<worker::wasm_bindgen::JsValue>>),
 }
 
+impl Payload {
+    /// The bytes of a body read whole (a streamed one: none).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Bytes(body) => body,
+            Payload::Stream(_) => &[],
+        }
+    }
+}
+
 /// One request for Google, ready to be sent with any key.
 pub(crate) struct Upstream {
     pub(crate) url: String,

@@ -10,19 +10,22 @@
 //! The modules, by concern (read in this order):
 //! - `client` — what clients send and see: the allow-list of paths (`route`), tokens and
 //!   roles (`auth`), model names (`model`), OpenAI bodies (`openai_body`), the error envelopes
-//!   (`envelope`) and the key scrub (`scrub`);
+//!   (`envelope`), the key scrub (`scrub`), client policies (`policy`) and aliased answers
+//!   (`relabel`);
 //! - `pool` — the keys: the key lists read lazily by part (`keys`), the names of marks
 //!   (`names`), the order candidates are offered in (`pick`), randomness (`rng`);
 //! - `google` — what Google's answers mean: its error bodies (`google_error`), the verdict
-//!   (`classify`), the reasons (`reason`), answers with nothing in them (`empty`);
+//!   (`classify`), the reasons (`reason`), answers with nothing in them (`empty`), the tokens
+//!   they cost (`tokens`);
 //! - `decide` — what to do: the request's [`Flow`], its attempts (`attempts`), the cooling
 //!   policy (`cooling`), what a verdict changes (`judge`), how the attempts end (`ending`), the
 //!   key check (`keycheck`), stateful resources kept with their project (`affinity`) and listed
-//!   across projects (`listing`);
+//!   across projects (`listing`), a client's limits (`limits`);
 //! - `shared` — the state every instance shares: marks and their merge rule (`marks`), items
-//!   and availability (`state`), the write protocol (`record`), usage counts (`usage`);
-//! - `operator` — knobs (`settings`), `/v1/status` (`status`), the console page (`console`),
-//!   time zones and dates (`clock`).
+//!   and availability (`state`), the write protocol (`record`), usage counts (`usage`), the
+//!   recent-failures list (`failures`);
+//! - `operator` — knobs (`settings`), `/v1/status` (`status`), `/v1/usage` (`history`), the
+//!   console page (`console`), time zones and dates (`clock`).
 //!
 //! # Glossary
 //!
@@ -70,6 +73,15 @@
 //!   (item `own/<client>`) lists what it made, for lists across projects ([`Listing`]). A file
 //!   Google generates (a batch's results, a video) is **adopted**: recorded when a pinned
 //!   answer names it.
+//! - **policy**, **label** — what the operator allows one client (its token's **label**):
+//!   models, **aliases** (a client's model name → a Gemini model; the answer is **relabelled**
+//!   back), limits, projects ([`Policy`]). A client with limits passes a **gate** before
+//!   anything else ([`Gate`]); its **limit item** (`limit/<day>/<label>`) counts its admissions
+//!   and tokens.
+//! - **tokens** — what Google reports an answer cost (prompt, completion, thinking, cached),
+//!   read by a **meter** as the answer passes ([`Meter`]).
+//! - **history** — the usage counts of past quota days (`/v1/usage`: [`UsageQuery`]); the
+//!   **recent failures** — the last 100 failed attempts ([`Failure`]).
 //! - **knob** — one operator setting (`proxy_settings` on Fastly, a variable on Workers).
 //! - **edge** — the platform layer that executes the core's steps (`src/`, `cloudflare/`).
 
@@ -80,6 +92,8 @@ mod client {
     pub(crate) mod envelope;
     pub(crate) mod model;
     pub(crate) mod openai_body;
+    pub(crate) mod policy;
+    pub(crate) mod relabel;
     pub(crate) mod route;
     pub(crate) mod scrub;
 }
@@ -91,6 +105,7 @@ mod decide {
     pub(crate) mod flow;
     pub(crate) mod judge;
     pub(crate) mod keycheck;
+    pub(crate) mod limits;
     pub(crate) mod listing;
 }
 mod google {
@@ -98,10 +113,12 @@ mod google {
     pub(crate) mod empty;
     pub(crate) mod google_error;
     pub(crate) mod reason;
+    pub(crate) mod tokens;
 }
 mod operator {
     pub(crate) mod clock;
     pub(crate) mod console;
+    pub(crate) mod history;
     pub(crate) mod settings;
     pub(crate) mod status;
 }
@@ -112,6 +129,7 @@ mod pool {
     pub(crate) mod rng;
 }
 mod shared {
+    pub(crate) mod failures;
     pub(crate) mod marks;
     pub(crate) mod record;
     pub(crate) mod state;
@@ -123,6 +141,7 @@ pub use decide::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
 pub use decide::ending::{Ending, ERROR_BODY_LIMIT};
 pub use decide::flow::{Answer, Finish, Flow, Linger, Machine, Step};
 pub use decide::keycheck::{Check, Checked};
+pub use decide::limits::{Gate, Limiter, RateHeaders};
 pub use decide::listing::{Listed, Listing};
 
 // What clients send and see.
@@ -132,6 +151,8 @@ pub use client::auth::{
 pub use client::envelope::{Dialect, ErrorReply};
 pub use client::model::valid_model;
 pub use client::openai_body::{peek, strip_model_prefixes};
+pub use client::policy::{Applied, Limits, Policy, PolicyError};
+pub use client::relabel::Relabel;
 pub use client::route::{may_be_native, route, Access, Endpoint, Reading, ResourceCall, Route};
 
 // Stateful resources, each kept with its project.
@@ -146,6 +167,7 @@ pub use decide::cooling::{decide, Action, Cooldown, Moment, Scope};
 pub use google::classify::{classify, Outcome, Verdict};
 pub use google::empty::{Peek, Peeker, EMPTY_CHECK_LIMIT};
 pub use google::reason::Reason;
+pub use google::tokens::{Meter, Tokens};
 
 // The keys.
 pub use pool::keys::{choose_part, ApiKey, KeyPool};
@@ -153,16 +175,18 @@ pub use pool::names::{Bucket, MarkName};
 pub use pool::rng::Rng;
 
 // The shared state.
+pub use shared::failures::{recent as recent_failures, Failure, ITEM as FAILURES_ITEM};
 pub use shared::marks::{Entry, Mark, Marks};
 pub use shared::record::Write;
 pub use shared::state::{Change, Item, PartState, PoolState};
-pub use shared::usage::{Usage, UsageAppend, OTHER_MODEL};
+pub use shared::usage::{Append, Compaction, Usage, UsageAppend, OTHER_MODEL};
 
 // The operator's side.
 pub use operator::clock::ResetZone;
 pub use operator::console::Console;
+pub use operator::history::UsageQuery;
 pub use operator::settings::{
     parse_duration, CoolingSettings, Profile, RequestSettings, RetrySettings, SettingError, SettingsReader, Strategy,
-    WhenAllCooling, MAX_DURATION, MAX_UPLOAD_BYTES,
+    WhenAllCooling, DEFAULT_HISTORY_DAYS, MAX_DURATION, MAX_UPLOAD_BYTES,
 };
 pub use operator::status::{AdminInput, PartMarks, StatusInput, MAX_MODEL_ITEMS};

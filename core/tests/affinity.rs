@@ -78,7 +78,7 @@ fn run(
                 records.insert(item.clone(), record.clone());
                 run.remembered.push((item, record, ttl_secs));
             }
-            Step::Log(_) | Step::Wait(_) => {}
+            Step::Log(_) | Step::Wait(_) | Step::Rate(_) | Step::Append { .. } => {}
             Step::Done(finish) => {
                 run.finish = finish;
                 return run;

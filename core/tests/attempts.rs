@@ -528,13 +528,20 @@ fn a_usage_append_names_its_shard_for_the_quota_day_and_counts_every_attempt() {
     let pool = pool_of(&list);
     let tried = [(nth(&pool, 0), false), (nth(&pool, 1), true)];
     let zone = ResetZone::Pacific;
-    let append = UsageAppend::new(&tried, "app a", Some("gemini-3.5-flash"), true, NOW, zone, &mut Rng::new(7));
+    let mut append = UsageAppend::new(&tried, "app a", Some("gemini-3.5-flash"), true, NOW, zone, 30, &mut Rng::new(7));
     assert!(append.shard < Usage::SHARDS);
     assert_eq!(append.day, Usage::day(NOW, zone));
     assert_eq!(append.item(), Usage::item(&append.day, append.shard));
-    assert_eq!(append.lines.lines().count(), 3, "a line per key tried, and the client's");
-    assert!(append.lines.ends_with("c app%20a gemini-3.5-flash 1 0\n"), "{}", append.lines);
-    assert!(append.ttl_secs > 86_400);
+    assert_eq!(append.lines().lines().count(), 3, "a line per key tried, and the client's");
+    assert!(append.lines().ends_with("c app%20a gemini-3.5-flash 1 0\n"), "{}", append.lines());
+    assert_eq!(append.ttl_secs, 30 * 86_400, "kept for the history");
+    // Tokens go on the serving key's line and the client's, never on a failed attempt's.
+    append.tokens = gemini_pool_core::Tokens { prompt: 8, completion: 5, thinking: 0, cached: 0 };
+    let lines = append.lines();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert!(lines[0].ends_with(" 0 1"), "{}", lines[0]);
+    assert!(lines[1].ends_with(" 1 0 8 5 0 0") && lines[2].ends_with(" 1 0 8 5 0 0"), "{lines:?}");
+    assert_eq!(append.appends().len(), 1, "no limit item without a token limit");
 }
 
 const RETIRED: &[u8] = br#"{"error":{"code":404,"message":"This model models/m is no longer available to new users. Please update your code to use a newer model for the latest features and improvements.","status":"NOT_FOUND"}}"#;

@@ -124,7 +124,9 @@ fn run(
                 logs.push(line);
             }
             Step::Wait(_) => panic!("a request never waits before its answer"),
-            Step::Look(_) | Step::Remember { .. } => panic!("these requests name no resource"),
+            Step::Look(_) | Step::Remember { .. } | Step::Rate(_) | Step::Append { .. } => {
+                panic!("these requests name no resource and have no limits")
+            }
             Step::Done(finish) => return (finish, seen, logs),
         }
     }
@@ -286,16 +288,21 @@ fn usage_counts_every_key_tried() {
                 store.write(writes);
                 flow.read(store.read(&read_back));
             }
-            Step::Log(_) | Step::Wait(_) | Step::Look(_) | Step::Remember { .. } => {}
+            Step::Log(_)
+            | Step::Wait(_)
+            | Step::Look(_)
+            | Step::Remember { .. }
+            | Step::Rate(_)
+            | Step::Append { .. } => {}
             Step::Done(finish) => {
                 assert_eq!(finish, Finish::Served);
                 break;
             }
         }
     }
-    let append = flow.usage("app", NOW, gemini_pool_core::ResetZone::Fixed(0));
-    assert_eq!(append.lines.lines().count(), 3, "{}", append.lines);
-    assert!(append.lines.ends_with("c app m 1 0\n"), "{}", append.lines);
+    let append = flow.usage("app", NOW, gemini_pool_core::ResetZone::Fixed(0), 30).expect("counted");
+    assert_eq!(append.lines().lines().count(), 3, "{}", append.lines());
+    assert!(append.lines().ends_with("c app m 1 0\n"), "{}", append.lines());
 }
 
 #[test]
@@ -334,7 +341,7 @@ fn the_key_check_is_a_machine_the_same_loop_drives() {
                 }
             }
             Step::Log(line) => logs.push(line),
-            Step::Wait(_) | Step::Look(_) | Step::Remember { .. } => {}
+            Step::Wait(_) | Step::Look(_) | Step::Remember { .. } | Step::Rate(_) | Step::Append { .. } => {}
             Step::Done(Checked::Answer(body)) => break String::from_utf8(body).unwrap_or_default(),
             Step::Done(other) => panic!("{other:?}"),
         }
@@ -374,7 +381,7 @@ fn a_write_the_store_refuses_goes_out_again_and_lingers_after_the_answer() {
                 flow.refused((0..writes.len()).collect());
                 flow.read(store.read(&read_back));
             }
-            Step::Log(_) | Step::Look(_) | Step::Remember { .. } => {}
+            Step::Log(_) | Step::Look(_) | Step::Remember { .. } | Step::Rate(_) | Step::Append { .. } => {}
             Step::Wait(_) => panic!("no wait before the answer"),
             Step::Done(finish) => {
                 assert_eq!(finish, Finish::Served);

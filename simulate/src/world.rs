@@ -343,7 +343,8 @@ fn advance<'a, M: Machine<'a>>(
             Step::Fetch(part) => machine.fetched(part, lists[part].as_bytes()),
             Step::Configure => machine.configured(cooling),
             Step::Look(names) => machine.looked(vec![None; names.len()]),
-            Step::Log(_) | Step::Remember { .. } => {}
+            Step::Rate(_) => machine.rated(None),
+            Step::Log(_) | Step::Remember { .. } | Step::Append { .. } => {}
             Step::Wait(ms) => {
                 *result = Some(Awaited::Nothing);
                 return Some(ms.max(1));

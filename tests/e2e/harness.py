@@ -212,7 +212,8 @@ class Proxy(EdgeProcess):
                  tokens: dict | None = None, admins: dict | None = None, kv: bool = True,
                  secrets: dict | None = None,
                  auth_store: bool = True, secret_store: bool = True, first_byte_timeout_ms: int = 10_000,
-                 relay: bool = True, backend_url: str | None = None, kv_items: dict | None = None):
+                 relay: bool = True, backend_url: str | None = None, kv_items: dict | None = None,
+                 policies: dict | None = None):
         self.dir = work_dir("proxy-")
         secret_entries = dict(secrets or {})
         if keys is not None:
@@ -234,6 +235,9 @@ class Proxy(EdgeProcess):
         if admins:
             lines += inline_store("admin_tokens", admins)
         lines += inline_store("proxy_settings", {k: str(v) for k, v in (settings or {}).items()})
+        if policies:
+            lines += inline_store("client_policies", {label: policy if isinstance(policy, str) else json.dumps(policy)
+                                                      for label, policy in policies.items()})
         if secret_store:
             entries = ", ".join(
                 f'{{ key = "{name}", file = {toml_string(str(self.dir / f"secret-{name}.txt"))} }}'
@@ -275,7 +279,7 @@ class WorkersProxy(EdgeProcess):
                  tokens: dict | None = None, admins: dict | None = None, kv: bool = True,
                  secrets: dict | None = None, auth_store: bool = True, secret_store: bool = True,
                  relay: bool = True, backend_url: str | None = None, first_byte_timeout_ms: int = 10_000,
-                 kv_items: dict | None = None):
+                 kv_items: dict | None = None, policies: dict | None = None):
         if kv_items:
             raise ValueError("the Workers edge's state cannot be preloaded")
         self.dir = work_dir("worker-")
@@ -292,6 +296,11 @@ class WorkersProxy(EdgeProcess):
             variables["VALID_AUTH_TOKENS"] = ", ".join(f"{t}={label}" for t, label in tokens.items())
         if admins:
             variables["ADMIN_TOKENS"] = ", ".join(f"{t}={label}" for t, label in admins.items())
+        if policies:
+            # One JSON object of policies by label; a policy given as text is spliced in as written.
+            entries = [f"{json.dumps(label)}: {policy if isinstance(policy, str) else json.dumps(policy)}"
+                       for label, policy in policies.items()]
+            variables["CLIENT_POLICIES"] = "{" + ", ".join(entries) + "}"
         options = {"vars": variables, "durableObjects": kv, "persist": str(self.dir / "state")}
 
         def command(port: int) -> list[str]:

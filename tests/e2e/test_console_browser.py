@@ -148,3 +148,84 @@ def test_many_models_keep_the_matrix_small(browser, sim, proxies, edge):
     assert page.evaluate("document.querySelector('#matrix tr').children.length") == 2 + 12
     assert "gemini-invented" not in page.content()
     assert problems == [], problems
+
+
+def history_items(days: int = 14) -> dict:
+    """Usage of the past `days` quota days (Pacific), as the proxy itself would have appended
+    it: two clients, two models, three keys, with tokens — preloaded into Viceroy's KV store."""
+    import datetime
+    from harness import key as api_key
+
+    def fingerprint(text: str) -> str:
+        h = 0xCBF29CE484222325
+        for b in text.encode():
+            h = ((h ^ b) * 0x100000001B3) % (1 << 64)
+        return f"{h:016x}"
+    today = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=8)).date()
+    items = {}
+    for back in range(1, days):
+        day = (today - datetime.timedelta(days=back)).isoformat()
+        lines = []
+        for n, (client, model, k) in enumerate([("e2e tests", FLASH, 1), ("second client", PRO, 3),
+                                                 ("e2e tests", PRO, 5)]):
+            requests = 5 + (back * 7 + n * 11) % 23
+            tokens = requests * (40 + n * 25)
+            lines.append(f"c {client.replace(' ', '%20')} {model} {requests} 1 {tokens // 2} {tokens // 2} 0 0")
+            lines.append(f"k {fingerprint(api_key(k))} {model} {requests} 1 {tokens // 2} {tokens // 2} 0 0")
+        items[f"usage/{day}/{back % 8}"] = "\n".join(lines) + "\n"
+    return items
+
+
+def test_charts_limits_and_recent_failures(browser, sim, proxies, edge):
+    """Per day, requests and tokens by client, model and key drawn by the page itself, a
+    sparkline per key, each client's limits and what is left, the recent failures — in English
+    and Chinese, and on a phone."""
+    sim.reset(sim_keys(6))
+    history = history_items() if edge == "fastly" else None  # the Workers edge's state cannot be preloaded
+    proxy = proxies(pool_lines(6), kv_items=history,
+                    policies={"e2e tests": {"rpd": 500, "tokens_per_day": 100000, "models": ["gemini-*"]}})
+    for _ in range(4):
+        chat(proxy)
+    chat(proxy, OTHER_TOKEN, PRO)
+    sim.behave("k2", "per_minute", model=FLASH, times=1, retry_delay_s=20)
+    sim.behave("k4", "per_minute", model=FLASH, times=1, retry_delay_s=20)
+    for _ in range(6):
+        chat(proxy)
+    page, problems = open_console(browser, proxy)
+    page.wait_for_selector("#chart svg rect", timeout=10_000)
+    legend = page.text_content("#legend")
+    assert "e2e tests" in legend and "second client" in legend
+    days_drawn = page.evaluate("new Set([...document.querySelectorAll('#chart rect')].map(r => r.getAttribute('x'))).size")
+    assert days_drawn >= (14 if history else 1), days_drawn
+    page.select_option("#hBy", "model")
+    page.wait_for_function("() => document.querySelector('#legend').textContent.includes('gemini-3.1-pro-preview')",
+                           timeout=10_000)
+    page.select_option("#hMetric", "total_tokens")
+    assert page.locator("#chart rect").count() > 0
+    # Limits: the client's, with what is left today.
+    page.wait_for_selector("#limits tr:nth-child(2)", timeout=10_000)
+    limits = page.text_content("#limits")
+    assert "e2e tests" in limits and "500" in limits and "100000" in limits
+    # Failures: the two 429s, by key mask, scrubbed (no key anywhere on the page).
+    page.wait_for_selector("#failures tr:nth-child(2)", timeout=10_000)
+    failures = page.text_content("#failures")
+    assert "429" in failures and ("…0002" in failures or "…0004" in failures)
+    assert "AIzaSy" not in page.content() and "AQ.Ab8" not in page.content()
+    page.wait_for_selector("#usageKeys svg.spark", timeout=10_000)
+    page.select_option("#hBy", "client")
+    page.select_option("#hMetric", "requests")
+    page.wait_for_selector("#chart svg rect")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = "" if edge == "fastly" else f"-{edge}"
+    page.locator("#historySection").screenshot(path=str(SHOTS / f"console-history-en{shot}.png"))
+    page.select_option("#lang", "zh")
+    assert page.text_content("[data-t=history]") == "每日用量" and page.text_content("[data-t=limits]") == "客户端限额"
+    assert page.text_content("[data-t=failures]") == "最近失败"
+    page.locator("#historySection").screenshot(path=str(SHOTS / f"console-history-zh{shot}.png"))
+    assert problems == [], problems
+    phone, problems = open_console(browser, proxy, locale="zh-CN", viewport={"width": 390, "height": 844})
+    phone.wait_for_selector("#chart svg rect", timeout=10_000)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    if edge == "fastly":
+        phone.locator("#historySection").screenshot(path=str(SHOTS / "console-history-phone-zh.png"))
+    assert problems == [], problems

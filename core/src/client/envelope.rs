@@ -114,6 +114,33 @@ impl ErrorReply {
         .with_retry_after_ms(retry_after_ms)
     }
 
+    /// 403: the client's policy does not allow `model`.
+    pub fn model_not_allowed(model: &str) -> Self {
+        let shown: String = model.chars().take(128).collect();
+        ErrorReply::new(403, "model_not_allowed", format!("This client token may not use model {shown}."))
+    }
+
+    /// 403: the resource lives in a project the client's policy no longer lets it use.
+    pub fn resource_outside_projects() -> Self {
+        ErrorReply::new(
+            403,
+            "project_not_allowed",
+            "This resource lives in a project this client token may no longer use.",
+        )
+    }
+
+    /// 429 with `Retry-After`: the client is over its own limit `what` (`rpm`, `rpd`,
+    /// `tokens_per_day`) of `limit`, until the window ends in `retry_after_ms`.
+    pub fn over_limit(what: &str, limit: u64, retry_after_ms: u64) -> Self {
+        let secs = retry_after_ms.div_ceil(1000).max(1);
+        ErrorReply::new(
+            429,
+            "client_rate_limited",
+            format!("This client token is over its limit {what} = {limit}; try again in {secs} s."),
+        )
+        .with_retry_after_ms(retry_after_ms)
+    }
+
     /// 404: Google retired `model` for every project of the pool that it asked (its answer
     /// "no longer available to new users" cools each such project for the model).
     pub fn model_retired(model: Option<&str>) -> Self {

@@ -45,6 +45,8 @@ pub enum Endpoint {
     Preflight,
     /// `GET /v1/status`.
     Status,
+    /// `GET /v1/usage`: usage counts by day ([`crate::operator::history`]).
+    Usage,
     /// `GET /`: the operator console (a page; its calls carry the token).
     Console,
     /// `POST /v1/keys/check`: probe a batch of keys (admins).
@@ -132,7 +134,9 @@ impl Route {
     /// Google's path for this endpoint; `None` for endpoints answered locally.
     pub fn upstream_path(&self) -> Option<String> {
         let path = match &self.endpoint {
-            Endpoint::Preflight | Endpoint::Status | Endpoint::Console | Endpoint::KeyCheck => return None,
+            Endpoint::Preflight | Endpoint::Status | Endpoint::Usage | Endpoint::Console | Endpoint::KeyCheck => {
+                return None
+            }
             Endpoint::ChatCompletions => "/v1beta/openai/chat/completions".to_string(),
             Endpoint::ListModels => "/v1beta/openai/models".to_string(),
             Endpoint::GetModel(id) => format!("/v1beta/openai/models/{id}"),
@@ -176,6 +180,49 @@ impl Route {
         }
     }
 
+    /// The model named in the path: native calls, a model's own page (both APIs), an
+    /// operation of a model.
+    pub fn named_model(&self) -> Option<&str> {
+        match &self.endpoint {
+            Endpoint::NativeCall { model, .. } | Endpoint::GetModel(model) | Endpoint::NativeGetModel(_, model) => {
+                Some(model)
+            }
+            Endpoint::Resource(_, ResourceCall::Operation { model, .. }) => Some(model),
+            _ => None,
+        }
+    }
+
+    /// The same route with `model` in its path instead (a client's alias resolved).
+    pub fn with_model(&self, model: &str) -> Route {
+        let mut route = self.clone();
+        match &mut route.endpoint {
+            Endpoint::NativeCall { model: named, .. }
+            | Endpoint::GetModel(named)
+            | Endpoint::NativeGetModel(_, named)
+            | Endpoint::Resource(_, ResourceCall::Operation { model: named, .. }) => *named = model.to_string(),
+            _ => {}
+        }
+        route
+    }
+
+    /// Is it a list of models (both APIs)?
+    pub fn lists_models(&self) -> bool {
+        matches!(self.endpoint, Endpoint::ListModels | Endpoint::NativeListModels(_))
+    }
+
+    /// Does Google's success carry the tokens it counted (a usage object the edge
+    /// [`Meter`](crate::google::tokens::Meter)s as it passes)? Generation, embeddings and
+    /// interactions.
+    pub fn metered(&self) -> bool {
+        matches!(
+            self.endpoint,
+            Endpoint::ChatCompletions
+                | Endpoint::Embeddings
+                | Endpoint::NativeCall { method: "generateContent" | "streamGenerateContent", .. }
+                | Endpoint::Resource(_, ResourceCall::CreateInteraction)
+        )
+    }
+
     /// Does the request carry a JSON body that names the model (OpenAI POST endpoints)?
     fn model_in_body(&self) -> bool {
         matches!(self.endpoint, Endpoint::ChatCompletions | Endpoint::Embeddings | Endpoint::ImageGenerations)
@@ -187,7 +234,7 @@ impl Route {
             Endpoint::Preflight | Endpoint::Console => Access::Anyone,
             Endpoint::Resource(_, ResourceCall::Upload(_)) => Access::Upload,
             Endpoint::KeyCheck => Access::Admin,
-            Endpoint::Status => Access::Viewer,
+            Endpoint::Status | Endpoint::Usage => Access::Viewer,
             _ => Access::Client,
         }
     }
@@ -431,6 +478,7 @@ fn match_path(path: &str, query: Option<&str>, native_credentials: bool) -> Opti
     let rest = path.strip_prefix("/v1/")?;
     match rest {
         "status" => return Some((Endpoint::Status, GET)),
+        "usage" => return Some((Endpoint::Usage, GET)),
         "keys/check" => return Some((Endpoint::KeyCheck, POST)),
         _ => {}
     }

@@ -192,6 +192,15 @@ impl Record {
     }
 }
 
+/// Is `pin`'s bucket one of `projects` (`None`: any)?
+pub(crate) fn within(pin: &Pin, projects: Option<&[String]>) -> bool {
+    match (projects, &pin.bucket) {
+        (None, _) => true,
+        (Some(projects), Pinned::Project(project)) => projects.contains(project),
+        (Some(_), Pinned::Key(_)) => false,
+    }
+}
+
 /// Where a request is pinned: the bucket, the part to start in, and the client that owns
 /// what it makes (the caller — or, for an upload session's bytes, the client that started it).
 #[derive(Debug, Clone, PartialEq, Eq)]

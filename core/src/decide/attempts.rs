@@ -33,6 +33,7 @@
 //! [`Outcome::names_the_fault`]: crate::google::classify::Outcome::names_the_fault
 //! [`Outcome::may_be_the_requests`]: crate::google::classify::Outcome::may_be_the_requests
 
+use crate::client::policy::in_projects;
 use crate::client::scrub::scrub;
 use crate::decide::affinity::Pinned;
 use crate::decide::judge::{judge, revival};
@@ -109,6 +110,8 @@ pub struct Attempts<'a> {
     model_unconfirmed: bool,
     /// The only bucket whose keys may serve: the one holding the resources the request names.
     pin: Option<Pinned>,
+    /// The only projects whose keys may serve: the client's policy's `projects`.
+    fence: Option<Vec<String>>,
 }
 
 /// An answer that may be the request's fault ([`may_be_the_requests`]): the bucket
@@ -143,7 +146,19 @@ impl<'a> Attempts<'a> {
             suspect: None,
             model_unconfirmed: false,
             pin: None,
+            fence: None,
         }
+    }
+
+    /// Only keys of these projects may serve this request (the client's policy:
+    /// [`crate::client::policy`]); when they are all cooling the request ends with a 429.
+    pub fn fence(&mut self, projects: Vec<String>) {
+        self.fence = Some(projects);
+    }
+
+    /// May `key` serve this request at all (its pin and its client's projects)?
+    fn may_serve(pin: &Option<Pinned>, fence: &Option<Vec<String>>, key: &ApiKey<'_>) -> bool {
+        pin.as_ref().is_none_or(|bucket| bucket.holds(key)) && in_projects(fence.as_deref(), key)
     }
 
     /// Only keys of `bucket` may serve this request (it names resources that live there:
@@ -237,10 +252,11 @@ impl<'a> Attempts<'a> {
         if self.finished() {
             return Choice::Deliver;
         }
-        let (state, probed, soonest, pin) = (&self.state, self.probed, &self.soonest_seen, &self.pin);
+        let (state, probed, soonest, pin, fence) =
+            (&self.state, self.probed, &self.soonest_seen, &self.pin, &self.fence);
         let suspect = self.suspect.as_ref().map(|s| s.bucket);
         let usable = |key: &ApiKey<'a>| match state.availability(key, now_ms) {
-            _ if pin.as_ref().is_some_and(|bucket| !bucket.holds(key)) => false,
+            _ if !Self::may_serve(pin, fence, key) => false,
             _ if suspect.is_some_and(|bucket| Bucket::of(key) == bucket) => false,
             Availability::Ready => true,
             Availability::Probation => !probed,
@@ -365,7 +381,7 @@ impl<'a> Attempts<'a> {
         let soonest = self
             .pool
             .iter()
-            .filter(|key| !self.picker.tried(key) && self.pin.as_ref().is_none_or(|bucket| bucket.holds(key)))
+            .filter(|key| !self.picker.tried(key) && Self::may_serve(&self.pin, &self.fence, key))
             .filter_map(|key| match self.state.availability(&key, now_ms) {
                 Availability::Cooling { until_ms, reason } => {
                     retired &= reason == Reason::ModelRetired;

@@ -17,8 +17,10 @@
 //!         Step::Record { writes, read_back } => execute the writes in order; then
 //!                                               machine.read(read_back with its marks),
 //!                                               or machine.written() if read_back is empty,
-//!         Step::Look(items)                  => machine.looked(each resource record, or none),
+//!         Step::Look(items)                  => machine.looked(each item's bytes, or none),
 //!         Step::Remember { .. }              => store the record, append the index line,
+//!         Step::Rate(entry)                  => machine.rated(the platform's count of the minute),
+//!         Step::Append { .. }                => append the bytes to the item,
 //!         Step::Log(line)                    => log it,
 //!         Step::Wait(ms)                     => sleep that long,
 //!         Step::Done(done)                   => break,
@@ -27,6 +29,9 @@
 //! ```
 //!
 //! A request's steps, in order:
+//! 0. **Gate** (only for a client with limits: [`crate::decide::limits`]): `Rate` (the
+//!    platform's counter) and / or `Look` at the client's limit item; the request is refused
+//!    (429) or admitted, its admission `Append`ed to the item.
 //! 0. **Look** (only if it names stateful resources: [`crate::decide::affinity`]): read their
 //!    records; the request is pinned to the project holding them and starts in its part — or
 //!    ends here (not found, two projects).
@@ -50,12 +55,14 @@ use crate::client::envelope::ErrorReply;
 use crate::decide::affinity::{self, Pin, Record, Resource};
 use crate::decide::attempts::{Attempts, Choice};
 use crate::decide::ending::Ending;
+use crate::decide::limits::{Gate, RateHeaders};
 use crate::decide::listing;
 use crate::google::classify::Verdict;
 use crate::operator::clock::ResetZone;
 use crate::operator::settings::CoolingSettings;
 use crate::pool::keys::{self, ApiKey, KeyPool};
 use crate::pool::rng::Rng;
+use crate::shared::failures::Failure;
 use crate::shared::marks::Entry;
 use crate::shared::marks::Marks;
 use crate::shared::record::{Recorder, Round, Write};
@@ -102,6 +109,18 @@ pub enum Step<'a, D> {
         index: String,
         /// The line to append to it.
         line: Vec<u8>,
+    },
+    /// Ask the platform's rate counter how many requests `entry` made in the last minute,
+    /// count this one, and hand the count (or `None`: no counter) to [`Machine::rated`].
+    Rate(String),
+    /// Append `bytes` to `item` (kept `ttl_secs`), then ask for the next step.
+    Append {
+        /// The store item's name.
+        item: String,
+        /// What to append.
+        bytes: Vec<u8>,
+        /// How long the store keeps the item.
+        ttl_secs: u64,
     },
     /// Log this line (a failed attempt, a dead key found, a store that keeps losing writes).
     /// It holds no key.
@@ -167,6 +186,8 @@ pub trait Machine<'a> {
     fn refused(&mut self, writes: Vec<usize>);
     /// The records a [`Step::Look`] asked for, in its order (machines that never look ignore it).
     fn looked(&mut self, _records: Vec<Option<Vec<u8>>>) {}
+    /// The platform's count for a [`Step::Rate`] (machines that never ask ignore it).
+    fn rated(&mut self, _count: Option<u64>) {}
 }
 
 /// How a request ends.
@@ -202,6 +223,16 @@ pub struct Flow<'a> {
     carry: Vec<Change>,
     /// The stateful resources the request names and what it makes ([`crate::decide::affinity`]).
     resources: Resources,
+    /// The client's limits, if it has any ([`crate::decide::limits`]).
+    gate: Option<Gate>,
+    /// What a limited client is told of its headroom.
+    rate_headers: RateHeaders,
+    /// Refused by the client's own limit: nothing counts.
+    over_limit: bool,
+    /// The projects the client's keys must come from (its policy).
+    fence: Option<Vec<String>>,
+    /// The failed attempts, for the recent-failures list ([`crate::shared::failures`]).
+    failures: Vec<Failure>,
 }
 
 /// A request's stateful resources: what it names (looked up first), the pin the records give,
@@ -214,12 +245,28 @@ struct Resources {
     remember: Option<Step<'static, Finish>>,
 }
 
+/// Where a [`Stage::Gate`] is.
+enum GateAt {
+    /// Ask the platform's counter (if `rpm` counts there).
+    Platform,
+    /// Awaiting its count.
+    Rated,
+    /// Read the limit item (if a limit counts in the store).
+    Store,
+    /// Awaiting the item.
+    Looked,
+    /// Decide.
+    Verdict,
+}
+
 /// Where the flow is.
 enum Stage<'a> {
     /// The `tries`th draw of the starting part chose `part`; its size decides.
     Choose { part: usize, tries: usize },
     /// Every part is fetched to draw the starting part by size.
     DrawBySize,
+    /// The client's limits are checked first (`at`), then `then`.
+    Gate { at: GateAt, then: Box<Stage<'a>> },
     /// The records of the resources the request names are read first.
     Look,
     /// `part` is the starting part; if it holds no key every part is used.
@@ -265,7 +312,32 @@ impl<'a> Flow<'a> {
             last: Ending::nothing_yet(),
             carry: Vec::new(),
             resources: Resources::default(),
+            gate: None,
+            rate_headers: Vec::new(),
+            over_limit: false,
+            fence: None,
+            failures: Vec::new(),
         }
+    }
+
+    /// A request by a client with limits: checked (and counted) before anything else, after
+    /// the resources it names are known (call after [`with_resources`](Self::with_resources)).
+    pub fn with_limits(mut self, gate: Gate) -> Self {
+        let then = std::mem::replace(&mut self.stage, Stage::Next);
+        self.stage = Stage::Gate { at: GateAt::Platform, then: Box::new(then) };
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Only keys of these projects may serve (the client's policy `projects`).
+    pub fn within(mut self, projects: Option<Vec<String>>) -> Self {
+        self.fence = projects;
+        self
+    }
+
+    /// The `x-ratelimit-*` headers every answer to a limited client carries.
+    pub fn rate_headers(&self) -> &RateHeaders {
+        &self.rate_headers
     }
 
     /// A request by `caller` that names `named` resources (their records are read first: the
@@ -286,8 +358,13 @@ impl<'a> Flow<'a> {
     }
 
     /// This request's usage append for `client` (after the client has its answer): each key
-    /// tried, and whether the client was served, in the quota day of `zone` at `now_ms`.
-    pub fn usage(&mut self, client: &str, now_ms: u64, zone: ResetZone) -> usage::UsageAppend {
+    /// tried, and whether the client was served, in the quota day of `zone` at `now_ms`, kept
+    /// `keep_days`; with its tokens in the client's limit item if they count against a limit.
+    /// None for a request its client's own limit refused.
+    pub fn usage(&mut self, client: &str, now_ms: u64, zone: ResetZone, keep_days: u32) -> Option<usage::UsageAppend> {
+        if self.over_limit {
+            return None;
+        }
         // An upload session's bytes count for the client that started it.
         let client = self.resources.pin.as_ref().map_or(client, |pin| pin.owner.as_str());
         let served = matches!(self.stage, Stage::Done(Finish::Served));
@@ -295,7 +372,16 @@ impl<'a> Flow<'a> {
             Some(attempts) => (attempts.history(), attempts.counted_model()),
             None => (&[], self.model.as_deref()),
         };
-        usage::UsageAppend::new(history, client, model, served, now_ms, zone, &mut self.rng)
+        // A model Google did not accept is not shown by the name the client invented.
+        for failure in &mut self.failures {
+            failure.model = model.unwrap_or("-").to_string();
+        }
+        let append = usage::UsageAppend::new(history, client, model, served, now_ms, zone, keep_days, &mut self.rng)
+            .with_failures(&self.failures);
+        Some(match self.gate.as_ref().and_then(Gate::token_item) {
+            Some((item, ttl_secs)) => append.count_tokens_in(item, now_ms, ttl_secs),
+            None => append,
+        })
     }
 
     /// After [`Step::Done`]: the changes the store refused and the request could not record,
@@ -316,6 +402,7 @@ impl<'a> Flow<'a> {
         match stage {
             Stage::Choose { part, tries } => self.choose(part, tries),
             Stage::DrawBySize => self.draw_by_size(),
+            Stage::Gate { at, then } => self.gate(at, then),
             Stage::Look => {
                 let items = self.resources.named.iter().map(Resource::item).collect();
                 (Stage::Look, Some(Step::Look(items)))
@@ -337,6 +424,38 @@ impl<'a> Flow<'a> {
                 (Stage::Done(Finish::Served), self.resources.remember.take())
             }
             Stage::Done(finish) => (Stage::Done(finish.clone()), Some(Step::Done(finish))),
+        }
+    }
+
+    /// The client's limits: the platform's count, the limit item, the verdict.
+    fn gate(&mut self, at: GateAt, then: Box<Stage<'a>>) -> (Stage<'a>, Option<Step<'a, Finish>>) {
+        let Some(gate) = self.gate.as_mut() else { return (*then, None) };
+        match at {
+            GateAt::Platform => match gate.platform_entry() {
+                Some(entry) => (Stage::Gate { at: GateAt::Rated, then }, Some(Step::Rate(entry))),
+                None => (Stage::Gate { at: GateAt::Store, then }, None),
+            },
+            GateAt::Store => match gate.store_item() {
+                Some(item) => (Stage::Gate { at: GateAt::Looked, then }, Some(Step::Look(vec![item]))),
+                None => (Stage::Gate { at: GateAt::Verdict, then }, None),
+            },
+            // The edge did not hand the count or the item back: go on as if none.
+            GateAt::Rated | GateAt::Looked => (Stage::Gate { at: GateAt::Verdict, then }, None),
+            GateAt::Verdict => match gate.verdict() {
+                Err(reply) => {
+                    self.rate_headers = gate.headers(false);
+                    self.over_limit = true;
+                    (Stage::Done(Finish::Error(reply)), None)
+                }
+                Ok(admission) => {
+                    self.rate_headers = gate.headers(true);
+                    let append = admission.and_then(|bytes| {
+                        let item = gate.store_item()?;
+                        Some(Step::Append { item, bytes, ttl_secs: gate.ttl_secs() })
+                    });
+                    (*then, append)
+                }
+            },
         }
     }
 
@@ -441,6 +560,13 @@ impl<'a> Flow<'a> {
         };
         let changes = match (&verdict, cooling) {
             (Some(verdict), Some(cooling)) => {
+                self.failures.push(Failure {
+                    at_ms: now_ms,
+                    fingerprint: key.fingerprint,
+                    model: String::new(),
+                    status: verdict.status.unwrap_or(0),
+                    reason: verdict.outcome.to_string(),
+                });
                 let changes = attempts.failed(&key, verdict, cooling, now_ms);
                 self.log = Some(attempts.failure_line(&key, verdict));
                 changes
@@ -525,6 +651,9 @@ impl<'a> Flow<'a> {
         if let Some(pin) = &self.resources.pin {
             attempts.pin(pin.bucket.clone());
         }
+        if let Some(projects) = self.fence.take() {
+            attempts.fence(projects);
+        }
         self.attempts = Some(attempts);
         Stage::Next
     }
@@ -573,6 +702,15 @@ impl<'a> Machine<'a> for Flow<'a> {
         self.cooling = Some(cooling.clone());
     }
 
+    fn rated(&mut self, count: Option<u64>) {
+        if let Stage::Gate { at: at @ GateAt::Rated, .. } = &mut self.stage {
+            if let Some(gate) = self.gate.as_mut() {
+                gate.platform_counted(count);
+            }
+            *at = GateAt::Store;
+        }
+    }
+
     fn answered(&mut self, answers: Vec<Answer>) {
         if let (Stage::Sent(key), Some(answer)) = (&self.stage, answers.into_iter().next()) {
             self.stage = Stage::Judge(*key, answer);
@@ -592,6 +730,13 @@ impl<'a> Machine<'a> for Flow<'a> {
     }
 
     fn looked(&mut self, records: Vec<Option<Vec<u8>>>) {
+        if let Stage::Gate { at: at @ GateAt::Looked, .. } = &mut self.stage {
+            if let Some(gate) = self.gate.as_mut() {
+                gate.store_read(records.into_iter().next().flatten().as_deref());
+            }
+            *at = GateAt::Verdict;
+            return;
+        }
         if !matches!(self.stage, Stage::Look) {
             return;
         }
@@ -603,6 +748,9 @@ impl<'a> Machine<'a> for Flow<'a> {
             .collect();
         let caller = self.resources.caller.clone().unwrap_or(Caller { label: String::new(), admin: false });
         self.stage = match affinity::pin(&caller, &looked) {
+            Ok(pin) if !affinity::within(&pin, self.fence.as_deref()) => {
+                Stage::Done(Finish::Error(ErrorReply::resource_outside_projects()))
+            }
             Ok(pin) => {
                 let part = pin.part.min(self.lists.len().saturating_sub(1));
                 self.resources.pin = Some(pin);

@@ -5,6 +5,7 @@
 //! Google's answer was not a success or no key can serve. Every knob is optional;
 //! a present but malformed value is a configuration error naming the knob.
 
+use crate::decide::limits::Limiter;
 use crate::operator::clock::ResetZone;
 use std::time::Duration;
 use thiserror::Error;
@@ -56,6 +57,9 @@ pub enum Profile {
     Seed,
 }
 
+/// Days the usage counts are kept when `usage_counts` is `on`.
+pub const DEFAULT_HISTORY_DAYS: u32 = 30;
+
 /// Google's limit on one file (2 GB), and the default of `max_upload_bytes`.
 pub const MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
@@ -69,6 +73,9 @@ pub struct RequestSettings {
     /// Count requests per key and per client for the console (`usage_counts`: one KV append
     /// per request, after the response).
     pub usage_counts: bool,
+    /// How many days the counts are kept for `/v1/usage` (`usage_counts = <days>`; `on`:
+    /// [`DEFAULT_HISTORY_DAYS`]).
+    pub history_days: u32,
     /// `daily_reset_zone`: when the day of the usage counts ends (read only if they are on).
     pub reset_zone: ResetZone,
 }
@@ -79,6 +86,7 @@ impl Default for RequestSettings {
             max_body_bytes: 20 * 1024 * 1024,
             key_secrets: 1,
             usage_counts: true,
+            history_days: DEFAULT_HISTORY_DAYS,
             reset_zone: ResetZone::Pacific,
         }
     }
@@ -209,7 +217,8 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
     /// The knobs every request needs.
     pub fn request(&mut self) -> Result<RequestSettings, SettingError> {
         let d = RequestSettings::default();
-        let usage_counts = self.read("usage_counts", d.usage_counts, parse_switch)?;
+        let history_days = self.read("usage_counts", Some(d.history_days), parse_history)?;
+        let usage_counts = history_days.is_some();
         let reset_zone =
             if usage_counts { self.read("daily_reset_zone", d.reset_zone, |v| v.parse())? } else { d.reset_zone };
         Ok(RequestSettings {
@@ -217,6 +226,7 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
                 .read("max_body_bytes", d.max_body_bytes, |v| parse_count(v, 1024, 100 * 1024 * 1024))?,
             key_secrets: self.read("key_secrets", d.key_secrets, |v| parse_count(v, 1, 4))?,
             usage_counts,
+            history_days: history_days.unwrap_or(0),
             reset_zone,
         })
     }
@@ -234,6 +244,17 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
     pub fn upload_limit(&mut self) -> Result<u64, SettingError> {
         let most = usize::try_from(MAX_UPLOAD_BYTES).unwrap_or(usize::MAX);
         self.read("max_upload_bytes", most, |v| parse_count(v, 1024, most)).map(|n| n as u64)
+    }
+
+    /// `rate_limiter`: where a client's `rpm` counts — `store` (the default: the shared
+    /// state, across every POP) or `platform` (Fastly's Edge Rate Limiting: per POP,
+    /// approximate). Read only for a client with `rpm`.
+    pub fn limiter(&mut self) -> Result<Limiter, SettingError> {
+        self.read("rate_limiter", Limiter::Store, |v| match v {
+            "store" => Ok(Limiter::Store),
+            "platform" => Ok(Limiter::Platform),
+            _ => Err("expected store or platform".into()),
+        })
     }
 
     /// The knobs a failure needs.
@@ -317,6 +338,18 @@ fn parse_when_all(v: &str) -> Result<WhenAllCooling, String> {
         "reject" | "429" => Ok(WhenAllCooling::Reject),
         "shortest-cooldown" | "shortest_cooldown" => Ok(WhenAllCooling::ShortestCooldown),
         _ => Err("expected reject or shortest-cooldown".into()),
+    }
+}
+
+/// `usage_counts`: `on` (kept [`DEFAULT_HISTORY_DAYS`]), `off`, or on and kept this many days
+/// (`90d`, 1 to 400).
+fn parse_history(v: &str) -> Result<Option<u32>, String> {
+    let Some(days) = v.strip_suffix('d') else {
+        return parse_switch(v).map(|on| on.then_some(DEFAULT_HISTORY_DAYS));
+    };
+    match days.parse::<u32>() {
+        Ok(days @ 1..=400) => Ok(Some(days)),
+        _ => Err("expected on, off, or the days to keep the counts (1d to 400d)".into()),
     }
 }
 
@@ -420,6 +453,15 @@ mod tests {
         assert_eq!(reader(&[("max_attempts", "zero")]).request(), Ok(RequestSettings::default()));
         let err = reader(&[("max_body_bytes", "1")]).request().expect_err("below 1024");
         assert_eq!(err.name, "max_body_bytes");
+        // `usage_counts`: a switch, or on and kept this many days.
+        let kept = |v: &str| reader(&[("usage_counts", v)]).request().map(|r| (r.usage_counts, r.history_days));
+        assert_eq!(kept("on"), Ok((true, DEFAULT_HISTORY_DAYS)));
+        assert_eq!(kept("1"), Ok((true, DEFAULT_HISTORY_DAYS)));
+        assert_eq!(kept("90d"), Ok((true, 90)));
+        assert_eq!(kept("off"), Ok((false, 0)));
+        assert!(kept("0d").is_err() && kept("401d").is_err() && kept("lots").is_err());
+        assert_eq!(reader(&[("rate_limiter", "platform")]).limiter(), Ok(Limiter::Platform));
+        assert!(reader(&[("rate_limiter", "erl")]).limiter().is_err());
     }
 
     #[test]

@@ -4,14 +4,17 @@
 //! names (a fingerprint would let a client confirm a guessed key offline). A key listed twice
 //! counts once. Bounded by construction: at most [`MAX_MODEL_ITEMS`] model items are read.
 
+use crate::decide::limits::Gate;
 use crate::operator::clock::rfc3339_millis;
 use crate::operator::settings::{CoolingSettings, Profile, Strategy};
 use crate::pool::keys::{ApiKey, KeyPool};
 use crate::pool::names::MarkName;
+use crate::shared::failures::Failure;
 use crate::shared::marks::Marks;
 use crate::shared::state::{cooling_for, Mark};
 use crate::shared::usage::Usage;
 use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The `version` field.
@@ -50,6 +53,9 @@ pub struct StatusInput<'a, 'k> {
     pub now_ms: u64,
     /// For an admin token: today's usage (and the report lists every key).
     pub admin: Option<AdminInput<'a>>,
+    /// The limits of the clients shown (a client token: its own; an admin: every client in
+    /// today's usage with a limit), each with what its limit item says.
+    pub limits: &'a [Gate],
 }
 
 /// What only an admin sees.
@@ -58,6 +64,8 @@ pub struct AdminInput<'a> {
     pub day: &'a str,
     /// Its counts.
     pub usage: &'a Usage,
+    /// The recent failures, newest first.
+    pub failures: &'a [Failure],
 }
 
 /// The `/v1/status` answer (serialize it).
@@ -68,6 +76,10 @@ pub struct StatusReport {
     timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<UsageReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    limits: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recent_failures: Option<Vec<Value>>,
     key_pool: KeyPoolReport,
     cooling: CoolingReport,
     auth: AuthReport,
@@ -195,6 +207,8 @@ struct UsageLine {
     model: String,
     ok: u64,
     failed: u64,
+    /// Tokens Google reported (prompt, answer and thinking).
+    tokens: u64,
 }
 
 impl StatusInput<'_, '_> {
@@ -291,6 +305,8 @@ fn report(input: &StatusInput<'_, '_>) -> StatusReport {
             role: if input.admin.is_some() { "admin" } else { "client" },
         },
         usage: input.admin.as_ref().map(|admin| usage_report(input.pool, admin)),
+        limits: input.limits.iter().map(Gate::to_json).collect(),
+        recent_failures: input.admin.as_ref().map(|admin| failures_report(input.pool, admin.failures)),
         version: VERSION,
     }
 }
@@ -337,6 +353,7 @@ fn usage_report(pool: &KeyPool<'_>, admin: &AdminInput<'_>) -> UsageReport {
             model: model.clone(),
             ok: c.ok,
             failed: c.failed,
+            tokens: c.tokens.total(),
         })
         .collect();
     let clients = usage
@@ -349,9 +366,23 @@ fn usage_report(pool: &KeyPool<'_>, admin: &AdminInput<'_>) -> UsageReport {
             model: model.clone(),
             ok: c.ok,
             failed: c.failed,
+            tokens: c.tokens.total(),
         })
         .collect();
     UsageReport { day: admin.day.to_string(), keys, clients }
+}
+
+/// The recent failures, each key named by mask too (admins).
+fn failures_report(pool: &KeyPool<'_>, failures: &[Failure]) -> Vec<Value> {
+    let masks: std::collections::HashMap<_, _> = pool.iter().map(|k| (k.fingerprint, k.mask())).collect();
+    failures
+        .iter()
+        .map(|f| {
+            let mut shown = f.to_json();
+            shown["key"] = Value::String(masks.get(&f.fingerprint).cloned().unwrap_or_else(|| "…".to_string()));
+            shown
+        })
+        .collect()
 }
 
 fn cooling_detail(key: &ApiKey<'_>, model: Option<&str>, mark: &Mark, now: u64, admin: bool) -> CoolingDetail {
@@ -423,6 +454,7 @@ mod tests {
             client: "tests",
             now_ms: 1_000,
             admin: None,
+            limits: &[],
         };
         let r = report(&input);
         let p = &r.key_pool;
@@ -439,7 +471,8 @@ mod tests {
         // A client sees no fingerprint and no project name; an admin does.
         assert!(!json.contains("fingerprint") && !json.contains("my team"), "{json}");
         let usage = Usage::default();
-        let admin = StatusInput { admin: Some(AdminInput { day: "2026-01-01", usage: &usage }), ..input };
+        let admin =
+            StatusInput { admin: Some(AdminInput { day: "2026-01-01", usage: &usage, failures: &[] }), ..input };
         let r = report(&admin);
         assert_eq!(r.key_pool.cooling_details[0].project.as_deref(), Some("my team"));
         assert!(r.key_pool.failed_details[0].fingerprint.is_some());
@@ -461,7 +494,8 @@ mod tests {
             cooling: &cooling,
             client: "ops",
             now_ms: 1_000,
-            admin: Some(AdminInput { day: "2026-01-01", usage: &usage }),
+            admin: Some(AdminInput { day: "2026-01-01", usage: &usage, failures: &[] }),
+            limits: &[],
         };
         let r = report(&input);
         let p = &r.key_pool;

@@ -1,12 +1,14 @@
-//! Usage counts for the operator: requests per (key, model) and per (client, model) for the
-//! current day, successes and failures.
+//! Usage counts for the operator: requests and tokens per (key, model) and per (client,
+//! model), by quota day, kept `usage_history_days` (30 by default) for `/v1/usage`.
 //!
 //! The day is the quota day: it ends at midnight in `daily_reset_zone`, like Google's daily
 //! quotas. Counts live in KV items of their own, `usage/<day>/<shard>`, never in the cooling
 //! items: a request appends one group of lines to one of [`SHARDS`] shards *after the client
 //! has its response* (so counting never delays an answer), each line
 //! `k <fingerprint> <model> <ok> <failed>` or `c <client> <model> <ok> <failed>` (client
-//! labels escaped by [`crate::pool::names::escape`]). Reading adds the lines up.
+//! labels escaped by [`crate::pool::names::escape`]), followed by the tokens Google reported
+//! (`<prompt> <completion> <thinking> <cached>`) on the line of the key that served and the
+//! client's. Reading adds the lines up.
 //!
 //! The shard is the one of the first key the request tried, so a shard holds the lines of
 //! one eighth of the pool's keys: its size, and what an append or a compaction costs, does not
@@ -14,8 +16,8 @@
 //! keys). A writer that reads its shard (one in [`COMPACT_CHECK_ONE_IN`]) compacts it into one
 //! line per name once [`COMPACT_AFTER_LINES`] lines were appended since the last compaction
 //! (a compacted item starts with `= <lines>`), with a compare-and-swap, so nothing is lost.
-//! Every append sets the item's TTL to the end of the next day: old days disappear on their
-//! own.
+//! Every append sets the item's TTL to `usage_history_days` (at least the end of the next
+//! day): old days disappear on their own.
 //!
 //! Counts are approximate under contention in production (KV is eventually consistent across
 //! POPs and an append may be throttled); they never touch the cooling state.
@@ -25,10 +27,13 @@
 //! the line says [`OTHER_MODEL`]. And a compaction, like every reading, keeps at most
 //! [`MAX_MODELS`] names (the busiest), folding the rest into [`OTHER_MODEL`].
 
+use crate::decide::limits;
+use crate::google::tokens::Tokens;
 use crate::operator::clock::{civil_from_days, ResetZone};
 use crate::pool::keys::{ApiKey, Fingerprint};
 use crate::pool::names::{escape, unescape};
 use crate::pool::rng::Rng;
+use crate::shared::failures::{self, Failure};
 use std::collections::BTreeMap;
 
 /// Shards per day.
@@ -44,13 +49,15 @@ pub(crate) const COMPACT_AFTER_LINES: usize = 200;
 /// One writer in this many reads its shard to see whether to compact it.
 pub(crate) const COMPACT_CHECK_ONE_IN: usize = 16;
 
-/// Successes and failures.
+/// Successes, failures and tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Count {
     /// Answered by Google with a success.
     pub ok: u64,
     /// Failed (an attempt with this key; or a request the client got an error for).
     pub failed: u64,
+    /// Tokens Google reported.
+    pub tokens: Tokens,
 }
 
 /// A day's counts, added up from its items.
@@ -63,6 +70,10 @@ pub struct Usage {
 }
 
 /// The quota day `now_ms` falls in, as `YYYY-MM-DD` in `zone`.
+pub(crate) fn day_of(now_ms: u64, zone: ResetZone) -> String {
+    day(now_ms, zone)
+}
+
 fn day(now_ms: u64, zone: ResetZone) -> String {
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
     let local = now + zone.offset_at(now);
@@ -82,47 +93,113 @@ pub(crate) fn ttl_secs(now_ms: u64, zone: ResetZone) -> u64 {
     u64::try_from(next - now).unwrap_or(0) + 86_400
 }
 
+/// Seconds an append keeps its item: `keep_days` (at least until the end of the next quota day).
+pub(crate) fn history_ttl_secs(now_ms: u64, zone: ResetZone, keep_days: u32) -> u64 {
+    ttl_secs(now_ms, zone).max(u64::from(keep_days) * 86_400)
+}
+
 /// The lines one request appends: each key it tried (and whether that attempt succeeded), and
-/// the client (whether it got a success).
-pub(crate) fn lines(attempts: &[(ApiKey<'_>, bool)], client: &str, model: Option<&str>, served: bool) -> String {
+/// the client (whether it got a success); `tokens` go on the serving key's line and the client's.
+pub(crate) fn lines(
+    keys: &[(Fingerprint, bool)],
+    client: &str,
+    model: Option<&str>,
+    served: bool,
+    tokens: Tokens,
+) -> String {
     let model = model.unwrap_or("-");
-    let mut out = String::with_capacity((attempts.len() + 1) * (30 + model.len()) + client.len() * 3);
-    for (key, ok) in attempts {
-        key.fingerprint.with_hex(|hex| line(&mut out, 'k', hex, model, *ok));
+    let mut out = String::with_capacity((keys.len() + 1) * (30 + model.len()) + client.len() * 3);
+    for (fingerprint, ok) in keys {
+        let tokens = if *ok { tokens } else { Tokens::default() };
+        fingerprint.with_hex(|hex| line(&mut out, 'k', hex, model, *ok, tokens));
     }
-    line(&mut out, 'c', &escape(client), model, served);
+    line(&mut out, 'c', &escape(client), model, served, tokens);
     out
 }
 
-/// `<kind> <name> <model> <ok> <failed>\n`, one success or one failure.
-fn line(out: &mut String, kind: char, name: &str, model: &str, ok: bool) {
+/// `<kind> <name> <model> <ok> <failed>[ <prompt> <completion> <thinking> <cached>]\n`, one
+/// success or one failure.
+fn line(out: &mut String, kind: char, name: &str, model: &str, ok: bool, tokens: Tokens) {
     out.push(kind);
-    for field in [name, model, if ok { "1 0\n" } else { "0 1\n" }] {
+    for field in [name, model, if ok { "1 0" } else { "0 1" }] {
         out.push(' ');
         out.push_str(field);
     }
+    out.push_str(&token_fields(tokens));
+    out.push('\n');
 }
 
-/// One request's usage append: its lines, the shard they go to, how long the item lives, and
-/// whether this request also reads the shard back to see if it needs compacting (one request
-/// in [`COMPACT_CHECK_ONE_IN`]).
+/// One request's counts, appended once the client has its answer: the usage lines (to the
+/// shard of the first key it tried; one request in [`COMPACT_CHECK_ONE_IN`] reads the shard
+/// back to compact it) and, for a client with a daily token limit, its tokens in its limit
+/// item ([`crate::decide::limits`]). The edge sets [`tokens`](Self::tokens) once the answer
+/// has passed, then writes [`appends`](Self::appends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageAppend {
     /// The quota day (see [`day`]).
     pub day: String,
     /// The shard: the first tried key's (see [`shard_of`]).
     pub shard: usize,
-    /// The lines to append (see [`lines`]).
-    pub lines: String,
-    /// The item's time to live (see [`ttl_secs`]).
+    /// The item's time to live (see [`history_ttl_secs`]).
     pub ttl_secs: u64,
     /// Read the shard back after appending, to compact it if it is long.
     pub check: bool,
+    /// The tokens Google reported for the answer the client got.
+    pub tokens: Tokens,
+    keys: Vec<(Fingerprint, bool)>,
+    client: String,
+    model: Option<String>,
+    served: bool,
+    /// The client's limit item, when its tokens count against a limit, and the minute.
+    limit: Option<(String, u64, u64)>,
+    /// The usage lines are appended (`usage_counts` is on).
+    usage: bool,
+    /// The request's failed attempts, for the recent-failures list.
+    failures: String,
+}
+
+/// One append after the answer: bytes to add to an item, how long it lives, and whether to
+/// read it back to compact it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Append {
+    /// The item.
+    pub item: String,
+    /// The bytes appended.
+    pub bytes: Vec<u8>,
+    /// Its time to live.
+    pub ttl_secs: u64,
+    /// Read it back and compact it (with a compare-and-swap) if due.
+    pub compact: Option<Compaction>,
+    /// The usage shard it is (`None`: a client's limit item).
+    pub shard: Option<usize>,
+}
+
+/// How an item read back is compacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compaction {
+    /// A usage shard ([`Usage::compacted`]).
+    Usage,
+    /// A client's limit item, in this minute ([`limits::compacted`]).
+    Limit(u64),
+    /// The recent-failures list ([`failures::compacted`]).
+    Failures,
+}
+
+impl Append {
+    /// The item's bytes compacted, if due.
+    pub fn compacted(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        match self.compact? {
+            Compaction::Usage => compacted(bytes),
+            Compaction::Limit(minute) => limits::compacted(bytes, minute),
+            Compaction::Failures => failures::compacted(bytes),
+        }
+    }
 }
 
 impl UsageAppend {
-    /// The append for a request that tried `attempts` for `client` (`served`: it got a
-    /// success), at `now_ms` in the quota day of `zone`.
+    /// The counts of a request that tried `attempts` for `client` (`served`: it got a
+    /// success), at `now_ms` in the quota day of `zone`, kept `keep_days`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         attempts: &[(ApiKey<'_>, bool)],
         client: &str,
@@ -130,20 +207,80 @@ impl UsageAppend {
         served: bool,
         now_ms: u64,
         zone: ResetZone,
+        keep_days: u32,
         rng: &mut Rng,
     ) -> Self {
         UsageAppend {
             day: day(now_ms, zone),
             shard: attempts.first().map_or_else(|| rng.below(SHARDS), |(key, _)| shard_of(key.fingerprint)),
-            lines: lines(attempts, client, model, served),
-            ttl_secs: ttl_secs(now_ms, zone),
+            ttl_secs: history_ttl_secs(now_ms, zone, keep_days),
             check: rng.below(COMPACT_CHECK_ONE_IN) == 0,
+            tokens: Tokens::default(),
+            keys: attempts.iter().map(|(key, ok)| (key.fingerprint, *ok)).collect(),
+            client: client.to_string(),
+            model: model.map(str::to_string),
+            served,
+            limit: None,
+            usage: true,
+            failures: String::new(),
         }
     }
 
-    /// The item the lines go to.
+    /// The request's failed attempts go to the recent-failures list too.
+    pub(crate) fn with_failures(mut self, failures: &[Failure]) -> Self {
+        self.failures = failures.iter().map(Failure::line).collect();
+        self
+    }
+
+    /// Only the client's tokens count (in its limit item): `usage_counts` is off.
+    pub fn only_limit(mut self) -> Self {
+        self.usage = false;
+        self
+    }
+
+    /// The client's tokens also count in its limit item (it has a daily token limit).
+    pub fn count_tokens_in(mut self, item: String, now_ms: u64, ttl_secs: u64) -> Self {
+        self.limit = Some((item, now_ms / 60_000, ttl_secs));
+        self
+    }
+
+    /// The item the usage lines go to.
     pub fn item(&self) -> String {
         item_name(&self.day, self.shard)
+    }
+
+    /// The usage lines (see [`lines`]).
+    pub fn lines(&self) -> String {
+        lines(&self.keys, &self.client, self.model.as_deref(), self.served, self.tokens)
+    }
+
+    /// What to append, in order.
+    pub fn appends(&self) -> Vec<Append> {
+        let usage = Append {
+            item: self.item(),
+            bytes: self.lines().into_bytes(),
+            ttl_secs: self.ttl_secs,
+            compact: self.check.then_some(Compaction::Usage),
+            shard: Some(self.shard),
+        };
+        let mut appends = if self.usage { vec![usage] } else { Vec::new() };
+        if self.usage && !self.failures.is_empty() {
+            appends.push(Append {
+                item: failures::ITEM.to_string(),
+                bytes: self.failures.clone().into_bytes(),
+                ttl_secs: failures::TTL_SECS,
+                compact: self.check.then_some(Compaction::Failures),
+                shard: None,
+            });
+        }
+        if let Some((item, minute, ttl_secs)) = &self.limit {
+            if self.tokens.total() > 0 {
+                let bytes = format!("t {}\n", self.tokens.total()).into_bytes();
+                let compact = self.check.then_some(Compaction::Limit(*minute));
+                appends.push(Append { item: item.clone(), bytes, ttl_secs: *ttl_secs, compact, shard: None });
+            }
+        }
+        appends
     }
 }
 
@@ -195,9 +332,18 @@ impl Usage {
         for line in bytes.split(|&b| b == b'\n') {
             let Some(text) = std::str::from_utf8(line).ok() else { continue };
             let fields: Vec<&str> = text.split(' ').collect();
-            let [kind, name, model, ok, failed] = fields[..] else { continue };
-            let (Ok(ok), Ok(failed)) = (ok.parse::<u64>(), failed.parse::<u64>()) else { continue };
-            let count = Count { ok, failed };
+            let (kind, name, model, numbers) = match fields[..] {
+                [kind, name, model, ref numbers @ ..] if numbers.len() == 2 || numbers.len() == 6 => {
+                    (kind, name, model, numbers)
+                }
+                _ => continue,
+            };
+            let Some(numbers) = numbers.iter().map(|n| n.parse::<u64>().ok()).collect::<Option<Vec<u64>>>() else {
+                continue;
+            };
+            let token = |i: usize| numbers.get(i).copied().unwrap_or(0);
+            let tokens = Tokens { prompt: token(2), completion: token(3), thinking: token(4), cached: token(5) };
+            let count = Count { ok: numbers[0], failed: numbers[1], tokens };
             match kind {
                 "k" => {
                     let Some(fp) = u64::from_str_radix(name, 16).ok().filter(|_| name.len() == 16) else { continue };
@@ -239,14 +385,21 @@ impl Usage {
         capped
     }
 
+    /// The client labels with counts (each once, in order).
+    pub fn client_labels(&self) -> Vec<String> {
+        let mut labels: Vec<String> = self.clients.keys().map(|(client, _)| client.clone()).collect();
+        labels.dedup();
+        labels
+    }
+
     /// The counts as lines, one per name, after a head line `= <lines>` (a compacted item).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = format!("= {}\n", self.keys.len() + self.clients.len());
         for ((fp, model), c) in &self.keys {
-            out.push_str(&format!("k {fp} {model} {} {}\n", c.ok, c.failed));
+            out.push_str(&format!("k {fp} {model} {} {}{}\n", c.ok, c.failed, token_fields(c.tokens)));
         }
         for ((client, model), c) in &self.clients {
-            out.push_str(&format!("c {} {model} {} {}\n", escape(client), c.ok, c.failed));
+            out.push_str(&format!("c {} {model} {} {}{}\n", escape(client), c.ok, c.failed, token_fields(c.tokens)));
         }
         out.into_bytes()
     }
@@ -255,6 +408,15 @@ impl Usage {
 fn add_to(total: &mut Count, more: Count) {
     total.ok = total.ok.saturating_add(more.ok);
     total.failed = total.failed.saturating_add(more.failed);
+    total.tokens.add(more.tokens);
+}
+
+/// ` <prompt> <completion> <thinking> <cached>`, or nothing for no tokens.
+fn token_fields(tokens: Tokens) -> String {
+    if tokens.is_zero() {
+        return String::new();
+    }
+    format!(" {} {} {} {}", tokens.prompt, tokens.completion, tokens.thinking, tokens.cached)
 }
 
 /// Lines in an item (to decide on compaction).
@@ -282,14 +444,17 @@ mod tests {
         let pool = KeyPool::new(["AIzaSyONE0000000000000000000000000001\nAIzaSyTWO0000000000000000000000000002"]);
         let keys: Vec<_> = pool.iter().collect();
         let mut usage = Usage::default();
-        usage.add(lines(&[(keys[0], false), (keys[1], true)], "my app", Some("m"), true).as_bytes());
-        usage.add(lines(&[(keys[1], true)], "my app", Some("m"), true).as_bytes());
-        usage.add(lines(&[], "équipe", None, false).as_bytes());
+        let (fp0, fp1) = (keys[0].fingerprint, keys[1].fingerprint);
+        let tokens = Tokens { prompt: 8, completion: 5, thinking: 2, cached: 1 };
+        usage.add(lines(&[(fp0, false), (fp1, true)], "my app", Some("m"), true, tokens).as_bytes());
+        usage.add(lines(&[(fp1, true)], "my app", Some("m"), true, Tokens::default()).as_bytes());
+        usage.add(lines(&[], "équipe", None, false, Tokens::default()).as_bytes());
         usage.add(b"garbage\nk zz m 1 1\nc %ZZ m 1 1\n");
-        assert_eq!(usage.keys[&(keys[1].fingerprint, "m".to_string())], Count { ok: 2, failed: 0 });
-        assert_eq!(usage.keys[&(keys[0].fingerprint, "m".to_string())], Count { ok: 0, failed: 1 });
-        assert_eq!(usage.clients[&("my app".to_string(), "m".to_string())], Count { ok: 2, failed: 0 });
-        assert_eq!(usage.clients[&("équipe".to_string(), "-".to_string())], Count { ok: 0, failed: 1 });
+        assert_eq!(usage.keys[&(fp1, "m".to_string())], Count { ok: 2, failed: 0, tokens });
+        assert_eq!(usage.keys[&(fp0, "m".to_string())], Count { ok: 0, failed: 1, tokens: Tokens::default() });
+        assert_eq!(usage.clients[&("my app".to_string(), "m".to_string())], Count { ok: 2, failed: 0, tokens });
+        let none = Count { ok: 0, failed: 1, tokens: Tokens::default() };
+        assert_eq!(usage.clients[&("équipe".to_string(), "-".to_string())], none);
         let mut again = Usage::default();
         again.add(&usage.encode());
         assert_eq!(again, usage);
@@ -300,8 +465,8 @@ mod tests {
     #[test]
     fn a_shard_is_compacted_once_enough_lines_came_since_the_last_compaction() {
         let pool = KeyPool::new(["AIzaSyONE0000000000000000000000000001"]);
-        let tried: Vec<_> = pool.iter().map(|key| (key, true)).collect();
-        let line = lines(&tried, "app", Some("m"), true);
+        let tried: Vec<_> = pool.iter().map(|key| (key.fingerprint, true)).collect();
+        let line = lines(&tried, "app", Some("m"), true, Tokens::default());
         // Many distinct names (a big pool): compacted once, then left alone until 200 more lines.
         let mut big = Usage::default();
         for n in 0..1_000u64 {
@@ -318,7 +483,7 @@ mod tests {
         let mut counts = Usage::default();
         counts.add(&again);
         assert_eq!(counts.keys.len(), 1_001);
-        assert_eq!(counts.clients[&("app".to_string(), "m".to_string())], Count { ok: 100, failed: 0 });
+        assert_eq!(counts.clients[&("app".to_string(), "m".to_string())], Count { ok: 100, ..Count::default() });
         // An item never compacted (or written by an older version) counts every line as new.
         assert_eq!(compacted(line.repeat(99).as_bytes()), None);
         assert!(compacted(line.repeat(100).as_bytes()).is_some());
@@ -355,7 +520,7 @@ mod tests {
         let mut shards = [0usize; SHARDS];
         for key in pool.iter() {
             let append =
-                UsageAppend::new(&[(key, true)], "app", Some("m"), true, 0, ResetZone::Fixed(0), &mut Rng::new(1));
+                UsageAppend::new(&[(key, true)], "app", Some("m"), true, 0, ResetZone::Fixed(0), 30, &mut Rng::new(1));
             assert_eq!(append.shard, shard_of(key.fingerprint));
             shards[append.shard] += 1;
         }

@@ -305,7 +305,8 @@ pub fn attempt_loop(data: &[u8]) {
             Step::Read(items) => flow.read(store.read(&items)),
             Step::Configure => flow.configured(&cooling),
             Step::Look(names) => flow.looked(vec![None; names.len()]),
-            Step::Remember { .. } => {}
+            Step::Remember { .. } | Step::Append { .. } => {}
+            Step::Rate(_) => flow.rated(None),
             Step::Send(keys) => {
                 tally(&flow, (&mut counted, &mut unproven), names_fault, now, bound);
                 let key = keys[0];
