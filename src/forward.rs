@@ -77,7 +77,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let meter = success && usage.is_some() && route.metered();
     let relabel = relabel.filter(|_| success);
     let linger = flow.linger();
-    Ok((response, After { store: Some(kv), usage, linger, stream_until, meter, relabel }))
+    Ok((response, After { store: Some(kv), usage, linger, streams, stream_until, meter, relabel }))
 }
 
 /// The gate of a client with limits (its policy's `rpm`, `rpd`, `tokens_per_day`).

@@ -66,8 +66,9 @@ pub struct After {
     pub store: Option<StateStore>,
     pub usage: Option<UsageAppend>,
     pub linger: Option<Linger>,
-    /// A streamed answer is relayed by the instance and cut at this time
-    /// (`max_stream_duration`).
+    /// The answer is a stream: relayed by the instance, each chunk sent on at once.
+    pub streams: bool,
+    /// A streamed answer is cut at this time (`max_stream_duration`).
     pub stream_until: Option<Instant>,
     /// The answer's tokens are read as it passes (it is relayed by the instance).
     pub meter: bool,
@@ -84,12 +85,15 @@ impl After {
     /// its answer.
     pub fn deliver(self, response: Response) {
         let mut relabel = self.relabel;
-        let tokens = match (self.stream_until, self.meter, &mut relabel) {
-            (None, false, None) => {
+        let tokens = match (self.streams, self.meter, &mut relabel) {
+            (false, false, None) => {
                 response.send_to_client();
                 Tokens::default()
             }
-            (until, meter, relabel) => relay(response, until, meter.then(Meter::new), relabel.as_mut()),
+            (streams, meter, relabel) => {
+                let cut = self.stream_until.filter(|_| streams);
+                relay(response, streams, cut, meter.then(Meter::new), relabel.as_mut())
+            }
         };
         let Some(kv) = self.store else { return };
         if let Some(mut linger) = self.linger {
@@ -102,11 +106,13 @@ impl After {
     }
 }
 
-/// Streams Google's answer to the client chunk by chunk (never buffered) through the `meter`
-/// and the `relabel` if any, and abandons it — the client sees a cut stream, not a complete
-/// one — once `until` has passed. Returns the tokens the meter read.
+/// Relays Google's answer to the client chunk by chunk (never buffered) through the `meter`
+/// and the `relabel` if any — a stream's chunks each sent on at once — and abandons it (the
+/// client sees a cut stream, not a complete one) once `until` has passed. Returns the tokens
+/// the meter read.
 fn relay(
     mut response: Response,
+    streams: bool,
     until: Option<Instant>,
     mut meter: Option<Meter>,
     mut relabel: Option<&mut Relabel>,
@@ -140,7 +146,10 @@ fn relay(
         }
         let relabelled = relabel.as_mut().map(|r| r.feed(bytes));
         let out = relabelled.as_deref().unwrap_or(bytes);
-        if client.write_all(out).and_then(|()| client.flush()).is_err() {
+        // A stream's chunk goes out at once; an answer that is not a stream goes out as the host
+        // sends it (one host call fewer a chunk).
+        let sent = client.write_all(out).and_then(|()| if streams { client.flush() } else { Ok(()) });
+        if sent.is_err() {
             return tokens(&meter); // the client went away
         }
     }

@@ -76,28 +76,40 @@ fn rpd_admits_up_to_the_limit_then_refuses_and_counts_nothing_more() {
         assert_eq!(done.finish == Finish::Served, admitted, "request {n}: {:?}", done.finish);
         assert_eq!(done.sent.len(), usize::from(admitted), "a refused request tries no key");
     }
-    let item = store.get("limit/2026-01-15/app").expect("counted");
-    assert_eq!(item.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 3, "only admissions count");
+    let item = String::from_utf8(store.get("limit/2026-01-15/app").cloned().expect("counted")).expect("text");
+    let claims = item.lines().filter(|l| l.starts_with("r ")).count();
+    let given_back = item.lines().filter(|l| l.starts_with("x ")).count();
+    assert_eq!((claims, given_back), (5, 2), "every request claims; the refused give their places back");
 }
 
 #[test]
 fn a_refusal_says_when_and_how_much_is_left() {
     let mut store = HashMap::new();
-    store.insert("limit/2026-01-15/app".to_string(), format!("r {}\nr {}\n", NOW / 60_000, NOW / 60_000).into_bytes());
+    store.insert(
+        "limit/2026-01-15/app".to_string(),
+        format!("r {} a\nr {} b\n", NOW / 60_000, NOW / 60_000).into_bytes(),
+    );
     let mut flow =
         Flow::new(1, Some("m"), 1, 32).with_limits(gate(Limits { rpm: Some(2), ..Limits::default() }, Limiter::Store));
     let mut finish = Finish::EmptyPool;
+    let mut appended = Vec::new();
     for _ in 0..10 {
         match flow.step(NOW) {
             Step::Look(names) => flow.looked(names.iter().map(|n| store.get(n).cloned()).collect()),
+            Step::Append { item, bytes, .. } => {
+                appended.push(String::from_utf8(bytes.clone()).expect("text"));
+                store.entry(item).or_default().extend(bytes);
+            }
             Step::Done(done) => {
                 finish = done;
                 break;
             }
-            other => panic!("a refused request does nothing else: {other:?}"),
+            other => panic!("a refused request tries no key: {other:?}"),
         }
     }
     let Finish::Error(reply) = finish else { panic!("refused") };
+    assert_eq!(appended.len(), 2, "a claim, then the place given back: {appended:?}");
+    assert!(appended[0].starts_with("r ") && appended[1].starts_with("x "), "{appended:?}");
     assert_eq!((reply.status, reply.retry_after_secs, reply.code.as_str()), (429, Some(60), "client_rate_limited"));
     let headers = flow.rate_headers();
     assert!(headers.contains(&("x-ratelimit-remaining-requests", "0".to_string())), "{headers:?}");

@@ -147,10 +147,7 @@ impl Kv {
                     self.lost += 1;
                     return WriteOutcome::Done;
                 }
-                let mut whole =
-                    self.items.get(&key).and_then(|h| h.versions.last()).map_or_else(Vec::new, |v| (*v.bytes).clone());
-                whole.extend_from_slice(&bytes);
-                self.store(pop, &key, whole, now);
+                self.append_at_origin(pop, &key, &bytes, now);
                 WriteOutcome::Done
             }
             Write::Replace { bytes, generation, .. } => {
@@ -170,6 +167,14 @@ impl Kv {
 }
 
 impl Kv {
+    /// An append, as the origin executes it: onto the newest version.
+    fn append_at_origin(&mut self, pop: usize, key: &str, bytes: &[u8], now: u64) {
+        let mut whole =
+            self.items.get(key).and_then(|h| h.versions.last()).map_or_else(Vec::new, |v| (*v.bytes).clone());
+        whole.extend_from_slice(bytes);
+        self.store(pop, key, whole, now);
+    }
+
     /// The largest item, bytes.
     pub fn largest(&self) -> usize {
         self.items.values().filter_map(|h| h.versions.last()).map(|v| v.bytes.len()).max().unwrap_or(0)
@@ -213,5 +218,20 @@ impl Store for Kv {
 
     fn largest_item(&self) -> usize {
         self.largest()
+    }
+
+    fn look(&mut self, pop: usize, names: &[String], now: u64) -> (Vec<Option<Vec<u8>>>, u64) {
+        let found = names.iter().map(|name| self.visible(pop, name, now).map(|(_, bytes)| (*bytes).clone())).collect();
+        (found, self.config.read_ms)
+    }
+
+    fn append(&mut self, pop: usize, name: &str, bytes: Vec<u8>, now: u64) -> u64 {
+        if !self.admit(name, now) {
+            self.throttled += 1;
+            return self.config.write_ms;
+        }
+        self.inserts += 1;
+        self.append_at_origin(pop, name, &bytes, now);
+        self.config.write_ms
     }
 }

@@ -1,7 +1,7 @@
 //! `make simulate`: the named scenarios, each run with the core's real flow, as a table
 //! (`--short`: the runs `make test` makes).
 
-use gemini_pool_simulate::scenarios::{ceiling, scenarios, workers_designs, Size};
+use gemini_pool_simulate::scenarios::{ceiling, limit_scenarios, scenarios, workers_designs, Size};
 use gemini_pool_simulate::world::{run, Report};
 
 fn main() {
@@ -13,6 +13,15 @@ fn main() {
         let report = run(&scenario);
         print_row(scenario.name, &report);
         eprintln!("{}: {:.1} s", scenario.name, started.elapsed().as_secs_f64());
+    }
+    println!();
+    println!("| a client's limit | requests | limit | admitted | over the limit |");
+    println!("|---|---|---|---|---|");
+    for scenario in limit_scenarios(size) {
+        let report = run(&scenario);
+        let limit = scenario.limits.and_then(|l| l.rpd).unwrap_or(0);
+        let over = report.admitted().saturating_sub(limit);
+        println!("| {} | {} | {limit} | {} | **{over}** |", scenario.name, report.requests, report.admitted());
     }
     println!();
     println!("| Workers state | ceiling (requests/s with < 1 % of state calls `overloaded`) |");

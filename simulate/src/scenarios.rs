@@ -4,6 +4,7 @@ use crate::google::GoogleConfig;
 use crate::kv::KvConfig;
 use crate::object::ObjectConfig;
 use crate::world::{run, Scenario, StoreModel};
+use gemini_pool_core::Limits;
 
 /// How big a run is: `make test`'s short seeded runs, or `make simulate`'s full ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,7 @@ pub fn scenarios(size: Size) -> Vec<Scenario> {
         pops: 1,
         google: GoogleConfig { rpm: 3, ..GoogleConfig::default() },
         store: StoreModel::Kv(KvConfig::default()),
+        limits: None,
         seed: 1,
     };
     let storm_kv = |staleness_ms, inserts_per_sec| KvConfig { staleness_ms, inserts_per_sec, ..KvConfig::default() };
@@ -50,6 +52,7 @@ pub fn scenarios(size: Size) -> Vec<Scenario> {
         pops: 20,
         google: GoogleConfig { rpm: 1, window_ms: 60_000, ..GoogleConfig::default() },
         store,
+        limits: None,
         seed: 2,
     };
     let before = Scenario {
@@ -68,6 +71,46 @@ pub fn scenarios(size: Size) -> Vec<Scenario> {
             "storm, 300 ms stale + 1 insert/s + CAS at the POP + 1 % lost",
             StoreModel::Kv(KvConfig { local_cas: true, loss: 0.01, ..storm_kv(300, Some((1.0, 1.0))) }),
         ),
+    ]
+}
+
+/// A client's daily limit under 30 concurrent clients sending back to back, over 4 POPs: how far
+/// past `rpd` they get on Fastly's KV (strict, and with 300 ms stale reads between POPs) and
+/// on a Durable Object.
+pub fn limit_scenarios(size: Size) -> Vec<Scenario> {
+    let quick = size == Size::Short;
+    let rpd = if quick { 100 } else { 300 };
+    let base = Scenario {
+        name: "",
+        keys: 40,
+        projects: 40,
+        parts: 1,
+        rate_per_sec: 0.0,
+        duration_ms: 60_000,
+        bursts: Vec::new(),
+        clients: 30,
+        per_client: if quick { 8 } else { 20 },
+        read_once: false,
+        pops: 4,
+        google: GoogleConfig { rpm: 1_000, ..GoogleConfig::default() },
+        store: StoreModel::Kv(KvConfig::default()),
+        limits: Some(Limits { rpd: Some(rpd), ..Limits::default() }),
+        seed: 4,
+    };
+    let kv = |staleness_ms| StoreModel::Kv(KvConfig { staleness_ms, ..KvConfig::default() });
+    vec![
+        Scenario { name: "rpd, 30 clients over 4 POPs, strict KV", store: kv(0), ..base.clone() },
+        Scenario { name: "rpd, 30 clients over 4 POPs, KV 300 ms stale", store: kv(300), ..base.clone() },
+        Scenario {
+            name: "rpd, 30 clients over 4 POPs, KV 300 ms stale, a POP's own writes unseen",
+            store: StoreModel::Kv(KvConfig { staleness_ms: 300, read_your_writes: false, ..KvConfig::default() }),
+            ..base.clone()
+        },
+        Scenario {
+            name: "rpd, 30 clients, Durable Object",
+            store: StoreModel::Objects(ObjectConfig { shards: 16, cache_ms: 1_000, ..ObjectConfig::default() }),
+            ..base
+        },
     ]
 }
 
@@ -99,6 +142,7 @@ pub fn ceiling(config: &ObjectConfig, size: Size) -> u64 {
             pops: 10,
             google: GoogleConfig { rpm: 1_000_000, ..GoogleConfig::default() },
             store: StoreModel::Objects(config.clone()),
+            limits: None,
             seed: 3,
         };
         let report = run(&scenario);

@@ -6,7 +6,10 @@
 use crate::google::{Google, GoogleConfig};
 use crate::kv::{Kv, KvConfig};
 use crate::object::{ObjectConfig, Objects};
-use gemini_pool_core::{Answer, Change, CoolingSettings, Entry, Flow, Item, Linger, Machine, Marks, Rng, Step, Write};
+use gemini_pool_core::{
+    Answer, Change, CoolingSettings, Entry, Flow, Gate, Item, Limiter, Limits, Linger, Machine, Marks, ResetZone, Rng,
+    Step, Write,
+};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -36,6 +39,10 @@ pub trait Store {
     fn largest_item(&self) -> usize {
         0
     }
+    /// Reads items by name (a client's limit item): each one's bytes, and how long it took.
+    fn look(&mut self, at: usize, names: &[String], now: u64) -> (Vec<Option<Vec<u8>>>, u64);
+    /// Appends `bytes` to the item `name`: how long it took.
+    fn append(&mut self, at: usize, name: &str, bytes: Vec<u8>, now: u64) -> u64;
     /// Writes then reads back (Workers batches both in one call per object).
     fn record(
         &mut self,
@@ -89,6 +96,8 @@ pub struct Scenario {
     pub google: GoogleConfig,
     /// The store.
     pub store: StoreModel,
+    /// Every request comes from one client with these limits ([`Gate`]; counted in the store).
+    pub limits: Option<Limits>,
     /// The seed.
     pub seed: u64,
 }
@@ -119,9 +128,16 @@ pub struct Report {
     pub refused_writes: u64,
     /// The largest item at the end, bytes.
     pub largest_item: usize,
+    /// Requests the client's own limit refused ([`Scenario::limits`]).
+    pub over_limit: u64,
 }
 
 impl Report {
+    /// Requests past the client's gate.
+    pub fn admitted(&self) -> u64 {
+        self.requests - self.over_limit
+    }
+
     /// Upstream calls per success.
     pub fn calls_per_success(&self) -> f64 {
         self.calls as f64 / self.served.max(1) as f64
@@ -190,6 +206,14 @@ impl Store for ReadOnce<'_> {
     fn refused(&self) -> u64 {
         self.inner.refused()
     }
+
+    fn look(&mut self, at: usize, names: &[String], now: u64) -> (Vec<Option<Vec<u8>>>, u64) {
+        self.inner.look(at, names, now)
+    }
+
+    fn append(&mut self, at: usize, name: &str, bytes: Vec<u8>, now: u64) -> u64 {
+        self.inner.append(at, name, bytes, now)
+    }
 }
 
 enum Running<'a> {
@@ -199,6 +223,7 @@ enum Running<'a> {
 
 enum Awaited {
     Read(Vec<(Item, Marks)>, Vec<usize>),
+    Looked(Vec<Option<Vec<u8>>>),
     Answer(Answer),
     Written(Vec<usize>),
     Nothing,
@@ -227,7 +252,10 @@ pub fn run(scenario: &Scenario) -> Report {
                      rng: &mut Rng,
                      events: &mut BinaryHeap<_>| {
         let at = rng.below(scenario.pops) * isolates + rng.below(isolates);
-        let flow = Flow::new(lists.len(), Some("m"), rng.next_u64(), 32);
+        let mut flow = Flow::new(lists.len(), Some("m"), rng.next_u64(), 32);
+        if let Some(limits) = scenario.limits {
+            flow = flow.with_limits(Gate::new(limits, Limiter::Store, "app", time, ResetZone::Fixed(0)));
+        }
         let snapshot = Snapshot::default();
         live.push(Some(Live { machine: Running::Flow(Box::new(flow)), at, result: None, owner, snapshot }));
         events.push(Reverse((time, seq, live.len() - 1)));
@@ -241,6 +269,7 @@ pub fn run(scenario: &Scenario) -> Report {
         start(0, Some(client), &mut live, &mut rng, &mut events);
     }
     let mut verdicts: Vec<Change> = Vec::new();
+    let mut over_limit = 0;
     while let Some(Reverse((now, _, id))) = events.pop() {
         let Some(request) = live[id].as_mut() else { continue };
         let mut read_once = ReadOnce { inner: base.as_mut(), snapshot: &mut request.snapshot };
@@ -265,6 +294,7 @@ pub fn run(scenario: &Scenario) -> Report {
         let lingers = match &mut request.machine {
             Running::Flow(flow) => {
                 verdicts.extend(flow.changes().iter().filter(|c| matches!(c.entry, Entry::Set(_))).cloned());
+                over_limit += u64::from(flow.over_limit());
                 flow.linger()
             }
             Running::Linger(_) => None,
@@ -303,6 +333,7 @@ pub fn run(scenario: &Scenario) -> Report {
     report.store_calls = base.calls();
     report.refused_writes = base.refused();
     report.largest_item = base.largest_item();
+    report.over_limit = over_limit;
     report
 }
 
@@ -330,6 +361,7 @@ fn advance<'a, M: Machine<'a>>(
             machine.read(items);
         }
         Some(Awaited::Answer(answer)) => machine.answered(vec![answer]),
+        Some(Awaited::Looked(found)) => machine.looked(found),
         Some(Awaited::Written(no)) => {
             if !no.is_empty() {
                 machine.refused(no);
@@ -342,9 +374,18 @@ fn advance<'a, M: Machine<'a>>(
         match machine.step(now) {
             Step::Fetch(part) => machine.fetched(part, lists[part].as_bytes()),
             Step::Configure => machine.configured(cooling),
-            Step::Look(names) => machine.looked(vec![None; names.len()]),
+            Step::Look(names) => {
+                let (found, took) = store.look(at, &names, now);
+                *result = Some(Awaited::Looked(found));
+                return Some(took.max(1));
+            }
+            Step::Append { item, bytes, .. } => {
+                let took = store.append(at, &item, bytes, now);
+                *result = Some(Awaited::Nothing);
+                return Some(took.max(1));
+            }
             Step::Rate(_) => machine.rated(None),
-            Step::Log(_) | Step::Remember { .. } | Step::Append { .. } => {}
+            Step::Log(_) | Step::Remember { .. } => {}
             Step::Wait(ms) => {
                 *result = Some(Awaited::Nothing);
                 return Some(ms.max(1));

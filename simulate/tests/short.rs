@@ -1,7 +1,7 @@
 //! `make test`'s short, seeded runs of `make simulate`'s scenarios, with their bounds asserted.
 //! The simulation is deterministic: the same numbers every run, so the bounds are tight.
 
-use gemini_pool_simulate::scenarios::{ceiling, scenarios, workers_designs, Size};
+use gemini_pool_simulate::scenarios::{ceiling, limit_scenarios, scenarios, workers_designs, Size};
 use gemini_pool_simulate::world::run;
 
 fn scenario(name_starts: &str) -> gemini_pool_simulate::world::Scenario {
@@ -45,4 +45,22 @@ fn the_workers_state_scales_past_one_object_tenfold() {
     let (before, after) = (ceiling(&one, Size::Short), ceiling(&sharded, Size::Short));
     assert!(before < 2_000, "one object: {before}");
     assert!(after >= 10 * before, "{after} vs {before}");
+}
+
+#[test]
+fn a_daily_limit_under_30_concurrent_clients_is_never_passed_where_a_pop_reads_its_own_claim() {
+    for scenario in limit_scenarios(Size::Short) {
+        let r = run(&scenario);
+        let rpd = scenario.limits.and_then(|l| l.rpd).unwrap_or(0);
+        let over = r.admitted().saturating_sub(rpd);
+        assert_eq!(r.requests, 240, "{}", scenario.name);
+        assert!(r.admitted() >= rpd, "never refused below the limit: {}: {r:?}", scenario.name);
+        // Places follow the order the store took the claims: exact wherever a request sees its
+        // own claim (and so every claim before it). A POP that cannot see its own write counts
+        // itself after what it read: past the limit by at most the 30 clients in flight.
+        match scenario.name.contains("own writes unseen") {
+            false => assert_eq!(over, 0, "{}", scenario.name),
+            true => assert!(over <= 30, "{}: {over} over", scenario.name),
+        }
+    }
 }

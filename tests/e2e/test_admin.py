@@ -74,7 +74,8 @@ def test_the_console_is_one_page_with_a_strict_policy(world):
     assert not re.search(r"(src|href)=\"(https?:)?//", body), "an external resource"
     assert not re.search(r"\son[a-z]+=", body) and "innerHTML" not in body
     assert body.count("<script>") == 1 and "sessionStorage" in body
-    assert len(body.encode()) < 24_000, len(body.encode())
+    # 18 KB before the usage charts, limits and failures (issue 20) added 9 KB of script and text.
+    assert len(body.encode()) < 28_000, len(body.encode())
 
 
 def test_a_client_token_sees_the_seeds_shape_and_cannot_check_keys(world):

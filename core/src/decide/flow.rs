@@ -30,8 +30,8 @@
 //!
 //! A request's steps, in order:
 //! 0. **Gate** (only for a client with limits: [`crate::decide::limits`]): `Rate` (the
-//!    platform's counter) and / or `Look` at the client's limit item; the request is refused
-//!    (429) or admitted, its admission `Append`ed to the item.
+//!    platform's counter) and / or `Append` a claim to the client's limit item and `Look` at
+//!    it; the request is admitted, or refused (429) and its claim given back (`Append`).
 //! 0. **Look** (only if it names stateful resources: [`crate::decide::affinity`]): read their
 //!    records; the request is pinned to the project holding them and starts in its part — or
 //!    ends here (not found, two projects).
@@ -251,6 +251,8 @@ enum GateAt {
     Platform,
     /// Awaiting its count.
     Rated,
+    /// Claim a place in the limit item (if requests count in the store).
+    Claim,
     /// Read the limit item (if a limit counts in the store).
     Store,
     /// Awaiting the item.
@@ -333,6 +335,11 @@ impl<'a> Flow<'a> {
     pub fn within(mut self, projects: Option<Vec<String>>) -> Self {
         self.fence = projects;
         self
+    }
+
+    /// Did the client's own limit refuse the request?
+    pub fn over_limit(&self) -> bool {
+        self.over_limit
     }
 
     /// The `x-ratelimit-*` headers every answer to a limited client carries.
@@ -433,27 +440,34 @@ impl<'a> Flow<'a> {
         match at {
             GateAt::Platform => match gate.platform_entry() {
                 Some(entry) => (Stage::Gate { at: GateAt::Rated, then }, Some(Step::Rate(entry))),
-                None => (Stage::Gate { at: GateAt::Store, then }, None),
+                None => (Stage::Gate { at: GateAt::Claim, then }, None),
             },
+            GateAt::Claim => {
+                let claim = gate.claim(self.rng.next_u64()).and_then(|bytes| {
+                    Some(Step::Append { item: gate.store_item()?, bytes, ttl_secs: gate.ttl_secs() })
+                });
+                (Stage::Gate { at: GateAt::Store, then }, claim)
+            }
             GateAt::Store => match gate.store_item() {
                 Some(item) => (Stage::Gate { at: GateAt::Looked, then }, Some(Step::Look(vec![item]))),
                 None => (Stage::Gate { at: GateAt::Verdict, then }, None),
             },
             // The edge did not hand the count or the item back: go on as if none.
-            GateAt::Rated | GateAt::Looked => (Stage::Gate { at: GateAt::Verdict, then }, None),
+            GateAt::Rated => (Stage::Gate { at: GateAt::Claim, then }, None),
+            GateAt::Looked => (Stage::Gate { at: GateAt::Verdict, then }, None),
             GateAt::Verdict => match gate.verdict() {
+                // A refused request gives its place back.
                 Err(reply) => {
                     self.rate_headers = gate.headers(false);
                     self.over_limit = true;
-                    (Stage::Done(Finish::Error(reply)), None)
-                }
-                Ok(admission) => {
-                    self.rate_headers = gate.headers(true);
-                    let append = admission.and_then(|bytes| {
-                        let item = gate.store_item()?;
-                        Some(Step::Append { item, bytes, ttl_secs: gate.ttl_secs() })
+                    let cancel = gate.cancel().and_then(|bytes| {
+                        Some(Step::Append { item: gate.store_item()?, bytes, ttl_secs: gate.ttl_secs() })
                     });
-                    (*then, append)
+                    (Stage::Done(Finish::Error(reply)), cancel)
+                }
+                Ok(()) => {
+                    self.rate_headers = gate.headers(true);
+                    (*then, None)
                 }
             },
         }
@@ -707,7 +721,7 @@ impl<'a> Machine<'a> for Flow<'a> {
             if let Some(gate) = self.gate.as_mut() {
                 gate.platform_counted(count);
             }
-            *at = GateAt::Store;
+            *at = GateAt::Claim;
         }
     }
 
