@@ -19,6 +19,8 @@ thread_local! {
     /// Worker, whose bindings never change (a new deploy starts new isolates), so what it read
     /// once stays true: later requests skip the calls into JavaScript and the string copies.
     static READ: RefCell<HashMap<String, Option<String>>> = RefCell::default();
+    /// Client policies parsed, by label (at most 256; an error is not kept).
+    static POLICIES: RefCell<HashMap<String, Option<Policy>>> = RefCell::default();
 }
 
 /// The variables holding key lists, in order (the pool's parts).
@@ -66,9 +68,23 @@ pub fn token_label(list: Option<&str>, token: &str) -> Option<String> {
     found
 }
 
-/// Client `label`'s policy in `CLIENT_POLICIES` (absent: none); an error names the label and
-/// the field, or says the variable is not a JSON object.
+/// Client `label`'s policy in `CLIENT_POLICIES` (absent: none), parsed once per isolate; an
+/// error names the label and the field, or says the variable is not a JSON object.
 pub fn policy(env: &Env, label: &str) -> Result<Option<Policy>, String> {
+    if let Some(found) = POLICIES.with_borrow(|read| read.get(label).cloned()) {
+        return Ok(found);
+    }
+    let found = read_policy(env, label)?;
+    POLICIES.with_borrow_mut(|read| {
+        if read.len() >= 256 {
+            read.clear();
+        }
+        read.insert(label.to_string(), found.clone());
+    });
+    Ok(found)
+}
+
+fn read_policy(env: &Env, label: &str) -> Result<Option<Policy>, String> {
     let Some(text) = text(env, "CLIENT_POLICIES") else { return Ok(None) };
     let all: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
         .map_err(|e| format!("variable `CLIENT_POLICIES` is not a JSON object of policies by label: {e}"))?;

@@ -156,8 +156,9 @@ fn tokens_of_a_limited_client_are_appended_to_its_item_after_the_answer() {
     append.tokens = Tokens { prompt: 60, completion: 50, thinking: 0, cached: 0 };
     let appends = append.appends();
     assert_eq!(appends.len(), 2);
-    assert_eq!((appends[1].item.as_str(), appends[1].bytes.as_slice()), ("limit/2026-01-15/app", &b"t 110\n"[..]));
-    store.insert(appends[1].item.clone(), appends[1].bytes.clone());
+    assert_eq!((appends[0].item.as_str(), appends[0].bytes.as_slice()), ("limit/2026-01-15/app", &b"t 110\n"[..]));
+    assert!(appends[1].item.starts_with("usage/"), "then the usage counts");
+    store.insert(appends[0].item.clone(), appends[0].bytes.clone());
     let over = run(Flow::new(1, Some("m"), 2, 32).with_limits(gate(limits, Limiter::Store)), &list, &mut store, None);
     assert!(matches!(over.finish, Finish::Error(ref r) if r.message.contains("tokens_per_day")));
 }

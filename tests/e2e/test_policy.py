@@ -118,23 +118,29 @@ def test_tokens_per_day_is_reached_from_the_tokens_google_reports(sim, proxies):
     sim.reset(sim_keys(2))
     # The simulator reports 8 prompt + 5 completion tokens per chat answer: 13 a request.
     proxy = proxies(pool_lines(2), policies={APP: {"tokens_per_day": 30}})
-    for _ in range(3):
+
+    def counted(token, total):
+        """The tokens land after each answer: wait until the client's own usage shows them."""
+        body = wait_for_usage(proxy, token, "by=client",
+                              lambda b: sum(r["total_tokens"] for r in b.get("rows", [])) >= total)
+        assert sum(r["total_tokens"] for r in body["rows"]) == total, body
+
+    for n in range(1, 4):
         raw = oai(proxy).chat.completions.with_raw_response.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}])
         assert raw.headers["x-ratelimit-limit-tokens"] == "30"
-        # The tokens land after the answer: wait until the next request would see them.
-        wait_for_usage(proxy, TOKEN, "by=client", lambda b: True, timeout=0)
-        time.sleep(0.5)
+        counted(TOKEN, 13 * n)
     with pytest.raises(openai.RateLimitError) as over:
         chat(proxy)
     assert "tokens_per_day = 30" in over.value.message
     assert over.value.response.headers["x-ratelimit-remaining-tokens"] == "0"
     # Streams count too, from their last chunk.
     other = proxies(pool_lines(2), policies={OTHER: {"tokens_per_day": 20}})
-    list(chat(other, token=OTHER_TOKEN, stream=True))
-    time.sleep(0.5)
-    list(chat(other, token=OTHER_TOKEN, stream=True))
-    time.sleep(0.5)
+    for n in range(1, 3):
+        list(chat(other, token=OTHER_TOKEN, stream=True))
+        body = wait_for_usage(other, OTHER_TOKEN, "by=client",
+                              lambda b: sum(r["total_tokens"] for r in b.get("rows", [])) >= 13 * n)
+        assert sum(r["total_tokens"] for r in body["rows"]) == 13 * n, body
     with pytest.raises(openai.RateLimitError):
         chat(other, token=OTHER_TOKEN)
 

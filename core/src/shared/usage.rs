@@ -256,15 +256,26 @@ impl UsageAppend {
 
     /// What to append, in order.
     pub fn appends(&self) -> Vec<Append> {
-        let usage = Append {
+        let mut appends = Vec::new();
+        // The client's tokens first: its next request's gate reads them.
+        if let Some((item, minute, ttl_secs)) = &self.limit {
+            if self.tokens.total() > 0 {
+                let bytes = format!("t {}\n", self.tokens.total()).into_bytes();
+                let compact = self.check.then_some(Compaction::Limit(*minute));
+                appends.push(Append { item: item.clone(), bytes, ttl_secs: *ttl_secs, compact, shard: None });
+            }
+        }
+        if !self.usage {
+            return appends;
+        }
+        appends.push(Append {
             item: self.item(),
             bytes: self.lines().into_bytes(),
             ttl_secs: self.ttl_secs,
             compact: self.check.then_some(Compaction::Usage),
             shard: Some(self.shard),
-        };
-        let mut appends = if self.usage { vec![usage] } else { Vec::new() };
-        if self.usage && !self.failures.is_empty() {
+        });
+        if !self.failures.is_empty() {
             appends.push(Append {
                 item: failures::ITEM.to_string(),
                 bytes: self.failures.clone().into_bytes(),
@@ -272,13 +283,6 @@ impl UsageAppend {
                 compact: self.check.then_some(Compaction::Failures),
                 shard: None,
             });
-        }
-        if let Some((item, minute, ttl_secs)) = &self.limit {
-            if self.tokens.total() > 0 {
-                let bytes = format!("t {}\n", self.tokens.total()).into_bytes();
-                let compact = self.check.then_some(Compaction::Limit(*minute));
-                appends.push(Append { item: item.clone(), bytes, ttl_secs: *ttl_secs, compact, shard: None });
-            }
         }
         appends
     }
