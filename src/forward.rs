@@ -60,7 +60,8 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
             .collect()
     };
     let finish = steps::run(&mut flow, &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
-    let usage = counts(&mut flow, cx)?;
+    let usage = flow.usage(&cx.caller.label, now_ms(), &cx.settings);
+    cx.ops.usage_after.set(usage.is_some());
     let mut response = match (finish, served) {
         (Finish::Served, Some(response)) => served_response(response, route, facts.stream, client, cx.policy.as_ref()),
         (Finish::Error(reply), _) => reply::error(dialect, &reply),
@@ -86,19 +87,6 @@ fn gate(cx: &Context<'_>) -> Result<Option<Gate>, Rejection> {
     let limiter = if limits.rpm.is_some() { cx.limiter()? } else { Default::default() };
     let zone = cx.settings.reset_zone;
     Ok(Some(Gate::new(limits, limiter, &cx.caller.label, now_ms(), zone)))
-}
-
-/// What this request counts once the client has its answer: usage (if `usage_counts` is on)
-/// and a limited client's tokens.
-fn counts(flow: &mut Flow<'_>, cx: &Context<'_>) -> Result<Option<gemini_pool_core::UsageAppend>, Rejection> {
-    let tokens_limited = cx.policy.as_ref().is_some_and(|p| p.limits.tokens_per_day.is_some());
-    if !cx.settings.usage_counts && !tokens_limited {
-        return Ok(None);
-    }
-    let keep_days = cx.settings.history_days;
-    let append = flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone, keep_days);
-    cx.ops.usage_after.set(append.is_some());
-    Ok(append.map(|a| if cx.settings.usage_counts { a } else { a.only_limit() }))
 }
 
 /// A list of stateful resources: the core's [`Listing`] asks each project holding the

@@ -11,7 +11,6 @@ use crate::upstream::{Payload, Upstream};
 use gemini_pool_core::{
     named, proxied_upload_url, strip_model_prefixes, upload_fits, Answer, ApiKey, Applied, CoolingSettings, ErrorReply,
     Finish, Flow, Gate, Kind, Listed, Listing, Meter, Policy, Reading, ResourceCall, Route, SettingsReader,
-    UsageAppend,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -127,7 +126,8 @@ pub(crate) async fn forward(
     let served = forwarder.served.take();
     cx.timing = timing;
     let finish = finish?;
-    let usage = counts(&mut flow, cx)?;
+    let usage = flow.usage(&cx.caller.label, now_ms(), &cx.settings);
+    cx.timing.usage_after = usage.is_some();
     cx.timing.state_calls += store.calls.get();
     // A metered answer tells the usage count when it has passed (`done` dropped).
     let meter = (usage.is_some() && routed.metered()).then(|| Rc::new(RefCell::new(Meter::new())));
@@ -179,19 +179,6 @@ fn gate(cx: &Cx) -> std::result::Result<Option<Gate>, Rejection> {
     let Some(limits) = cx.policy.as_ref().map(|p| p.limits).filter(|l| l.any()) else { return Ok(None) };
     let limiter = if limits.rpm.is_some() { cx.limiter()? } else { Default::default() };
     Ok(Some(Gate::new(limits, limiter, &cx.caller.label, now_ms(), cx.settings.reset_zone)))
-}
-
-/// What this request counts once the client has its answer: usage (if `usage_counts` is on)
-/// and a limited client's tokens.
-fn counts(flow: &mut Flow<'_>, cx: &mut Cx) -> std::result::Result<Option<UsageAppend>, Rejection> {
-    let tokens_limited = cx.policy.as_ref().is_some_and(|p| p.limits.tokens_per_day.is_some());
-    if !cx.settings.usage_counts && !tokens_limited {
-        return Ok(None);
-    }
-    let keep_days = cx.settings.history_days;
-    let append = flow.usage(&cx.caller.label, now_ms(), cx.settings.reset_zone, keep_days);
-    cx.timing.usage_after = append.is_some();
-    Ok(append.map(|a| if cx.settings.usage_counts { a } else { a.only_limit() }))
 }
 
 /// A list of stateful resources: the core's [`Listing`] asks each project holding the

@@ -4,6 +4,15 @@
 use gemini_pool_core::{Answer, CoolingSettings, Finish, Flow, Item, Machine, Marks, Step, Write};
 use std::collections::HashMap;
 
+/// Usage counted, in UTC, kept 30 days.
+fn settings() -> gemini_pool_core::RequestSettings {
+    gemini_pool_core::RequestSettings {
+        reset_zone: gemini_pool_core::ResetZone::Fixed(0),
+        history_days: 30,
+        ..Default::default()
+    }
+}
+
 const NOW: u64 = 1_768_478_400_000;
 
 const MINUTE_429: &[u8] =
@@ -300,7 +309,7 @@ fn usage_counts_every_key_tried() {
             }
         }
     }
-    let append = flow.usage("app", NOW, gemini_pool_core::ResetZone::Fixed(0), 30).expect("counted");
+    let append = flow.usage("app", NOW, &settings()).expect("counted");
     assert_eq!(append.lines().lines().count(), 3, "{}", append.lines());
     assert!(append.lines().ends_with("c app m 1 0\n"), "{}", append.lines());
 }

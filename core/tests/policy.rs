@@ -6,6 +6,15 @@ use gemini_pool_core::{
 };
 use std::collections::HashMap;
 
+/// Usage counted, in UTC, kept 30 days.
+fn settings() -> gemini_pool_core::RequestSettings {
+    gemini_pool_core::RequestSettings {
+        reset_zone: gemini_pool_core::ResetZone::Fixed(0),
+        history_days: 30,
+        ..Default::default()
+    }
+}
+
 const NOW: u64 = 1_768_478_400_000; // 2026-01-15 12:00 UTC
 const ZONE: ResetZone = ResetZone::Fixed(0);
 
@@ -113,7 +122,7 @@ fn a_refusal_says_when_and_how_much_is_left() {
     assert_eq!((reply.status, reply.retry_after_secs, reply.code.as_str()), (429, Some(60), "client_rate_limited"));
     let headers = flow.rate_headers();
     assert!(headers.contains(&("x-ratelimit-remaining-requests", "0".to_string())), "{headers:?}");
-    assert_eq!(flow.usage("app", NOW, ZONE, 30), None, "a refused request counts nowhere");
+    assert_eq!(flow.usage("app", NOW, &settings()), None, "a refused request counts nowhere");
 }
 
 #[test]
@@ -152,7 +161,7 @@ fn tokens_of_a_limited_client_are_appended_to_its_item_after_the_answer() {
         }
     }
     assert_eq!(done, Finish::Served);
-    let mut append = flow.usage("app", NOW, ZONE, 30).expect("counted");
+    let mut append = flow.usage("app", NOW, &settings()).expect("counted");
     append.tokens = Tokens { prompt: 60, completion: 50, thinking: 0, cached: 0 };
     let appends = append.appends();
     assert_eq!(appends.len(), 2);

@@ -58,8 +58,7 @@ use crate::decide::ending::Ending;
 use crate::decide::limits::{Gate, RateHeaders};
 use crate::decide::listing;
 use crate::google::classify::Verdict;
-use crate::operator::clock::ResetZone;
-use crate::operator::settings::CoolingSettings;
+use crate::operator::settings::{CoolingSettings, RequestSettings};
 use crate::pool::keys::{self, ApiKey, KeyPool};
 use crate::pool::rng::Rng;
 use crate::shared::failures::Failure;
@@ -364,12 +363,14 @@ impl<'a> Flow<'a> {
         self.model.as_deref()
     }
 
-    /// This request's usage append for `client` (after the client has its answer): each key
-    /// tried, and whether the client was served, in the quota day of `zone` at `now_ms`, kept
-    /// `keep_days`; with its tokens in the client's limit item if they count against a limit.
-    /// None for a request its client's own limit refused.
-    pub fn usage(&mut self, client: &str, now_ms: u64, zone: ResetZone, keep_days: u32) -> Option<usage::UsageAppend> {
-        if self.over_limit {
+    /// This request's counts for `client`, appended once the client has its answer: its usage
+    /// (if `usage_counts` is on: each key tried, whether the client was served, in the quota
+    /// day at `now_ms`, kept `history_days`) and, for a client with a daily token limit, its
+    /// tokens in its limit item. None for a request its client's own limit refused, or when
+    /// there is nothing to count.
+    pub fn usage(&mut self, client: &str, now_ms: u64, settings: &RequestSettings) -> Option<usage::UsageAppend> {
+        let token_item = self.gate.as_ref().and_then(Gate::token_item);
+        if self.over_limit || !settings.usage_counts && token_item.is_none() {
             return None;
         }
         // An upload session's bytes count for the client that started it.
@@ -383,12 +384,14 @@ impl<'a> Flow<'a> {
         for failure in &mut self.failures {
             failure.model = model.unwrap_or("-").to_string();
         }
-        let append = usage::UsageAppend::new(history, client, model, served, now_ms, zone, keep_days, &mut self.rng)
-            .with_failures(&self.failures);
-        Some(match self.gate.as_ref().and_then(Gate::token_item) {
-            Some((item, ttl_secs)) => append.count_tokens_in(item, now_ms, ttl_secs),
-            None => append,
-        })
+        let (zone, keep_days) = (settings.reset_zone, settings.history_days);
+        let mut append =
+            usage::UsageAppend::new(history, client, model, served, now_ms, zone, keep_days, &mut self.rng)
+                .with_failures(&self.failures);
+        if let Some((item, ttl_secs)) = token_item {
+            append = append.count_tokens_in(item, now_ms, ttl_secs);
+        }
+        Some(if settings.usage_counts { append } else { append.only_limit() })
     }
 
     /// After [`Step::Done`]: the changes the store refused and the request could not record,
