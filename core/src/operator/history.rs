@@ -1,7 +1,9 @@
-//! `GET /v1/usage?from=&to=&by=&format=`: the usage counts of past quota days, grouped.
+//! `GET /v1/usage?from=&to=&days=&by=&format=`: the usage counts of past quota days, grouped.
 //!
 //! - `from`, `to`: quota days (`YYYY-MM-DD`, in `daily_reset_zone`); by default the last 7
 //!   days to today. At most [`MAX_DAYS`] days per query, none older than `usage_history_days`.
+//! - `days`: instead of `from`, the last N quota days to `to` — counted in the proxy's zone, so
+//!   a browser whose own date is already tomorrow (or still yesterday) asks for the right days.
 //! - `by`: any of `day`, `model`, `client`, `key` (comma-separated; default `day`). `key`
 //!   (the key's fingerprint) is for admins, and cannot be combined with `client` (a key's
 //!   lines do not say which client sent them).
@@ -71,7 +73,14 @@ impl UsageQuery {
             }
         };
         let to = date("to", today)?.min(today);
-        let from = date("from", to - 6)?;
+        let from = match (query_param(query, "days"), query_param(query, "from")) {
+            (None | Some(""), _) => date("from", to - 6)?,
+            (Some(_), Some(f)) if !f.is_empty() => return Err(bad("give `from` or `days`, not both".into())),
+            (Some(text), _) => match text.parse::<i64>() {
+                Ok(n) if (1..=MAX_DAYS).contains(&n) => to - n + 1,
+                _ => return Err(bad(format!("`days` must be a number from 1 to {MAX_DAYS}, not {text:?}"))),
+            },
+        };
         let oldest = today - i64::from(keep_days.max(1)) + 1;
         if from > to {
             return Err(bad("`from` is after `to`".into()));
@@ -264,6 +273,8 @@ mod tests {
         assert_eq!(q.items().len(), 7 * SHARDS);
         let q = UsageQuery::parse(Some("from=2026-01-01&to=2026-01-20"), &admin(), NOW, UTC, 3, false).expect("reads");
         assert_eq!(q.days, ["2026-01-13", "2026-01-14", "2026-01-15"], "kept 3 days; nothing after today");
+        let q = UsageQuery::parse(Some("days=14"), &admin(), NOW, UTC, 30, false).expect("reads");
+        assert_eq!((q.days.first().map(String::as_str), q.days.last().map(String::as_str)), (Some("2026-01-02"), Some("2026-01-15")));
         for bad in [
             "from=2026-02-30",
             "from=yesterday",
@@ -272,6 +283,10 @@ mod tests {
             "by=week",
             "by=key,client",
             "format=xml",
+            "days=0",
+            "days=99",
+            "days=week",
+            "days=3&from=2026-01-10",
         ] {
             let e = UsageQuery::parse(Some(bad), &admin(), NOW, UTC, 30, false).expect_err(bad);
             assert_eq!(e.status, 400, "{bad}");
