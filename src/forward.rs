@@ -6,7 +6,7 @@ use crate::context::{now_ms, seed, Context, Rejection};
 use crate::reply::{self, After};
 use crate::steps::{self, RequestIo};
 use crate::stores::{ConfigError, StateStore};
-use crate::upstream::{Outbound, Payload};
+use crate::upstream::{AnswerBody, Outbound, Payload, Served};
 use fastly::{Request, Response};
 use gemini_pool_core::{
     named, proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, Applied, ErrorReply, Finish, Flow, Gate,
@@ -53,8 +53,8 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let mut send = |keys: &[ApiKey<'_>]| {
         keys.iter()
             .map(|key| {
-                let (answer, response) = outbound.send(key.secret, cx.ops);
-                served = response.or(served.take());
+                let (answer, success) = outbound.send(key.secret, cx.ops);
+                served = success.or(served.take());
                 answer
             })
             .collect()
@@ -62,11 +62,14 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let finish = steps::run(&mut flow, &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
     let usage = flow.usage(&cx.caller.label, now_ms(), &cx.settings);
     cx.ops.usage_after.set(usage.is_some());
-    let mut response = match (finish, served) {
-        (Finish::Served, Some(response)) => served_response(response, route, facts.stream, client, cx.policy.as_ref()),
-        (Finish::Error(reply), _) => reply::error(dialect, &reply),
+    let (mut response, body) = match (finish, served) {
+        (Finish::Served, Some(served)) => {
+            let Served { response, body } = served_response(served, route, facts.stream, client, cx.policy.as_ref());
+            (response, Some(body))
+        }
+        (Finish::Error(reply), _) => (reply::error(dialect, &reply), None),
         (Finish::EmptyPool, _) => return Err(Rejection::config(dialect, ConfigError::EmptyPool)),
-        (Finish::Served, None) => reply::error(dialect, &ErrorReply::upstream_unreachable(false)),
+        (Finish::Served, None) => (reply::error(dialect, &ErrorReply::upstream_unreachable(false)), None),
     };
     for (name, value) in flow.rate_headers() {
         response.set_header(*name, value);
@@ -78,7 +81,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let meter = success && usage.is_some() && route.metered();
     let relabel = relabel.filter(|_| success);
     let linger = flow.linger();
-    Ok((response, After { store: Some(kv), usage, linger, streams, stream_until, meter, relabel }))
+    Ok((response, After { store: Some(kv), body, usage, linger, streams, stream_until, meter, relabel }))
 }
 
 /// The gate of a client with limits (its policy's `rpm`, `rpd`, `tokens_per_day`).
@@ -103,33 +106,27 @@ fn list(client: &Request, route: &Route, kind: Kind, cx: &Context<'_>) -> Result
     Ok((reply::json(body), After::default()))
 }
 
-fn served_response(
-    mut response: Response,
-    route: &Route,
-    stream: bool,
-    client: &Request,
-    policy: Option<&Policy>,
-) -> Response {
+/// A success as the client gets it: the upload URL made the proxy's, a model list rewritten.
+fn served_response(served: Served, route: &Route, stream: bool, client: &Request, policy: Option<&Policy>) -> Served {
+    let Served { mut response, mut body } = served;
     // Google's upload URL becomes the proxy's own (same path and query: no key is in it). Only
     // a session's start has one: other answers skip the header read (a host call).
     if matches!(route.resource_call(), Some(ResourceCall::StartUpload)) {
         own_upload_url(&mut response, client);
     }
     if route.rewrites_model_ids() {
-        let body = response.take_body_bytes();
-        let rewritten = strip_model_prefixes(&body).unwrap_or(body);
-        response.set_body(rewritten);
+        let bytes = body.into_bytes();
+        body = AnswerBody::bytes(strip_model_prefixes(&bytes).unwrap_or(bytes));
     }
     // A client whose policy limits its models sees only those (and its aliases) listed.
     if let Some(policy) = policy.filter(|p| route.lists_models() && p.restricts()) {
-        let body = response.take_body_bytes();
-        let listed = policy.model_list(&body).unwrap_or(body);
-        response.set_body(listed);
+        let bytes = body.into_bytes();
+        body = AnswerBody::bytes(policy.model_list(&bytes).unwrap_or(bytes));
     }
     if stream && response.get_header("content-type").is_none() {
         response.set_header("content-type", "text/event-stream");
     }
-    response
+    Served { response, body }
 }
 
 /// Rewrites `x-goog-upload-url` to the proxy's own origin. Header values are read as text only

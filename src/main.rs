@@ -9,6 +9,7 @@
 //! - [`upstream`] — requests to Google;
 //! - [`reply`] — response headers, errors, preflight; sending the answer, then the usage count;
 //! - [`ops`] — per-request operation counts for `Server-Timing`;
+//! - [`held`] — usage lines a sandbox holds to write them together;
 //! - [`log`] — log lines;
 //! - [`warm`] — what a sandbox keeps between the requests it serves.
 
@@ -16,6 +17,7 @@ mod admin;
 mod context;
 mod forward;
 mod handler;
+mod held;
 mod log;
 mod ops;
 mod reply;
@@ -24,8 +26,10 @@ mod stores;
 mod upstream;
 mod warm;
 
-use fastly::http::serve::Serve;
-use std::time::Duration;
+use fastly::compute_runtime::heap_memory_snapshot_mib;
+use fastly::http::serve::{NextRequestError, NextRequestOptions, RequestPromise};
+use fastly::Request;
+use std::time::{Duration, Instant};
 
 /// Requests one sandbox serves at most: bounds how long heap fragmentation can grow.
 const MAX_REQUESTS: usize = 1_000;
@@ -36,17 +40,46 @@ const MAX_MEMORY_MIB: u32 = 64;
 /// How long a sandbox waits for its next request: waiting is billed as memory × time.
 const WAIT_FOR_NEXT: Duration = Duration::from_secs(5);
 
-/// One sandbox serves requests one after another (Fastly's reusable sandboxes); each request
-/// starts from nothing but what [`warm`] keeps. A request that panics ends its sandbox.
+/// One sandbox serves requests one after another (Fastly's reusable sandboxes, the loop of
+/// the SDK's `Serve` with one thing more: while it waits for the next request it writes the
+/// usage it holds once due, see [`held`]); each request starts from nothing but what [`warm`]
+/// keeps. A request that panics ends its sandbox.
 fn main() {
-    Serve::new()
-        .with_max_requests(MAX_REQUESTS)
-        .with_max_lifetime(MAX_LIFETIME)
-        .with_max_memory(MAX_MEMORY_MIB)
-        .with_timeout(WAIT_FOR_NEXT)
-        .run(|client| {
-            let (response, after) = handler::handle(client);
-            // The client gets its answer first; usage counting happens after.
-            after.deliver(response);
-        });
+    let started = Instant::now();
+    let mut client = Request::from_client();
+    for served in 1.. {
+        let (response, after) = handler::handle(client);
+        // The client gets its answer first; usage counting happens after.
+        after.deliver(response);
+        if served >= MAX_REQUESTS || started.elapsed() >= MAX_LIFETIME || over_memory() {
+            break;
+        }
+        match next_request() {
+            Some(next) => client = next,
+            None => break,
+        }
+    }
+    held::write();
+}
+
+/// The sandbox's heap is past [`MAX_MEMORY_MIB`] (or cannot be read: then it stops, to be safe).
+fn over_memory() -> bool {
+    heap_memory_snapshot_mib().unwrap_or(u32::MAX) > MAX_MEMORY_MIB
+}
+
+/// The next request for this sandbox, waiting at most [`WAIT_FOR_NEXT`]; held usage that falls
+/// due meanwhile is written. `None`: the sandbox ends.
+fn next_request() -> Option<Request> {
+    let mut promise = RequestPromise::new(&NextRequestOptions::from_timeout(WAIT_FOR_NEXT)).ok()?;
+    while let Some(due_in) = held::due_in() {
+        match promise.wait_timeout(due_in) {
+            Ok(next) => return Some(next),
+            Err(NextRequestError::Timeout(waiting)) => {
+                held::write();
+                promise = waiting;
+            }
+            Err(_) => return None,
+        }
+    }
+    promise.wait().ok()
 }

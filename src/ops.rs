@@ -65,7 +65,7 @@ impl Ops {
             out.push_str(" checks\"");
         }
         if self.usage_after.get() {
-            out.push_str(", usage;desc=\"1 KV append after the response\"");
+            out.push_str(", usage;desc=\"held, appended with the sandbox's others within 1 s\"");
         }
         out.push_str(", sandbox;desc=\"request ");
         count(&mut out, self.sandbox_request.get());

@@ -6,9 +6,12 @@ use crate::log::log;
 use crate::ops::Ops;
 use crate::steps::{self, StoreOnly};
 use crate::stores::StateStore;
+use crate::upstream::AnswerBody;
+use fastly::http::body::StreamingBody;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
 use gemini_pool_core::{Dialect, ErrorReply, Linger, Meter, Relabel, Tokens, UsageAppend};
+use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::time::Instant;
 
@@ -64,6 +67,8 @@ pub fn finish(response: &mut Response, ops: &Ops, started: Instant) {
 #[derive(Default)]
 pub struct After {
     pub store: Option<StateStore>,
+    /// A served answer's body (its head read already); `None`: the response's own body.
+    pub body: Option<AnswerBody>,
     pub usage: Option<UsageAppend>,
     pub linger: Option<Linger>,
     /// The answer is a stream: relayed by the instance, each chunk sent on at once.
@@ -83,16 +88,22 @@ impl After {
     /// Sends `response` to the client — handed to the host whole, or relayed by the instance
     /// when it streams, is metered or is relabelled — then counts usage: the client already has
     /// its answer.
-    pub fn deliver(self, response: Response) {
-        let mut relabel = self.relabel;
-        let tokens = match (self.streams, self.meter, &mut relabel) {
-            (false, false, None) => {
+    pub fn deliver(self, mut response: Response) {
+        let relayed = self.streams || self.meter || self.relabel.is_some();
+        let tokens = match (relayed, self.body) {
+            (false, None) => {
                 response.send_to_client();
                 Tokens::default()
             }
-            (streams, meter, relabel) => {
-                let cut = self.stream_until.filter(|_| streams);
-                relay(response, streams, cut, meter.then(Meter::new), relabel.as_mut())
+            (false, Some(body)) => {
+                response.set_body(body.whole());
+                response.send_to_client();
+                Tokens::default()
+            }
+            (true, body) => {
+                let body = body.unwrap_or_else(|| AnswerBody::unread(response.take_body()));
+                let relay = Relay { streams: self.streams, meter: self.meter.then(Meter::new), relabel: self.relabel };
+                relay.run(response, body, self.stream_until.filter(|_| self.streams))
             }
         };
         let Some(kv) = self.store else { return };
@@ -101,61 +112,103 @@ impl After {
         }
         if let Some(mut usage) = self.usage {
             usage.tokens = tokens;
-            usage.appends().iter().for_each(|append| kv.count(append));
+            crate::held::count(&kv, usage.appends());
         }
     }
 }
 
-/// Relays Google's answer to the client chunk by chunk (never buffered) through the `meter`
-/// and the `relabel` if any — a stream's chunks each sent on at once — and abandons it (the
-/// client sees a cut stream, not a complete one) once `until` has passed. Returns the tokens
-/// the meter read.
-fn relay(
-    mut response: Response,
+/// Google's answer relayed to the client by the instance, chunk by chunk (never buffered),
+/// through the `meter` and the `relabel` if any; a stream's chunks each sent on at once.
+struct Relay {
     streams: bool,
-    until: Option<Instant>,
-    mut meter: Option<Meter>,
-    mut relabel: Option<&mut Relabel>,
-) -> Tokens {
-    let mut upstream = response.take_body().into_handle();
-    // A relabelled answer changes length: the host frames it anew.
-    if relabel.is_some() {
-        response.remove_header("content-length");
-    }
-    let mut client = response.stream_to_client();
-    let mut chunk = vec![0u8; RELAY_CHUNK];
-    let tokens = |meter: &Option<Meter>| meter.as_ref().map(Meter::tokens).unwrap_or_default();
-    loop {
-        if until.is_some_and(|until| Instant::now() >= until) {
-            log(format_args!("stream: cut at max_stream_duration"));
-            let _ = client.abandon();
-            return tokens(&meter);
+    meter: Option<Meter>,
+    relabel: Option<Relabel>,
+}
+
+impl Relay {
+    /// Relays `body` — the head the instance read, then the rest as it comes — and abandons it
+    /// (the client sees a cut stream, not a complete one) once `until` has passed. Returns the
+    /// tokens the meter read.
+    fn run(mut self, mut response: Response, body: AnswerBody, until: Option<Instant>) -> Tokens {
+        let AnswerBody { head, rest } = body;
+        // A relabelled answer changes length: the host frames it anew.
+        if self.relabel.is_some() {
+            response.remove_header("content-length");
         }
-        let read = match upstream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(e) => {
-                log(format_args!("stream: reading Google's answer failed: {e}"));
-                let _ = client.abandon();
-                return tokens(&meter);
-            }
+        let Some(mut upstream) = rest else {
+            // The head is the whole answer: it goes out in one piece.
+            response.set_body(self.whole(head));
+            response.send_to_client();
+            return self.tokens();
         };
-        let bytes = &chunk[..read];
-        if let Some(meter) = meter.as_mut() {
+        let mut client = response.stream_to_client();
+        if self.send(&mut client, &head).is_err() {
+            return self.tokens(); // the client went away
+        }
+        let mut chunk = vec![0u8; RELAY_CHUNK];
+        loop {
+            if until.is_some_and(|until| Instant::now() >= until) {
+                log(format_args!("stream: cut at max_stream_duration"));
+                let _ = client.abandon();
+                return self.tokens();
+            }
+            let read = match upstream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(e) => {
+                    log(format_args!("stream: reading Google's answer failed: {e}"));
+                    let _ = client.abandon();
+                    return self.tokens();
+                }
+            };
+            if self.send(&mut client, &chunk[..read]).is_err() {
+                return self.tokens(); // the client went away
+            }
+        }
+        if let Some(rest) = self.relabel.as_mut().map(Relabel::finish) {
+            let _ = client.write_all(&rest);
+        }
+        let _ = client.finish();
+        self.tokens()
+    }
+
+    /// `bytes` metered, and relabelled if the client asked by an alias.
+    fn pass<'b>(&mut self, bytes: &'b [u8]) -> Cow<'b, [u8]> {
+        if let Some(meter) = self.meter.as_mut() {
             meter.feed(bytes);
         }
-        let relabelled = relabel.as_mut().map(|r| r.feed(bytes));
-        let out = relabelled.as_deref().unwrap_or(bytes);
-        // A stream's chunk goes out at once; an answer that is not a stream goes out as the host
-        // sends it (one host call fewer a chunk).
-        let sent = client.write_all(out).and_then(|()| if streams { client.flush() } else { Ok(()) });
-        if sent.is_err() {
-            return tokens(&meter); // the client went away
+        match self.relabel.as_mut() {
+            Some(relabel) => Cow::Owned(relabel.feed(bytes)),
+            None => Cow::Borrowed(bytes),
         }
     }
-    if let Some(rest) = relabel.map(Relabel::finish) {
-        let _ = client.write_all(&rest);
+
+    /// A whole answer, metered, and relabelled if the client asked by an alias.
+    fn whole(&mut self, body: Vec<u8>) -> Vec<u8> {
+        if let Some(meter) = self.meter.as_mut() {
+            meter.feed(&body);
+        }
+        let Some(relabel) = self.relabel.as_mut() else { return body };
+        let mut out = relabel.feed(&body);
+        out.extend(relabel.finish());
+        out
     }
-    let _ = client.finish();
-    tokens(&meter)
+
+    /// Passes `bytes` and writes them to the client. A stream's chunk goes out at once; an
+    /// answer that is not a stream goes out as the host sends it (one host call fewer a chunk).
+    fn send(&mut self, client: &mut StreamingBody, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let out = self.pass(bytes);
+        client.write_all(&out)?;
+        if self.streams {
+            client.flush()?;
+        }
+        Ok(())
+    }
+
+    fn tokens(&self) -> Tokens {
+        self.meter.as_ref().map(Meter::tokens).unwrap_or_default()
+    }
 }

@@ -35,6 +35,67 @@ impl Payload {
     }
 }
 
+/// A success on its way to the client: Google's response (its body taken apart) and its body.
+pub struct Served {
+    pub response: Response,
+    pub body: AnswerBody,
+}
+
+/// An answer's body as the instance holds it: the head it read to judge the answer, then the
+/// rest of Google's body, unread. The head goes out first — relayed without being read back.
+pub struct AnswerBody {
+    pub head: Vec<u8>,
+    /// `None`: the head is the whole body.
+    pub rest: Option<BodyHandle>,
+}
+
+impl AnswerBody {
+    /// A body nothing of which was read.
+    pub fn unread(body: Body) -> Self {
+        AnswerBody { head: Vec::new(), rest: Some(body.into_handle()) }
+    }
+
+    /// A body the instance wrote.
+    pub fn bytes(bytes: Vec<u8>) -> Self {
+        AnswerBody { head: bytes, rest: None }
+    }
+
+    /// The whole body for the host to send: the head, then the rest (appended by the host, not
+    /// copied).
+    pub fn whole(self) -> Body {
+        let AnswerBody { head, rest } = self;
+        let body = match (head.is_empty(), rest) {
+            (true, Some(rest)) => rest,
+            (_, rest) => {
+                let mut body = BodyHandle::from(head);
+                if let Some(rest) = rest {
+                    body.append(rest);
+                }
+                body
+            }
+        };
+        Body::from(body)
+    }
+
+    /// The whole body as bytes (an answer the instance rewrites: a list of models).
+    pub fn into_bytes(self) -> Vec<u8> {
+        let AnswerBody { mut head, rest } = self;
+        if let Some(mut rest) = rest {
+            // A read that fails ends the answer where it failed, as a pass-through would.
+            let _ = rest.read_to_end(&mut head);
+        }
+        head
+    }
+}
+
+impl Served {
+    /// A success whose body was not read.
+    fn unread(mut response: Response) -> Self {
+        let body = AnswerBody::unread(response.take_body());
+        Served { response, body }
+    }
+}
+
 /// One client request, ready to be sent with any key.
 pub struct Outbound {
     method: Method,
@@ -77,8 +138,8 @@ impl Outbound {
     }
 
     /// Sends with `key`; returns when the response headers arrive: the answer for the core,
-    /// and a success's response (its body streams later).
-    pub fn send(&self, key: &str, ops: &Ops) -> (Answer, Option<Response>) {
+    /// and a success (its body streams later).
+    pub fn send(&self, key: &str, ops: &Ops) -> (Answer, Option<Served>) {
         let mut request = Request::new(self.method.clone(), self.url.clone()).with_pass(true);
         for (name, value) in &self.headers {
             request.set_header(*name, value.clone());
@@ -135,16 +196,16 @@ impl Outbound {
     /// A success, read as the core's [`Reading`] says: passed on as it came; or its head read
     /// until the core's [`Peeker`] decides ([`Answer::Empty`] is kept, in case no other key
     /// serves) or its [`Spotter`](gemini_pool_core::Spotter) finds what it made
-    /// ([`Answer::Made`]), then passed on as the bytes read and the rest of Google's body
-    /// (appended by the host, not copied); or the upload session named in its header; or read
-    /// whole, a page of a list ([`Answer::Page`]).
-    fn served(&self, mut response: Response) -> (Answer, Option<Response>) {
+    /// ([`Answer::Made`]), then passed on as the head and the rest of Google's body ([`Served`]);
+    /// or the upload session named in its header; or read whole, a page of a list
+    /// ([`Answer::Page`]).
+    fn served(&self, mut response: Response) -> (Answer, Option<Served>) {
         match &self.reading {
-            Reading::Nothing => (Answer::Served, Some(response)),
+            Reading::Nothing => (Answer::Served, Some(Served::unread(response))),
             Reading::UploadUrl => {
                 let url = response.get_header("x-goog-upload-url").and_then(|v| v.to_str().ok());
                 let made = url.and_then(upload_session);
-                (made.map_or(Answer::Served, Answer::Made), Some(response))
+                (made.map_or(Answer::Served, Answer::Made), Some(Served::unread(response)))
             }
             Reading::Page => {
                 let mut body = Vec::new();
@@ -153,15 +214,15 @@ impl Outbound {
             }
             Reading::Peek(stream) => {
                 let mut peeker = Peeker::new(*stream);
-                let seen = read_head(&mut response, |head, ended| match peeker.peek(head, ended) {
+                let (seen, served) = read_head(response, |head, ended| match peeker.peek(head, ended) {
                     Peek::More => None,
                     seen => Some(seen),
                 });
                 let answer = if seen == Some(Peek::Empty) { Answer::Empty } else { Answer::Served };
-                (answer, Some(response))
+                (answer, Some(served))
             }
             Reading::Spot(spotter) => {
-                let spot = read_head(&mut response, |head, ended| match spotter.spot(head, ended) {
+                let (spot, served) = read_head(response, |head, ended| match spotter.spot(head, ended) {
                     Spot::More => None,
                     spot => Some(spot),
                 });
@@ -169,16 +230,15 @@ impl Outbound {
                     Some(Spot::Found(resource)) => Answer::Made(resource),
                     _ => Answer::Served,
                 };
-                (answer, Some(response))
+                (answer, Some(served))
             }
         }
     }
 }
 
-/// Reads the head of a response's body until `decide` decides (or the body ends), then puts
-/// the body back together: the bytes read, then the rest of Google's body (appended by the
-/// host, not copied).
-fn read_head<T>(response: &mut Response, mut decide: impl FnMut(&[u8], bool) -> Option<T>) -> Option<T> {
+/// Reads the head of a response's body until `decide` decides (or the body ends): what it
+/// decided, and the response with the head apart from the rest of Google's body.
+fn read_head<T>(mut response: Response, mut decide: impl FnMut(&[u8], bool) -> Option<T>) -> (Option<T>, Served) {
     // Straight from the handle: `Body`'s buffered reader would copy through a buffer of its own.
     let mut rest = response.take_body().into_handle();
     let mut head = Vec::new();
@@ -193,12 +253,8 @@ fn read_head<T>(response: &mut Response, mut decide: impl FnMut(&[u8], bool) -> 
             seen => break (seen, ended),
         }
     };
-    let mut body = BodyHandle::from(head);
-    if !ended {
-        body.append(rest);
-    }
-    response.set_body(Body::from(body));
-    seen
+    let rest = if ended { None } else { Some(rest) };
+    (seen, Served { response, body: AnswerBody { head, rest } })
 }
 
 /// How long a send must have waited before a failure whose cause the platform does not name

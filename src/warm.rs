@@ -3,7 +3,8 @@
 //! policies, the knobs, the key lists — trusted for [`WARM_TTL`], so that a warm request skips those host calls.
 //!
 //! Nothing of a request is kept: not its caller, body, answers, usage or errors (each request
-//! builds its own `Context`). The cooling state is never kept either: it lives in KV, where
+//! builds its own `Context`); the only thing of a request that outlives it is its usage lines,
+//! held up to a second on their way to the store (`held`), which no request reads. The cooling state is never kept either: it lives in KV, where
 //! other instances write it, and every request reads it fresh.
 
 use bytes::Bytes;

@@ -166,9 +166,7 @@ pub(crate) async fn forward(
                 let _ = passed.await;
                 usage.tokens = meter.borrow().tokens();
             }
-            for append in usage.appends() {
-                store.count(&append).await;
-            }
+            crate::held::count(&store, usage.appends()).await;
         });
     }
     Ok(answered)

@@ -6,6 +6,7 @@
 //! - [`context`] — what an authenticated request carries; early answers; clock and entropy;
 //! - [`forward`] — a request for Google's API: the core's flow, and the answer; usage counting
 //!   after the response (`wait_until`);
+//! - [`held`] — usage lines an isolate holds to write them together;
 //! - [`admin`] — `/v1/status`, the key check, the console page;
 //! - [`steps`] — the one loop that runs a core machine (a request's flow, the key check);
 //! - [`stores`] — the shared state: Durable Objects holding the same items as Fastly's KV;
@@ -18,6 +19,7 @@ mod config;
 mod context;
 mod forward;
 mod handler;
+mod held;
 mod reply;
 mod steps;
 mod stores;

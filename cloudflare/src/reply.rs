@@ -156,7 +156,8 @@ fn relay(chunks: ByteStream, limit: Option<Duration>, pass: Pass) -> impl Stream
 /// The headers every response gets.
 pub fn finish(mut response: Response, timing: &Timing, started_ms: f64) -> Result<Response> {
     let total = worker::Date::now().as_millis() as f64 - started_ms;
-    let usage = if timing.usage_after { ", usage;desc=\"1 state append after the response\"" } else { "" };
+    let usage =
+        if timing.usage_after { ", usage;desc=\"held, appended with the isolate's others within 1 s\"" } else { "" };
     let headers = response.headers_mut();
     headers.set("access-control-allow-origin", "*")?;
     headers.set("access-control-expose-headers", EXPOSE_HEADERS)?;

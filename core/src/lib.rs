@@ -22,8 +22,8 @@
 //!   key check (`keycheck`), stateful resources kept with their project (`affinity`) and listed
 //!   across projects (`listing`), a client's limits (`limits`);
 //! - `shared` — the state every instance shares: marks and their merge rule (`marks`), items
-//!   and availability (`state`), the write protocol (`record`), usage counts (`usage`), the
-//!   recent-failures list (`failures`);
+//!   and availability (`state`), the write protocol (`record`), usage counts (`usage`) and how an
+//!   instance holds them to write them together (`batch`), the recent-failures list (`failures`);
 //! - `operator` — knobs (`settings`), `/v1/status` (`status`), `/v1/usage` (`history`), the
 //!   console page (`console`), time zones and dates (`clock`).
 //!
@@ -65,7 +65,8 @@
 //! - **dialect**, **envelope** — the API a client spoke (OpenAI's or Google's native) and the
 //!   error shape it gets back. **Scrub** — masking any key in text that leaves the proxy.
 //! - **usage shard**, **quota day** — usage counts live in eight items per day; the day ends at
-//!   midnight in `daily_reset_zone`, like Google's daily quotas.
+//!   midnight in `daily_reset_zone`, like Google's daily quotas. **Held** usage — lines an
+//!   instance keeps up to a second to write them with its next requests' ([`UsageBatch`]).
 //! - **resource** — one of Google's stateful objects (an interaction, a file, a cached content,
 //!   an upload session, a batch, an operation), living in the project of the key that made it.
 //!   Its **record** (item `res/<name>`) says which bucket holds it and which client made it; a
@@ -129,6 +130,7 @@ mod pool {
     pub(crate) mod rng;
 }
 mod shared {
+    pub(crate) mod batch;
     pub(crate) mod failures;
     pub(crate) mod marks;
     pub(crate) mod record;
@@ -175,6 +177,7 @@ pub use pool::names::{Bucket, MarkName};
 pub use pool::rng::Rng;
 
 // The shared state.
+pub use shared::batch::{UsageBatch, HOLD_MS as USAGE_HOLD_MS};
 pub use shared::failures::{recent as recent_failures, Failure, ITEM as FAILURES_ITEM};
 pub use shared::marks::{Entry, Mark, Marks};
 pub use shared::record::Write;

@@ -23,6 +23,9 @@ ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "target" / "e2e"))
 TOKEN = "tok-e2e-client-0001"
 OTHER_TOKEN = "tok-e2e-client-0002"
 ADMIN_TOKEN = "tok-e2e-admin-0001"
+# A warm Fastly sandbox holds usage lines up to a second before it writes them (the core's
+# batch::HOLD_MS): counts read this long after the last answer include every one of them.
+USAGE_HOLD_S = 1.0
 
 
 def key(n: int) -> str:

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from bursts import burst
-from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, curl, pool_lines, sim_keys
+from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, USAGE_HOLD_S, curl, pool_lines, sim_keys
 
 FLASH = "gemini-3.5-flash"
 
@@ -44,15 +44,15 @@ def usage_when(proxy, done, timeout=10.0) -> dict:
 
 
 def settled_usage(proxy) -> dict:
-    """Today's counts once two reads 0.3 s apart agree (every append after the last response
-    has landed)."""
+    """Today's counts once two reads a usage hold apart agree (every line held or appended
+    after the last response has landed)."""
     last = None
 
     def settled(usage):
         nonlocal last
         same, last = usage == last, usage
         if not same:
-            time.sleep(0.2)
+            time.sleep(USAGE_HOLD_S + 0.2)
         return same
 
     return usage_when(proxy, settled)
@@ -144,6 +144,20 @@ def test_usage_is_counted_per_key_and_per_client(sim, proxies):
     flash_ok = sum(ok for (key, model), (ok, _) in keys.items() if model == FLASH)
     assert flash_ok == sent and keys[("…0001", FLASH)][1] == 1, keys
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", usage["day"])
+
+
+def test_held_usage_is_written_while_the_sandbox_waits(sim, proxies):
+    """A warm sandbox holds its requests' usage lines up to a hold and writes them without
+    waiting for another request (or for its own end, 5 s later): one read a hold after the last
+    answer, with no request in between, has every count."""
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2))
+    for _ in range(6):
+        chat(proxy)
+    time.sleep(USAGE_HOLD_S + 0.5)
+    usage = status(proxy)["usage"]
+    assert sum(c["ok"] for c in usage["clients"]) == 6, usage
+    assert sum(k["ok"] for k in usage["keys"]) == 6, usage
 
 
 @pytest.mark.fastly_only("Server-Timing counts KV operations")

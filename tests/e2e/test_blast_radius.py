@@ -13,7 +13,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, curl, key, pool_lines, sim_keys
+from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, USAGE_HOLD_S, curl, key, pool_lines, sim_keys
 
 FLASH = "gemini-3.5-flash"
 SIX_PROJECTS = {i: f"project-{i}" for i in range(1, 7)}
@@ -144,6 +144,7 @@ def test_two_thousand_invented_model_names_leave_status_small(sim, proxies, edge
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(invent, range(2000)))
     sending = time.time() - started
+    time.sleep(USAGE_HOLD_S + 0.5)  # what the sandboxes hold is written
     started = time.time()
     text = curl(f"{proxy.url}/v1/status", "-H", f"Authorization: Bearer {ADMIN_TOKEN}").stdout
     took = time.time() - started
@@ -158,7 +159,7 @@ def test_two_thousand_invented_model_names_leave_status_small(sim, proxies, edge
     assert report["keyPool"]["models"] == {}, "no cooling state for names Google does not know"
     models = {line["model"] for line in report["usage"]["clients"]}
     assert models == {"(other)"}, models
-    assert sum(line["failed"] for line in report["usage"]["clients"]) >= 1990  # counts may trail a moment
+    assert sum(line["failed"] for line in report["usage"]["clients"]) >= 1990  # Viceroy's appends are not atomic
 
 
 def test_a_huge_error_body_is_cut_and_answered_in_the_envelope(sim, proxies):

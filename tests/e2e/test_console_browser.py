@@ -9,7 +9,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from harness import ADMIN_TOKEN, OTHER_TOKEN, ROOT, TOKEN, pool_lines, sim_keys
+from harness import ADMIN_TOKEN, OTHER_TOKEN, ROOT, TOKEN, USAGE_HOLD_S, pool_lines, sim_keys
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -95,7 +95,8 @@ def test_sign_in_see_cooling_check_keys_and_read_it_in_chinese(browser, sim, poo
     page.wait_for_selector("#matrix td.dead", timeout=10_000)
     assert "API key not valid or expired" in page.locator("#matrix tr", has_text="…9999").text_content()
     page.wait_for_selector("#usageKeys tr:nth-child(2)")
-    assert "second client" in page.text_content("#usageClients")
+    page.wait_for_function("() => document.querySelector('#usageClients').textContent.includes('second client')",
+                           timeout=10_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     shot = "" if edge == "fastly" else f"-{edge}"
     page.screenshot(path=str(SHOTS / f"console-en{shot}.png"), full_page=True)
@@ -139,6 +140,7 @@ def test_many_models_keep_the_matrix_small(browser, sim, proxies, edge):
         chat(proxy, model=f"gemini-sim-{i:03d}")
     with ThreadPoolExecutor(8) as threads:
         list(threads.map(lambda n: chat(proxy, model=f"gemini-invented-{n:04d}"), range(300)))
+    time.sleep(USAGE_HOLD_S)  # the counts the instances hold are written
     started = time.time()
     page, problems = open_console(browser, proxy)
     page.wait_for_function("document.querySelector('#matrixNote').textContent.includes('3 more models')",
@@ -161,7 +163,8 @@ def history_items(days: int = 14) -> dict:
         for b in text.encode():
             h = ((h ^ b) * 0x100000001B3) % (1 << 64)
         return f"{h:016x}"
-    today = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=8)).date()
+    from zoneinfo import ZoneInfo
+    today = datetime.datetime.now(ZoneInfo("America/Los_Angeles")).date()  # the quota day, daylight saving and all
     items = {}
     for back in range(1, days):
         day = (today - datetime.timedelta(days=back)).isoformat()
@@ -192,6 +195,7 @@ def test_charts_limits_and_recent_failures(browser, sim, proxies, edge):
         sim.behave(f"k{n}", "per_minute", model=FLASH, times=1, retry_delay_s=20)
     for _ in range(6):
         chat(proxy)
+    time.sleep(USAGE_HOLD_S)  # the counts the instances hold are written
     page, problems = open_console(browser, proxy)
     page.wait_for_selector("#chart svg rect", timeout=10_000)
     legend = page.text_content("#legend")

@@ -274,7 +274,10 @@ mod tests {
         let q = UsageQuery::parse(Some("from=2026-01-01&to=2026-01-20"), &admin(), NOW, UTC, 3, false).expect("reads");
         assert_eq!(q.days, ["2026-01-13", "2026-01-14", "2026-01-15"], "kept 3 days; nothing after today");
         let q = UsageQuery::parse(Some("days=14"), &admin(), NOW, UTC, 30, false).expect("reads");
-        assert_eq!((q.days.first().map(String::as_str), q.days.last().map(String::as_str)), (Some("2026-01-02"), Some("2026-01-15")));
+        assert_eq!(
+            (q.days.first().map(String::as_str), q.days.last().map(String::as_str)),
+            (Some("2026-01-02"), Some("2026-01-15"))
+        );
         for bad in [
             "from=2026-02-30",
             "from=yesterday",

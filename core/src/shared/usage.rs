@@ -172,6 +172,9 @@ pub struct Append {
     pub compact: Option<Compaction>,
     /// The usage shard it is (`None`: a client's limit item).
     pub shard: Option<usize>,
+    /// It may wait in a [`UsageBatch`](crate::shared::batch::UsageBatch): usage lines and
+    /// failures may, a client's limit tokens may not (its next request's gate reads them).
+    pub may_wait: bool,
 }
 
 /// How an item read back is compacted.
@@ -262,7 +265,14 @@ impl UsageAppend {
             if self.tokens.total() > 0 {
                 let bytes = format!("t {}\n", self.tokens.total()).into_bytes();
                 let compact = self.check.then_some(Compaction::Limit(*minute));
-                appends.push(Append { item: item.clone(), bytes, ttl_secs: *ttl_secs, compact, shard: None });
+                appends.push(Append {
+                    item: item.clone(),
+                    bytes,
+                    ttl_secs: *ttl_secs,
+                    compact,
+                    shard: None,
+                    may_wait: false,
+                });
             }
         }
         if !self.usage {
@@ -274,6 +284,7 @@ impl UsageAppend {
             ttl_secs: self.ttl_secs,
             compact: self.check.then_some(Compaction::Usage),
             shard: Some(self.shard),
+            may_wait: true,
         });
         if !self.failures.is_empty() {
             appends.push(Append {
@@ -282,6 +293,7 @@ impl UsageAppend {
                 ttl_secs: failures::TTL_SECS,
                 compact: self.check.then_some(Compaction::Failures),
                 shard: None,
+                may_wait: true,
             });
         }
         appends

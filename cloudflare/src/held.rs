@@ -1,0 +1,42 @@
+//! The usage lines this isolate holds, written together (the core's [`UsageBatch`] decides
+//! what may wait and for how long): the request whose lines start a batch waits — in its
+//! `wait_until`, costing no CPU — until the batch is due, then writes it, one call to each
+//! object for all the isolate's requests of that time. They go only to the store: no request
+//! reads them.
+
+use crate::context::now_ms;
+use crate::stores::StateStore;
+use gemini_pool_core::{Append, UsageBatch};
+use std::cell::RefCell;
+use std::time::Duration;
+use worker::Delay;
+
+thread_local! {
+    static HELD: RefCell<UsageBatch> = RefCell::default();
+}
+
+/// A request's appends, after its answer: what cannot wait is written now, the rest is held
+/// (and written now if due). The request that starts a batch writes it once due.
+pub async fn count(store: &StateStore, appends: Vec<Append>) {
+    let now = now_ms();
+    let (write, starts) = HELD.with_borrow_mut(|held| {
+        let starts = held.due_in_ms(now).is_none();
+        let mut write = held.hold(appends, now);
+        write.extend(held.take_due(now));
+        (write, starts)
+    });
+    for append in &write {
+        store.count(append).await;
+    }
+    if !starts {
+        return;
+    }
+    if let Some(wait) = HELD.with_borrow(|held| held.due_in_ms(now_ms())).filter(|&ms| ms > 0) {
+        Delay::from(Duration::from_millis(wait)).await;
+    }
+    // Whatever is held now, even a batch another request started since: written early, never late.
+    let due = HELD.with_borrow_mut(UsageBatch::take);
+    for append in &due {
+        store.count(append).await;
+    }
+}
