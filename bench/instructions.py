@@ -19,6 +19,9 @@ counts a `rep movs`/`rep stos` copy byte by byte, so copying and zeroing large i
 secret, a 34 KB cooling item) weigh more here than in CPU time. The wrk bench stays the
 judge of time; this one says where instructions go and whether a change removed some.
 
+Host calls per request are counted too, in a shorter run of each cell under `viceroy -vvv`
+(every call the wasm makes is logged): cold and warm, including what follows an answer.
+
 Usage: bench/instructions.py [--requests 100] [--pools 10,2000,6000] [--shares 0,0.9] [--wasm old.wasm]
 """
 
@@ -43,6 +46,8 @@ from latency import harness  # noqa: E402
 REUSE_FLOOR_WASM = latency.FLOOR_WASM.with_name("passthrough-reuse.wasm")
 
 WARM_UP = 5
+# Requests whose host calls are counted, per cell (the count is the same from one run to the next).
+HOST_CALL_REQUESTS = 24
 # Seconds after each answer before its counters are dumped: the usage append runs after it.
 AFTER_ANSWER = 0.3
 # Intervals dumped with no request in them: their mean (Viceroy idling, the dump itself) is
@@ -127,8 +132,56 @@ def per_request(config: Path, wasm: Path, token: str | None, requests: int, work
     return result
 
 
+def measure(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str) -> dict:
+    """A cell: its instructions per request, and its host calls per request (a shorter run)."""
+    result = per_request(config, wasm, token, requests, work, tag)
+    result["host_calls"] = host_calls(config, wasm, token, min(requests, HOST_CALL_REQUESTS), work, tag)
+    return result
+
+
+def host_calls(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str) -> dict:
+    """Host calls per request — a count nothing moves: Viceroy at trace level logs every call
+    the wasm makes (`wiggle abi{module=… function=…}: result=…`). The calls of one sandbox are
+    cut into requests where it takes its next one (`next_request_wait`); what a sandbox does
+    after an answer (a usage append, written while it waits or as it ends) counts with that
+    request. Cold: a sandbox's first request; warm: the others."""
+    port = harness.free_port()
+    log = work / f"hostcalls.{tag}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(["viceroy", "serve", "-vvv", "-C", str(config), "--addr", f"127.0.0.1:{port}",
+                                 str(wasm)], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            harness.wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), timeout=120,
+                             what=f"viceroy -vvv ({tag})")
+            for _ in range(requests):
+                post(port, token)
+                time.sleep(AFTER_ANSWER)
+            time.sleep(6)  # every sandbox ends (it waits 5 s at most for a next request)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    calls: dict[str, list[int]] = {}
+    call = re.compile(r'request\{id=(\d+)\}:wiggle abi\{module="\w+" function="(\w+)"\}: result=')
+    for line in log.open(errors="replace"):
+        found = call.search(line)
+        if not found:
+            continue
+        sandbox = calls.setdefault(found.group(1), [0])
+        sandbox[-1] += 1
+        if found.group(2) == "next_request_wait":
+            sandbox.append(0)
+    cold = [counts[0] for counts in calls.values()]
+    warm = [n for counts in calls.values() for n in counts[1:] if n]
+    mean = lambda xs: sum(xs) / len(xs) if xs else None
+    return {"cold": mean(cold), "warm": mean(warm)}
+
+
 def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.3f}" if a and b else "—"
+
+
+def count(n: float | None) -> str:
+    return f"{n:.1f}" if n is not None else "—"
 
 
 def millions(n: float | None) -> str:
@@ -157,19 +210,19 @@ def main():
         floor = latency.Floor(sim)
         floor.stop()
         print("measuring the floor …", flush=True)
-        results["floor"] = per_request(floor.dir / "fastly.toml", latency.FLOOR_WASM, None, args.requests, work,
-                                       "floor")
+        results["floor"] = measure(floor.dir / "fastly.toml", latency.FLOOR_WASM, None, args.requests, work,
+                                   "floor")
         print("measuring the reusing floor …", flush=True)
-        results["reusing floor"] = per_request(floor.dir / "fastly.toml", REUSE_FLOOR_WASM, None, args.requests,
-                                               work, "floor-reuse")
+        results["reusing floor"] = measure(floor.dir / "fastly.toml", REUSE_FLOOR_WASM, None, args.requests, work,
+                                           "floor-reuse")
         for n in pools:
             for share in shares:
                 name = f"chat, {n:,} keys" + (f", {share:.0%} cooling" if share else "")
                 proxy = latency.pool_proxy(sim, pool_keys[:n], share)  # also checks the pool via /v1/status
                 proxy.stop()
                 print(f"measuring {name} …", flush=True)
-                results[name] = per_request(proxy.config, harness.WASM, harness.TOKEN, args.requests, work,
-                                            f"proxy-{n}-{share}")
+                results[name] = measure(proxy.config, harness.WASM, harness.TOKEN, args.requests, work,
+                                        f"proxy-{n}-{share}")
     finally:
         sim.stop()
 
@@ -179,12 +232,13 @@ def main():
           "sandbox per request; reusing floor: the same under reusable sandboxes, its warm requests. Cold: a "
           "request that started a sandbox; warm: one a reused sandbox served (Viceroy 0.22 gives a sandbox at "
           "most 6). Each count less the mean of 5 intervals without a request.\n")
-    print("| cell | cold | warm | warm ÷ floor | warm ÷ reusing floor | cold ÷ floor |")
-    print("|---|---|---|---|---|---|")
+    print("| cell | cold | warm | warm ÷ floor | warm ÷ reusing floor | cold ÷ floor | host calls cold / warm |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
+        calls = r["host_calls"]
         print(f"| {name} ({r['cold_requests']} cold, {r['warm_requests']} warm) | {millions(r['cold'])} | "
               f"{millions(r['warm'])} | {ratio(r['warm'], floor)} | {ratio(r['warm'], reusing)} | "
-              f"{ratio(r['cold'], floor)} |")
+              f"{ratio(r['cold'], floor)} | {count(calls['cold'])} / {count(calls['warm'])} |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"\n(raw numbers in {args.json})")
