@@ -112,6 +112,7 @@ mod decide {
 mod google {
     pub(crate) mod classify;
     pub(crate) mod empty;
+    pub(crate) mod find;
     pub(crate) mod google_error;
     pub(crate) mod reason;
     pub(crate) mod tokens;

@@ -8,6 +8,7 @@
 //! within [`EMPTY_CHECK_LIMIT`] (an empty one is a few hundred bytes); a stream is read until
 //! its first event with content — nothing of it has reached the client before then anyway.
 
+use crate::google::find::{find, rfind};
 use serde_json::Value;
 
 /// The most bytes of a generation answer read to see whether it is empty (64 KiB). Past it,
@@ -81,8 +82,8 @@ impl Peeker {
 /// Where the last complete event of `bytes` ends (after its blank line: `\n\n`, or Google's
 /// native `\r\n\r\n`), or 0.
 fn last_event_end(bytes: &[u8]) -> usize {
-    let lf = bytes.windows(2).rposition(|w| w == b"\n\n").map_or(0, |at| at + 2);
-    let crlf = bytes.windows(4).rposition(|w| w == b"\r\n\r\n").map_or(0, |at| at + 4);
+    let lf = rfind(bytes, b"\n\n").map_or(0, |at| at + 2);
+    let crlf = rfind(bytes, b"\r\n\r\n").map_or(0, |at| at + 4);
     lf.max(crlf)
 }
 
@@ -145,14 +146,14 @@ fn is_empty_answer(body: &[u8]) -> bool {
 /// The common case, without parsing: a `"text"` or `"content"` string that is not empty, and no
 /// `"thought"` anywhere (a thought's text is no content). Anything else is parsed.
 fn plainly_has_text(json: &[u8]) -> bool {
-    let thought = json.windows(9).any(|w| w == b"\"thought\"");
+    let thought = find(json, b"\"thought\"").is_some();
     !thought && (non_empty_string_at(json, b"\"text\"") || non_empty_string_at(json, b"\"content\""))
 }
 
 /// Some `name` in `json` is followed by `:` and a string that is not empty.
 fn non_empty_string_at(json: &[u8], name: &[u8]) -> bool {
     let mut rest = json;
-    while let Some(at) = rest.windows(name.len()).position(|w| w == name) {
+    while let Some(at) = find(rest, name) {
         rest = &rest[at + name.len()..];
         let after = trim_start(rest);
         if let Some(value) = after.strip_prefix(b":").map(trim_start) {

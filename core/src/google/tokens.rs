@@ -3,6 +3,7 @@
 //! Interactions API) — which in a stream is the final chunk's. Only the tail of the body is
 //! kept ([`TAIL`] bytes), which holds that object in every shape Google answers with.
 
+use crate::google::find::rfind;
 use serde_json::Value;
 
 /// The bytes of an answer's end a [`Meter`] keeps.
@@ -89,10 +90,7 @@ pub(crate) fn tokens_in(bytes: &[u8]) -> Tokens {
 
 /// Where the last usage key in `bytes` starts, and its length.
 fn last_key(bytes: &[u8]) -> Option<(usize, usize)> {
-    USAGE_KEYS
-        .iter()
-        .filter_map(|key| bytes.windows(key.len()).rposition(|w| w == *key).map(|at| (at, key.len())))
-        .max_by_key(|(at, _)| *at)
+    USAGE_KEYS.iter().filter_map(|key| rfind(bytes, key).map(|at| (at, key.len()))).max_by_key(|(at, _)| *at)
 }
 
 /// The JSON object right after a key (`: {...}`), whole, if it ends in `bytes`.
