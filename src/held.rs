@@ -17,11 +17,7 @@ thread_local! {
 /// what is due is written too.
 pub fn count(kv: &StateStore, appends: Vec<Append>) {
     let now = now_ms();
-    let write = HELD.with_borrow_mut(|held| {
-        let mut write = held.hold(appends, now);
-        write.extend(held.take_due(now));
-        write
-    });
+    let write = HELD.with_borrow_mut(|held| held.count(appends, now));
     write.iter().for_each(|append| kv.count(append));
 }
 

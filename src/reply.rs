@@ -185,12 +185,14 @@ impl Relay {
 
     /// A whole answer, metered, and relabelled if the client asked by an alias.
     fn whole(&mut self, body: Vec<u8>) -> Vec<u8> {
-        if let Some(meter) = self.meter.as_mut() {
-            meter.feed(&body);
+        let relabelled = match self.pass(&body) {
+            Cow::Owned(out) => Some(out),
+            Cow::Borrowed(_) => None,
+        };
+        let mut out = relabelled.unwrap_or(body);
+        if let Some(rest) = self.relabel.as_mut().map(Relabel::finish) {
+            out.extend(rest);
         }
-        let Some(relabel) = self.relabel.as_mut() else { return body };
-        let mut out = relabel.feed(&body);
-        out.extend(relabel.finish());
         out
     }
 

@@ -21,9 +21,7 @@ pub async fn count(store: &StateStore, appends: Vec<Append>) {
     let now = now_ms();
     let (write, starts) = HELD.with_borrow_mut(|held| {
         let starts = held.due_in_ms(now).is_none();
-        let mut write = held.hold(appends, now);
-        write.extend(held.take_due(now));
-        (write, starts)
+        (held.count(appends, now), starts)
     });
     for append in &write {
         store.count(append).await;

@@ -178,7 +178,7 @@ pub use pool::names::{Bucket, MarkName};
 pub use pool::rng::Rng;
 
 // The shared state.
-pub use shared::batch::{UsageBatch, HOLD_MS as USAGE_HOLD_MS};
+pub use shared::batch::UsageBatch;
 pub use shared::failures::{recent as recent_failures, Failure, ITEM as FAILURES_ITEM};
 pub use shared::marks::{Entry, Mark, Marks};
 pub use shared::record::Write;

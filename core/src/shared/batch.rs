@@ -14,7 +14,7 @@
 use crate::shared::usage::Append;
 
 /// How long an instance holds usage lines before it writes them (milliseconds).
-pub const HOLD_MS: u64 = 1_000;
+pub(crate) const HOLD_MS: u64 = 1_000;
 /// Bytes held past which they are written at once, whatever their age.
 const MAX_HELD_BYTES: usize = 16 * 1024;
 
@@ -26,9 +26,17 @@ pub struct UsageBatch {
 }
 
 impl UsageBatch {
+    /// Takes a request's `appends` at `now_ms`: returns what to write now — what cannot wait,
+    /// and what is held if it is due — and holds the rest.
+    pub fn count(&mut self, appends: Vec<Append>, now_ms: u64) -> Vec<Append> {
+        let mut now = self.hold(appends, now_ms);
+        now.extend(self.take_due(now_ms));
+        now
+    }
+
     /// Takes a request's `appends` at `now_ms`: returns those to write now (a client's limit
     /// tokens), holds the rest.
-    pub fn hold(&mut self, appends: Vec<Append>, now_ms: u64) -> Vec<Append> {
+    fn hold(&mut self, appends: Vec<Append>, now_ms: u64) -> Vec<Append> {
         let (later, now): (Vec<Append>, Vec<Append>) = appends.into_iter().partition(|a| a.may_wait);
         for append in later {
             self.join(append);
@@ -56,7 +64,7 @@ impl UsageBatch {
     }
 
     /// What is held, if it is due at `now_ms`.
-    pub fn take_due(&mut self, now_ms: u64) -> Vec<Append> {
+    fn take_due(&mut self, now_ms: u64) -> Vec<Append> {
         match self.due_in_ms(now_ms) {
             Some(0) => self.take(),
             _ => Vec::new(),
