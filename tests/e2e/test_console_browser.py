@@ -1,15 +1,18 @@
 """The console in a real browser: Debian's Chromium, headless, driven by Playwright, against the
 proxy in Viceroy and the simulator. The screenshots it takes are the ones in the READMEs."""
 
+import datetime
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openai
 import pytest
 
 from harness import ADMIN_TOKEN, OTHER_TOKEN, ROOT, TOKEN, USAGE_HOLD_S, pool_lines, sim_keys
+from harness import key as api_key
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -155,15 +158,12 @@ def test_many_models_keep_the_matrix_small(browser, sim, proxies, edge):
 def history_items(days: int = 14) -> dict:
     """Usage of the past `days` quota days (Pacific), as the proxy itself would have appended
     it: two clients, two models, three keys, with tokens — preloaded into Viceroy's KV store."""
-    import datetime
-    from harness import key as api_key
 
     def fingerprint(text: str) -> str:
         h = 0xCBF29CE484222325
         for b in text.encode():
             h = ((h ^ b) * 0x100000001B3) % (1 << 64)
         return f"{h:016x}"
-    from zoneinfo import ZoneInfo
     today = datetime.datetime.now(ZoneInfo("America/Los_Angeles")).date()  # the quota day, daylight saving and all
     items = {}
     for back in range(1, days):
