@@ -12,6 +12,7 @@ use gemini_pool_core::{
 };
 use std::cell::RefCell;
 use std::io::Read;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// The backend declared in `fastly.toml`.
@@ -96,6 +97,13 @@ impl Served {
     }
 }
 
+/// Google's origin, parsed once per sandbox: a request's URL is this with its path and query
+/// set, so the scheme and host are not parsed again for every request.
+fn google_origin() -> &'static Url {
+    static PARSED: OnceLock<Url> = OnceLock::new();
+    PARSED.get_or_init(|| Url::parse(ORIGIN).expect("ORIGIN is a valid URL"))
+}
+
 /// One client request, ready to be sent with any key.
 pub struct Outbound {
     method: Method,
@@ -108,25 +116,15 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// `None` if the URL cannot be built (a query parameter no URL can carry).
     /// The client's request as Google gets it (`query`: sent instead of the client's).
-    pub fn new(
-        client: &Request,
-        route: &Route,
-        path: &str,
-        body: Payload,
-        stream: bool,
-        query: Option<&str>,
-    ) -> Option<Self> {
+    pub fn new(client: &Request, route: &Route, path: &str, body: Payload, stream: bool, query: Option<&str>) -> Self {
         let query = match query {
             Some(query) => Some(query.to_string()),
             None => forwarded_query(client.get_query_str(), route.forwarded_query_params()),
         };
-        let url = match query {
-            Some(q) => format!("{ORIGIN}{path}?{q}"),
-            None => format!("{ORIGIN}{path}"),
-        };
-        let url = Url::parse(&url).ok()?;
+        let mut url = google_origin().clone();
+        url.set_path(path);
+        url.set_query(query.as_deref());
         let headers = route
             .forwarded_headers()
             .iter()
@@ -134,7 +132,7 @@ impl Outbound {
             .collect();
         let native = route.is_native();
         let reading = route.reading(stream);
-        Some(Outbound { method: client.get_method().clone(), url, native, headers, body, reading })
+        Outbound { method: client.get_method().clone(), url, native, headers, body, reading }
     }
 
     /// Sends with `key`; returns when the response headers arrive: the answer for the core,
@@ -146,8 +144,11 @@ impl Outbound {
         }
         // Keys are visible ASCII (KeyPool skips anything else), so this cannot fail; if it
         // did, the attempt fails instead of the instance.
-        let credential =
-            if self.native { (key.to_string(), "x-goog-api-key") } else { (format!("Bearer {key}"), "authorization") };
+        let credential = if self.native {
+            (key.to_string(), "x-goog-api-key")
+        } else {
+            (["Bearer ", key].concat(), "authorization")
+        };
         let Ok(value) = HeaderValue::from_str(&credential.0) else {
             return (Answer::None { timeout: false, detail: "key is not a valid header value".into() }, None);
         };

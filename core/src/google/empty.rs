@@ -8,7 +8,7 @@
 //! within [`EMPTY_CHECK_LIMIT`] (an empty one is a few hundred bytes); a stream is read until
 //! its first event with content — nothing of it has reached the client before then anyway.
 
-use crate::google::find::{find, rfind};
+use crate::google::find::rfind;
 use serde_json::Value;
 
 /// The most bytes of a generation answer read to see whether it is empty (64 KiB). Past it,
@@ -144,25 +144,27 @@ fn is_empty_answer(body: &[u8]) -> bool {
 }
 
 /// The common case, without parsing: a `"text"` or `"content"` string that is not empty, and no
-/// `"thought"` anywhere (a thought's text is no content). Anything else is parsed.
+/// `"thought"` anywhere (a thought's text is no content). Anything else is parsed. One pass:
+/// each quote in `json` is looked at once, for the three names.
 fn plainly_has_text(json: &[u8]) -> bool {
-    let thought = find(json, b"\"thought\"").is_some();
-    !thought && (non_empty_string_at(json, b"\"text\"") || non_empty_string_at(json, b"\"content\""))
+    let mut text = false;
+    let mut from = 0;
+    while let Some(i) = json.get(from..).and_then(|rest| rest.iter().position(|&b| b == b'"')) {
+        let at = &json[from + i..];
+        if at.starts_with(b"\"thought\"") {
+            return false;
+        }
+        text = text || non_empty_string_after(at, b"\"text\"") || non_empty_string_after(at, b"\"content\"");
+        from += i + 1;
+    }
+    text
 }
 
-/// Some `name` in `json` is followed by `:` and a string that is not empty.
-fn non_empty_string_at(json: &[u8], name: &[u8]) -> bool {
-    let mut rest = json;
-    while let Some(at) = find(rest, name) {
-        rest = &rest[at + name.len()..];
-        let after = trim_start(rest);
-        if let Some(value) = after.strip_prefix(b":").map(trim_start) {
-            if value.first() == Some(&b'"') && value.get(1).is_some_and(|&c| c != b'"') {
-                return true;
-            }
-        }
-    }
-    false
+/// `json` starts with `name`, then `:` and a string that is not empty.
+fn non_empty_string_after(json: &[u8], name: &[u8]) -> bool {
+    let Some(after) = json.strip_prefix(name) else { return false };
+    let value = trim_start(after).strip_prefix(b":").map(trim_start).unwrap_or_default();
+    value.first() == Some(&b'"') && value.get(1).is_some_and(|&c| c != b'"')
 }
 
 fn trim_start(bytes: &[u8]) -> &[u8] {

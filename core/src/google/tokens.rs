@@ -4,7 +4,7 @@
 //! kept ([`TAIL`] bytes), which holds that object in every shape Google answers with.
 
 use crate::google::find::rfind;
-use serde_json::Value;
+use serde::Deserialize;
 
 /// The bytes of an answer's end a [`Meter`] keeps.
 pub(crate) const TAIL: usize = 16 * 1024;
@@ -120,34 +120,70 @@ fn object_after(bytes: &[u8]) -> Option<&[u8]> {
     None
 }
 
-/// A usage object in any of Google's shapes.
+/// A usage object in any of Google's shapes, as its fields (read straight into these, without
+/// building a `serde_json::Value`: the usage of every answer is read).
+#[derive(Deserialize)]
+struct Usage {
+    // Native (`usageMetadata`).
+    #[serde(rename = "promptTokenCount")]
+    prompt_token_count: Option<u64>,
+    #[serde(rename = "toolUsePromptTokenCount")]
+    tool_use_prompt_token_count: Option<u64>,
+    #[serde(rename = "candidatesTokenCount")]
+    candidates_token_count: Option<u64>,
+    #[serde(rename = "thoughtsTokenCount")]
+    thoughts_token_count: Option<u64>,
+    #[serde(rename = "cachedContentTokenCount")]
+    cached_content_token_count: Option<u64>,
+    #[serde(rename = "totalTokenCount")]
+    total_token_count: Option<u64>,
+    // The Interactions API.
+    total_input_tokens: Option<u64>,
+    total_tool_use_tokens: Option<u64>,
+    total_output_tokens: Option<u64>,
+    total_thought_tokens: Option<u64>,
+    total_cached_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+    // OpenAI's shape.
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    completion_tokens_details: Option<Details>,
+    prompt_tokens_details: Option<Details>,
+}
+
+/// OpenAI's `*_tokens_details`.
+#[derive(Deserialize)]
+struct Details {
+    reasoning_tokens: Option<u64>,
+    cached_tokens: Option<u64>,
+}
+
+/// The tokens of a usage object in any of Google's shapes (`None`: not one of them).
 fn read_usage(object: &[u8]) -> Option<Tokens> {
-    let usage: Value = serde_json::from_slice(object).ok()?;
-    let n = |path: &[&str]| path.iter().try_fold(&usage, |v, key| v.get(key)).and_then(Value::as_u64).unwrap_or(0);
-    let tokens = if usage.get("promptTokenCount").is_some() || usage.get("totalTokenCount").is_some() {
+    let usage: Usage = serde_json::from_slice(object).ok()?;
+    let n = |field: Option<u64>| field.unwrap_or(0);
+    let tokens = if usage.prompt_token_count.is_some() || usage.total_token_count.is_some() {
         Tokens {
-            prompt: n(&["promptTokenCount"]).saturating_add(n(&["toolUsePromptTokenCount"])),
-            completion: n(&["candidatesTokenCount"]),
-            thinking: n(&["thoughtsTokenCount"]),
-            cached: n(&["cachedContentTokenCount"]),
+            prompt: n(usage.prompt_token_count).saturating_add(n(usage.tool_use_prompt_token_count)),
+            completion: n(usage.candidates_token_count),
+            thinking: n(usage.thoughts_token_count),
+            cached: n(usage.cached_content_token_count),
         }
-    } else if usage.get("total_input_tokens").is_some()
-        || usage.get("total_tokens").is_some() && usage.get("prompt_tokens").is_none()
-    {
+    } else if usage.total_input_tokens.is_some() || usage.total_tokens.is_some() && usage.prompt_tokens.is_none() {
         Tokens {
-            prompt: n(&["total_input_tokens"]).saturating_add(n(&["total_tool_use_tokens"])),
-            completion: n(&["total_output_tokens"]),
-            thinking: n(&["total_thought_tokens"]),
-            cached: n(&["total_cached_tokens"]),
+            prompt: n(usage.total_input_tokens).saturating_add(n(usage.total_tool_use_tokens)),
+            completion: n(usage.total_output_tokens),
+            thinking: n(usage.total_thought_tokens),
+            cached: n(usage.total_cached_tokens),
         }
-    } else if usage.get("prompt_tokens").is_some() {
+    } else if usage.prompt_tokens.is_some() {
         // OpenAI's shape: `completion_tokens` includes the reasoning tokens it details.
-        let thinking = n(&["completion_tokens_details", "reasoning_tokens"]);
+        let thinking = n(usage.completion_tokens_details.and_then(|d| d.reasoning_tokens));
         Tokens {
-            prompt: n(&["prompt_tokens"]),
-            completion: n(&["completion_tokens"]).saturating_sub(thinking),
+            prompt: n(usage.prompt_tokens),
+            completion: n(usage.completion_tokens).saturating_sub(thinking),
             thinking,
-            cached: n(&["prompt_tokens_details", "cached_tokens"]),
+            cached: n(usage.prompt_tokens_details.and_then(|d| d.cached_tokens)),
         }
     } else {
         return None;

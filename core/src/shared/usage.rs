@@ -78,12 +78,27 @@ fn day(now_ms: u64, zone: ResetZone) -> String {
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
     let local = now + zone.offset_at(now);
     let (y, m, d) = civil_from_days(local.div_euclid(86_400));
-    format!("{y:04}-{m:02}-{d:02}")
+    let mut out = String::with_capacity(10);
+    push_padded(&mut out, u64::try_from(y).unwrap_or(0), 4);
+    out.push('-');
+    push_padded(&mut out, u64::from(m), 2);
+    out.push('-');
+    push_padded(&mut out, u64::from(d), 2);
+    out
+}
+
+/// `n` in decimal, with leading zeros to `width` digits (without `core::fmt`, which costs
+/// more than the rest of a usage line: this runs for every request).
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
+    out.push_str(digits);
 }
 
 /// The KV key of a day's shard.
 fn item_name(day: &str, shard: usize) -> String {
-    format!("usage/{day}/{shard}")
+    ["usage/", day, "/", itoa::Buffer::new().format(shard)].concat()
 }
 
 /// Seconds an append keeps its item: until the end of the next quota day.
@@ -125,7 +140,7 @@ fn line(out: &mut String, kind: char, name: &str, model: &str, ok: bool, tokens:
         out.push(' ');
         out.push_str(field);
     }
-    out.push_str(&token_fields(tokens));
+    push_token_fields(out, tokens);
     out.push('\n');
 }
 
@@ -412,10 +427,14 @@ impl Usage {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = format!("= {}\n", self.keys.len() + self.clients.len());
         for ((fp, model), c) in &self.keys {
-            out.push_str(&format!("k {fp} {model} {} {}{}\n", c.ok, c.failed, token_fields(c.tokens)));
+            out.push_str(&format!("k {fp} {model} {} {}", c.ok, c.failed));
+            push_token_fields(&mut out, c.tokens);
+            out.push('\n');
         }
         for ((client, model), c) in &self.clients {
-            out.push_str(&format!("c {} {model} {} {}{}\n", escape(client), c.ok, c.failed, token_fields(c.tokens)));
+            out.push_str(&format!("c {} {model} {} {}", escape(client), c.ok, c.failed));
+            push_token_fields(&mut out, c.tokens);
+            out.push('\n');
         }
         out.into_bytes()
     }
@@ -428,11 +447,14 @@ fn add_to(total: &mut Count, more: Count) {
 }
 
 /// ` <prompt> <completion> <thinking> <cached>`, or nothing for no tokens.
-fn token_fields(tokens: Tokens) -> String {
+fn push_token_fields(out: &mut String, tokens: Tokens) {
     if tokens.is_zero() {
-        return String::new();
+        return;
     }
-    format!(" {} {} {} {}", tokens.prompt, tokens.completion, tokens.thinking, tokens.cached)
+    for n in [tokens.prompt, tokens.completion, tokens.thinking, tokens.cached] {
+        out.push(' ');
+        out.push_str(itoa::Buffer::new().format(n));
+    }
 }
 
 /// Lines in an item (to decide on compaction).
