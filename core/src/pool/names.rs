@@ -29,20 +29,28 @@ impl<'a> Bucket<'a> {
 }
 
 /// The name of a mark: `k:<16 hex digits>` for a key, `p:<encoded project>` for a project.
+/// A key's name is held inline: every candidate key a request considers is named, so naming
+/// one allocates nothing. (Ordered as its text: every key's name before every project's.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MarkName(String);
+pub struct MarkName(Name);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Name {
+    /// `k:<16 hex digits>`.
+    Key([u8; KEY_NAME_LEN]),
+    /// `p:<encoded project>`.
+    Project(String),
+}
+
+/// The length of a key's mark name: `k:` and 16 hex digits.
+const KEY_NAME_LEN: usize = 18;
 
 impl MarkName {
     /// The one naming function.
     pub fn of(bucket: Bucket<'_>) -> Self {
         match bucket {
-            Bucket::Key(fp) => MarkName(fp.with_hex(|hex| {
-                let mut name = String::with_capacity(18);
-                name.push_str("k:");
-                name.push_str(hex);
-                name
-            })),
-            Bucket::Project(project) => MarkName(format!("p:{}", escape(project))),
+            Bucket::Key(fp) => fp.with_hex(|hex| MarkName::key_named(hex.as_bytes())),
+            Bucket::Project(project) => MarkName(Name::Project(format!("p:{}", escape(project)))),
         }
     }
 
@@ -51,25 +59,48 @@ impl MarkName {
         MarkName::of(Bucket::Key(key.fingerprint))
     }
 
+    /// `k:` and `hex` (16 lowercase hex digits, checked by the callers).
+    fn key_named(hex: &[u8]) -> Self {
+        let mut name = [0u8; KEY_NAME_LEN];
+        name[..2].copy_from_slice(b"k:");
+        name[2..].copy_from_slice(hex);
+        MarkName(Name::Key(name))
+    }
+
+    /// The name as stored, as bytes (what lookups compare and hash).
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Name::Key(name) => name,
+            Name::Project(name) => name.as_bytes(),
+        }
+    }
+
     /// The name as stored.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Built only from `k:` and hex digits: always text.
+            Name::Key(name) => std::str::from_utf8(name).unwrap_or_default(),
+            Name::Project(name) => name,
+        }
     }
 
     /// Reads a stored name back: `None` unless it is one [`MarkName::of`] could have written.
     pub fn parse(text: &str) -> Option<Self> {
-        let well_formed = match text.split_once(':')? {
-            ("k", hex) => hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
-            ("p", rest) => !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_graphic()),
-            _ => false,
-        };
-        well_formed.then(|| MarkName(text.to_string()))
+        match text.split_once(':')? {
+            ("k", hex) if hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {
+                Some(MarkName::key_named(hex.as_bytes()))
+            }
+            ("p", rest) if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_graphic()) => {
+                Some(MarkName(Name::Project(text.to_string())))
+            }
+            _ => None,
+        }
     }
 }
 
 impl fmt::Display for MarkName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

@@ -142,7 +142,7 @@ impl Marks {
         let mut hashes = BTreeSet::new();
         hashes.extend(self.records().map(|(hash, _)| hash));
         hashes.extend(self.lines().map(|(name, _)| fnv(name)));
-        hashes.extend(self.local.iter().map(|(name, _)| fnv(name.as_str().as_bytes())));
+        hashes.extend(self.local.iter().map(|(name, _)| fnv(name.as_bytes())));
         hashes.into_iter().filter_map(|hash| self.by_hash(hash, None, true).map(|m| (hash, m))).collect()
     }
 
@@ -191,7 +191,7 @@ impl Marks {
         if self.is_empty() {
             return None;
         }
-        self.by_hash(fnv(name.as_str().as_bytes()), Some(name), with_local)
+        self.by_hash(fnv(name.as_bytes()), Some(name), with_local)
     }
 
     /// Merges, in order, the records, lines and (if asked) local changes of one name, known by
@@ -208,10 +208,10 @@ impl Marks {
             mark = merge(mark, entry);
             at += 1;
         }
-        let same = |n: &[u8]| name.map_or_else(|| fnv(n) == hash, |name| n == name.as_str().as_bytes());
+        let same = |n: &[u8]| name.map_or_else(|| fnv(n) == hash, |name| n == name.as_bytes());
         // A line is parsed only if it names `name` (lookups run for every candidate key).
         let names = |line: &&[u8]| match name {
-            Some(name) => line.strip_prefix(name.as_str().as_bytes()).is_some_and(|rest| rest.first() == Some(&b' ')),
+            Some(name) => line.strip_prefix(name.as_bytes()).is_some_and(|rest| rest.first() == Some(&b' ')),
             None => true,
         };
         for (n, entry) in self.raw_lines().filter(names).filter_map(parse_line) {
@@ -220,7 +220,7 @@ impl Marks {
             }
         }
         for (n, entry) in self.local.iter().filter(|_| with_local) {
-            if same(n.as_str().as_bytes()) {
+            if same(n.as_bytes()) {
                 mark = merge(mark, *entry);
             }
         }
