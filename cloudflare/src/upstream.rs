@@ -9,7 +9,9 @@ use gemini_pool_core::{upload_session, Answer, Peek, Peeker, Reading, Spot, ERRO
 use std::cell::RefCell;
 use std::pin::pin;
 use std::time::Duration;
-use worker::{js_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
+use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, web_sys, AbortController, Delay, Headers, Method, RequestInit, RequestRedirect, Response};
 
 /// A request's body: read (and sent again on a retry), or an upload's bytes streaming through
 /// from the client (sent once).
@@ -130,14 +132,13 @@ impl Upstream {
                 None => return Err(NoAnswer { timeout: false, detail: "the upload was sent already".into() }),
             },
         }
-        let request = Request::new_with_init(&self.url, &init).map_err(failed)?;
         let controller = AbortController::default();
-        let signal = controller.signal();
-        let sending = Fetch::Request(request);
-        let fetch = pin!(sending.send_with_signal(&signal));
+        let init = web_sys::RequestInit::from(&init);
+        init.set_signal(Some(&controller.signal()));
+        let fetch = pin!(fetch_url(&self.url, &init));
         let timer = pin!(Delay::from(Duration::from_millis(self.first_byte_timeout_ms)));
         match select(fetch, timer).await {
-            Either::Left((answer, _)) => answer.map_err(failed),
+            Either::Left((answer, _)) => answer.map(Response::from).map_err(failed),
             Either::Right(_) => {
                 controller.abort();
                 let detail = format!("no answer within {} ms", self.first_byte_timeout_ms);
@@ -145,6 +146,15 @@ impl Upstream {
             }
         }
     }
+}
+
+/// `fetch(url, init)`, straight from the URL: a `worker::Request` would first be built to be
+/// sent, and building one reads the request's `cf` object and parses its URL again, for
+/// every attempt.
+async fn fetch_url(url: &str, init: &web_sys::RequestInit) -> worker::Result<web_sys::Response> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let answer = JsFuture::from(global.fetch_with_str_and_init(url, init)).await?;
+    Ok(answer.dyn_into()?)
 }
 
 /// Reads the head of a response's body until `decide` decides (or the body ends), then puts
