@@ -122,6 +122,12 @@ impl Outbound {
             Some(query) => Some(query.to_string()),
             None => forwarded_query(client.get_query_str(), route.forwarded_query_params()),
         };
+        // A path the core builds may carry a query of its own (a list's `pageSize`).
+        let (path, own) = path.split_once('?').map_or((path, None), |(path, own)| (path, Some(own)));
+        let query = match (own, query) {
+            (Some(own), Some(query)) => Some([own, "&", &query].concat()),
+            (own, query) => query.or_else(|| own.map(str::to_string)),
+        };
         let mut url = google_origin().clone();
         url.set_path(path);
         url.set_query(query.as_deref());

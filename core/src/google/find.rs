@@ -2,9 +2,10 @@
 //! an answer's bytes.
 //!
 //! Answers are scanned as they pass — for token counts, for events — so the scan is on every
-//! request's path. It looks for the needle's first byte, checks the byte after it, and compares
-//! the rest only where both match: comparing at every offset (`windows(n).position(|w| w == needle)`) costs a call
-//! to `memcmp` per byte of the answer, the largest single cost of a request in the guest.
+//! request's path. It looks for the needle's first byte, checks the byte after it, and
+//! compares the rest only where both match: comparing at every offset
+//! (`windows(n).position(|w| w == needle)`) costs a call to `memcmp` per byte of the answer,
+//! once the largest single cost of a request in the guest.
 
 /// Where `needle` last occurs in `hay`.
 pub(crate) fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {

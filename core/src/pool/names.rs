@@ -62,8 +62,9 @@ impl MarkName {
     /// `k:` and `hex` (16 lowercase hex digits, checked by the callers).
     fn key_named(hex: &[u8]) -> Self {
         let mut name = [0u8; KEY_NAME_LEN];
-        name[..2].copy_from_slice(b"k:");
-        name[2..].copy_from_slice(hex);
+        for (to, from) in name.iter_mut().zip(b"k:".iter().chain(hex)) {
+            *to = *from;
+        }
         MarkName(Name::Key(name))
     }
 
