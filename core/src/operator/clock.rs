@@ -124,6 +124,27 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// A day number as `YYYY-MM-DD` (how usage items and `/v1/usage` name a day). Written without
+/// `core::fmt`: every request names its day.
+pub(crate) fn day_text(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    let mut out = String::with_capacity(10);
+    push_padded(&mut out, u64::try_from(y).unwrap_or(0), 4);
+    out.push('-');
+    push_padded(&mut out, u64::from(m), 2);
+    out.push('-');
+    push_padded(&mut out, u64::from(d), 2);
+    out
+}
+
+/// `n` in decimal, with leading zeros to `width` digits.
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
+    out.push_str(digits);
+}
+
 /// RFC 3339 UTC with milliseconds, as the seed's `/v1/status` prints it.
 pub(crate) fn rfc3339_millis(unix_ms: u64) -> String {
     let secs = (unix_ms / 1000) as i64;
@@ -153,6 +174,8 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), days);
         }
         assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(day_text(0), "1970-01-01");
+        assert_eq!(day_text(days_from_civil(2026, 12, 4)), "2026-12-04");
     }
 
     #[test]

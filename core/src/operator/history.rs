@@ -14,7 +14,7 @@
 
 use crate::client::auth::{query_param, Caller};
 use crate::client::envelope::ErrorReply;
-use crate::operator::clock::{civil_from_days, days_from_civil, ResetZone};
+use crate::operator::clock::{civil_from_days, day_text, days_from_civil, ResetZone};
 use crate::shared::usage::{Count, Usage, SHARDS};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -244,11 +244,6 @@ fn day_number(text: &str) -> Option<i64> {
     let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
     let n = days_from_civil(y, m, d);
     (civil_from_days(n) == (y, m, d)).then_some(n)
-}
-
-fn day_text(n: i64) -> String {
-    let (y, m, d) = civil_from_days(n);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 
 use crate::decide::limits;
 use crate::google::tokens::Tokens;
-use crate::operator::clock::{civil_from_days, ResetZone};
+use crate::operator::clock::{day_text, ResetZone};
 use crate::pool::keys::{ApiKey, Fingerprint};
 use crate::pool::names::{escape, unescape};
 use crate::pool::rng::Rng;
@@ -77,23 +77,7 @@ pub(crate) fn day_of(now_ms: u64, zone: ResetZone) -> String {
 fn day(now_ms: u64, zone: ResetZone) -> String {
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
     let local = now + zone.offset_at(now);
-    let (y, m, d) = civil_from_days(local.div_euclid(86_400));
-    let mut out = String::with_capacity(10);
-    push_padded(&mut out, u64::try_from(y).unwrap_or(0), 4);
-    out.push('-');
-    push_padded(&mut out, u64::from(m), 2);
-    out.push('-');
-    push_padded(&mut out, u64::from(d), 2);
-    out
-}
-
-/// `n` in decimal, with leading zeros to `width` digits (without `core::fmt`, which costs
-/// more than the rest of a usage line: this runs for every request).
-fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(n);
-    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
-    out.push_str(digits);
+    day_text(local.div_euclid(86_400))
 }
 
 /// The KV key of a day's shard.
