@@ -39,7 +39,8 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let path = route.upstream_path().unwrap_or_default();
     // A streamed body can be sent once: one attempt.
     let upstream_limit = if matches!(payload, Payload::Stream(_)) { 1 } else { MAX_UPSTREAM_REQUESTS };
-    let outbound = Outbound::new(client, route, &path, payload, facts.stream, query);
+    let outbound = Outbound::new(client, route, &path, payload, facts.stream, query)
+        .ok_or_else(|| Rejection::new(dialect, ErrorReply::bad_request("invalid_query", "Invalid query string.")))?;
 
     let kv = StateStore::open();
     let mut flow = Flow::new(cx.secrets.count(), model.as_deref(), seed(), upstream_limit)
@@ -95,7 +96,9 @@ fn gate(cx: &Context<'_>) -> Result<Option<Gate>, Rejection> {
 /// caller's, and merges the pages.
 fn list(client: &Request, route: &Route, kind: Kind, cx: &Context<'_>) -> Result<(Response, After), Rejection> {
     let path = route.upstream_path().unwrap_or_default();
-    let outbound = Outbound::new(client, route, &path, Payload::Bytes(Vec::new()), false, None);
+    let outbound = Outbound::new(client, route, &path, Payload::Bytes(Vec::new()), false, None).ok_or_else(|| {
+        Rejection::new(route.dialect, ErrorReply::bad_request("invalid_query", "Invalid query string."))
+    })?;
     let mut send = |keys: &[ApiKey<'_>]| keys.iter().map(|key| outbound.send(key.secret, cx.ops).0).collect();
     let mut listing = Listing::new(kind, &cx.caller, cx.secrets.count());
     let kv = StateStore::open();

@@ -97,11 +97,11 @@ impl Served {
     }
 }
 
-/// Google's origin, parsed once per sandbox: a request's URL is this with its path and query
-/// set, so the scheme and host are not parsed again for every request.
-fn google_origin() -> &'static Url {
-    static PARSED: OnceLock<Url> = OnceLock::new();
-    PARSED.get_or_init(|| Url::parse(ORIGIN).expect("ORIGIN is a valid URL"))
+/// Google's origin, parsed once per sandbox: a request's URL is its path and query joined to
+/// this.
+fn google_origin() -> Option<&'static Url> {
+    static PARSED: OnceLock<Option<Url>> = OnceLock::new();
+    PARSED.get_or_init(|| Url::parse(ORIGIN).ok()).as_ref()
 }
 
 /// One client request, ready to be sent with any key.
@@ -116,21 +116,26 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// `None` if the URL cannot be built (a query parameter no URL can carry).
     /// The client's request as Google gets it (`query`: sent instead of the client's).
-    pub fn new(client: &Request, route: &Route, path: &str, body: Payload, stream: bool, query: Option<&str>) -> Self {
+    pub fn new(
+        client: &Request,
+        route: &Route,
+        path: &str,
+        body: Payload,
+        stream: bool,
+        query: Option<&str>,
+    ) -> Option<Self> {
         let query = match query {
             Some(query) => Some(query.to_string()),
             None => forwarded_query(client.get_query_str(), route.forwarded_query_params()),
         };
-        // A path the core builds may carry a query of its own (a list's `pageSize`).
-        let (path, own) = path.split_once('?').map_or((path, None), |(path, own)| (path, Some(own)));
-        let query = match (own, query) {
-            (Some(own), Some(query)) => Some([own, "&", &query].concat()),
-            (own, query) => query.or_else(|| own.map(str::to_string)),
+        let relative = match query {
+            Some(q) => [path, "?", &q].concat(),
+            None => path.to_string(),
         };
-        let mut url = google_origin().clone();
-        url.set_path(path);
-        url.set_query(query.as_deref());
+        // Relative to the origin parsed once: its scheme and host are not parsed again.
+        let url = google_origin()?.join(&relative).ok()?;
         let headers = route
             .forwarded_headers()
             .iter()
@@ -138,7 +143,7 @@ impl Outbound {
             .collect();
         let native = route.is_native();
         let reading = route.reading(stream);
-        Outbound { method: client.get_method().clone(), url, native, headers, body, reading }
+        Some(Outbound { method: client.get_method().clone(), url, native, headers, body, reading })
     }
 
     /// Sends with `key`; returns when the response headers arrive: the answer for the core,
