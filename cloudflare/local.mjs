@@ -7,7 +7,8 @@
 //
 // options.json: { "port": 8787, "vars": { "GEMINI_API_KEYS": "...", ... },
 //                 "durableObjects": true, "persist": "/path/to/state",
-//                 "script": "/another/worker.js" (the bench's floor; default: build/index.js) }
+//                 "script": "/another/worker.js" (the bench's floor; default: build/index.js),
+//                 "inspectorPort": 9229 (V8's inspector, to profile the Worker's CPU; default: off) }
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +27,7 @@ const worker = new Miniflare({
   durableObjectsPersist: options.persist ?? false,
   host: "127.0.0.1",
   port: options.port,
+  inspectorPort: options.inspectorPort,
 });
 const url = await worker.ready;
 console.log(`ready on ${url}`);

@@ -2,6 +2,7 @@
 //! and the console page.
 
 use crate::context::{now_ms, Cx, Rejection};
+use crate::incoming::Incoming;
 use crate::steps::{self, Io};
 use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
@@ -11,7 +12,8 @@ use gemini_pool_core::{
     recent_failures, AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, Gate, Policy, Reading,
     StatusInput, Usage, UsageQuery, FAILURES_ITEM,
 };
-use worker::{Headers, Method, Request, Response, Result};
+use std::rc::Rc;
+use worker::{Headers, Method, Response, Result};
 
 fn failed(cx: &Cx) -> impl Fn(worker::Error) -> Rejection + '_ {
     move |e| Rejection::config(cx.dialect, e)
@@ -82,11 +84,11 @@ async fn limit_gates(
 }
 
 /// `GET /v1/usage`: past days' counts, grouped as the query asks (as on Fastly).
-pub(crate) async fn usage(req: &Request, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
-    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
-    let accept = req.headers().get("accept").ok().flatten().unwrap_or_default();
+pub(crate) async fn usage(req: &Incoming, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
+    let query = req.query();
+    let accept = req.header("accept").unwrap_or_default();
     let (zone, keep_days) = (cx.settings.reset_zone, cx.settings.history_days);
-    let asked = UsageQuery::parse(query.as_deref(), &cx.caller, now_ms(), zone, keep_days, accept.contains("text/csv"))
+    let asked = UsageQuery::parse(query, &cx.caller, now_ms(), zone, keep_days, accept.contains("text/csv"))
         .map_err(|reply| Rejection::new(cx.dialect, reply))?;
     let store = StateStore::open(&cx.env);
     let read = store.read_items(&asked.items()).await;
@@ -100,7 +102,7 @@ pub(crate) async fn usage(req: &Request, cx: &mut Cx) -> std::result::Result<Res
 
 /// The key check's I/O: its key lists and knobs; its `Send` probes keys side by side.
 struct Prober<'a, 'c> {
-    lists: &'a [String],
+    lists: &'a [Rc<str>],
     cx: &'c Cx,
     base: String,
     first_byte_timeout_ms: u64,
@@ -134,9 +136,8 @@ impl<'a> Io<'a> for Prober<'a, '_> {
 
 /// `POST /v1/keys/check?cursor=N`: one batch of keys probed side by side, as on Fastly: the
 /// core's [`Check`] decides the rest (run by [`steps::run`]).
-pub(crate) async fn key_check(req: &Request, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
-    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
-    let cursor = Check::cursor(query.as_deref()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
+pub(crate) async fn key_check(req: &Incoming, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
+    let cursor = Check::cursor(req.query()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
     let store = StateStore::open(&cx.env);
     let lists = std::mem::take(&mut cx.lists);
     let mut check = Check::new(lists.len(), cursor, &config::KEY_VARS);

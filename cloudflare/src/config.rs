@@ -12,13 +12,14 @@
 use gemini_pool_core::{same_token, Policy};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use worker::Env;
 
 thread_local! {
     /// Every variable and secret this isolate has read. An isolate runs one version of the
     /// Worker, whose bindings never change (a new deploy starts new isolates), so what it read
     /// once stays true: later requests skip the calls into JavaScript and the string copies.
-    static READ: RefCell<HashMap<String, Option<String>>> = RefCell::default();
+    static READ: RefCell<HashMap<String, Option<Rc<str>>>> = RefCell::default();
     /// Client policies parsed, by label (at most 256; an error is not kept).
     static POLICIES: RefCell<HashMap<String, Option<Policy>>> = RefCell::default();
 }
@@ -37,10 +38,15 @@ pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 
 /// A variable or secret, if set (read once per isolate).
 pub fn text(env: &Env, name: &str) -> Option<String> {
+    shared_text(env, name).map(|text| text.to_string())
+}
+
+/// A variable or secret, if set, without a copy of its own (key lists are tens of KB).
+pub fn shared_text(env: &Env, name: &str) -> Option<Rc<str>> {
     if let Some(read) = READ.with_borrow(|read| read.get(name).cloned()) {
         return read;
     }
-    let value = env.secret(name).ok().or_else(|| env.var(name).ok()).map(|v| v.to_string());
+    let value: Option<Rc<str>> = env.secret(name).ok().or_else(|| env.var(name).ok()).map(|v| v.to_string().into());
     READ.with_borrow_mut(|read| read.insert(name.to_string(), value.clone()));
     value
 }

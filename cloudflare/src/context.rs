@@ -36,7 +36,7 @@ pub struct Cx {
     pub(crate) policy: Option<Policy>,
     pub(crate) dialect: Dialect,
     pub(crate) settings: RequestSettings,
-    pub(crate) lists: Vec<String>,
+    pub(crate) lists: Vec<std::rc::Rc<str>>,
     /// Subrequests one request may make (`SUBREQUEST_LIMIT`; 50 on the free plan).
     pub(crate) subrequests: usize,
     /// How long Google may take to answer (`FIRST_BYTE_TIMEOUT_MS`).
@@ -84,7 +84,7 @@ impl Cx {
 
     /// Every part of the pool.
     pub(crate) fn whole_pool(&self) -> std::result::Result<KeyPool<'_>, Rejection> {
-        let pool = KeyPool::new(self.lists.iter());
+        let pool = KeyPool::new(self.lists.iter().map(|list| &**list));
         if pool.is_empty() {
             return Err(Rejection::config(self.dialect, config::empty_pool()));
         }

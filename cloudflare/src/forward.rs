@@ -3,6 +3,7 @@
 
 use crate::config;
 use crate::context::{now_ms, seed, Cx, Rejection};
+use crate::incoming::Incoming;
 use crate::reply;
 use crate::reply::{Pass, Timing};
 use crate::steps::{self, Io, StoreOnly};
@@ -15,7 +16,7 @@ use gemini_pool_core::{
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{Context, Method, Request, Response, Result};
+use worker::{Context, Method, Response, Result};
 
 /// State calls outside the attempts: the first read, the read of the other parts (widening),
 /// and the usage count after the response (append, check, compaction) — one object each.
@@ -30,7 +31,7 @@ fn attempts_within(subrequests: usize, per_batch: usize) -> usize {
 /// A request's I/O: its key lists and knobs; it sends the client's request and keeps a
 /// success's response to deliver it.
 struct Forwarder<'a, 'c> {
-    lists: &'a [String],
+    lists: &'a [Rc<str>],
     cx: &'c Cx,
     upstream: Upstream,
     served: Option<Response>,
@@ -58,7 +59,7 @@ impl<'a> Io<'a> for Forwarder<'a, '_> {
 
 /// A request for Google's API: the same flow as on Fastly (see `src/forward.rs` there).
 pub(crate) async fn forward(
-    req: &mut Request,
+    req: &Incoming,
     routed: &Route,
     cx: &mut Cx,
     ctx: &Context,
@@ -82,21 +83,16 @@ pub(crate) async fn forward(
     }
     let model = model.or(facts.model);
     let named = named(routed, payload.bytes());
-    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
     let forwarded = match instead {
         Some(query) => Some(query.to_string()),
-        None => gemini_pool_core::forwarded_query(query.as_deref(), routed.forwarded_query_params()),
+        None => gemini_pool_core::forwarded_query(req.query(), routed.forwarded_query_params()),
     };
     let path = routed.upstream_path().unwrap_or_default();
     let url = match forwarded {
         Some(q) => format!("{}{path}?{q}", config::base_url(&cx.env)),
         None => format!("{}{path}", config::base_url(&cx.env)),
     };
-    let headers = routed
-        .forwarded_headers()
-        .iter()
-        .filter_map(|n| req.headers().get(n).ok().flatten().map(|v| (*n, v)))
-        .collect();
+    let headers = routed.forwarded_headers().iter().filter_map(|n| req.header(n).map(|v| (*n, v))).collect();
     let first_byte_timeout_ms = cx.first_byte_timeout_ms;
     // A streamed body can be sent once: one attempt.
     let streamed = matches!(payload, Payload::Stream(_));
@@ -207,23 +203,22 @@ async fn list(routed: &Route, kind: Kind, cx: &mut Cx) -> std::result::Result<Re
 
 /// The request body: an upload's bytes stream through (within `max_upload_bytes`), any other
 /// body is read (within `max_body_bytes`) so that a retry can send it again.
-async fn payload(req: &mut Request, routed: &Route, cx: &Cx) -> std::result::Result<Payload, Rejection> {
+async fn payload(req: &Incoming, routed: &Route, cx: &Cx) -> std::result::Result<Payload, Rejection> {
     let dialect = routed.dialect;
     if let Some(header) = routed.upload_size_header() {
-        let announced = req.headers().get(header).ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+        let announced = req.header(header).and_then(|v| v.trim().parse::<u64>().ok());
         let limit = SettingsReader::new(|name: &str| config::knob(&cx.env, name))
             .upload_limit()
             .map_err(|e| Rejection::config(dialect, e))?;
         upload_fits(announced, limit).map_err(|reply| Rejection::new(dialect, reply))?;
     }
     if matches!(routed.resource_call(), Some(ResourceCall::Upload(_) | ResourceCall::MultipartUpload)) {
-        let stream = req.inner().body().map(worker::wasm_bindgen::JsValue::from);
-        return Ok(Payload::Stream(std::cell::RefCell::new(stream)));
+        return Ok(Payload::Stream(std::cell::RefCell::new(req.body())));
     }
     if !matches!(req.method(), Method::Post | Method::Patch) {
         return Ok(Payload::Bytes(Vec::new()));
     }
-    let body = req.bytes().await.unwrap_or_default();
+    let body = req.bytes().await;
     if body.len() > cx.settings.max_body_bytes {
         return Err(Rejection::new(dialect, ErrorReply::body_too_large(cx.settings.max_body_bytes)));
     }
@@ -231,11 +226,11 @@ async fn payload(req: &mut Request, routed: &Route, cx: &Cx) -> std::result::Res
 }
 
 /// Google's upload URL becomes the proxy's own (same path and query: no key is in it).
-fn own_upload_url(response: Response, req: &Request) -> Response {
+fn own_upload_url(response: Response, req: &Incoming) -> Response {
     let Some(google_url) = response.headers().get("x-goog-upload-url").ok().flatten() else { return response };
-    let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let origin = req.origin();
     let headers = response.headers().clone();
-    match proxied_upload_url(&google_url, &origin) {
+    match proxied_upload_url(&google_url, origin) {
         Some(own) => {
             let _ = headers.set("x-goog-upload-url", &own);
         }

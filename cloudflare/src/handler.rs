@@ -3,6 +3,7 @@
 //! pages). All decisions are the core's.
 
 use crate::context::{Cx, Rejection};
+use crate::incoming::Incoming;
 use crate::reply::Timing;
 use crate::{admin, config, forward, reply};
 use gemini_pool_core::{
@@ -10,29 +11,28 @@ use gemini_pool_core::{
     ErrorReply, Presented, Role, SettingError, SettingsReader,
 };
 use std::cell::OnceCell;
-use worker::{Context, Env, Request, Response};
+use worker::{Context, Env, Response};
 
 pub(crate) async fn serve(
-    req: &mut Request,
+    req: &Incoming,
     env: Env,
     ctx: &Context,
     timing: &mut Timing,
 ) -> std::result::Result<Response, Rejection> {
-    let path = req.path();
-    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let native_path = may_be_native(&path);
+    let (path, query) = (req.path(), req.query());
+    let header = |name: &str| req.header(name);
+    let native_path = may_be_native(path);
     let (authorization, goog) = (header("authorization"), if native_path { header("x-goog-api-key") } else { None });
-    let query_key = if native_path { query_param(query.as_deref(), "key").map(str::to_string) } else { None };
+    let query_key = if native_path { query_param(query, "key").map(str::to_string) } else { None };
     let presented = Presented {
         authorization: authorization.as_deref(),
         goog_api_key: goog.as_deref(),
         query_key: query_key.as_deref(),
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
-    let method = req.method().to_string();
+    let method = req.method();
     let routed =
-        route(&method, &path, query.as_deref(), native_credentials).map_err(|e| Rejection::new(e.dialect, e.reply))?;
+        route(method.as_ref(), path, query, native_credentials).map_err(|e| Rejection::new(e.dialect, e.reply))?;
     let dialect = routed.dialect;
     let fail = |e: worker::Error| Rejection::new(dialect, ErrorReply::new(500, "worker_error", e.to_string()));
     match routed.endpoint {
@@ -51,7 +51,7 @@ pub(crate) async fn serve(
     let mut lists = Vec::new();
     for name in config::KEY_VARS.iter().take(settings.key_secrets) {
         lists.push(
-            config::text(&env, name)
+            config::shared_text(&env, name)
                 .ok_or_else(|| Rejection::config(dialect, format!("secret `{name}` is missing")))?,
         );
     }
@@ -93,11 +93,11 @@ fn authenticate(
     access: Access,
 ) -> std::result::Result<Caller, Rejection> {
     let token = client_token(presented, dialect).map_err(|reply| Rejection::new(dialect, reply))?;
-    let clients = config::text(env, "VALID_AUTH_TOKENS");
+    let clients = config::shared_text(env, "VALID_AUTH_TOKENS");
     if clients.is_none() {
         return Err(Rejection::config(dialect, "variable `VALID_AUTH_TOKENS` is missing"));
     }
-    let admins = config::text(env, "ADMIN_TOKENS");
+    let admins = config::shared_text(env, "ADMIN_TOKENS");
     let found = lookup_order(access).into_iter().find_map(|role| {
         let list = match role {
             Role::Client => clients.as_deref(),

@@ -1,14 +1,15 @@
 //! Building responses on Workers: errors in the client's envelope, CORS on everything,
 //! `Server-Timing`, the OPTIONS preflight, JSON, and Google's streamed answers passed on.
 
+use crate::chunks::Chunks;
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use gemini_pool_core::{Dialect, ErrorReply, Meter, Relabel};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{ByteStream, Delay, Headers, Response, ResponseBody, Result};
+use worker::{Delay, Headers, Response, ResponseBody, Result};
 
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, x-goog-api-key, x-goog-api-client";
@@ -96,12 +97,10 @@ pub fn passed_on(
     mut pass: Pass,
 ) -> Result<Response> {
     let status = upstream.status_code();
-    let headers = Headers::new();
-    let reframed = body.is_some() || pass.relabel.is_some();
-    for (name, value) in upstream.headers() {
-        if name != "content-length" || !reframed {
-            headers.set(&name, &value)?;
-        }
+    // A copy in one call (a fetched response's headers cannot be changed).
+    let headers = upstream.headers().clone();
+    if body.is_some() || pass.relabel.is_some() {
+        headers.delete("content-length")?;
     }
     if stream && !headers.has("content-type")? {
         headers.set("content-type", "text/event-stream")?;
@@ -118,7 +117,7 @@ pub fn passed_on(
             Response::from_bytes(bytes)?
         }
         ResponseBody::Stream(chunks) if limit.is_some() || pass.touches() => {
-            Response::from_stream(relay(ByteStream::from(chunks), limit, pass))?
+            Response::from_stream(relay(Chunks::of(&chunks), limit, pass))?
         }
         body => Response::from_body(body)?,
     };
@@ -127,7 +126,7 @@ pub fn passed_on(
 
 /// `chunks` as they come, through `pass`; ended with an error once `limit` (if any) has
 /// passed since the first call.
-fn relay(chunks: ByteStream, limit: Option<Duration>, pass: Pass) -> impl Stream<Item = Result<Vec<u8>>> {
+fn relay(chunks: Chunks, limit: Option<Duration>, pass: Pass) -> impl Stream<Item = Result<Vec<u8>>> {
     let now = worker::Date::now().as_millis();
     let deadline = limit.map(|l| now.saturating_add(u64::try_from(l.as_millis()).unwrap_or(u64::MAX)));
     futures_util::stream::unfold(Some((chunks, pass)), move |state| async move {
@@ -136,7 +135,7 @@ fn relay(chunks: ByteStream, limit: Option<Duration>, pass: Pass) -> impl Stream
             None => chunks.next().await,
             Some(deadline) => {
                 let left = deadline.saturating_sub(worker::Date::now().as_millis());
-                match select(chunks.next(), Delay::from(Duration::from_millis(left))).await {
+                match select(std::pin::pin!(chunks.next()), Delay::from(Duration::from_millis(left))).await {
                     Either::Left((next, _)) => next,
                     Either::Right(_) => {
                         worker::console_log!("stream: cut at max_stream_duration");

@@ -15,13 +15,12 @@
 //! after every response, and an object holds its answers until its writes are stored — in the
 //! pool's instance they would make every next request wait for the last one's count.
 //!
-//! The Worker sends a batch of operations as JSON (item bytes in hex) and gets the results in
-//! the same order; the object runs a batch without interleaving another (storage operations
-//! hold its input gate).
+//! The Worker sends a batch of operations as bytes (the core's [`StoreOp`] frames: item bytes
+//! as they are) and gets the results in the same order; the object runs a batch without
+//! interleaving another (storage operations hold its input gate).
 
 use futures_util::future::join_all;
-use gemini_pool_core::{Append, Item, Marks, PartMarks, Usage, Write, MAX_MODEL_ITEMS};
-use serde_json::{json, Value};
+use gemini_pool_core::{Append, Item, Marks, PartMarks, StoreOp, StoreResult, Usage, Write, MAX_MODEL_ITEMS};
 use worker::{
     durable_object, js_sys, Date, Env, ListOptions, Method, ObjectNamespace, Request, RequestInit, Response, Result,
     State, Stub,
@@ -54,58 +53,53 @@ impl DurableObject for StateObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let mut batch: Value = req.json().await?;
-        let ops = match batch["ops"].take() {
-            Value::Array(ops) => ops,
-            _ => Vec::new(),
-        };
+        let frame = |e: gemini_pool_core::FrameError| worker::Error::RustError(e.to_string());
+        let ops = StoreOp::decode_batch(&req.bytes().await?).map_err(frame)?;
         let mut results = Vec::with_capacity(ops.len());
-        for op in &ops {
+        for op in ops {
             results.push(self.run(op).await?);
         }
-        Response::from_json(&json!({ "results": results }))
+        Response::from_bytes(StoreResult::encode_all(&results).map_err(frame)?)
     }
 }
 
 impl StateObject {
-    async fn run(&self, op: &Value) -> Result<Value> {
-        let key = |name: &str| format!("i:{}", op[name].as_str().unwrap_or_default());
-        if op.get("get").is_some() {
-            return Ok(match self.load(&key("get")).await? {
-                Some((generation, bytes)) => json!({"hex": hex(&bytes), "generation": generation}),
-                None => Value::Null,
-            });
-        }
-        if op.get("append").is_some() {
-            let k = key("append");
-            let (generation, mut bytes) = self.load(&k).await?.unwrap_or((0, Vec::new()));
-            bytes.extend(unhex(op["hex"].as_str().unwrap_or_default()));
-            self.save(&k, generation + 1, op["ttl"].as_u64(), &bytes).await?;
-            return Ok(json!({"ok": true}));
-        }
-        if op.get("replace").is_some() {
-            let k = key("replace");
-            let current = self.load(&k).await?.map(|(generation, _)| generation);
-            if current != op["generation"].as_u64() {
-                return Ok(json!({"ok": false}));
+    async fn run(&self, op: StoreOp) -> Result<StoreResult> {
+        let key = |item: &str| format!("i:{item}");
+        match op {
+            StoreOp::Get { item } => Ok(match self.load(&key(&item)).await? {
+                Some((generation, bytes)) => StoreResult::Found { bytes, generation },
+                None => StoreResult::Absent,
+            }),
+            StoreOp::Append { item, bytes, ttl_secs } => {
+                let k = key(&item);
+                let (generation, mut stored) = self.load(&k).await?.unwrap_or((0, Vec::new()));
+                stored.extend_from_slice(&bytes);
+                self.save(&k, generation + 1, ttl_secs, &stored).await?;
+                Ok(StoreResult::Done)
             }
-            let bytes = unhex(op["hex"].as_str().unwrap_or_default());
-            self.save(&k, current.unwrap_or(0) + 1, op["ttl"].as_u64(), &bytes).await?;
-            return Ok(json!({"ok": true}));
+            StoreOp::Replace { item, bytes, generation, ttl_secs } => {
+                let k = key(&item);
+                let current = self.load(&k).await?.map(|(generation, _)| generation);
+                if current != generation {
+                    return Ok(StoreResult::Refused);
+                }
+                self.save(&k, current.unwrap_or(0) + 1, ttl_secs, &bytes).await?;
+                Ok(StoreResult::Done)
+            }
+            StoreOp::List { prefix } => {
+                let prefix = key(&prefix);
+                let options = ListOptions::new().prefix(&prefix);
+                let listed = self.state.storage().list_with_options(options).await?;
+                let names = listed
+                    .keys()
+                    .into_iter()
+                    .filter_map(|k| k.ok().and_then(|k| k.as_string()))
+                    .filter_map(|k| k.strip_prefix("i:").map(str::to_string))
+                    .collect();
+                Ok(StoreResult::Names(names))
+            }
         }
-        if let Some(prefix) = op["list"].as_str() {
-            let full = format!("i:{prefix}");
-            let options = ListOptions::new().prefix(&full);
-            let listed = self.state.storage().list_with_options(options).await?;
-            let names: Vec<String> = listed
-                .keys()
-                .into_iter()
-                .filter_map(|k| k.ok().and_then(|k| k.as_string()))
-                .filter_map(|k| k.strip_prefix("i:").map(str::to_string))
-                .collect();
-            return Ok(json!({ "keys": names }));
-        }
-        Ok(Value::Null)
     }
 
     /// An item's generation and bytes, if it exists and has not expired.
@@ -142,23 +136,6 @@ impl StateObject {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xF)]));
-    }
-    out
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    text.as_bytes()
-        .chunks(2)
-        .filter_map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()))
-        .collect()
-}
-
 /// The Worker's side: batches of operations sent to the objects. A failure is logged and never
 /// fails the client's request (the state is then read as empty, as on Fastly).
 ///
@@ -193,19 +170,28 @@ type Stored = Option<(Vec<u8>, u64)>;
 /// One object's share of a batch: its operations, and which writes and which reads they are.
 #[derive(Default)]
 struct Share {
-    ops: Vec<Value>,
+    ops: Vec<StoreOp>,
     writes: Vec<usize>,
     reads: Vec<usize>,
 }
 
 thread_local! {
+    /// The objects' binding, how many share the cooling items, how long an item read is served.
+    static SETUP: std::cell::OnceCell<(Option<ObjectNamespace>, usize, u64)> = const { std::cell::OnceCell::new() };
     /// This isolate's items: name → (the item, read at, unix ms).
     static CACHE: std::cell::RefCell<std::collections::HashMap<String, (Stored, u64)>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 impl StateStore {
+    /// The store as this isolate's bindings and variables set it up (read by its first
+    /// request: an isolate's bindings never change).
     pub fn open(env: &Env) -> Self {
+        let (namespace, shards, cache_ms) = SETUP.with(|setup| setup.get_or_init(|| Self::setup(env)).clone());
+        StateStore { namespace, shards, cache_ms, calls: std::cell::Cell::new(0) }
+    }
+
+    fn setup(env: &Env) -> (Option<ObjectNamespace>, usize, u64) {
         let namespace = env.durable_object(BINDING);
         if let Err(e) = &namespace {
             worker::console_error!("state: Durable Object `{BINDING}` unavailable: {e}; cooling state is not kept");
@@ -215,7 +201,7 @@ impl StateStore {
         let default_shards = if paid { DEFAULT_SHARDS } else { 1 };
         let shards = number("STATE_SHARDS").map_or(default_shards, |n| n.clamp(1, 256) as usize);
         let cache_ms = number("STATE_CACHE_MS").unwrap_or(DEFAULT_CACHE_MS);
-        StateStore { namespace: namespace.ok(), shards, cache_ms, calls: std::cell::Cell::new(0) }
+        (namespace.ok(), shards, cache_ms)
     }
 
     /// The object holding `item` (one object: the instance the first version used).
@@ -229,29 +215,34 @@ impl StateStore {
     }
 
     /// A batch on cooling shard `shard`'s object.
-    async fn batch(&self, shard: usize, ops: Vec<Value>) -> Option<Vec<Value>> {
+    async fn batch(&self, shard: usize, ops: Vec<StoreOp>) -> Option<Vec<StoreResult>> {
         let instance = if self.shards == 1 { INSTANCE.to_string() } else { format!("{INSTANCE}/{shard}") };
         self.batch_on(self.stub(&instance).as_ref(), ops).await
     }
 
     /// A batch on usage shard `shard`'s object.
-    async fn usage_batch(&self, shard: usize, ops: Vec<Value>) -> Vec<Value> {
+    async fn usage_batch(&self, shard: usize, ops: Vec<StoreOp>) -> Vec<StoreResult> {
         self.batch_on(self.stub(&usage_instance(shard)).as_ref(), ops).await.unwrap_or_default()
     }
 
     /// The results, or `None` if the call failed (an `overloaded` object among others).
-    async fn batch_on(&self, stub: Option<&Stub>, ops: Vec<Value>) -> Option<Vec<Value>> {
+    async fn batch_on(&self, stub: Option<&Stub>, ops: Vec<StoreOp>) -> Option<Vec<StoreResult>> {
         let stub = stub?;
         self.calls.set(self.calls.get() + 1);
-        let body = json!({ "ops": ops }).to_string();
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(body.into()));
         let answer = async {
+            let frame = |e: gemini_pool_core::FrameError| worker::Error::RustError(e.to_string());
+            let body = StoreOp::encode_batch(&ops).map_err(frame)?;
+            let mut init = RequestInit::new();
+            init.with_method(Method::Post).with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
             let request = Request::new_with_init("https://pool-state/ops", &init)?;
-            stub.fetch_with_request(request).await?.json::<Value>().await
+            let mut answer = stub.fetch_with_request(request).await?;
+            if answer.status_code() != 200 {
+                return Err(worker::Error::RustError(format!("the object answered {}", answer.status_code())));
+            }
+            StoreResult::decode_all(&ops, &answer.bytes().await?).map_err(frame)
         };
         match answer.await {
-            Ok(value) => Some(value["results"].as_array().cloned().unwrap_or_default()),
+            Ok(results) => Some(results),
             Err(e) => {
                 worker::console_error!("state: call failed: {e}; carrying on without it");
                 None
@@ -292,7 +283,7 @@ impl StateStore {
         }
         for (i, item) in items.iter().enumerate().filter(|(i, _)| found[*i].is_none()) {
             let share = shares.entry(self.shard_of(&item.kv_key())).or_default();
-            share.ops.push(json!({"get": item.kv_key()}));
+            share.ops.push(StoreOp::Get { item: item.kv_key() });
             share.reads.push(i);
         }
         let calls = shares
@@ -304,7 +295,7 @@ impl StateStore {
                 refused.extend(wrote);
                 continue;
             };
-            let reads = results.iter().skip(wrote.len()).chain(std::iter::repeat(&Value::Null));
+            let reads = results.into_iter().skip(wrote.len()).chain(std::iter::repeat(StoreResult::Absent));
             for (&i, result) in read.iter().zip(reads) {
                 let value = stored_of(result);
                 self.remember(&items[i].kv_key(), value.clone(), now);
@@ -355,12 +346,12 @@ impl StateStore {
     /// read from the objects (never the cache); and how many model items were left unread.
     pub async fn read_all(&self, parts: usize) -> (Vec<PartMarks>, usize) {
         let mut all = vec![PartMarks::default(); parts];
-        let lists =
-            join_all((0..self.shards).map(|shard| self.batch(shard, vec![json!({"list": Item::model_prefix()})])));
+        let list = || vec![StoreOp::List { prefix: Item::model_prefix().to_string() }];
+        let lists = join_all((0..self.shards).map(|shard| self.batch(shard, list())));
         let mut models: Vec<Item> = Vec::new();
         for listed in lists.await.into_iter().flatten() {
-            if let Some(keys) = listed.first().and_then(|r| r["keys"].as_array()) {
-                models.extend(keys.iter().filter_map(|k| k.as_str()).filter_map(Item::from_kv_key));
+            if let Some(StoreResult::Names(names)) = listed.into_iter().next() {
+                models.extend(names.iter().filter_map(|name| Item::from_kv_key(name)));
             }
         }
         models.retain(|item| item.part < parts);
@@ -386,12 +377,12 @@ impl StateStore {
             shares.entry(self.shard_of(name)).or_default().push(i);
         }
         let calls = shares.into_iter().map(|(shard, which)| async move {
-            let ops = which.iter().map(|&i| json!({"get": names[i]})).collect();
+            let ops = which.iter().map(|&i| StoreOp::Get { item: names[i].clone() }).collect();
             (self.batch(shard, ops).await.unwrap_or_default(), which)
         });
         let mut found = vec![None; names.len()];
         for (results, which) in join_all(calls).await {
-            for (&i, result) in which.iter().zip(results.iter()) {
+            for (&i, result) in which.iter().zip(results) {
                 found[i] = stored_of(result).map(|(bytes, _)| bytes);
             }
         }
@@ -402,18 +393,18 @@ impl StateStore {
     /// file seen again); says whether it stored one. A failed call is logged: the resource is
     /// then not found through the proxy.
     pub async fn keep_record(&self, item: &str, record: Vec<u8>, ttl_secs: u64) -> bool {
-        let op = json!({"replace": item, "hex": hex(&record), "generation": null, "ttl": ttl_secs});
+        let op = StoreOp::Replace { item: item.to_string(), bytes: record, generation: None, ttl_secs: Some(ttl_secs) };
         let Some(results) = self.batch(self.shard_of(item), vec![op]).await else {
             worker::console_error!("state: storing the record {item} failed");
             return false;
         };
-        results.first().is_some_and(|r| r["ok"] == json!(true))
+        results.first() == Some(&StoreResult::Done)
     }
 
     /// Appends bytes to an item (a line of a client's index of what it made, a client's
     /// admission to its limit item), kept `ttl_secs`.
     pub async fn append(&self, item: &str, bytes: &[u8], ttl_secs: u64) {
-        let op = json!({"append": item, "hex": hex(bytes), "ttl": ttl_secs});
+        let op = StoreOp::Append { item: item.to_string(), bytes: bytes.to_vec(), ttl_secs: Some(ttl_secs) };
         if self.batch(self.shard_of(item), vec![op]).await.is_none() {
             worker::console_error!("state: appending to {item} failed");
         }
@@ -424,22 +415,22 @@ impl StateStore {
     /// the core marks it due.
     pub async fn count(&self, append: &Append) {
         let (item, ttl_secs) = (append.item.as_str(), append.ttl_secs);
-        let call = |ops: Vec<Value>| async move {
+        let call = |ops: Vec<StoreOp>| async move {
             match append.shard {
                 Some(shard) => self.usage_batch(shard, ops).await,
                 None => self.batch(self.shard_of(item), ops).await.unwrap_or_default(),
             }
         };
-        call(vec![json!({"append": item, "hex": hex(&append.bytes), "ttl": ttl_secs})]).await;
+        let ttl_secs = Some(ttl_secs);
+        call(vec![StoreOp::Append { item: item.to_string(), bytes: append.bytes.clone(), ttl_secs }]).await;
         if append.compact.is_none() {
             return;
         }
-        let read = call(vec![json!({"get": item})]).await;
-        let Some(found) = read.first().filter(|r| !r.is_null()) else { return };
-        let Some(compacted) = append.compacted(&unhex(found["hex"].as_str().unwrap_or_default())) else { return };
-        let replace =
-            json!({"replace": item, "hex": hex(&compacted), "generation": found["generation"], "ttl": ttl_secs});
-        call(vec![replace]).await;
+        let read = call(vec![StoreOp::Get { item: item.to_string() }]).await;
+        let Some((stored, generation)) = read.into_iter().next().and_then(stored_of) else { return };
+        let Some(compacted) = append.compacted(&stored) else { return };
+        let generation = Some(generation);
+        call(vec![StoreOp::Replace { item: item.to_string(), bytes: compacted, generation, ttl_secs }]).await;
     }
 
     /// Usage items by name, each from its shard's object (one call per shard, all at once).
@@ -449,12 +440,12 @@ impl StateStore {
             by_shard.entry(*shard).or_default().push(i);
         }
         let calls = by_shard.into_iter().map(|(shard, which)| async move {
-            let ops = which.iter().map(|&i| json!({"get": items[i].0})).collect();
+            let ops = which.iter().map(|&i| StoreOp::Get { item: items[i].0.clone() }).collect();
             (self.usage_batch(shard, ops).await, which)
         });
         let mut found = vec![None; items.len()];
         for (results, which) in join_all(calls).await {
-            for (&i, result) in which.iter().zip(results.iter()) {
+            for (&i, result) in which.iter().zip(results) {
                 found[i] = stored_of(result).map(|(bytes, _)| bytes);
             }
         }
@@ -463,32 +454,32 @@ impl StateStore {
 
     /// A day's counts, every shard added up (one call per shard, all at once).
     pub async fn read_usage(&self, day: &str) -> Usage {
-        let reads =
-            (0..Usage::SHARDS).map(|shard| self.usage_batch(shard, vec![json!({"get": Usage::item(day, shard)})]));
+        let get = |shard| vec![StoreOp::Get { item: Usage::item(day, shard) }];
+        let reads = (0..Usage::SHARDS).map(|shard| self.usage_batch(shard, get(shard)));
         let mut counts = Usage::default();
-        for found in join_all(reads).await.iter().flatten().filter(|r| !r.is_null()) {
-            counts.add(&unhex(found["hex"].as_str().unwrap_or_default()));
+        for (bytes, _) in join_all(reads).await.into_iter().flatten().filter_map(stored_of) {
+            counts.add(&bytes);
         }
         counts
     }
 }
 
 /// The object's operation for one of the core's writes.
-fn write_op(write: Write) -> Value {
+fn write_op(write: Write) -> StoreOp {
     match write {
-        Write::Append { item, bytes } => json!({"append": item.kv_key(), "hex": hex(&bytes), "ttl": null}),
+        Write::Append { item, bytes } => StoreOp::Append { item: item.kv_key(), bytes, ttl_secs: None },
         Write::Replace { item, bytes, generation, ttl_secs } => {
-            json!({"replace": item.kv_key(), "hex": hex(&bytes), "generation": generation, "ttl": ttl_secs})
+            StoreOp::Replace { item: item.kv_key(), bytes, generation, ttl_secs: Some(ttl_secs) }
         }
     }
 }
 
 /// An item as an object answered a `get`: its bytes and generation, or absent.
-fn stored_of(result: &Value) -> Stored {
-    if result.is_null() {
-        return None;
+fn stored_of(result: StoreResult) -> Stored {
+    match result {
+        StoreResult::Found { bytes, generation } => Some((bytes, generation)),
+        _ => None,
     }
-    Some((unhex(result["hex"].as_str().unwrap_or_default()), result["generation"].as_u64().unwrap_or(0)))
 }
 
 /// The item a write is about.

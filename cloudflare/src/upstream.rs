@@ -3,6 +3,7 @@
 //! timeout is a timeout. Answers come back as the core's [`Answer`], an error's body read to
 //! [`ERROR_BODY_LIMIT`].
 
+use crate::chunks::Chunks;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use gemini_pool_core::{upload_session, Answer, Peek, Peeker, Reading, Spot, ERROR_BODY_LIMIT, SPOT_LIMIT};
@@ -11,7 +12,7 @@ use std::pin::pin;
 use std::time::Duration;
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, AbortController, Delay, Headers, Method, RequestInit, RequestRedirect, Response};
+use worker::{js_sys, web_sys, AbortController, Delay, Headers, Method, Response, ResponseBody};
 
 /// A request's body: read (and sent again on a retry), or an upload's bytes streaming through
 /// from the client (sent once).
@@ -118,27 +119,26 @@ impl Upstream {
         if has_body && !self.headers.iter().any(|(name, _)| *name == "content-type") {
             headers.set("content-type", "application/json").map_err(failed)?;
         }
-        let mut init = RequestInit::new();
-        init.with_method(self.method.clone()).with_headers(headers).with_redirect(RequestRedirect::Manual);
+        // The runtime's own init, built directly (`worker::RequestInit` would be converted
+        // into one, with a `cf` object each time).
+        let init = web_sys::RequestInit::new();
+        init.set_method(self.method.as_ref());
+        init.set_headers(&headers.0);
+        init.set_redirect(web_sys::RequestRedirect::Manual);
         match &self.body {
-            Payload::Bytes(body) if has_body => {
-                init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-            }
+            Payload::Bytes(body) if has_body => init.set_body(&js_sys::Uint8Array::from(body.as_slice())),
             Payload::Bytes(_) => {}
             Payload::Stream(body) => match body.borrow_mut().take() {
-                Some(stream) => {
-                    init.with_body(Some(stream));
-                }
+                Some(stream) => init.set_body(&stream),
                 None => return Err(NoAnswer { timeout: false, detail: "the upload was sent already".into() }),
             },
         }
         let controller = AbortController::default();
-        let init = web_sys::RequestInit::from(&init);
         init.set_signal(Some(&controller.signal()));
         let fetch = pin!(fetch_url(&self.url, &init));
         let timer = pin!(Delay::from(Duration::from_millis(self.first_byte_timeout_ms)));
         match select(fetch, timer).await {
-            Either::Left((answer, _)) => answer.map(Response::from).map_err(failed),
+            Either::Left((answer, _)) => answer.map(answered).map_err(failed),
             Either::Right(_) => {
                 controller.abort();
                 let detail = format!("no answer within {} ms", self.first_byte_timeout_ms);
@@ -157,16 +157,26 @@ async fn fetch_url(url: &str, init: &web_sys::RequestInit) -> worker::Result<web
     Ok(answer.dyn_into()?)
 }
 
+/// Google's answer as a `worker::Response`: its status, headers and body (`Response::from`
+/// would also read its `cf` object and its WebSocket, which an answer from Google never has).
+fn answered(raw: web_sys::Response) -> Response {
+    let builder = Response::builder().with_status(raw.status()).with_headers(Headers(raw.headers()));
+    match raw.body() {
+        Some(stream) => builder.stream(stream),
+        None => builder.empty(),
+    }
+}
+
 /// Reads the head of a response's body until `decide` decides (or the body ends), then puts
 /// the body back together: the bytes read, then the rest as it streams in.
 async fn read_head<T>(
-    mut response: Response,
+    response: Response,
     mut decide: impl FnMut(&[u8], bool) -> Option<T>,
 ) -> worker::Result<(Option<T>, Response)> {
     let status = response.status_code();
     let headers = response.headers().clone();
     let _ = headers.delete("content-length");
-    let mut rest = response.stream()?;
+    let mut rest = chunks_of(&response);
     let mut head = Vec::new();
     let (seen, ended) = loop {
         // A read that fails ends the answer where it failed, as a pass-through would.
@@ -182,9 +192,17 @@ async fn read_head<T>(
         Response::from_bytes(head)?
     } else {
         let first = futures_util::stream::once(async move { Ok::<Vec<u8>, worker::Error>(head) });
-        Response::from_stream(first.chain(rest))?
+        Response::from_stream(first.chain(rest.into_stream()))?
     };
     Ok((seen, rebuilt.with_status(status).with_headers(headers)))
+}
+
+/// The chunks of a fetched response's body (none if it has none).
+fn chunks_of(response: &Response) -> Chunks {
+    match response.body() {
+        ResponseBody::Stream(stream) => Chunks::of(stream),
+        _ => Chunks::none(),
+    }
 }
 
 /// Google did not answer: the connection failed, or the first byte took too long.
@@ -200,8 +218,8 @@ impl std::fmt::Display for NoAnswer {
 }
 
 /// The first [`ERROR_BODY_LIMIT`] bytes of an error answer (the rest is never read).
-async fn error_body(mut response: Response) -> Vec<u8> {
-    let Ok(mut chunks) = response.stream() else { return Vec::new() };
+async fn error_body(response: Response) -> Vec<u8> {
+    let mut chunks = chunks_of(&response);
     let mut body = Vec::new();
     while let Some(Ok(chunk)) = chunks.next().await {
         let room = ERROR_BODY_LIMIT - body.len();

@@ -23,7 +23,8 @@
 //!   across projects (`listing`), a client's limits (`limits`);
 //! - `shared` — the state every instance shares: marks and their merge rule (`marks`), items
 //!   and availability (`state`), the write protocol (`record`), usage counts (`usage`) and how an
-//!   instance holds them to write them together (`batch`), the recent-failures list (`failures`);
+//!   instance holds them to write them together (`batch`), the recent-failures list (`failures`),
+//!   store operations as bytes for a store behind a call (`frames`);
 //! - `operator` — knobs (`settings`), `/v1/status` (`status`), `/v1/usage` (`history`), the
 //!   console page (`console`), time zones and dates (`clock`).
 //!
@@ -133,6 +134,7 @@ mod pool {
 mod shared {
     pub(crate) mod batch;
     pub(crate) mod failures;
+    pub(crate) mod frames;
     pub(crate) mod marks;
     pub(crate) mod record;
     pub(crate) mod state;
@@ -180,6 +182,7 @@ pub use pool::rng::Rng;
 // The shared state.
 pub use shared::batch::UsageBatch;
 pub use shared::failures::{recent as recent_failures, Failure, ITEM as FAILURES_ITEM};
+pub use shared::frames::{FrameError, StoreOp, StoreResult};
 pub use shared::marks::{Entry, Mark, Marks};
 pub use shared::record::Write;
 pub use shared::state::{Change, Item, PartState, PoolState};
