@@ -23,11 +23,10 @@ pub(crate) async fn serve(
     let header = |name: &str| req.header(name);
     let native_path = may_be_native(path);
     let (authorization, goog) = (header("authorization"), if native_path { header("x-goog-api-key") } else { None });
-    let query_key = if native_path { query_param(query, "key").map(str::to_string) } else { None };
     let presented = Presented {
         authorization: authorization.as_deref(),
         goog_api_key: goog.as_deref(),
-        query_key: query_key.as_deref(),
+        query_key: if native_path { query_param(query, "key") } else { None },
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
     let method = req.method();

@@ -53,13 +53,12 @@ impl DurableObject for StateObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let frame = |e: gemini_pool_core::FrameError| worker::Error::RustError(e.to_string());
-        let ops = StoreOp::decode_batch(&req.bytes().await?).map_err(frame)?;
+        let ops = StoreOp::decode_batch(&req.bytes().await?).map_err(frame_error)?;
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             results.push(self.run(op).await?);
         }
-        Response::from_bytes(StoreResult::encode_all(&results).map_err(frame)?)
+        Response::from_bytes(StoreResult::encode_all(&results).map_err(frame_error)?)
     }
 }
 
@@ -230,8 +229,7 @@ impl StateStore {
         let stub = stub?;
         self.calls.set(self.calls.get() + 1);
         let answer = async {
-            let frame = |e: gemini_pool_core::FrameError| worker::Error::RustError(e.to_string());
-            let body = StoreOp::encode_batch(&ops).map_err(frame)?;
+            let body = StoreOp::encode_batch(&ops).map_err(frame_error)?;
             let mut init = RequestInit::new();
             init.with_method(Method::Post).with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
             let request = Request::new_with_init("https://pool-state/ops", &init)?;
@@ -239,7 +237,7 @@ impl StateStore {
             if answer.status_code() != 200 {
                 return Err(worker::Error::RustError(format!("the object answered {}", answer.status_code())));
             }
-            StoreResult::decode_all(&ops, &answer.bytes().await?).map_err(frame)
+            StoreResult::decode_all(&ops, &answer.bytes().await?).map_err(frame_error)
         };
         match answer.await {
             Ok(results) => Some(results),
@@ -462,6 +460,11 @@ impl StateStore {
         }
         counts
     }
+}
+
+/// Bytes that are not a batch (or not its results), as the runtime's error.
+fn frame_error(e: gemini_pool_core::FrameError) -> worker::Error {
+    worker::Error::RustError(e.to_string())
 }
 
 /// The object's operation for one of the core's writes.
