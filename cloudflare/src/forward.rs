@@ -127,7 +127,8 @@ pub(crate) async fn forward(
     cx.timing.state_calls += store.calls.get();
     // A metered answer tells the usage count when it has passed (`done` dropped).
     let meter = (usage.is_some() && routed.metered()).then(|| Rc::new(RefCell::new(Meter::new())));
-    let (done, passed) = futures_channel::oneshot::channel::<()>();
+    let (done, mut passed) = futures_channel::oneshot::channel::<()>();
+    let mut done = Some(done);
     let answered = match (finish, served) {
         (Finish::Served, Some(response)) => {
             // Only a served stream reads `max_stream_duration`.
@@ -136,26 +137,43 @@ pub(crate) async fn forward(
                 Some(ResourceCall::StartUpload) => own_upload_url(response, req),
                 _ => response,
             };
-            let pass = Pass { meter: meter.clone(), relabel, done: Some(done) };
+            let pass = Pass { meter: meter.clone(), relabel, done: done.take() };
             served_response(response, routed, facts.stream, limit, cx.policy.as_ref(), pass).await
         }
         (Finish::Error(reply), _) => reply::error(dialect, &reply),
         (Finish::EmptyPool, _) => return Err(Rejection::config(dialect, config::empty_pool())),
         (Finish::Served, None) => reply::error(dialect, &ErrorReply::upstream_unreachable(false)),
     };
+    drop(done);
     let mut answered = answered.map_err(|e| Rejection::config(dialect, e))?;
     for (name, value) in flow.rate_headers() {
         let _ = answered.headers_mut().set(name, value);
     }
+    // An answer that has passed already (read whole, or nothing to meter) has its counts
+    // handed to the isolate's batch now: most requests then leave nothing to do after the answer.
+    let mut usage = usage;
+    let passed_now = meter.is_none() || !matches!(passed.try_recv(), Ok(None));
+    let held = match usage.take_if(|_| passed_now) {
+        Some(mut counted) => {
+            if let Some(meter) = &meter {
+                counted.tokens = meter.borrow().tokens();
+            }
+            Some(crate::held::take(counted.appends())).filter(|held| !held.is_empty())
+        }
+        None => None,
+    };
     // After the answer: the changes the store refused, then the counts (once a metered answer
     // has passed).
     let linger = flow.linger();
-    if linger.is_some() || usage.is_some() {
+    if linger.is_some() || usage.is_some() || held.is_some() {
         let env = cx.env.clone();
         ctx.wait_until(async move {
             let store = StateStore::open(&env);
             if let Some(mut linger) = linger {
                 let _ = steps::run(&mut linger, &mut StoreOnly, &store, &mut Timing::default()).await;
+            }
+            if let Some(held) = held {
+                return crate::held::write(&store, held).await;
             }
             let Some(mut usage) = usage else { return };
             if let Some(meter) = meter {

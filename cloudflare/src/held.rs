@@ -18,15 +18,39 @@ thread_local! {
 /// A request's appends, after its answer: what cannot wait is written now, the rest is held
 /// (and written now if due). The request that starts a batch writes it once due.
 pub async fn count(store: &StateStore, appends: Vec<Append>) {
+    write(store, take(appends)).await;
+}
+
+/// What a request's appends leave it to write: at once, and (if it started the batch) the
+/// batch once due.
+pub struct Held {
+    now: Vec<Append>,
+    starts: bool,
+}
+
+impl Held {
+    /// Nothing to write: the lines joined a batch another request writes.
+    pub fn is_empty(&self) -> bool {
+        self.now.is_empty() && !self.starts
+    }
+}
+
+/// Hands a request's appends to this isolate's batch (no I/O): what is left to [`write`].
+pub fn take(appends: Vec<Append>) -> Held {
     let now = now_ms();
-    let (write, starts) = HELD.with_borrow_mut(|held| {
+    HELD.with_borrow_mut(|held| {
         let starts = held.due_in_ms(now).is_none();
-        (held.count(appends, now), starts)
-    });
-    for append in &write {
+        Held { now: held.count(appends, now), starts }
+    })
+}
+
+/// Writes what [`take`] left: the appends that cannot wait, then — for the request that
+/// started the batch — the batch once due.
+pub async fn write(store: &StateStore, held: Held) {
+    for append in &held.now {
         store.count(append).await;
     }
-    if !starts {
+    if !held.starts {
         return;
     }
     if let Some(wait) = HELD.with_borrow(|held| held.due_in_ms(now_ms())).filter(|&ms| ms > 0) {
