@@ -149,12 +149,15 @@ fn is_empty_answer(body: &[u8]) -> bool {
 fn plainly_has_text(json: &[u8]) -> bool {
     let mut text = false;
     let mut from = 0;
-    while let Some(i) = json.get(from..).and_then(|rest| rest.iter().position(|&b| b == b'"')) {
+    while let Some(i) = json.get(from..).and_then(|rest| memchr::memchr(b'"', rest)) {
         let at = &json[from + i..];
-        if at.starts_with(b"\"thought\"") {
-            return false;
+        // The byte after the quote tells the three names apart (most strings are none of them).
+        match at.get(1) {
+            Some(b't') if at.starts_with(b"\"thought\"") => return false,
+            Some(b't') => text = text || non_empty_string_after(at, b"\"text\""),
+            Some(b'c') => text = text || non_empty_string_after(at, b"\"content\""),
+            _ => {}
         }
-        text = text || non_empty_string_after(at, b"\"text\"") || non_empty_string_after(at, b"\"content\"");
         from += i + 1;
     }
     text

@@ -3,7 +3,6 @@
 //! Interactions API) — which in a stream is the final chunk's. Only the tail of the body is
 //! kept ([`TAIL`] bytes), which holds that object in every shape Google answers with.
 
-use crate::google::find::rfind;
 use serde::Deserialize;
 
 /// The bytes of an answer's end a [`Meter`] keeps.
@@ -88,9 +87,20 @@ pub(crate) fn tokens_in(bytes: &[u8]) -> Tokens {
     Tokens::default()
 }
 
-/// Where the last usage key in `bytes` starts, and its length.
+/// Where the last usage key in `bytes` starts, and its length. One backward pass over the
+/// quotes looks for both keys: searching for each apart scans the whole answer for the one
+/// it does not hold (a native answer's `"usageMetadata"` starts like `"usage"` but is not it).
 fn last_key(bytes: &[u8]) -> Option<(usize, usize)> {
-    USAGE_KEYS.iter().filter_map(|key| rfind(bytes, key).map(|at| (at, key.len()))).max_by_key(|(at, _)| *at)
+    let mut end = bytes.len();
+    while let Some(at) = memchr::memrchr(b'"', &bytes[..end]) {
+        if bytes.get(at + 1) == Some(&b'u') {
+            if let Some(key) = USAGE_KEYS.iter().find(|key| bytes[at..].starts_with(key)) {
+                return Some((at, key.len()));
+            }
+        }
+        end = at;
+    }
+    None
 }
 
 /// The JSON object right after a key (`: {...}`), whole, if it ends in `bytes`.

@@ -64,25 +64,44 @@ impl Fingerprint {
     /// Calls `f` with the 16 lowercase hex digits (written by hand, not by `format!`: every
     /// request names keys this way).
     pub fn with_hex<T>(&self, f: impl FnOnce(&str) -> T) -> T {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut digits = [0u8; 16];
         for (i, digit) in digits.iter_mut().enumerate() {
-            *digit = HEX[((self.0 >> (60 - 4 * i)) & 0xf) as usize];
+            *digit = self.hex_digit(i);
         }
         f(std::str::from_utf8(&digits).unwrap_or_default())
     }
 
+    /// The `i`th of the 16 lowercase hex digits (0 the most significant).
+    pub(crate) fn hex_digit(&self, i: usize) -> u8 {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        HEX[((self.0 >> (60 - 4 * (i & 15))) & 0xf) as usize]
+    }
+
     /// FNV-1a 64 of any bytes (also the hash that sorts stored marks).
     pub fn of_bytes(bytes: &[u8]) -> Self {
-        Fingerprint(bytes.iter().fold(FNV_OFFSET, |hash, &byte| fnv_step(hash, byte)))
+        let mut hash = Fnv::new();
+        bytes.iter().for_each(|&byte| hash.push(byte));
+        Fingerprint(hash.finish())
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a 64, fed one byte at a time: the one hash of the house (fingerprints, and the names
+/// stored marks are sorted by).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv(u64);
 
-/// One byte of FNV-1a 64.
-fn fnv_step(hash: u64, byte: u8) -> u64 {
-    (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+impl Fnv {
+    pub(crate) const fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn push(&mut self, byte: u8) {
+        self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+
+    pub(crate) fn finish(self) -> u64 {
+        self.0
+    }
 }
 
 impl ApiKey<'_> {
@@ -266,15 +285,19 @@ impl<'a> KeyPool<'a> {
         self.iter().next().is_none()
     }
 
-    /// A key drawn uniformly from the pool (a random byte, the entry around it, accepted in
-    /// inverse proportion to its length), or `None` after [`DRAW_TRIES`] misses.
-    pub fn draw(&self, rng: &mut Rng) -> Option<ApiKey<'a>> {
+    /// A key drawn uniformly from the pool but for the entries at `passed` (a random byte, the
+    /// entry around it, accepted in inverse proportion to its length), or `None` after
+    /// [`DRAW_TRIES`] misses. An entry at `passed` is a miss, found before it is parsed.
+    pub fn draw(&self, rng: &mut Rng, passed: &[Position]) -> Option<ApiKey<'a>> {
         if self.total == 0 {
             return None;
         }
         for _ in 0..DRAW_TRIES {
             let Some((list, offset)) = self.locate(rng.below(self.total)) else { continue };
             let Some(entry) = self.entry_at(list, offset) else { continue };
+            if passed.contains(&Position { list, start: entry.start }) {
+                continue;
+            }
             // Accept or reject on the entry's length alone: only the accepted one is parsed.
             if entry.len() > DRAW_SPAN && rng.below(entry.len()) >= DRAW_SPAN {
                 continue;
@@ -336,8 +359,7 @@ impl<'a> KeyPool<'a> {
     /// The key whose entry starts at `at`.
     pub fn key_at(&self, at: Position) -> Option<ApiKey<'a>> {
         let text = (*self.lists.get(at.list)?)?;
-        let end =
-            text.get(at.start..)?.iter().position(|&b| b == b',' || b == b'\n').map_or(text.len(), |i| at.start + i);
+        let end = separator_after(text.get(at.start..)?).map_or(text.len(), |i| at.start + i);
         parse_entry(text.get(at.start..end)?, at).ok()
     }
 
@@ -360,8 +382,8 @@ impl<'a> KeyPool<'a> {
         if matches!(bytes.get(offset)?, b'\n' | b',') {
             return None;
         }
-        let start = bytes[..offset].iter().rposition(|&b| b == b',' || b == b'\n').map_or(0, |i| i + 1);
-        let end = bytes[offset..].iter().position(|&b| b == b',' || b == b'\n').map_or(bytes.len(), |i| offset + i);
+        let start = memchr::memrchr2(b',', b'\n', &bytes[..offset]).map_or(0, |i| i + 1);
+        let end = separator_after(&bytes[offset..]).map_or(bytes.len(), |i| offset + i);
         // An entry that begins its line says itself whether the line is a comment; one after a
         // comma needs the line's start.
         let comment = if line_starts_at(bytes, start) {
@@ -380,8 +402,8 @@ impl<'a> KeyPool<'a> {
                 return comment;
             }
         }
-        let start = bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let end = bytes[offset..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| offset + i);
+        let start = memchr::memrchr(b'\n', &bytes[..offset]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &bytes[offset..]).map_or(bytes.len(), |i| offset + i);
         let comment = bytes[start..end].trim_ascii_start().starts_with(b"#");
         self.last_line.set(Some((list, start, end, comment)));
         comment
@@ -403,6 +425,11 @@ impl<'a> KeyPool<'a> {
     }
 }
 
+/// Where the first separator (`,` or a newline) of `bytes` is.
+fn separator_after(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr2(b',', b'\n', bytes)
+}
+
 /// Does byte `at` begin a line?
 fn line_starts_at(text: &[u8], at: usize) -> bool {
     at == 0 || text.get(at - 1) == Some(&b'\n')
@@ -410,7 +437,7 @@ fn line_starts_at(text: &[u8], at: usize) -> bool {
 
 /// Is byte `at` inside a comment line?
 fn in_comment(text: &[u8], at: usize) -> bool {
-    let start = text[..at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let start = memchr::memrchr(b'\n', &text[..at]).map_or(0, |i| i + 1);
     text[start..].trim_ascii_start().starts_with(b"#")
 }
 
@@ -435,7 +462,7 @@ impl<'a> Iterator for Entries<'a> {
             if line_starts_at(self.text, start) {
                 self.in_comment = rest.trim_ascii_start().starts_with(b"#");
             }
-            let len = rest.iter().position(|&b| b == b',' || b == b'\n').unwrap_or(rest.len());
+            let len = separator_after(rest).unwrap_or(rest.len());
             self.at = start + len + 1;
             let raw = &rest[..len];
             if self.in_comment || raw.trim_ascii().is_empty() {
@@ -452,21 +479,51 @@ impl<'a> Iterator for Entries<'a> {
 /// UTF-8 text).
 fn parse_entry(raw: &[u8], at: Position) -> Result<ApiKey<'_>, Problem> {
     let entry = raw.trim_ascii();
-    let (project, secret) = match entry.iter().position(|&b| b == b':') {
-        Some(colon) => (Some(entry[..colon].trim_ascii()).filter(|p| !p.is_empty()), entry[colon + 1..].trim_ascii()),
-        None => (None, entry),
-    };
-    // One pass checks the key and computes its fingerprint (every candidate a request draws
-    // comes through here).
+    if entry.len() > MAX_KEY_LEN {
+        return match entry.iter().position(|&b| b == b':') {
+            Some(colon) => split_at_colon(entry, colon, at),
+            None => Err(Problem::TooLong(entry.len())),
+        };
+    }
+    // The common entry, a bare key, is searched for a colon, checked and hashed in one pass
+    // (every candidate a request draws comes through here).
+    let mut hash = Fnv::new();
+    let mut text = true;
+    for (i, &byte) in entry.iter().enumerate() {
+        if byte == b':' {
+            return split_at_colon(entry, i, at);
+        }
+        text &= byte.is_ascii_graphic();
+        hash.push(byte);
+    }
+    checked_key(None, entry, text, hash, at)
+}
+
+/// A `project:KEY` entry whose first colon is at `colon`.
+fn split_at_colon(entry: &[u8], colon: usize, at: Position) -> Result<ApiKey<'_>, Problem> {
+    let project = Some(entry[..colon].trim_ascii()).filter(|p| !p.is_empty());
+    let secret = entry[colon + 1..].trim_ascii();
     if secret.len() > MAX_KEY_LEN {
         return Err(Problem::TooLong(secret.len()));
     }
-    let mut hash = FNV_OFFSET;
-    for &byte in secret {
-        if !byte.is_ascii_graphic() {
-            return Err(Problem::NotText);
-        }
-        hash = fnv_step(hash, byte);
+    let mut hash = Fnv::new();
+    secret.iter().for_each(|&byte| hash.push(byte));
+    checked_key(project, secret, secret.iter().all(u8::is_ascii_graphic), hash, at)
+}
+
+/// A key from its parts, hashed and checked for text (`text`): the length rules, then text.
+fn checked_key<'a>(
+    project: Option<&'a [u8]>,
+    secret: &'a [u8],
+    text: bool,
+    hash: Fnv,
+    at: Position,
+) -> Result<ApiKey<'a>, Problem> {
+    if secret.len() > MAX_KEY_LEN {
+        return Err(Problem::TooLong(secret.len()));
+    }
+    if !text {
+        return Err(Problem::NotText);
     }
     if secret.len() < MIN_KEY_LEN {
         return Err(Problem::TooShort(secret.len()));
@@ -476,7 +533,7 @@ fn parse_entry(raw: &[u8], at: Position) -> Result<ApiKey<'_>, Problem> {
         Some(p) => Some(std::str::from_utf8(p).map_err(|_| Problem::NotText)?),
         None => None,
     };
-    Ok(ApiKey { secret, project, at, fingerprint: Fingerprint(hash) })
+    Ok(ApiKey { secret, project, at, fingerprint: Fingerprint(hash.finish()) })
 }
 
 #[cfg(test)]
@@ -528,7 +585,7 @@ mod tests {
         );
         let mut rng = Rng::new(2);
         // A draw never gives an entry that is not a key (the 100 KB line makes most draws miss).
-        assert!((0..20).all(|_| pool.draw(&mut rng).is_none_or(|k| k.secret.starts_with("AIzaGood"))));
+        assert!((0..20).all(|_| pool.draw(&mut rng, &[]).is_none_or(|k| k.secret.starts_with("AIzaGood"))));
     }
 
     #[test]
@@ -564,7 +621,7 @@ mod tests {
         let mut counts = std::collections::HashMap::new();
         let mut rng = Rng::new(3);
         for _ in 0..40_000 {
-            let key = pool.draw(&mut rng).expect("a key");
+            let key = pool.draw(&mut rng, &[]).expect("a key");
             *counts.entry(key.secret).or_insert(0u32) += 1;
         }
         assert_eq!(counts.len(), 40);
@@ -577,7 +634,7 @@ mod tests {
         let pool = KeyPool::new(["# AIzaSyCOMMENTED10000000000000000000000000000, AIzaSyCOMMENTED20000000000000000000000000000,AIzaSyCOMMENTED30000000000000000000000000000\nAIzaSyKEPT0000000000000000000000000000,  #notacomment0000000000000000000000000000\n"]);
         let mut rng = Rng::new(9);
         let drawn: std::collections::HashSet<_> =
-            (0..500).filter_map(|_| pool.draw(&mut rng)).map(|k| k.secret).collect();
+            (0..500).filter_map(|_| pool.draw(&mut rng, &[])).map(|k| k.secret).collect();
         // After a comma, `#` begins an entry, not a comment (a key list's own rule).
         assert_eq!(
             drawn,
@@ -592,8 +649,8 @@ mod tests {
     #[test]
     fn nothing_to_draw() {
         let mut rng = Rng::new(1);
-        assert_eq!(KeyPool::new(["# only a comment\n\n,,"]).draw(&mut rng), None);
-        assert_eq!(KeyPool::new([""]).draw(&mut rng), None);
+        assert_eq!(KeyPool::new(["# only a comment\n\n,,"]).draw(&mut rng, &[]), None);
+        assert_eq!(KeyPool::new([""]).draw(&mut rng, &[]), None);
         assert!(KeyPool::new(["  \n# c\n,"]).is_empty());
         assert!(!KeyPool::new(["# c\nk000000000000000000000000000000"]).is_empty());
     }
@@ -605,7 +662,7 @@ mod tests {
         pool.add(1, b"k30000000000000000000000000000\nk40000000000000000000000000000");
         assert_eq!(secrets(&pool), ["k30000000000000000000000000000", "k40000000000000000000000000000"]);
         let mut rng = Rng::new(5);
-        assert!((0..50).all(|_| pool.draw(&mut rng).is_some_and(|k| k.at.list == 1)));
+        assert!((0..50).all(|_| pool.draw(&mut rng, &[]).is_some_and(|k| k.at.list == 1)));
         pool.add(0, b"k10000000000000000000000000000,k20000000000000000000000000000");
         assert_eq!(
             secrets(&pool),

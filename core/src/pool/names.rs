@@ -6,7 +6,7 @@
 //! `[A-Za-z0-9._-]`, which keeps any name the operator writes (`my team`, `équipe`, `a/b`)
 //! distinct and readable.
 
-use crate::pool::keys::{ApiKey, Fingerprint};
+use crate::pool::keys::{ApiKey, Fingerprint, Fnv};
 use std::fmt;
 
 /// The unit Google counts quota in: a declared project, or the key alone when none is declared.
@@ -49,9 +49,32 @@ impl MarkName {
     /// The one naming function.
     pub fn of(bucket: Bucket<'_>) -> Self {
         match bucket {
-            Bucket::Key(fp) => fp.with_hex(|hex| MarkName::key_named(hex.as_bytes())),
-            Bucket::Project(project) => MarkName(Name::Project(format!("p:{}", escape(project)))),
+            Bucket::Key(_) => {
+                let mut name = [0u8; KEY_NAME_LEN];
+                let mut at = 0;
+                write_name(bucket, |byte| {
+                    if let Some(slot) = name.get_mut(at) {
+                        *slot = byte;
+                    }
+                    at += 1;
+                });
+                MarkName(Name::Key(name))
+            }
+            Bucket::Project(project) => {
+                let mut name = String::with_capacity(2 + project.len());
+                write_name(bucket, |byte| name.push(char::from(byte)));
+                MarkName(Name::Project(name))
+            }
         }
+    }
+
+    /// The hash of `bucket`'s name, FNV-1a 64 as marks are stored by, without writing the name
+    /// down: a lookup in an item's sorted records needs only this, and every candidate key a
+    /// request considers is looked up.
+    pub fn hash_of(bucket: Bucket<'_>) -> u64 {
+        let mut hash = Fnv::new();
+        write_name(bucket, |byte| hash.push(byte));
+        hash.finish()
     }
 
     /// The name of a key's own mark (dead keys, per-key cooldowns).
@@ -105,20 +128,42 @@ impl fmt::Display for MarkName {
     }
 }
 
+/// Hands `emit` the bytes of `bucket`'s name, one at a time (ASCII only): naming and hashing
+/// both come through here, so they cannot disagree.
+fn write_name(bucket: Bucket<'_>, mut emit: impl FnMut(u8)) {
+    match bucket {
+        Bucket::Key(fp) => {
+            emit(b'k');
+            emit(b':');
+            (0..16).for_each(|i| emit(fp.hex_digit(i)));
+        }
+        Bucket::Project(project) => {
+            emit(b'p');
+            emit(b':');
+            escape_into(project, emit);
+        }
+    }
+}
+
 /// `text` with every byte outside `[A-Za-z0-9._-]` written `%XX`: safe in a stored line, and
 /// distinct for distinct texts (also how usage counts name clients).
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    escape_into(text, |byte| out.push(char::from(byte)));
+    out
+}
+
+/// [`escape`], a byte at a time.
+fn escape_into(text: &str, mut emit: impl FnMut(u8)) {
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
-            out.push(char::from(byte));
+            emit(byte);
         } else {
-            out.push('%');
-            out.push(char::from(UPPER_HEX[usize::from(byte >> 4)]));
-            out.push(char::from(UPPER_HEX[usize::from(byte & 0xf)]));
+            emit(b'%');
+            emit(UPPER_HEX[usize::from(byte >> 4)]);
+            emit(UPPER_HEX[usize::from(byte & 0xf)]);
         }
     }
-    out
 }
 
 const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -157,6 +202,22 @@ mod tests {
         assert_ne!(MarkName::of(Bucket::Project("a b")), MarkName::of(Bucket::Project("a_b")));
         for text in ["my team", "équipe", "50% off", "", "a/b:c"] {
             assert_eq!(unescape(&escape(text)).as_deref(), Some(text));
+        }
+    }
+
+    #[test]
+    fn a_name_hashes_as_its_text() {
+        let buckets = [
+            Bucket::Key(Fingerprint(0)),
+            Bucket::Key(Fingerprint(u64::MAX)),
+            Bucket::Key(Fingerprint(0xab)),
+            Bucket::Project("team-a"),
+            Bucket::Project("équipe 名前 %"),
+            Bucket::Project(""),
+        ];
+        for bucket in buckets {
+            let name = MarkName::of(bucket);
+            assert_eq!(MarkName::hash_of(bucket), Fingerprint::of_bytes(name.as_bytes()).0, "{name}");
         }
     }
 

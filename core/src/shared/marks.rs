@@ -136,6 +136,19 @@ impl Marks {
         self.get(name).filter(|m| m.is_active(now_ms))
     }
 
+    /// [`get`](Self::get) for the name whose hash is `hash` ([`MarkName::hash_of`]): records
+    /// are found by hash alone, so `name` writes the name only when appended lines or local
+    /// changes must be compared with it (a compacted item, the usual case, never needs it).
+    pub fn get_hashed(&self, hash: u64, name: impl FnOnce() -> MarkName) -> Option<Mark> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.appended.is_empty() && self.local.is_empty() {
+            return self.by_hash(hash, None, false);
+        }
+        self.by_hash(hash, Some(&name()), true)
+    }
+
     /// Every mark by the hash of its name, sorted by hash (reads the whole item: for
     /// compaction and tests). Built from lookups, so both always agree.
     pub fn all(&self) -> Vec<(u64, Mark)> {

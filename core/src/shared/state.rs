@@ -213,10 +213,11 @@ impl PartState {
             return Availability::Ready;
         }
         let names = KeyNames::of(key);
-        if let Some(mark) = self.keys.get(&names.own).filter(|m| m.dead) {
+        let own = names.own.find(&self.keys);
+        if let Some(mark) = own.filter(|m| m.dead) {
             return if now_ms >= mark.until_ms { Availability::Probation } else { Availability::Dead };
         }
-        let cooling = [names.cooling(&self.keys, now_ms), names.cooling(&self.model, now_ms)];
+        let cooling = [names.pick(own, &self.keys, now_ms), names.cooling(&self.model, now_ms)];
         match cooling.into_iter().flatten().max_by_key(|m| m.until_ms) {
             Some(mark) => Availability::Cooling { until_ms: mark.until_ms, reason: mark.reason },
             None => Availability::Ready,
@@ -230,27 +231,50 @@ pub(crate) fn cooling_for(marks: &Marks, key: &ApiKey<'_>, now_ms: u64) -> Optio
     KeyNames::of(key).cooling(marks, now_ms)
 }
 
-/// The names of the marks that can keep a key out: its own, and its project's.
-struct KeyNames {
-    own: MarkName,
-    project: Option<MarkName>,
+/// The marks that can keep a key out: its own, and its project's.
+struct KeyNames<'a> {
+    own: Named<'a>,
+    project: Option<Named<'a>>,
 }
 
-impl KeyNames {
-    fn of(key: &ApiKey<'_>) -> Self {
+/// A bucket with the hash of its mark's name (the name itself is written only if a lookup
+/// needs it).
+struct Named<'a> {
+    bucket: Bucket<'a>,
+    hash: u64,
+}
+
+impl<'a> Named<'a> {
+    fn of(bucket: Bucket<'a>) -> Self {
+        Named { bucket, hash: MarkName::hash_of(bucket) }
+    }
+
+    fn find(&self, marks: &Marks) -> Option<Mark> {
+        marks.get_hashed(self.hash, || MarkName::of(self.bucket))
+    }
+}
+
+impl<'a> KeyNames<'a> {
+    fn of(key: &ApiKey<'a>) -> Self {
         let project = match Bucket::of(key) {
-            bucket @ Bucket::Project(_) => Some(MarkName::of(bucket)),
+            bucket @ Bucket::Project(_) => Some(Named::of(bucket)),
             Bucket::Key(_) => None,
         };
-        KeyNames { own: MarkName::key(key), project }
+        KeyNames { own: Named::of(Bucket::Key(key.fingerprint)), project }
     }
 
     fn cooling(&self, marks: &Marks, now_ms: u64) -> Option<Mark> {
         if marks.is_empty() {
             return None;
         }
-        let own = marks.active(&self.own, now_ms);
-        let shared = self.project.as_ref().and_then(|name| marks.active(name, now_ms));
+        self.pick(self.own.find(marks), marks, now_ms)
+    }
+
+    /// Of the key's own mark in `marks` (already found) and its project's, the one keeping it
+    /// out at `now_ms` that ends later.
+    fn pick(&self, own: Option<Mark>, marks: &Marks, now_ms: u64) -> Option<Mark> {
+        let own = own.filter(|m| m.is_active(now_ms));
+        let shared = self.project.as_ref().and_then(|p| p.find(marks)).filter(|m| m.is_active(now_ms));
         match (own, shared) {
             (Some(a), Some(b)) => Some(if a.until_ms >= b.until_ms { a } else { b }),
             (a, b) => a.or(b),
