@@ -6,8 +6,10 @@ noise does not move.
 counts instead: Viceroy runs under valgrind's callgrind, which counts every instruction every
 thread of the process executes (Viceroy's host side, wasmtime and the JIT-compiled wasm alike).
 For each cell of `make bench` (10, 2,000 and 6,000 keys, 0 % and 90 % cooling; usage counting
-on) and for two floors — bench/passthrough (a new sandbox per request) and passthrough-reuse
-(the same under reusable sandboxes) — 5 warm-up requests, counters zeroed, then N requests one
+on) and for three floors — bench/passthrough (a new sandbox per request), passthrough-reuse
+(the same under reusable sandboxes) and, in each cell's own configuration, passthrough-state
+(the reusing floor plus what no pool with shared cooling state can skip: one KV read of the
+cell's model item, and the answer relayed through the guest) — 5 warm-up requests, counters zeroed, then N requests one
 after another with the counters dumped after each (and after the work that follows its answer).
 Each request is counted apart as cold (it started a sandbox) or warm (a reused sandbox served
 it), as its answer says (`Server-Timing: sandbox;desc="request N"`, `x-sandbox-request`); the
@@ -44,6 +46,7 @@ import latency  # noqa: E402
 from latency import harness  # noqa: E402
 
 REUSE_FLOOR_WASM = latency.FLOOR_WASM.with_name("passthrough-reuse.wasm")
+STATE_FLOOR_WASM = latency.FLOOR_WASM.with_name("passthrough-state.wasm")
 
 WARM_UP = 5
 # Requests whose host calls are counted, per cell (the count is the same from one run to the next).
@@ -223,6 +226,9 @@ def main():
                 print(f"measuring {name} …", flush=True)
                 results[name] = measure(proxy.config, harness.WASM, harness.TOKEN, args.requests, work,
                                         f"proxy-{n}-{share}")
+                print(f"measuring the stateful floor of {name} …", flush=True)
+                results[name]["state_floor"] = measure(proxy.config, STATE_FLOOR_WASM, None, args.requests, work,
+                                                       f"floor-state-{n}-{share}")
     finally:
         sim.stop()
 
@@ -239,6 +245,16 @@ def main():
         print(f"| {name} ({r['cold_requests']} cold, {r['warm_requests']} warm) | {millions(r['cold'])} | "
               f"{millions(r['warm'])} | {ratio(r['warm'], floor)} | {ratio(r['warm'], reusing)} | "
               f"{ratio(r['cold'], floor)} | {count(calls['cold'])} / {count(calls['warm'])} |")
+    print("\nThe stateful floor (passthrough-state) in each cell's configuration, warm requests: what a pool "
+          "that reads its shared state once per request and relays the answer costs, and the proxy against it.\n")
+    print("| cell | stateful floor, warm | ÷ floor | ÷ reusing floor | host calls warm | proxy, warm ÷ it |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        state = r.get("state_floor")
+        if state:
+            print(f"| {name} | {millions(state['warm'])} | {ratio(state['warm'], floor)} | "
+                  f"{ratio(state['warm'], reusing)} | {count(state['host_calls']['warm'])} | "
+                  f"{ratio(r['warm'], state['warm'])} |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"\n(raw numbers in {args.json})")
