@@ -3,21 +3,13 @@
 //! can do. Each answer says which request of its sandbox it was (`x-sandbox-request`), so the
 //! bench can count warm requests apart from the ones that started a sandbox.
 
+mod google;
+
 use fastly::http::serve::Serve;
 use fastly::{Request, Response};
 
-/// A test key the simulator knows (override at build time with PASSTHROUGH_KEY).
-const KEY: &str = match option_env!("PASSTHROUGH_KEY") {
-    Some(key) => key,
-    None => "AIzaSyTEST00000000000000000000000000001",
-};
-
 fn pass(mut request: Request, nth: u32) -> Response {
-    let path = request.get_path().replacen("/v1/", "/v1beta/openai/", 1);
-    request.set_url(format!("https://generativelanguage.googleapis.com{path}").as_str());
-    request.remove_header("authorization");
-    request.set_header("authorization", format!("Bearer {KEY}"));
-    request.set_pass(true);
+    google::to_google(&mut request);
     let response = request.send("gemini").unwrap_or_else(|_| Response::from_status(502));
     response.with_header("x-sandbox-request", nth.to_string())
 }

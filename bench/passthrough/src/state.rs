@@ -5,17 +5,13 @@
 //! counts tokens, or retries an empty answer, must see the body). No token check, no key
 //! choice, no retries, no usage. What the proxy costs above this is its own logic.
 
+mod google;
+
 use fastly::http::serve::{NextRequestOptions, RequestPromise};
 use fastly::kv_store::KVStore;
 use fastly::{Request, Response};
 use std::io::{copy, Read};
 use std::time::Duration;
-
-/// A test key the simulator knows (override at build time with PASSTHROUGH_KEY).
-const KEY: &str = match option_env!("PASSTHROUGH_KEY") {
-    Some(key) => key,
-    None => "AIzaSyTEST00000000000000000000000000001",
-};
 
 /// The item read on each request: the bench model's cooling item (bench/latency.py `MODEL`).
 const ITEM: &str = match option_env!("PASSTHROUGH_ITEM") {
@@ -36,11 +32,7 @@ fn read_state() -> usize {
 
 fn pass(mut request: Request, nth: u32) {
     let state_bytes = read_state();
-    let path = request.get_path().replacen("/v1/", "/v1beta/openai/", 1);
-    request.set_url(format!("https://generativelanguage.googleapis.com{path}").as_str());
-    request.remove_header("authorization");
-    request.set_header("authorization", format!("Bearer {KEY}"));
-    request.set_pass(true);
+    google::to_google(&mut request);
     let mut response = request.send("gemini").unwrap_or_else(|_| Response::from_status(502));
     response.set_header("x-sandbox-request", nth.to_string());
     response.set_header("x-state-bytes", state_bytes.to_string());
