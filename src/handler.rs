@@ -55,7 +55,7 @@ fn serve(client: &mut Request, ops: &Ops) -> Result<(Response, After), Rejection
     let store = Settings::default();
     let lookup: crate::context::Lookup<'_> = Box::new(move |name: &str| store.get(name, ops));
     let mut knobs = SettingsReader::new(lookup);
-    let settings = knobs.request().map_err(|e| Rejection::config(dialect, e.into()))?;
+    let settings = warm::settings(|| knobs.request()).map_err(|e| Rejection::config(dialect, e.into()))?;
     let secrets = Secrets::open(settings.key_secrets, ops).map_err(|e| Rejection::config(dialect, e))?;
     // Policies are the operator's rules for clients; an admin token has none.
     let policy = match caller.admin || caller.label.is_empty() {

@@ -1,6 +1,7 @@
 //! What a sandbox keeps between the requests it serves (Fastly's reusable sandboxes, see
 //! `main.rs`): the configuration it read — token lookups (found and not found), client
-//! policies, the knobs, the key lists — trusted for [`WARM_TTL`], so that a warm request skips those host calls.
+//! policies, the knobs (and, parsed, the settings every request needs), the key lists —
+//! trusted for [`WARM_TTL`], so that a warm request skips those host calls and that parsing.
 //!
 //! Nothing of a request is kept: not its caller, body, answers, usage or errors (each request
 //! builds its own `Context`); the only thing of a request that outlives it is its usage lines,
@@ -8,6 +9,7 @@
 //! other instances write it, and every request reads it fresh.
 
 use bytes::Bytes;
+use gemini_pool_core::RequestSettings;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -32,6 +34,8 @@ struct Warm {
     tokens: HashMap<(&'static str, String), Option<String>>,
     /// Knob name → its value, or `None`: not set.
     knobs: HashMap<String, Option<String>>,
+    /// The knobs every request reads, parsed.
+    settings: Option<RequestSettings>,
     /// Part → its key list.
     lists: HashMap<usize, Bytes>,
     /// Client label → its policy's text, or `None`: it has none.
@@ -100,6 +104,16 @@ pub fn knob(name: &str, read: impl FnOnce() -> Option<String>) -> Option<String>
     let value = read();
     WARM.with_borrow_mut(|warm| warm.knobs.insert(name.to_string(), value.clone()));
     value
+}
+
+/// The settings every request needs: kept, or read with `read` (an error is not kept).
+pub fn settings<E>(read: impl FnOnce() -> Result<RequestSettings, E>) -> Result<RequestSettings, E> {
+    if let Some(kept) = WARM.with_borrow(|warm| warm.settings.clone()) {
+        return Ok(kept);
+    }
+    let read = read()?;
+    WARM.with_borrow_mut(|warm| warm.settings = Some(read.clone()));
+    Ok(read)
 }
 
 /// Part `part`'s key list, if this sandbox has it.

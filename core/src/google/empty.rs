@@ -50,10 +50,13 @@ impl Peeker {
         if self.stream {
             return self.peek_stream(head, ended);
         }
-        match (ended, is_empty_answer(head)) {
-            (false, _) => Peek::More,
-            (true, true) => Peek::Empty,
-            (true, false) => Peek::Pass,
+        // An answer that does not stream is judged once, whole: its head alone says nothing.
+        if !ended {
+            Peek::More
+        } else if is_empty_answer(head) {
+            Peek::Empty
+        } else {
+            Peek::Pass
         }
     }
 
