@@ -9,7 +9,7 @@
 //! `CLIENT_POLICIES` holds the clients' policies: one JSON object, a policy per client label
 //! (Fastly's `client_policies` holds one entry per label).
 
-use gemini_pool_core::{same_token, Policy};
+use gemini_pool_core::{same_token, Policy, RequestSettings, SettingError, SettingsReader};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -20,6 +20,8 @@ thread_local! {
     /// Worker, whose bindings never change (a new deploy starts new isolates), so what it read
     /// once stays true: later requests skip the calls into JavaScript and the string copies.
     static READ: RefCell<HashMap<String, Option<Rc<str>>>> = RefCell::default();
+    /// The settings every request needs, parsed (an error is not kept).
+    static SETTINGS: RefCell<Option<RequestSettings>> = RefCell::default();
     /// Client policies parsed, by label (at most 256; an error is not kept).
     static POLICIES: RefCell<HashMap<String, Option<Policy>>> = RefCell::default();
 }
@@ -58,6 +60,16 @@ pub fn knob(env: &Env, name: &str) -> Option<String> {
         return text(env, "LOAD_BALANCE_STRATEGY").or_else(|| text(env, name));
     }
     text(env, name)
+}
+
+/// The settings every request needs, parsed once per isolate.
+pub fn request_settings(env: &Env) -> Result<RequestSettings, SettingError> {
+    if let Some(kept) = SETTINGS.with_borrow(|kept| kept.clone()) {
+        return Ok(kept);
+    }
+    let read = SettingsReader::new(|name: &str| knob(env, name)).request()?;
+    SETTINGS.with_borrow_mut(|kept| *kept = Some(read.clone()));
+    Ok(read)
 }
 
 /// The label of `token` in a token list (`VALID_AUTH_TOKENS` or `ADMIN_TOKENS`), if it is
