@@ -19,7 +19,9 @@ What it does not see: time in the kernel (page faults, thread switches, the fute
 Viceroy's tokio tasks) and what an instruction costs (a cache miss counts as one). And valgrind
 counts a `rep movs`/`rep stos` copy byte by byte, so copying and zeroing large items (a 60 KB key
 secret, a 34 KB cooling item) weigh more here than in CPU time. The wrk bench stays the
-judge of time; this one says where instructions go and whether a change removed some.
+judge of time; this one says where instructions go and whether a change removed some. Run it
+alone: with a `make test` alongside, every cell counted 2–4 % more (Viceroy's runtime polls
+and wakes more when its threads wait for a core).
 
 Host calls per request are counted too, in a shorter run of each cell under `viceroy -vvv`
 (every call the wasm makes is logged): cold and warm, including what follows an answer.
