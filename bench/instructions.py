@@ -9,8 +9,9 @@ For each cell of `make bench` (10, 2,000 and 6,000 keys, 0 % and 90 % cooling; u
 on) and for three floors — bench/passthrough (a new sandbox per request), passthrough-reuse
 (the same under reusable sandboxes) and, in each cell's own configuration, passthrough-state
 (the reusing floor plus what no pool with shared cooling state can skip: one KV read of the
-cell's model item, and the answer relayed through the guest) — 5 warm-up requests, counters zeroed, then N requests one
-after another with the counters dumped after each (and after the work that follows its answer).
+cell's model item, and the answer relayed through the guest) — 5 warm-up requests, counters
+zeroed, then N requests one after another with the counters dumped after each (and after the
+work that follows its answer).
 Each request is counted apart as cold (it started a sandbox) or warm (a reused sandbox served
 it), as its answer says (`Server-Timing: sandbox;desc="request N"`, `x-sandbox-request`); the
 mean of 5 dumps without a request (Viceroy idling, the dump itself) is taken off each count.

@@ -8,7 +8,7 @@ use crate::reply::Timing;
 use crate::{admin, config, forward, reply};
 use gemini_pool_core::{
     caller, client_token, lookup_order, may_be_native, query_param, route, Access, Caller, Dialect, Endpoint,
-    ErrorReply, Presented, Role, SettingError,
+    ErrorReply, Presented, Role,
 };
 use std::cell::OnceCell;
 use worker::{Context, Env, Response};
@@ -44,7 +44,7 @@ pub(crate) async fn serve(
         Access::Upload => Caller { label: String::new(), admin: false },
         access => authenticate(&env, presented, dialect, access)?,
     };
-    let settings = config::request_settings(&env).map_err(|e: SettingError| Rejection::config(dialect, e))?;
+    let settings = config::request_settings(&env).map_err(|e| Rejection::config(dialect, e))?;
     let mut lists = Vec::new();
     for name in config::KEY_VARS.iter().take(settings.key_secrets) {
         lists.push(

@@ -13,7 +13,7 @@ const KEY: &str = match option_env!("PASSTHROUGH_KEY") {
 pub fn to_google(request: &mut Request) {
     let path = request.get_path().replacen("/v1/", "/v1beta/openai/", 1);
     request.set_url(format!("https://generativelanguage.googleapis.com{path}").as_str());
-    request.remove_header("authorization");
+    // `set_header` replaces the client's value (removing it first was a host call more).
     request.set_header("authorization", format!("Bearer {KEY}"));
     request.set_pass(true);
 }
