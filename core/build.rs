@@ -21,9 +21,9 @@ fn hash(text: &str) -> String {
 }
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/operator/console.html");
+    println!("cargo:rerun-if-changed=src/admin/console.html");
     println!("cargo:rerun-if-changed=build.rs");
-    let page = fs::read_to_string("src/operator/console.html").expect("src/operator/console.html");
+    let page = fs::read_to_string("src/admin/console.html").expect("src/admin/console.html");
     let csp = format!(
         "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'",

@@ -9,7 +9,7 @@ use crate::stores::{ConfigError, StateStore};
 use crate::upstream::{AnswerBody, Outbound, Payload, Served};
 use fastly::{Request, Response};
 use gemini_pool_core::{
-    named, proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, Applied, ErrorReply, Finish, Flow, Gate,
+    proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, Applied, ErrorReply, Finish, Flow, Gate, Gated,
     Kind, Listed, Listing, Policy, ResourceCall, Route, MAX_UPSTREAM_REQUESTS,
 };
 use std::io::Read;
@@ -25,7 +25,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let facts = route.facts(payload.bytes()).map_err(|reply| Rejection::new(dialect, reply))?;
     // The client's policy: its alias resolved (in the path or the body), its models checked.
     let applied = match &cx.policy {
-        Some(policy) => policy.apply(route, payload.bytes(), facts.model.as_deref()),
+        Some(policy) => policy.apply(route, payload.bytes(), &facts),
         None => Ok(Applied::default()),
     };
     let Applied { route: aliased, body: aliased_body, model, relabel, query } =
@@ -34,8 +34,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     if let Some(body) = aliased_body {
         payload = Payload::Bytes(body);
     }
-    let model = model.or(facts.model);
-    let named = named(route, payload.bytes());
+    let model = model.or_else(|| facts.model.clone());
     let path = route.upstream_path().unwrap_or_default();
     // A streamed body can be sent once: one attempt.
     let upstream_limit = if matches!(payload, Payload::Stream(_)) { 1 } else { MAX_UPSTREAM_REQUESTS };
@@ -43,12 +42,10 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
         .ok_or_else(|| Rejection::new(dialect, ErrorReply::bad_request("invalid_query", "Invalid query string.")))?;
 
     let kv = StateStore::open();
-    let mut flow = Flow::new(cx.secrets.count(), model.as_deref(), seed(), upstream_limit)
-        .with_resources(named, &cx.caller)
+    let flow = Flow::new(cx.secrets.count(), model.as_deref(), seed(), upstream_limit)
+        .with_resources(route, &facts, &cx.caller)
         .within(cx.policy.as_ref().and_then(|p| p.projects.clone()));
-    if let Some(gate) = gate(cx)? {
-        flow = flow.with_limits(gate);
-    }
+    let mut flow = Gated::new(flow, gate(cx)?, seed());
     let mut served = None;
     let mut send = |keys: &[ApiKey<'_>]| {
         keys.iter()
@@ -80,7 +77,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let stream_until = if streams { cx.stream_limit()?.map(|limit| Instant::now() + limit) } else { None };
     let meter = success && usage.is_some() && route.metered();
     let relabel = relabel.filter(|_| success);
-    let linger = flow.linger();
+    let linger = flow.inner_mut().linger();
     Ok((response, After { store: Some(kv), body, usage, linger, streams, stream_until, meter, relabel }))
 }
 
@@ -92,24 +89,32 @@ fn gate(cx: &Context<'_>) -> Result<Option<Gate>, Rejection> {
     Ok(Some(Gate::new(limits, limiter, &cx.caller.label, now_ms(), zone)))
 }
 
-/// A list of stateful resources: the core's [`Listing`] asks each project holding the
-/// caller's, and merges the pages.
+/// A list of stateful resources, behind the client's gate: the core's [`Listing`] asks each
+/// project holding the caller's, and merges the pages.
 fn list(client: &Request, route: &Route, kind: Kind, cx: &Context<'_>) -> Result<(Response, After), Rejection> {
     let path = route.upstream_path().unwrap_or_default();
     let outbound = Outbound::new(client, route, &path, Payload::Bytes(Vec::new()), false, None).ok_or_else(|| {
         Rejection::new(route.dialect, ErrorReply::bad_request("invalid_query", "Invalid query string."))
     })?;
     let mut send = |keys: &[ApiKey<'_>]| keys.iter().map(|key| outbound.send(key.secret, cx.ops).0).collect();
-    let mut listing = Listing::new(kind, &cx.caller, cx.secrets.count());
+    let listing = Listing::new(kind, &cx.caller, cx.secrets.count(), now_ms());
+    let mut listing = Gated::new(listing, gate(cx)?, seed());
     let kv = StateStore::open();
-    let Listed::Answer(body) = steps::run(&mut listing, &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
-    Ok((reply::json(body), After::default()))
+    let listed = steps::run(&mut listing, &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
+    let mut response = match listed {
+        Listed::Answer(body) => reply::json(body),
+        Listed::Error(reply) => reply::error(route.dialect, &reply),
+    };
+    for (name, value) in listing.rate_headers() {
+        response.set_header(*name, value);
+    }
+    Ok((response, After::default()))
 }
 
 /// A success as the client gets it: the upload URL made the proxy's, a model list rewritten.
 fn served_response(served: Served, route: &Route, stream: bool, client: &Request, policy: Option<&Policy>) -> Served {
     let Served { mut response, mut body } = served;
-    // Google's upload URL becomes the proxy's own (same path and query: no key is in it). Only
+    // Google's upload URL becomes the proxy's own, rebuilt from the session's id alone. Only
     // a session's start has one: other answers skip the header read (a host call).
     if matches!(route.resource_call(), Some(ResourceCall::StartUpload)) {
         own_upload_url(&mut response, client);
@@ -148,7 +153,7 @@ fn own_upload_url(response: &mut Response, client: &Request) {
 fn payload(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<Payload, Rejection> {
     let dialect = route.dialect;
     if let Some(header) = route.upload_size_header() {
-        let announced = crate::handler::header_text(client, header).and_then(|v| v.trim().parse().ok());
+        let announced = crate::handler::header_text(client, header);
         upload_fits(announced, cx.upload_limit()?).map_err(|reply| Rejection::new(dialect, reply))?;
     }
     if matches!(route.resource_call(), Some(ResourceCall::Upload(_) | ResourceCall::MultipartUpload)) {

@@ -4,6 +4,7 @@
 //! ends. They go only to the store: no request reads them.
 
 use crate::context::now_ms;
+use crate::ops::Ops;
 use crate::stores::StateStore;
 use gemini_pool_core::{Append, UsageBatch};
 use std::cell::RefCell;
@@ -18,7 +19,9 @@ thread_local! {
 pub fn count(kv: &StateStore, appends: Vec<Append>) {
     let now = now_ms();
     let write = HELD.with_borrow_mut(|held| held.count(appends, now));
-    write.iter().for_each(|append| kv.count(append));
+    // After the answer: its operations are in no request's `Server-Timing`.
+    let ops = Ops::default();
+    write.iter().for_each(|append| kv.count(append, &ops));
 }
 
 /// How long until what is held is due; `None`: nothing is held.
@@ -33,5 +36,6 @@ pub fn write() {
         return;
     }
     let kv = StateStore::open();
-    appends.iter().for_each(|append| kv.count(append));
+    let ops = Ops::default();
+    appends.iter().for_each(|append| kv.count(append, &ops));
 }

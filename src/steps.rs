@@ -7,7 +7,7 @@
 use crate::context::{now_ms, Context, Rejection};
 use crate::log::log;
 use crate::ops::{bump, Ops};
-use crate::stores::{StateStore, INDEX_TTL_SECS, RATE_COUNTER};
+use crate::stores::{StateStore, RATE_COUNTER};
 use gemini_pool_core::{Answer, ApiKey, CoolingSettings, Machine, Step};
 
 /// What a machine's steps need beside the KV store.
@@ -68,11 +68,19 @@ pub fn run<'a, M: Machine<'a>>(
             }
             Step::Look(names) => machine.looked(kv.look(&names, ops)),
             // A record the store had already (an adopted file seen again) adds no index line.
-            Step::Remember { item, record, ttl_secs, index, line } => {
-                if kv.keep_record(&item, record, ttl_secs, ops) {
-                    kv.append(&index, line, INDEX_TTL_SECS, ops);
+            Step::Remember { item, record, ttl_secs, index } => {
+                let stored = kv.keep_record(&item, record, ttl_secs, ops);
+                if stored {
+                    kv.count(&index, ops);
                 }
+                machine.remembered(stored);
             }
+            Step::Forget { item, index } => {
+                kv.delete(&item, ops);
+                kv.count(&index, ops);
+            }
+            Step::Claim { item, bytes, ttl_secs } => machine.claimed(kv.claim(&item, bytes, ttl_secs, ops)),
+            Step::Swap { item, bytes, generation, ttl_secs } => kv.swap(&item, bytes, generation, ttl_secs, ops),
             Step::Append { item, bytes, ttl_secs } => kv.append(&item, bytes, ttl_secs, ops),
             Step::Rate(entry) => machine.rated(platform_count(&entry, ops)),
             Step::Log(line) => log(format_args!("{line}")),

@@ -25,10 +25,6 @@ pub const GEMINI_KEYS: &str = "gemini_keys";
 pub const KEY_STATE: &str = "key_state";
 
 /// Names of the secret-store entries holding keys, in order.
-/// How long a client's index of what it made is kept after its last line (the longest record's
-/// life: interactions, 60 days).
-pub const INDEX_TTL_SECS: u64 = 60 * 24 * 3600;
-
 pub const KEY_ENTRIES: [&str; 4] = ["keys", "keys_2", "keys_3", "keys_4"];
 
 /// A store or entry the service cannot run without (answered as 500 "Service configuration error").
@@ -294,10 +290,57 @@ impl StateStore {
         add_elapsed(&ops.kv_ms, started);
     }
 
-    /// After the response: a request's counts (usage lines, a limited client's tokens); an
-    /// append the core marks is read back and compacted if it is due, with a compare-and-swap.
-    pub fn count(&self, append: &Append) {
+    /// Appends a client's claim to its limit item, then reads the item back with its
+    /// generation (`None`: unreadable, or no store).
+    pub fn claim(&self, item: &str, bytes: Vec<u8>, ttl_secs: u64, ops: &Ops) -> Option<(Vec<u8>, u64)> {
+        self.append(item, bytes, ttl_secs, ops);
+        let kv = self.kv.as_ref()?;
+        bump(&ops.kv_reads);
+        let started = Instant::now();
+        let found = match kv.lookup(item) {
+            Ok(mut found) => Some((found.take_body_bytes(), found.current_generation())),
+            Err(KVStoreError::ItemNotFound) => None,
+            Err(e) => {
+                log(format_args!("kv: reading {item} back failed: {e}"));
+                None
+            }
+        };
+        add_elapsed(&ops.kv_ms, started);
+        found
+    }
+
+    /// Replaces an item if it is still at `generation` (a compaction: if another write came
+    /// first, theirs stands and nothing is lost).
+    pub fn swap(&self, item: &str, bytes: Vec<u8>, generation: u64, ttl_secs: u64, ops: &Ops) {
         let Some(kv) = &self.kv else { return };
+        bump(&ops.kv_writes);
+        let started = Instant::now();
+        let insert = kv.build_insert().if_generation_match(generation).time_to_live(Duration::from_secs(ttl_secs));
+        match insert.execute(item, bytes) {
+            Ok(()) | Err(KVStoreError::ItemPreconditionFailed) => {}
+            Err(e) => log(format_args!("kv: compacting {item} failed: {e}")),
+        }
+        add_elapsed(&ops.kv_ms, started);
+    }
+
+    /// Removes an item (the record of a resource Google deleted).
+    pub fn delete(&self, item: &str, ops: &Ops) {
+        let Some(kv) = &self.kv else { return };
+        bump(&ops.kv_writes);
+        let started = Instant::now();
+        match kv.delete(item) {
+            Ok(()) | Err(KVStoreError::ItemNotFound) => {}
+            Err(e) => log(format_args!("kv: removing {item} failed: {e}")),
+        }
+        add_elapsed(&ops.kv_ms, started);
+    }
+
+    /// A request's counts (usage lines, a limited client's tokens, a line of a client's
+    /// index); an append the core marks is read back and compacted if it is due, with a
+    /// compare-and-swap.
+    pub fn count(&self, append: &Append, ops: &Ops) {
+        let Some(kv) = &self.kv else { return };
+        bump(&ops.kv_writes);
         let item = append.item.as_str();
         let ttl = Duration::from_secs(append.ttl_secs);
         let appended = kv.build_insert().mode(InsertMode::Append).time_to_live(ttl).execute(item, append.bytes.clone());
@@ -308,11 +351,12 @@ impl StateStore {
         if append.compact.is_none() {
             return;
         }
+        bump(&ops.kv_reads);
         let Ok(mut found) = kv.lookup(item) else { return };
         let generation = found.current_generation();
         let Some(compacted) = append.compacted(&found.take_body_bytes()) else { return };
         // If another request appended meanwhile the swap fails and its lines stay.
-        let _ = kv.build_insert().if_generation_match(generation).time_to_live(ttl).execute(item, compacted);
+        self.swap(item, compacted, generation, append.ttl_secs, ops);
     }
 
     /// Today's counts: every shard of `day`, added up.

@@ -104,10 +104,7 @@ pub fn policy(env: &Env, label: &str) -> Result<Option<Policy>, String> {
 
 fn read_policy(env: &Env, label: &str) -> Result<Option<Policy>, String> {
     let Some(text) = text(env, "CLIENT_POLICIES") else { return Ok(None) };
-    let all: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
-        .map_err(|e| format!("variable `CLIENT_POLICIES` is not a JSON object of policies by label: {e}"))?;
-    let Some(value) = all.get(label) else { return Ok(None) };
-    Policy::parse(label, &value.to_string()).map(Some).map_err(|e| e.to_string())
+    Policy::in_all(&text, label).map_err(|e| e.to_string())
 }
 
 /// Where Google is.

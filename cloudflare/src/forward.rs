@@ -10,8 +10,8 @@ use crate::steps::{self, Io, StoreOnly};
 use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use gemini_pool_core::{
-    named, proxied_upload_url, strip_model_prefixes, upload_fits, Answer, ApiKey, Applied, CoolingSettings, ErrorReply,
-    Finish, Flow, Gate, Kind, Listed, Listing, Meter, Policy, Reading, ResourceCall, Route, SettingsReader,
+    proxied_upload_url, strip_model_prefixes, upload_fits, Answer, ApiKey, Applied, CoolingSettings, ErrorReply,
+    Finish, Flow, Gate, Gated, Kind, Listed, Listing, Meter, Policy, Reading, ResourceCall, Route, SettingsReader,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -72,7 +72,7 @@ pub(crate) async fn forward(
     let facts = routed.facts(payload.bytes()).map_err(|reply| Rejection::new(dialect, reply))?;
     // The client's policy: its alias resolved (in the path or the body), its models checked.
     let applied = match &cx.policy {
-        Some(policy) => policy.apply(routed, payload.bytes(), facts.model.as_deref()),
+        Some(policy) => policy.apply(routed, payload.bytes(), &facts),
         None => Ok(Applied::default()),
     };
     let Applied { route: aliased, body: aliased_body, model, relabel, query: instead } =
@@ -81,8 +81,7 @@ pub(crate) async fn forward(
     if let Some(body) = aliased_body {
         payload = Payload::Bytes(body);
     }
-    let model = model.or(facts.model);
-    let named = named(routed, payload.bytes());
+    let model = model.or_else(|| facts.model.clone());
     let forwarded = match instead {
         Some(query) => Some(query.to_string()),
         None => gemini_pool_core::forwarded_query(req.query(), routed.forwarded_query_params()),
@@ -110,12 +109,10 @@ pub(crate) async fn forward(
     let lists = std::mem::take(&mut cx.lists);
     let store = StateStore::open(&cx.env);
     let attempts = if streamed { 1 } else { attempts_within(cx.subrequests, store.calls_per_batch()) };
-    let mut flow = Flow::new(lists.len(), model.as_deref(), seed(), attempts)
-        .with_resources(named, &cx.caller)
+    let flow = Flow::new(lists.len(), model.as_deref(), seed(), attempts)
+        .with_resources(routed, &facts, &cx.caller)
         .within(cx.policy.as_ref().and_then(|p| p.projects.clone()));
-    if let Some(gate) = gate(cx)? {
-        flow = flow.with_limits(gate);
-    }
+    let mut flow = Gated::new(flow, gate(cx)?, seed());
     let mut timing = std::mem::take(&mut cx.timing);
     let mut forwarder = Forwarder { lists: &lists, cx, upstream, served: None };
     let finish = steps::run(&mut flow, &mut forwarder, &store, &mut timing).await;
@@ -164,7 +161,7 @@ pub(crate) async fn forward(
     };
     // After the answer: the changes the store refused, then the counts (once a metered answer
     // has passed).
-    let linger = flow.linger();
+    let linger = flow.inner_mut().linger();
     if linger.is_some() || usage.is_some() || held.is_some() {
         let env = cx.env.clone();
         ctx.wait_until(async move {
@@ -193,8 +190,8 @@ fn gate(cx: &Cx) -> std::result::Result<Option<Gate>, Rejection> {
     Ok(Some(Gate::new(limits, limiter, &cx.caller.label, now_ms(), cx.settings.reset_zone)))
 }
 
-/// A list of stateful resources: the core's [`Listing`] asks each project holding the
-/// caller's, and merges the pages.
+/// A list of stateful resources, behind the client's gate: the core's [`Listing`] asks each
+/// project holding the caller's, and merges the pages.
 async fn list(routed: &Route, kind: Kind, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
     let dialect = routed.dialect;
     let url = format!("{}{}", config::base_url(&cx.env), routed.upstream_path().unwrap_or_default());
@@ -209,14 +206,21 @@ async fn list(routed: &Route, kind: Kind, cx: &mut Cx) -> std::result::Result<Re
     };
     let lists = std::mem::take(&mut cx.lists);
     let store = StateStore::open(&cx.env);
-    let mut listing = Listing::new(kind, &cx.caller, lists.len());
+    let listing = Listing::new(kind, &cx.caller, lists.len(), now_ms());
+    let mut listing = Gated::new(listing, gate(cx)?, seed());
     let mut timing = std::mem::take(&mut cx.timing);
     let mut forwarder = Forwarder { lists: &lists, cx, upstream, served: None };
     let listed = steps::run(&mut listing, &mut forwarder, &store, &mut timing).await;
     cx.timing = timing;
     cx.timing.state_calls += store.calls.get();
-    let Listed::Answer(body) = listed?;
-    reply::json(body).map_err(|e| Rejection::config(dialect, e))
+    let mut answered = match listed? {
+        Listed::Answer(body) => reply::json(body).map_err(|e| Rejection::config(dialect, e))?,
+        Listed::Error(reply) => reply::error(dialect, &reply).map_err(|e| Rejection::config(dialect, e))?,
+    };
+    for (name, value) in listing.rate_headers() {
+        let _ = answered.headers_mut().set(name, value);
+    }
+    Ok(answered)
 }
 
 /// The request body: an upload's bytes stream through (within `max_upload_bytes`), any other
@@ -224,11 +228,11 @@ async fn list(routed: &Route, kind: Kind, cx: &mut Cx) -> std::result::Result<Re
 async fn payload(req: &Incoming, routed: &Route, cx: &Cx) -> std::result::Result<Payload, Rejection> {
     let dialect = routed.dialect;
     if let Some(header) = routed.upload_size_header() {
-        let announced = req.header(header).and_then(|v| v.trim().parse::<u64>().ok());
+        let announced = req.header(header);
         let limit = SettingsReader::new(|name: &str| config::knob(&cx.env, name))
             .upload_limit()
             .map_err(|e| Rejection::config(dialect, e))?;
-        upload_fits(announced, limit).map_err(|reply| Rejection::new(dialect, reply))?;
+        upload_fits(announced.as_deref(), limit).map_err(|reply| Rejection::new(dialect, reply))?;
     }
     if matches!(routed.resource_call(), Some(ResourceCall::Upload(_) | ResourceCall::MultipartUpload)) {
         return Ok(Payload::Stream(std::cell::RefCell::new(req.body())));
@@ -236,14 +240,11 @@ async fn payload(req: &Incoming, routed: &Route, cx: &Cx) -> std::result::Result
     if !matches!(req.method(), Method::Post | Method::Patch) {
         return Ok(Payload::Bytes(Vec::new()));
     }
-    let body = req.bytes().await;
-    if body.len() > cx.settings.max_body_bytes {
-        return Err(Rejection::new(dialect, ErrorReply::body_too_large(cx.settings.max_body_bytes)));
-    }
+    let body = req.bytes_within(cx.settings.max_body_bytes).await.map_err(|reply| Rejection::new(dialect, reply))?;
     Ok(Payload::Bytes(body))
 }
 
-/// Google's upload URL becomes the proxy's own (same path and query: no key is in it).
+/// Google's upload URL becomes the proxy's own, rebuilt from the session's id alone.
 fn own_upload_url(response: Response, req: &Incoming) -> Response {
     let Some(google_url) = response.headers().get("x-goog-upload-url").ok().flatten() else { return response };
     let origin = req.origin();

@@ -4,6 +4,8 @@
 //! on arrival and parse the URL again each time its query was asked for: costs every request
 //! paid, for nothing the proxy uses.
 
+use crate::chunks::Chunks;
+use gemini_pool_core::ErrorReply;
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Method};
@@ -56,13 +58,33 @@ impl Incoming {
         self.raw.headers().get(name).ok().flatten()
     }
 
-    /// The body, read whole (none or unreadable: empty).
-    pub(crate) async fn bytes(&self) -> Vec<u8> {
-        let Ok(promise) = self.raw.array_buffer() else { return Vec::new() };
-        match JsFuture::from(promise).await {
-            Ok(buffer) => js_sys::Uint8Array::new(&buffer).to_vec(),
-            Err(_) => Vec::new(),
+    /// The body, read whole if it is at most `limit` bytes: one it announces larger
+    /// (`Content-Length`) is refused before a byte is read, and one without a length is read
+    /// against a running count and dropped the moment it passes the limit — an isolate's memory
+    /// is shared by every request it serves. One that cannot be read is a 400.
+    pub(crate) async fn bytes_within(&self, limit: usize) -> Result<Vec<u8>, ErrorReply> {
+        let announced = self.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(ErrorReply::body_too_large(limit));
         }
+        let unreadable = || ErrorReply::bad_request("unreadable_body", "The request body could not be read.");
+        if announced.is_some() {
+            // The runtime frames the body by its length: it cannot run past it.
+            let promise = self.raw.array_buffer().map_err(|_| unreadable())?;
+            let buffer = JsFuture::from(promise).await.map_err(|_| unreadable())?;
+            return Ok(js_sys::Uint8Array::new(&buffer).to_vec());
+        }
+        let Some(stream) = self.raw.body() else { return Ok(Vec::new()) };
+        let mut chunks = Chunks::of(&stream);
+        let mut body = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            body.extend_from_slice(&chunk.map_err(|_| unreadable())?);
+            if body.len() > limit {
+                // Dropping the reader cancels the rest of the body.
+                return Err(ErrorReply::body_too_large(limit));
+            }
+        }
+        Ok(body)
     }
 
     /// The body as the runtime's stream, to pass on unread (an upload's bytes).

@@ -7,7 +7,7 @@
 
 use crate::context::{now_ms, Rejection};
 use crate::reply::Timing;
-use crate::stores::{StateStore, INDEX_TTL_SECS};
+use crate::stores::StateStore;
 use gemini_pool_core::{Answer, ApiKey, CoolingSettings, Machine, Step};
 use std::time::Duration;
 
@@ -50,11 +50,19 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
             }
             Step::Look(names) => machine.looked(store.look(&names).await),
             // A record the object had already (an adopted file seen again) adds no index line.
-            Step::Remember { item, record, ttl_secs, index, line } => {
-                if store.keep_record(&item, record, ttl_secs).await {
-                    store.append(&index, &line, INDEX_TTL_SECS).await;
+            Step::Remember { item, record, ttl_secs, index } => {
+                let stored = store.keep_record(&item, record, ttl_secs).await;
+                if stored {
+                    store.count(&index).await;
                 }
+                machine.remembered(stored);
             }
+            Step::Forget { item, index } => {
+                store.delete(&item).await;
+                store.count(&index).await;
+            }
+            Step::Claim { item, bytes, ttl_secs } => machine.claimed(store.claim(&item, bytes, ttl_secs).await),
+            Step::Swap { item, bytes, generation, ttl_secs } => store.swap(&item, bytes, generation, ttl_secs).await,
             Step::Append { item, bytes, ttl_secs } => store.append(&item, &bytes, ttl_secs).await,
             // Workers have no platform counter a per-client limit fits (`Cx::limiter`).
             Step::Rate(_) => machine.rated(None),

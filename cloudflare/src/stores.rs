@@ -26,10 +26,6 @@ use worker::{
     State, Stub,
 };
 
-/// How long a client's index of what it made is kept after its last line (the longest
-/// record's life: interactions, 60 days).
-pub const INDEX_TTL_SECS: u64 = 60 * 24 * 3600;
-
 /// The binding of the object in `wrangler.toml`, and the name of the instance holding the
 /// cooling items.
 pub const BINDING: &str = "POOL_STATE";
@@ -84,6 +80,10 @@ impl StateObject {
                     return Ok(StoreResult::Refused);
                 }
                 self.save(&k, current.unwrap_or(0) + 1, ttl_secs, &bytes).await?;
+                Ok(StoreResult::Done)
+            }
+            StoreOp::Delete { item } => {
+                self.state.storage().delete(&key(&item)).await?;
                 Ok(StoreResult::Done)
             }
             StoreOp::List { prefix } => {
@@ -399,8 +399,37 @@ impl StateStore {
         results.first() == Some(&StoreResult::Done)
     }
 
-    /// Appends bytes to an item (a line of a client's index of what it made, a client's
-    /// admission to its limit item), kept `ttl_secs`.
+    /// Appends a client's claim to its limit item and reads the item back with its
+    /// generation, in one call (the object runs the two without interleaving another).
+    pub async fn claim(&self, item: &str, bytes: Vec<u8>, ttl_secs: u64) -> Option<(Vec<u8>, u64)> {
+        let ops = vec![
+            StoreOp::Append { item: item.to_string(), bytes, ttl_secs: Some(ttl_secs) },
+            StoreOp::Get { item: item.to_string() },
+        ];
+        let Some(results) = self.batch(self.shard_of(item), ops).await else {
+            worker::console_error!("state: claiming in {item} failed");
+            return None;
+        };
+        results.into_iter().nth(1).and_then(stored_of)
+    }
+
+    /// Replaces an item if it is still at `generation` (a compaction: another write first
+    /// stands, and nothing is lost).
+    pub async fn swap(&self, item: &str, bytes: Vec<u8>, generation: u64, ttl_secs: u64) {
+        let op =
+            StoreOp::Replace { item: item.to_string(), bytes, generation: Some(generation), ttl_secs: Some(ttl_secs) };
+        let _ = self.batch(self.shard_of(item), vec![op]).await;
+    }
+
+    /// Removes an item (the record of a resource Google deleted).
+    pub async fn delete(&self, item: &str) {
+        if self.batch(self.shard_of(item), vec![StoreOp::Delete { item: item.to_string() }]).await.is_none() {
+            worker::console_error!("state: removing {item} failed");
+        }
+    }
+
+    /// Appends bytes to an item (a client's place given back in its limit item), kept
+    /// `ttl_secs`.
     pub async fn append(&self, item: &str, bytes: &[u8], ttl_secs: u64) {
         let op = StoreOp::Append { item: item.to_string(), bytes: bytes.to_vec(), ttl_secs: Some(ttl_secs) };
         if self.batch(self.shard_of(item), vec![op]).await.is_none() {
@@ -408,9 +437,9 @@ impl StateStore {
         }
     }
 
-    /// After the response: one of a request's counts (usage lines to their usage shard's
-    /// object; a limited client's tokens to its limit item's), read back and compacted when
-    /// the core marks it due.
+    /// One of a request's counts (usage lines to their usage shard's object; a limited
+    /// client's tokens to its limit item's; a line of a client's index), read back and
+    /// compacted when the core marks it due.
     pub async fn count(&self, append: &Append) {
         let (item, ttl_secs) = (append.item.as_str(), append.ttl_secs);
         let call = |ops: Vec<StoreOp>| async move {

@@ -8,7 +8,8 @@
 //! (the key check is a [`Check`], driven by the same loop).
 //!
 //! The modules, by concern (read in this order):
-//! - `client` — what clients send and see: the allow-list of paths (`route`), tokens and
+//! - `client` — what clients send and see: the allow-list of paths (`route`), what a body says
+//!   (`body`, one pass over its decoded JSON), resources by kind and id (`resource`), tokens and
 //!   roles (`auth`), model names (`model`), OpenAI bodies (`openai_body`), the error envelopes
 //!   (`envelope`), the key scrub (`scrub`), client policies (`policy`) and aliased answers
 //!   (`relabel`);
@@ -89,26 +90,14 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-mod client {
-    pub(crate) mod auth;
-    pub(crate) mod envelope;
-    pub(crate) mod model;
-    pub(crate) mod openai_body;
-    pub(crate) mod policy;
-    pub(crate) mod relabel;
-    pub(crate) mod route;
+// The floors, from the ground up: a module uses only modules of its own floor or below
+// (`core/tests/layers.rs` holds it to that).
+mod pool {
+    pub(crate) mod keys;
+    pub(crate) mod names;
+    pub(crate) mod pick;
+    pub(crate) mod rng;
     pub(crate) mod scrub;
-}
-mod decide {
-    pub(crate) mod affinity;
-    pub(crate) mod attempts;
-    pub(crate) mod cooling;
-    pub(crate) mod ending;
-    pub(crate) mod flow;
-    pub(crate) mod judge;
-    pub(crate) mod keycheck;
-    pub(crate) mod limits;
-    pub(crate) mod listing;
 }
 mod google {
     pub(crate) mod classify;
@@ -116,56 +105,85 @@ mod google {
     pub(crate) mod find;
     pub(crate) mod google_error;
     pub(crate) mod reason;
+    pub(crate) mod resource;
     pub(crate) mod tokens;
 }
-mod operator {
-    pub(crate) mod clock;
-    pub(crate) mod console;
-    pub(crate) mod history;
-    pub(crate) mod settings;
-    pub(crate) mod status;
-}
-mod pool {
-    pub(crate) mod keys;
-    pub(crate) mod names;
-    pub(crate) mod pick;
-    pub(crate) mod rng;
-}
-mod shared {
+mod state {
     pub(crate) mod batch;
+    pub(crate) mod clock;
     pub(crate) mod failures;
     pub(crate) mod frames;
+    pub(crate) mod index;
+    pub(crate) mod items;
+    pub(crate) mod limit_item;
     pub(crate) mod marks;
     pub(crate) mod record;
-    pub(crate) mod state;
     pub(crate) mod usage;
 }
+mod client {
+    pub(crate) mod auth;
+    pub(crate) mod body;
+    pub(crate) mod envelope;
+    pub(crate) mod model;
+    pub(crate) mod openai_body;
+    pub(crate) mod policy;
+    pub(crate) mod query;
+    pub(crate) mod relabel;
+    pub(crate) mod route;
+    pub(crate) mod spot;
+    pub(crate) mod upload;
+}
+mod settings;
+mod decide {
+    pub(crate) mod affinity;
+    pub(crate) mod attempts;
+    pub(crate) mod cooling;
+    pub(crate) mod ending;
+    pub(crate) mod flow;
+    pub(crate) mod judge;
+    pub(crate) mod limits;
+    pub(crate) mod linger;
+    pub(crate) mod listing;
+    pub(crate) mod machine;
+}
+mod admin {
+    pub(crate) mod console;
+    pub(crate) mod history;
+    pub(crate) mod keycheck;
+    pub(crate) mod status;
+}
 
-// A request, and the key check: the machines and what drives them.
+/// The rig that drives the machines in tests (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+// The machines and what they say to the edge.
+pub use admin::keycheck::{Check, Checked};
 pub use decide::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
 pub use decide::ending::{Ending, ERROR_BODY_LIMIT};
-pub use decide::flow::{Answer, Finish, Flow, Linger, Machine, Step};
-pub use decide::keycheck::{Check, Checked};
-pub use decide::limits::{Gate, Limiter, RateHeaders};
+pub use decide::flow::{Finish, Flow};
+pub use decide::limits::{Gate, Gated, RateHeaders, Refusable};
+pub use decide::linger::Linger;
 pub use decide::listing::{Listed, Listing};
+pub use decide::machine::{Answer, Machine, Step};
 
 // What clients send and see.
-pub use client::auth::{
-    caller, client_token, forwarded_query, lookup_order, query_param, same_token, Caller, Presented, Role,
-};
+pub use client::auth::{caller, client_token, lookup_order, same_token, Caller, Presented, Role};
 pub use client::envelope::{Dialect, ErrorReply};
 pub use client::model::valid_model;
 pub use client::openai_body::{peek, strip_model_prefixes};
 pub use client::policy::{Applied, Limits, Policy, PolicyError};
+pub use client::query::{forwarded_query, query_param};
 pub use client::relabel::Relabel;
-pub use client::route::{may_be_native, route, Access, Endpoint, Reading, ResourceCall, Route};
+pub use client::route::{may_be_native, route, Access, Endpoint, Reading, RequestFacts, ResourceCall, Route};
 
 // Stateful resources, each kept with its project.
-pub use client::scrub::scrub;
-pub use decide::affinity::{
-    makes, named, proxied_upload_url, spotter, upload_fits, upload_session, Kind, Pin, Pinned, Record, Resource, Spot,
-    Spotter, SPOT_LIMIT,
-};
+pub use client::spot::{Spot, Spotter, SPOT_LIMIT};
+pub use client::upload::{proxied_upload_url, upload_fits, upload_session};
+pub use decide::affinity::{Pin, Record};
+pub use google::resource::{Kind, Resource};
+pub use pool::names::Pinned;
+pub use pool::scrub::scrub;
 
 // What Google's answers mean, and what they change.
 pub use decide::cooling::{decide, Action, Cooldown, Moment, Scope};
@@ -177,23 +195,24 @@ pub use google::tokens::{Meter, Tokens};
 // The keys.
 pub use pool::keys::{choose_part, ApiKey, KeyPool};
 pub use pool::names::{Bucket, MarkName};
+pub use pool::pick::Strategy;
 pub use pool::rng::Rng;
 
 // The shared state.
-pub use shared::batch::UsageBatch;
-pub use shared::failures::{recent as recent_failures, Failure, ITEM as FAILURES_ITEM};
-pub use shared::frames::{FrameError, StoreOp, StoreResult};
-pub use shared::marks::{Entry, Mark, Marks};
-pub use shared::record::Write;
-pub use shared::state::{Change, Item, PartState, PoolState};
-pub use shared::usage::{Append, Compaction, Usage, UsageAppend, OTHER_MODEL};
+pub use state::batch::UsageBatch;
+pub use state::clock::ResetZone;
+pub use state::failures::{recent as recent_failures, Failure, ITEM as FAILURES_ITEM};
+pub use state::frames::{FrameError, StoreOp, StoreResult};
+pub use state::items::{Change, Item, PartState, PoolState};
+pub use state::marks::{Entry, Mark, Marks};
+pub use state::record::Write;
+pub use state::usage::{Append, Compaction, Usage, UsageAppend, OTHER_MODEL};
 
 // The operator's side.
-pub use operator::clock::ResetZone;
-pub use operator::console::Console;
-pub use operator::history::UsageQuery;
-pub use operator::settings::{
-    parse_duration, CoolingSettings, Profile, RequestSettings, RetrySettings, SettingError, SettingsReader, Strategy,
+pub use admin::console::Console;
+pub use admin::history::UsageQuery;
+pub use admin::status::{AdminInput, PartMarks, StatusInput, MAX_MODEL_ITEMS};
+pub use settings::{
+    parse_duration, CoolingSettings, Limiter, Profile, RequestSettings, RetrySettings, SettingError, SettingsReader,
     WhenAllCooling, DEFAULT_HISTORY_DAYS, MAX_DURATION, MAX_UPLOAD_BYTES,
 };
-pub use operator::status::{AdminInput, PartMarks, StatusInput, MAX_MODEL_ITEMS};

@@ -1,8 +1,8 @@
 //! The request flow, step by step, against a strict in-memory store: the order of the steps,
 //! what is read and written when, widening, recording and its read-back, and the end.
 
-use gemini_pool_core::{Answer, CoolingSettings, Finish, Flow, Item, Machine, Marks, Step, Write};
-use std::collections::HashMap;
+use gemini_pool_core::testing::{Rig, Seen, Store};
+use gemini_pool_core::{Answer, Finish, Flow};
 
 /// Usage counted, in UTC, kept 30 days.
 fn settings() -> gemini_pool_core::RequestSettings {
@@ -18,71 +18,21 @@ const NOW: u64 = 1_768_478_400_000;
 const MINUTE_429: &[u8] =
     br#"{"error":{"code":429,"message":"q\nPlease retry in 30s.","status":"RESOURCE_EXHAUSTED"}}"#;
 
-/// A strict store: what is written is read back at once. `lose_appends`: that many appends are
-/// acknowledged and then overwritten by a concurrent rewrite (the generation moves on).
-#[derive(Default)]
-struct Store {
-    items: HashMap<String, (Vec<u8>, u64)>,
-    reads: usize,
-    writes: usize,
-    lose_appends: usize,
-}
-
-impl Store {
-    fn read(&mut self, items: &[Item]) -> Vec<(Item, Marks)> {
-        self.reads += items.len();
-        items
-            .iter()
-            .map(|item| {
-                let marks = match self.items.get(&item.kv_key()) {
-                    Some((bytes, generation)) => Marks::decode(bytes.clone(), Some(*generation)),
-                    None => Marks::default(),
-                };
-                (item.clone(), marks)
-            })
-            .collect()
-    }
-
-    fn write(&mut self, writes: Vec<Write>) {
-        for write in writes {
-            self.writes += 1;
-            match write {
-                Write::Append { item, bytes } => {
-                    let entry = self.items.entry(item.kv_key()).or_default();
-                    entry.1 += 1;
-                    if self.lose_appends > 0 {
-                        self.lose_appends -= 1;
-                    } else {
-                        entry.0.extend(bytes);
-                    }
-                }
-                Write::Replace { item, bytes, generation, .. } => {
-                    let current = self.items.get(&item.kv_key()).map(|(_, g)| *g);
-                    if current == generation {
-                        self.items.insert(item.kv_key(), (bytes, current.unwrap_or(0) + 1));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What happened, step by step.
-#[derive(Debug, PartialEq)]
-enum Seen {
-    Fetch(usize),
-    Read(usize),
-    Configure,
-    Send(String),
-    Record(usize, usize),
-    Log,
-}
-
 /// A status for a 200 the edge found empty.
 const EMPTY: u16 = 1;
 
-/// Runs a flow to its end: `answer` gives Google's status and body for a key (`0`: no
-/// answer; [`EMPTY`]: an empty 200).
+/// Google's answer for a status and body (`0`: no answer; [`EMPTY`]: an empty 200).
+fn answer_of((status, body): (u16, Vec<u8>)) -> Answer {
+    match status {
+        200 => Answer::Served,
+        EMPTY => Answer::Empty,
+        0 => Answer::None { timeout: true, detail: "timed out".into() },
+        status => Answer::Error { status, body },
+    }
+}
+
+/// Runs a flow to its end over `store` (given back afterwards): `answer` gives Google's status
+/// and body for a key.
 fn run(
     lists: &[&str],
     model: &str,
@@ -90,56 +40,22 @@ fn run(
     mut answer: impl FnMut(&str) -> (u16, Vec<u8>),
     seed: u64,
 ) -> (Finish, Vec<Seen>, Vec<String>) {
+    let bytes: Vec<&[u8]> = lists.iter().map(|l| l.as_bytes()).collect();
+    let mut rig = Rig::new(&bytes, NOW);
+    rig.store = std::mem::take(store);
     let mut flow = Flow::new(lists.len(), Some(model), seed, 32);
-    let cooling = CoolingSettings::default();
-    let mut seen = Vec::new();
-    let mut logs = Vec::new();
-    for _ in 0..1_000 {
-        match flow.step(NOW) {
-            Step::Fetch(part) => {
-                seen.push(Seen::Fetch(part));
-                flow.fetched(part, lists[part].as_bytes());
-            }
-            Step::Read(items) => {
-                seen.push(Seen::Read(items.len()));
-                flow.read(store.read(&items));
-            }
-            Step::Configure => {
-                seen.push(Seen::Configure);
-                flow.configured(&cooling);
-            }
-            Step::Send(keys) => {
-                let key = keys[0];
-                seen.push(Seen::Send(key.secret[key.secret.len() - 2..].to_string()));
-                let answer = match answer(key.secret) {
-                    (200, _) => Answer::Served,
-                    (EMPTY, _) => Answer::Empty,
-                    (0, _) => Answer::None { timeout: true, detail: "timed out".into() },
-                    (status, body) => Answer::Error { status, body },
-                };
-                flow.answered(vec![answer]);
-            }
-            Step::Record { writes, read_back } => {
-                seen.push(Seen::Record(writes.len(), read_back.len()));
-                store.write(writes);
-                if read_back.is_empty() {
-                    flow.written();
-                } else {
-                    flow.read(store.read(&read_back));
-                }
-            }
-            Step::Log(line) => {
-                seen.push(Seen::Log);
-                logs.push(line);
-            }
-            Step::Wait(_) => panic!("a request never waits before its answer"),
-            Step::Look(_) | Step::Remember { .. } | Step::Rate(_) | Step::Append { .. } => {
-                panic!("these requests name no resource and have no limits")
-            }
-            Step::Done(finish) => return (finish, seen, logs),
-        }
-    }
-    panic!("the flow did not end: {seen:?}");
+    let finish = rig.drive(&mut flow, |key| answer_of(answer(key.secret)));
+    *store = std::mem::take(&mut rig.store);
+    assert!(!rig.seen.iter().any(|s| matches!(s, Seen::Wait(_))), "a request never waits before its answer");
+    let logs = rig.logs();
+    (finish, rig.seen, logs)
+}
+
+/// Keys sent, by their last two digits.
+fn sent_tail(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .filter_map(|s| if let Seen::Send(keys) = s { Some(keys[0][keys[0].len() - 2..].to_string()) } else { None })
+        .collect()
 }
 
 /// Google refuses the first call (a per-minute 429) and serves every other.
@@ -181,7 +97,7 @@ fn a_refusal_is_recorded_read_back_and_the_next_key_serves() {
     assert_eq!(finish, Finish::Served);
     // Configure (a failure needs the cooling knobs), the log line, one append with the
     // read-back of both items, then the other key.
-    assert_eq!(seen[3..6], [Seen::Configure, Seen::Log, Seen::Record(1, 2)], "{seen:?}");
+    assert!(matches!(seen[3..6], [Seen::Configure, Seen::Log(_), Seen::Record(1, 2)]), "{seen:?}");
     assert!(matches!(seen.last(), Some(Seen::Send(_))));
     assert!(logs[0].contains("per-minute quota exceeded") && logs[0].contains("trying another key"), "{logs:?}");
     let stored = &store.items["model/m"].0;
@@ -217,7 +133,7 @@ fn a_part_without_keys_makes_the_flow_fetch_every_part() {
     for seed in 0..20 {
         let (finish, seen, _) = run(&[&empty, &other], "m", &mut store, |_| (200, b"{}".to_vec()), seed);
         assert_eq!(finish, Finish::Served);
-        assert!(seen.contains(&Seen::Send("07".into())), "{seen:?}");
+        assert!(sent_tail(&seen).contains(&"07".to_string()), "{seen:?}");
     }
     let (finish, _, _) = run(&[&empty, &empty], "m", &mut store, |_| (200, b"{}".to_vec()), 1);
     assert_eq!(finish, Finish::EmptyPool);
@@ -276,40 +192,18 @@ fn a_client_error_is_delivered_with_one_call_and_no_write() {
 #[test]
 fn usage_counts_every_key_tried() {
     let one = list(&[1, 2]);
-    let lists = [one.as_str()];
+    let mut rig = Rig::new(&[one.as_bytes()], NOW);
     let mut flow = Flow::new(1, Some("m"), 9, 32);
-    let mut store = Store::default();
     let mut tried = 0;
-    loop {
-        match flow.step(NOW) {
-            Step::Fetch(p) => flow.fetched(p, lists[p].as_bytes()),
-            Step::Read(items) => flow.read(store.read(&items)),
-            Step::Configure => flow.configured(&CoolingSettings::default()),
-            Step::Send(_) => {
-                tried += 1;
-                let answer = match tried {
-                    1 => Answer::Error { status: 429, body: MINUTE_429.to_vec() },
-                    _ => Answer::Served,
-                };
-                flow.answered(vec![answer]);
-            }
-            Step::Record { writes, read_back } => {
-                store.write(writes);
-                flow.read(store.read(&read_back));
-            }
-            Step::Log(_)
-            | Step::Wait(_)
-            | Step::Look(_)
-            | Step::Remember { .. }
-            | Step::Rate(_)
-            | Step::Append { .. } => {}
-            Step::Done(finish) => {
-                assert_eq!(finish, Finish::Served);
-                break;
-            }
+    let finish = rig.drive(&mut flow, |_| {
+        tried += 1;
+        match tried {
+            1 => Answer::Error { status: 429, body: MINUTE_429.to_vec() },
+            _ => Answer::Served,
         }
-    }
-    let append = flow.usage("app", NOW, &settings()).expect("counted");
+    });
+    assert_eq!(finish, Finish::Served);
+    let append = flow.usage("app", NOW, &settings(), None).expect("counted");
     assert_eq!(append.lines().lines().count(), 3, "{}", append.lines());
     assert!(append.lines().ends_with("c app m 1 0\n"), "{}", append.lines());
 }
@@ -318,116 +212,64 @@ fn usage_counts_every_key_tried() {
 fn the_key_check_is_a_machine_the_same_loop_drives() {
     use gemini_pool_core::{Check, Checked};
     let lists = [format!("{}\nAIza\n{}", key(1), key(2)), key(3)];
-    let mut store = Store::default();
+    let mut rig = Rig::new(&[lists[0].as_bytes(), lists[1].as_bytes()], NOW);
     let mut check = Check::new(2, 0, &["keys", "keys_2"]);
-    let (mut logs, mut sent) = (Vec::new(), Vec::new());
-    let answer = loop {
-        match check.step(NOW) {
-            Step::Fetch(p) => check.fetched(p, lists[p].as_bytes()),
-            Step::Read(items) => check.read(store.read(&items)),
-            Step::Configure => check.configured(&CoolingSettings::default()),
-            Step::Send(keys) => {
-                sent = keys.iter().map(|k| k.secret.to_string()).collect();
-                // The second key is dead, the others answer.
-                let answers = keys
-                    .iter()
-                    .map(|k| match k.secret == key(2) {
-                        true => Answer::Error {
-                            status: 400,
-                            body: br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#.to_vec(),
-                        },
-                        false => Answer::Served,
-                    })
-                    .collect();
-                check.answered(answers);
-            }
-            Step::Record { writes, read_back } => {
-                store.write(writes);
-                if read_back.is_empty() {
-                    check.written();
-                } else {
-                    check.read(store.read(&read_back));
-                }
-            }
-            Step::Log(line) => logs.push(line),
-            Step::Wait(_) | Step::Look(_) | Step::Remember { .. } | Step::Rate(_) | Step::Append { .. } => {}
-            Step::Done(Checked::Answer(body)) => break String::from_utf8(body).unwrap_or_default(),
-            Step::Done(other) => panic!("{other:?}"),
-        }
-    };
-    assert_eq!(sent, [key(1), key(2), key(3)], "the whole pool, side by side");
+    // The second key is dead, the others answer.
+    let dead = br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#;
+    let answer = rig.drive(&mut check, |k| match k.secret == key(2) {
+        true => Answer::Error { status: 400, body: dead.to_vec() },
+        false => Answer::Served,
+    });
+    let Checked::Answer(body) = answer else { panic!("{answer:?}") };
+    let answer = String::from_utf8(body).unwrap_or_default();
+    assert_eq!(rig.seen.iter().filter(|s| matches!(s, Seen::Send(_))).count(), 1, "the whole pool, side by side");
+    assert_eq!(rig.sent(), [key(1), key(2), key(3)]);
     assert!(answer.contains(r#""checked":3"#) && answer.contains(r#""total":3"#), "{answer}");
+    let logs = rig.logs();
     assert!(logs.iter().any(|l| l.starts_with("key list keys, line 2: not a key")), "{logs:?}");
     assert!(logs.iter().any(|l| l.contains("…0002") && l.contains("API key not valid")), "{logs:?}");
-    assert!(String::from_utf8_lossy(&store.items["keys"].0).contains("key_invalid"), "the dead mark is stored");
+    assert!(rig.store.text("keys").contains("key_invalid"), "the dead mark is stored");
 }
 
 #[test]
 fn a_write_the_store_refuses_goes_out_again_and_lingers_after_the_answer() {
-    use gemini_pool_core::Linger;
     let one = list(&[1, 2, 3]);
-    let lists = [one.as_str()];
-    let mut store = Store::default();
+    let mut rig = Rig::new(&[one.as_bytes()], NOW);
+    rig.store.refuse_writes = true; // the store refuses every write while the request runs
     let mut flow = Flow::new(1, Some("m"), 11, 32);
-    let mut refusing = true; // the store refuses every write while the request runs
     let mut sent = 0;
-    loop {
-        match flow.step(NOW) {
-            Step::Fetch(p) => flow.fetched(p, lists[p].as_bytes()),
-            Step::Read(items) => flow.read(store.read(&items)),
-            Step::Configure => flow.configured(&CoolingSettings::default()),
-            Step::Send(_) => {
-                sent += 1;
-                let answer = match sent {
-                    1 | 2 => Answer::Error { status: 429, body: MINUTE_429.to_vec() },
-                    _ => Answer::Served,
-                };
-                flow.answered(vec![answer]);
-            }
-            Step::Record { writes, read_back } => {
-                // Each round carries every change not stored yet (one append per item).
-                assert!(!writes.is_empty());
-                flow.refused((0..writes.len()).collect());
-                flow.read(store.read(&read_back));
-            }
-            Step::Log(_) | Step::Look(_) | Step::Remember { .. } | Step::Rate(_) | Step::Append { .. } => {}
-            Step::Wait(_) => panic!("no wait before the answer"),
-            Step::Done(finish) => {
-                assert_eq!(finish, Finish::Served);
-                break;
-            }
+    let finish = rig.drive(&mut flow, |_| {
+        sent += 1;
+        match sent {
+            1 | 2 => Answer::Error { status: 429, body: MINUTE_429.to_vec() },
+            _ => Answer::Served,
         }
-    }
-    assert!(store.items.is_empty(), "nothing stored while refusing");
-    let mut linger: Linger = flow.linger().expect("two verdicts left to write");
+    });
+    assert_eq!(finish, Finish::Served);
+    let records: Vec<&Seen> = rig.seen.iter().filter(|s| matches!(s, Seen::Record(..))).collect();
+    assert!(records.iter().all(|r| !matches!(r, Seen::Record(0, _))), "each round carries every change not stored yet");
+    assert!(!rig.seen.iter().any(|s| matches!(s, Seen::Wait(_))), "no wait before the answer");
+    assert!(rig.store.items.is_empty(), "nothing stored while refusing");
+    let mut linger = flow.linger().expect("two verdicts left to write");
+    // After the answer: a rig of its own (a linger owns its data), the same store, which takes
+    // writes again after the second wait.
+    let mut rig = Rig { store: std::mem::take(&mut rig.store), ..Rig::new(&[], NOW) };
     let mut waited = Vec::new();
+    let mut google = |_: &gemini_pool_core::ApiKey<'_>| Answer::Served;
     loop {
-        match linger.step(NOW) {
-            Step::Wait(ms) => {
-                waited.push(ms);
-                refusing = waited.len() < 2; // the store takes writes again after the second wait
-            }
-            Step::Read(items) => linger.read(store.read(&items)),
-            Step::Record { writes, read_back } => {
-                if refusing {
-                    linger.refused((0..writes.len()).collect());
-                } else {
-                    store.write(writes);
-                }
-                match read_back.is_empty() {
-                    true => linger.written(),
-                    false => linger.read(store.read(&read_back)),
-                }
-            }
-            Step::Done(()) => break,
-            other => panic!("{other:?}"),
+        if rig.turn(&mut linger, &mut google).is_some() {
+            break;
+        }
+        if let Some(Seen::Wait(ms)) = rig.seen.last() {
+            waited.push(*ms);
+            rig.store.refuse_writes = waited.len() < 2;
         }
     }
     assert!(
         waited.len() == 2 && (1_000..=2_000).contains(&waited[0]) && (2_000..=4_000).contains(&waited[1]),
         "{waited:?}"
     );
-    let stored = String::from_utf8_lossy(&store.items["model/m"].0).to_string();
+    let stored = rig.store.text("model/m");
     assert_eq!(stored.matches("per_minute_quota").count(), 2, "{stored}");
 }
 

@@ -194,6 +194,15 @@ impl Store for Objects {
         (found, latency)
     }
 
+    /// One call: the object appends and reads back without interleaving another.
+    fn claim(&mut self, _: usize, name: &str, bytes: Vec<u8>, now: u64) -> (Option<Vec<u8>>, u64) {
+        let Some(ms) = self.call(self.shard(name), now) else { return (None, self.config.rtt_ms) };
+        let entry = self.items.entry(name.to_string()).or_default();
+        entry.0.extend_from_slice(&bytes);
+        entry.1 += 1;
+        (Some(entry.0.clone()), ms)
+    }
+
     fn append(&mut self, _: usize, name: &str, bytes: Vec<u8>, now: u64) -> u64 {
         let Some(ms) = self.call(self.shard(name), now) else { return self.config.rtt_ms };
         let entry = self.items.entry(name.to_string()).or_default();

@@ -7,8 +7,8 @@ use crate::google::{Google, GoogleConfig};
 use crate::kv::{Kv, KvConfig};
 use crate::object::{ObjectConfig, Objects};
 use gemini_pool_core::{
-    Answer, Change, CoolingSettings, Entry, Flow, Gate, Item, Limiter, Limits, Linger, Machine, Marks, ResetZone, Rng,
-    Step, Write,
+    Answer, Change, CoolingSettings, Entry, Flow, Gate, Gated, Item, Limiter, Limits, Linger, Machine, Marks,
+    ResetZone, Rng, Step, Write,
 };
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -43,6 +43,13 @@ pub trait Store {
     fn look(&mut self, at: usize, names: &[String], now: u64) -> (Vec<Option<Vec<u8>>>, u64);
     /// Appends `bytes` to the item `name`: how long it took.
     fn append(&mut self, at: usize, name: &str, bytes: Vec<u8>, now: u64) -> u64;
+    /// Appends a claim to `name` and reads the item back: its bytes, and how long it took
+    /// (Fastly: an append, then a lookup).
+    fn claim(&mut self, at: usize, name: &str, bytes: Vec<u8>, now: u64) -> (Option<Vec<u8>>, u64) {
+        let took = self.append(at, name, bytes, now);
+        let (mut found, read) = self.look(at, &[name.to_string()], now + took);
+        (found.pop().flatten(), took + read)
+    }
     /// Writes then reads back (Workers batches both in one call per object).
     fn record(
         &mut self,
@@ -217,13 +224,15 @@ impl Store for ReadOnce<'_> {
 }
 
 enum Running<'a> {
-    Flow(Box<Flow<'a>>),
+    Flow(Box<Gated<Flow<'a>>>),
     Linger(Box<Linger>),
 }
 
 enum Awaited {
     Read(Vec<(Item, Marks)>, Vec<usize>),
     Looked(Vec<Option<Vec<u8>>>),
+    /// A claim's item read back (the model keeps no generation for named items).
+    Claimed(Option<Vec<u8>>),
     Answer(Answer),
     Written(Vec<usize>),
     Nothing,
@@ -252,10 +261,11 @@ pub fn run(scenario: &Scenario) -> Report {
                      rng: &mut Rng,
                      events: &mut BinaryHeap<_>| {
         let at = rng.below(scenario.pops) * isolates + rng.below(isolates);
-        let mut flow = Flow::new(lists.len(), Some("m"), rng.next_u64(), 32);
-        if let Some(limits) = scenario.limits {
-            flow = flow.with_limits(Gate::new(limits, Limiter::Store, "app", time, ResetZone::Fixed(0)));
-        }
+        let seed = rng.next_u64();
+        let flow = Flow::new(lists.len(), Some("m"), seed, 32);
+        let gate = scenario.limits.map(|limits| Gate::new(limits, Limiter::Store, "app", time, ResetZone::Fixed(0)));
+        // The claim's id from the request's seed: no draw of the world's own.
+        let flow = Gated::new(flow, gate, seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
         let snapshot = Snapshot::default();
         live.push(Some(Live { machine: Running::Flow(Box::new(flow)), at, result: None, owner, snapshot }));
         events.push(Reverse((time, seq, live.len() - 1)));
@@ -293,9 +303,9 @@ pub fn run(scenario: &Scenario) -> Report {
         // The client has its answer: a linger goes on where the request ran.
         let lingers = match &mut request.machine {
             Running::Flow(flow) => {
-                verdicts.extend(flow.changes().iter().filter(|c| matches!(c.entry, Entry::Set(_))).cloned());
+                verdicts.extend(flow.inner().changes().iter().filter(|c| matches!(c.entry, Entry::Set(_))).cloned());
                 over_limit += u64::from(flow.over_limit());
-                flow.linger()
+                flow.inner_mut().linger()
             }
             Running::Linger(_) => None,
         };
@@ -362,6 +372,8 @@ fn advance<'a, M: Machine<'a>>(
         }
         Some(Awaited::Answer(answer)) => machine.answered(vec![answer]),
         Some(Awaited::Looked(found)) => machine.looked(found),
+        // Generation 0: the model does not compact limit items (their `Swap` is not made).
+        Some(Awaited::Claimed(found)) => machine.claimed(found.map(|bytes| (bytes, 0))),
         Some(Awaited::Written(no)) => {
             if !no.is_empty() {
                 machine.refused(no);
@@ -384,8 +396,13 @@ fn advance<'a, M: Machine<'a>>(
                 *result = Some(Awaited::Nothing);
                 return Some(took.max(1));
             }
+            Step::Claim { item, bytes, .. } => {
+                let (found, took) = store.claim(at, &item, bytes, now);
+                *result = Some(Awaited::Claimed(found));
+                return Some(took.max(1));
+            }
             Step::Rate(_) => machine.rated(None),
-            Step::Log(_) | Step::Remember { .. } => {}
+            Step::Log(_) | Step::Remember { .. } | Step::Forget { .. } | Step::Swap { .. } => {}
             Step::Wait(ms) => {
                 *result = Some(Awaited::Nothing);
                 return Some(ms.max(1));

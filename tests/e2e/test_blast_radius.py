@@ -48,11 +48,23 @@ UNKNOWN_FILE = types.Part(file_data=types.FileData(
     file_uri="https://generativelanguage.googleapis.com/v1beta/files/doesnotexist1", mime_type="text/plain"))
 
 
-def gone_file(google):
-    """A file made through the proxy and deleted: its record pins it, Google no longer has it."""
+def gone_at_google(sim, since: int, resource: str):
+    """Deletes `resource` (`files/x`, `cachedContents/y`) at Google itself, behind the proxy's back
+    (as when Google lets a file expire): its record still pins it, Google no longer has it. A
+    DELETE through the proxy would remove the record too."""
+    made_by = next(e["key"] for e in sim.log()[since:] if e["status"] == 200)
+    number = int(made_by.lstrip("k"))
+    gone = curl(f"{sim.url}/v1beta/{resource}", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE",
+                "-H", f"x-goog-api-key: {key(number)}").stdout
+    assert gone == "200", gone
+
+
+def gone_file(google, sim):
+    """A file made through the proxy that Google no longer has."""
     import io
+    since = len(sim.log())
     made = google.files.upload(file=io.BytesIO(b"text"), config={"mime_type": "text/plain"})
-    google.files.delete(name=made.name)
+    gone_at_google(sim, since, made.name)
     return made
 
 
@@ -61,7 +73,7 @@ def test_a_file_google_refuses_is_delivered_and_cools_nothing(sim, proxies, prof
     sim.reset(sim_keys(6, SIX_PROJECTS))
     proxy = proxies(pool_lines(6, SIX_PROJECTS), settings={"cooling_profile": profile})
     google = native(proxy)  # the SDK closes a client once it is unreferenced: keep it
-    gone = gone_file(google)
+    gone = gone_file(google, sim)
     part = types.Part.from_uri(file_uri=gone.uri, mime_type="text/plain")
     for _ in range(5):
         before = len(sim.log())
@@ -81,8 +93,9 @@ def test_a_file_google_refuses_is_delivered_and_cools_nothing(sim, proxies, prof
 
 def test_a_cached_content_google_refuses_is_delivered_and_cools_nothing(six, sim):
     google = native(six)
+    since = len(sim.log())
     cache = google.caches.create(model=FLASH, config=types.CreateCachedContentConfig(contents=["context"]))
-    google.caches.delete(name=cache.name)
+    gone_at_google(sim, since, cache.name)
     config = types.GenerateContentConfig(cached_content=cache.name)
     for _ in range(5):
         before = len(sim.log())

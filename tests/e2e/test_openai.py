@@ -224,7 +224,7 @@ def openai_error(result):
     ("", "invalid_json", "empty"),
     ('{"messages": []}', "missing_model", "model"),
     ('{"model": "../etc/passwd"}', "invalid_model", "Invalid model"),
-    ('["not", "an", "object"]', "invalid_json", "not valid JSON"),
+    ('["not", "an", "object"]', "invalid_json", "not a JSON object"),
 ])
 def test_malformed_bodies(world, body, code, words):
     status, _, error = openai_error(post(world, "/v1/chat/completions", body))

@@ -249,3 +249,46 @@ def test_what_a_policy_costs_in_store_operations(sim, proxies):
     limited = timing(TOKEN)
     # With `rpd`: its limit item read, and its admission appended before the request is sent.
     assert 'kv;desc="3 reads, 1 writes"' in limited, limited
+
+
+def test_a_client_refused_thousands_of_times_costs_what_it_did_at_first(sim, proxies):
+    """Every refused request appends a claim and gives it back: the limit item would grow all
+    day, and a parse quadratic in it would make each request dearer than the last. The claimer
+    compacts it and the parse is linear: the 3,000th refusal costs what the first did."""
+    import http.client
+    import statistics
+    sim.reset(sim_keys(2))
+    proxy = proxies(pool_lines(2), policies={APP: {"rpd": 3}})
+    host, port = proxy.url.split("//")[1].split(":")
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    headers = {"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+
+    def send(conn):
+        started = time.perf_counter()
+        conn.request("POST", "/v1/chat/completions", body, headers)
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status, time.perf_counter() - started
+
+    def timed(count):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        results = [send(conn) for _ in range(count)]
+        conn.close()
+        assert all(status == 429 for status, _ in results), results[:3]
+        return statistics.median(t for _, t in results)
+
+    for _ in range(3):
+        chat(proxy)
+    early = timed(100)
+
+    def fill(n):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        statuses = [send(conn)[0] for _ in range(n)]
+        conn.close()
+        return statuses
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        filled = [s for statuses in pool.map(fill, [375] * 8) for s in statuses]
+    assert set(filled) == {429}
+    late = timed(100)
+    print(f"refused request, median: {early * 1000:.2f} ms at first, {late * 1000:.2f} ms after 3,100 refusals")
+    assert late < 2.5 * early, f"{late * 1000:.2f} ms after 3,100 refusals vs {early * 1000:.2f} ms at first"

@@ -12,6 +12,7 @@
 //! for the common case) and the token is counted under its client label.
 
 use crate::client::envelope::{Dialect, ErrorReply};
+use crate::client::query::percent_decode;
 use crate::client::route::Access;
 
 /// The list a token was found in.
@@ -102,50 +103,6 @@ pub fn same_token(a: &str, b: &str) -> bool {
     differ == 0
 }
 
-/// The value of query parameter `name` (percent-decoded), if present.
-pub fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then_some(v)
-    })
-}
-
-/// The query string to send upstream: only the `allowed` parameters, as the client wrote them.
-pub fn forwarded_query(query: Option<&str>, allowed: &[&str]) -> Option<String> {
-    let kept: Vec<&str> = query?
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(k, _)| k);
-            allowed.contains(&name)
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("&"))
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,14 +157,5 @@ mod tests {
         assert!(same_token("tok-1", "tok-1"));
         assert!(!same_token("tok-1", "tok-2") && !same_token("tok", "tok-1") && !same_token("", "x"));
         assert!(same_token("", ""));
-    }
-
-    #[test]
-    fn queries() {
-        let q = Some("key=secret&alt=sse&pageSize=5&x=1");
-        assert_eq!(query_param(q, "key"), Some("secret"));
-        assert_eq!(forwarded_query(q, &["alt", "pageSize"]).as_deref(), Some("alt=sse&pageSize=5"));
-        assert_eq!(forwarded_query(Some("key=s"), &["alt"]), None);
-        assert_eq!(forwarded_query(None, &["alt"]), None);
     }
 }

@@ -2,9 +2,9 @@
 //! OpenAI's `{"error": {"message", "type", "param", "code"}}` for `/v1/...`, Google's
 //! `{"error": {"code", "message", "status"}}` for the native API — with the right status.
 
-use crate::client::scrub::scrub;
 use crate::google::classify::Outcome;
 use crate::google::google_error::GoogleError;
+use crate::pool::scrub::scrub;
 use serde_json::{json, Value};
 
 /// Which API the client spoke.
@@ -254,7 +254,8 @@ fn google_status(status: u16) -> &'static str {
         401 => "UNAUTHENTICATED",
         403 => "PERMISSION_DENIED",
         404 => "NOT_FOUND",
-        409 => "ABORTED",
+        409 => "ALREADY_EXISTS",
+        411 => "INVALID_ARGUMENT",
         429 => "RESOURCE_EXHAUSTED",
         499 => "CANCELLED",
         501 => "UNIMPLEMENTED",

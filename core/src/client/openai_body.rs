@@ -3,10 +3,7 @@
 //! Also the one answer we do rewrite: model ids lose Google's `models/` prefix.
 
 use crate::client::envelope::ErrorReply;
-use crate::client::model::{normalize_model, valid_model};
-use serde::Deserialize;
 use serde_json::Value;
-use std::borrow::Cow;
 
 /// What the proxy reads of an OpenAI request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,54 +14,13 @@ pub struct OpenAiBody {
     pub stream: bool,
 }
 
-#[derive(Deserialize)]
-struct Peek<'a> {
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(default)]
-    stream: Option<bool>,
-}
-
-/// Validates the body as a JSON object naming a model. Every other field is skipped unread.
+/// Validates the body as a JSON object naming a model ([`crate::client::body`]).
 pub fn peek(body: &[u8]) -> Result<OpenAiBody, ErrorReply> {
-    let peeked = peek_native(body)?;
-    let Some(model) = peeked.model else {
+    let read = crate::client::body::read(body, false)?;
+    let Some(model) = read.model else {
         return Err(ErrorReply::bad_request("missing_model", "Missing required field `model`."));
     };
-    Ok(OpenAiBody { model, stream: peeked.stream })
-}
-
-/// What the proxy reads of a native body that may name its model (`interactions`,
-/// `cachedContents`): the same fields, the model optional (an interaction may name an agent).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NativeBody {
-    /// Normalised (no `models/` prefix), if named.
-    pub model: Option<String>,
-    /// `"stream": true`.
-    pub stream: bool,
-}
-
-/// Validates the body as a JSON object; reads its model (if any) and `stream`.
-pub(crate) fn peek_native(body: &[u8]) -> Result<NativeBody, ErrorReply> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ErrorReply::bad_request("invalid_json", "Request body is empty; expected a JSON object."));
-    }
-    let peek: Peek<'_> = serde_json::from_slice(body)
-        .map_err(|e| ErrorReply::bad_request("invalid_json", format!("Request body is not valid JSON: {e}.")))?;
-    let model = match peek.model {
-        Some(model) => Some(checked_model(&model)?),
-        None => None,
-    };
-    Ok(NativeBody { model, stream: peek.stream.unwrap_or(false) })
-}
-
-fn checked_model(model: &str) -> Result<String, ErrorReply> {
-    let model = normalize_model(model);
-    if !valid_model(model) {
-        let shown: String = model.chars().take(80).collect();
-        return Err(ErrorReply::bad_request("invalid_model", format!("Invalid model name {shown:?}.")));
-    }
-    Ok(model.to_string())
+    Ok(OpenAiBody { model, stream: read.stream })
 }
 
 /// Strips `models/` from `id` in a model object or in each entry of a model list.

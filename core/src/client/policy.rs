@@ -22,9 +22,10 @@
 use crate::client::envelope::ErrorReply;
 use crate::client::model::{normalize_model, valid_model};
 use crate::client::relabel::Relabel;
-use crate::client::route::Route;
+use crate::client::route::{RequestFacts, Route};
 use crate::pool::keys::ApiKey;
 use crate::pool::names::Bucket;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -124,6 +125,19 @@ impl Policy {
         Ok(policy)
     }
 
+    /// `label`'s policy in `all`, one JSON object of policies by label (Workers' variable
+    /// `CLIENT_POLICIES`); `None` if it names none for `label`. Only that label's policy is
+    /// parsed: another label's, however broken or deeply nested, is skipped unread (serde_json
+    /// steps over it without recursing), so one client's bad policy fails that client only.
+    pub fn in_all(all: &str, label: &str) -> Result<Option<Policy>, PolicyError> {
+        let policies: BTreeMap<String, &RawValue> = serde_json::from_str(all).map_err(|e| PolicyError {
+            label: label.to_string(),
+            field: "(all policies)".to_string(),
+            problem: format!("not a JSON object of policies by label: {e}"),
+        })?;
+        policies.get(label).map(|raw| Policy::parse(label, raw.get())).transpose()
+    }
+
     /// The Gemini model a request for `asked` uses: its alias applied, then the allow-list
     /// checked (403 naming the model the client asked for).
     pub fn model(&self, asked: &str) -> Result<String, ErrorReply> {
@@ -136,14 +150,30 @@ impl Policy {
         }
     }
 
-    /// The request `route` with `body`, whose model (from its path, or `body_model` from its
-    /// body) is resolved: an alias applied where the model is named, the allow-list checked.
-    pub fn apply(&self, route: &Route, body: &[u8], body_model: Option<&str>) -> Result<Applied, ErrorReply> {
+    /// The request `route` with `body`, whose model (from its path, or from its body:
+    /// `facts`) is resolved: an alias applied where the model is named, the allow-list checked
+    /// — for that model and for every other model or agent the request names
+    /// ([`RequestFacts`]: inner requests, an interaction's `agent`).
+    pub fn apply(&self, route: &Route, body: &[u8], facts: &RequestFacts) -> Result<Applied, ErrorReply> {
+        for named in facts.inner_models.iter().chain(&facts.agent) {
+            self.model(named)?;
+        }
+        // A daily token limit holds only if every token is counted: what generates tokens the
+        // proxy cannot count as the answer passes is refused to such a client.
+        if self.limits.tokens_per_day.is_some() && route.tokens_unknown(facts) {
+            return Err(ErrorReply::new(
+                403,
+                "not_metered",
+                "This client token has a daily token limit, and this request's tokens cannot be counted as its \
+                 answer passes (a batch, a background interaction, a native embedding, a video, an image). \
+                 Use generateContent, streamGenerateContent, chat completions or /v1/embeddings.",
+            ));
+        }
         if route.lists_models() && route.is_native() && self.restricts() {
             return Ok(Applied { query: Some(WHOLE_MODEL_LIST), ..Applied::default() });
         }
         let in_path = route.named_model();
-        let Some(asked) = in_path.or(body_model) else { return Ok(Applied::default()) };
+        let Some(asked) = in_path.or(facts.model.as_deref()) else { return Ok(Applied::default()) };
         let asked = normalize_model(asked);
         let model = self.model(asked)?;
         if model == asked {
@@ -299,24 +329,90 @@ mod tests {
             .expect("reads");
         let native =
             crate::client::route::route("POST", "/v1beta/models/gpt-4o:generateContent", None, true).expect("routes");
-        let applied = policy.apply(&native, b"{}", None).expect("allowed");
+        let applied = policy.apply(&native, b"{}", &native.facts(b"{}").expect("reads")).expect("allowed");
         let path = applied.route.and_then(|r| r.upstream_path());
         assert_eq!(path.as_deref(), Some("/v1beta/models/gemini-3.5-flash:generateContent"));
         let mut relabel = applied.relabel.expect("relabels");
         assert_eq!(relabel.feed(br#"{"modelVersion":"gemini-3.5-flash"}"#), br#"{"modelVersion":"gpt-4o"}"#);
         let chat = crate::client::route::route("POST", "/v1/chat/completions", None, false).expect("routes");
         let body = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"gpt-4o"}]}"#;
-        let applied = policy.apply(&chat, body, Some("gpt-4o")).expect("allowed");
+        let applied = policy.apply(&chat, body, &chat.facts(body).expect("reads")).expect("allowed");
         let sent: Value = serde_json::from_slice(&applied.body.expect("rewritten")).expect("json");
         assert_eq!(
             (sent["model"].as_str(), sent["messages"][0]["content"].as_str()),
             (Some("gemini-3.5-flash"), Some("gpt-4o"))
         );
         assert_eq!(applied.model.as_deref(), Some("gemini-3.5-flash"));
-        let plain = policy.apply(&chat, br#"{"model":"gemini-3.5-pro"}"#, Some("gemini-3.5-pro")).expect("allowed");
+        let apply = |route: &Route, body: &[u8]| policy.apply(route, body, &route.facts(body).expect("reads"));
+        let plain = apply(&chat, br#"{"model":"gemini-3.5-pro"}"#).expect("allowed");
         assert!(plain.body.is_none() && plain.relabel.is_none() && plain.route.is_none());
-        let refused = policy.apply(&chat, br#"{"model":"gemini-2.5-pro"}"#, Some("gemini-2.5-pro"));
+        let refused = apply(&chat, br#"{"model":"gemini-2.5-pro"}"#);
         assert_eq!(refused.map(|_| ()).map_err(|e| e.status), Err(403));
+        // Every model a body names passes the allow-list: an agent, inner requests.
+        let route = |path: &str| crate::client::route::route("POST", path, None, true).expect("routes");
+        let interactions = route("/v1beta/interactions");
+        for body in [
+            &br#"{"agent":"deep-research-pro-preview-12-2025","input":"x"}"#[..],
+            br#"{"model":"gemini-3.5-flash","agent":"deep-research-pro-preview-12-2025"}"#,
+        ] {
+            assert_eq!(apply(&interactions, body).map(|_| ()).map_err(|e| e.status), Err(403));
+        }
+        let count = route("/v1beta/models/gemini-3.5-flash:countTokens");
+        let inner = br#"{"generateContentRequest":{"model":"models/gemini-2.5-pro","contents":[]}}"#;
+        assert_eq!(apply(&count, inner).map(|_| ()).map_err(|e| e.status), Err(403));
+        let embed = route("/v1beta/models/gemini-3.5-flash:batchEmbedContents");
+        let inner = br#"{"requests":[{"model":"models/gemini-3.5-flash"},{"model":"models/text-embedding-9"}]}"#;
+        assert_eq!(apply(&embed, inner).map(|_| ()).map_err(|e| e.status), Err(403));
+        let batch = route("/v1beta/models/gemini-3.5-flash:batchGenerateContent");
+        let inner = br#"{"batch":{"inputConfig":{"requests":{"requests":[{"request":{"model":"gemini-9-ultra"}}]}}}}"#;
+        assert_eq!(apply(&batch, inner).map(|_| ()).map_err(|e| e.status), Err(403));
+        let allowed = br#"{"requests":[{"model":"models/gemini-3.5-flash"}]}"#;
+        assert!(apply(&embed, allowed).is_ok());
+    }
+
+    #[test]
+    fn a_client_with_a_token_limit_makes_only_requests_whose_tokens_are_counted() {
+        let policy = Policy::parse("t", r#"{"tokens_per_day":1000}"#).expect("reads");
+        let status = |method: &str, path: &str, body: &[u8]| {
+            let route = crate::client::route::route(method, path, None, true).expect("routes");
+            policy.apply(&route, body, &route.facts(body).expect("reads")).map(|_| ()).map_err(|e| (e.status, e.code))
+        };
+        let refused = Err((403, "not_metered".to_string()));
+        assert_eq!(status("POST", "/v1beta/models/m:batchGenerateContent", b"{}"), refused);
+        assert_eq!(status("POST", "/v1beta/models/m:embedContent", b"{}"), refused);
+        assert_eq!(status("POST", "/v1beta/models/m:batchEmbedContents", b"{}"), refused);
+        assert_eq!(status("POST", "/v1beta/models/veo:predictLongRunning", b"{}"), refused);
+        assert_eq!(status("POST", "/v1beta/interactions", br#"{"model":"m","background":true}"#), refused);
+        assert_eq!(status("POST", "/v1/images/generations", br#"{"model":"imagen"}"#), refused);
+        for (method, path, body) in [
+            ("POST", "/v1beta/models/m:generateContent", &b"{}"[..]),
+            ("POST", "/v1beta/models/m:streamGenerateContent", b"{}"),
+            ("POST", "/v1beta/models/m:countTokens", b"{}"),
+            ("POST", "/v1beta/interactions", br#"{"model":"m"}"#),
+            ("POST", "/v1/chat/completions", br#"{"model":"m"}"#),
+            ("POST", "/v1/embeddings", br#"{"model":"m"}"#),
+            ("GET", "/v1beta/files", b""),
+        ] {
+            assert_eq!(status(method, path, body), Ok(()), "{path}");
+        }
+        assert!(Policy::default()
+            .apply(
+                &crate::client::route::route("POST", "/v1beta/models/m:embedContent", None, true).expect("routes"),
+                b"{}",
+                &RequestFacts::default()
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn one_labels_policy_is_read_out_of_all_of_them() {
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let all = format!(r#"{{"broken": {{"models": {deep}}}, "app": {{"rpm": 5}}, "also broken": {{"rpm": "x"}}}}"#);
+        assert_eq!(Policy::in_all(&all, "app").map(|p| p.map(|p| p.limits.rpm)), Ok(Some(Some(5))));
+        assert_eq!(Policy::in_all(&all, "nobody"), Ok(None));
+        assert_eq!(Policy::in_all(&all, "also broken").map_err(|e| e.field), Err("rpm".to_string()));
+        assert!(Policy::in_all(&all, "broken").is_err());
+        assert!(Policy::in_all("[1]", "app").is_err());
     }
 
     #[test]

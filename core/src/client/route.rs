@@ -1,11 +1,12 @@
 //! Routing: which endpoint a client request is for, which API dialect it speaks, and the
 //! only paths that may reach Google. Anything not on the allow-list is a 404 here.
 
-use crate::client::auth::query_param;
+use crate::client::body::BodyFacts;
 use crate::client::envelope::{Dialect, ErrorReply};
 use crate::client::model::valid_model;
-use crate::decide::affinity::{self, Kind, Spotter};
-use crate::decide::listing::PAGE_SIZE;
+use crate::client::query::query_param;
+use crate::client::spot::Spotter;
+use crate::google::resource::{Kind, Resource};
 
 /// Google API version of a native call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub enum Endpoint {
     Preflight,
     /// `GET /v1/status`.
     Status,
-    /// `GET /v1/usage`: usage counts by day ([`crate::operator::history`]).
+    /// `GET /v1/usage`: usage counts by day ([`crate::admin::history`]).
     Usage,
     /// `GET /`: the operator console (a page; its calls carry the token).
     Console,
@@ -128,6 +129,8 @@ pub struct Route {
     pub endpoint: Endpoint,
     /// Which API it speaks.
     pub dialect: Dialect,
+    /// It is a `DELETE` (of a resource: its record goes once Google agrees).
+    pub deletes: bool,
 }
 
 impl Route {
@@ -223,6 +226,22 @@ impl Route {
         )
     }
 
+    /// Does a success generate tokens that its answer does not report as it passes — so a
+    /// client's daily token limit could not count them? Batches (their usage is in a results
+    /// file), background interactions (known only when polled), native embeddings (Google's
+    /// answer carries no usage), videos and images (billed otherwise). `countTokens`, lists,
+    /// reads and deletes generate none.
+    pub fn tokens_unknown(&self, facts: &RequestFacts) -> bool {
+        match &self.endpoint {
+            Endpoint::NativeCall { method, .. } => {
+                matches!(*method, "embedContent" | "batchEmbedContents" | "batchGenerateContent" | "predictLongRunning")
+            }
+            Endpoint::ImageGenerations => true,
+            Endpoint::Resource(_, ResourceCall::CreateInteraction) => facts.background,
+            _ => false,
+        }
+    }
+
     /// Does the request carry a JSON body that names the model (OpenAI POST endpoints)?
     fn model_in_body(&self) -> bool {
         matches!(self.endpoint, Endpoint::ChatCompletions | Endpoint::Embeddings | Endpoint::ImageGenerations)
@@ -255,10 +274,42 @@ impl Route {
         if self.answer_may_be_empty() {
             return Reading::Peek(stream);
         }
-        match (self.resource_call(), affinity::makes(self)) {
+        match (self.resource_call(), self.makes()) {
             (Some(ResourceCall::List(_)), _) => Reading::Page,
             (_, Some(Kind::Upload)) => Reading::UploadUrl,
-            _ => affinity::spotter(self, stream).map_or(Reading::Nothing, Reading::Spot),
+            _ => self.spotter(stream).map_or(Reading::Nothing, Reading::Spot),
+        }
+    }
+
+    /// What a success of this route makes, if anything.
+    pub fn makes(&self) -> Option<Kind> {
+        if let Endpoint::NativeCall { method, .. } = &self.endpoint {
+            return match *method {
+                "batchGenerateContent" => Some(Kind::Batch),
+                "predictLongRunning" => Some(Kind::Operation),
+                _ => None,
+            };
+        }
+        match self.resource_call()? {
+            ResourceCall::CreateInteraction => Some(Kind::Interaction),
+            ResourceCall::CreateCache => Some(Kind::Cache),
+            ResourceCall::StartUpload => Some(Kind::Upload),
+            ResourceCall::Upload(_) | ResourceCall::MultipartUpload => Some(Kind::File),
+            _ => None,
+        }
+    }
+
+    /// What the proxy reads an answer of this route for, if anything: the resource a create made,
+    /// or — for a batch or an operation, which Google finishes by generating files in their
+    /// project — a generated file the answer names (the proxy **adopts** it: its record, for the
+    /// pin's owner, so a download of it follows its project).
+    pub fn spotter(&self, stream: bool) -> Option<Spotter> {
+        match (self.makes(), self.resource_call()) {
+            // An upload session is named in a header, not the answer.
+            (Some(Kind::Upload), _) => None,
+            (Some(kind), _) => Some(Spotter::new(kind, stream)),
+            (None, Some(ResourceCall::Batch(_) | ResourceCall::Operation { .. })) => Some(Spotter::generated()),
+            _ => None,
         }
     }
 
@@ -268,19 +319,55 @@ impl Route {
         matches!(self.endpoint, Endpoint::ListModels | Endpoint::GetModel(_))
     }
 
-    /// What the request is about: its model (cooling is per model) and whether the answer
-    /// streams — from the body for OpenAI calls, from the path for native ones.
+    /// What the request is about, read from its path and (one pass over) its body
+    /// ([`crate::client::body`]): its model (cooling is per model), whether the answer streams,
+    /// the models it names inside, and the stateful resources it references. A body the proxy
+    /// cannot read is a 400; an upload's bytes stream past unread.
     pub fn facts(&self, body: &[u8]) -> Result<RequestFacts, ErrorReply> {
-        if self.model_in_body() {
-            let peeked = crate::client::openai_body::peek(body)?;
-            return Ok(RequestFacts { model: Some(peeked.model), stream: peeked.stream });
+        let streamed = matches!(self.resource_call(), Some(ResourceCall::Upload(_) | ResourceCall::MultipartUpload));
+        let mut read =
+            if streamed { BodyFacts::default() } else { crate::client::body::read(body, !self.model_in_body())? };
+        if self.model_in_body() && read.model.is_none() {
+            return Err(ErrorReply::bad_request("missing_model", "Missing required field `model`."));
         }
-        if matches!(self.resource_call(), Some(ResourceCall::CreateInteraction | ResourceCall::CreateCache)) {
-            let peeked = crate::client::openai_body::peek_native(body)?;
-            return Ok(RequestFacts { model: peeked.model, stream: peeked.stream });
+        let takes_body_model = self.model_in_body()
+            || matches!(self.resource_call(), Some(ResourceCall::CreateInteraction | ResourceCall::CreateCache));
+        let model = match takes_body_model {
+            true => read.model.take(),
+            // Elsewhere the path names the model; one named in the body too is checked like it.
+            false => {
+                if let Some(model) = read.model.take() {
+                    read.inner_models.insert(0, model);
+                }
+                self.path_model().map(str::to_string)
+            }
+        };
+        let stream =
+            read.stream || matches!(self.endpoint, Endpoint::NativeCall { method: "streamGenerateContent", .. });
+        let mut resources: Vec<Resource> = self.path_resource().into_iter().collect();
+        resources.extend(read.resources.into_iter().filter(|r| !resources.contains(r)).collect::<Vec<_>>());
+        Ok(RequestFacts {
+            model,
+            stream,
+            background: read.background,
+            agent: read.agent,
+            inner_models: read.inner_models,
+            resources,
+            new_file: read.new_file,
+        })
+    }
+
+    /// The resource the path names (`files/{id}`, `interactions/{id}/cancel`, …).
+    fn path_resource(&self) -> Option<Resource> {
+        match self.resource_call()? {
+            ResourceCall::Interaction(id) | ResourceCall::CancelInteraction(id) => Resource::new(Kind::Interaction, id),
+            ResourceCall::File(id) | ResourceCall::Download(id) => Resource::new(Kind::File, id),
+            ResourceCall::Cache(id) => Resource::new(Kind::Cache, id),
+            ResourceCall::Upload(id) => Resource::new(Kind::Upload, id),
+            ResourceCall::Batch(id) | ResourceCall::CancelBatch(id) => Resource::new(Kind::Batch, id),
+            ResourceCall::Operation { id, .. } => Resource::new(Kind::Operation, id),
+            _ => None,
         }
-        let stream = matches!(self.endpoint, Endpoint::NativeCall { method: "streamGenerateContent", .. });
-        Ok(RequestFacts { model: self.path_model().map(str::to_string), stream })
     }
 
     /// Client headers passed on to Google: `content-type`, and for calls on stateful resources
@@ -332,10 +419,13 @@ pub enum Reading {
     Spot(Spotter),
     /// The `x-goog-upload-url` header: the upload session a start made.
     UploadUrl,
-    /// All of it (up to [`SPOT_LIMIT`](crate::decide::affinity::SPOT_LIMIT)): a page of a list —
+    /// All of it (up to [`SPOT_LIMIT`](crate::client::spot::SPOT_LIMIT)): a page of a list —
     /// [`Answer::Page`](crate::decide::flow::Answer::Page).
     Page,
 }
+
+/// Entries asked of each project in a list of resources (Google's largest page for files).
+pub(crate) const PAGE_SIZE: usize = 100;
 
 /// Client headers passed on for calls on stateful resources.
 const RESOURCE_HEADERS: [&str; 6] = [
@@ -365,12 +455,22 @@ pub enum Access {
 }
 
 /// What a request is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestFacts {
     /// The model it names (`None` for endpoints without one, such as model lists).
     pub model: Option<String>,
     /// Whether Google's answer streams (it must reach the client as `text/event-stream`).
     pub stream: bool,
+    /// An interaction that runs in the background (its tokens are known only later).
+    pub background: bool,
+    /// An Interactions agent it asks for.
+    pub agent: Option<String>,
+    /// Models named inside the body (or a second time), each checked like `model`.
+    pub inner_models: Vec<String>,
+    /// The stateful resources it names, in its path and its body.
+    pub resources: Vec<Resource>,
+    /// The file an upload's metadata names: the id a client chose for what it makes.
+    pub new_file: Option<Resource>,
 }
 
 /// A request that matches no route, with the dialect to answer it in.
@@ -429,7 +529,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>, native_credentials: 
         return Err(RouteError { dialect, reply: ErrorReply::not_found(path) });
     };
     if method == "OPTIONS" {
-        return Ok(Route { endpoint: Endpoint::Preflight, dialect });
+        return Ok(Route { endpoint: Endpoint::Preflight, dialect, deletes: false });
     }
     if !allow.split(", ").any(|m| m == method) {
         return Err(RouteError { dialect, reply: ErrorReply::method_not_allowed(method, allow) });
@@ -440,7 +540,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>, native_credentials: 
         }
         other => other,
     };
-    Ok(Route { endpoint, dialect })
+    Ok(Route { endpoint, dialect, deletes: method == "DELETE" })
 }
 
 fn guess_dialect(path: &str, native_credentials: bool) -> Dialect {
@@ -505,9 +605,9 @@ fn match_upload(rest: &str, query: Option<&str>) -> Option<(Endpoint, &'static s
     Some((Endpoint::Resource(version, call), POST))
 }
 
-/// `id`, if it is a resource id ([`crate::decide::affinity`]).
+/// `id`, if it is a resource id ([`crate::google::resource`]).
 fn valid_id(id: &str) -> Option<&str> {
-    crate::decide::affinity::valid_id(id).then_some(id)
+    crate::google::resource::valid_id(id).then_some(id)
 }
 
 /// `interactions…`, `files/{id}`, `cachedContents…` (the lists are not served: see the README).
@@ -572,6 +672,32 @@ fn match_native(version: Version, rest: &str) -> Option<(Endpoint, &'static str)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(path: &str, body: &str) -> Vec<String> {
+        let r = route("POST", path, None, true).expect("routes");
+        r.facts(body.as_bytes()).expect("reads").resources.iter().map(Resource::name).collect()
+    }
+
+    #[test]
+    fn finds_what_a_request_names() {
+        let generate = "/v1beta/models/gemini-3.5-flash:generateContent";
+        let body = r#"{"contents":[{"parts":[{"fileData":{"fileUri":"https://generativelanguage.googleapis.com/v1beta/files/abc","mimeType":"text/plain"}},{"file_data":{"file_uri":"files/abc"}}]}],"cachedContent":"cachedContents/c-1"}"#;
+        assert_eq!(names(generate, body), ["files/abc", "cachedContents/c-1"]);
+        assert_eq!(names(generate, r#"{"contents":[{"parts":[{"text":"files/ are nice"}]}]}"#), Vec::<String>::new());
+        assert_eq!(names(generate, r#"{"x":{"fileUri":"gs://bucket/files/abc"}}"#), Vec::<String>::new());
+        assert_eq!(
+            names("/v1/interactions", r#"{"model":"m","previous_interaction_id":"v1_x"}"#),
+            ["interactions/v1_x"]
+        );
+        assert_eq!(names("/v1beta/interactions/i-1/cancel", ""), ["interactions/i-1"]);
+        let batch = r#"{"batch":{"inputConfig":{"fileName":"files/in-1"}}}"#;
+        assert_eq!(names("/v1beta/models/gemini-3.5-flash:batchGenerateContent", batch), ["files/in-1"]);
+        assert_eq!(names("/v1beta/batches/b1:cancel", ""), ["batches/b1"]);
+        // A reference Google could resolve but the proxy cannot read is refused, not ignored.
+        let r = route("POST", generate, None, true).expect("routes");
+        let refused = r.facts(br#"{"cachedContent":"cachedContents/../keys"}"#).expect_err("400");
+        assert_eq!(refused.status, 400);
+    }
 
     fn ok(method: &str, path: &str, native: bool) -> Route {
         route(method, path, None, native).expect("routes")

@@ -34,17 +34,17 @@
 //! [`Outcome::may_be_the_requests`]: crate::google::classify::Outcome::may_be_the_requests
 
 use crate::client::policy::in_projects;
-use crate::client::scrub::scrub;
-use crate::decide::affinity::Pinned;
 use crate::decide::judge::{judge, revival};
 use crate::google::classify::Verdict;
 use crate::google::reason::Reason;
-use crate::operator::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
 use crate::pool::keys::{ApiKey, KeyPool};
 use crate::pool::names::Bucket;
+use crate::pool::names::Pinned;
 use crate::pool::pick::Picker;
-use crate::shared::state::{Availability, Change, Entry, PartState, PoolState};
-use crate::shared::usage::OTHER_MODEL;
+use crate::pool::scrub::scrub;
+use crate::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
+use crate::state::items::{Availability, Change, Entry, PartState, PoolState};
+use crate::state::usage::OTHER_MODEL;
 use std::cell::Cell;
 
 /// Fastly allows 32 backend requests per client request (the default cap; an edge with other
@@ -84,7 +84,7 @@ pub enum Choice<'a> {
 ///    again. Any other [`Choice`] is the one way to stop.
 /// 2. The answer goes to [`succeeded`](Self::succeeded) (then deliver it) or to
 ///    [`failed`](Self::failed). Both return the [`Change`]s to record now
-///    ([`crate::shared::record`]).
+///    ([`crate::state::record`]).
 /// 3. After a failure the edge reads the state again and hands it to
 ///    [`refresh`](Self::refresh) (this request's own changes stay applied), then goes back to 1.
 pub struct Attempts<'a> {

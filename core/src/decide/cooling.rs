@@ -4,8 +4,8 @@
 
 use crate::google::classify::{Outcome, Verdict};
 use crate::google::reason::Reason;
-use crate::operator::settings::{CoolingSettings, Profile, MAX_DURATION};
-use crate::shared::state::MAX_STRIKES;
+use crate::settings::{CoolingSettings, Profile, MAX_DURATION};
+use crate::state::items::MAX_STRIKES;
 use std::time::Duration;
 
 /// What a cooldown covers.

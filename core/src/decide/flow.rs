@@ -1,37 +1,12 @@
-//! One request for Google's API, start to end, as a state machine (the rustls / quinn-proto
-//! shape): the core decides every step and its order — which key list to fetch, which items to
-//! read, which key to send with, what to write and read back, when to stop — and hands the edge
-//! one [`Step`] at a time. The edge does it (Fastly synchronously, Workers asynchronously) and
-//! hands back what happened. Nothing here performs I/O or reads a clock.
-//!
-//! The edge's whole loop, for any [`Machine`] (this [`Flow`], or the key check's
-//! [`crate::decide::keycheck::Check`]):
-//!
-//! ```text
-//! loop {
-//!     match machine.step(now) {
-//!         Step::Fetch(part)                  => machine.fetched(part, that part's key list),
-//!         Step::Read(items)                  => machine.read(each item with its marks),
-//!         Step::Configure                    => machine.configured(the cooling settings),
-//!         Step::Send(keys)                   => machine.answered(one Answer per key, sent side by side),
-//!         Step::Record { writes, read_back } => execute the writes in order; then
-//!                                               machine.read(read_back with its marks),
-//!                                               or machine.written() if read_back is empty,
-//!         Step::Look(items)                  => machine.looked(each item's bytes, or none),
-//!         Step::Remember { .. }              => store the record, append the index line,
-//!         Step::Rate(entry)                  => machine.rated(the platform's count of the minute),
-//!         Step::Append { .. }                => append the bytes to the item,
-//!         Step::Log(line)                    => log it,
-//!         Step::Wait(ms)                     => sleep that long,
-//!         Step::Done(done)                   => break,
-//!     }
-//! }
-//! ```
+//! One request for Google's API, start to end, as a [`Machine`](crate::decide::machine::Machine):
+//! which key list to fetch, which items to read, which key to send with, what to write and
+//! read back, when to stop.
 //!
 //! A request's steps, in order:
-//! 0. **Gate** (only for a client with limits: [`crate::decide::limits`]): `Rate` (the
-//!    platform's counter) and / or `Append` a claim to the client's limit item and `Look` at
-//!    it; the request is admitted, or refused (429) and its claim given back (`Append`).
+//! 0. **Gate** (only for a client with limits: [`crate::decide::limits::Gated`], which wraps
+//!    the flow): `Rate` (the platform's counter) and / or `Claim` a place in the client's limit
+//!    item (and `Swap` it compacted when it has grown); the request is admitted, or refused
+//!    (429) and its claim given back (`Append`).
 //! 0. **Look** (only if it names stateful resources: [`crate::decide::affinity`]): read their
 //!    records; the request is pinned to the project holding them and starts in its part — or
 //!    ends here (not found, two projects).
@@ -42,7 +17,7 @@
 //!    `Fetch` and `Read` the others (widening); or the knobs past the first key are needed →
 //!    `Configure`; or nothing can serve → `Done`.
 //! 3. **Judge and record**: the answer becomes a verdict and the changes it makes; a failure
-//!    is logged. The changes are written at once and read back ([`crate::shared::record::Recorder`]):
+//!    is logged. The changes are written at once and read back ([`crate::state::record::Recorder`]):
 //!    `Record` with the items to read back — again while a concurrent rewrite lost one — then
 //!    `Record` of the compactions due. The state read back is what the next attempt chooses
 //!    from. Then 2 again, until `Done`.
@@ -52,142 +27,23 @@
 
 use crate::client::auth::Caller;
 use crate::client::envelope::ErrorReply;
-use crate::decide::affinity::{self, Pin, Record, Resource};
+use crate::client::route::{RequestFacts, Route};
+use crate::decide::affinity::{self, Pin, Record};
 use crate::decide::attempts::{Attempts, Choice};
 use crate::decide::ending::Ending;
-use crate::decide::limits::{Gate, RateHeaders};
-use crate::decide::listing;
+use crate::decide::linger::Linger;
+use crate::decide::machine::{Answer, Machine, Step};
 use crate::google::classify::Verdict;
-use crate::operator::settings::{CoolingSettings, RequestSettings};
+use crate::google::resource::{Kind, Resource};
 use crate::pool::keys::{self, ApiKey, KeyPool};
 use crate::pool::rng::Rng;
-use crate::shared::failures::Failure;
-use crate::shared::marks::Entry;
-use crate::shared::marks::Marks;
-use crate::shared::record::{Recorder, Round, Write};
-use crate::shared::state::{Change, Item, PartState, PoolState};
-use crate::shared::usage;
-
-/// What the edge does next. `D` is what the machine ends with.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Step<'a, D> {
-    /// Fetch this part's key list (its secret or variable) and hand the bytes to
-    /// [`Machine::fetched`]. They must live as long as the machine.
-    Fetch(usize),
-    /// Read these state items and hand each with its marks to [`Machine::read`] (an item the
-    /// store does not have comes back empty).
-    Read(Vec<Item>),
-    /// Read the cooling settings and hand them to [`Machine::configured`].
-    Configure,
-    /// Send the request to Google with each of these keys, side by side, and hand the answers
-    /// to [`Machine::answered`] in the same order.
-    Send(Vec<ApiKey<'a>>),
-    /// Execute these writes in order; then read `read_back` and hand it to [`Machine::read`],
-    /// or if it is empty call [`Machine::written`].
-    Record {
-        /// Appends and replacements ([`crate::shared::record`]).
-        writes: Vec<Write>,
-        /// The items to read after writing.
-        read_back: Vec<Item>,
-    },
-    /// Read these resource records (store items by name: [`crate::decide::affinity`]) and hand
-    /// each one's bytes, or `None` if the store has none, to [`Machine::looked`] in this order.
-    Look(Vec<String>),
-    /// Store this resource record (a success made the resource) under `item`, kept for
-    /// `ttl_secs`, unless the store has one already; if it stored one, append `line` to the
-    /// maker's `index` item (kept as long as the longest record: [`crate::decide::listing`]).
-    /// Then ask for the next step.
-    Remember {
-        /// The store item's name.
-        item: String,
-        /// The record's bytes.
-        record: Vec<u8>,
-        /// How long the store keeps it.
-        ttl_secs: u64,
-        /// The maker's index item.
-        index: String,
-        /// The line to append to it.
-        line: Vec<u8>,
-    },
-    /// Ask the platform's rate counter how many requests `entry` made in the last minute,
-    /// count this one, and hand the count (or `None`: no counter) to [`Machine::rated`].
-    Rate(String),
-    /// Append `bytes` to `item` (kept `ttl_secs`), then ask for the next step.
-    Append {
-        /// The store item's name.
-        item: String,
-        /// What to append.
-        bytes: Vec<u8>,
-        /// How long the store keeps the item.
-        ttl_secs: u64,
-    },
-    /// Log this line (a failed attempt, a dead key found, a store that keeps losing writes).
-    /// It holds no key.
-    Log(String),
-    /// Wait this long (ms), then ask for the next step (a [`Linger`] lets a throttled store's
-    /// budget refill).
-    Wait(u64),
-    /// Over.
-    Done(D),
-}
-
-/// Google's answer to one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// A 2xx (a request's edge keeps the response to deliver it).
-    Served,
-    /// A 2xx to a list call, its body read whole (up to
-    /// [`SPOT_LIMIT`](crate::decide::affinity::SPOT_LIMIT)): a page a
-    /// [`Listing`](crate::decide::listing::Listing) merges.
-    Page(Vec<u8>),
-    /// A 2xx that made this resource (the edge spotted its name in the answer:
-    /// [`crate::decide::affinity::Spotter`]); it is delivered like [`Answer::Served`].
-    Made(Resource),
-    /// A 2xx with nothing in it: the edge [`Peeker`](crate::google::empty::Peeker)ed at the head of
-    /// an answer [`Route::answer_may_be_empty`](crate::client::route::Route::answer_may_be_empty)
-    /// names. The edge keeps it: it is what the client gets if no other key serves.
-    Empty,
-    /// An error status, and (the first [`crate::decide::ending::ERROR_BODY_LIMIT`] bytes of) its body.
-    Error {
-        /// Google's status.
-        status: u16,
-        /// Google's body.
-        body: Vec<u8>,
-    },
-    /// No answer: `timeout` (not in time), or the connection failed; and why.
-    None {
-        /// It was a timeout.
-        timeout: bool,
-        /// What the platform said.
-        detail: String,
-    },
-}
-
-/// A sans-I/O machine the edge drives with its one loop (see the module documentation).
-pub trait Machine<'a> {
-    /// What it ends with.
-    type Done;
-    /// What to do next, at `now_ms`.
-    fn step(&mut self, now_ms: u64) -> Step<'a, Self::Done>;
-    /// A part's key list, as fetched.
-    fn fetched(&mut self, part: usize, bytes: &'a [u8]);
-    /// Items as read from the store.
-    fn read(&mut self, items: Vec<(Item, Marks)>);
-    /// The cooling settings.
-    fn configured(&mut self, cooling: &CoolingSettings);
-    /// Google's answers to the last [`Step::Send`], in its order.
-    fn answered(&mut self, answers: Vec<Answer>);
-    /// The writes of a [`Step::Record`] without read-back are done.
-    fn written(&mut self);
-    /// The store refused the writes at these indices of the last [`Step::Record`]
-    /// (`TooManyRequests` on Fastly, `overloaded` on Workers): called before
-    /// [`read`](Self::read) or [`written`](Self::written).
-    fn refused(&mut self, writes: Vec<usize>);
-    /// The records a [`Step::Look`] asked for, in its order (machines that never look ignore it).
-    fn looked(&mut self, _records: Vec<Option<Vec<u8>>>) {}
-    /// The platform's count for a [`Step::Rate`] (machines that never ask ignore it).
-    fn rated(&mut self, _count: Option<u64>) {}
-}
+use crate::settings::{CoolingSettings, RequestSettings};
+use crate::state::failures::Failure;
+use crate::state::index;
+use crate::state::items::{state_of, Change, Item, PartState};
+use crate::state::marks::Marks;
+use crate::state::record::{Recorder, Round};
+use crate::state::usage::{self, Append, Compaction};
 
 /// How a request ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,42 +78,31 @@ pub struct Flow<'a> {
     carry: Vec<Change>,
     /// The stateful resources the request names and what it makes ([`crate::decide::affinity`]).
     resources: Resources,
-    /// The client's limits, if it has any ([`crate::decide::limits`]).
-    gate: Option<Gate>,
-    /// What a limited client is told of its headroom.
-    rate_headers: RateHeaders,
-    /// Refused by the client's own limit: nothing counts.
-    over_limit: bool,
     /// The projects the client's keys must come from (its policy).
     fence: Option<Vec<String>>,
-    /// The failed attempts, for the recent-failures list ([`crate::shared::failures`]).
+    /// The failed attempts, for the recent-failures list ([`crate::state::failures`]).
     failures: Vec<Failure>,
 }
 
-/// A request's stateful resources: what it names (looked up first), the pin the records give,
-/// and the record of what a success made, to store before the answer goes out.
+/// A request's stateful resources: what it names (looked up first), the name it chooses for
+/// what it makes (which must be free), the pin the records give, what a success made (its
+/// record, stored before the answer goes out) and what a success deleted (its record, removed).
 #[derive(Default)]
 struct Resources {
     named: Vec<Resource>,
+    /// The file id an upload's metadata chose: no record may hold it.
+    chosen: Option<Resource>,
     caller: Option<Caller>,
     pin: Option<Pin>,
-    remember: Option<Step<'static, Finish>>,
-}
-
-/// Where a [`Stage::Gate`] is.
-enum GateAt {
-    /// Ask the platform's counter (if `rpm` counts there).
-    Platform,
-    /// Awaiting its count.
-    Rated,
-    /// Claim a place in the limit item (if requests count in the store).
-    Claim,
-    /// Read the limit item (if a limit counts in the store).
-    Store,
-    /// Awaiting the item.
-    Looked,
-    /// Decide.
-    Verdict,
+    /// What a success of this route makes (another resource in its answer is adopted).
+    makes: Option<Kind>,
+    /// What a success of this route deletes, and the client that made it.
+    deletes: Option<Resource>,
+    maker: Option<String>,
+    /// The steps after a success, in order: a record to store, a record to remove.
+    after: Vec<Step<'static, Finish>>,
+    /// The resource a fresh record is for, until the store says it took it.
+    fresh: Option<Resource>,
 }
 
 /// Where the flow is.
@@ -266,8 +111,6 @@ enum Stage<'a> {
     Choose { part: usize, tries: usize },
     /// Every part is fetched to draw the starting part by size.
     DrawBySize,
-    /// The client's limits are checked first (`at`), then `then`.
-    Gate { at: GateAt, then: Box<Stage<'a>> },
     /// The records of the resources the request names are read first.
     Look,
     /// `part` is the starting part; if it holds no key every part is used.
@@ -295,10 +138,7 @@ impl<'a> Flow<'a> {
     pub fn new(parts: usize, model: Option<&str>, seed: u64, upstream_limit: usize) -> Self {
         let mut rng = Rng::new(seed);
         let parts = parts.max(1);
-        let stage = match parts {
-            1 => Stage::Start(0),
-            _ => Stage::Choose { part: rng.below(parts), tries: 1 },
-        };
+        let stage = first_stage(&mut rng, parts);
         Flow {
             model: model.map(str::to_string),
             seed,
@@ -313,21 +153,9 @@ impl<'a> Flow<'a> {
             last: Ending::nothing_yet(),
             carry: Vec::new(),
             resources: Resources::default(),
-            gate: None,
-            rate_headers: Vec::new(),
-            over_limit: false,
             fence: None,
             failures: Vec::new(),
         }
-    }
-
-    /// A request by a client with limits: checked (and counted) before anything else, after
-    /// the resources it names are known (call after [`with_resources`](Self::with_resources)).
-    pub fn with_limits(mut self, gate: Gate) -> Self {
-        let then = std::mem::replace(&mut self.stage, Stage::Next);
-        self.stage = Stage::Gate { at: GateAt::Platform, then: Box::new(then) };
-        self.gate = Some(gate);
-        self
     }
 
     /// Only keys of these projects may serve (the client's policy `projects`).
@@ -336,25 +164,26 @@ impl<'a> Flow<'a> {
         self
     }
 
-    /// Did the client's own limit refuse the request?
-    pub fn over_limit(&self) -> bool {
-        self.over_limit
-    }
-
-    /// The `x-ratelimit-*` headers every answer to a limited client carries.
-    pub fn rate_headers(&self) -> &RateHeaders {
-        &self.rate_headers
-    }
-
-    /// A request by `caller` that names `named` resources (their records are read first: the
-    /// request is pinned to the project holding them, or refused). A success the edge answers
-    /// as [`Answer::Made`] has its record stored before the answer goes out. See
-    /// [`crate::decide::affinity`].
-    pub fn with_resources(mut self, named: Vec<Resource>, caller: &Caller) -> Self {
-        if !named.is_empty() {
+    /// A request for `route` by `caller` that names `facts.resources` (their records are read
+    /// first: the request is pinned to the project holding them, or refused) and may choose the
+    /// id of what it makes (`facts.new_file`: refused if a record holds it). A success the edge
+    /// answers as [`Answer::Made`] has its record stored before the answer goes out; a DELETE's
+    /// success removes the record. See [`crate::decide::affinity`].
+    pub fn with_resources(mut self, route: &Route, facts: &RequestFacts, caller: &Caller) -> Self {
+        let named = facts.resources.clone();
+        let chosen = facts.new_file.clone();
+        if !named.is_empty() || chosen.is_some() {
             self.stage = Stage::Look;
         }
-        self.resources = Resources { named, caller: Some(caller.clone()), pin: None, remember: None };
+        let deletes = if route.deletes { facts.resources.first().cloned() } else { None };
+        self.resources = Resources {
+            named,
+            chosen,
+            caller: Some(caller.clone()),
+            makes: route.makes(),
+            deletes,
+            ..Resources::default()
+        };
         self
     }
 
@@ -366,11 +195,16 @@ impl<'a> Flow<'a> {
     /// This request's counts for `client`, appended once the client has its answer: its usage
     /// (if `usage_counts` is on: each key tried, whether the client was served, in the quota
     /// day at `now_ms`, kept `history_days`) and, for a client with a daily token limit, its
-    /// tokens in its limit item. None for a request its client's own limit refused, or when
+    /// tokens in its limit item (`token_item`: the item and how long it is kept). None when
     /// there is nothing to count.
-    pub fn usage(&mut self, client: &str, now_ms: u64, settings: &RequestSettings) -> Option<usage::UsageAppend> {
-        let token_item = self.gate.as_ref().and_then(Gate::token_item);
-        if self.over_limit || !settings.usage_counts && token_item.is_none() {
+    pub fn usage(
+        &mut self,
+        client: &str,
+        now_ms: u64,
+        settings: &RequestSettings,
+        token_item: Option<(String, u64)>,
+    ) -> Option<usage::UsageAppend> {
+        if !settings.usage_counts && token_item.is_none() {
             return None;
         }
         // An upload session's bytes count for the client that started it.
@@ -412,10 +246,9 @@ impl<'a> Flow<'a> {
         match stage {
             Stage::Choose { part, tries } => self.choose(part, tries),
             Stage::DrawBySize => self.draw_by_size(),
-            Stage::Gate { at, then } => self.gate(at, then),
             Stage::Look => {
-                let items = self.resources.named.iter().map(Resource::item).collect();
-                (Stage::Look, Some(Step::Look(items)))
+                let looked = self.resources.named.iter().chain(&self.resources.chosen);
+                (Stage::Look, Some(Step::Look(looked.map(Resource::item).collect())))
             }
             Stage::Start(part) => self.start(part),
             Stage::Read { parts, widen } => {
@@ -430,49 +263,11 @@ impl<'a> Flow<'a> {
             Stage::Sent(key) => (Stage::Sent(key), Some(Step::Send(vec![key]))),
             Stage::Judge(key, answer) => self.judge(key, answer, now_ms),
             Stage::Record(recorder) => self.record(recorder, now_ms),
-            Stage::Done(Finish::Served) if self.resources.remember.is_some() => {
-                (Stage::Done(Finish::Served), self.resources.remember.take())
+            Stage::Done(Finish::Served) if !self.resources.after.is_empty() => {
+                let step = self.resources.after.remove(0);
+                (Stage::Done(Finish::Served), Some(step))
             }
             Stage::Done(finish) => (Stage::Done(finish.clone()), Some(Step::Done(finish))),
-        }
-    }
-
-    /// The client's limits: the platform's count, the limit item, the verdict.
-    fn gate(&mut self, at: GateAt, then: Box<Stage<'a>>) -> (Stage<'a>, Option<Step<'a, Finish>>) {
-        let Some(gate) = self.gate.as_mut() else { return (*then, None) };
-        match at {
-            GateAt::Platform => match gate.platform_entry() {
-                Some(entry) => (Stage::Gate { at: GateAt::Rated, then }, Some(Step::Rate(entry))),
-                None => (Stage::Gate { at: GateAt::Claim, then }, None),
-            },
-            GateAt::Claim => {
-                let claim = gate.claim(self.rng.next_u64()).and_then(|bytes| {
-                    Some(Step::Append { item: gate.store_item()?, bytes, ttl_secs: gate.ttl_secs() })
-                });
-                (Stage::Gate { at: GateAt::Store, then }, claim)
-            }
-            GateAt::Store => match gate.store_item() {
-                Some(item) => (Stage::Gate { at: GateAt::Looked, then }, Some(Step::Look(vec![item]))),
-                None => (Stage::Gate { at: GateAt::Verdict, then }, None),
-            },
-            // The edge did not hand the count or the item back: go on as if none.
-            GateAt::Rated => (Stage::Gate { at: GateAt::Claim, then }, None),
-            GateAt::Looked => (Stage::Gate { at: GateAt::Verdict, then }, None),
-            GateAt::Verdict => match gate.verdict() {
-                // A refused request gives its place back.
-                Err(reply) => {
-                    self.rate_headers = gate.headers(false);
-                    self.over_limit = true;
-                    let cancel = gate.cancel().and_then(|bytes| {
-                        Some(Step::Append { item: gate.store_item()?, bytes, ttl_secs: gate.ttl_secs() })
-                    });
-                    (Stage::Done(Finish::Error(reply)), cancel)
-                }
-                Ok(()) => {
-                    self.rate_headers = gate.headers(true);
-                    (*then, None)
-                }
-            },
         }
     }
 
@@ -560,9 +355,12 @@ impl<'a> Flow<'a> {
             return (Stage::Done(Finish::EmptyPool), None);
         };
         let (verdict, ending) = match answer {
-            Answer::Served | Answer::Page(_) => (None, Ending::Served),
+            Answer::Served | Answer::Page(_) => {
+                self.resources.forget(now_ms, &mut self.rng);
+                (None, Ending::Served)
+            }
             Answer::Made(resource) => {
-                self.resources.remember(&key, &resource);
+                self.resources.remember(&key, &resource, now_ms, &mut self.rng);
                 (None, Ending::Served)
             }
             Answer::Empty => (Some(Verdict::empty()), Ending::Served),
@@ -719,15 +517,6 @@ impl<'a> Machine<'a> for Flow<'a> {
         self.cooling = Some(cooling.clone());
     }
 
-    fn rated(&mut self, count: Option<u64>) {
-        if let Stage::Gate { at: at @ GateAt::Rated, .. } = &mut self.stage {
-            if let Some(gate) = self.gate.as_mut() {
-                gate.platform_counted(count);
-            }
-            *at = GateAt::Claim;
-        }
-    }
-
     fn answered(&mut self, answers: Vec<Answer>) {
         if let (Stage::Sent(key), Some(answer)) = (&self.stage, answers.into_iter().next()) {
             self.stage = Stage::Judge(*key, answer);
@@ -746,23 +535,32 @@ impl<'a> Machine<'a> for Flow<'a> {
         }
     }
 
-    fn looked(&mut self, records: Vec<Option<Vec<u8>>>) {
-        if let Stage::Gate { at: at @ GateAt::Looked, .. } = &mut self.stage {
-            if let Some(gate) = self.gate.as_mut() {
-                gate.store_read(records.into_iter().next().flatten().as_deref());
-            }
-            *at = GateAt::Verdict;
-            return;
-        }
+    fn looked(&mut self, mut records: Vec<Option<Vec<u8>>>) {
         if !matches!(self.stage, Stage::Look) {
             return;
         }
         let named = std::mem::take(&mut self.resources.named);
+        records.resize(named.len() + usize::from(self.resources.chosen.is_some()), None);
+        if let Some(chosen) = &self.resources.chosen {
+            if records.pop().flatten().is_some() {
+                self.stage = Stage::Done(Finish::Error(affinity::already_exists(chosen)));
+                return;
+            }
+        }
+        if named.is_empty() {
+            self.stage = first_stage(&mut self.rng, self.lists.len());
+            return;
+        }
         let looked: Vec<(Resource, Option<Record>)> = named
             .into_iter()
-            .zip(records.into_iter().chain(std::iter::repeat(None)))
+            .zip(records)
             .map(|(resource, bytes)| (resource, bytes.and_then(|b| Record::decode(&b))))
             .collect();
+        // A DELETE strikes the line from its maker's index (an admin may delete any client's).
+        if let Some(deleted) = &self.resources.deletes {
+            let maker = looked.iter().find(|(r, _)| r == deleted).and_then(|(_, record)| record.as_ref());
+            self.resources.maker = maker.map(|record| record.client.clone());
+        }
         let caller = self.resources.caller.clone().unwrap_or(Caller { label: String::new(), admin: false });
         self.stage = match affinity::pin(&caller, &looked) {
             Ok(pin) if !affinity::within(&pin, self.fence.as_deref()) => {
@@ -776,197 +574,73 @@ impl<'a> Machine<'a> for Flow<'a> {
             Err(reply) => Stage::Done(Finish::Error(reply)),
         };
     }
+
+    fn remembered(&mut self, stored: bool) {
+        let Some(fresh) = self.resources.fresh.take() else { return };
+        // Another request made a resource of the same name first (in another project): this
+        // one is not the caller's to reach through the proxy. Say so rather than serve it.
+        if !stored && matches!(self.stage, Stage::Done(Finish::Served)) {
+            self.resources.after.clear();
+            self.stage = Stage::Done(Finish::Error(affinity::already_exists(&fresh)));
+        }
+    }
+}
+
+/// Where a request starts when no pin decides: the only part, or a part drawn.
+fn first_stage<'a>(rng: &mut Rng, parts: usize) -> Stage<'a> {
+    match parts {
+        0 | 1 => Stage::Start(0),
+        _ => Stage::Choose { part: rng.below(parts), tries: 1 },
+    }
 }
 
 impl Resources {
-    /// `key` served and made `resource`: its record, for the pin's owner (or the caller).
-    fn remember(&mut self, key: &ApiKey<'_>, resource: &Resource) {
-        let owner = match (&self.pin, &self.caller) {
-            (Some(pin), _) => pin.owner.as_str(),
-            (None, Some(caller)) => caller.label.as_str(),
-            (None, None) => return,
-        };
-        let record = Record::new(key, owner);
-        let line = listing::index_line(resource.kind, &resource.id, &record.bucket, record.part).into_bytes();
-        self.remember = Some(Step::Remember {
+    /// The owner of what this request makes: the pin's (an upload's bytes count for the client
+    /// that started it), or the caller.
+    fn owner(&self) -> Option<&str> {
+        match (&self.pin, &self.caller) {
+            (Some(pin), _) => Some(pin.owner.as_str()),
+            (None, Some(caller)) => Some(caller.label.as_str()),
+            (None, None) => None,
+        }
+    }
+
+    /// `key` served and made (or named a generated) `resource`: its record, for the owner,
+    /// with its line in the owner's index; then, for a DELETE, the removal.
+    fn remember(&mut self, key: &ApiKey<'_>, resource: &Resource, now_ms: u64, rng: &mut Rng) {
+        let Some(owner) = self.owner().map(str::to_string) else { return };
+        let record = Record::new(key, &owner);
+        let until_secs = now_ms / 1000 + resource.kind.ttl_secs();
+        let line = index::index_line(resource.kind, &resource.id, &record.bucket, record.part, until_secs);
+        if self.makes == Some(resource.kind) {
+            self.fresh = Some(resource.clone());
+        }
+        self.after.push(Step::Remember {
             item: resource.item(),
             record: record.encode(),
             ttl_secs: resource.kind.ttl_secs(),
-            index: listing::index_item(owner),
-            line,
+            index: index_append(&owner, line, now_ms, rng),
         });
     }
-}
 
-/// How long a [`Linger`] first waits for a throttled store, ms; doubled on each try, plus up to
-/// as much again at random (so the requests a storm left lingering do not retry together).
-const LINGER_WAIT_MS: u64 = 1_000;
-/// Tries a [`Linger`] makes before it logs the changes as not recorded: waits of 1–2, 2–4,
-/// 4–8 and 8–16 s, under Workers' 30 s for work after the answer.
-const LINGER_TRIES: u32 = 4;
-
-/// The tail of a request, after the client has its answer: changes the store refused
-/// (throttled, overloaded) are written again after a wait that lets the store's budget
-/// refill, doubling from about a second — unless the state already says them by then (another
-/// instance recorded the same verdict), or the cooldown they set has ended (nothing left to
-/// say). A verdict is logged as not recorded only after [`LINGER_TRIES`] refusals. It owns its
-/// data (nothing borrowed from the request).
-pub struct Linger {
-    changes: Vec<Change>,
-    rng: Rng,
-    parts: usize,
-    model: Option<String>,
-    tries: u32,
-    state: PoolState,
-    stage: LingerStage,
-    log: Option<String>,
-}
-
-enum LingerStage {
-    Wait,
-    Read,
-    Record(Recorder),
-    Done,
-}
-
-impl Linger {
-    fn new(changes: Vec<Change>, parts: usize, model: Option<&str>, seed: u64) -> Self {
-        Linger {
-            changes,
-            rng: Rng::new(seed),
-            parts,
-            model: model.map(str::to_string),
-            tries: 0,
-            state: PoolState::new(parts, model),
-            stage: LingerStage::Wait,
-            log: None,
-        }
-    }
-
-    fn items(&self) -> Vec<Item> {
-        let mut items: Vec<Item> = self.changes.iter().map(|c| c.item.clone()).collect();
-        items.sort();
-        items.dedup();
-        items
-    }
-
-    /// The recorder's rounds are over, leaving `unrecorded`: done, or another try after a
-    /// longer wait.
-    fn tried(&mut self, unrecorded: Vec<Change>) -> LingerStage {
-        self.changes = unrecorded;
-        self.tries += 1;
-        if self.changes.is_empty() {
-            return LingerStage::Done;
-        }
-        if self.tries >= LINGER_TRIES {
-            let names: Vec<String> = self.changes.iter().map(|c| c.name.to_string()).collect();
-            self.log = Some(format!(
-                "state: the store refused the writes of {} {} times; not recorded",
-                names.join(", "),
-                self.tries
-            ));
-            return LingerStage::Done;
-        }
-        LingerStage::Wait
+    /// A DELETE served: its record goes, and its line in the owner's index is struck.
+    fn forget(&mut self, now_ms: u64, rng: &mut Rng) {
+        let (Some(resource), Some(owner)) = (self.deletes.take(), self.maker.take()) else { return };
+        let line = index::removal_line(resource.kind, &resource.id);
+        self.after.push(Step::Forget { item: resource.item(), index: index_append(&owner, line, now_ms, rng) });
     }
 }
 
-impl Machine<'static> for Linger {
-    type Done = ();
-
-    fn step(&mut self, now_ms: u64) -> Step<'static, ()> {
-        loop {
-            if let Some(line) = self.log.take() {
-                return Step::Log(line);
-            }
-            match &mut self.stage {
-                LingerStage::Wait => {
-                    self.stage = LingerStage::Read;
-                    let wait = LINGER_WAIT_MS << self.tries;
-                    return Step::Wait(wait + self.rng.below(wait as usize + 1) as u64);
-                }
-                LingerStage::Read => {
-                    // A cooldown that has ended says nothing any more.
-                    self.changes.retain(|c| !matches!(c.entry, Entry::Set(m) if !m.dead && m.until_ms <= now_ms));
-                    if self.changes.is_empty() {
-                        self.stage = LingerStage::Done;
-                        continue;
-                    }
-                    return Step::Read(self.items());
-                }
-                LingerStage::Record(recorder) => match recorder.round(&self.state, now_ms) {
-                    Round::WriteAndRead(writes) => return Step::Record { writes, read_back: self.items() },
-                    Round::Write(writes) => return Step::Record { writes, read_back: Vec::new() },
-                    Round::Done => {
-                        let unrecorded = recorder.unrecorded();
-                        self.stage = self.tried(unrecorded);
-                    }
-                },
-                LingerStage::Done => return Step::Done(()),
-            }
-        }
+/// A line appended to `owner`'s index; one writer in [`usage::COMPACT_CHECK_ONE_IN`] reads the
+/// index back and compacts it ([`index::compacted`]).
+fn index_append(owner: &str, line: String, now_ms: u64, rng: &mut Rng) -> Append {
+    let check = rng.below(usage::COMPACT_CHECK_ONE_IN) == 0;
+    Append {
+        item: index::index_item(owner),
+        bytes: line.into_bytes(),
+        ttl_secs: index::INDEX_TTL_SECS,
+        compact: check.then_some(Compaction::Index(now_ms / 1000)),
+        shard: None,
+        may_wait: false,
     }
-
-    fn fetched(&mut self, _: usize, _: &'static [u8]) {}
-
-    fn read(&mut self, items: Vec<(Item, Marks)>) {
-        let mut fresh = state_of(self.parts, self.model.as_deref(), items);
-        match &mut self.stage {
-            LingerStage::Read => {
-                let recorder = Recorder::new(self.changes.clone(), &fresh);
-                for change in &self.changes {
-                    fresh.apply(change);
-                }
-                self.state = fresh;
-                self.stage = LingerStage::Record(recorder);
-            }
-            LingerStage::Record(recorder) => {
-                self.log = recorder.read_back(&fresh);
-                for change in &self.changes {
-                    fresh.apply(change);
-                }
-                self.state = fresh;
-            }
-            _ => {}
-        }
-    }
-
-    fn configured(&mut self, _: &CoolingSettings) {}
-
-    fn answered(&mut self, _: Vec<Answer>) {}
-
-    fn written(&mut self) {
-        if let LingerStage::Record(recorder) = &mut self.stage {
-            recorder.written();
-        }
-    }
-
-    fn refused(&mut self, writes: Vec<usize>) {
-        if let LingerStage::Record(recorder) = &mut self.stage {
-            recorder.refused(&writes);
-        }
-    }
-}
-
-/// The state of items read from the store, per part (for `model`'s request).
-pub(crate) fn state_of(parts: usize, model: Option<&str>, items: Vec<(Item, Marks)>) -> PoolState {
-    let mut state = PoolState::new(parts, model);
-    let mut read: Vec<(usize, PartState)> = Vec::new();
-    for (item, marks) in items {
-        let at = match read.iter().position(|(p, _)| *p == item.part) {
-            Some(at) => at,
-            None => {
-                read.push((item.part, PartState::default()));
-                read.len() - 1
-            }
-        };
-        match item.model {
-            None => read[at].1.keys = marks,
-            Some(_) => read[at].1.model = marks,
-        }
-    }
-    for (part, part_state) in read {
-        state.set(part, part_state);
-    }
-    state
 }

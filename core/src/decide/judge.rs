@@ -1,6 +1,6 @@
 //! What a verdict on one key changes in the shared state — the one rule for every answer
 //! Google gives, whether a request's attempt got it ([`crate::decide::attempts`]) or the key check's
-//! probe did ([`crate::decide::keycheck`]):
+//! probe did ([`crate::admin::keycheck`]):
 //! - an answer only a working key can get brings a dead key back (its dead mark is cleared);
 //! - the cooling policy ([`crate::decide::cooling`]) decides the cooldown, which is stored where its
 //!   scope says: the key's or its bucket's mark, in the part's `keys` item (every model) or
@@ -8,11 +8,11 @@
 
 use crate::decide::cooling::{self, Moment, Scope};
 use crate::google::classify::{Outcome, Verdict};
-use crate::operator::settings::CoolingSettings;
 use crate::pool::keys::ApiKey;
 use crate::pool::names::{Bucket, MarkName};
-use crate::shared::marks::RETAIN_MS;
-use crate::shared::state::{Change, Entry, Item, Mark, PoolState};
+use crate::settings::CoolingSettings;
+use crate::state::items::{Change, Entry, Item, Mark, PoolState};
+use crate::state::marks::RETAIN_MS;
 
 /// The changes a verdict makes, and whether the request may go on to another key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,72 +20,16 @@
 
 use crate::client::envelope::ErrorReply;
 use crate::client::policy::Limits;
-use crate::operator::clock::ResetZone;
+use crate::decide::flow::{Finish, Flow};
+use crate::decide::listing::Listed;
+use crate::decide::machine::{Answer, Machine, Step};
 use crate::pool::names::escape;
-use crate::shared::usage;
-
-/// Where `rpm` is counted (knob `rate_limiter`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Limiter {
-    /// The client's limit item in the shared store (a fixed one-minute window).
-    #[default]
-    Store,
-    /// The platform's own rate counter (Fastly Edge Rate Limiting).
-    Platform,
-}
-
-/// Lines of a limit item past which a reader that appends compacts it.
-const COMPACT_AFTER_LINES: usize = 64;
-
-/// What a client used so far, as its limit item says; and where one request's own line is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Tally {
-    /// Requests that hold a place this quota day.
-    pub(crate) day_requests: u64,
-    /// Of them, in the current minute.
-    pub(crate) minute_requests: u64,
-    /// Tokens used this quota day.
-    pub(crate) day_tokens: u64,
-    /// The places of the line with the id asked for (of the day, of the minute), if it is there.
-    pub(crate) own: Option<(u64, u64)>,
-}
-
-impl Tally {
-    /// Adds up a limit item's lines (`r <minute> <id>`, `x <id>`, `t <tokens>`, and a compacted
-    /// head `= <requests> <tokens>`) as seen in `minute`; finds the line of request `id`.
-    pub(crate) fn read(bytes: &[u8], minute: u64, id: Option<u64>) -> Tally {
-        let text = String::from_utf8_lossy(bytes);
-        let cancelled: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("x ")).collect();
-        let mut tally = Tally::default();
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-            match (fields.first().copied(), fields.len()) {
-                (Some("r"), 3) if !cancelled.contains(&fields[2]) => {
-                    let Some(at) = number(1) else { continue };
-                    if id.is_some_and(|id| fields[2] == format!("{id:x}")) {
-                        tally.own = Some((tally.day_requests, tally.minute_requests));
-                    }
-                    tally.day_requests += 1;
-                    tally.minute_requests += u64::from(at == minute);
-                }
-                (Some("t"), 2) => tally.day_tokens = tally.day_tokens.saturating_add(number(1).unwrap_or(0)),
-                (Some("="), 3) => {
-                    tally.day_requests = tally.day_requests.saturating_add(number(1).unwrap_or(0));
-                    tally.day_tokens = tally.day_tokens.saturating_add(number(2).unwrap_or(0));
-                }
-                _ => {}
-            }
-        }
-        tally
-    }
-
-    /// This request's places (of the day, of the minute): its own line's, or — not seen yet —
-    /// after every line read.
-    fn places(&self) -> (u64, u64) {
-        self.own.unwrap_or((self.day_requests, self.minute_requests))
-    }
-}
+use crate::settings::{CoolingSettings, Limiter, RequestSettings};
+use crate::state::clock::{self, ResetZone};
+use crate::state::items::Item;
+use crate::state::limit_item::{self, compacted, Tally};
+use crate::state::marks::Marks;
+use crate::state::usage::UsageAppend;
 
 /// One client's gate at one moment: what to count, where, and the verdict.
 #[derive(Debug, Clone)]
@@ -128,13 +72,13 @@ impl Gate {
     /// The client's limit item, if a limit is counted in the store.
     pub fn store_item(&self) -> Option<String> {
         (self.counts_requests() || self.limits.tokens_per_day.is_some())
-            .then(|| item(&self.client, self.now_ms, self.zone))
+            .then(|| limit_item::item(&self.client, self.now_ms, self.zone))
     }
 
     /// The limit item the request's tokens are appended to after the answer, and its time to
     /// live (a client with a daily token limit).
     pub fn token_item(&self) -> Option<(String, u64)> {
-        self.limits.tokens_per_day.map(|_| (item(&self.client, self.now_ms, self.zone), self.ttl_secs()))
+        self.limits.tokens_per_day.map(|_| (limit_item::item(&self.client, self.now_ms, self.zone), self.ttl_secs()))
     }
 
     /// The line that claims this request's place (`id`: its own, random), if requests count in
@@ -192,7 +136,7 @@ impl Gate {
 
     /// How long the limit item is kept: until the end of the next quota day.
     pub fn ttl_secs(&self) -> u64 {
-        usage::ttl_secs(self.now_ms, self.zone)
+        clock::ttl_secs(self.now_ms, self.zone)
     }
 
     /// `x-ratelimit-*` for this client (this request counted as admitted when `admitted`):
@@ -238,7 +182,7 @@ impl Gate {
         })
     }
 
-    fn minute(&self) -> u64 {
+    pub(crate) fn minute(&self) -> u64 {
         self.now_ms / 60_000
     }
 
@@ -253,31 +197,229 @@ impl Gate {
     }
 }
 
-/// The limit item of `client` for the quota day of `now_ms`.
-pub(crate) fn item(client: &str, now_ms: u64, zone: ResetZone) -> String {
-    format!("limit/{}/{}", usage::day_of(now_ms, zone), escape(client))
+/// How a machine ends when the client's gate refuses the request.
+pub trait Refusable {
+    /// The refusal, as this machine's ending.
+    fn refused(reply: ErrorReply) -> Self;
 }
 
-/// A limit item compacted, if it is long: one head line `= <requests> <tokens>` for all but the
-/// current minute's requests, which keep their lines (in order: their places), and no cancelled
-/// line.
-pub(crate) fn compacted(bytes: &[u8], minute: u64) -> Option<Vec<u8>> {
-    if bytes.iter().filter(|&&b| b == b'\n').count() < COMPACT_AFTER_LINES {
-        return None;
+impl Refusable for Finish {
+    fn refused(reply: ErrorReply) -> Self {
+        Finish::Error(reply)
     }
-    let tally = Tally::read(bytes, minute, None);
-    let text = String::from_utf8_lossy(bytes);
-    let cancelled: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("x ")).collect();
-    let current = format!("r {minute} ");
-    let kept: Vec<&str> =
-        text.lines().filter(|l| l.strip_prefix(current.as_str()).is_some_and(|id| !cancelled.contains(&id))).collect();
-    let earlier = tally.day_requests - kept.len() as u64;
-    let mut out = format!("= {earlier} {}\n", tally.day_tokens);
-    for line in kept {
-        out.push_str(line);
-        out.push('\n');
+}
+
+impl Refusable for Listed {
+    fn refused(reply: ErrorReply) -> Self {
+        Listed::Error(reply)
     }
-    Some(out.into_bytes())
+}
+
+/// Where a [`Gated`] machine's gate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// Ask the platform's counter (if `rpm` counts there).
+    Platform,
+    /// Awaiting its count.
+    Rated,
+    /// Claim a place in the limit item (or only read it: tokens count there).
+    Claim,
+    /// Awaiting the item a claim read back.
+    Claimed,
+    /// Awaiting the item a look read.
+    Looked,
+    /// Write the item compacted, if it has grown.
+    Swap,
+    /// Decide.
+    Verdict,
+    /// Refused: its claim given back, then done.
+    Refused,
+    /// Admitted (or no gate): the inner machine runs.
+    Passed,
+}
+
+/// A machine behind a client's gate: the gate's steps first — the platform's count, a claim
+/// of a place in the limit item read back (and compacted by this claimer once it has grown),
+/// the verdict — then, if admitted, the inner machine's (a request's [`Flow`], a
+/// [`Listing`](crate::decide::listing::Listing)). Refused, it ends with the 429 and gives its
+/// place back. One gate for everything a client's request can cost.
+pub struct Gated<M> {
+    inner: M,
+    gate: Option<Gate>,
+    at: At,
+    /// This request's id in the limit item.
+    id: u64,
+    /// The limit item compacted, and the generation it was derived from.
+    swap: Option<(Vec<u8>, u64)>,
+    headers: RateHeaders,
+    refusal: Option<ErrorReply>,
+}
+
+impl<M> Gated<M> {
+    /// `inner` behind `gate` (`None`: a client without limits; the gate is open). `id`: the
+    /// request's random id, for its claim.
+    pub fn new(inner: M, gate: Option<Gate>, id: u64) -> Self {
+        let at = if gate.is_some() { At::Platform } else { At::Passed };
+        Gated { inner, gate, at, id, swap: None, headers: Vec::new(), refusal: None }
+    }
+
+    /// The inner machine.
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+
+    /// The inner machine, to ask it for what it holds after the answer.
+    pub fn inner_mut(&mut self) -> &mut M {
+        &mut self.inner
+    }
+
+    /// The `x-ratelimit-*` headers every answer to a limited client carries.
+    pub fn rate_headers(&self) -> &RateHeaders {
+        &self.headers
+    }
+
+    /// Did the client's own limit refuse the request?
+    pub fn over_limit(&self) -> bool {
+        self.refusal.is_some()
+    }
+
+    /// The gate's next step, or `None` once it is passed.
+    fn gate_step<'a, D: Refusable>(&mut self) -> Option<Step<'a, D>> {
+        let gate = self.gate.as_mut()?;
+        loop {
+            match self.at {
+                At::Passed => return None,
+                At::Platform => match gate.platform_entry() {
+                    Some(entry) => {
+                        self.at = At::Rated;
+                        return Some(Step::Rate(entry));
+                    }
+                    None => self.at = At::Claim,
+                },
+                // The edge did not hand the count, or the item, back: go on as if none.
+                At::Rated => self.at = At::Claim,
+                At::Claimed | At::Looked => self.at = At::Verdict,
+                At::Claim => {
+                    let (item, ttl_secs) = match gate.store_item() {
+                        Some(item) => (item, gate.ttl_secs()),
+                        None => {
+                            self.at = At::Verdict;
+                            continue;
+                        }
+                    };
+                    match gate.claim(self.id) {
+                        Some(bytes) => {
+                            self.at = At::Claimed;
+                            return Some(Step::Claim { item, bytes, ttl_secs });
+                        }
+                        None => {
+                            self.at = At::Looked;
+                            return Some(Step::Look(vec![item]));
+                        }
+                    }
+                }
+                At::Swap => {
+                    self.at = At::Verdict;
+                    if let (Some((bytes, generation)), Some(item)) = (self.swap.take(), gate.store_item()) {
+                        return Some(Step::Swap { item, bytes, generation, ttl_secs: gate.ttl_secs() });
+                    }
+                }
+                At::Verdict => match gate.verdict() {
+                    Ok(()) => {
+                        self.headers = gate.headers(true);
+                        self.at = At::Passed;
+                    }
+                    Err(reply) => {
+                        self.headers = gate.headers(false);
+                        self.refusal = Some(reply);
+                        self.at = At::Refused;
+                        // A refused request gives its place back.
+                        if let (Some(bytes), Some(item)) = (gate.cancel(), gate.store_item()) {
+                            return Some(Step::Append { item, bytes, ttl_secs: gate.ttl_secs() });
+                        }
+                    }
+                },
+                At::Refused => return self.refusal.clone().map(|reply| Step::Done(D::refused(reply))),
+            }
+        }
+    }
+}
+
+impl<'a> Gated<Flow<'a>> {
+    /// The request's counts once the client has its answer ([`Flow::usage`]), its tokens in
+    /// its limit item if it has a daily token limit; none for a request its own limit refused.
+    pub fn usage(&mut self, client: &str, now_ms: u64, settings: &RequestSettings) -> Option<UsageAppend> {
+        if self.over_limit() {
+            return None;
+        }
+        let token_item = self.gate.as_ref().and_then(Gate::token_item);
+        self.inner.usage(client, now_ms, settings, token_item)
+    }
+}
+
+impl<'a, M: Machine<'a>> Machine<'a> for Gated<M>
+where
+    M::Done: Refusable,
+{
+    type Done = M::Done;
+
+    fn step(&mut self, now_ms: u64) -> Step<'a, M::Done> {
+        match self.gate_step() {
+            Some(step) => step,
+            None => self.inner.step(now_ms),
+        }
+    }
+
+    fn fetched(&mut self, part: usize, bytes: &'a [u8]) {
+        self.inner.fetched(part, bytes);
+    }
+
+    fn read(&mut self, items: Vec<(Item, Marks)>) {
+        self.inner.read(items);
+    }
+
+    fn configured(&mut self, cooling: &CoolingSettings) {
+        self.inner.configured(cooling);
+    }
+
+    fn answered(&mut self, answers: Vec<Answer>) {
+        self.inner.answered(answers);
+    }
+
+    fn written(&mut self) {
+        self.inner.written();
+    }
+
+    fn refused(&mut self, writes: Vec<usize>) {
+        self.inner.refused(writes);
+    }
+
+    fn looked(&mut self, records: Vec<Option<Vec<u8>>>) {
+        match (self.at, self.gate.as_mut()) {
+            (At::Looked, Some(gate)) => {
+                gate.store_read(records.into_iter().next().flatten().as_deref());
+                self.at = At::Verdict;
+            }
+            _ => self.inner.looked(records),
+        }
+    }
+
+    fn rated(&mut self, count: Option<u64>) {
+        match (self.at, self.gate.as_mut()) {
+            (At::Rated, Some(gate)) => {
+                gate.platform_counted(count);
+                self.at = At::Claim;
+            }
+            _ => self.inner.rated(count),
+        }
+    }
+
+    fn claimed(&mut self, item: Option<(Vec<u8>, u64)>) {
+        let (At::Claimed, Some(gate)) = (self.at, self.gate.as_mut()) else { return self.inner.claimed(item) };
+        gate.store_read(item.as_ref().map(|(bytes, _)| bytes.as_slice()));
+        self.swap = item.and_then(|(bytes, generation)| Some((compacted(&bytes, gate.minute())?, generation)));
+        self.at = At::Swap;
+    }
 }
 
 /// A duration as OpenAI's headers write it: `59s`, `6m0s`, `13h5m2s`.
@@ -300,16 +442,6 @@ mod tests {
 
     fn limits(rpm: Option<u64>, rpd: Option<u64>, tpd: Option<u64>) -> Limits {
         Limits { rpm, rpd, tokens_per_day: tpd }
-    }
-
-    #[test]
-    fn requests_of_this_minute_and_today_add_up_and_a_cancelled_place_is_free() {
-        let minute = NOON / 60_000;
-        let item =
-            format!("= 10 500\nr {} a\nr {minute} b\nt 40\nr {minute} c\nx b\ngarbage\nr {minute} d\n", minute - 1);
-        let tally = Tally::read(item.as_bytes(), minute, Some(0xd));
-        assert_eq!((tally.day_requests, tally.minute_requests, tally.day_tokens), (13, 2, 540));
-        assert_eq!(tally.own, Some((12, 1)), "d comes after the 10 compacted, a and c (b gave its place back)");
     }
 
     #[test]
@@ -369,18 +501,9 @@ mod tests {
     }
 
     #[test]
-    fn a_long_item_compacts_to_the_same_tally() {
-        let minute = 1000;
-        let mut item = String::new();
-        for n in 0..80u64 {
-            item.push_str(&format!("r {} {n:x}\nt 3\n", minute - 1 + n % 2));
-        }
-        item.push_str("x 3\nx 4\n");
-        let before = Tally::read(item.as_bytes(), minute, Some(0x4f));
-        let compacted = compacted(item.as_bytes(), minute).expect("long");
-        assert_eq!(Tally::read(&compacted, minute, Some(0x4f)), before);
-        assert!(compacted.len() < 500, "{}", compacted.len());
-        assert_eq!(super::compacted(b"r 1 1\n", minute), None);
+    fn durations_read_as_openai_writes_them() {
         assert_eq!(go_duration(360_000), "6m0s");
+        assert_eq!(go_duration(59_001), "1m0s");
+        assert_eq!(go_duration(47_105_000), "13h5m5s");
     }
 }

@@ -6,9 +6,16 @@
 //!
 //! Which projects hold the caller's resources, and which resources are the caller's, comes
 //! from the caller's **index** ([`index_item`]): one line per resource it made, appended when
-//! the record is stored ([`index_line`]). A resource Google has deleted drops out of Google's
-//! lists, whatever the index says. Each project's first page (up to [`PAGE_SIZE`] entries) is
-//! read; the merged list carries no `nextPageToken`.
+//! the record is stored ([`crate::state::index`]), with the resource's end (its record's); a
+//! DELETE the proxy passed appends a removal line. An entry counts as the caller's only
+//! in the project its line names. A resource Google has deleted drops out of Google's lists,
+//! whatever the index says. Each project's first page (up to [`PAGE_SIZE`](crate::client::route::PAGE_SIZE) entries) is read;
+//! the merged list carries no `nextPageToken`.
+//!
+//! The index is bounded: a writer that appends to it reads it back now and then and compacts it
+//! ([`compacted`]) — lines of resources that ended or were deleted go, and past
+//! [`MAX_INDEX_LINES`] the oldest go (those resources are still reachable by name, only no
+//! longer listed).
 //!
 //! Steps: `Look` (the caller's index; clients only) → `Fetch` the parts holding those
 //! projects (an admin: every part) → `Send` one key per project (at most
@@ -16,28 +23,18 @@
 //! merged list.
 
 use crate::client::auth::Caller;
-use crate::decide::affinity::{Kind, Pinned};
+use crate::client::envelope::ErrorReply;
 use crate::decide::attempts::MAX_UPSTREAM_REQUESTS;
-use crate::decide::flow::{Answer, Machine, Step};
-use crate::operator::settings::CoolingSettings;
+use crate::decide::machine::{Answer, Machine, Step};
+use crate::google::resource::Kind;
 use crate::pool::keys::{ApiKey, KeyPool};
-use crate::pool::names::escape;
-use crate::shared::marks::Marks;
-use crate::shared::state::Item;
+use crate::pool::names::Pinned;
+use crate::settings::CoolingSettings;
+use crate::state::index::{index_item, live};
+use crate::state::items::Item;
+use crate::state::marks::Marks;
 use serde_json::{json, Value};
-
-/// Entries asked of each project (Google's largest page for files).
-pub(crate) const PAGE_SIZE: usize = 100;
-
-/// The store item listing what `client` made (`own/<client, escaped>`).
-pub(crate) fn index_item(client: &str) -> String {
-    format!("own/{}", escape(client))
-}
-
-/// The index line for a resource of `kind` with `id` in `bucket`, part `part`.
-pub(crate) fn index_line(kind: Kind, id: &str, bucket: &Pinned, part: usize) -> String {
-    format!("{} {id} {} {part}\n", kind.collection(), bucket.mark())
-}
+use std::collections::HashSet;
 
 /// The field of Google's list answer that holds the entries (batches are listed as their
 /// operations).
@@ -53,13 +50,15 @@ fn list_field(kind: Kind) -> &'static str {
 pub enum Listed {
     /// The merged list, as Google's JSON (`{"files": [...]}`).
     Answer(Vec<u8>),
+    /// The client's own limit refused the listing ([`crate::decide::limits::Gated`]).
+    Error(ErrorReply),
 }
 
 /// What a client's index says about one kind of resource.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Index {
-    /// The ids of the client's resources.
-    ids: Vec<String>,
+    /// The client's resources: each id with the project holding it.
+    owned: HashSet<(String, Pinned)>,
     /// The projects holding them, each with the part of the pool it is in.
     buckets: Vec<(Pinned, usize)>,
 }
@@ -71,15 +70,18 @@ pub struct Listing<'a> {
     lists: Vec<Option<&'a [u8]>>,
     /// The caller's index; `None` until it is read (an admin's listing needs none).
     index: Option<Index>,
-    sent: bool,
+    /// The project of each key asked, in the order sent (its page is checked against it).
+    asked: Option<Vec<Pinned>>,
     merged: Option<Vec<Value>>,
+    now_secs: u64,
 }
 
 impl<'a> Listing<'a> {
-    /// A listing of `kind` for `caller` over a pool of `parts` key lists.
-    pub fn new(kind: Kind, caller: &Caller, parts: usize) -> Self {
+    /// A listing of `kind` for `caller` over a pool of `parts` key lists, at `now_ms`.
+    pub fn new(kind: Kind, caller: &Caller, parts: usize, now_ms: u64) -> Self {
         let index = caller.admin.then(Index::default);
-        Listing { kind, caller: caller.clone(), lists: vec![None; parts.max(1)], index, sent: false, merged: None }
+        let lists = vec![None; parts.max(1)];
+        Listing { kind, caller: caller.clone(), lists, index, asked: None, merged: None, now_secs: now_ms / 1000 }
     }
 
     /// The parts to read: those the caller's projects are in (an admin's: all).
@@ -140,12 +142,12 @@ impl<'a> Machine<'a> for Listing<'a> {
         if let Some(part) = self.parts_needed().into_iter().find(|&p| self.lists[p].is_none()) {
             return Step::Fetch(part);
         }
-        let keys = if self.sent { Vec::new() } else { self.keys() };
+        let keys = if self.asked.is_some() { Vec::new() } else { self.keys() };
         if keys.is_empty() {
             self.merged = Some(Vec::new());
             return Step::Done(Listed::Answer(self.answer()));
         }
-        self.sent = true;
+        self.asked = Some(keys.iter().map(Pinned::of).collect());
         Step::Send(keys)
     }
 
@@ -162,11 +164,12 @@ impl<'a> Machine<'a> for Listing<'a> {
     fn answered(&mut self, answers: Vec<Answer>) {
         let field = list_field(self.kind);
         let mut merged = Vec::new();
-        for answer in answers {
+        let asked = self.asked.clone().unwrap_or_default();
+        for (answer, bucket) in answers.into_iter().zip(&asked) {
             let Answer::Page(body) = answer else { continue };
             let Ok(page) = serde_json::from_slice::<Value>(&body) else { continue };
             let Some(entries) = page.get(field).and_then(Value::as_array) else { continue };
-            merged.extend(entries.iter().filter(|entry| self.mine(entry)).cloned());
+            merged.extend(entries.iter().filter(|entry| self.mine(entry, bucket)).cloned());
         }
         self.merged = Some(merged);
     }
@@ -177,60 +180,65 @@ impl<'a> Machine<'a> for Listing<'a> {
 
     fn looked(&mut self, records: Vec<Option<Vec<u8>>>) {
         let text = records.into_iter().next().flatten().unwrap_or_default();
-        self.index = Some(parse_index(self.kind, &String::from_utf8_lossy(&text)));
+        self.index = Some(parse_index(self.kind, &String::from_utf8_lossy(&text), self.now_secs));
     }
 }
 
 impl Listing<'_> {
-    /// Is this entry of Google's page the caller's? (An admin's: all.)
-    fn mine(&self, entry: &Value) -> bool {
+    /// Is this entry of a page from `bucket` the caller's — its id, in that project? (An
+    /// admin's: all.)
+    fn mine(&self, entry: &Value, bucket: &Pinned) -> bool {
         if self.caller.admin {
             return true;
         }
         let Some(name) = entry.get("name").and_then(Value::as_str) else { return false };
         let id = name.rsplit('/').next().unwrap_or(name);
-        self.index.as_ref().is_some_and(|index| index.ids.iter().any(|own| own == id))
+        self.index.as_ref().is_some_and(|index| index.owned.contains(&(id.to_string(), bucket.clone())))
     }
 }
 
-/// What an index's text says about `kind`.
-fn parse_index(kind: Kind, text: &str) -> Index {
-    let mut ids = Vec::new();
-    let mut buckets: Vec<(Pinned, usize)> = Vec::new();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [collection, id, mark, part] = fields[..] else { continue };
-        let (Some(bucket), Ok(part)) = (Pinned::parse(mark), part.parse::<usize>()) else { continue };
-        if collection != kind.collection() {
-            continue;
+/// What an index's text says about `kind`, at `now_secs`.
+fn parse_index(kind: Kind, text: &str, now_secs: u64) -> Index {
+    let mut index = Index::default();
+    for line in live(text, now_secs).into_iter().filter(|l| l.collection == kind.collection()) {
+        if !index.buckets.iter().any(|(b, _)| *b == line.bucket) {
+            index.buckets.push((line.bucket.clone(), line.part));
         }
-        ids.push(id.to_string());
-        if !buckets.iter().any(|(b, _)| *b == bucket) {
-            buckets.push((bucket, part));
-        }
+        index.owned.insert((line.id.to_string(), line.bucket));
     }
-    Index { ids, buckets }
+    index
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pool::keys::Fingerprint;
+    use crate::state::index::{index_line, removal_line};
 
     #[test]
-    fn an_index_names_the_callers_resources_and_their_projects() {
+    fn an_index_names_the_callers_live_resources_and_their_projects() {
         let a = Pinned::Project("team a".into());
         let k = Pinned::Key(Fingerprint(7));
         let text = [
-            index_line(Kind::File, "f1", &a, 0),
-            index_line(Kind::Cache, "c1", &a, 0),
-            index_line(Kind::File, "f2", &k, 1),
-            index_line(Kind::File, "f3", &a, 0),
+            index_line(Kind::File, "f1", &a, 0, 100),
+            index_line(Kind::Cache, "c1", &a, 0, 100),
+            index_line(Kind::File, "f2", &k, 1, 100),
+            index_line(Kind::File, "f3", &a, 0, 100),
+            index_line(Kind::File, "gone", &a, 0, 100),
+            removal_line(Kind::File, "gone"),
+            index_line(Kind::File, "old", &k, 1, 10),
             "garbage line\n".to_string(),
+            "files legacy p:team%20a 0\n".to_string(),
         ]
         .concat();
-        let index = parse_index(Kind::File, &text);
-        assert_eq!(index.ids, ["f1", "f2", "f3"]);
+        let index = parse_index(Kind::File, &text, 50);
+        let mut owned: Vec<&str> = index.owned.iter().map(|(id, _)| id.as_str()).collect();
+        owned.sort_unstable();
+        assert_eq!(owned, ["f1", "f2", "f3", "legacy"]);
+        assert!(
+            index.owned.contains(&("f2".to_string(), k.clone()))
+                && !index.owned.contains(&("f2".to_string(), a.clone()))
+        );
         assert_eq!(index.buckets, [(a, 0), (k, 1)]);
     }
 }

@@ -110,7 +110,7 @@ impl GoogleError {
             error.insert("details".into(), Value::Array(self.details.clone()));
         }
         let mut value = serde_json::json!({ "error": error });
-        crate::client::scrub::scrub_json(&mut value, used);
+        crate::pool::scrub::scrub_json(&mut value, used);
         value
     }
 

@@ -186,6 +186,49 @@ pub(crate) fn unescape(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The bucket a request is pinned to, owned (a [`Bucket`] borrows from the key lists).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Pinned {
+    /// Keys written `project:KEY` with this project.
+    Project(String),
+    /// One key with no declared project.
+    Key(Fingerprint),
+}
+
+impl Pinned {
+    /// The bucket `key` draws from.
+    pub fn of(key: &ApiKey<'_>) -> Self {
+        match Bucket::of(key) {
+            Bucket::Project(project) => Pinned::Project(project.to_string()),
+            Bucket::Key(fp) => Pinned::Key(fp),
+        }
+    }
+
+    /// Is `key` in this bucket?
+    pub fn holds(&self, key: &ApiKey<'_>) -> bool {
+        match (self, Bucket::of(key)) {
+            (Pinned::Project(p), Bucket::Project(q)) => p == q,
+            (Pinned::Key(fp), Bucket::Key(other)) => *fp == other,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn mark(&self) -> MarkName {
+        match self {
+            Pinned::Project(p) => MarkName::of(Bucket::Project(p)),
+            Pinned::Key(fp) => MarkName::of(Bucket::Key(*fp)),
+        }
+    }
+
+    pub(crate) fn parse(mark: &str) -> Option<Self> {
+        match mark.split_once(':')? {
+            ("k", hex) if hex.len() == 16 => u64::from_str_radix(hex, 16).ok().map(|n| Pinned::Key(Fingerprint(n))),
+            ("p", project) if !project.is_empty() => unescape(project).map(Pinned::Project),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,9 +14,17 @@
 //! picks of the same request choose among those, checked again, instead of scanning again —
 //! so a request in a storm over a pool of thousands scans it once, not once per attempt.
 
-use crate::operator::settings::Strategy;
 use crate::pool::keys::{ApiKey, Fingerprint, KeyPool, Position};
 use crate::pool::rng::Rng;
+
+/// How to pick among the keys that may serve a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// A uniformly chosen starting key, then the following keys in pool order on retries.
+    RoundRobin,
+    /// A uniformly chosen key on every attempt.
+    Random,
+}
 
 /// Random draws before scanning the whole pool. With 90 % of the pool cooling, 128 draws all
 /// miss about once in a million requests (64 missed once in a thousand). A scan judges every

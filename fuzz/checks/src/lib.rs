@@ -6,11 +6,12 @@
 //! with every committed input (`fuzz/seeds/<target>/`, `fuzz/corpus/<target>/`) on stable in
 //! `make test`.
 
+use gemini_pool_core::testing::{Google, Rig, Seen};
 use gemini_pool_core::{
     choose_part, classify, client_token, decide, forwarded_query, peek, query_param, route, scrub as scrub_text,
     strip_model_prefixes, valid_model, Answer, Bucket, Change, CoolingSettings, Dialect, Entry, ErrorReply, Finish,
-    Flow, Item, KeyPool, Machine, MarkName, Marks, Moment, Outcome, Presented, Profile, RetrySettings, Rng,
-    SettingsReader, Step, Strategy, Write, MAX_DURATION, MAX_UPSTREAM_REQUESTS,
+    Flow, KeyPool, MarkName, Marks, Moment, Outcome, Presented, Profile, Relabel, RetrySettings, Rng, SettingsReader,
+    Strategy, MAX_DURATION, MAX_UPSTREAM_REQUESTS,
 };
 use std::collections::HashMap;
 
@@ -115,13 +116,34 @@ pub fn request(data: &[u8]) {
     }
 }
 
-/// An OpenAI body: a model the proxy accepts is a valid model name; rewriting model ids
-/// never panics.
+/// A request body, as an OpenAI and as a native request: a model the proxy accepts is a valid
+/// model name; what a body names is what its plain spelling names (serde_json's own writing of
+/// the same JSON: no escapes beyond the needed, no whitespace) — escapes cannot hide a name;
+/// rewriting model ids never panics; relabelling gives the same bytes however the body is cut.
 pub fn openai_body(data: &[u8]) {
     if let Ok(body) = peek(data) {
         assert!(valid_model(&body.model), "{:?}", body.model);
     }
     let _ = strip_model_prefixes(data);
+    for path in ["/v1beta/models/m:generateContent", "/v1beta/interactions", "/v1/chat/completions"] {
+        let Ok(route) = route("POST", path, None, true) else { continue };
+        let Ok(facts) = route.facts(data) else { continue };
+        let models = facts.model.iter().chain(&facts.inner_models).chain(&facts.agent);
+        assert!(models.clone().all(|m| valid_model(m)), "{facts:?}");
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { continue };
+        let plain = serde_json::to_vec(&value).unwrap_or_default();
+        // A key written twice is one key to serde_json's map: the plain spelling names a subset.
+        let again = route.facts(&plain).unwrap_or_else(|e| panic!("the plain spelling fails: {e:?}"));
+        assert!(again.resources.iter().all(|r| facts.resources.contains(r)), "{facts:?} / {again:?}");
+        assert!(again.inner_models.iter().all(|m| facts.inner_models.contains(m)), "{facts:?} / {again:?}");
+    }
+    let mut whole = Relabel::new("gemini-3.5-flash", "alias");
+    let mut once = whole.feed(data);
+    once.extend(whole.finish());
+    let mut bytewise = Relabel::new("gemini-3.5-flash", "alias");
+    let mut cut: Vec<u8> = data.iter().flat_map(|b| bytewise.feed(std::slice::from_ref(b))).collect();
+    cut.extend(bytewise.finish());
+    assert_eq!(once, cut, "relabelling depends on where the body is cut");
 }
 
 /// Up to four key lists. Every key read back from its position is the same key; a draw and a
@@ -293,68 +315,52 @@ pub fn attempt_loop(data: &[u8]) {
     };
     let pool_keys = KeyPool::new(lists.iter()).count();
     let mut flow = Flow::new(parts, Some("m"), u64::from(input.byte()), MAX_UPSTREAM_REQUESTS);
-    let mut store = MemoryStore::default();
+    let bytes: Vec<&[u8]> = lists.iter().map(String::as_bytes).collect();
+    let mut rig = Rig::new(&bytes, NOW);
+    rig.cooling = cooling.clone();
     let mut tried = Vec::new();
     let (mut unproven, mut counted, mut names_fault) = (0, 0, true);
     let mut request_faults = Vec::new();
-    let mut now = NOW;
     let bound = cooling.retry.max_attempts + 1;
     let finish = loop {
-        match flow.step(now) {
-            Step::Fetch(part) => flow.fetched(part, lists[part].as_bytes()),
-            Step::Read(items) => flow.read(store.read(&items)),
-            Step::Configure => flow.configured(&cooling),
-            Step::Look(names) => flow.looked(vec![None; names.len()]),
-            Step::Remember { .. } | Step::Append { .. } => {}
-            Step::Rate(_) => flow.rated(None),
-            Step::Send(keys) => {
-                tally(&flow, (&mut counted, &mut unproven), names_fault, now, bound);
-                let key = keys[0];
-                assert!(request_faults.len() < 2, "tried on after two projects refused the request");
-                assert!(!tried.contains(&key.fingerprint), "a key tried twice");
-                tried.push(key.fingerprint);
-                assert!(tried.len() <= pool_keys.min(MAX_UPSTREAM_REQUESTS), "more attempts than allowed");
-                let (status, body) = ANSWERS[input.below(ANSWERS.len())];
-                let answer = match status {
-                    200 => Answer::Served,
-                    1 => Answer::Empty,
-                    0 => Answer::None { timeout: true, detail: "t".into() },
-                    _ => Answer::Error { status, body: body.to_vec() },
-                };
-                let verdict = classify(status.max(200), body);
-                names_fault = status > 200 && verdict.outcome.names_the_fault();
-                let quoting =
-                    std::str::from_utf8(body).is_ok_and(|b| b.contains("\\\"API key") || b.contains("File Your"));
-                assert!(
-                    !(quoting && matches!(verdict.outcome, Outcome::KeyDead(_))),
-                    "a quote killed a key: {verdict:?}"
-                );
-                if status > 200 && verdict.outcome.may_be_the_requests() {
-                    let bucket = Bucket::of(&key);
-                    assert!(!request_faults.contains(&bucket), "the same project asked twice");
-                    request_faults.push(bucket);
-                }
-                flow.answered(vec![answer]);
+        tally(&flow, (&mut counted, &mut unproven), names_fault, rig.now_ms, bound);
+        let google: &mut Google<'_, '_> = &mut |key| {
+            assert!(request_faults.len() < 2, "tried on after two projects refused the request");
+            assert!(!tried.contains(&key.fingerprint), "a key tried twice");
+            tried.push(key.fingerprint);
+            assert!(tried.len() <= pool_keys.min(MAX_UPSTREAM_REQUESTS), "more attempts than allowed");
+            let (status, body) = ANSWERS[input.below(ANSWERS.len())];
+            let verdict = classify(status.max(200), body);
+            names_fault = status > 200 && verdict.outcome.names_the_fault();
+            let quoting = std::str::from_utf8(body).is_ok_and(|b| b.contains("\\\"API key") || b.contains("File Your"));
+            assert!(!(quoting && matches!(verdict.outcome, Outcome::KeyDead(_))), "a quote killed a key: {verdict:?}");
+            if status > 200 && verdict.outcome.may_be_the_requests() {
+                let bucket = Bucket::of(key);
+                assert!(!request_faults.contains(&bucket), "the same project asked twice");
+                request_faults.push(bucket);
             }
-            Step::Record { writes, read_back } => {
-                store.write(writes);
-                match read_back.is_empty() {
-                    true => flow.written(),
-                    false => flow.read(store.read(&read_back)),
-                }
+            match status {
+                200 => Answer::Served,
+                1 => Answer::Empty,
+                0 => Answer::None { timeout: true, detail: "t".into() },
+                _ => Answer::Error { status, body: body.to_vec() },
             }
-            Step::Log(line) => assert!(!contains_key(&line), "a key in a log line: {line}"),
-            Step::Wait(_) => panic!("a request never waits before its answer"),
-            Step::Done(finish) => break finish,
+        };
+        if let Some(finish) = rig.turn(&mut flow, google) {
+            break finish;
         }
-        now += u64::from(input.byte()) * 100;
+        rig.now_ms += u64::from(input.byte()) * 100;
     };
-    tally(&flow, (&mut counted, &mut unproven), names_fault, now, bound);
+    tally(&flow, (&mut counted, &mut unproven), names_fault, rig.now_ms, bound);
+    assert!(!rig.seen.iter().any(|s| matches!(s, Seen::Wait(_))), "a request never waits before its answer");
+    for line in rig.logs() {
+        assert!(!contains_key(&line), "a key in a log line: {line}");
+    }
     if let Finish::Error(reply) = &finish {
         assert!((400..=599).contains(&reply.status), "{reply:?}");
     }
     for change in flow.changes() {
-        let marks = store.marks(&change.item);
+        let marks = rig.store.marks(&change.item);
         assert!(marks.covers(&change.name, &change.entry) || superseded(&marks, change), "lost: {change:?}");
     }
 }
@@ -377,44 +383,6 @@ fn tally(flow: &Flow<'_>, (counted, unproven): (&mut usize, &mut usize), names_f
 /// A change the store no longer says because a later one of the same request replaced it.
 fn superseded(marks: &Marks, change: &Change) -> bool {
     matches!(change.entry, Entry::Clear(_)) && marks.get(&change.name).is_some_and(|m| m.dead)
-}
-
-/// A strict store: what is written is read back at once (the fuzz checks' store; the
-/// simulator models the production stores).
-#[derive(Default)]
-struct MemoryStore {
-    items: HashMap<String, (Vec<u8>, u64)>,
-}
-
-impl MemoryStore {
-    fn marks(&self, item: &Item) -> Marks {
-        match self.items.get(&item.kv_key()) {
-            Some((bytes, generation)) => Marks::decode(bytes.clone(), Some(*generation)),
-            None => Marks::default(),
-        }
-    }
-
-    fn read(&self, items: &[Item]) -> Vec<(Item, Marks)> {
-        items.iter().map(|item| (item.clone(), self.marks(item))).collect()
-    }
-
-    fn write(&mut self, writes: Vec<Write>) {
-        for write in writes {
-            match write {
-                Write::Append { item, bytes } => {
-                    let entry = self.items.entry(item.kv_key()).or_default();
-                    entry.0.extend(bytes);
-                    entry.1 += 1;
-                }
-                Write::Replace { item, bytes, generation, .. } => {
-                    let current = self.items.get(&item.kv_key()).map(|(_, g)| *g);
-                    if current == generation {
-                        self.items.insert(item.kv_key(), (bytes, current.unwrap_or(0) + 1));
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Text with the key planted in it — as it is, in other cases, JSON-escaped then decoded —

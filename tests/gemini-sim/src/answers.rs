@@ -102,6 +102,16 @@ pub fn native_generate(model: &str, chunks: usize) -> Value {
     })
 }
 
+/// A function call whose arguments name the model (`{"model": "gemini-…"}`): what the model
+/// wrote, which no proxy may rewrite.
+pub fn native_function_call(model: &str) -> Value {
+    json!({
+        "candidates": [{"content": {"parts": [{"functionCall": {"name": "pick_model", "args": {"model": model}}}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 3, "totalTokenCount": 11},
+        "modelVersion": model, "responseId": "sim-call"
+    })
+}
+
 /// A 200 with nothing for the client: no parts (`empty`), or only a thought (`thoughts_only`).
 pub fn native_empty(model: &str, kind: &str) -> Value {
     let content = match kind {

@@ -287,6 +287,11 @@ pub fn file_denied(id: &str) -> GoogleError {
 }
 
 /// 404 for an entity the key's project does not hold (batches, operations).
+/// 409: a resource of this name exists in the project already.
+pub fn already_exists(name: &str) -> GoogleError {
+    error(409, "ALREADY_EXISTS", &format!("Resource {name} already exists."), vec![])
+}
+
 pub fn not_found_entity() -> GoogleError {
     error(404, "NOT_FOUND", "Requested entity was not found.", vec![])
 }

@@ -318,16 +318,20 @@ async fn resource(call: &ResCall, incoming: Incoming_, world: Shared) -> Respons
         ResCall::CreateBatch(m) | ResCall::Predict(m) => Some(m.clone()),
         _ => None,
     };
-    let asked = resources::Asked {
+    let mut asked = resources::Asked {
         method: &incoming.method,
         body: &body_json,
         headers: &incoming.headers,
         bytes: incoming.body.len(),
         raw: &incoming.body,
         query: &incoming.query,
+        key_in_url: None,
     };
     let (reply, label, latency_ms, chunk_delay_ms) = {
         let Ok(mut w) = world.lock() else { return json_response(500, &json!({"error": "poisoned"})) };
+        if w.config.upload_url_key {
+            asked.key_in_url = key.as_deref();
+        }
         let label = match &key {
             Some(k) => w.label_of(k).map_or_else(|| format!("unknown:{k}"), |c| c.label.clone()),
             None => "none".to_string(),
@@ -524,6 +528,7 @@ fn native(
     match method {
         "generateContent" => match &delivery.empty {
             Some(kind) => (json_response(200, &answers::native_empty(model, kind)), 200),
+            None if delivery.function_call => (json_response(200, &answers::native_function_call(model)), 200),
             None => (json_response(200, &answers::native_generate(model, chunks)), 200),
         },
         "streamGenerateContent" => {

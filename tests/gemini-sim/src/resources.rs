@@ -69,6 +69,8 @@ pub struct Asked<'a> {
     pub raw: &'a [u8],
     /// The query string.
     pub query: &'a str,
+    /// The key to write into an upload URL (the simulator's `upload_url_key`).
+    pub key_in_url: Option<&'a str>,
 }
 
 struct Upload {
@@ -156,7 +158,7 @@ impl Resources {
     pub fn answer(&mut self, call: &ResCall, asked: &Asked<'_>, project: &str, text: &str) -> Reply {
         let (method, body, headers, bytes) = (asked.method, asked.body, asked.headers, asked.bytes);
         match call {
-            ResCall::StartUpload => self.start_upload(project, body, headers),
+            ResCall::StartUpload => self.start_upload(project, body, headers, asked.key_in_url),
             ResCall::MultipartUpload => self.multipart(project, headers, asked.raw),
             ResCall::Upload(id) => self.upload(id, headers, bytes),
             ResCall::File(id) => held(&mut self.files, id, method, project, || google::file_denied(id)),
@@ -218,6 +220,11 @@ impl Resources {
                 "state": "BATCH_STATE_PENDING",
             },
         });
+        // Google's answer repeats the batch's input: a file it names is not what the batch made.
+        let mut value = value;
+        if let Some(input) = body["batch"].get("inputConfig").or_else(|| body["batch"].get("input_config")) {
+            value["metadata"]["inputConfig"] = input.clone();
+        }
         self.batches.insert(id, Held { project: project.to_string(), value: value.clone() });
         Reply::json(200, value)
     }
@@ -294,6 +301,7 @@ impl Resources {
         project: &str,
         body: &Value,
         headers: &std::collections::BTreeMap<String, String>,
+        key_in_url: Option<&str>,
     ) -> Reply {
         if headers.get("x-goog-upload-protocol").map(String::as_str) != Some("resumable")
             || headers.get("x-goog-upload-command").map(String::as_str) != Some("start")
@@ -302,8 +310,24 @@ impl Resources {
         }
         let size = headers.get("x-goog-upload-header-content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let upload_id = self.id("AU");
-        let file_id = self.id("f");
         let meta = body.get("file").cloned().unwrap_or_else(|| json!({}));
+        // A client may choose its file's id (lower case letters, digits and dashes, at most 40);
+        // one its project holds already is a 409.
+        let chosen = meta.get("name").and_then(Value::as_str).map(|n| n.trim_start_matches("files/").to_string());
+        let file_id = match chosen {
+            Some(id)
+                if id.is_empty()
+                    || id.len() > 40
+                    || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+            {
+                return Reply::error(google::bad_request(&format!("Invalid file name files/{id}.")));
+            }
+            Some(id) if self.files.get(&id).is_some_and(|f| f.project == project) => {
+                return Reply::error(google::already_exists(&format!("files/{id}")));
+            }
+            Some(id) => id,
+            None => self.id("f"),
+        };
         let mime =
             headers.get("x-goog-upload-header-content-type").cloned().unwrap_or("application/octet-stream".into());
         let file = json!({
@@ -319,7 +343,12 @@ impl Resources {
             "source": "UPLOADED",
         });
         self.uploads.insert(upload_id.clone(), Upload { project: project.to_string(), size, received: 0, file });
-        let url = format!("{GOOGLE}/upload/v1beta/files?upload_id={upload_id}&upload_protocol=resumable");
+        let url = match key_in_url {
+            Some(key) => {
+                format!("{GOOGLE}/upload/v1beta/files?key={key}&upload_id={upload_id}&upload_protocol=resumable")
+            }
+            None => format!("{GOOGLE}/upload/v1beta/files?upload_id={upload_id}&upload_protocol=resumable"),
+        };
         let headers = vec![
             ("x-goog-upload-url", url),
             ("x-goog-upload-status", "active".to_string()),
@@ -347,7 +376,7 @@ impl Resources {
         upload_headers.insert("x-goog-upload-protocol".into(), "resumable".into());
         upload_headers.insert("x-goog-upload-command".into(), "start".into());
         upload_headers.insert("x-goog-upload-header-content-length".into(), data.len().to_string());
-        let started = self.start_upload(project, &meta, &upload_headers);
+        let started = self.start_upload(project, &meta, &upload_headers, None);
         let Reply::Json { headers: started, .. } = started else { return started };
         let url = started.iter().find(|(n, _)| *n == "x-goog-upload-url").map(|(_, u)| u.clone()).unwrap_or_default();
         let id = url.split("upload_id=").nth(1).and_then(|r| r.split('&').next()).unwrap_or_default().to_string();

@@ -31,6 +31,10 @@ pub struct Config {
     pub models_page_size: usize,
     #[serde(default)]
     pub style: Style,
+    /// Upload URLs carry the key that started the session (`&key=…`), as Google's do for a
+    /// caller that sent `?key=`: a proxy must not hand them on as they are.
+    #[serde(default)]
+    pub upload_url_key: bool,
 }
 
 fn default_chunks() -> usize {
@@ -100,6 +104,8 @@ pub struct Delivery {
     /// `empty` / `thoughts_only`: a 200 with nothing for the client (reported of Google's API
     /// by users of every proxy: gemini-balance #326, gpt-load #75, new-api #638).
     pub empty: Option<String>,
+    /// `function_call`: the model answers with a function call whose arguments name the model.
+    pub function_call: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -262,6 +268,10 @@ impl World {
                 }
                 "empty" | "thoughts_only" => {
                     delivery.empty = Some(b.kind.clone());
+                    None
+                }
+                "function_call" => {
+                    delivery.function_call = true;
                     None
                 }
                 "invalid" => Some(google::key_invalid()),

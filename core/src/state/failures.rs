@@ -1,7 +1,7 @@
 //! The recent-failures list the console shows: every failed attempt (time, key fingerprint,
 //! model, Google's status, what it meant), appended after the answer to one shared item,
 //! `recent/failures`, and read newest first, at most [`KEEP`]. A writer that reads the item back
-//! (as usage shards are: one in [`COMPACT_CHECK_ONE_IN`](crate::shared::usage)) trims it to
+//! (as usage shards are: one in [`COMPACT_CHECK_ONE_IN`](crate::state::usage)) trims it to
 //! the last [`KEEP`] lines once it holds twice as many. Nothing in a line comes from Google's
 //! text or the client's body beyond the model name (a checked model id): no key can be in it.
 
@@ -58,7 +58,7 @@ impl Failure {
     /// As `/v1/status` shows it.
     pub(crate) fn to_json(&self) -> Value {
         json!({
-            "at": crate::operator::clock::rfc3339_millis(self.at_ms),
+            "at": crate::state::clock::rfc3339_millis(self.at_ms),
             "fingerprint": self.fingerprint.to_string(),
             "model": self.model,
             "status": self.status,

@@ -1,6 +1,6 @@
 //! Cooling state: which KV item holds which mark, a request's view of the items it read and
 //! the changes it makes, and where a key stands. Marks and their merge rule, and the items'
-//! byte format, are [`crate::shared::marks`]; the write protocol is [`crate::shared::record`].
+//! byte format, are [`crate::state::marks`]; the write protocol is [`crate::state::record`].
 //!
 //! Each part of the pool (secret `keys`, `keys_2`, …; see [`crate::pool::keys`]) has two kinds of
 //! item, so a request reads two per part it touches — usually one part:
@@ -16,8 +16,8 @@
 use crate::google::reason::Reason;
 use crate::pool::keys::ApiKey;
 use crate::pool::names::{Bucket, MarkName};
-use crate::shared::marks::{encode_line, Marks, NOTHING};
-pub(crate) use crate::shared::marks::{Entry, Mark, MAX_STRIKES};
+use crate::state::marks::{encode_line, Marks, NOTHING};
+pub(crate) use crate::state::marks::{Entry, Mark, MAX_STRIKES};
 
 /// Which KV item a mark lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -282,11 +282,34 @@ impl<'a> KeyNames<'a> {
     }
 }
 
+/// The state of items read from the store, per part (for `model`'s request).
+pub(crate) fn state_of(parts: usize, model: Option<&str>, items: Vec<(Item, Marks)>) -> PoolState {
+    let mut state = PoolState::new(parts, model);
+    let mut read: Vec<(usize, PartState)> = Vec::new();
+    for (item, marks) in items {
+        let at = match read.iter().position(|(p, _)| *p == item.part) {
+            Some(at) => at,
+            None => {
+                read.push((item.part, PartState::default()));
+                read.len() - 1
+            }
+        };
+        match item.model {
+            None => read[at].1.keys = marks,
+            Some(_) => read[at].1.model = marks,
+        }
+    }
+    for (part, part_state) in read {
+        state.set(part, part_state);
+    }
+    state
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::google::reason::Reason;
-    use crate::shared::marks::merge;
+    use crate::state::marks::merge;
 
     fn mark(until_ms: u64, reason: Reason) -> Mark {
         Mark { until_ms, reason, dead: false, strikes: 0, since_ms: 1 }

@@ -27,13 +27,13 @@
 //! the line says [`OTHER_MODEL`]. And a compaction, like every reading, keeps at most
 //! [`MAX_MODELS`] names (the busiest), folding the rest into [`OTHER_MODEL`].
 
-use crate::decide::limits;
 use crate::google::tokens::Tokens;
-use crate::operator::clock::{day_text, ResetZone};
 use crate::pool::keys::{ApiKey, Fingerprint};
 use crate::pool::names::{escape, unescape};
 use crate::pool::rng::Rng;
-use crate::shared::failures::{self, Failure};
+use crate::state::clock::{day_of, ttl_secs, ResetZone};
+use crate::state::failures::{self, Failure};
+use crate::state::{index, limit_item};
 use std::collections::BTreeMap;
 
 /// Shards per day.
@@ -70,15 +70,6 @@ pub struct Usage {
 }
 
 /// The quota day `now_ms` falls in, as `YYYY-MM-DD` in `zone`.
-pub(crate) fn day_of(now_ms: u64, zone: ResetZone) -> String {
-    day(now_ms, zone)
-}
-
-fn day(now_ms: u64, zone: ResetZone) -> String {
-    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
-    let local = now + zone.offset_at(now);
-    day_text(local.div_euclid(86_400))
-}
 
 /// The KV key of a day's shard.
 fn item_name(day: &str, shard: usize) -> String {
@@ -86,11 +77,6 @@ fn item_name(day: &str, shard: usize) -> String {
 }
 
 /// Seconds an append keeps its item: until the end of the next quota day.
-pub(crate) fn ttl_secs(now_ms: u64, zone: ResetZone) -> u64 {
-    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
-    let next = zone.next_midnight(now);
-    u64::try_from(next - now).unwrap_or(0) + 86_400
-}
 
 /// Seconds an append keeps its item: `keep_days` (at least until the end of the next quota day).
 pub(crate) fn history_ttl_secs(now_ms: u64, zone: ResetZone, keep_days: u32) -> u64 {
@@ -171,7 +157,7 @@ pub struct Append {
     pub compact: Option<Compaction>,
     /// The usage shard it is (`None`: a client's limit item).
     pub shard: Option<usize>,
-    /// It may wait in a [`UsageBatch`](crate::shared::batch::UsageBatch): usage lines and
+    /// It may wait in a [`UsageBatch`](crate::state::batch::UsageBatch): usage lines and
     /// failures may, a client's limit tokens may not (its next request's gate reads them).
     pub may_wait: bool,
 }
@@ -181,10 +167,12 @@ pub struct Append {
 pub enum Compaction {
     /// A usage shard ([`Usage::compacted`]).
     Usage,
-    /// A client's limit item, in this minute ([`limits::compacted`]).
+    /// A client's limit item, in this minute ([`limit_item::compacted`]).
     Limit(u64),
     /// The recent-failures list ([`failures::compacted`]).
     Failures,
+    /// A client's index of what it made, at this time (unix seconds: [`index::compacted`]).
+    Index(u64),
 }
 
 impl Append {
@@ -192,8 +180,9 @@ impl Append {
     pub fn compacted(&self, bytes: &[u8]) -> Option<Vec<u8>> {
         match self.compact? {
             Compaction::Usage => compacted(bytes),
-            Compaction::Limit(minute) => limits::compacted(bytes, minute),
+            Compaction::Limit(minute) => limit_item::compacted(bytes, minute),
             Compaction::Failures => failures::compacted(bytes),
+            Compaction::Index(now_secs) => index::compacted(bytes, now_secs),
         }
     }
 }
@@ -213,7 +202,7 @@ impl UsageAppend {
         rng: &mut Rng,
     ) -> Self {
         UsageAppend {
-            day: day(now_ms, zone),
+            day: day_of(now_ms, zone),
             shard: attempts.first().map_or_else(|| rng.below(SHARDS), |(key, _)| shard_of(key.fingerprint)),
             ttl_secs: history_ttl_secs(now_ms, zone, keep_days),
             check: rng.below(COMPACT_CHECK_ONE_IN) == 0,
@@ -329,7 +318,7 @@ impl Usage {
 
     /// The quota day `now_ms` falls in, as `YYYY-MM-DD` in `zone`.
     pub fn day(now_ms: u64, zone: ResetZone) -> String {
-        day(now_ms, zone)
+        day_of(now_ms, zone)
     }
 
     /// The KV key of a day's shard.

@@ -12,10 +12,11 @@
 //! An admin token sees every client; a client token sees only its own label's lines. The edge
 //! reads every shard of every day asked ([`UsageQuery::items`]) and hands the bytes back.
 
-use crate::client::auth::{query_param, Caller};
+use crate::client::auth::Caller;
 use crate::client::envelope::ErrorReply;
-use crate::operator::clock::{civil_from_days, day_text, days_from_civil, ResetZone};
-use crate::shared::usage::{Count, Usage, SHARDS};
+use crate::client::query::query_param;
+use crate::state::clock::{civil_from_days, day_text, days_from_civil, ResetZone};
+use crate::state::usage::{Count, Usage, SHARDS};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -65,7 +66,7 @@ impl UsageQuery {
         keep_days: u32,
         wants_csv: bool,
     ) -> Result<UsageQuery, ErrorReply> {
-        let today = day_number(&crate::shared::usage::day_of(now_ms, zone)).unwrap_or(0);
+        let today = day_number(&crate::state::clock::day_of(now_ms, zone)).unwrap_or(0);
         let date = |name: &str, default: i64| match query_param(query, name) {
             None | Some("") => Ok(default),
             Some(text) => {
@@ -199,7 +200,7 @@ fn numbers(count: &Count) -> [(&'static str, u64); 8] {
 /// A CSV field, quoted if it must be (a label may hold commas or quotes). A field that a
 /// spreadsheet would run as a formula is prefixed with `'`.
 fn csv_field(value: &str) -> String {
-    let value = match value.starts_with(['=', '+', '-', '@']) {
+    let value = match value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         true => format!("'{value}"),
         false => value.to_string(),
     };
@@ -323,5 +324,7 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("\t=cmd()"), "'\t=cmd()");
+        assert_eq!(csv_field("\r=cmd()"), "\"'\r=cmd()\"");
     }
 }

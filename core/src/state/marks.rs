@@ -1,6 +1,6 @@
 //! Marks: what a mark is ([`Mark`], [`Entry`]), the rule by which a name's lines merge
 //! ([`merge`]), and one stored item of them ([`Marks`]): how it reads and how it is compacted —
-//! the byte format of the KV items named in [`crate::shared::state`].
+//! the byte format of the KV items named in [`crate::state::items`].
 //!
 //! An item has two parts. The **sorted part**, as the last compaction wrote it, is fixed-size
 //! binary records sorted by name hash, so a lookup is a binary search that reads a few records

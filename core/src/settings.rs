@@ -5,8 +5,8 @@
 //! Google's answer was not a success or no key can serve. Every knob is optional;
 //! a present but malformed value is a configuration error naming the knob.
 
-use crate::decide::limits::Limiter;
-use crate::operator::clock::ResetZone;
+use crate::pool::pick::Strategy;
+use crate::state::clock::ResetZone;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -30,13 +30,14 @@ pub struct SettingError {
     pub problem: String,
 }
 
-/// How to pick among the keys that may serve a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// A uniformly chosen starting key, then the following keys in pool order on retries.
-    RoundRobin,
-    /// A uniformly chosen key on every attempt.
-    Random,
+/// Where `rpm` is counted (knob `rate_limiter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Limiter {
+    /// The client's limit item in the shared store (a fixed one-minute window).
+    #[default]
+    Store,
+    /// The platform's own rate counter (Fastly Edge Rate Limiting).
+    Platform,
 }
 
 /// What to do when every key is cooling for the requested model.

@@ -11,7 +11,7 @@
 //! costs: counts trail by up to [`HOLD_MS`], and an instance that traps loses what it held (at
 //! most [`HOLD_MS`] of its requests' usage lines; never a verdict, never a limit count).
 
-use crate::shared::usage::Append;
+use crate::state::usage::Append;
 
 /// How long an instance holds usage lines before it writes them (milliseconds).
 pub(crate) const HOLD_MS: u64 = 1_000;
@@ -88,7 +88,7 @@ impl UsageBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared::usage::Compaction;
+    use crate::state::usage::Compaction;
 
     fn append(item: &str, bytes: &str, may_wait: bool, compact: Option<Compaction>) -> Append {
         Append { item: item.into(), bytes: bytes.into(), ttl_secs: 60, compact, shard: None, may_wait }

@@ -8,10 +8,11 @@
 //! and the number when present, bytes are a u32 length and the bytes:
 //! - `g` get — nothing more; `l` list — the name is the prefix;
 //! - `a` append — ttl (optional, seconds), bytes;
-//! - `r` replace — generation (optional: none means "only if absent"), ttl (optional), bytes.
+//! - `r` replace — generation (optional: none means "only if absent"), ttl (optional), bytes;
+//! - `d` delete — nothing more.
 //!
 //! The results, one per operation: `Found` — 1, generation (u64), bytes; `Absent` and `Refused`
-//! — 0; `Done` — 1; `Names` — count (u32), then each name (u16 length, bytes). Which result an
+//! — 0; `Done` — 1 (a delete's too); `Names` — count (u32), then each name (u16 length, bytes). Which result an
 //! operation gets is the tag's: a reader decodes the results knowing the operations it sent.
 
 use thiserror::Error;
@@ -43,6 +44,11 @@ pub enum StoreOp {
         generation: Option<u64>,
         /// How long the item is kept from now (`None`: no expiry).
         ttl_secs: Option<u64>,
+    },
+    /// Removes the item (a resource Google deleted).
+    Delete {
+        /// The item's name.
+        item: String,
     },
     /// The names of the items starting with `prefix`.
     List {
@@ -77,7 +83,7 @@ pub enum FrameError {
     /// The bytes end inside an operation or a result.
     #[error("the frame ends inside an operation or a result")]
     Truncated,
-    /// An operation's tag is none of `g`, `a`, `r`, `l`.
+    /// An operation's tag is none of `g`, `a`, `r`, `d`, `l`.
     #[error("unknown operation tag {0:#04x}")]
     UnknownTag(u8),
     /// A name's bytes are not UTF-8.
@@ -92,7 +98,10 @@ impl StoreOp {
     /// The item (or prefix) the operation is about.
     pub fn item(&self) -> &str {
         match self {
-            StoreOp::Get { item } | StoreOp::Append { item, .. } | StoreOp::Replace { item, .. } => item,
+            StoreOp::Get { item }
+            | StoreOp::Append { item, .. }
+            | StoreOp::Replace { item, .. }
+            | StoreOp::Delete { item } => item,
             StoreOp::List { prefix } => prefix,
         }
     }
@@ -111,12 +120,13 @@ impl StoreOp {
             StoreOp::Get { .. } => b'g',
             StoreOp::Append { .. } => b'a',
             StoreOp::Replace { .. } => b'r',
+            StoreOp::Delete { .. } => b'd',
             StoreOp::List { .. } => b'l',
         };
         out.push(tag);
         put_name(out, self.item())?;
         match self {
-            StoreOp::Get { .. } | StoreOp::List { .. } => {}
+            StoreOp::Get { .. } | StoreOp::List { .. } | StoreOp::Delete { .. } => {}
             StoreOp::Append { bytes, ttl_secs, .. } => {
                 put_optional(out, *ttl_secs);
                 put_bytes(out, bytes);
@@ -140,6 +150,7 @@ impl StoreOp {
             let op = match tag {
                 b'g' => StoreOp::Get { item },
                 b'l' => StoreOp::List { prefix: item },
+                b'd' => StoreOp::Delete { item },
                 b'a' => {
                     let ttl_secs = reader.optional()?;
                     StoreOp::Append { item, ttl_secs, bytes: reader.bytes()? }
@@ -194,7 +205,7 @@ impl StoreResult {
                         StoreResult::Found { generation, bytes: reader.bytes()? }
                     }
                 },
-                StoreOp::Append { .. } | StoreOp::Replace { .. } => match reader.byte()? {
+                StoreOp::Append { .. } | StoreOp::Replace { .. } | StoreOp::Delete { .. } => match reader.byte()? {
                     0 => StoreResult::Refused,
                     _ => StoreResult::Done,
                 },
@@ -308,6 +319,7 @@ mod tests {
                 ttl_secs: Some(1),
             },
             StoreOp::Replace { item: "r/files/abc".into(), bytes: b"{}".to_vec(), generation: None, ttl_secs: None },
+            StoreOp::Delete { item: "res/files/abc".into() },
             StoreOp::List { prefix: "model/".into() },
         ]
     }
@@ -323,6 +335,7 @@ mod tests {
             StoreResult::Refused,
             StoreResult::Done,
             StoreResult::Refused,
+            StoreResult::Done,
             StoreResult::Names(vec!["model/a".into(), "model/b@2".into(), String::new()]),
         ];
         let answered = StoreResult::encode_all(&results).unwrap();

@@ -21,7 +21,7 @@
 //! No step gives up because another instance wrote at the same time: appends do not conflict.
 
 use crate::pool::names::MarkName;
-use crate::shared::state::{Change, Item, PoolState};
+use crate::state::items::{Change, Item, PoolState};
 
 /// Rounds of write-and-read-back before the recording is abandoned (a store that keeps
 /// acknowledging writes and then losing them; logged).
@@ -160,7 +160,7 @@ impl Recording {
 }
 
 /// The whole protocol for one set of changes, as rounds for a machine to hand to its edge
-/// ([`crate::decide::flow`], [`crate::decide::keycheck`]): write and read back (again while a write was lost),
+/// ([`crate::decide::flow`], [`crate::admin::keycheck`]): write and read back (again while a write was lost),
 /// then the compactions due.
 #[derive(Debug, Clone)]
 pub(crate) struct Recorder {
@@ -281,8 +281,8 @@ pub(crate) fn compactions(state: &PoolState, now_ms: u64) -> Vec<Write> {
 mod tests {
     use super::*;
     use crate::google::reason::Reason;
-    use crate::shared::marks::Marks;
-    use crate::shared::state::{Entry, Mark, PartState};
+    use crate::state::items::{Entry, Mark, PartState};
+    use crate::state::marks::Marks;
 
     fn change(name: &str, until_ms: u64) -> Change {
         Change {

@@ -9,17 +9,18 @@
 //! A batch is at most [`BATCH`] keys — well under Fastly's 32 backend requests per request —
 //! and the answer names the cursor of the next batch, so a browser walks the whole pool.
 
-use crate::client::auth::query_param;
+use crate::admin::status::rejected_lines;
 use crate::client::envelope::ErrorReply;
-use crate::decide::flow::{state_of, Answer, Machine, Step};
+use crate::client::query::query_param;
 use crate::decide::judge;
+use crate::decide::machine::{Answer, Machine, Step};
 use crate::google::classify::{classify, Outcome, Verdict};
-use crate::operator::settings::CoolingSettings;
-use crate::operator::status::rejected_lines;
 use crate::pool::keys::{ApiKey, KeyPool};
-use crate::shared::marks::Marks;
-use crate::shared::record::{Recorder, Round};
-use crate::shared::state::{Change, Item, PoolState};
+use crate::settings::CoolingSettings;
+use crate::state::items::state_of;
+use crate::state::items::{Change, Item, PoolState};
+use crate::state::marks::Marks;
+use crate::state::record::{Recorder, Round};
 use serde::Serialize;
 
 /// Keys probed per call.
@@ -305,8 +306,8 @@ impl Check<'_> {
 mod tests {
     use super::*;
     use crate::pool::names::MarkName;
-    use crate::shared::marks::Marks;
-    use crate::shared::state::{Entry, PartState};
+    use crate::state::items::{Entry, PartState};
+    use crate::state::marks::Marks;
 
     #[test]
     fn batches_walk_the_pool() {

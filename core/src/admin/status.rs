@@ -5,14 +5,15 @@
 //! counts once. Bounded by construction: at most [`MAX_MODEL_ITEMS`] model items are read.
 
 use crate::decide::limits::Gate;
-use crate::operator::clock::rfc3339_millis;
-use crate::operator::settings::{CoolingSettings, Profile, Strategy};
 use crate::pool::keys::{ApiKey, KeyPool};
 use crate::pool::names::MarkName;
-use crate::shared::failures::Failure;
-use crate::shared::marks::Marks;
-use crate::shared::state::{cooling_for, Mark};
-use crate::shared::usage::Usage;
+use crate::pool::pick::Strategy;
+use crate::settings::{CoolingSettings, Profile};
+use crate::state::clock::rfc3339_millis;
+use crate::state::failures::Failure;
+use crate::state::items::{cooling_for, Mark};
+use crate::state::marks::Marks;
+use crate::state::usage::Usage;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -342,7 +343,7 @@ pub(crate) fn rejected_lines(pool: &KeyPool<'_>, part_names: &[&str], max: usize
 /// Today's counts, keys named by mask (keys that left the pool by fingerprint only).
 fn usage_report(pool: &KeyPool<'_>, admin: &AdminInput<'_>) -> UsageReport {
     let masks: std::collections::HashMap<_, _> = pool.iter().map(|k| (k.fingerprint, k.mask())).collect();
-    let usage = admin.usage.clone().capped(crate::shared::usage::MAX_MODELS);
+    let usage = admin.usage.clone().capped(crate::state::usage::MAX_MODELS);
     let keys = usage
         .keys
         .iter()
@@ -425,7 +426,7 @@ mod tests {
     use super::*;
     use crate::google::reason::Reason;
     use crate::pool::names::Bucket;
-    use crate::shared::state::Entry;
+    use crate::state::items::Entry;
 
     fn mark(until_ms: u64, reason: Reason, dead: bool) -> Mark {
         Mark { until_ms, reason, dead, strikes: 0, since_ms: 0 }

@@ -1,0 +1,159 @@
+//! After a request's answer: the changes the store refused while it ran (throttled,
+//! overloaded), written again once the store's budget has refilled ([`Linger`]).
+
+use crate::decide::machine::{Answer, Machine, Step};
+use crate::pool::rng::Rng;
+use crate::settings::CoolingSettings;
+use crate::state::items::{state_of, Change, Item, PoolState};
+use crate::state::marks::{Entry, Marks};
+use crate::state::record::{Recorder, Round};
+
+/// How long a [`Linger`] first waits for a throttled store, ms; doubled on each try, plus up to
+/// as much again at random (so the requests a storm left lingering do not retry together).
+const LINGER_WAIT_MS: u64 = 1_000;
+/// Tries a [`Linger`] makes before it logs the changes as not recorded: waits of 1–2, 2–4,
+/// 4–8 and 8–16 s, under Workers' 30 s for work after the answer.
+const LINGER_TRIES: u32 = 4;
+
+/// The tail of a request, after the client has its answer: changes the store refused
+/// (throttled, overloaded) are written again after a wait that lets the store's budget
+/// refill, doubling from about a second — unless the state already says them by then (another
+/// instance recorded the same verdict), or the cooldown they set has ended (nothing left to
+/// say). A verdict is logged as not recorded only after [`LINGER_TRIES`] refusals. It owns its
+/// data (nothing borrowed from the request).
+pub struct Linger {
+    changes: Vec<Change>,
+    rng: Rng,
+    parts: usize,
+    model: Option<String>,
+    tries: u32,
+    state: PoolState,
+    stage: LingerStage,
+    log: Option<String>,
+}
+
+enum LingerStage {
+    Wait,
+    Read,
+    Record(Recorder),
+    Done,
+}
+
+impl Linger {
+    pub(crate) fn new(changes: Vec<Change>, parts: usize, model: Option<&str>, seed: u64) -> Self {
+        Linger {
+            changes,
+            rng: Rng::new(seed),
+            parts,
+            model: model.map(str::to_string),
+            tries: 0,
+            state: PoolState::new(parts, model),
+            stage: LingerStage::Wait,
+            log: None,
+        }
+    }
+
+    fn items(&self) -> Vec<Item> {
+        let mut items: Vec<Item> = self.changes.iter().map(|c| c.item.clone()).collect();
+        items.sort();
+        items.dedup();
+        items
+    }
+
+    /// The recorder's rounds are over, leaving `unrecorded`: done, or another try after a
+    /// longer wait.
+    fn tried(&mut self, unrecorded: Vec<Change>) -> LingerStage {
+        self.changes = unrecorded;
+        self.tries += 1;
+        if self.changes.is_empty() {
+            return LingerStage::Done;
+        }
+        if self.tries >= LINGER_TRIES {
+            let names: Vec<String> = self.changes.iter().map(|c| c.name.to_string()).collect();
+            self.log = Some(format!(
+                "state: the store refused the writes of {} {} times; not recorded",
+                names.join(", "),
+                self.tries
+            ));
+            return LingerStage::Done;
+        }
+        LingerStage::Wait
+    }
+}
+
+impl Machine<'static> for Linger {
+    type Done = ();
+
+    fn step(&mut self, now_ms: u64) -> Step<'static, ()> {
+        loop {
+            if let Some(line) = self.log.take() {
+                return Step::Log(line);
+            }
+            match &mut self.stage {
+                LingerStage::Wait => {
+                    self.stage = LingerStage::Read;
+                    let wait = LINGER_WAIT_MS << self.tries;
+                    return Step::Wait(wait + self.rng.below(wait as usize + 1) as u64);
+                }
+                LingerStage::Read => {
+                    // A cooldown that has ended says nothing any more.
+                    self.changes.retain(|c| !matches!(c.entry, Entry::Set(m) if !m.dead && m.until_ms <= now_ms));
+                    if self.changes.is_empty() {
+                        self.stage = LingerStage::Done;
+                        continue;
+                    }
+                    return Step::Read(self.items());
+                }
+                LingerStage::Record(recorder) => match recorder.round(&self.state, now_ms) {
+                    Round::WriteAndRead(writes) => return Step::Record { writes, read_back: self.items() },
+                    Round::Write(writes) => return Step::Record { writes, read_back: Vec::new() },
+                    Round::Done => {
+                        let unrecorded = recorder.unrecorded();
+                        self.stage = self.tried(unrecorded);
+                    }
+                },
+                LingerStage::Done => return Step::Done(()),
+            }
+        }
+    }
+
+    fn fetched(&mut self, _: usize, _: &'static [u8]) {}
+
+    fn read(&mut self, items: Vec<(Item, Marks)>) {
+        let mut fresh = state_of(self.parts, self.model.as_deref(), items);
+        match &mut self.stage {
+            LingerStage::Read => {
+                let recorder = Recorder::new(self.changes.clone(), &fresh);
+                for change in &self.changes {
+                    fresh.apply(change);
+                }
+                self.state = fresh;
+                self.stage = LingerStage::Record(recorder);
+            }
+            LingerStage::Record(recorder) => {
+                self.log = recorder.read_back(&fresh);
+                for change in &self.changes {
+                    fresh.apply(change);
+                }
+                self.state = fresh;
+            }
+            _ => {}
+        }
+    }
+
+    fn configured(&mut self, _: &CoolingSettings) {}
+
+    fn answered(&mut self, _: Vec<Answer>) {}
+
+    fn written(&mut self) {
+        if let LingerStage::Record(recorder) = &mut self.stage {
+            recorder.written();
+        }
+    }
+
+    fn refused(&mut self, writes: Vec<usize>) {
+        if let LingerStage::Record(recorder) = &mut self.stage {
+            recorder.refused(&writes);
+        }
+    }
+}
