@@ -1,7 +1,7 @@
 //! The proxy's own endpoints: `/v1/status` (any token; admins also see every key and today's
 //! usage), `POST /v1/keys/check` (admins: probe a batch of keys) and the console page at `/`.
 
-use crate::context::{now_ms, Context, Rejection};
+use crate::context::{now_ms, Context};
 use crate::reply;
 use crate::steps::{self, RequestIo};
 use crate::stores::{ConfigError, StateStore, KEY_ENTRIES};
@@ -9,12 +9,12 @@ use crate::upstream;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
 use gemini_pool_core::{
-    recent_failures, AdminInput, ApiKey, Check, Checked, Console, Gate, Policy, StatusInput, Usage, UsageQuery,
-    FAILURES_ITEM,
+    recent_failures, AdminInput, ApiKey, Check, Checked, Console, ErrorReply, Gate, Policy, StatusInput, Usage,
+    UsageQuery, FAILURES_ITEM,
 };
 
 /// `GET /v1/status`: the shared state of every part, in the seed's shape.
-pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
+pub fn status(cx: &Context<'_>) -> Result<Response, ErrorReply> {
     let cooling = cx.cooling()?;
     let pool = cx.whole_pool()?;
     let kv = StateStore::open();
@@ -44,7 +44,7 @@ pub fn status(cx: &Context<'_>) -> Result<Response, Rejection> {
 
 /// The limits `/v1/status` shows: a client's own, or (an admin) those of every client in
 /// today's usage that has a policy with limits; each with its limit item as read.
-fn limit_gates(cx: &Context<'_>, usage: Option<&Usage>, kv: &StateStore, now: u64) -> Result<Vec<Gate>, Rejection> {
+fn limit_gates(cx: &Context<'_>, usage: Option<&Usage>, kv: &StateStore, now: u64) -> Result<Vec<Gate>, ErrorReply> {
     let policies: Vec<(String, Policy)> = match usage {
         Some(usage) => usage
             .client_labels()
@@ -70,11 +70,10 @@ fn limit_gates(cx: &Context<'_>, usage: Option<&Usage>, kv: &StateStore, now: u6
 
 /// `GET /v1/usage`: past days' counts, grouped as the query asks ([`UsageQuery`]); a client
 /// token sees its own.
-pub fn usage(client: &Request, cx: &Context<'_>) -> Result<Response, Rejection> {
+pub fn usage(client: &Request, cx: &Context<'_>) -> Result<Response, ErrorReply> {
     let wants_csv = client.get_header("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
     let (zone, keep_days) = (cx.settings.reset_zone, cx.settings.history_days);
-    let query = UsageQuery::parse(client.get_query_str(), &cx.caller, now_ms(), zone, keep_days, wants_csv)
-        .map_err(|reply| Rejection::new(cx.dialect, reply))?;
+    let query = UsageQuery::parse(client.get_query_str(), &cx.caller, now_ms(), zone, keep_days, wants_csv)?;
     let names: Vec<String> = query.items().into_iter().map(|(name, _)| name).collect();
     let kv = StateStore::open();
     let read: Vec<Option<Vec<u8>>> = names.chunks(LOOKUPS_AT_ONCE).flat_map(|names| kv.look(names, cx.ops)).collect();
@@ -90,8 +89,8 @@ const LOOKUPS_AT_ONCE: usize = 32;
 
 /// `POST /v1/keys/check?cursor=N`: one batch of keys probed side by side with a call Google
 /// does not bill; the core's [`Check`] decides the rest (run by [`steps::run`]).
-pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejection> {
-    let cursor = Check::cursor(client.get_query_str()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
+pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, ErrorReply> {
+    let cursor = Check::cursor(client.get_query_str())?;
     let kv = StateStore::open();
     let mut check = Check::new(cx.secrets.count(), cursor, &KEY_ENTRIES);
     let mut probe = |keys: &[ApiKey<'_>]| {
@@ -100,7 +99,7 @@ pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, Rejecti
     };
     match steps::run(&mut check, &mut RequestIo { cx, send: &mut probe }, &kv, cx.ops)? {
         Checked::Answer(body) => Ok(reply::json(body)),
-        Checked::EmptyPool => Err(Rejection::config(cx.dialect, ConfigError::EmptyPool)),
+        Checked::EmptyPool => Err(ConfigError::EmptyPool.into()),
     }
 }
 

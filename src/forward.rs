@@ -1,51 +1,44 @@
-//! A request for Google's API: body → what it is about → the core's request flow
-//! ([`Flow`], run by [`steps::run`]: key lists, state, attempts, recording) → the answer, and
-//! the usage counts to write once the client has it.
+//! A request for Google's API on Fastly: the body read (or an upload's streamed), the core's
+//! [`Forward`] prepared, its machine run by [`steps::run`] (sending through [`Outbound`]), and
+//! its [`Delivery`] carried out. Every decision is the core's; this is I/O.
 
-use crate::context::{now_ms, seed, Context, Rejection};
+use crate::context::{now_ms, seed, Context};
 use crate::reply::{self, After};
 use crate::steps::{self, RequestIo};
-use crate::stores::{ConfigError, StateStore};
+use crate::stores::{StateStore, FIRST_LIST};
 use crate::upstream::{AnswerBody, Outbound, Payload, Served};
 use fastly::{Request, Response};
 use gemini_pool_core::{
-    proxied_upload_url, strip_model_prefixes, upload_fits, ApiKey, Applied, ErrorReply, Finish, Flow, Gate, Gated,
-    Kind, Listed, Listing, Policy, ResourceCall, Route, MAX_UPSTREAM_REQUESTS,
+    proxied_upload_url, upload_fits, Answering, ApiKey, Ask, Client, ErrorReply, Forward, Passing, ResourceCall, Route,
+    Setup, MAX_UPSTREAM_REQUESTS,
 };
 use std::io::Read;
 use std::time::Instant;
 
-/// Reads the body, runs the request's flow (sending through [`Outbound`]), and answers.
-pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<(Response, After), Rejection> {
-    let dialect = route.dialect;
-    if let Some(ResourceCall::List(kind)) = route.resource_call() {
-        return list(client, route, *kind, cx);
-    }
-    let mut payload = payload(client, route, cx)?;
-    let facts = route.facts(payload.bytes()).map_err(|reply| Rejection::new(dialect, reply))?;
-    // The client's policy: its alias resolved (in the path or the body), its models checked.
-    let applied = match &cx.policy {
-        Some(policy) => policy.apply(route, payload.bytes(), &facts),
-        None => Ok(Applied::default()),
+/// Reads the body, runs the request's machine, and answers as the core says.
+pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<(Response, After), ErrorReply> {
+    let payload = payload(client, route, cx)?;
+    let ask = Ask {
+        route,
+        body: payload.bytes(),
+        streamed: matches!(payload, Payload::Stream(_)),
+        query: client.get_query_str(),
     };
-    let Applied { route: aliased, body: aliased_body, model, relabel, query } =
-        applied.map_err(|reply| Rejection::new(dialect, reply))?;
-    let route = aliased.as_ref().unwrap_or(route);
-    if let Some(body) = aliased_body {
-        payload = Payload::Bytes(body);
-    }
-    let model = model.or_else(|| facts.model.clone());
-    let path = route.upstream_path().unwrap_or_default();
-    // A streamed body can be sent once: one attempt.
-    let upstream_limit = if matches!(payload, Payload::Stream(_)) { 1 } else { MAX_UPSTREAM_REQUESTS };
-    let outbound = Outbound::new(client, route, &path, payload, facts.stream, query)
-        .ok_or_else(|| Rejection::new(dialect, ErrorReply::bad_request("invalid_query", "Invalid query string.")))?;
+    let who = Client { caller: &cx.caller, policy: cx.policy.as_ref() };
+    let setup = Setup {
+        parts: cx.secrets.count(),
+        first_list: FIRST_LIST,
+        upstream_limit: MAX_UPSTREAM_REQUESTS,
+        platform_counter: true,
+        seed: seed(),
+        now_ms: now_ms(),
+        settings: cx.settings.clone(),
+    };
+    let mut forward = Forward::prepare(ask, who, setup)?;
+    let outbound = Outbound::new(client, forward.outgoing(), payload)
+        .ok_or_else(|| ErrorReply::bad_request("invalid_query", "Invalid query string."))?;
 
     let kv = StateStore::open();
-    let flow = Flow::new(cx.secrets.count(), model.as_deref(), seed(), upstream_limit)
-        .with_resources(route, &facts, &cx.caller)
-        .within(cx.policy.as_ref().and_then(|p| p.projects.clone()));
-    let mut flow = Gated::new(flow, gate(cx)?, seed());
     let mut served = None;
     let mut send = |keys: &[ApiKey<'_>]| {
         keys.iter()
@@ -56,86 +49,57 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
             })
             .collect()
     };
-    let finish = steps::run(&mut flow, &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
-    let usage = flow.usage(&cx.caller.label, now_ms(), &cx.settings);
-    cx.ops.usage_after.set(usage.is_some());
-    let (mut response, body) = match (finish, served) {
-        (Finish::Served, Some(served)) => {
-            let Served { response, body } = served_response(served, route, facts.stream, client, cx.policy.as_ref());
-            (response, Some(body))
+    let ended = steps::run(forward.work(), &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
+    let delivery = forward.deliver(ended, served.is_some(), now_ms());
+    cx.ops.usage_after.set(delivery.usage.is_some());
+    let (mut response, body, passing) = match (delivery.answer, served) {
+        (Answering::Served(passing), Some(served)) => {
+            let Served { response, body } = passed_on(served, &passing, client);
+            (response, Some(body), passing)
         }
-        (Finish::Error(reply), _) => (reply::error(dialect, &reply), None),
-        (Finish::EmptyPool, _) => return Err(Rejection::config(dialect, ConfigError::EmptyPool)),
-        (Finish::Served, None) => (reply::error(dialect, &ErrorReply::upstream_unreachable(false)), None),
+        (Answering::Json(body), _) => (reply::json(body), None, Passing::default()),
+        (Answering::Error(reply), _) => (reply::error(route.dialect, &reply), None, Passing::default()),
+        (Answering::Served(_), None) => {
+            (reply::error(route.dialect, &ErrorReply::upstream_unreachable(false)), None, Passing::default())
+        }
     };
-    for (name, value) in flow.rate_headers() {
+    for (name, value) in &delivery.rate_headers {
         response.set_header(*name, value);
     }
     // Only a served stream reads `max_stream_duration` (a host call the others skip).
-    let success = response.get_status().is_success();
-    let streams = facts.stream && success;
-    let stream_until = if streams { cx.stream_limit()?.map(|limit| Instant::now() + limit) } else { None };
-    let meter = success && usage.is_some() && route.metered();
-    let relabel = relabel.filter(|_| success);
-    let linger = flow.inner_mut().linger();
-    Ok((response, After { store: Some(kv), body, usage, linger, streams, stream_until, meter, relabel }))
-}
-
-/// The gate of a client with limits (its policy's `rpm`, `rpd`, `tokens_per_day`).
-fn gate(cx: &Context<'_>) -> Result<Option<Gate>, Rejection> {
-    let Some(limits) = cx.policy.as_ref().map(|p| p.limits).filter(|l| l.any()) else { return Ok(None) };
-    let limiter = if limits.rpm.is_some() { cx.limiter()? } else { Default::default() };
-    let zone = cx.settings.reset_zone;
-    Ok(Some(Gate::new(limits, limiter, &cx.caller.label, now_ms(), zone)))
-}
-
-/// A list of stateful resources, behind the client's gate: the core's [`Listing`] asks each
-/// project holding the caller's, and merges the pages.
-fn list(client: &Request, route: &Route, kind: Kind, cx: &Context<'_>) -> Result<(Response, After), Rejection> {
-    let path = route.upstream_path().unwrap_or_default();
-    let outbound = Outbound::new(client, route, &path, Payload::Bytes(Vec::new()), false, None).ok_or_else(|| {
-        Rejection::new(route.dialect, ErrorReply::bad_request("invalid_query", "Invalid query string."))
-    })?;
-    let mut send = |keys: &[ApiKey<'_>]| keys.iter().map(|key| outbound.send(key.secret, cx.ops).0).collect();
-    let listing = Listing::new(kind, &cx.caller, cx.secrets.count(), now_ms());
-    let mut listing = Gated::new(listing, gate(cx)?, seed());
-    let kv = StateStore::open();
-    let listed = steps::run(&mut listing, &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
-    let mut response = match listed {
-        Listed::Answer(body) => reply::json(body),
-        Listed::Error(reply) => reply::error(route.dialect, &reply),
+    let stream_until = if passing.stream { cx.stream_limit()?.map(|limit| Instant::now() + limit) } else { None };
+    let after = After {
+        store: Some(kv),
+        body,
+        usage: delivery.usage,
+        linger: delivery.linger,
+        streams: passing.stream,
+        stream_until,
+        meter: passing.meter,
+        relabel: passing.relabel,
     };
-    for (name, value) in listing.rate_headers() {
-        response.set_header(*name, value);
-    }
-    Ok((response, After::default()))
+    Ok((response, after))
 }
 
-/// A success as the client gets it: the upload URL made the proxy's, a model list rewritten.
-fn served_response(served: Served, route: &Route, stream: bool, client: &Request, policy: Option<&Policy>) -> Served {
+/// Google's success as the client gets it: the upload URL made the proxy's, the body rewritten
+/// where the core says, a stream typed as one.
+fn passed_on(served: Served, passing: &Passing, client: &Request) -> Served {
     let Served { mut response, mut body } = served;
-    // Google's upload URL becomes the proxy's own, rebuilt from the session's id alone. Only
-    // a session's start has one: other answers skip the header read (a host call).
-    if matches!(route.resource_call(), Some(ResourceCall::StartUpload)) {
+    // Only a session's start has an upload URL: other answers skip the header read (a host call).
+    if passing.upload_url {
         own_upload_url(&mut response, client);
     }
-    if route.rewrites_model_ids() {
-        let bytes = body.into_bytes();
-        body = AnswerBody::bytes(strip_model_prefixes(&bytes).unwrap_or(bytes));
+    if let Some(rewrite) = &passing.rewrite {
+        body = AnswerBody::bytes(rewrite.apply(body.into_bytes()));
     }
-    // A client whose policy limits its models sees only those (and its aliases) listed.
-    if let Some(policy) = policy.filter(|p| route.lists_models() && p.restricts()) {
-        let bytes = body.into_bytes();
-        body = AnswerBody::bytes(policy.model_list(&bytes).unwrap_or(bytes));
-    }
-    if stream && response.get_header("content-type").is_none() {
+    if passing.stream && response.get_header("content-type").is_none() {
         response.set_header("content-type", "text/event-stream");
     }
     Served { response, body }
 }
 
-/// Rewrites `x-goog-upload-url` to the proxy's own origin. Header values are read as text only
-/// if they are (never a panic on bytes from the network).
+/// Rewrites `x-goog-upload-url` to the proxy's own origin, rebuilt from the session's id alone.
+/// Header values are read as text only if they are (never a panic on bytes from the network).
 fn own_upload_url(response: &mut Response, client: &Request) {
     let Some(google_url) = response.get_header("x-goog-upload-url").and_then(|v| v.to_str().ok()) else { return };
     let host = client.get_header("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -150,16 +114,14 @@ fn own_upload_url(response: &mut Response, client: &Request) {
 
 /// The request body: an upload's bytes stream through (within `max_upload_bytes`), any other
 /// body is read (within `max_body_bytes`) so that a retry can send it again.
-fn payload(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<Payload, Rejection> {
-    let dialect = route.dialect;
+fn payload(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<Payload, ErrorReply> {
     if let Some(header) = route.upload_size_header() {
-        let announced = crate::handler::header_text(client, header);
-        upload_fits(announced, cx.upload_limit()?).map_err(|reply| Rejection::new(dialect, reply))?;
+        upload_fits(crate::handler::header_text(client, header), cx.upload_limit()?)?;
     }
     if matches!(route.resource_call(), Some(ResourceCall::Upload(_) | ResourceCall::MultipartUpload)) {
         return Ok(Payload::Stream(std::cell::RefCell::new(Some(client.take_body()))));
     }
-    read_body(client, cx.settings.max_body_bytes).map(Payload::Bytes).map_err(|reply| Rejection::new(dialect, reply))
+    read_body(client, cx.settings.max_body_bytes).map(Payload::Bytes)
 }
 
 /// The request body, within `limit` bytes (GET requests have none).
@@ -176,7 +138,7 @@ fn read_body(client: &mut Request, limit: usize) -> Result<Vec<u8>, ErrorReply> 
     let mut body = Vec::with_capacity(announced.saturating_add(1));
     let read = client.take_body().into_handle().take(limit as u64 + 1).read_to_end(&mut body);
     if read.is_err() {
-        return Err(ErrorReply::bad_request("unreadable_body", "The request body could not be read."));
+        return Err(ErrorReply::unreadable_body());
     }
     if body.len() > limit {
         return Err(ErrorReply::body_too_large(limit));

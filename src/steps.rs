@@ -4,18 +4,20 @@
 //! items from the KV store, and through [`Io`] key lists from the secret store, the cooling
 //! knobs from the config store, calls to Google. The machine decides everything else.
 
-use crate::context::{now_ms, Context, Rejection};
+use crate::context::{now_ms, Context};
 use crate::log::log;
 use crate::ops::{bump, Ops};
 use crate::stores::{StateStore, RATE_COUNTER};
-use gemini_pool_core::{Answer, ApiKey, CoolingSettings, Machine, Step};
+use gemini_pool_core::{Answer, ApiKey, CoolingSettings, ErrorReply, Machine, Step};
 
 /// What a machine's steps need beside the KV store.
 pub trait Io<'a> {
     /// A part's key list.
-    fn fetch(&mut self, part: usize) -> Result<&'a [u8], Rejection>;
+    fn fetch(&mut self, part: usize) -> Result<&'a [u8], ErrorReply>;
     /// The cooling knobs.
-    fn cooling(&mut self) -> Result<CoolingSettings, Rejection>;
+    fn cooling(&mut self) -> Result<CoolingSettings, ErrorReply>;
+    /// One knob's text, if set.
+    fn knob(&mut self, name: &str) -> Option<String>;
     /// Calls Google with each key (side by side when there are several), answers in order.
     fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer>;
 }
@@ -27,12 +29,16 @@ pub struct RequestIo<'a, 'r, S> {
 }
 
 impl<'a, S: FnMut(&[ApiKey<'a>]) -> Vec<Answer>> Io<'a> for RequestIo<'a, '_, S> {
-    fn fetch(&mut self, part: usize) -> Result<&'a [u8], Rejection> {
-        self.cx.secrets.get(part, self.cx.ops).map_err(|e| Rejection::config(self.cx.dialect, e))
+    fn fetch(&mut self, part: usize) -> Result<&'a [u8], ErrorReply> {
+        Ok(self.cx.secrets.get(part, self.cx.ops)?)
     }
 
-    fn cooling(&mut self) -> Result<CoolingSettings, Rejection> {
+    fn cooling(&mut self) -> Result<CoolingSettings, ErrorReply> {
         self.cx.cooling().cloned()
+    }
+
+    fn knob(&mut self, name: &str) -> Option<String> {
+        self.cx.knob(name)
     }
 
     fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
@@ -46,7 +52,7 @@ pub fn run<'a, M: Machine<'a>>(
     io: &mut impl Io<'a>,
     kv: &StateStore,
     ops: &Ops,
-) -> Result<M::Done, Rejection> {
+) -> Result<M::Done, ErrorReply> {
     loop {
         match machine.step(now_ms()) {
             Step::Fetch(part) => machine.fetched(part, io.fetch(part)?),
@@ -82,6 +88,7 @@ pub fn run<'a, M: Machine<'a>>(
             Step::Claim { item, bytes, ttl_secs } => machine.claimed(kv.claim(&item, bytes, ttl_secs, ops)),
             Step::Swap { item, bytes, generation, ttl_secs } => kv.swap(&item, bytes, generation, ttl_secs, ops),
             Step::Append { item, bytes, ttl_secs } => kv.append(&item, bytes, ttl_secs, ops),
+            Step::Knob(name) => machine.knob(io.knob(name)),
             Step::Rate(entry) => machine.rated(platform_count(&entry, ops)),
             Step::Log(line) => log(format_args!("{line}")),
             Step::Wait(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
@@ -110,12 +117,16 @@ fn platform_count(entry: &str, ops: &Ops) -> Option<u64> {
 pub struct StoreOnly;
 
 impl Io<'static> for StoreOnly {
-    fn fetch(&mut self, _: usize) -> Result<&'static [u8], Rejection> {
+    fn fetch(&mut self, _: usize) -> Result<&'static [u8], ErrorReply> {
         Ok(&[])
     }
 
-    fn cooling(&mut self) -> Result<CoolingSettings, Rejection> {
+    fn cooling(&mut self) -> Result<CoolingSettings, ErrorReply> {
         Ok(CoolingSettings::default())
+    }
+
+    fn knob(&mut self, _: &str) -> Option<String> {
+        None
     }
 
     fn send(&mut self, keys: &[ApiKey<'static>]) -> Vec<Answer> {

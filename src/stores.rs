@@ -10,7 +10,7 @@ use bytes::Bytes;
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::secret_store::Secret;
 use fastly::{ConfigStore, SecretStore};
-use gemini_pool_core::{Append, Item, Marks, PartMarks, Policy, Usage, Write, MAX_MODEL_ITEMS};
+use gemini_pool_core::{Append, ErrorReply, Item, Marks, PartMarks, Policy, Usage, Write, MAX_MODEL_ITEMS};
 use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -26,6 +26,8 @@ pub const KEY_STATE: &str = "key_state";
 
 /// Names of the secret-store entries holding keys, in order.
 pub const KEY_ENTRIES: [&str; 4] = ["keys", "keys_2", "keys_3", "keys_4"];
+/// The first key list, as a configuration error names it.
+pub const FIRST_LIST: &str = "gemini_keys/keys";
 
 /// A store or entry the service cannot run without (answered as 500 "Service configuration error").
 #[derive(Debug, Clone, Error)]
@@ -46,6 +48,12 @@ pub enum ConfigError {
     Setting(#[from] gemini_pool_core::SettingError),
     #[error("{0}")]
     Policy(#[from] gemini_pool_core::PolicyError),
+}
+
+impl From<ConfigError> for ErrorReply {
+    fn from(e: ConfigError) -> Self {
+        ErrorReply::config(e)
+    }
 }
 
 /// The label of `token` in config store `store`, or `None` if the token is not there.

@@ -7,9 +7,7 @@ use fastly::handle::BodyHandle;
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
 use fastly::{Body, Request, Response};
-use gemini_pool_core::{
-    forwarded_query, upload_session, Answer, Peek, Peeker, Reading, Route, Spot, ERROR_BODY_LIMIT, SPOT_LIMIT,
-};
+use gemini_pool_core::{upload_session, Answer, Outgoing, Peek, Peeker, Reading, Spot, ERROR_BODY_LIMIT, SPOT_LIMIT};
 use std::cell::RefCell;
 use std::io::Read;
 use std::sync::OnceLock;
@@ -116,33 +114,22 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// `None` if the URL cannot be built (a query parameter no URL can carry).
-    /// The client's request as Google gets it (`query`: sent instead of the client's).
-    pub fn new(
-        client: &Request,
-        route: &Route,
-        path: &str,
-        body: Payload,
-        stream: bool,
-        query: Option<&str>,
-    ) -> Option<Self> {
-        let query = match query {
-            Some(query) => Some(query.to_string()),
-            None => forwarded_query(client.get_query_str(), route.forwarded_query_params()),
-        };
-        let relative = match query {
-            Some(q) => [path, "?", &q].concat(),
-            None => path.to_string(),
-        };
+    /// The client's request as Google gets it, as the core's [`Outgoing`] says (`None` if the
+    /// URL cannot be built: a query parameter no URL can carry). The client's body goes along
+    /// unless the core rewrote it.
+    pub fn new(client: &Request, outgoing: &Outgoing, payload: Payload) -> Option<Self> {
         // Relative to the origin parsed once: its scheme and host are not parsed again.
-        let url = google_origin()?.join(&relative).ok()?;
-        let headers = route
-            .forwarded_headers()
+        let url = google_origin()?.join(&outgoing.path).ok()?;
+        let headers = outgoing
+            .headers
             .iter()
             .filter_map(|name| client.get_header(*name).map(|value| (*name, value.clone())))
             .collect();
-        let native = route.is_native();
-        let reading = route.reading(stream);
+        let body = match &outgoing.body {
+            Some(rewritten) => Payload::Bytes(rewritten.clone()),
+            None => payload,
+        };
+        let (native, reading) = (outgoing.native, outgoing.reading.clone());
         Some(Outbound { method: client.get_method().clone(), url, native, headers, body, reading })
     }
 

@@ -1,7 +1,7 @@
 //! The proxy's own endpoints on Workers, as on Fastly: `/v1/status`, `POST /v1/keys/check`
 //! and the console page.
 
-use crate::context::{now_ms, Cx, Rejection};
+use crate::context::{now_ms, Cx};
 use crate::incoming::Incoming;
 use crate::steps::{self, Io};
 use crate::stores::StateStore;
@@ -9,18 +9,19 @@ use crate::upstream::{Payload, Upstream};
 use crate::{config, reply};
 use futures_util::future::join_all;
 use gemini_pool_core::{
-    recent_failures, AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, Gate, Policy, Reading,
-    StatusInput, Usage, UsageQuery, FAILURES_ITEM,
+    recent_failures, AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, ErrorReply, Gate, Policy,
+    Reading, StatusInput, Usage, UsageQuery, FAILURES_ITEM,
 };
 use std::rc::Rc;
 use worker::{Headers, Method, Response, Result};
 
-fn failed(cx: &Cx) -> impl Fn(worker::Error) -> Rejection + '_ {
-    move |e| Rejection::config(cx.dialect, e)
+/// The runtime's error, as the configuration error it is for the client.
+fn failed(e: worker::Error) -> ErrorReply {
+    ErrorReply::config(e)
 }
 
 /// `GET /v1/status`.
-pub(crate) async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejection> {
+pub(crate) async fn status(cx: &mut Cx) -> Result<Response, ErrorReply> {
     let cooling = cx.cooling()?;
     let store = StateStore::open(&cx.env);
     let pool = cx.whole_pool()?;
@@ -49,17 +50,12 @@ pub(crate) async fn status(cx: &mut Cx) -> std::result::Result<Response, Rejecti
     let calls = store.calls.get();
     drop(pool);
     cx.timing.state_calls += calls;
-    reply::json(body).map_err(failed(cx))
+    reply::json(body).map_err(failed)
 }
 
 /// The limits `/v1/status` shows, as on Fastly: a client's own, or (an admin) those of every
 /// client in today's usage with limits; each with its limit item as read.
-async fn limit_gates(
-    cx: &Cx,
-    usage: Option<&Usage>,
-    store: &StateStore,
-    now: u64,
-) -> std::result::Result<Vec<Gate>, Rejection> {
+async fn limit_gates(cx: &Cx, usage: Option<&Usage>, store: &StateStore, now: u64) -> Result<Vec<Gate>, ErrorReply> {
     let policies: Vec<(String, Policy)> = match usage {
         Some(usage) => usage
             .client_labels()
@@ -72,7 +68,7 @@ async fn limit_gates(
     if limited.is_empty() {
         return Ok(Vec::new());
     }
-    let limiter = cx.limiter()?;
+    let limiter = gemini_pool_core::Limiter::Store;
     let mut gates: Vec<Gate> =
         limited.iter().map(|(label, p)| Gate::new(p.limits, limiter, label, now, cx.settings.reset_zone)).collect();
     let items: Vec<String> = gates.iter().filter_map(Gate::store_item).collect();
@@ -84,20 +80,19 @@ async fn limit_gates(
 }
 
 /// `GET /v1/usage`: past days' counts, grouped as the query asks (as on Fastly).
-pub(crate) async fn usage(req: &Incoming, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
+pub(crate) async fn usage(req: &Incoming, cx: &mut Cx) -> Result<Response, ErrorReply> {
     let query = req.query();
     let accept = req.header("accept").unwrap_or_default();
     let (zone, keep_days) = (cx.settings.reset_zone, cx.settings.history_days);
-    let asked = UsageQuery::parse(query, &cx.caller, now_ms(), zone, keep_days, accept.contains("text/csv"))
-        .map_err(|reply| Rejection::new(cx.dialect, reply))?;
+    let asked = UsageQuery::parse(query, &cx.caller, now_ms(), zone, keep_days, accept.contains("text/csv"))?;
     let store = StateStore::open(&cx.env);
     let read = store.read_items(&asked.items()).await;
     cx.timing.state_calls += store.calls.get();
     let (content_type, body) = asked.answer(&read);
     let headers = Headers::new();
-    headers.set("content-type", content_type).map_err(failed(cx))?;
-    headers.set("cache-control", "no-store").map_err(failed(cx))?;
-    Ok(Response::from_bytes(body).map_err(failed(cx))?.with_headers(headers))
+    headers.set("content-type", content_type).map_err(failed)?;
+    headers.set("cache-control", "no-store").map_err(failed)?;
+    Ok(Response::from_bytes(body).map_err(failed)?.with_headers(headers))
 }
 
 /// The key check's I/O: its key lists and knobs; its `Send` probes keys side by side.
@@ -113,8 +108,12 @@ impl<'a> Io<'a> for Prober<'a, '_> {
         self.lists.get(part).map_or(&[][..], |l| l.as_bytes())
     }
 
-    fn cooling(&self) -> std::result::Result<CoolingSettings, Rejection> {
+    fn cooling(&self) -> Result<CoolingSettings, ErrorReply> {
         self.cx.cooling().cloned()
+    }
+
+    fn knob(&self, name: &str) -> Option<String> {
+        config::knob(&self.cx.env, name)
     }
 
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
@@ -136,8 +135,8 @@ impl<'a> Io<'a> for Prober<'a, '_> {
 
 /// `POST /v1/keys/check?cursor=N`: one batch of keys probed side by side, as on Fastly: the
 /// core's [`Check`] decides the rest (run by [`steps::run`]).
-pub(crate) async fn key_check(req: &Incoming, cx: &mut Cx) -> std::result::Result<Response, Rejection> {
-    let cursor = Check::cursor(req.query()).map_err(|reply| Rejection::new(cx.dialect, reply))?;
+pub(crate) async fn key_check(req: &Incoming, cx: &mut Cx) -> Result<Response, ErrorReply> {
+    let cursor = Check::cursor(req.query())?;
     let store = StateStore::open(&cx.env);
     let lists = std::mem::take(&mut cx.lists);
     let mut check = Check::new(lists.len(), cursor, &config::KEY_VARS);
@@ -149,8 +148,8 @@ pub(crate) async fn key_check(req: &Incoming, cx: &mut Cx) -> std::result::Resul
     let checked = checked?;
     cx.timing.state_calls += store.calls.get();
     match checked {
-        Checked::Answer(body) => reply::json(body).map_err(failed(cx)),
-        Checked::EmptyPool => Err(Rejection::config(cx.dialect, config::empty_pool())),
+        Checked::Answer(body) => reply::json(body).map_err(failed),
+        Checked::EmptyPool => Err(ErrorReply::config(config::empty_pool())),
     }
 }
 

@@ -67,7 +67,7 @@ impl Incoming {
         if announced.is_some_and(|n| n > limit as u64) {
             return Err(ErrorReply::body_too_large(limit));
         }
-        let unreadable = || ErrorReply::bad_request("unreadable_body", "The request body could not be read.");
+        let unreadable = ErrorReply::unreadable_body;
         if announced.is_some() {
             // The runtime frames the body by its length: it cannot run past it.
             let promise = self.raw.array_buffer().map_err(|_| unreadable())?;

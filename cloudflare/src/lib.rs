@@ -38,11 +38,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
     let req = Incoming::new(req);
     let started = worker::Date::now().as_millis() as f64;
     let mut timing = Timing::default();
-    let answer = handler::serve(&req, env, &ctx, &mut timing).await;
-    let response = match answer {
-        Ok(response) => response,
-        Err(r) => reply::error(r.dialect, &r.reply)?,
-    };
+    let response = handler::serve(&req, env, &ctx, &mut timing).await?;
     reply::finish(response, &timing, started)
 }
 

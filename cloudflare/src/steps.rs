@@ -5,10 +5,10 @@
 //! and through [`Io`] key lists from the environment, the cooling knobs, calls to Google. The
 //! machine decides everything else.
 
-use crate::context::{now_ms, Rejection};
+use crate::context::now_ms;
 use crate::reply::Timing;
 use crate::stores::StateStore;
-use gemini_pool_core::{Answer, ApiKey, CoolingSettings, Machine, Step};
+use gemini_pool_core::{Answer, ApiKey, CoolingSettings, ErrorReply, Machine, Step};
 use std::time::Duration;
 
 /// What a machine's steps need beside the state objects.
@@ -16,7 +16,9 @@ pub(crate) trait Io<'a> {
     /// A part's key list.
     fn fetch(&self, part: usize) -> &'a [u8];
     /// The cooling knobs.
-    fn cooling(&self) -> Result<CoolingSettings, Rejection>;
+    fn cooling(&self) -> Result<CoolingSettings, ErrorReply>;
+    /// One knob's text, if set.
+    fn knob(&self, name: &str) -> Option<String>;
     /// Calls Google with each key (side by side when there are several), answers in order.
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer>;
 }
@@ -27,7 +29,7 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
     io: &mut impl Io<'a>,
     store: &StateStore,
     timing: &mut Timing,
-) -> Result<M::Done, Rejection> {
+) -> Result<M::Done, ErrorReply> {
     loop {
         match machine.step(now_ms()) {
             Step::Fetch(part) => machine.fetched(part, io.fetch(part)),
@@ -65,6 +67,7 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
             Step::Swap { item, bytes, generation, ttl_secs } => store.swap(&item, bytes, generation, ttl_secs).await,
             Step::Append { item, bytes, ttl_secs } => store.append(&item, &bytes, ttl_secs).await,
             // Workers have no platform counter a per-client limit fits (`Cx::limiter`).
+            Step::Knob(name) => machine.knob(io.knob(name)),
             Step::Rate(_) => machine.rated(None),
             Step::Log(line) => worker::console_log!("{line}"),
             Step::Wait(ms) => worker::Delay::from(Duration::from_millis(ms)).await,
@@ -83,8 +86,12 @@ impl Io<'static> for StoreOnly {
         &[]
     }
 
-    fn cooling(&self) -> Result<CoolingSettings, Rejection> {
+    fn cooling(&self) -> Result<CoolingSettings, ErrorReply> {
         Ok(CoolingSettings::default())
+    }
+
+    fn knob(&self, _: &str) -> Option<String> {
+        None
     }
 
     async fn send(&mut self, keys: &[ApiKey<'static>]) -> Vec<Answer> {

@@ -140,6 +140,7 @@ mod decide {
     pub(crate) mod cooling;
     pub(crate) mod ending;
     pub(crate) mod flow;
+    pub(crate) mod forward;
     pub(crate) mod judge;
     pub(crate) mod limits;
     pub(crate) mod linger;
@@ -162,6 +163,7 @@ pub use admin::keycheck::{Check, Checked};
 pub use decide::attempts::{Attempts, Choice, MAX_UPSTREAM_REQUESTS};
 pub use decide::ending::{Ending, ERROR_BODY_LIMIT};
 pub use decide::flow::{Finish, Flow};
+pub use decide::forward::{Answering, Ask, Client, Delivery, Ended, Forward, Outgoing, Passing, Rewrite, Setup, Work};
 pub use decide::limits::{Gate, Gated, RateHeaders, Refusable};
 pub use decide::linger::Linger;
 pub use decide::listing::{Listed, Listing};

@@ -309,6 +309,11 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
         self.read(name, default, parse_duration)
     }
 
+    /// A knob's text as set (`None`: not set), for a machine that parses it itself.
+    pub fn raw(&mut self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+    }
+
     fn read<T>(
         &mut self,
         name: &'static str,

@@ -131,6 +131,8 @@ pub enum Seen {
     Claim(String),
     /// A compaction swapped in.
     Swap(String),
+    /// A knob read.
+    Knob(&'static str),
     /// The platform's counter asked.
     Rate(String),
     /// Bytes appended.
@@ -157,6 +159,8 @@ pub struct Rig<'a> {
     pub cooling: CoolingSettings,
     /// What the platform's rate counter says (`None`: no counter).
     pub platform: Option<u64>,
+    /// The knobs a `Knob` step reads (absent: not set).
+    pub knobs: BTreeMap<&'static str, String>,
     /// Every step, in order.
     pub seen: Vec<Seen>,
 }
@@ -173,6 +177,7 @@ impl<'a> Rig<'a> {
             now_ms,
             cooling: CoolingSettings::default(),
             platform: None,
+            knobs: BTreeMap::new(),
             seen: Vec::new(),
         }
     }
@@ -247,6 +252,10 @@ impl<'a> Rig<'a> {
             Step::Swap { item, bytes, generation, .. } => {
                 self.store.swap_at(&item, bytes, Some(generation));
                 self.seen.push(Seen::Swap(item));
+            }
+            Step::Knob(name) => {
+                self.seen.push(Seen::Knob(name));
+                machine.knob(self.knobs.get(name).cloned());
             }
             Step::Rate(entry) => {
                 self.seen.push(Seen::Rate(entry));

@@ -92,6 +92,16 @@ impl ErrorReply {
         ErrorReply::new(413, "body_too_large", format!("Request body is larger than {limit} bytes."))
     }
 
+    /// 400: the request's body could not be read (the connection failed while it came).
+    pub fn unreadable_body() -> Self {
+        ErrorReply::bad_request("unreadable_body", "The request body could not be read.")
+    }
+
+    /// 500 `config_error`? (The edge logs what it answers with one.)
+    pub fn is_config(&self) -> bool {
+        self.code == "config_error"
+    }
+
     /// 400 with a code.
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         ErrorReply::new(400, code, message)

@@ -24,7 +24,7 @@ use crate::decide::flow::{Finish, Flow};
 use crate::decide::listing::Listed;
 use crate::decide::machine::{Answer, Machine, Step};
 use crate::pool::names::escape;
-use crate::settings::{CoolingSettings, Limiter, RequestSettings};
+use crate::settings::{CoolingSettings, Limiter, RequestSettings, SettingsReader};
 use crate::state::clock::{self, ResetZone};
 use crate::state::items::Item;
 use crate::state::limit_item::{self, compacted, Tally};
@@ -62,6 +62,16 @@ impl Gate {
             platform_minute: None,
             claimed: None,
         }
+    }
+
+    /// Does the client have an `rpm`?
+    pub(crate) fn counts_rpm(&self) -> bool {
+        self.limits.rpm.is_some()
+    }
+
+    /// Where `rpm` counts, as knob `rate_limiter` says.
+    pub(crate) fn set_limiter(&mut self, limiter: Limiter) {
+        self.limiter = limiter;
     }
 
     /// The platform counter's entry to ask, if `rpm` is counted there.
@@ -218,6 +228,10 @@ impl Refusable for Listed {
 /// Where a [`Gated`] machine's gate is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum At {
+    /// Read knob `rate_limiter` (a client with `rpm`, where the gate was told to ask).
+    Knob,
+    /// Awaiting it.
+    Knobbed,
     /// Ask the platform's counter (if `rpm` counts there).
     Platform,
     /// Awaiting its count.
@@ -253,6 +267,8 @@ pub struct Gated<M> {
     swap: Option<(Vec<u8>, u64)>,
     headers: RateHeaders,
     refusal: Option<ErrorReply>,
+    /// Ask knob `rate_limiter` for `rpm` (`Some`), and whether the edge has a platform counter.
+    ask_limiter: Option<bool>,
 }
 
 impl<M> Gated<M> {
@@ -260,7 +276,17 @@ impl<M> Gated<M> {
     /// request's random id, for its claim.
     pub fn new(inner: M, gate: Option<Gate>, id: u64) -> Self {
         let at = if gate.is_some() { At::Platform } else { At::Passed };
-        Gated { inner, gate, at, id, swap: None, headers: Vec::new(), refusal: None }
+        Gated { inner, gate, at, id, swap: None, headers: Vec::new(), refusal: None, ask_limiter: None }
+    }
+
+    /// The gate reads knob `rate_limiter` itself, for a client with `rpm` (`platform`: the edge
+    /// has a per-client rate counter; where it has none, `platform` is a configuration error).
+    pub fn reading_limiter(mut self, platform: bool) -> Self {
+        if self.gate.as_ref().is_some_and(Gate::counts_rpm) {
+            self.ask_limiter = Some(platform);
+            self.at = At::Knob;
+        }
+        self
     }
 
     /// The inner machine.
@@ -283,12 +309,24 @@ impl<M> Gated<M> {
         self.refusal.is_some()
     }
 
+    /// The gate cannot be read as configured: the request ends with the configuration error.
+    fn misconfigured(&mut self, what: impl std::fmt::Display) {
+        self.refusal = Some(ErrorReply::config(what));
+        self.at = At::Refused;
+    }
+
     /// The gate's next step, or `None` once it is passed.
     fn gate_step<'a, D: Refusable>(&mut self) -> Option<Step<'a, D>> {
         let gate = self.gate.as_mut()?;
         loop {
             match self.at {
                 At::Passed => return None,
+                At::Knob => {
+                    self.at = At::Knobbed;
+                    return Some(Step::Knob("rate_limiter"));
+                }
+                // The edge did not hand the knob back: the default.
+                At::Knobbed => self.at = At::Platform,
                 At::Platform => match gate.platform_entry() {
                     Some(entry) => {
                         self.at = At::Rated;
@@ -411,6 +449,25 @@ where
                 self.at = At::Claim;
             }
             _ => self.inner.rated(count),
+        }
+    }
+
+    fn remembered(&mut self, stored: bool) {
+        self.inner.remembered(stored);
+    }
+
+    fn knob(&mut self, value: Option<String>) {
+        let (At::Knobbed, Some(gate), Some(platform)) = (self.at, self.gate.as_mut(), self.ask_limiter) else {
+            return self.inner.knob(value);
+        };
+        self.at = At::Platform;
+        match SettingsReader::new(|_: &str| value.clone()).limiter() {
+            Ok(Limiter::Platform) if !platform => self.misconfigured(
+                "rate_limiter = platform: this edge has no per-client rate counter (Cloudflare's Rate Limiting \
+                 binding has one limit per binding); use store",
+            ),
+            Ok(limiter) => gate.set_limiter(limiter),
+            Err(e) => self.misconfigured(e),
         }
     }
 

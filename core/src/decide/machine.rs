@@ -23,6 +23,7 @@
 //!         Step::Remember { .. }              => store the record unless there is one; if stored,
 //!                                               append the index line; machine.remembered(stored),
 //!         Step::Forget { .. }                => delete the record, append the index line,
+//!         Step::Knob(name)                   => machine.knob(the knob's text, if set),
 //!         Step::Rate(entry)                  => machine.rated(the platform's count of the minute),
 //!         Step::Claim { .. }                 => append the bytes, then
 //!                                               machine.claimed(the item with its generation),
@@ -113,6 +114,9 @@ pub enum Step<'a, D> {
         /// How long the store keeps the item.
         ttl_secs: u64,
     },
+    /// Read the knob of this name (`proxy_settings` on Fastly, a variable on Workers) and hand
+    /// its text, or `None` if it is not set, to [`Machine::knob`].
+    Knob(&'static str),
     /// Ask the platform's rate counter how many requests `entry` made in the last minute,
     /// count this one, and hand the count (or `None`: no counter) to [`Machine::rated`].
     Rate(String),
@@ -133,6 +137,30 @@ pub enum Step<'a, D> {
     Wait(u64),
     /// Over.
     Done(D),
+}
+
+impl<'a, D> Step<'a, D> {
+    /// The same step, its end (if it is one) made another machine's.
+    pub fn map_done<E>(self, end: impl FnOnce(D) -> E) -> Step<'a, E> {
+        match self {
+            Step::Fetch(part) => Step::Fetch(part),
+            Step::Read(items) => Step::Read(items),
+            Step::Configure => Step::Configure,
+            Step::Send(keys) => Step::Send(keys),
+            Step::Record { writes, read_back } => Step::Record { writes, read_back },
+            Step::Look(names) => Step::Look(names),
+            Step::Remember { item, record, ttl_secs, index } => Step::Remember { item, record, ttl_secs, index },
+            Step::Forget { item, index } => Step::Forget { item, index },
+            Step::Claim { item, bytes, ttl_secs } => Step::Claim { item, bytes, ttl_secs },
+            Step::Swap { item, bytes, generation, ttl_secs } => Step::Swap { item, bytes, generation, ttl_secs },
+            Step::Knob(name) => Step::Knob(name),
+            Step::Rate(entry) => Step::Rate(entry),
+            Step::Append { item, bytes, ttl_secs } => Step::Append { item, bytes, ttl_secs },
+            Step::Log(line) => Step::Log(line),
+            Step::Wait(ms) => Step::Wait(ms),
+            Step::Done(done) => Step::Done(end(done)),
+        }
+    }
 }
 
 /// Google's answer to one call.
@@ -196,4 +224,6 @@ pub trait Machine<'a> {
     fn claimed(&mut self, _item: Option<(Vec<u8>, u64)>) {}
     /// Whether a [`Step::Remember`] stored its record (`false`: the store had one already).
     fn remembered(&mut self, _stored: bool) {}
+    /// The text of the knob a [`Step::Knob`] asked for (`None`: not set).
+    fn knob(&mut self, _value: Option<String>) {}
 }
