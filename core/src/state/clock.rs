@@ -159,16 +159,14 @@ pub(crate) fn rfc3339_millis(unix_ms: u64) -> String {
     )
 }
 
+/// The quota day `now_ms` falls in, as `YYYY-MM-DD` in `zone`.
 pub(crate) fn day_of(now_ms: u64, zone: ResetZone) -> String {
-    day(now_ms, zone)
-}
-
-fn day(now_ms: u64, zone: ResetZone) -> String {
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
     let local = now + zone.offset_at(now);
     day_text(local.div_euclid(86_400))
 }
 
+/// Seconds an item of the quota day at `now_ms` is kept: until the end of the next quota day.
 pub(crate) fn ttl_secs(now_ms: u64, zone: ResetZone) -> u64 {
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX / 2);
     let next = zone.next_midnight(now);

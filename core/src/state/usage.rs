@@ -444,8 +444,8 @@ mod tests {
     fn days_follow_the_reset_zone() {
         // 2026-01-15 05:00 UTC is still January 14 in Los Angeles.
         let ms = 1_768_453_200_000;
-        assert_eq!(day(ms, ResetZone::Pacific), "2026-01-14");
-        assert_eq!(day(ms, ResetZone::Fixed(0)), "2026-01-15");
+        assert_eq!(day_of(ms, ResetZone::Pacific), "2026-01-14");
+        assert_eq!(day_of(ms, ResetZone::Fixed(0)), "2026-01-15");
         let ttl = ttl_secs(ms, ResetZone::Pacific);
         assert!(ttl > 86_400 && ttl <= 2 * 86_400, "{ttl}");
     }
