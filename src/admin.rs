@@ -8,64 +8,16 @@ use crate::stores::{ConfigError, StateStore, KEY_ENTRIES};
 use crate::upstream;
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
-use gemini_pool_core::{
-    recent_failures, AdminInput, ApiKey, Check, Checked, Console, ErrorReply, Gate, Policy, StatusInput, Usage,
-    UsageQuery, FAILURES_ITEM,
-};
+use gemini_pool_core::{ApiKey, Check, Checked, Console, ErrorReply, Status, UsageQuery};
 
-/// `GET /v1/status`: the shared state of every part, in the seed's shape.
+/// `GET /v1/status`: the core's [`Status`] reads (key lists, knobs, items; an admin's counts
+/// and failures; the limits shown) and reports.
 pub fn status(cx: &Context<'_>) -> Result<Response, ErrorReply> {
-    let cooling = cx.cooling()?;
-    let pool = cx.whole_pool()?;
+    let mut status = Status::new(&cx.caller, cx.policy.clone(), &KEY_ENTRIES[..cx.secrets.count()], now_ms(), true);
+    let mut nothing = |_: &[ApiKey<'_>]| Vec::new();
     let kv = StateStore::open();
-    let (parts, models_omitted) = kv.read_all(pool.parts(), cx.ops);
-    let now = now_ms();
-    let day = Usage::day(now, cooling.reset_zone);
-    let counts = cx.caller.admin.then(|| kv.read_usage(&day, cx.ops));
-    let failures = match cx.caller.admin {
-        true => recent_failures(&kv.look(&[FAILURES_ITEM.to_string()], cx.ops).pop().flatten().unwrap_or_default()),
-        false => Vec::new(),
-    };
-    let gates = limit_gates(cx, counts.as_ref(), &kv, now)?;
-    let input = StatusInput {
-        pool: &pool,
-        part_names: &KEY_ENTRIES,
-        parts: &parts,
-        models_omitted,
-        strategy: cooling.retry.strategy,
-        cooling,
-        client: &cx.caller.label,
-        now_ms: now,
-        admin: counts.as_ref().map(|usage| AdminInput { day: &day, usage, failures: &failures }),
-        limits: &gates,
-    };
-    Ok(reply::json(serde_json::to_vec_pretty(&input.report()).unwrap_or_default()))
-}
-
-/// The limits `/v1/status` shows: a client's own, or (an admin) those of every client in
-/// today's usage that has a policy with limits; each with its limit item as read.
-fn limit_gates(cx: &Context<'_>, usage: Option<&Usage>, kv: &StateStore, now: u64) -> Result<Vec<Gate>, ErrorReply> {
-    let policies: Vec<(String, Policy)> = match usage {
-        Some(usage) => usage
-            .client_labels()
-            .into_iter()
-            .filter_map(|label| crate::stores::policy(&label, cx.ops).ok().flatten().map(|p| (label, p)))
-            .collect(),
-        None => cx.policy.iter().map(|p| (cx.caller.label.clone(), p.clone())).collect(),
-    };
-    let limited: Vec<(String, Policy)> = policies.into_iter().filter(|(_, p)| p.limits.any()).collect();
-    if limited.is_empty() {
-        return Ok(Vec::new());
-    }
-    let limiter = cx.limiter()?;
-    let mut gates: Vec<Gate> =
-        limited.iter().map(|(label, p)| Gate::new(p.limits, limiter, label, now, cx.settings.reset_zone)).collect();
-    let items: Vec<String> = gates.iter().filter_map(Gate::store_item).collect();
-    let mut read = kv.look(&items, cx.ops).into_iter();
-    for gate in gates.iter_mut().filter(|g| g.store_item().is_some()) {
-        gate.store_read(read.next().flatten().as_deref());
-    }
-    Ok(gates)
+    let body = steps::run(&mut status, &mut RequestIo { cx, send: &mut nothing }, &kv, cx.ops)??;
+    Ok(reply::json(body))
 }
 
 /// `GET /v1/usage`: past days' counts, grouped as the query asks ([`UsageQuery`]); a client

@@ -2,10 +2,8 @@
 //! knobs, the key lists, the counts), and the clock and entropy the core is handed.
 
 use crate::ops::Ops;
-use crate::stores::{ConfigError, Secrets};
-use gemini_pool_core::{
-    Caller, CoolingSettings, ErrorReply, KeyPool, Limiter, Policy, RequestSettings, SettingsReader,
-};
+use crate::stores::Secrets;
+use gemini_pool_core::{Caller, CoolingSettings, ErrorReply, Policy, RequestSettings, SettingsReader};
 use std::cell::{OnceCell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -59,26 +57,9 @@ impl<'r> Context<'r> {
         self.knobs.borrow_mut().upload_limit().map_err(ErrorReply::config)
     }
 
-    /// `rate_limiter` (read only for a client with `rpm`).
-    pub fn limiter(&self) -> Result<Limiter, ErrorReply> {
-        self.knobs.borrow_mut().limiter().map_err(ErrorReply::config)
-    }
-
     /// One knob's text, if set (a machine parses it).
     pub fn knob(&self, name: &str) -> Option<String> {
         self.knobs.borrow_mut().raw(name)
-    }
-
-    /// Every part of the pool (`/v1/status`).
-    pub fn whole_pool(&self) -> Result<KeyPool<'_>, ErrorReply> {
-        let mut pool = KeyPool::with_parts(self.secrets.count());
-        for part in 0..self.secrets.count() {
-            pool.add(part, self.secrets.get(part, self.ops)?);
-        }
-        if pool.is_empty() {
-            return Err(ConfigError::EmptyPool.into());
-        }
-        Ok(pool)
     }
 }
 

@@ -89,6 +89,11 @@ pub fn run<'a, M: Machine<'a>>(
             Step::Swap { item, bytes, generation, ttl_secs } => kv.swap(&item, bytes, generation, ttl_secs, ops),
             Step::Append { item, bytes, ttl_secs } => kv.append(&item, bytes, ttl_secs, ops),
             Step::Knob(name) => machine.knob(io.knob(name)),
+            Step::List(prefix) => machine.listed(kv.list(&prefix, ops)),
+            Step::Policies(labels) => {
+                // A policy that does not read shows no limits here; its client gets the 500.
+                machine.policies(labels.iter().map(|label| crate::stores::policy(label, ops).ok().flatten()).collect())
+            }
             Step::Rate(entry) => machine.rated(platform_count(&entry, ops)),
             Step::Log(line) => log(format_args!("{line}")),
             Step::Wait(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),

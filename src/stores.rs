@@ -10,7 +10,7 @@ use bytes::Bytes;
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
 use fastly::secret_store::Secret;
 use fastly::{ConfigStore, SecretStore};
-use gemini_pool_core::{Append, ErrorReply, Item, Marks, PartMarks, Policy, Usage, Write, MAX_MODEL_ITEMS};
+use gemini_pool_core::{Append, ErrorReply, Item, Marks, Policy, Write};
 use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -190,10 +190,13 @@ impl StateStore {
         };
         let started = Instant::now();
         let pending: Vec<Pending> = items.iter().map(|item| start_lookup(kv, item, ops)).collect();
+        // A request reads its two items (a few more when it widens); `/v1/status` up to a
+        // hundred, each sized as it grows rather than reserved up front.
+        let capacity = if items.len() <= 8 { READ_CAPACITY } else { STATUS_READ_CAPACITY };
         let read = items
             .iter()
             .zip(pending)
-            .map(|(item, lookup)| (item.clone(), finish_lookup(kv, item, lookup, READ_CAPACITY)))
+            .map(|(item, lookup)| (item.clone(), finish_lookup(kv, item, lookup, capacity)))
             .collect();
         add_elapsed(&ops.kv_ms, started);
         read
@@ -367,68 +370,24 @@ impl StateStore {
         self.swap(item, compacted, generation, append.ttl_secs, ops);
     }
 
-    /// Today's counts: every shard of `day`, added up.
-    pub fn read_usage(&self, day: &str, ops: &Ops) -> Usage {
-        let mut counts = Usage::default();
-        let Some(kv) = &self.kv else { return counts };
-        let pending: Vec<Pending> = (0..Usage::SHARDS)
-            .map(|shard| {
-                bump(&ops.kv_reads);
-                kv.build_lookup().execute_async(&Usage::item(day, shard))
-            })
-            .collect();
-        for lookup in pending {
-            if let Ok(mut found) = lookup.and_then(|handle| kv.pending_lookup_wait(handle)) {
-                counts.add(&found.take_body_bytes());
-            }
-        }
-        counts
-    }
-
-    /// Every part's `keys` item and at most [`MAX_MODEL_ITEMS`] model items, for `/v1/status`;
-    /// and how many model items were left unread.
-    pub fn read_all(&self, parts: usize, ops: &Ops) -> (Vec<PartMarks>, usize) {
-        let mut all = vec![PartMarks::default(); parts];
-        let Some(kv) = &self.kv else { return (all, 0) };
+    /// The names of the items that start with `prefix`, every page of them (a listing that
+    /// fails is logged and ends there).
+    pub fn list(&self, prefix: &str, ops: &Ops) -> Vec<String> {
+        let Some(kv) = &self.kv else { return Vec::new() };
         let started = Instant::now();
-        let mut items: Vec<Item> = (0..parts).map(Item::keys).collect();
-        let mut models = 0;
-        for page in kv.build_list().prefix(Item::model_prefix()).iter() {
+        let mut names = Vec::new();
+        for page in kv.build_list().prefix(prefix).iter() {
             bump(&ops.kv_reads);
             match page {
-                Ok(page) => {
-                    let listed = page.into_keys();
-                    let found = listed.iter().filter_map(|key| Item::from_kv_key(key)).filter(|item| item.part < parts);
-                    for item in found {
-                        models += 1;
-                        if models <= MAX_MODEL_ITEMS {
-                            items.push(item);
-                        }
-                    }
-                }
+                Ok(page) => names.extend(page.into_keys()),
                 Err(e) => {
                     log(format_args!("kv: list failed: {e}"));
                     break;
                 }
             }
         }
-        let pending: Vec<(Item, Pending)> = items
-            .into_iter()
-            .map(|item| {
-                let lookup = start_lookup(kv, &item, ops);
-                (item, lookup)
-            })
-            .collect();
-        for (item, lookup) in pending {
-            let marks = finish_lookup(kv, &item, lookup, STATUS_READ_CAPACITY);
-            let part = &mut all[item.part];
-            match item.model {
-                None => part.keys = marks,
-                Some(model) => part.models.push((model, marks)),
-            }
-        }
         add_elapsed(&ops.kv_ms, started);
-        (all, models.saturating_sub(MAX_MODEL_ITEMS))
+        names
     }
 }
 
@@ -437,8 +396,8 @@ type Pending = Result<PendingLookupHandle, KVStoreError>;
 /// Initial buffer for reading a KV item on a request's path: one large read, far fewer copies
 /// than the crate's buffered `take_body_bytes` (a request reads two items).
 const READ_CAPACITY: usize = 64 * 1024;
-/// Initial buffer for the items `/v1/status` reads (up to [`MAX_MODEL_ITEMS`] of them):
-/// sized by the item as it grows, not reserved up front.
+/// Initial buffer for the items `/v1/status` reads (up to a hundred of them): sized by the
+/// item as it grows, not reserved up front.
 const STATUS_READ_CAPACITY: usize = 1024;
 
 fn start_lookup(kv: &KVStore, item: &Item, ops: &Ops) -> Pending {

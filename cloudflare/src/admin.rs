@@ -9,8 +9,7 @@ use crate::upstream::{Payload, Upstream};
 use crate::{config, reply};
 use futures_util::future::join_all;
 use gemini_pool_core::{
-    recent_failures, AdminInput, Answer, ApiKey, Check, Checked, Console, CoolingSettings, ErrorReply, Gate, Policy,
-    Reading, StatusInput, Usage, UsageQuery, FAILURES_ITEM,
+    Answer, ApiKey, Check, Checked, Console, CoolingSettings, ErrorReply, Policy, Reading, Status, UsageQuery,
 };
 use std::rc::Rc;
 use worker::{Headers, Method, Response, Result};
@@ -20,63 +19,45 @@ fn failed(e: worker::Error) -> ErrorReply {
     ErrorReply::config(e)
 }
 
-/// `GET /v1/status`.
+/// `GET /v1/status`: the core's [`Status`] reads (key lists, knobs, items; an admin's counts
+/// and failures; the limits shown) and reports, as on Fastly.
 pub(crate) async fn status(cx: &mut Cx) -> Result<Response, ErrorReply> {
-    let cooling = cx.cooling()?;
     let store = StateStore::open(&cx.env);
-    let pool = cx.whole_pool()?;
-    let (parts, models_omitted) = store.read_all(pool.parts()).await;
-    let now = now_ms();
-    let day = Usage::day(now, cooling.reset_zone);
-    let counts = if cx.caller.admin { Some(store.read_usage(&day).await) } else { None };
-    let failures = match cx.caller.admin {
-        true => recent_failures(&store.look(&[FAILURES_ITEM.to_string()]).await.pop().flatten().unwrap_or_default()),
-        false => Vec::new(),
-    };
-    let gates = limit_gates(cx, counts.as_ref(), &store, now).await?;
-    let input = StatusInput {
-        pool: &pool,
-        part_names: &config::KEY_VARS,
-        parts: &parts,
-        models_omitted,
-        strategy: cooling.retry.strategy,
-        cooling,
-        client: &cx.caller.label,
-        now_ms: now,
-        admin: counts.as_ref().map(|usage| AdminInput { day: &day, usage, failures: &failures }),
-        limits: &gates,
-    };
-    let body = serde_json::to_vec_pretty(&input.report()).unwrap_or_default();
-    let calls = store.calls.get();
-    drop(pool);
-    cx.timing.state_calls += calls;
-    reply::json(body).map_err(failed)
+    let lists = std::mem::take(&mut cx.lists);
+    let mut status = Status::new(&cx.caller, cx.policy.clone(), &config::KEY_VARS[..lists.len()], now_ms(), false);
+    let mut timing = std::mem::take(&mut cx.timing);
+    let body = steps::run(&mut status, &mut Reader { lists: &lists, cx }, &store, &mut timing).await;
+    cx.timing = timing;
+    cx.timing.state_calls += store.calls.get();
+    reply::json(body??).map_err(failed)
 }
 
-/// The limits `/v1/status` shows, as on Fastly: a client's own, or (an admin) those of every
-/// client in today's usage with limits; each with its limit item as read.
-async fn limit_gates(cx: &Cx, usage: Option<&Usage>, store: &StateStore, now: u64) -> Result<Vec<Gate>, ErrorReply> {
-    let policies: Vec<(String, Policy)> = match usage {
-        Some(usage) => usage
-            .client_labels()
-            .into_iter()
-            .filter_map(|label| config::policy(&cx.env, &label).ok().flatten().map(|p| (label, p)))
-            .collect(),
-        None => cx.policy.iter().map(|p| (cx.caller.label.clone(), p.clone())).collect(),
-    };
-    let limited: Vec<(String, Policy)> = policies.into_iter().filter(|(_, p)| p.limits.any()).collect();
-    if limited.is_empty() {
-        return Ok(Vec::new());
+/// The I/O of a machine that only reads: key lists, knobs, policies; it calls Google with no key.
+struct Reader<'a, 'c> {
+    lists: &'a [Rc<str>],
+    cx: &'c Cx,
+}
+
+impl<'a> Io<'a> for Reader<'a, '_> {
+    fn fetch(&self, part: usize) -> &'a [u8] {
+        self.lists.get(part).map_or(&[][..], |l| l.as_bytes())
     }
-    let limiter = gemini_pool_core::Limiter::Store;
-    let mut gates: Vec<Gate> =
-        limited.iter().map(|(label, p)| Gate::new(p.limits, limiter, label, now, cx.settings.reset_zone)).collect();
-    let items: Vec<String> = gates.iter().filter_map(Gate::store_item).collect();
-    let mut read = store.look(&items).await.into_iter();
-    for gate in gates.iter_mut().filter(|g| g.store_item().is_some()) {
-        gate.store_read(read.next().flatten().as_deref());
+
+    fn cooling(&self) -> Result<CoolingSettings, ErrorReply> {
+        self.cx.cooling().cloned()
     }
-    Ok(gates)
+
+    fn knob(&self, name: &str) -> Option<String> {
+        config::knob(&self.cx.env, name)
+    }
+
+    fn policy(&self, label: &str) -> Option<Policy> {
+        config::policy(&self.cx.env, label).ok().flatten()
+    }
+
+    async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
+        keys.iter().map(|_| Answer::None { timeout: false, detail: "a reader calls no one".into() }).collect()
+    }
 }
 
 /// `GET /v1/usage`: past days' counts, grouped as the query asks (as on Fastly).
@@ -86,7 +67,8 @@ pub(crate) async fn usage(req: &Incoming, cx: &mut Cx) -> Result<Response, Error
     let (zone, keep_days) = (cx.settings.reset_zone, cx.settings.history_days);
     let asked = UsageQuery::parse(query, &cx.caller, now_ms(), zone, keep_days, accept.contains("text/csv"))?;
     let store = StateStore::open(&cx.env);
-    let read = store.read_items(&asked.items()).await;
+    let names: Vec<String> = asked.items().into_iter().map(|(name, _)| name).collect();
+    let read = store.look(&names).await;
     cx.timing.state_calls += store.calls.get();
     let (content_type, body) = asked.answer(&read);
     let headers = Headers::new();
@@ -114,6 +96,10 @@ impl<'a> Io<'a> for Prober<'a, '_> {
 
     fn knob(&self, name: &str) -> Option<String> {
         config::knob(&self.cx.env, name)
+    }
+
+    fn policy(&self, label: &str) -> Option<Policy> {
+        config::policy(&self.cx.env, label).ok().flatten()
     }
 
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {

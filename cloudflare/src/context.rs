@@ -3,7 +3,7 @@
 
 use crate::config;
 use crate::reply::Timing;
-use gemini_pool_core::{Caller, CoolingSettings, ErrorReply, KeyPool, Policy, RequestSettings, SettingsReader};
+use gemini_pool_core::{Caller, CoolingSettings, ErrorReply, Policy, RequestSettings, SettingsReader};
 use std::cell::OnceCell;
 use std::time::Duration;
 use worker::{js_sys, Env};
@@ -39,15 +39,6 @@ impl Cx {
     /// `max_stream_duration` (read only for an answer that streams).
     pub(crate) fn stream_limit(&self) -> Result<Option<Duration>, ErrorReply> {
         SettingsReader::new(|name: &str| config::knob(&self.env, name)).stream_limit().map_err(ErrorReply::config)
-    }
-
-    /// Every part of the pool.
-    pub(crate) fn whole_pool(&self) -> Result<KeyPool<'_>, ErrorReply> {
-        let pool = KeyPool::new(self.lists.iter().map(|list| &**list));
-        if pool.is_empty() {
-            return Err(ErrorReply::config(config::empty_pool()));
-        }
-        Ok(pool)
     }
 }
 

@@ -50,6 +50,10 @@ impl<'a> Io<'a> for Forwarder<'a, '_> {
         config::knob(&self.cx.env, name)
     }
 
+    fn policy(&self, label: &str) -> Option<gemini_pool_core::Policy> {
+        config::policy(&self.cx.env, label).ok().flatten()
+    }
+
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
         let mut answers = Vec::with_capacity(keys.len());
         for key in keys {

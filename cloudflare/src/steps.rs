@@ -19,6 +19,8 @@ pub(crate) trait Io<'a> {
     fn cooling(&self) -> Result<CoolingSettings, ErrorReply>;
     /// One knob's text, if set.
     fn knob(&self, name: &str) -> Option<String>;
+    /// A client label's policy, if it has one that reads.
+    fn policy(&self, label: &str) -> Option<gemini_pool_core::Policy>;
     /// Calls Google with each key (side by side when there are several), answers in order.
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer>;
 }
@@ -68,6 +70,11 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
             Step::Append { item, bytes, ttl_secs } => store.append(&item, &bytes, ttl_secs).await,
             // Workers have no platform counter a per-client limit fits (`Cx::limiter`).
             Step::Knob(name) => machine.knob(io.knob(name)),
+            Step::List(prefix) => machine.listed(store.list(&prefix).await),
+            Step::Policies(labels) => {
+                // A policy that does not read shows no limits here; its client gets the 500.
+                machine.policies(labels.iter().map(|label| io.policy(label)).collect())
+            }
             Step::Rate(_) => machine.rated(None),
             Step::Log(line) => worker::console_log!("{line}"),
             Step::Wait(ms) => worker::Delay::from(Duration::from_millis(ms)).await,
@@ -91,6 +98,10 @@ impl Io<'static> for StoreOnly {
     }
 
     fn knob(&self, _: &str) -> Option<String> {
+        None
+    }
+
+    fn policy(&self, _: &str) -> Option<gemini_pool_core::Policy> {
         None
     }
 

@@ -20,7 +20,7 @@
 //! interleaving another (storage operations hold its input gate).
 
 use futures_util::future::join_all;
-use gemini_pool_core::{Append, Item, Marks, PartMarks, StoreOp, StoreResult, Usage, Write, MAX_MODEL_ITEMS};
+use gemini_pool_core::{Append, Item, Marks, StoreOp, StoreResult, Usage, Write};
 use worker::{
     durable_object, js_sys, Date, Env, ListOptions, Method, ObjectNamespace, Request, RequestInit, Response, Result,
     State, Stub,
@@ -340,43 +340,35 @@ impl StateStore {
         });
     }
 
-    /// Every part's `keys` item and at most [`MAX_MODEL_ITEMS`] model items (`/v1/status`),
-    /// read from the objects (never the cache); and how many model items were left unread.
-    pub async fn read_all(&self, parts: usize) -> (Vec<PartMarks>, usize) {
-        let mut all = vec![PartMarks::default(); parts];
-        let list = || vec![StoreOp::List { prefix: Item::model_prefix().to_string() }];
-        let lists = join_all((0..self.shards).map(|shard| self.batch(shard, list())));
-        let mut models: Vec<Item> = Vec::new();
-        for listed in lists.await.into_iter().flatten() {
-            if let Some(StoreResult::Names(names)) = listed.into_iter().next() {
-                models.extend(names.iter().filter_map(|name| Item::from_kv_key(name)));
+    /// The names of the items that start with `prefix`, from every object holding cooling
+    /// items.
+    pub async fn list(&self, prefix: &str) -> Vec<String> {
+        let list = || vec![StoreOp::List { prefix: prefix.to_string() }];
+        let mut names = Vec::new();
+        for listed in join_all((0..self.shards).map(|shard| self.batch(shard, list()))).await.into_iter().flatten() {
+            if let Some(StoreResult::Names(found)) = listed.into_iter().next() {
+                names.extend(found);
             }
         }
-        models.retain(|item| item.part < parts);
-        models.sort();
-        let omitted = models.len().saturating_sub(MAX_MODEL_ITEMS);
-        models.truncate(MAX_MODEL_ITEMS);
-        let mut items: Vec<Item> = (0..parts).map(Item::keys).collect();
-        items.extend(models);
-        let (read, _) = self.exchange(Vec::new(), &items, false).await;
-        for (item, marks) in read {
-            match item.model {
-                None => all[item.part].keys = marks,
-                Some(model) => all[item.part].models.push((model, marks)),
-            }
-        }
-        (all, omitted)
+        names
     }
 
-    /// Reads resource records by item name (`None`: absent), one call per object involved.
+    /// Reads items by name (`None`: absent): a usage shard from its own object, any other item
+    /// from the object its name hashes to; one call per object involved, side by side.
     pub async fn look(&self, names: &[String]) -> Vec<Option<Vec<u8>>> {
-        let mut shares: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        // `Ok(shard)`: a cooling object; `Err(shard)`: a usage object.
+        let mut shares: std::collections::BTreeMap<Result<usize, usize>, Vec<usize>> = Default::default();
         for (i, name) in names.iter().enumerate() {
-            shares.entry(self.shard_of(name)).or_default().push(i);
+            let object = Usage::shard_of_item(name).map_or_else(|| Ok(self.shard_of(name)), Err);
+            shares.entry(object).or_default().push(i);
         }
-        let calls = shares.into_iter().map(|(shard, which)| async move {
+        let calls = shares.into_iter().map(|(object, which)| async move {
             let ops = which.iter().map(|&i| StoreOp::Get { item: names[i].clone() }).collect();
-            (self.batch(shard, ops).await.unwrap_or_default(), which)
+            let results = match object {
+                Ok(shard) => self.batch(shard, ops).await.unwrap_or_default(),
+                Err(shard) => self.usage_batch(shard, ops).await,
+            };
+            (results, which)
         });
         let mut found = vec![None; names.len()];
         for (results, which) in join_all(calls).await {
@@ -458,36 +450,6 @@ impl StateStore {
         let Some(compacted) = append.compacted(&stored) else { return };
         let generation = Some(generation);
         call(vec![StoreOp::Replace { item: item.to_string(), bytes: compacted, generation, ttl_secs }]).await;
-    }
-
-    /// Usage items by name, each from its shard's object (one call per shard, all at once).
-    pub async fn read_items(&self, items: &[(String, usize)]) -> Vec<Option<Vec<u8>>> {
-        let mut by_shard: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-        for (i, (_, shard)) in items.iter().enumerate() {
-            by_shard.entry(*shard).or_default().push(i);
-        }
-        let calls = by_shard.into_iter().map(|(shard, which)| async move {
-            let ops = which.iter().map(|&i| StoreOp::Get { item: items[i].0.clone() }).collect();
-            (self.usage_batch(shard, ops).await, which)
-        });
-        let mut found = vec![None; items.len()];
-        for (results, which) in join_all(calls).await {
-            for (&i, result) in which.iter().zip(results) {
-                found[i] = stored_of(result).map(|(bytes, _)| bytes);
-            }
-        }
-        found
-    }
-
-    /// A day's counts, every shard added up (one call per shard, all at once).
-    pub async fn read_usage(&self, day: &str) -> Usage {
-        let get = |shard| vec![StoreOp::Get { item: Usage::item(day, shard) }];
-        let reads = (0..Usage::SHARDS).map(|shard| self.usage_batch(shard, get(shard)));
-        let mut counts = Usage::default();
-        for (bytes, _) in join_all(reads).await.into_iter().flatten().filter_map(stored_of) {
-            counts.add(&bytes);
-        }
-        counts
     }
 }
 

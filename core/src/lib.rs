@@ -213,7 +213,7 @@ pub use state::usage::{Append, Compaction, Usage, UsageAppend, OTHER_MODEL};
 // The operator's side.
 pub use admin::console::Console;
 pub use admin::history::UsageQuery;
-pub use admin::status::{AdminInput, PartMarks, StatusInput, MAX_MODEL_ITEMS};
+pub use admin::status::{AdminInput, PartMarks, Status, StatusInput, MAX_MODEL_ITEMS};
 pub use settings::{
     parse_duration, CoolingSettings, Limiter, Profile, RequestSettings, RetrySettings, SettingError, SettingsReader,
     WhenAllCooling, DEFAULT_HISTORY_DAYS, MAX_DURATION, MAX_UPLOAD_BYTES,

@@ -10,6 +10,7 @@
 //! absent, an [`Append`] marked for compaction is read back and compacted with a
 //! compare-and-swap.
 
+use crate::client::policy::Policy;
 use crate::decide::machine::{Answer, Machine, Step};
 use crate::pool::keys::ApiKey;
 use crate::settings::CoolingSettings;
@@ -131,6 +132,10 @@ pub enum Seen {
     Claim(String),
     /// A compaction swapped in.
     Swap(String),
+    /// Items listed by a prefix.
+    List(String),
+    /// Policies read.
+    Policies(Vec<String>),
     /// A knob read.
     Knob(&'static str),
     /// The platform's counter asked.
@@ -161,6 +166,8 @@ pub struct Rig<'a> {
     pub platform: Option<u64>,
     /// The knobs a `Knob` step reads (absent: not set).
     pub knobs: BTreeMap<&'static str, String>,
+    /// Clients' policies, by label, for a `Policies` step.
+    pub policies: BTreeMap<String, Policy>,
     /// Every step, in order.
     pub seen: Vec<Seen>,
 }
@@ -178,6 +185,7 @@ impl<'a> Rig<'a> {
             cooling: CoolingSettings::default(),
             platform: None,
             knobs: BTreeMap::new(),
+            policies: BTreeMap::new(),
             seen: Vec::new(),
         }
     }
@@ -252,6 +260,16 @@ impl<'a> Rig<'a> {
             Step::Swap { item, bytes, generation, .. } => {
                 self.store.swap_at(&item, bytes, Some(generation));
                 self.seen.push(Seen::Swap(item));
+            }
+            Step::List(prefix) => {
+                let names = self.store.items.keys().filter(|name| name.starts_with(&prefix)).cloned().collect();
+                self.seen.push(Seen::List(prefix));
+                machine.listed(names);
+            }
+            Step::Policies(labels) => {
+                let found = labels.iter().map(|label| self.policies.get(label).cloned()).collect();
+                self.seen.push(Seen::Policies(labels));
+                machine.policies(found);
             }
             Step::Knob(name) => {
                 self.seen.push(Seen::Knob(name));

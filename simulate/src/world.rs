@@ -402,6 +402,9 @@ fn advance<'a, M: Machine<'a>>(
                 return Some(took.max(1));
             }
             Step::Rate(_) => machine.rated(None),
+            Step::Knob(_) => machine.knob(None),
+            Step::List(_) => machine.listed(Vec::new()),
+            Step::Policies(labels) => machine.policies(vec![None; labels.len()]),
             Step::Log(_) | Step::Remember { .. } | Step::Forget { .. } | Step::Swap { .. } => {}
             Step::Wait(ms) => {
                 *result = Some(Awaited::Nothing);

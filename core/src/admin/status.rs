@@ -4,14 +4,18 @@
 //! names (a fingerprint would let a client confirm a guessed key offline). A key listed twice
 //! counts once. Bounded by construction: at most [`MAX_MODEL_ITEMS`] model items are read.
 
+use crate::client::auth::Caller;
+use crate::client::envelope::ErrorReply;
+use crate::client::policy::Policy;
 use crate::decide::limits::Gate;
+use crate::decide::machine::{Answer, Machine, Step};
 use crate::pool::keys::{ApiKey, KeyPool};
 use crate::pool::names::MarkName;
 use crate::pool::pick::Strategy;
-use crate::settings::{CoolingSettings, Profile};
+use crate::settings::{CoolingSettings, Limiter, Profile, SettingsReader};
 use crate::state::clock::rfc3339_millis;
-use crate::state::failures::Failure;
-use crate::state::items::{cooling_for, Mark};
+use crate::state::failures::{recent as recent_failures, Failure, ITEM as FAILURES_ITEM};
+use crate::state::items::{cooling_for, Item, Mark};
 use crate::state::marks::Marks;
 use crate::state::usage::Usage;
 use serde::Serialize;
@@ -419,6 +423,261 @@ pub(crate) fn display(seconds: u64) -> String {
         s if s >= 60 => format!("{}m{}s", s / 60, s % 60),
         s => format!("{s}s"),
     }
+}
+
+/// Where a [`Status`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusAt {
+    /// Fetch every key list.
+    Fetch,
+    /// Read the cooling knobs (the strategy, the profile, the reset zone).
+    Configure,
+    /// List the model items.
+    List,
+    /// Read every part's items.
+    Read,
+    /// An admin: read today's counts and the recent failures.
+    Counts,
+    /// An admin: read the policies of the clients in today's counts.
+    Policies,
+    /// Read knob `rate_limiter` (a limit shown has `rpm`).
+    Knob,
+    /// Read the limit items of the clients shown.
+    Limits,
+    /// Build the report.
+    Report,
+}
+
+/// `/v1/status` as a machine: every key list, the cooling knobs, every part's items (at most
+/// [`MAX_MODEL_ITEMS`] model items, by name), for an admin today's counts and recent failures,
+/// the limits of the clients shown — then the report as JSON. The edge reads; the choices
+/// (which items, how many, in which order, what an admin sees) are here.
+pub struct Status<'a> {
+    caller: Caller,
+    /// The caller's own policy (a client token sees its own limits).
+    policy: Option<Policy>,
+    part_names: Vec<String>,
+    lists: Vec<Option<&'a [u8]>>,
+    now_ms: u64,
+    /// The edge has a per-client rate counter (`rate_limiter = platform` is real there).
+    platform_counter: bool,
+    at: StatusAt,
+    cooling: Option<CoolingSettings>,
+    models: Vec<Item>,
+    models_omitted: usize,
+    parts: Vec<PartMarks>,
+    usage: Option<Usage>,
+    failures: Vec<Failure>,
+    limited: Vec<(String, Policy)>,
+    limiter: Limiter,
+    gates: Vec<Gate>,
+}
+
+impl<'a> Status<'a> {
+    /// The status `caller` (with its `policy`) asks for, of a pool of key lists named
+    /// `part_names`, at `now_ms`; `platform_counter`: the edge has a per-client rate counter.
+    pub fn new(
+        caller: &Caller,
+        policy: Option<Policy>,
+        part_names: &[&str],
+        now_ms: u64,
+        platform_counter: bool,
+    ) -> Self {
+        Status {
+            caller: caller.clone(),
+            policy,
+            part_names: part_names.iter().map(|n| n.to_string()).collect(),
+            lists: vec![None; part_names.len().max(1)],
+            now_ms,
+            platform_counter,
+            at: StatusAt::Fetch,
+            cooling: None,
+            models: Vec::new(),
+            models_omitted: 0,
+            parts: vec![PartMarks::default(); part_names.len().max(1)],
+            usage: None,
+            failures: Vec::new(),
+            limited: Vec::new(),
+            limiter: Limiter::Store,
+            gates: Vec::new(),
+        }
+    }
+
+    /// The clients whose limits are shown: the caller's own, or (an admin) every client in
+    /// today's counts whose policy has a limit.
+    fn limits_shown(&mut self) -> StatusAt {
+        if self.caller.admin {
+            return StatusAt::Policies;
+        }
+        self.limited =
+            self.policy.iter().filter(|p| p.limits.any()).map(|p| (self.caller.label.clone(), p.clone())).collect();
+        StatusAt::Knob
+    }
+
+    /// The report's bytes (an empty pool is a configuration error, as for a request).
+    fn report(&self) -> Result<Vec<u8>, ErrorReply> {
+        let pool = KeyPool::new(self.lists.iter().map(|l| l.unwrap_or_default()));
+        if pool.is_empty() {
+            let first = self.part_names.first().map_or("keys", String::as_str);
+            return Err(ErrorReply::config(format!("secret `{first}` holds no API keys")));
+        }
+        let cooling = self.cooling.clone().unwrap_or_default();
+        let names: Vec<&str> = self.part_names.iter().map(String::as_str).collect();
+        let day = Usage::day(self.now_ms, cooling.reset_zone);
+        let input = StatusInput {
+            pool: &pool,
+            part_names: &names,
+            parts: &self.parts,
+            models_omitted: self.models_omitted,
+            strategy: cooling.retry.strategy,
+            cooling: &cooling,
+            client: &self.caller.label,
+            now_ms: self.now_ms,
+            admin: self.usage.as_ref().map(|usage| AdminInput { day: &day, usage, failures: &self.failures }),
+            limits: &self.gates,
+        };
+        Ok(serde_json::to_vec_pretty(&input.report()).unwrap_or_default())
+    }
+}
+
+impl<'a> Machine<'a> for Status<'a> {
+    type Done = Result<Vec<u8>, ErrorReply>;
+
+    fn step(&mut self, _now_ms: u64) -> Step<'a, Self::Done> {
+        loop {
+            match self.at {
+                StatusAt::Fetch => match self.lists.iter().position(Option::is_none) {
+                    Some(part) => return Step::Fetch(part),
+                    None => self.at = StatusAt::Configure,
+                },
+                StatusAt::Configure => match self.cooling {
+                    Some(_) => self.at = StatusAt::List,
+                    None => return Step::Configure,
+                },
+                StatusAt::List => {
+                    self.at = StatusAt::Read;
+                    return Step::List(Item::model_prefix().to_string());
+                }
+                StatusAt::Read => {
+                    let mut items: Vec<Item> = (0..self.lists.len()).map(Item::keys).collect();
+                    items.extend(self.models.iter().cloned());
+                    self.at = if self.caller.admin { StatusAt::Counts } else { self.limits_shown() };
+                    return Step::Read(items);
+                }
+                StatusAt::Counts => {
+                    let day = Usage::day(self.now_ms, self.cooling.as_ref().map(|c| c.reset_zone).unwrap_or_default());
+                    let mut names: Vec<String> = (0..Usage::SHARDS).map(|shard| Usage::item(&day, shard)).collect();
+                    names.push(FAILURES_ITEM.to_string());
+                    self.usage = Some(Usage::default());
+                    self.at = StatusAt::Policies;
+                    return Step::Look(names);
+                }
+                StatusAt::Policies => {
+                    let labels = self.usage.as_ref().map(Usage::client_labels).unwrap_or_default();
+                    self.at = StatusAt::Knob;
+                    if !labels.is_empty() {
+                        self.limited = labels.into_iter().map(|label| (label, Policy::default())).collect();
+                        return Step::Policies(self.limited.iter().map(|(label, _)| label.clone()).collect());
+                    }
+                }
+                StatusAt::Knob => {
+                    self.at = StatusAt::Limits;
+                    if self.limited.iter().any(|(_, p)| p.limits.rpm.is_some()) {
+                        return Step::Knob("rate_limiter");
+                    }
+                }
+                StatusAt::Limits => {
+                    let zone = self.cooling.as_ref().map(|c| c.reset_zone).unwrap_or_default();
+                    self.gates = self
+                        .limited
+                        .iter()
+                        .map(|(label, p)| Gate::new(p.limits, self.limiter, label, self.now_ms, zone))
+                        .collect();
+                    self.at = StatusAt::Report;
+                    let items: Vec<String> = self.gates.iter().filter_map(Gate::store_item).collect();
+                    if !items.is_empty() {
+                        return Step::Look(items);
+                    }
+                }
+                StatusAt::Report => return Step::Done(self.report()),
+            }
+        }
+    }
+
+    fn fetched(&mut self, part: usize, bytes: &'a [u8]) {
+        if let Some(slot) = self.lists.get_mut(part) {
+            *slot = Some(bytes);
+        }
+    }
+
+    fn configured(&mut self, cooling: &CoolingSettings) {
+        self.cooling = Some(cooling.clone());
+    }
+
+    fn listed(&mut self, names: Vec<String>) {
+        let parts = self.lists.len();
+        let mut models: Vec<Item> =
+            names.iter().filter_map(|name| Item::from_kv_key(name)).filter(|item| item.part < parts).collect();
+        models.sort();
+        models.dedup();
+        self.models_omitted = models.len().saturating_sub(MAX_MODEL_ITEMS);
+        models.truncate(MAX_MODEL_ITEMS);
+        self.models = models;
+    }
+
+    fn read(&mut self, items: Vec<(Item, Marks)>) {
+        for (item, marks) in items {
+            let Some(part) = self.parts.get_mut(item.part) else { continue };
+            match item.model {
+                None => part.keys = marks,
+                Some(model) => part.models.push((model, marks)),
+            }
+        }
+    }
+
+    fn looked(&mut self, records: Vec<Option<Vec<u8>>>) {
+        match self.at {
+            // Today's counts and the recent failures (the last one read).
+            StatusAt::Policies => {
+                let mut records = records;
+                let failures = records.pop().flatten().unwrap_or_default();
+                self.failures = recent_failures(&failures);
+                let usage = self.usage.get_or_insert_with(Usage::default);
+                for bytes in records.into_iter().flatten() {
+                    usage.add(&bytes);
+                }
+            }
+            // The limit items, in the order of the gates that have one.
+            StatusAt::Report => {
+                let mut read = records.into_iter();
+                for gate in self.gates.iter_mut().filter(|g| g.store_item().is_some()) {
+                    gate.store_read(read.next().flatten().as_deref());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn policies(&mut self, policies: Vec<Option<Policy>>) {
+        let labels = std::mem::take(&mut self.limited);
+        self.limited = labels
+            .into_iter()
+            .zip(policies)
+            .filter_map(|((label, _), policy)| policy.filter(|p| p.limits.any()).map(|p| (label, p)))
+            .collect();
+    }
+
+    fn knob(&mut self, value: Option<String>) {
+        let read = SettingsReader::new(|_: &str| value.clone()).limiter().unwrap_or_default();
+        // Where the edge has no per-client counter, `rpm` counts in the store whatever is set.
+        self.limiter = if self.platform_counter { read } else { Limiter::Store };
+    }
+
+    fn answered(&mut self, _: Vec<Answer>) {}
+
+    fn written(&mut self) {}
+
+    fn refused(&mut self, _: Vec<usize>) {}
 }
 
 #[cfg(test)]

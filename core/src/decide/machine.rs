@@ -23,6 +23,8 @@
 //!         Step::Remember { .. }              => store the record unless there is one; if stored,
 //!                                               append the index line; machine.remembered(stored),
 //!         Step::Forget { .. }                => delete the record, append the index line,
+//!         Step::List(prefix)                 => machine.listed(the names of the items with it),
+//!         Step::Policies(labels)             => machine.policies(each label's policy, if any),
 //!         Step::Knob(name)                   => machine.knob(the knob's text, if set),
 //!         Step::Rate(entry)                  => machine.rated(the platform's count of the minute),
 //!         Step::Claim { .. }                 => append the bytes, then
@@ -37,6 +39,7 @@
 //! ```
 //!
 
+use crate::client::policy::Policy;
 use crate::google::resource::Resource;
 use crate::pool::keys::ApiKey;
 use crate::settings::CoolingSettings;
@@ -114,6 +117,12 @@ pub enum Step<'a, D> {
         /// How long the store keeps the item.
         ttl_secs: u64,
     },
+    /// List the names of the store's items that start with this prefix and hand them to
+    /// [`Machine::listed`].
+    List(String),
+    /// Read these client labels' policies and hand each (`None`: none, or one that does not
+    /// read) to [`Machine::policies`] in this order.
+    Policies(Vec<String>),
     /// Read the knob of this name (`proxy_settings` on Fastly, a variable on Workers) and hand
     /// its text, or `None` if it is not set, to [`Machine::knob`].
     Knob(&'static str),
@@ -153,6 +162,8 @@ impl<'a, D> Step<'a, D> {
             Step::Forget { item, index } => Step::Forget { item, index },
             Step::Claim { item, bytes, ttl_secs } => Step::Claim { item, bytes, ttl_secs },
             Step::Swap { item, bytes, generation, ttl_secs } => Step::Swap { item, bytes, generation, ttl_secs },
+            Step::List(prefix) => Step::List(prefix),
+            Step::Policies(labels) => Step::Policies(labels),
             Step::Knob(name) => Step::Knob(name),
             Step::Rate(entry) => Step::Rate(entry),
             Step::Append { item, bytes, ttl_secs } => Step::Append { item, bytes, ttl_secs },
@@ -226,4 +237,8 @@ pub trait Machine<'a> {
     fn remembered(&mut self, _stored: bool) {}
     /// The text of the knob a [`Step::Knob`] asked for (`None`: not set).
     fn knob(&mut self, _value: Option<String>) {}
+    /// The names a [`Step::List`] found.
+    fn listed(&mut self, _names: Vec<String>) {}
+    /// The policies a [`Step::Policies`] asked for, in its order.
+    fn policies(&mut self, _policies: Vec<Option<Policy>>) {}
 }

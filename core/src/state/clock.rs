@@ -10,10 +10,11 @@ use std::str::FromStr;
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 
-/// The zone whose midnight ends a quota day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The zone whose midnight ends a quota day (Google's: Pacific, by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ResetZone {
     /// America/Los_Angeles with its daylight-saving changes.
+    #[default]
     Pacific,
     /// A fixed offset from UTC, in seconds (`UTC`, `UTC+8`, `UTC-5`).
     Fixed(i64),

@@ -326,6 +326,12 @@ impl Usage {
         item_name(day, shard)
     }
 
+    /// The shard a usage item's name says (`usage/<day>/<shard>`), if it is one.
+    pub fn shard_of_item(name: &str) -> Option<usize> {
+        let (_, shard) = name.strip_prefix("usage/")?.rsplit_once('/')?;
+        shard.parse().ok().filter(|&s| s < SHARDS)
+    }
+
     /// A shard's bytes compacted, if it is due (a writer that read its shard back asks).
     pub fn compacted(bytes: &[u8]) -> Option<Vec<u8>> {
         compacted(bytes)
