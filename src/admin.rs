@@ -16,7 +16,7 @@ pub fn status(cx: &Context<'_>) -> Result<Response, ErrorReply> {
     let mut status = Status::new(&cx.caller, cx.policy.clone(), &KEY_ENTRIES[..cx.secrets.count()], now_ms(), true);
     let mut nothing = |_: &[ApiKey<'_>]| Vec::new();
     let kv = StateStore::open();
-    let body = steps::run(&mut status, &mut RequestIo { cx, send: &mut nothing }, &kv, cx.ops)??;
+    let body = steps::run(&mut status, &mut RequestIo { cx, send: &mut nothing }, &kv, cx.timing)??;
     Ok(reply::json(body))
 }
 
@@ -28,7 +28,8 @@ pub fn usage(client: &Request, cx: &Context<'_>) -> Result<Response, ErrorReply>
     let query = UsageQuery::parse(client.get_query_str(), &cx.caller, now_ms(), zone, keep_days, wants_csv)?;
     let names: Vec<String> = query.items().into_iter().map(|(name, _)| name).collect();
     let kv = StateStore::open();
-    let read: Vec<Option<Vec<u8>>> = names.chunks(LOOKUPS_AT_ONCE).flat_map(|names| kv.look(names, cx.ops)).collect();
+    let read: Vec<Option<Vec<u8>>> =
+        names.chunks(LOOKUPS_AT_ONCE).flat_map(|names| kv.look(names, cx.timing)).collect();
     let (content_type, body) = query.answer(&read);
     Ok(Response::from_status(StatusCode::OK)
         .with_header("content-type", content_type)
@@ -46,10 +47,10 @@ pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, ErrorRe
     let kv = StateStore::open();
     let mut check = Check::new(cx.secrets.count(), cursor, &KEY_ENTRIES);
     let mut probe = |keys: &[ApiKey<'_>]| {
-        let pending: Vec<upstream::Probe> = keys.iter().map(|key| upstream::probe(key.secret, cx.ops)).collect();
+        let pending: Vec<upstream::Probe> = keys.iter().map(|key| upstream::probe(key.secret, cx.timing)).collect();
         pending.into_iter().map(upstream::Probe::wait).collect()
     };
-    match steps::run(&mut check, &mut RequestIo { cx, send: &mut probe }, &kv, cx.ops)? {
+    match steps::run(&mut check, &mut RequestIo { cx, send: &mut probe }, &kv, cx.timing)? {
         Checked::Answer(body) => Ok(reply::json(body)),
         Checked::EmptyPool => Err(ConfigError::EmptyPool.into()),
     }

@@ -1,8 +1,8 @@
 //! What a request carries once it is authenticated ([`Context`]: the caller, its policy, the
 //! knobs, the key lists, the counts), and the clock and entropy the core is handed.
 
-use crate::ops::Ops;
 use crate::stores::Secrets;
+use crate::timing::Timing;
 use gemini_pool_core::{Caller, CoolingSettings, ErrorReply, Policy, RequestSettings, SettingsReader};
 use std::cell::{OnceCell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +20,7 @@ pub struct Context<'r> {
     pub policy: Option<Policy>,
     pub settings: RequestSettings,
     pub secrets: Secrets,
-    pub ops: &'r Ops,
+    pub timing: &'r Timing,
     knobs: RefCell<Knobs<'r>>,
     cooling: OnceCell<CoolingSettings>,
 }
@@ -31,10 +31,10 @@ impl<'r> Context<'r> {
         policy: Option<Policy>,
         settings: RequestSettings,
         secrets: Secrets,
-        ops: &'r Ops,
+        timing: &'r Timing,
         knobs: RefCell<Knobs<'r>>,
     ) -> Self {
-        Context { caller, policy, settings, secrets, ops, knobs, cooling: OnceCell::new() }
+        Context { caller, policy, settings, secrets, timing, knobs, cooling: OnceCell::new() }
     }
 
     /// The cooling knobs (read from the config store the first time they are asked for:

@@ -1,12 +1,12 @@
 //! A request for Google's API on Fastly: the body read (or an upload's streamed), the core's
-//! [`Forward`] prepared, its machine run by [`steps::run`] (sending through [`Outbound`]), and
+//! [`Forward`] prepared, its machine run by [`steps::run`] (sending through [`Upstream`]), and
 //! its [`Delivery`] carried out. Every decision is the core's; this is I/O.
 
 use crate::context::{now_ms, seed, Context};
 use crate::reply::{self, After};
 use crate::steps::{self, RequestIo};
 use crate::stores::{StateStore, FIRST_LIST};
-use crate::upstream::{AnswerBody, Outbound, Payload, Served};
+use crate::upstream::{AnswerBody, Payload, Served, Upstream};
 use fastly::{Request, Response};
 use gemini_pool_core::{
     proxied_upload_url, upload_fits, Answering, ApiKey, Ask, Client, ErrorReply, Forward, Passing, ResourceCall, Route,
@@ -35,7 +35,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
         settings: cx.settings.clone(),
     };
     let mut forward = Forward::prepare(ask, who, setup)?;
-    let outbound = Outbound::new(client, forward.outgoing(), payload)
+    let upstream = Upstream::new(client, forward.outgoing(), payload)
         .ok_or_else(|| ErrorReply::bad_request("invalid_query", "Invalid query string."))?;
 
     let kv = StateStore::open();
@@ -43,15 +43,15 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
     let mut send = |keys: &[ApiKey<'_>]| {
         keys.iter()
             .map(|key| {
-                let (answer, success) = outbound.send(key.secret, cx.ops);
+                let (answer, success) = upstream.send(key.secret, cx.timing);
                 served = success.or(served.take());
                 answer
             })
             .collect()
     };
-    let ended = steps::run(forward.work(), &mut RequestIo { cx, send: &mut send }, &kv, cx.ops)?;
+    let ended = steps::run(forward.work(), &mut RequestIo { cx, send: &mut send }, &kv, cx.timing)?;
     let delivery = forward.deliver(ended, served.is_some(), now_ms());
-    cx.ops.usage_after.set(delivery.usage.is_some());
+    cx.timing.usage_after.set(delivery.usage.is_some());
     let (mut response, body, passing) = match (delivery.answer, served) {
         (Answering::Served(passing), Some(served)) => {
             let Served { response, body } = passed_on(served, &passing, client);

@@ -8,9 +8,9 @@ use crate::admin;
 use crate::context::Context;
 use crate::forward;
 use crate::log::log;
-use crate::ops::Ops;
 use crate::reply::{self, After};
 use crate::stores::{self, Secrets, Settings, ADMIN_TOKENS, AUTH_TOKENS};
+use crate::timing::Timing;
 use crate::warm;
 use fastly::{Request, Response};
 use gemini_pool_core::{
@@ -22,8 +22,8 @@ use std::time::Instant;
 
 pub fn handle(mut client: Request) -> (Response, After) {
     let started = Instant::now();
-    let ops = Ops::default();
-    ops.sandbox_request.set(warm::begin(started));
+    let timing = Timing::default();
+    timing.sandbox_request.set(warm::begin(started));
     // Each header read is a host call: OpenAI-only paths skip the Google-style credentials.
     let native_path = may_be_native(client.get_path());
     let presented = Presented {
@@ -36,7 +36,8 @@ pub fn handle(mut client: Request) -> (Response, After) {
         match route(client.get_method_str(), client.get_path(), client.get_query_str(), native_credentials) {
             Err(e) => (reply::error(e.dialect, &e.reply), After::default()),
             Ok(routed) => {
-                let served = who(presented, &routed, &ops).and_then(|caller| serve(&mut client, &routed, caller, &ops));
+                let served =
+                    who(presented, &routed, &timing).and_then(|caller| serve(&mut client, &routed, caller, &timing));
                 match served {
                     Ok(done) => done,
                     Err(refused) => {
@@ -48,36 +49,41 @@ pub fn handle(mut client: Request) -> (Response, After) {
                 }
             }
         };
-    reply::finish(&mut response, &ops, started);
+    reply::finish(&mut response, &timing, started);
     (response, after)
 }
 
 /// The caller: none for the endpoints anyone may call (and an upload's bytes, whose session's
 /// record says whose they are), else the token's holder.
-fn who(presented: Presented<'_>, routed: &Route, ops: &Ops) -> Result<Caller, ErrorReply> {
+fn who(presented: Presented<'_>, routed: &Route, timing: &Timing) -> Result<Caller, ErrorReply> {
     match routed.access() {
         Access::Anyone | Access::Upload => Ok(Caller { label: String::new(), admin: false }),
-        access => authenticate(presented, routed, access, ops),
+        access => authenticate(presented, routed, access, timing),
     }
 }
 
-fn serve(client: &mut Request, routed: &Route, caller: Caller, ops: &Ops) -> Result<(Response, After), ErrorReply> {
+fn serve(
+    client: &mut Request,
+    routed: &Route,
+    caller: Caller,
+    timing: &Timing,
+) -> Result<(Response, After), ErrorReply> {
     match routed.endpoint {
         Endpoint::Preflight => return Ok((reply::preflight(client), After::default())),
         Endpoint::Console => return Ok((admin::console(), After::default())),
         _ => {}
     }
     let store = Settings::default();
-    let lookup: crate::context::Lookup<'_> = Box::new(move |name: &str| store.get(name, ops));
+    let lookup: crate::context::Lookup<'_> = Box::new(move |name: &str| store.get(name, timing));
     let mut knobs = SettingsReader::new(lookup);
     let settings = warm::settings(|| knobs.request()).map_err(ErrorReply::config)?;
-    let secrets = Secrets::open(settings.key_secrets, ops)?;
+    let secrets = Secrets::open(settings.key_secrets, timing)?;
     // Policies are the operator's rules for clients; an admin token has none.
     let policy = match caller.admin || caller.label.is_empty() {
         true => None,
-        false => stores::policy(&caller.label, ops)?,
+        false => stores::policy(&caller.label, timing)?,
     };
-    let cx = Context::new(caller, policy, settings, secrets, ops, RefCell::new(knobs));
+    let cx = Context::new(caller, policy, settings, secrets, timing, RefCell::new(knobs));
     match routed.endpoint {
         Endpoint::Status => Ok((admin::status(&cx)?, After::default())),
         Endpoint::Usage => Ok((admin::usage(client, &cx)?, After::default())),
@@ -88,7 +94,12 @@ fn serve(client: &mut Request, routed: &Route, caller: Caller, ops: &Ops) -> Res
 
 /// The caller's token, looked up in `auth_tokens` and `admin_tokens` in the order the core
 /// gives for `access` (the first store that holds it decides; admin wins where it matters).
-fn authenticate(presented: Presented<'_>, routed: &Route, access: Access, ops: &Ops) -> Result<Caller, ErrorReply> {
+fn authenticate(
+    presented: Presented<'_>,
+    routed: &Route,
+    access: Access,
+    timing: &Timing,
+) -> Result<Caller, ErrorReply> {
     let token = client_token(presented, routed.dialect)?;
     let mut found = None;
     for role in lookup_order(access) {
@@ -96,7 +107,7 @@ fn authenticate(presented: Presented<'_>, routed: &Route, access: Access, ops: &
             Role::Client => AUTH_TOKENS,
             Role::Admin => ADMIN_TOKENS,
         };
-        if let Some(label) = stores::token_label(store, &token, ops)? {
+        if let Some(label) = stores::token_label(store, &token, timing)? {
             found = Some((role, label));
             break;
         }

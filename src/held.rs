@@ -4,8 +4,8 @@
 //! ends. They go only to the store: no request reads them.
 
 use crate::context::now_ms;
-use crate::ops::Ops;
 use crate::stores::StateStore;
+use crate::timing::Timing;
 use gemini_pool_core::{Append, UsageBatch};
 use std::cell::RefCell;
 use std::time::Duration;
@@ -20,8 +20,8 @@ pub fn count(kv: &StateStore, appends: Vec<Append>) {
     let now = now_ms();
     let write = HELD.with_borrow_mut(|held| held.count(appends, now));
     // After the answer: its operations are in no request's `Server-Timing`.
-    let ops = Ops::default();
-    write.iter().for_each(|append| kv.count(append, &ops));
+    let timing = Timing::default();
+    write.iter().for_each(|append| kv.count(append, &timing));
 }
 
 /// How long until what is held is due; `None`: nothing is held.
@@ -36,6 +36,6 @@ pub fn write() {
         return;
     }
     let kv = StateStore::open();
-    let ops = Ops::default();
-    appends.iter().for_each(|append| kv.count(append, &ops));
+    let timing = Timing::default();
+    appends.iter().for_each(|append| kv.count(append, &timing));
 }

@@ -8,7 +8,7 @@
 //! - [`stores`] — config, secret and KV stores;
 //! - [`upstream`] — requests to Google;
 //! - [`reply`] — response headers, errors, preflight; sending the answer, then the usage count;
-//! - [`ops`] — per-request operation counts for `Server-Timing`;
+//! - [`timing`] — per-request operation counts for `Server-Timing`;
 //! - [`held`] — usage lines a sandbox holds to write them together;
 //! - [`log`] — log lines;
 //! - [`warm`] — what a sandbox keeps between the requests it serves.
@@ -19,10 +19,10 @@ mod forward;
 mod handler;
 mod held;
 mod log;
-mod ops;
 mod reply;
 mod steps;
 mod stores;
+mod timing;
 mod upstream;
 mod warm;
 

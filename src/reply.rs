@@ -3,9 +3,9 @@
 //! ([`After`]: a stream relayed within its time limit, then the usage count).
 
 use crate::log::log;
-use crate::ops::Ops;
 use crate::steps::{self, StoreOnly};
 use crate::stores::StateStore;
+use crate::timing::Timing;
 use crate::upstream::AnswerBody;
 use fastly::http::body::StreamingBody;
 use fastly::http::header::{self, HeaderName, HeaderValue};
@@ -60,10 +60,10 @@ pub fn preflight(client: &Request) -> Response {
 
 /// The headers every response gets (Google's own `server-timing` is replaced; its other
 /// response headers pass through).
-pub fn finish(response: &mut Response, ops: &Ops, started: Instant) {
+pub fn finish(response: &mut Response, timing: &Timing, started: Instant) {
     response.set_header(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
     response.set_header(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
-    response.set_header(SERVER_TIMING, ops.server_timing(started));
+    response.set_header(SERVER_TIMING, timing.server_timing(started));
 }
 
 /// How the answer goes out, and the work for after it, through the KV store the request
@@ -113,7 +113,7 @@ impl After {
         };
         let Some(kv) = self.store else { return };
         if let Some(mut linger) = self.linger {
-            let _ = steps::run(&mut linger, &mut StoreOnly, &kv, &Ops::default());
+            let _ = steps::run(&mut linger, &mut StoreOnly, &kv, &Timing::default());
         }
         if let Some(mut usage) = self.usage {
             usage.tokens = tokens;

@@ -6,8 +6,8 @@
 
 use crate::context::{now_ms, Context};
 use crate::log::log;
-use crate::ops::{bump, Ops};
 use crate::stores::{StateStore, RATE_COUNTER};
+use crate::timing::{bump, Timing};
 use gemini_pool_core::{Answer, ApiKey, CoolingSettings, ErrorReply, Machine, Step};
 
 /// What a machine's steps need beside the KV store.
@@ -30,7 +30,7 @@ pub struct RequestIo<'a, 'r, S> {
 
 impl<'a, S: FnMut(&[ApiKey<'a>]) -> Vec<Answer>> Io<'a> for RequestIo<'a, '_, S> {
     fn fetch(&mut self, part: usize) -> Result<&'a [u8], ErrorReply> {
-        Ok(self.cx.secrets.get(part, self.cx.ops)?)
+        Ok(self.cx.secrets.get(part, self.cx.timing)?)
     }
 
     fn cooling(&mut self) -> Result<CoolingSettings, ErrorReply> {
@@ -51,50 +51,51 @@ pub fn run<'a, M: Machine<'a>>(
     machine: &mut M,
     io: &mut impl Io<'a>,
     kv: &StateStore,
-    ops: &Ops,
+    timing: &Timing,
 ) -> Result<M::Done, ErrorReply> {
     loop {
         match machine.step(now_ms()) {
             Step::Fetch(part) => machine.fetched(part, io.fetch(part)?),
-            Step::Read(items) => machine.read(kv.read(&items, ops)),
+            Step::Read(items) => machine.read(kv.read(&items, timing)),
             Step::Configure => machine.configured(&io.cooling()?),
             Step::Send(keys) => {
-                keys.iter().for_each(|_| bump(&ops.attempts));
+                keys.iter().for_each(|_| bump(&timing.attempts));
                 machine.answered(io.send(&keys));
             }
-            Step::Record { writes, read_back } => {
-                let refused = kv.execute(writes, ops);
+            Step::Commit { writes, read_back } => {
+                let refused = kv.execute(writes, timing);
                 if !refused.is_empty() {
                     machine.refused(refused);
                 }
                 match read_back.is_empty() {
                     true => machine.written(),
-                    false => machine.read(kv.read(&read_back, ops)),
+                    false => machine.read(kv.read(&read_back, timing)),
                 }
             }
-            Step::Look(names) => machine.looked(kv.look(&names, ops)),
+            Step::Look(names) => machine.looked(kv.look(&names, timing)),
             // A record the store had already (an adopted file seen again) adds no index line.
             Step::Remember { item, record, ttl_secs, index } => {
-                let stored = kv.keep_record(&item, record, ttl_secs, ops);
+                let stored = kv.keep_record(&item, record, ttl_secs, timing);
                 if stored {
-                    kv.count(&index, ops);
+                    kv.count(&index, timing);
                 }
                 machine.remembered(stored);
             }
             Step::Forget { item, index } => {
-                kv.delete(&item, ops);
-                kv.count(&index, ops);
+                kv.delete(&item, timing);
+                kv.count(&index, timing);
             }
-            Step::Claim { item, bytes, ttl_secs } => machine.claimed(kv.claim(&item, bytes, ttl_secs, ops)),
-            Step::Swap { item, bytes, generation, ttl_secs } => kv.swap(&item, bytes, generation, ttl_secs, ops),
-            Step::Append { item, bytes, ttl_secs } => kv.append(&item, bytes, ttl_secs, ops),
+            Step::Claim { item, bytes, ttl_secs } => machine.claimed(kv.claim(&item, bytes, ttl_secs, timing)),
+            Step::Swap { item, bytes, generation, ttl_secs } => kv.swap(&item, bytes, generation, ttl_secs, timing),
+            Step::Append { item, bytes, ttl_secs } => kv.append(&item, bytes, ttl_secs, timing),
             Step::Knob(name) => machine.knob(io.knob(name)),
-            Step::List(prefix) => machine.listed(kv.list(&prefix, ops)),
+            Step::List(prefix) => machine.listed(kv.list(&prefix, timing)),
             Step::Policies(labels) => {
                 // A policy that does not read shows no limits here; its client gets the 500.
-                machine.policies(labels.iter().map(|label| crate::stores::policy(label, ops).ok().flatten()).collect())
+                machine
+                    .policies(labels.iter().map(|label| crate::stores::policy(label, timing).ok().flatten()).collect())
             }
-            Step::Rate(entry) => machine.rated(platform_count(&entry, ops)),
+            Step::Rate(entry) => machine.rated(platform_count(&entry, timing)),
             Step::Log(line) => log(format_args!("{line}")),
             Step::Wait(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             Step::Done(done) => return Ok(done),
@@ -105,9 +106,9 @@ pub fn run<'a, M: Machine<'a>>(
 /// The requests `entry` made in the last minute by Fastly's Edge Rate Limiting counter (per
 /// POP, approximate; Viceroy's always says 0), this one then counted; `None` if the counter
 /// cannot be asked.
-fn platform_count(entry: &str, ops: &Ops) -> Option<u64> {
+fn platform_count(entry: &str, timing: &Timing) -> Option<u64> {
     use fastly::erl::{CounterDuration, RateCounter};
-    bump(&ops.rate_checks);
+    bump(&timing.rate_checks);
     let counter = RateCounter::open(RATE_COUNTER);
     let count = counter.lookup_count(entry, CounterDuration::SixtySecs).ok().map(u64::from);
     if let Err(e) = counter.increment(entry, 1) {

@@ -1,10 +1,10 @@
 //! The Fastly stores: client tokens and settings (config stores), API keys (secret store),
 //! cooling state (KV store): reads and writes as the core's machines ask
 //! ([`crate::steps`]). Each is read at most once per step and every operation is counted in
-//! [`Ops`]. A KV failure is logged and never fails the client's request.
+//! [`Timing`]. A KV failure is logged and never fails the client's request.
 
 use crate::log::log;
-use crate::ops::{add_elapsed, bump, Ops};
+use crate::timing::{add_elapsed, bump, Timing};
 use crate::warm;
 use bytes::Bytes;
 use fastly::kv_store::{InsertMode, KVStore, KVStoreError, PendingLookupHandle};
@@ -59,22 +59,22 @@ impl From<ConfigError> for ErrorReply {
 /// The label of `token` in config store `store`, or `None` if the token is not there.
 /// `auth_tokens` must exist; `admin_tokens` is optional (absent: no admins).
 /// A warm sandbox answers from what it read before ([`warm`]).
-pub fn token_label(store: &'static str, token: &str, ops: &Ops) -> Result<Option<String>, ConfigError> {
+pub fn token_label(store: &'static str, token: &str, timing: &Timing) -> Result<Option<String>, ConfigError> {
     warm::token(store, token, || {
         let Ok(config) = ConfigStore::try_open(store) else {
             return if store == AUTH_TOKENS { Err(ConfigError::MissingConfigStore(store)) } else { Ok(None) };
         };
-        bump(&ops.config_reads);
+        bump(&timing.config_reads);
         config.try_get(token).map_err(|_| ConfigError::ConfigLookup(store))
     })
 }
 
 /// Client `label`'s policy in config store `client_policies` (optional: absent, no client has
 /// one). A warm sandbox answers from what it read before ([`warm`]).
-pub fn policy(label: &str, ops: &Ops) -> Result<Option<Policy>, ConfigError> {
+pub fn policy(label: &str, timing: &Timing) -> Result<Option<Policy>, ConfigError> {
     let text = warm::policy(label, || {
         let Ok(config) = ConfigStore::try_open(CLIENT_POLICIES) else { return Ok(None) };
-        bump(&ops.config_reads);
+        bump(&timing.config_reads);
         config.try_get(label).map_err(|_| ConfigError::ConfigLookup(CLIENT_POLICIES))
     })?;
     Ok(text.map(|text| Policy::parse(label, &text)).transpose()?)
@@ -88,10 +88,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn get(&self, name: &str, ops: &Ops) -> Option<String> {
+    pub fn get(&self, name: &str, timing: &Timing) -> Option<String> {
         warm::knob(name, || {
             let store = self.store.get_or_init(|| ConfigStore::try_open(PROXY_SETTINGS).ok()).as_ref()?;
-            bump(&ops.config_reads);
+            bump(&timing.config_reads);
             store.try_get(name).ok().flatten()
         })
     }
@@ -115,7 +115,7 @@ struct Part {
 
 impl Secrets {
     /// Looks up the first `count` key lists (those this sandbox does not have warm).
-    pub fn open(count: usize, ops: &Ops) -> Result<Self, ConfigError> {
+    pub fn open(count: usize, timing: &Timing) -> Result<Self, ConfigError> {
         let mut store = None;
         let mut parts = Vec::with_capacity(count);
         for (part, name) in KEY_ENTRIES.iter().enumerate().take(count) {
@@ -127,7 +127,7 @@ impl Secrets {
                 Some(store) => store,
                 None => store.insert(SecretStore::open(GEMINI_KEYS).map_err(|_| ConfigError::MissingSecretStore)?),
             };
-            bump(&ops.secret_lookups);
+            bump(&timing.secret_lookups);
             let secret = store.try_get(name).map_err(|_| ConfigError::SecretLookup(name))?;
             let secret = Some(secret.ok_or(ConfigError::MissingSecret(name))?);
             parts.push(Part { name, secret, bytes: OnceCell::new() });
@@ -141,13 +141,13 @@ impl Secrets {
     }
 
     /// Part `part`'s bytes (fetched the first time).
-    pub fn get(&self, part: usize, ops: &Ops) -> Result<&[u8], ConfigError> {
+    pub fn get(&self, part: usize, timing: &Timing) -> Result<&[u8], ConfigError> {
         let Some(Part { name, secret, bytes }) = self.parts.get(part) else {
             return Err(ConfigError::MissingSecret(KEY_ENTRIES[part.min(KEY_ENTRIES.len() - 1)]));
         };
         let fetched = bytes.get_or_init(|| {
             let secret = secret.as_ref().ok_or(ConfigError::MissingSecret(name))?;
-            bump(&ops.secret_reads);
+            bump(&timing.secret_reads);
             let read = secret.try_plaintext().map_err(|_| ConfigError::SecretLookup(name));
             if let Ok(bytes) = &read {
                 warm::keep_key_list(part, bytes);
@@ -184,12 +184,12 @@ impl StateStore {
     }
 
     /// Reads `items`, all in parallel (a missing item, or one that cannot be read, is empty).
-    pub fn read(&self, items: &[Item], ops: &Ops) -> Vec<(Item, Marks)> {
+    pub fn read(&self, items: &[Item], timing: &Timing) -> Vec<(Item, Marks)> {
         let Some(kv) = &self.kv else {
             return items.iter().map(|item| (item.clone(), Marks::default())).collect();
         };
         let started = Instant::now();
-        let pending: Vec<Pending> = items.iter().map(|item| start_lookup(kv, item, ops)).collect();
+        let pending: Vec<Pending> = items.iter().map(|item| start_lookup(kv, item, timing)).collect();
         // A request reads its two items (a few more when it widens); `/v1/status` up to a
         // hundred, each sized as it grows rather than reserved up front.
         let capacity = if items.len() <= 8 { READ_CAPACITY } else { STATUS_READ_CAPACITY };
@@ -198,19 +198,19 @@ impl StateStore {
             .zip(pending)
             .map(|(item, lookup)| (item.clone(), finish_lookup(kv, item, lookup, capacity)))
             .collect();
-        add_elapsed(&ops.kv_ms, started);
+        add_elapsed(&timing.kv_ms, started);
         read
     }
 
     /// Executes writes; returns the indices of those the store refused (`TooManyRequests`,
     /// or any other failure: the write is stored nowhere). A failure is logged and never
     /// fails the request.
-    pub fn execute(&self, writes: Vec<Write>, ops: &Ops) -> Vec<usize> {
+    pub fn execute(&self, writes: Vec<Write>, timing: &Timing) -> Vec<usize> {
         let Some(kv) = &self.kv else { return Vec::new() };
         let started = Instant::now();
         let mut refused = Vec::new();
         for (i, write) in writes.into_iter().enumerate() {
-            bump(&ops.kv_writes);
+            bump(&timing.kv_writes);
             let (key, result) = match write {
                 Write::Append { item, bytes } => {
                     let key = item.kv_key();
@@ -237,18 +237,18 @@ impl StateStore {
                 refused.push(i);
             }
         }
-        add_elapsed(&ops.kv_ms, started);
+        add_elapsed(&timing.kv_ms, started);
         refused
     }
 
     /// Reads resource records by item name, in parallel (`None`: absent or unreadable).
-    pub fn look(&self, names: &[String], ops: &Ops) -> Vec<Option<Vec<u8>>> {
+    pub fn look(&self, names: &[String], timing: &Timing) -> Vec<Option<Vec<u8>>> {
         let Some(kv) = &self.kv else { return vec![None; names.len()] };
         let started = Instant::now();
         let pending: Vec<Pending> = names
             .iter()
             .map(|name| {
-                bump(&ops.kv_reads);
+                bump(&timing.kv_reads);
                 kv.build_lookup().execute_async(name)
             })
             .collect();
@@ -264,16 +264,16 @@ impl StateStore {
                 }
             })
             .collect();
-        add_elapsed(&ops.kv_ms, started);
+        add_elapsed(&timing.kv_ms, started);
         found
     }
 
     /// Stores a resource record for `ttl_secs` unless the store has one already (an adopted
     /// file seen again); says whether it stored one. A failure is logged: the resource is then
     /// not found through the proxy.
-    pub fn keep_record(&self, item: &str, record: Vec<u8>, ttl_secs: u64, ops: &Ops) -> bool {
+    pub fn keep_record(&self, item: &str, record: Vec<u8>, ttl_secs: u64, timing: &Timing) -> bool {
         let Some(kv) = &self.kv else { return false };
-        bump(&ops.kv_writes);
+        bump(&timing.kv_writes);
         let started = Instant::now();
         let insert = kv.build_insert().mode(InsertMode::Add).time_to_live(Duration::from_secs(ttl_secs));
         let stored = match insert.execute(item, record) {
@@ -284,29 +284,29 @@ impl StateStore {
                 false
             }
         };
-        add_elapsed(&ops.kv_ms, started);
+        add_elapsed(&timing.kv_ms, started);
         stored
     }
 
     /// Appends bytes to an item (a line of a client's index of what it made, a client's
     /// admission to its limit item), kept `ttl_secs`.
-    pub fn append(&self, item: &str, bytes: Vec<u8>, ttl_secs: u64, ops: &Ops) {
+    pub fn append(&self, item: &str, bytes: Vec<u8>, ttl_secs: u64, timing: &Timing) {
         let Some(kv) = &self.kv else { return };
-        bump(&ops.kv_writes);
+        bump(&timing.kv_writes);
         let started = Instant::now();
         let ttl = Duration::from_secs(ttl_secs);
         if let Err(e) = kv.build_insert().mode(InsertMode::Append).time_to_live(ttl).execute(item, bytes) {
             log(format_args!("kv: appending to {item} failed: {e}"));
         }
-        add_elapsed(&ops.kv_ms, started);
+        add_elapsed(&timing.kv_ms, started);
     }
 
     /// Appends a client's claim to its limit item, then reads the item back with its
     /// generation (`None`: unreadable, or no store).
-    pub fn claim(&self, item: &str, bytes: Vec<u8>, ttl_secs: u64, ops: &Ops) -> Option<(Vec<u8>, u64)> {
-        self.append(item, bytes, ttl_secs, ops);
+    pub fn claim(&self, item: &str, bytes: Vec<u8>, ttl_secs: u64, timing: &Timing) -> Option<(Vec<u8>, u64)> {
+        self.append(item, bytes, ttl_secs, timing);
         let kv = self.kv.as_ref()?;
-        bump(&ops.kv_reads);
+        bump(&timing.kv_reads);
         let started = Instant::now();
         let found = match kv.lookup(item) {
             Ok(mut found) => Some((found.take_body_bytes(), found.current_generation())),
@@ -316,42 +316,42 @@ impl StateStore {
                 None
             }
         };
-        add_elapsed(&ops.kv_ms, started);
+        add_elapsed(&timing.kv_ms, started);
         found
     }
 
     /// Replaces an item if it is still at `generation` (a compaction: if another write came
     /// first, theirs stands and nothing is lost).
-    pub fn swap(&self, item: &str, bytes: Vec<u8>, generation: u64, ttl_secs: u64, ops: &Ops) {
+    pub fn swap(&self, item: &str, bytes: Vec<u8>, generation: u64, ttl_secs: u64, timing: &Timing) {
         let Some(kv) = &self.kv else { return };
-        bump(&ops.kv_writes);
+        bump(&timing.kv_writes);
         let started = Instant::now();
         let insert = kv.build_insert().if_generation_match(generation).time_to_live(Duration::from_secs(ttl_secs));
         match insert.execute(item, bytes) {
             Ok(()) | Err(KVStoreError::ItemPreconditionFailed) => {}
             Err(e) => log(format_args!("kv: compacting {item} failed: {e}")),
         }
-        add_elapsed(&ops.kv_ms, started);
+        add_elapsed(&timing.kv_ms, started);
     }
 
     /// Removes an item (the record of a resource Google deleted).
-    pub fn delete(&self, item: &str, ops: &Ops) {
+    pub fn delete(&self, item: &str, timing: &Timing) {
         let Some(kv) = &self.kv else { return };
-        bump(&ops.kv_writes);
+        bump(&timing.kv_writes);
         let started = Instant::now();
         match kv.delete(item) {
             Ok(()) | Err(KVStoreError::ItemNotFound) => {}
             Err(e) => log(format_args!("kv: removing {item} failed: {e}")),
         }
-        add_elapsed(&ops.kv_ms, started);
+        add_elapsed(&timing.kv_ms, started);
     }
 
     /// A request's counts (usage lines, a limited client's tokens, a line of a client's
     /// index); an append the core marks is read back and compacted if it is due, with a
     /// compare-and-swap.
-    pub fn count(&self, append: &Append, ops: &Ops) {
+    pub fn count(&self, append: &Append, timing: &Timing) {
         let Some(kv) = &self.kv else { return };
-        bump(&ops.kv_writes);
+        bump(&timing.kv_writes);
         let item = append.item.as_str();
         let ttl = Duration::from_secs(append.ttl_secs);
         let appended = kv.build_insert().mode(InsertMode::Append).time_to_live(ttl).execute(item, append.bytes.clone());
@@ -362,22 +362,22 @@ impl StateStore {
         if append.compact.is_none() {
             return;
         }
-        bump(&ops.kv_reads);
+        bump(&timing.kv_reads);
         let Ok(mut found) = kv.lookup(item) else { return };
         let generation = found.current_generation();
         let Some(compacted) = append.compacted(&found.take_body_bytes()) else { return };
         // If another request appended meanwhile the swap fails and its lines stay.
-        self.swap(item, compacted, generation, append.ttl_secs, ops);
+        self.swap(item, compacted, generation, append.ttl_secs, timing);
     }
 
     /// The names of the items that start with `prefix`, every page of them (a listing that
     /// fails is logged and ends there).
-    pub fn list(&self, prefix: &str, ops: &Ops) -> Vec<String> {
+    pub fn list(&self, prefix: &str, timing: &Timing) -> Vec<String> {
         let Some(kv) = &self.kv else { return Vec::new() };
         let started = Instant::now();
         let mut names = Vec::new();
         for page in kv.build_list().prefix(prefix).iter() {
-            bump(&ops.kv_reads);
+            bump(&timing.kv_reads);
             match page {
                 Ok(page) => names.extend(page.into_keys()),
                 Err(e) => {
@@ -386,7 +386,7 @@ impl StateStore {
                 }
             }
         }
-        add_elapsed(&ops.kv_ms, started);
+        add_elapsed(&timing.kv_ms, started);
         names
     }
 }
@@ -400,8 +400,8 @@ const READ_CAPACITY: usize = 64 * 1024;
 /// item as it grows, not reserved up front.
 const STATUS_READ_CAPACITY: usize = 1024;
 
-fn start_lookup(kv: &KVStore, item: &Item, ops: &Ops) -> Pending {
-    bump(&ops.kv_reads);
+fn start_lookup(kv: &KVStore, item: &Item, timing: &Timing) -> Pending {
+    bump(&timing.kv_reads);
     kv.build_lookup().execute_async(&item.kv_key())
 }
 

@@ -2,7 +2,7 @@
 //! endpoint expects it; only allow-listed client headers and query parameters go along.
 //! The client's `Authorization`, `x-goog-api-key` and `?key=` never do.
 
-use crate::ops::{add_elapsed, Ops};
+use crate::timing::{add_elapsed, Timing};
 use fastly::handle::BodyHandle;
 use fastly::http::request::{PendingRequest, SendErrorCause};
 use fastly::http::{HeaderValue, Method, Url};
@@ -103,7 +103,7 @@ fn google_origin() -> Option<&'static Url> {
 }
 
 /// One client request, ready to be sent with any key.
-pub struct Outbound {
+pub struct Upstream {
     method: Method,
     url: Url,
     native: bool,
@@ -113,7 +113,7 @@ pub struct Outbound {
     reading: Reading,
 }
 
-impl Outbound {
+impl Upstream {
     /// The client's request as Google gets it, as the core's [`Outgoing`] says (`None` if the
     /// URL cannot be built: a query parameter no URL can carry). The client's body goes along
     /// unless the core rewrote it.
@@ -130,12 +130,12 @@ impl Outbound {
             None => payload,
         };
         let (native, reading) = (outgoing.native, outgoing.reading.clone());
-        Some(Outbound { method: client.get_method().clone(), url, native, headers, body, reading })
+        Some(Upstream { method: client.get_method().clone(), url, native, headers, body, reading })
     }
 
     /// Sends with `key`; returns when the response headers arrive: the answer for the core,
     /// and a success (its body streams later).
-    pub fn send(&self, key: &str, ops: &Ops) -> (Answer, Option<Served>) {
+    pub fn send(&self, key: &str, timing: &Timing) -> (Answer, Option<Served>) {
         let mut request = Request::new(self.method.clone(), self.url.clone()).with_pass(true);
         for (name, value) in &self.headers {
             request.set_header(*name, value.clone());
@@ -166,7 +166,7 @@ impl Outbound {
         }
         let started = Instant::now();
         let result = request.send(BACKEND);
-        add_elapsed(&ops.upstream_ms, started);
+        add_elapsed(&timing.upstream_ms, started);
         match result {
             Ok(response) if response.get_status().is_success() => self.served(response),
             Ok(response) => {
@@ -191,7 +191,7 @@ impl Outbound {
     }
 }
 
-impl Outbound {
+impl Upstream {
     /// A success, read as the core's [`Reading`] says: passed on as it came; or its head read
     /// until the core's [`Peeker`] decides ([`Answer::Empty`] is kept, in case no other key
     /// serves) or its [`Spotter`](gemini_pool_core::Spotter) finds what it made
@@ -266,7 +266,7 @@ const UNNAMED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Probe(Result<PendingRequest, String>);
 
 /// Sends a probe with `key`; [`Probe::wait`] gets the answer.
-pub fn probe(key: &str, ops: &Ops) -> Probe {
+pub fn probe(key: &str, timing: &Timing) -> Probe {
     let started = Instant::now();
     let url = format!("{ORIGIN}{}", gemini_pool_core::Check::PROBE_PATH);
     let request = Request::get(url).with_pass(true);
@@ -277,7 +277,7 @@ pub fn probe(key: &str, ops: &Ops) -> Probe {
             .map_err(|e| format!("{:?}", e.root_cause())),
         Err(_) => Err("key is not a valid header value".to_string()),
     };
-    add_elapsed(&ops.upstream_ms, started);
+    add_elapsed(&timing.upstream_ms, started);
     Probe(sent)
 }
 

@@ -1,16 +1,14 @@
 //! The proxy's own endpoints on Workers, as on Fastly: `/v1/status`, `POST /v1/keys/check`
 //! and the console page.
 
-use crate::context::{now_ms, Cx};
+use crate::context::{now_ms, Context};
 use crate::incoming::Incoming;
 use crate::steps::{self, Io};
 use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use crate::{config, reply};
 use futures_util::future::join_all;
-use gemini_pool_core::{
-    Answer, ApiKey, Check, Checked, Console, CoolingSettings, ErrorReply, Policy, Reading, Status, UsageQuery,
-};
+use gemini_pool_core::{Answer, ApiKey, Check, Checked, Console, ErrorReply, Reading, Status, UsageQuery};
 use std::rc::Rc;
 use worker::{Headers, Method, Response, Result};
 
@@ -21,47 +19,35 @@ fn failed(e: worker::Error) -> ErrorReply {
 
 /// `GET /v1/status`: the core's [`Status`] reads (key lists, knobs, items; an admin's counts
 /// and failures; the limits shown) and reports, as on Fastly.
-pub(crate) async fn status(cx: &mut Cx) -> Result<Response, ErrorReply> {
+pub(crate) async fn status(cx: &mut Context) -> Result<Response, ErrorReply> {
     let store = StateStore::open(&cx.env);
     let lists = std::mem::take(&mut cx.lists);
     let mut status = Status::new(&cx.caller, cx.policy.clone(), &config::KEY_VARS[..lists.len()], now_ms(), false);
     let mut timing = std::mem::take(&mut cx.timing);
-    let body = steps::run(&mut status, &mut Reader { lists: &lists, cx }, &store, &mut timing).await;
+    let body = steps::run(&mut status, &mut StatusIo { lists: &lists, cx }, &store, &mut timing).await;
     cx.timing = timing;
     cx.timing.state_calls += store.calls.get();
     reply::json(body??).map_err(failed)
 }
 
-/// The I/O of a machine that only reads: key lists, knobs, policies; it calls Google with no key.
-struct Reader<'a, 'c> {
+/// The I/O of a machine that only reads (key lists, knobs, policies): it calls Google with no key.
+struct StatusIo<'a, 'c> {
     lists: &'a [Rc<str>],
-    cx: &'c Cx,
+    cx: &'c Context,
 }
 
-impl<'a> Io<'a> for Reader<'a, '_> {
-    fn fetch(&self, part: usize) -> &'a [u8] {
-        self.lists.get(part).map_or(&[][..], |l| l.as_bytes())
-    }
-
-    fn cooling(&self) -> Result<CoolingSettings, ErrorReply> {
-        self.cx.cooling().cloned()
-    }
-
-    fn knob(&self, name: &str) -> Option<String> {
-        config::knob(&self.cx.env, name)
-    }
-
-    fn policy(&self, label: &str) -> Option<Policy> {
-        config::policy(&self.cx.env, label).ok().flatten()
+impl<'a> Io<'a> for StatusIo<'a, '_> {
+    fn env(&self) -> Option<(&'a [Rc<str>], &Context)> {
+        Some((self.lists, self.cx))
     }
 
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
-        keys.iter().map(|_| Answer::None { timeout: false, detail: "a reader calls no one".into() }).collect()
+        keys.iter().map(|_| Answer::None { timeout: false, detail: "a status calls no one".into() }).collect()
     }
 }
 
 /// `GET /v1/usage`: past days' counts, grouped as the query asks (as on Fastly).
-pub(crate) async fn usage(req: &Incoming, cx: &mut Cx) -> Result<Response, ErrorReply> {
+pub(crate) async fn usage(req: &Incoming, cx: &mut Context) -> Result<Response, ErrorReply> {
     let query = req.query();
     let accept = req.header("accept").unwrap_or_default();
     let (zone, keep_days) = (cx.settings.reset_zone, cx.settings.history_days);
@@ -78,28 +64,16 @@ pub(crate) async fn usage(req: &Incoming, cx: &mut Cx) -> Result<Response, Error
 }
 
 /// The key check's I/O: its key lists and knobs; its `Send` probes keys side by side.
-struct Prober<'a, 'c> {
+struct CheckIo<'a, 'c> {
     lists: &'a [Rc<str>],
-    cx: &'c Cx,
+    cx: &'c Context,
     base: String,
     first_byte_timeout_ms: u64,
 }
 
-impl<'a> Io<'a> for Prober<'a, '_> {
-    fn fetch(&self, part: usize) -> &'a [u8] {
-        self.lists.get(part).map_or(&[][..], |l| l.as_bytes())
-    }
-
-    fn cooling(&self) -> Result<CoolingSettings, ErrorReply> {
-        self.cx.cooling().cloned()
-    }
-
-    fn knob(&self, name: &str) -> Option<String> {
-        config::knob(&self.cx.env, name)
-    }
-
-    fn policy(&self, label: &str) -> Option<Policy> {
-        config::policy(&self.cx.env, label).ok().flatten()
+impl<'a> Io<'a> for CheckIo<'a, '_> {
+    fn env(&self) -> Option<(&'a [Rc<str>], &Context)> {
+        Some((self.lists, self.cx))
     }
 
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
@@ -121,15 +95,15 @@ impl<'a> Io<'a> for Prober<'a, '_> {
 
 /// `POST /v1/keys/check?cursor=N`: one batch of keys probed side by side, as on Fastly: the
 /// core's [`Check`] decides the rest (run by [`steps::run`]).
-pub(crate) async fn key_check(req: &Incoming, cx: &mut Cx) -> Result<Response, ErrorReply> {
+pub(crate) async fn key_check(req: &Incoming, cx: &mut Context) -> Result<Response, ErrorReply> {
     let cursor = Check::cursor(req.query())?;
     let store = StateStore::open(&cx.env);
     let lists = std::mem::take(&mut cx.lists);
     let mut check = Check::new(lists.len(), cursor, &config::KEY_VARS);
     let mut timing = std::mem::take(&mut cx.timing);
     let (base, first_byte_timeout_ms) = (config::base_url(&cx.env), cx.first_byte_timeout_ms);
-    let mut prober = Prober { lists: &lists, cx, base, first_byte_timeout_ms };
-    let checked = steps::run(&mut check, &mut prober, &store, &mut timing).await;
+    let mut io = CheckIo { lists: &lists, cx, base, first_byte_timeout_ms };
+    let checked = steps::run(&mut check, &mut io, &store, &mut timing).await;
     cx.timing = timing;
     let checked = checked?;
     cx.timing.state_calls += store.calls.get();

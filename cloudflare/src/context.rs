@@ -1,4 +1,4 @@
-//! What a request carries once it is authenticated ([`Cx`]: the caller, its policy, the knobs,
+//! What a request carries once it is authenticated ([`Context`]: the caller, its policy, the knobs,
 //! the key lists, the counts), and the clock and entropy the core is handed.
 
 use crate::config;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use worker::{js_sys, Env};
 
 /// Everything a request needs once it is authenticated.
-pub struct Cx {
+pub struct Context {
     pub(crate) env: Env,
     pub(crate) caller: Caller,
     /// The caller's policy (`CLIENT_POLICIES`; admins and clients without one: none).
@@ -25,7 +25,7 @@ pub struct Cx {
     pub(crate) cooling: OnceCell<CoolingSettings>,
 }
 
-impl Cx {
+impl Context {
     /// The cooling knobs (read the first time they are asked for).
     pub(crate) fn cooling(&self) -> Result<&CoolingSettings, ErrorReply> {
         if let Some(cooling) = self.cooling.get() {

@@ -3,7 +3,7 @@
 //! counts appended after the answer (`wait_until`). Every decision is the core's; this is I/O.
 
 use crate::config;
-use crate::context::{now_ms, seed, Cx};
+use crate::context::{now_ms, seed, Context};
 use crate::incoming::Incoming;
 use crate::reply;
 use crate::reply::{Pass, Timing};
@@ -11,12 +11,12 @@ use crate::steps::{self, Io, StoreOnly};
 use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use gemini_pool_core::{
-    proxied_upload_url, upload_fits, Answer, Answering, ApiKey, Ask, Client, CoolingSettings, ErrorReply, Forward,
-    Meter, Passing, ResourceCall, Route, SettingsReader, Setup,
+    proxied_upload_url, upload_fits, Answer, Answering, ApiKey, Ask, Client, ErrorReply, Forward, Meter, Passing,
+    ResourceCall, Route, SettingsReader, Setup,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{Context, Method, Response};
+use worker::{Method, Response};
 
 /// State calls outside the attempts: the first read, the read of the other parts (widening),
 /// and the usage count after the response (append, check, compaction) — one object each.
@@ -30,28 +30,16 @@ fn attempts_within(subrequests: usize, per_batch: usize) -> usize {
 
 /// A request's I/O: its key lists and knobs; it sends the client's request and keeps a
 /// success's response to deliver it.
-struct Forwarder<'a, 'c> {
+struct RequestIo<'a, 'c> {
     lists: &'a [Rc<str>],
-    cx: &'c Cx,
+    cx: &'c Context,
     upstream: Upstream,
     served: Option<Response>,
 }
 
-impl<'a> Io<'a> for Forwarder<'a, '_> {
-    fn fetch(&self, part: usize) -> &'a [u8] {
-        self.lists.get(part).map_or(&[][..], |l| l.as_bytes())
-    }
-
-    fn cooling(&self) -> Result<CoolingSettings, ErrorReply> {
-        self.cx.cooling().cloned()
-    }
-
-    fn knob(&self, name: &str) -> Option<String> {
-        config::knob(&self.cx.env, name)
-    }
-
-    fn policy(&self, label: &str) -> Option<gemini_pool_core::Policy> {
-        config::policy(&self.cx.env, label).ok().flatten()
+impl<'a> Io<'a> for RequestIo<'a, '_> {
+    fn env(&self) -> Option<(&'a [Rc<str>], &Context)> {
+        Some((self.lists, self.cx))
     }
 
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer> {
@@ -69,8 +57,8 @@ impl<'a> Io<'a> for Forwarder<'a, '_> {
 pub(crate) async fn forward(
     req: &Incoming,
     routed: &Route,
-    cx: &mut Cx,
-    ctx: &Context,
+    cx: &mut Context,
+    ctx: &worker::Context,
 ) -> Result<Response, ErrorReply> {
     let payload = payload(req, routed, cx).await?;
     let store = StateStore::open(&cx.env);
@@ -105,9 +93,9 @@ pub(crate) async fn forward(
     // The key lists move out of `cx` (which the loop borrows mutably): no copy.
     let lists = std::mem::take(&mut cx.lists);
     let mut timing = std::mem::take(&mut cx.timing);
-    let mut forwarder = Forwarder { lists: &lists, cx, upstream, served: None };
-    let ended = steps::run(forward.work(), &mut forwarder, &store, &mut timing).await;
-    let served = forwarder.served.take();
+    let mut io = RequestIo { lists: &lists, cx, upstream, served: None };
+    let ended = steps::run(forward.work(), &mut io, &store, &mut timing).await;
+    let served = io.served.take();
     cx.timing = timing;
     let delivery = forward.deliver(ended?, served.is_some(), now_ms());
     cx.timing.usage_after = delivery.usage.is_some();
@@ -182,7 +170,7 @@ async fn passed_on(
     mut response: Response,
     passing: &Passing,
     req: &Incoming,
-    cx: &Cx,
+    cx: &Context,
     pass: Pass,
 ) -> Result<Response, ErrorReply> {
     if passing.upload_url {
@@ -199,7 +187,7 @@ async fn passed_on(
 
 /// The request body: an upload's bytes stream through (within `max_upload_bytes`), any other
 /// body is read (within `max_body_bytes`) so that a retry can send it again.
-async fn payload(req: &Incoming, routed: &Route, cx: &Cx) -> Result<Payload, ErrorReply> {
+async fn payload(req: &Incoming, routed: &Route, cx: &Context) -> Result<Payload, ErrorReply> {
     if let Some(header) = routed.upload_size_header() {
         let limit =
             SettingsReader::new(|name: &str| config::knob(&cx.env, name)).upload_limit().map_err(ErrorReply::config)?;

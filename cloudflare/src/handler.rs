@@ -3,7 +3,7 @@
 //! APIs, [`crate::admin`] for the proxy's own pages) — as a `Result` whose error is put in the
 //! route's dialect here, once. All decisions are the core's.
 
-use crate::context::Cx;
+use crate::context::Context;
 use crate::incoming::Incoming;
 use crate::reply::Timing;
 use crate::{admin, config, forward, reply};
@@ -12,9 +12,14 @@ use gemini_pool_core::{
     ErrorReply, Presented, Role, Route,
 };
 use std::cell::OnceCell;
-use worker::{Context, Env, Response};
+use worker::{Env, Response};
 
-pub(crate) async fn serve(req: &Incoming, env: Env, ctx: &Context, timing: &mut Timing) -> worker::Result<Response> {
+pub(crate) async fn serve(
+    req: &Incoming,
+    env: Env,
+    ctx: &worker::Context,
+    timing: &mut Timing,
+) -> worker::Result<Response> {
     let (path, query) = (req.path(), req.query());
     let header = |name: &str| req.header(name);
     let native_path = may_be_native(path);
@@ -59,7 +64,7 @@ async fn endpoint(
     routed: &Route,
     env: Env,
     caller: Caller,
-    ctx: &Context,
+    ctx: &worker::Context,
     timing: &mut Timing,
 ) -> Result<Response, ErrorReply> {
     let fail = |e: worker::Error| ErrorReply::new(500, "worker_error", e.to_string());
@@ -82,7 +87,7 @@ async fn endpoint(
         true => None,
         false => config::policy(&env, &caller.label).map_err(ErrorReply::config)?,
     };
-    let mut cx = Cx {
+    let mut cx = Context {
         env,
         caller,
         policy,

@@ -5,24 +5,43 @@
 //! and through [`Io`] key lists from the environment, the cooling knobs, calls to Google. The
 //! machine decides everything else.
 
-use crate::context::now_ms;
+use crate::config;
+use crate::context::{now_ms, Context};
 use crate::reply::Timing;
 use crate::stores::StateStore;
-use gemini_pool_core::{Answer, ApiKey, CoolingSettings, ErrorReply, Machine, Step};
+use gemini_pool_core::{Answer, ApiKey, CoolingSettings, ErrorReply, Machine, Policy, Step};
+use std::rc::Rc;
 use std::time::Duration;
 
-/// What a machine's steps need beside the state objects.
+/// What a machine's steps need beside the state objects: the request's key lists and context
+/// (`None` after the answer, when only the store is left), and how to call Google.
 pub(crate) trait Io<'a> {
-    /// A part's key list.
-    fn fetch(&self, part: usize) -> &'a [u8];
-    /// The cooling knobs.
-    fn cooling(&self) -> Result<CoolingSettings, ErrorReply>;
-    /// One knob's text, if set.
-    fn knob(&self, name: &str) -> Option<String>;
-    /// A client label's policy, if it has one that reads.
-    fn policy(&self, label: &str) -> Option<gemini_pool_core::Policy>;
+    /// The key lists and the request's context.
+    fn env(&self) -> Option<(&'a [Rc<str>], &Context)>;
+
     /// Calls Google with each key (side by side when there are several), answers in order.
     async fn send(&mut self, keys: &[ApiKey<'a>]) -> Vec<Answer>;
+
+    /// A part's key list.
+    fn fetch(&self, part: usize) -> &'a [u8] {
+        self.env().and_then(|(lists, _)| lists.get(part)).map_or(&[][..], |l| l.as_bytes())
+    }
+
+    /// The cooling knobs.
+    fn cooling(&self) -> Result<CoolingSettings, ErrorReply> {
+        self.env().map_or_else(|| Ok(CoolingSettings::default()), |(_, cx)| cx.cooling().cloned())
+    }
+
+    /// One knob's text, if set.
+    fn knob(&self, name: &str) -> Option<String> {
+        self.env().and_then(|(_, cx)| config::knob(&cx.env, name))
+    }
+
+    /// A client label's policy, if it has one that reads (one that does not shows no limits in
+    /// a status; its client gets the 500).
+    fn policy(&self, label: &str) -> Option<Policy> {
+        self.env().and_then(|(_, cx)| config::policy(&cx.env, label).ok().flatten())
+    }
 }
 
 /// Runs `machine` to its end.
@@ -42,7 +61,7 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
                 let answers = io.send(&keys).await;
                 machine.answered(answers);
             }
-            Step::Record { writes, read_back } => {
+            Step::Commit { writes, read_back } => {
                 let (read, refused) = store.write_and_read(writes, &read_back).await;
                 if !refused.is_empty() {
                     machine.refused(refused);
@@ -68,13 +87,10 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
             Step::Claim { item, bytes, ttl_secs } => machine.claimed(store.claim(&item, bytes, ttl_secs).await),
             Step::Swap { item, bytes, generation, ttl_secs } => store.swap(&item, bytes, generation, ttl_secs).await,
             Step::Append { item, bytes, ttl_secs } => store.append(&item, &bytes, ttl_secs).await,
-            // Workers have no platform counter a per-client limit fits (`Cx::limiter`).
             Step::Knob(name) => machine.knob(io.knob(name)),
             Step::List(prefix) => machine.listed(store.list(&prefix).await),
-            Step::Policies(labels) => {
-                // A policy that does not read shows no limits here; its client gets the 500.
-                machine.policies(labels.iter().map(|label| io.policy(label)).collect())
-            }
+            Step::Policies(labels) => machine.policies(labels.iter().map(|label| io.policy(label)).collect()),
+            // Workers have no platform counter a per-client limit fits.
             Step::Rate(_) => machine.rated(None),
             Step::Log(line) => worker::console_log!("{line}"),
             Step::Wait(ms) => worker::Delay::from(Duration::from_millis(ms)).await,
@@ -89,19 +105,7 @@ pub(crate) async fn run<'a, M: Machine<'a>>(
 pub(crate) struct StoreOnly;
 
 impl Io<'static> for StoreOnly {
-    fn fetch(&self, _: usize) -> &'static [u8] {
-        &[]
-    }
-
-    fn cooling(&self) -> Result<CoolingSettings, ErrorReply> {
-        Ok(CoolingSettings::default())
-    }
-
-    fn knob(&self, _: &str) -> Option<String> {
-        None
-    }
-
-    fn policy(&self, _: &str) -> Option<gemini_pool_core::Policy> {
+    fn env(&self) -> Option<(&'static [Rc<str>], &Context)> {
         None
     }
 

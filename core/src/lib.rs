@@ -23,7 +23,7 @@
 //!   key check (`keycheck`), stateful resources kept with their project (`affinity`) and listed
 //!   across projects (`listing`), a client's limits (`limits`);
 //! - `shared` — the state every instance shares: marks and their merge rule (`marks`), items
-//!   and availability (`state`), the write protocol (`record`), usage counts (`usage`) and how an
+//!   and availability (`state`), the write protocol (`commit`), usage counts (`usage`) and how an
 //!   instance holds them to write them together (`batch`), the recent-failures list (`failures`),
 //!   store operations as bytes for a store behind a call (`frames`);
 //! - `operator` — knobs (`settings`), `/v1/status` (`status`), `/v1/usage` (`history`), the
@@ -55,7 +55,7 @@
 //! - **item** — one KV item (one Durable Object entry) holding marks: a part's `keys` item and
 //!   its `model/<model>` items ([`Item`]); a sorted part of binary records and appended lines.
 //! - **change** — one line a request writes to an item ([`Change`]): a mark set or a dead mark
-//!   cleared. **Recording** writes changes the moment a verdict is reached and reads them back;
+//!   cleared. **Commit** writes changes the moment a verdict is reached and reads them back;
 //!   **compaction** rewrites an item sorted, with a compare-and-swap on its **generation**.
 //! - **attempt**, **budget** — one call to Google with one key; `max_attempts` bounds the
 //!   attempts whose failure could hit any key. Verdicts that **name the fault** (a quota 429, a
@@ -111,13 +111,13 @@ mod google {
 mod state {
     pub(crate) mod batch;
     pub(crate) mod clock;
+    pub(crate) mod commit;
     pub(crate) mod failures;
     pub(crate) mod frames;
     pub(crate) mod index;
     pub(crate) mod items;
     pub(crate) mod limit_item;
     pub(crate) mod marks;
-    pub(crate) mod record;
     pub(crate) mod usage;
 }
 mod client {
@@ -203,11 +203,11 @@ pub use pool::rng::Rng;
 // The shared state.
 pub use state::batch::UsageBatch;
 pub use state::clock::ResetZone;
+pub use state::commit::Write;
 pub use state::failures::{recent as recent_failures, Failure, ITEM as FAILURES_ITEM};
 pub use state::frames::{FrameError, StoreOp, StoreResult};
 pub use state::items::{Change, Item, PartState, PoolState};
 pub use state::marks::{Entry, Mark, Marks};
-pub use state::record::Write;
 pub use state::usage::{Append, Compaction, Usage, UsageAppend, OTHER_MODEL};
 
 // The operator's side.

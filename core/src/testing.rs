@@ -14,9 +14,9 @@ use crate::client::policy::Policy;
 use crate::decide::machine::{Answer, Machine, Step};
 use crate::pool::keys::ApiKey;
 use crate::settings::CoolingSettings;
+use crate::state::commit::Write;
 use crate::state::items::Item;
 use crate::state::marks::Marks;
-use crate::state::record::Write;
 use crate::state::usage::Append;
 use std::collections::BTreeMap;
 
@@ -32,7 +32,7 @@ pub struct Store {
     /// This many of the next appends to marks items are acknowledged and then lost to a
     /// concurrent rewrite (the generation moves on, the bytes do not).
     pub lose_appends: usize,
-    /// Refuse every write of a [`Step::Record`] (a throttled store).
+    /// Refuse every write of a [`Step::Commit`] (a throttled store).
     pub refuse_writes: bool,
 }
 
@@ -121,7 +121,7 @@ pub enum Seen {
     /// Keys sent to Google (their secrets).
     Send(Vec<String>),
     /// Writes, then items read back.
-    Record(usize, usize),
+    Commit(usize, usize),
     /// Items looked at by name.
     Look(Vec<String>),
     /// A record stored (or found there already).
@@ -220,8 +220,8 @@ impl<'a> Rig<'a> {
                 self.seen.push(Seen::Send(keys.iter().map(|k| k.secret.to_string()).collect()));
                 machine.answered(keys.iter().map(|key| google(key)).collect());
             }
-            Step::Record { writes, read_back } => {
-                self.seen.push(Seen::Record(writes.len(), read_back.len()));
+            Step::Commit { writes, read_back } => {
+                self.seen.push(Seen::Commit(writes.len(), read_back.len()));
                 let refused = self.store.write(writes);
                 if !refused.is_empty() {
                     machine.refused(refused);

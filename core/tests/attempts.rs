@@ -188,7 +188,7 @@ fn a_model_forbidden_for_one_project_is_recorded_once_another_serves() {
     let cooling = CoolingSettings::default();
     let mut attempts = configured(pool_of(&list), empty(), &RetrySettings::default(), 5);
     let Choice::Try(first) = attempts.next(NOW) else { panic!("no key") };
-    assert_eq!(attempts.failed(&first, &classify(403, CALLER), &cooling, NOW), vec![], "held, not recorded yet");
+    assert_eq!(attempts.failed(&first, &classify(403, CALLER), &cooling, NOW), vec![], "held, not committed yet");
     let Choice::Try(second) = attempts.next(NOW) else { panic!("another project") };
     let changes = attempts.succeeded(&second, NOW);
     assert_eq!(changes.len(), 1, "{changes:?}");

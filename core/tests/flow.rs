@@ -97,7 +97,7 @@ fn a_refusal_is_recorded_read_back_and_the_next_key_serves() {
     assert_eq!(finish, Finish::Served);
     // Configure (a failure needs the cooling knobs), the log line, one append with the
     // read-back of both items, then the other key.
-    assert!(matches!(seen[3..6], [Seen::Configure, Seen::Log(_), Seen::Record(1, 2)]), "{seen:?}");
+    assert!(matches!(seen[3..6], [Seen::Configure, Seen::Log(_), Seen::Commit(1, 2)]), "{seen:?}");
     assert!(matches!(seen.last(), Some(Seen::Send(_))));
     assert!(logs[0].contains("per-minute quota exceeded") && logs[0].contains("trying another key"), "{logs:?}");
     let stored = &store.items["model/m"].0;
@@ -110,8 +110,8 @@ fn a_write_lost_to_a_concurrent_rewrite_is_written_again() {
     let mut store = Store { lose_appends: 1, ..Store::default() };
     let answer = refused_then_served();
     let (_, seen, _) = run(&[&one], "m", &mut store, answer, 3);
-    let records: Vec<&Seen> = seen.iter().filter(|s| matches!(s, Seen::Record(..))).collect();
-    assert_eq!(records, [&Seen::Record(1, 2), &Seen::Record(1, 2)], "{seen:?}");
+    let records: Vec<&Seen> = seen.iter().filter(|s| matches!(s, Seen::Commit(..))).collect();
+    assert_eq!(records, [&Seen::Commit(1, 2), &Seen::Commit(1, 2)], "{seen:?}");
     assert!(String::from_utf8_lossy(&store.items["model/m"].0).contains("per_minute_quota"));
 }
 
@@ -246,8 +246,8 @@ fn a_write_the_store_refuses_goes_out_again_and_lingers_after_the_answer() {
         }
     });
     assert_eq!(finish, Finish::Served);
-    let records: Vec<&Seen> = rig.seen.iter().filter(|s| matches!(s, Seen::Record(..))).collect();
-    assert!(records.iter().all(|r| !matches!(r, Seen::Record(0, _))), "each round carries every change not stored yet");
+    let records: Vec<&Seen> = rig.seen.iter().filter(|s| matches!(s, Seen::Commit(..))).collect();
+    assert!(records.iter().all(|r| !matches!(r, Seen::Commit(0, _))), "each round carries every change not stored yet");
     assert!(!rig.seen.iter().any(|s| matches!(s, Seen::Wait(_))), "no wait before the answer");
     assert!(rig.store.items.is_empty(), "nothing stored while refusing");
     let mut linger = flow.linger().expect("two verdicts left to write");

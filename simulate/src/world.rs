@@ -421,12 +421,12 @@ fn advance<'a, M: Machine<'a>>(
                 *result = Some(Awaited::Answer(answer));
                 return Some(took.max(1));
             }
-            Step::Record { writes, read_back } if read_back.is_empty() => {
+            Step::Commit { writes, read_back } if read_back.is_empty() => {
                 let (outcomes, took) = store.write(at, writes, now);
                 *result = Some(Awaited::Written(refused(&outcomes)));
                 return Some(took.max(1));
             }
-            Step::Record { writes, read_back } => {
+            Step::Commit { writes, read_back } => {
                 let (outcomes, read, took) = store.record(at, writes, &read_back, now);
                 *result = Some(Awaited::Read(read, refused(&outcomes)));
                 return Some(took.max(1));

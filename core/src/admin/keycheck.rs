@@ -17,10 +17,10 @@ use crate::decide::machine::{Answer, Machine, Step};
 use crate::google::classify::{classify, Outcome, Verdict};
 use crate::pool::keys::{ApiKey, KeyPool};
 use crate::settings::CoolingSettings;
+use crate::state::commit::{Committer, Round};
 use crate::state::items::state_of;
 use crate::state::items::{Change, Item, PoolState};
 use crate::state::marks::Marks;
-use crate::state::record::{Recorder, Round};
 use serde::Serialize;
 
 /// Keys probed per call.
@@ -140,7 +140,7 @@ enum Stage {
     Read,
     Probe,
     Judge(Vec<Answer>),
-    Record(Recorder),
+    Commit(Committer),
     Done(Checked),
 }
 
@@ -219,9 +219,9 @@ impl<'a> Machine<'a> for Check<'a> {
                     let answers = std::mem::take(answers);
                     self.stage = self.judge_all(answers, now_ms);
                 }
-                Stage::Record(recorder) => match recorder.round(&self.state, now_ms) {
-                    Round::WriteAndRead(writes) => return Step::Record { writes, read_back: self.items() },
-                    Round::Write(writes) => return Step::Record { writes, read_back: Vec::new() },
+                Stage::Commit(recorder) => match recorder.round(&self.state, now_ms) {
+                    Round::WriteAndRead(writes) => return Step::Commit { writes, read_back: self.items() },
+                    Round::Write(writes) => return Step::Commit { writes, read_back: Vec::new() },
                     Round::Done => self.stage = Stage::Done(self.answer()),
                 },
                 Stage::Done(checked) => return Step::Done(checked.clone()),
@@ -242,7 +242,7 @@ impl<'a> Machine<'a> for Check<'a> {
                 self.state = state_of(parts, None, items);
                 self.stage = Stage::Probe;
             }
-            Stage::Record(recorder) => {
+            Stage::Commit(recorder) => {
                 let fresh = state_of(parts, None, items);
                 self.logs.extend(recorder.read_back(&fresh));
                 self.state = fresh;
@@ -262,13 +262,13 @@ impl<'a> Machine<'a> for Check<'a> {
     }
 
     fn written(&mut self) {
-        if let Stage::Record(recorder) = &mut self.stage {
+        if let Stage::Commit(recorder) = &mut self.stage {
             recorder.written();
         }
     }
 
     fn refused(&mut self, writes: Vec<usize>) {
-        if let Stage::Record(recorder) = &mut self.stage {
+        if let Stage::Commit(recorder) = &mut self.stage {
             recorder.refused(&writes);
         }
     }
@@ -297,7 +297,7 @@ impl Check<'_> {
         }
         match changes.is_empty() {
             true => Stage::Done(self.answer()),
-            false => Stage::Record(Recorder::new(changes, &self.state)),
+            false => Stage::Commit(Committer::new(changes, &self.state)),
         }
     }
 }

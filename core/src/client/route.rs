@@ -412,15 +412,15 @@ pub enum Reading {
     /// Nothing: the answer passes on as it came.
     Nothing,
     /// Its head, until a [`Peeker`](crate::google::empty::Peeker) decides whether it is empty
-    /// (`true`: a stream) — [`Answer::Empty`](crate::decide::flow::Answer::Empty) or served.
+    /// (`true`: a stream) — [`Answer::Empty`](crate::decide::machine::Answer::Empty) or served.
     Peek(bool),
     /// Its head, until a [`Spotter`] finds the resource it made (or a generated file it names)
-    /// — [`Answer::Made`](crate::decide::flow::Answer::Made).
+    /// — [`Answer::Made`](crate::decide::machine::Answer::Made).
     Spot(Spotter),
     /// The `x-goog-upload-url` header: the upload session a start made.
     UploadUrl,
     /// All of it (up to [`SPOT_LIMIT`](crate::client::spot::SPOT_LIMIT)): a page of a list —
-    /// [`Answer::Page`](crate::decide::flow::Answer::Page).
+    /// [`Answer::Page`](crate::decide::machine::Answer::Page).
     Page,
 }
 

@@ -6,10 +6,11 @@
 //! Which resources a request **names** — in its path (`files/{id}`, `interactions/{id}`, …)
 //! and in its decoded body (`fileData.fileUri`, `cachedContent`, `previous_interaction_id`) —
 //! is read with the rest of what a request says ([`crate::client::route::Route::facts`]).
-//! This module owns:
-//! - which resource a success **makes** ([`makes`]), and how to spot its name in Google's
-//!   answer ([`spotter`], [`Spotter`], [`upload_session`]) — or, for a batch or an operation,
-//!   the file Google generated that the answer names, which the proxy **adopts**;
+//! Which resource a success makes is the route's to say
+//! ([`Route::makes`](crate::client::route::Route::makes)), and how its name is spotted in
+//! Google's answer the spotter's ([`crate::client::spot`], [`crate::client::upload`]) — or, for
+//! a batch or an operation, the file Google generated that the answer names, which the proxy
+//! **adopts**. This module owns:
 //! - the **record** kept of each resource made through the proxy: its bucket (the project, or
 //!   the key alone when none is declared), the part of the pool its key is in, and the client
 //!   that made it ([`Record`]), stored as one item per resource ([`Resource::item`]) for as

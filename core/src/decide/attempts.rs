@@ -19,12 +19,12 @@
 //!   is set) spends the budget: at most `max_attempts` (default 3) of them;
 //! - a 403 that may be about what the request names ([`Outcome::may_be_the_requests`]) changes
 //!   nothing at once: the request tries a key of another project, and the first 403's verdict
-//!   is recorded only if that project serves (at most one such change). If it refuses too, the
+//!   is committed only if that project serves (at most one such change). If it refuses too, the
 //!   answer is the request's own: delivered, nothing recorded.
 //! - answers of the request's own fault (400, 404, …) are delivered at once.
 //!
 //! The free walk past buckets that name the fault rests on everyone learning of each: an
-//! attempt whose verdict the store refused to record ([`Attempts::unrecorded`]) spends the
+//! attempt whose verdict the store refused to commit ([`Attempts::uncommitted`]) spends the
 //! budget too, so a throttled store cannot make a request walk the whole pool.
 //!
 //! So at most `max_attempts + 1` changes per request rest on anything but Google's word about
@@ -84,7 +84,7 @@ pub enum Choice<'a> {
 ///    again. Any other [`Choice`] is the one way to stop.
 /// 2. The answer goes to [`succeeded`](Self::succeeded) (then deliver it) or to
 ///    [`failed`](Self::failed). Both return the [`Change`]s to record now
-///    ([`crate::state::record`]).
+///    ([`crate::state::commit`]).
 /// 3. After a failure the edge reads the state again and hands it to
 ///    [`refresh`](Self::refresh) (this request's own changes stay applied), then goes back to 1.
 pub struct Attempts<'a> {
@@ -237,7 +237,7 @@ impl<'a> Attempts<'a> {
         self.upstream_limit = limit.clamp(1, MAX_UPSTREAM_REQUESTS);
     }
 
-    /// This request's own changes so far (recorded, or held back by the store).
+    /// This request's own changes so far (committed, or held back by the store).
     pub fn own_changes(&self) -> &[Change] {
         &self.own
     }
@@ -280,7 +280,7 @@ impl<'a> Attempts<'a> {
         self.when_none_usable(&retry, now_ms)
     }
 
-    /// The attempt with `key` succeeded; returns the changes to record (with the held verdict
+    /// The attempt with `key` succeeded; returns the changes to commit (with the held verdict
     /// of a 403 another project gave this request before: it was that project's after all).
     pub fn succeeded(&mut self, key: &ApiKey<'a>, now_ms: u64) -> Vec<Change> {
         self.made += 1;
@@ -293,7 +293,7 @@ impl<'a> Attempts<'a> {
         changes
     }
 
-    /// The attempt with `key` failed with `verdict`; returns the changes to record.
+    /// The attempt with `key` failed with `verdict`; returns the changes to commit.
     pub fn failed(
         &mut self,
         key: &ApiKey<'a>,
@@ -344,10 +344,10 @@ impl<'a> Attempts<'a> {
         self.model()
     }
 
-    /// The store refused to record this attempt's verdict (throttled, overloaded): the free walk
+    /// The store refused to commit this attempt's verdict (throttled, overloaded): the free walk
     /// past a bucket that names the fault rests on everyone learning of it, so without the
     /// record the attempt spends the budget like any other failure.
-    pub fn unrecorded(&mut self) {
+    pub fn uncommitted(&mut self) {
         self.spent += 1;
     }
 

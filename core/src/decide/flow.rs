@@ -16,9 +16,9 @@
 //! 2. **Attempt**: [`Attempts`] chooses a key → `Send`; or the parts read have no key left →
 //!    `Fetch` and `Read` the others (widening); or the knobs past the first key are needed →
 //!    `Configure`; or nothing can serve → `Done`.
-//! 3. **Judge and record**: the answer becomes a verdict and the changes it makes; a failure
-//!    is logged. The changes are written at once and read back ([`crate::state::record::Recorder`]):
-//!    `Record` with the items to read back — again while a concurrent rewrite lost one — then
+//! 3. **Judge and commit**: the answer becomes a verdict and the changes it makes; a failure
+//!    is logged. The changes are written at once and read back ([`crate::state::commit::Committer`]):
+//!    `Commit` with the items to read back — again while a concurrent rewrite lost one — then
 //!    `Record` of the compactions due. The state read back is what the next attempt chooses
 //!    from. Then 2 again, until `Done`.
 //!
@@ -38,11 +38,11 @@ use crate::google::resource::{Kind, Resource};
 use crate::pool::keys::{self, ApiKey, KeyPool};
 use crate::pool::rng::Rng;
 use crate::settings::{CoolingSettings, RequestSettings};
+use crate::state::commit::{Committer, Round};
 use crate::state::failures::Failure;
 use crate::state::index;
 use crate::state::items::{state_of, Change, Item, PartState};
 use crate::state::marks::Marks;
-use crate::state::record::{Recorder, Round};
 use crate::state::usage::{self, Append, Compaction};
 
 /// How a request ends.
@@ -125,8 +125,8 @@ enum Stage<'a> {
     Sent(ApiKey<'a>),
     /// An answer awaits judging (the cooling settings are read first if need be).
     Judge(ApiKey<'a>, Answer),
-    /// Changes are being recorded.
-    Record(Recorder),
+    /// Changes are being committed.
+    Commit(Committer),
     /// Over.
     Done(Finish),
 }
@@ -228,7 +228,7 @@ impl<'a> Flow<'a> {
         Some(if settings.usage_counts { append } else { append.only_limit() })
     }
 
-    /// After [`Step::Done`]: the changes the store refused and the request could not record,
+    /// After [`Step::Done`]: the changes the store refused and the request could not commit,
     /// as a machine the edge runs once the client has its answer ([`Linger`]).
     pub fn linger(&mut self) -> Option<Linger> {
         let changes = std::mem::take(&mut self.carry);
@@ -262,7 +262,7 @@ impl<'a> Flow<'a> {
             Stage::Next => self.next(now_ms),
             Stage::Sent(key) => (Stage::Sent(key), Some(Step::Send(vec![key]))),
             Stage::Judge(key, answer) => self.judge(key, answer, now_ms),
-            Stage::Record(recorder) => self.record(recorder, now_ms),
+            Stage::Commit(recorder) => self.record(recorder, now_ms),
             Stage::Done(Finish::Served) if !self.resources.after.is_empty() => {
                 let step = self.resources.after.remove(0);
                 (Stage::Done(Finish::Served), Some(step))
@@ -346,7 +346,7 @@ impl<'a> Flow<'a> {
     }
 
     /// Turns an answer into a verdict and the changes it makes (a failure needs the cooling
-    /// settings: asked for first), logs a failure, and records the changes.
+    /// settings: asked for first), logs a failure, and commits the changes.
     fn judge(&mut self, key: ApiKey<'a>, answer: Answer, now_ms: u64) -> (Stage<'a>, Option<Step<'a, Finish>>) {
         if answer != Answer::Served && self.cooling.is_none() {
             return (Stage::Judge(key, answer), Some(Step::Configure));
@@ -399,25 +399,25 @@ impl<'a> Flow<'a> {
         }
         let mut changes = changes;
         changes.append(&mut self.carry);
-        (Stage::Record(Recorder::new(changes, attempts.state())), None)
+        (Stage::Commit(Committer::new(changes, attempts.state())), None)
     }
 
     /// The recorder's next round, as a step.
-    fn record(&mut self, mut recorder: Recorder, now_ms: u64) -> (Stage<'a>, Option<Step<'a, Finish>>) {
+    fn record(&mut self, mut recorder: Committer, now_ms: u64) -> (Stage<'a>, Option<Step<'a, Finish>>) {
         let Some(attempts) = self.attempts.as_ref() else {
             return (Stage::Done(Finish::EmptyPool), None);
         };
         match recorder.round(attempts.state(), now_ms) {
             Round::WriteAndRead(writes) => {
                 let read_back = self.items(&attempts.state().read_parts());
-                (Stage::Record(recorder), Some(Step::Record { writes, read_back }))
+                (Stage::Commit(recorder), Some(Step::Commit { writes, read_back }))
             }
-            Round::Write(writes) => (Stage::Record(recorder), Some(Step::Record { writes, read_back: Vec::new() })),
+            Round::Write(writes) => (Stage::Commit(recorder), Some(Step::Commit { writes, read_back: Vec::new() })),
             Round::Done => {
-                self.carry = recorder.unrecorded();
+                self.carry = recorder.uncommitted();
                 if !self.carry.is_empty() {
                     if let Some(attempts) = self.attempts.as_mut() {
-                        attempts.unrecorded();
+                        attempts.uncommitted();
                     }
                 }
                 (Stage::Next, None)
@@ -501,13 +501,13 @@ impl<'a> Machine<'a> for Flow<'a> {
         let stage = std::mem::replace(&mut self.stage, Stage::Next);
         self.stage = match stage {
             Stage::Read { parts, widen } => self.begin(parts, widen, items),
-            Stage::Record(mut recorder) => {
+            Stage::Commit(mut recorder) => {
                 let fresh = state_of(self.lists.len(), self.model.as_deref(), items);
                 self.log = recorder.read_back(&fresh);
                 if let Some(attempts) = self.attempts.as_mut() {
                     attempts.refresh(fresh);
                 }
-                Stage::Record(recorder)
+                Stage::Commit(recorder)
             }
             other => other,
         };
@@ -524,13 +524,13 @@ impl<'a> Machine<'a> for Flow<'a> {
     }
 
     fn written(&mut self) {
-        if let Stage::Record(recorder) = &mut self.stage {
+        if let Stage::Commit(recorder) = &mut self.stage {
             recorder.written();
         }
     }
 
     fn refused(&mut self, writes: Vec<usize>) {
-        if let Stage::Record(recorder) = &mut self.stage {
+        if let Stage::Commit(recorder) = &mut self.stage {
             recorder.refused(&writes);
         }
     }

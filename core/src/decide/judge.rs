@@ -26,7 +26,7 @@ pub(crate) struct Judgement {
 }
 
 impl Judgement {
-    /// Both changes, in the order they are recorded.
+    /// Both changes, in the order they are committed.
     pub(crate) fn changes(self) -> Vec<Change> {
         self.revival.into_iter().chain(self.cooldown).collect()
     }

@@ -13,7 +13,7 @@
 //!   answer; a request is refused once the day's sum reaches the limit.
 //! - With `rate_limiter = platform`, `rpm` is the platform's rate counter instead (Fastly's
 //!   Edge Rate Limiting: per POP, a sliding 60 s window, may undercount by up to 10 %), asked
-//!   with [`Step::Rate`](crate::decide::flow::Step::Rate).
+//!   with [`Step::Rate`](crate::decide::machine::Step::Rate).
 //!
 //! Answers to a limited client carry `x-ratelimit-*` headers (the ones OpenAI's SDKs read), and
 //! a refusal carries `Retry-After`. docs/policies.md gives the accuracy measured and modelled.

@@ -4,22 +4,22 @@
 use crate::decide::machine::{Answer, Machine, Step};
 use crate::pool::rng::Rng;
 use crate::settings::CoolingSettings;
+use crate::state::commit::{Committer, Round};
 use crate::state::items::{state_of, Change, Item, PoolState};
 use crate::state::marks::{Entry, Marks};
-use crate::state::record::{Recorder, Round};
 
 /// How long a [`Linger`] first waits for a throttled store, ms; doubled on each try, plus up to
 /// as much again at random (so the requests a storm left lingering do not retry together).
 const LINGER_WAIT_MS: u64 = 1_000;
-/// Tries a [`Linger`] makes before it logs the changes as not recorded: waits of 1–2, 2–4,
+/// Tries a [`Linger`] makes before it logs the changes as not committed: waits of 1–2, 2–4,
 /// 4–8 and 8–16 s, under Workers' 30 s for work after the answer.
 const LINGER_TRIES: u32 = 4;
 
 /// The tail of a request, after the client has its answer: changes the store refused
 /// (throttled, overloaded) are written again after a wait that lets the store's budget
 /// refill, doubling from about a second — unless the state already says them by then (another
-/// instance recorded the same verdict), or the cooldown they set has ended (nothing left to
-/// say). A verdict is logged as not recorded only after [`LINGER_TRIES`] refusals. It owns its
+/// instance committed the same verdict), or the cooldown they set has ended (nothing left to
+/// say). A verdict is logged as not committed only after [`LINGER_TRIES`] refusals. It owns its
 /// data (nothing borrowed from the request).
 pub struct Linger {
     changes: Vec<Change>,
@@ -35,7 +35,7 @@ pub struct Linger {
 enum LingerStage {
     Wait,
     Read,
-    Record(Recorder),
+    Commit(Committer),
     Done,
 }
 
@@ -60,10 +60,10 @@ impl Linger {
         items
     }
 
-    /// The recorder's rounds are over, leaving `unrecorded`: done, or another try after a
+    /// The recorder's rounds are over, leaving `uncommitted`: done, or another try after a
     /// longer wait.
-    fn tried(&mut self, unrecorded: Vec<Change>) -> LingerStage {
-        self.changes = unrecorded;
+    fn tried(&mut self, uncommitted: Vec<Change>) -> LingerStage {
+        self.changes = uncommitted;
         self.tries += 1;
         if self.changes.is_empty() {
             return LingerStage::Done;
@@ -71,7 +71,7 @@ impl Linger {
         if self.tries >= LINGER_TRIES {
             let names: Vec<String> = self.changes.iter().map(|c| c.name.to_string()).collect();
             self.log = Some(format!(
-                "state: the store refused the writes of {} {} times; not recorded",
+                "state: the store refused the writes of {} {} times; not committed",
                 names.join(", "),
                 self.tries
             ));
@@ -104,12 +104,12 @@ impl Machine<'static> for Linger {
                     }
                     return Step::Read(self.items());
                 }
-                LingerStage::Record(recorder) => match recorder.round(&self.state, now_ms) {
-                    Round::WriteAndRead(writes) => return Step::Record { writes, read_back: self.items() },
-                    Round::Write(writes) => return Step::Record { writes, read_back: Vec::new() },
+                LingerStage::Commit(recorder) => match recorder.round(&self.state, now_ms) {
+                    Round::WriteAndRead(writes) => return Step::Commit { writes, read_back: self.items() },
+                    Round::Write(writes) => return Step::Commit { writes, read_back: Vec::new() },
                     Round::Done => {
-                        let unrecorded = recorder.unrecorded();
-                        self.stage = self.tried(unrecorded);
+                        let uncommitted = recorder.uncommitted();
+                        self.stage = self.tried(uncommitted);
                     }
                 },
                 LingerStage::Done => return Step::Done(()),
@@ -123,14 +123,14 @@ impl Machine<'static> for Linger {
         let mut fresh = state_of(self.parts, self.model.as_deref(), items);
         match &mut self.stage {
             LingerStage::Read => {
-                let recorder = Recorder::new(self.changes.clone(), &fresh);
+                let recorder = Committer::new(self.changes.clone(), &fresh);
                 for change in &self.changes {
                     fresh.apply(change);
                 }
                 self.state = fresh;
-                self.stage = LingerStage::Record(recorder);
+                self.stage = LingerStage::Commit(recorder);
             }
-            LingerStage::Record(recorder) => {
+            LingerStage::Commit(recorder) => {
                 self.log = recorder.read_back(&fresh);
                 for change in &self.changes {
                     fresh.apply(change);
@@ -146,13 +146,13 @@ impl Machine<'static> for Linger {
     fn answered(&mut self, _: Vec<Answer>) {}
 
     fn written(&mut self) {
-        if let LingerStage::Record(recorder) = &mut self.stage {
+        if let LingerStage::Commit(recorder) = &mut self.stage {
             recorder.written();
         }
     }
 
     fn refused(&mut self, writes: Vec<usize>) {
-        if let LingerStage::Record(recorder) = &mut self.stage {
+        if let LingerStage::Commit(recorder) = &mut self.stage {
             recorder.refused(&writes);
         }
     }

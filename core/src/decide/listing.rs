@@ -13,8 +13,8 @@
 //! the merged list carries no `nextPageToken`.
 //!
 //! The index is bounded: a writer that appends to it reads it back now and then and compacts it
-//! ([`compacted`]) — lines of resources that ended or were deleted go, and past
-//! [`MAX_INDEX_LINES`] the oldest go (those resources are still reachable by name, only no
+//! ([`crate::state::index::compacted`]) — lines of resources that ended or were deleted go, and past
+//! [`MAX_INDEX_LINES`](crate::state::index::MAX_INDEX_LINES) the oldest go (those resources are still reachable by name, only no
 //! longer listed).
 //!
 //! Steps: `Look` (the caller's index; clients only) → `Fetch` the parts holding those

@@ -16,7 +16,7 @@
 //!         Step::Read(items)                  => machine.read(each item with its marks),
 //!         Step::Configure                    => machine.configured(the cooling settings),
 //!         Step::Send(keys)                   => machine.answered(one Answer per key, sent side by side),
-//!         Step::Record { writes, read_back } => execute the writes in order; then
+//!         Step::Commit { writes, read_back } => execute the writes in order; then
 //!                                               machine.read(read_back with its marks),
 //!                                               or machine.written() if read_back is empty,
 //!         Step::Look(items)                  => machine.looked(each item's bytes, or none),
@@ -43,9 +43,9 @@ use crate::client::policy::Policy;
 use crate::google::resource::Resource;
 use crate::pool::keys::ApiKey;
 use crate::settings::CoolingSettings;
+use crate::state::commit::Write;
 use crate::state::items::Item;
 use crate::state::marks::Marks;
-use crate::state::record::Write;
 use crate::state::usage::Append;
 
 /// What the edge does next. `D` is what the machine ends with.
@@ -64,8 +64,8 @@ pub enum Step<'a, D> {
     Send(Vec<ApiKey<'a>>),
     /// Execute these writes in order; then read `read_back` and hand it to [`Machine::read`],
     /// or if it is empty call [`Machine::written`].
-    Record {
-        /// Appends and replacements ([`crate::state::record`]).
+    Commit {
+        /// Appends and replacements ([`crate::state::commit`]).
         writes: Vec<Write>,
         /// The items to read after writing.
         read_back: Vec<Item>,
@@ -141,7 +141,7 @@ pub enum Step<'a, D> {
     /// Log this line (a failed attempt, a dead key found, a store that keeps losing writes).
     /// It holds no key.
     Log(String),
-    /// Wait this long (ms), then ask for the next step (a [`Linger`] lets a throttled store's
+    /// Wait this long (ms), then ask for the next step (a [`Linger`](crate::decide::linger::Linger) lets a throttled store's
     /// budget refill).
     Wait(u64),
     /// Over.
@@ -156,7 +156,7 @@ impl<'a, D> Step<'a, D> {
             Step::Read(items) => Step::Read(items),
             Step::Configure => Step::Configure,
             Step::Send(keys) => Step::Send(keys),
-            Step::Record { writes, read_back } => Step::Record { writes, read_back },
+            Step::Commit { writes, read_back } => Step::Commit { writes, read_back },
             Step::Look(names) => Step::Look(names),
             Step::Remember { item, record, ttl_secs, index } => Step::Remember { item, record, ttl_secs, index },
             Step::Forget { item, index } => Step::Forget { item, index },
@@ -180,11 +180,11 @@ pub enum Answer {
     /// A 2xx (a request's edge keeps the response to deliver it).
     Served,
     /// A 2xx to a list call, its body read whole (up to
-    /// [`SPOT_LIMIT`](crate::decide::affinity::SPOT_LIMIT)): a page a
+    /// [`SPOT_LIMIT`](crate::client::spot::SPOT_LIMIT)): a page a
     /// [`Listing`](crate::decide::listing::Listing) merges.
     Page(Vec<u8>),
     /// A 2xx that made this resource (the edge spotted its name in the answer:
-    /// [`crate::decide::affinity::Spotter`]); it is delivered like [`Answer::Served`].
+    /// [`crate::client::spot::Spotter`]); it is delivered like [`Answer::Served`].
     Made(Resource),
     /// A 2xx with nothing in it: the edge [`Peeker`](crate::google::empty::Peeker)ed at the head of
     /// an answer [`Route::answer_may_be_empty`](crate::client::route::Route::answer_may_be_empty)
@@ -220,9 +220,9 @@ pub trait Machine<'a> {
     fn configured(&mut self, cooling: &CoolingSettings);
     /// Google's answers to the last [`Step::Send`], in its order.
     fn answered(&mut self, answers: Vec<Answer>);
-    /// The writes of a [`Step::Record`] without read-back are done.
+    /// The writes of a [`Step::Commit`] without read-back are done.
     fn written(&mut self);
-    /// The store refused the writes at these indices of the last [`Step::Record`]
+    /// The store refused the writes at these indices of the last [`Step::Commit`]
     /// (`TooManyRequests` on Fastly, `overloaded` on Workers): called before
     /// [`read`](Self::read) or [`written`](Self::written).
     fn refused(&mut self, writes: Vec<usize>);

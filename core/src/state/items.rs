@@ -1,6 +1,6 @@
 //! Cooling state: which KV item holds which mark, a request's view of the items it read and
 //! the changes it makes, and where a key stands. Marks and their merge rule, and the items'
-//! byte format, are [`crate::state::marks`]; the write protocol is [`crate::state::record`].
+//! byte format, are [`crate::state::marks`]; the write protocol is [`crate::state::commit`].
 //!
 //! Each part of the pool (secret `keys`, `keys_2`, …; see [`crate::pool::keys`]) has two kinds of
 //! item, so a request reads two per part it touches — usually one part:
@@ -10,7 +10,7 @@
 //!
 //! Part 1's items are named as above; part N's carry `@N` (`keys@2`, `model/<model>@2`).
 //! Writers only **append** (no read-modify-write, so two instances cannot overwrite each
-//! other's verdicts); readers merge a name's lines in order ([`merge`]); nothing is ever
+//! other's verdicts); readers merge a name's lines in order ([`crate::state::marks`]); nothing is ever
 //! deleted.
 
 use crate::google::reason::Reason;

@@ -121,7 +121,7 @@ fn line(out: &mut String, kind: char, name: &str, model: &str, ok: bool, tokens:
 /// has passed, then writes [`appends`](Self::appends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageAppend {
-    /// The quota day (see [`day`]).
+    /// The quota day ([`crate::state::clock::day_of`]).
     pub day: String,
     /// The shard: the first tried key's (see [`shard_of`]).
     pub shard: usize,

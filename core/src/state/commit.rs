@@ -1,19 +1,19 @@
-//! Recording verdicts: what a request writes to the KV store, when, and how it knows the
+//! Committing verdicts: what a request writes to the KV store, when, and how it knows the
 //! write holds. The edge only executes the [`Write`]s and reads back.
 //!
 //! Protocol, run as soon as an attempt has a verdict (before the next attempt):
-//! 1. [`Recording::new`] keeps the changes the state read last does not already say (a
-//!    verdict another instance recorded first is not written again);
-//! 2. [`Recording::writes`]: one append per item (or, for an item in a foreign format, a
+//! 1. [`Commit::new`] keeps the changes the state read last does not already say (a
+//!    verdict another instance committed first is not written again);
+//! 2. [`Commit::writes`]: one append per item (or, for an item in a foreign format, a
 //!    replacement by compare-and-swap);
 //! 3. the edge reads both items again — the next attempt chooses from that fresh state — and
-//!    calls [`Recording::confirm`]: a change the fresh state shows is done; a change missing
+//!    calls [`Commit::confirm`]: a change the fresh state shows is done; a change missing
 //!    from a *newer* version of its item was lost to a concurrent rewrite and is written again;
 //!    a change missing from the *same* version is not visible yet (an eventually consistent
 //!    store) and is left to the store — unless the store **refused** its write (Fastly's
 //!    `TooManyRequests`, an `overloaded` Durable Object): then it is not stored anywhere, and
-//!    stays with the request ([`Recorder::unrecorded`]), to go out with its next write or,
-//!    after the client has its answer, with a backoff ([`crate::decide::flow::Linger`]);
+//!    stays with the request ([`Committer::uncommitted`]), to go out with its next write or,
+//!    after the client has its answer, with a backoff ([`crate::decide::linger::Linger`]);
 //! 4. [`compactions`]: an item whose appended part has grown long is rewritten, sorted, with a
 //!    compare-and-swap on the generation just read. If another instance appended meanwhile
 //!    the swap fails, and nothing is lost.
@@ -23,7 +23,7 @@
 use crate::pool::names::MarkName;
 use crate::state::items::{Change, Item, PoolState};
 
-/// Rounds of write-and-read-back before the recording is abandoned (a store that keeps
+/// Rounds of write-and-read-back before the commit is abandoned (a store that keeps
 /// acknowledging writes and then losing them; logged).
 pub(crate) const MAX_ROUNDS: u32 = 8;
 
@@ -53,7 +53,7 @@ pub enum Write {
 
 /// A request's changes on their way to the store.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Recording {
+pub(crate) struct Commit {
     pending: Vec<Change>,
     /// Generation of each item when it was last written to, to tell staleness from loss (in
     /// the order of the writes).
@@ -63,12 +63,12 @@ pub(crate) struct Recording {
     rounds: u32,
 }
 
-/// What [`Recording::confirm`] found.
+/// What [`Commit::confirm`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Confirmed {
     /// Every change shows (or is left to an eventually consistent store).
     Done,
-    /// Some change was lost: call [`Recording::writes`] again.
+    /// Some change was lost: call [`Commit::writes`] again.
     WriteAgain,
     /// [`MAX_ROUNDS`] rounds and still lost.
     GaveUp,
@@ -76,11 +76,11 @@ pub(crate) enum Confirmed {
     Refused,
 }
 
-impl Recording {
+impl Commit {
     /// The changes `state` does not already say.
     pub(crate) fn new(changes: Vec<Change>, state: &PoolState) -> Self {
         let pending = changes.into_iter().filter(|c| !state.covers(c)).collect();
-        Recording { pending, written_over: Vec::new(), refused: Vec::new(), rounds: 0 }
+        Commit { pending, written_over: Vec::new(), refused: Vec::new(), rounds: 0 }
     }
 
     /// Nothing left to write?
@@ -163,77 +163,77 @@ impl Recording {
 /// ([`crate::decide::flow`], [`crate::admin::keycheck`]): write and read back (again while a write was lost),
 /// then the compactions due.
 #[derive(Debug, Clone)]
-pub(crate) struct Recorder {
-    recording: Recording,
-    stage: RecorderStage,
+pub(crate) struct Committer {
+    commit: Commit,
+    stage: CommitterStage,
     /// The rounds ended with changes the store refused.
     refused_at_end: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RecorderStage {
+enum CommitterStage {
     Write,
     Compact,
     Compacting,
     Done,
 }
 
-/// One round of a [`Recorder`].
+/// One round of a [`Committer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Round {
     /// Execute these writes (maybe none), then read the items back
-    /// ([`Recorder::read_back`]).
+    /// ([`Committer::read_back`]).
     WriteAndRead(Vec<Write>),
-    /// Execute these writes; no read-back ([`Recorder::written`]).
+    /// Execute these writes; no read-back ([`Committer::written`]).
     Write(Vec<Write>),
     /// Recorded.
     Done,
 }
 
-impl Recorder {
+impl Committer {
     /// The protocol for `changes`, given the state as read last.
     pub(crate) fn new(changes: Vec<Change>, state: &PoolState) -> Self {
-        Recorder { recording: Recording::new(changes, state), stage: RecorderStage::Write, refused_at_end: false }
+        Committer { commit: Commit::new(changes, state), stage: CommitterStage::Write, refused_at_end: false }
     }
 
     /// The next round, given the state as the request sees it now (what was read last, with its
     /// own changes applied) and the time.
     pub(crate) fn round(&mut self, state: &PoolState, now_ms: u64) -> Round {
         match self.stage {
-            RecorderStage::Write if self.recording.is_done() => Round::WriteAndRead(Vec::new()),
-            RecorderStage::Write => Round::WriteAndRead(self.recording.writes(state, now_ms)),
-            RecorderStage::Compact => {
+            CommitterStage::Write if self.commit.is_done() => Round::WriteAndRead(Vec::new()),
+            CommitterStage::Write => Round::WriteAndRead(self.commit.writes(state, now_ms)),
+            CommitterStage::Compact => {
                 let due = compactions(state, now_ms);
-                self.stage = if due.is_empty() { RecorderStage::Done } else { RecorderStage::Compacting };
+                self.stage = if due.is_empty() { CommitterStage::Done } else { CommitterStage::Compacting };
                 if due.is_empty() {
                     Round::Done
                 } else {
                     Round::Write(due)
                 }
             }
-            RecorderStage::Compacting | RecorderStage::Done => Round::Done,
+            CommitterStage::Compacting | CommitterStage::Done => Round::Done,
         }
     }
 
     /// The items as read back after a [`Round::WriteAndRead`]; a log line if the store keeps
-    /// losing the writes (the recording is then abandoned).
+    /// losing the writes (the commit is then abandoned).
     pub(crate) fn read_back(&mut self, fresh: &PoolState) -> Option<String> {
-        if self.stage != RecorderStage::Write {
+        if self.stage != CommitterStage::Write {
             return None;
         }
-        match self.recording.confirm(fresh) {
+        match self.commit.confirm(fresh) {
             Confirmed::WriteAgain => None,
             Confirmed::Done => {
-                self.stage = RecorderStage::Compact;
+                self.stage = CommitterStage::Compact;
                 None
             }
             Confirmed::Refused => {
-                (self.stage, self.refused_at_end) = (RecorderStage::Compact, true);
+                (self.stage, self.refused_at_end) = (CommitterStage::Compact, true);
                 None
             }
             Confirmed::GaveUp => {
-                self.stage = RecorderStage::Compact;
-                let names: Vec<String> = self.recording.unconfirmed().iter().map(|n| n.to_string()).collect();
+                self.stage = CommitterStage::Compact;
+                let names: Vec<String> = self.commit.unconfirmed().iter().map(|n| n.to_string()).collect();
                 Some(format!("state: the store keeps losing writes to {}; gave up", names.join(", ")))
             }
         }
@@ -241,22 +241,22 @@ impl Recorder {
 
     /// The writes of a [`Round::Write`] are done.
     pub(crate) fn written(&mut self) {
-        if self.stage == RecorderStage::Compacting {
-            self.stage = RecorderStage::Done;
+        if self.stage == CommitterStage::Compacting {
+            self.stage = CommitterStage::Done;
         }
     }
 
     /// The store refused these writes of the last round.
     pub(crate) fn refused(&mut self, writes: &[usize]) {
-        if self.stage == RecorderStage::Write {
-            self.recording.refuse(writes);
+        if self.stage == CommitterStage::Write {
+            self.commit.refuse(writes);
         }
     }
 
     /// The changes the store refused, not stored anywhere yet (once the rounds are done).
-    pub(crate) fn unrecorded(&self) -> Vec<Change> {
+    pub(crate) fn uncommitted(&self) -> Vec<Change> {
         match self.refused_at_end {
-            true => self.recording.pending().to_vec(),
+            true => self.commit.pending().to_vec(),
             false => Vec::new(),
         }
     }
@@ -303,11 +303,11 @@ mod tests {
     fn run(lose_first: bool) -> (Confirmed, u32, Vec<u8>) {
         let mut stored: Vec<u8> = Vec::new();
         let mut generation = None;
-        let mut recording = Recording::new(vec![change("p:a", 60_000)], &state_of(b"", None));
+        let mut commit = Commit::new(vec![change("p:a", 60_000)], &state_of(b"", None));
         let mut state = state_of(b"", None);
         let mut rounds = 0;
         loop {
-            for write in recording.writes(&state, 0) {
+            for write in commit.writes(&state, 0) {
                 let Write::Append { bytes, .. } = write else { panic!("append expected") };
                 rounds += 1;
                 if !(lose_first && rounds == 1) {
@@ -316,7 +316,7 @@ mod tests {
                 generation = Some(generation.unwrap_or(0) + 1);
             }
             state = state_of(&stored, generation);
-            match recording.confirm(&state) {
+            match commit.confirm(&state) {
                 Confirmed::WriteAgain => continue,
                 other => return (other, rounds, stored),
             }
@@ -334,30 +334,30 @@ mod tests {
 
     #[test]
     fn a_stale_read_is_not_a_loss() {
-        let mut recording = Recording::new(vec![change("p:a", 60_000)], &state_of(b"", None));
+        let mut commit = Commit::new(vec![change("p:a", 60_000)], &state_of(b"", None));
         let before = state_of(b"", Some(7));
-        assert_eq!(recording.writes(&before, 0).len(), 1);
+        assert_eq!(commit.writes(&before, 0).len(), 1);
         // The read after the append still shows generation 7: the store has not caught up.
-        assert_eq!(recording.confirm(&before), Confirmed::Done);
+        assert_eq!(commit.confirm(&before), Confirmed::Done);
     }
 
     #[test]
     fn what_is_already_stored_is_not_written() {
         let stored = state_of(b"p:a 60500 per_minute_quota 0 0 1\n", Some(1));
-        assert!(Recording::new(vec![change("p:a", 60_000)], &stored).is_done());
-        assert!(!Recording::new(vec![change("p:a", 90_000)], &stored).is_done());
+        assert!(Commit::new(vec![change("p:a", 60_000)], &stored).is_done());
+        assert!(!Commit::new(vec![change("p:a", 90_000)], &stored).is_done());
     }
 
     #[test]
     fn a_store_that_keeps_losing_is_given_up_on() {
-        let mut recording = Recording::new(vec![change("p:a", 60_000)], &state_of(b"", None));
+        let mut commit = Commit::new(vec![change("p:a", 60_000)], &state_of(b"", None));
         let mut outcome = Confirmed::WriteAgain;
         for generation in 0..MAX_ROUNDS as u64 {
-            let _ = recording.writes(&state_of(b"", Some(generation)), 0);
-            outcome = recording.confirm(&state_of(b"", Some(generation + 100)));
+            let _ = commit.writes(&state_of(b"", Some(generation)), 0);
+            outcome = commit.confirm(&state_of(b"", Some(generation + 100)));
         }
         assert_eq!(outcome, Confirmed::GaveUp);
-        assert_eq!(recording.unconfirmed().len(), 1);
+        assert_eq!(commit.unconfirmed().len(), 1);
     }
 
     #[test]
@@ -370,10 +370,10 @@ mod tests {
         assert_eq!(generation, Some(3));
         assert!(bytes.starts_with(b"gemini-edge-pool marks v2 "));
         let foreign = state_of(b"gemini-edge-pool marks v1\n", Some(1));
-        let mut recording = Recording::new(vec![change("p:a", 60_000)], &foreign);
+        let mut commit = Commit::new(vec![change("p:a", 60_000)], &foreign);
         let mut with_change = foreign.clone();
         with_change.apply(&change("p:a", 60_000));
-        let writes = recording.writes(&with_change, 0);
+        let writes = commit.writes(&with_change, 0);
         let [Write::Replace { bytes, .. }] = &writes[..] else { panic!("a replacement") };
         let name = MarkName::parse("p:a").expect("name");
         assert_eq!(Marks::decode(bytes.clone(), None).get(&name).map(|m| m.until_ms), Some(60_000));

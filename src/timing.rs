@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::time::Instant;
 
 #[derive(Default)]
-pub struct Ops {
+pub struct Timing {
     pub config_reads: Cell<u32>,
     pub secret_lookups: Cell<u32>,
     pub secret_reads: Cell<u32>,
@@ -32,7 +32,7 @@ pub fn add_elapsed(total: &Cell<f64>, since: Instant) {
     total.set(total.get() + since.elapsed().as_secs_f64() * 1000.0);
 }
 
-impl Ops {
+impl Timing {
     /// `Server-Timing` value, e.g.
     /// `kv;desc="2 reads, 0 writes";dur=0.31, secret;desc="2 lookups, 1 reads", config;desc="7 reads", …`.
     pub fn server_timing(&self, started: Instant) -> String {
