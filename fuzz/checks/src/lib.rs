@@ -9,9 +9,9 @@
 use gemini_pool_core::testing::{Google, Rig, Seen};
 use gemini_pool_core::{
     choose_part, classify, client_token, decide, forwarded_query, peek, query_param, route, scrub as scrub_text,
-    strip_model_prefixes, valid_model, Answer, Bucket, Change, CoolingSettings, Dialect, Entry, ErrorReply, Finish,
-    Flow, KeyPool, MarkName, Marks, Moment, Outcome, Presented, Profile, Relabel, RetrySettings, Rng, SettingsReader,
-    Strategy, MAX_DURATION, MAX_UPSTREAM_REQUESTS,
+    strip_model_prefixes, valid_model, Answer, Bucket, Caller, Change, CoolingSettings, Dialect, Entry, ErrorReply,
+    Finish, Flow, Gate, Gated, KeyPool, Limiter, Limits, MarkName, Marks, Moment, Outcome, Pinned, Presented, Profile,
+    Record, Relabel, ResetZone, RetrySettings, Rng, SettingsReader, Strategy, MAX_DURATION, MAX_UPSTREAM_REQUESTS,
 };
 use std::collections::HashMap;
 
@@ -286,7 +286,11 @@ const ANSWERS: [(u16, &[u8]); 24] = [
 /// (`gemini_pool_core::attempts`): answers that quote the request never kill a key; an answer
 /// of the request's own fault changes nothing; two 403s that may be the request's, from two
 /// projects, end the request; and at most `max_attempts + 1` changes rest on anything but an
-/// answer in which Google names the key or its bucket.
+/// answer in which Google names the key or its bucket. As the input says, the flow sits behind
+/// a client's gate (a per-minute limit, with claims already in its item: a refused request
+/// tries no key, an admitted one is never refused by it) and names a file another request made
+/// (its record pins it: it tries only keys of the record's bucket; another client's file is
+/// refused with no key tried).
 pub fn attempt_loop(data: &[u8]) {
     let mut input = Input { bytes: data };
     let n = 1 + input.below(40);
@@ -313,20 +317,25 @@ pub fn attempt_loop(data: &[u8]) {
         profile: if input.byte().is_multiple_of(4) { Profile::Seed } else { Profile::Smart },
         ..Default::default()
     };
-    let pool_keys = KeyPool::new(lists.iter()).count();
-    let mut flow = Flow::new(parts, Some("m"), u64::from(input.byte()), MAX_UPSTREAM_REQUESTS);
+    let pool = KeyPool::new(lists.iter());
+    let pool_keys = pool.count();
     let bytes: Vec<&[u8]> = lists.iter().map(String::as_bytes).collect();
     let mut rig = Rig::new(&bytes, NOW);
     rig.cooling = cooling.clone();
+    let flow = Flow::new(parts, Some("m"), u64::from(input.byte()), MAX_UPSTREAM_REQUESTS);
+    let (flow, pin) = pinned(flow, &mut input, &pool, &mut rig);
+    let (gate, claimed) = gate(&mut input, &mut rig);
+    let mut flow = Gated::new(flow, gate, 1);
     let mut tried = Vec::new();
     let (mut unproven, mut counted, mut names_fault) = (0, 0, true);
     let mut request_faults = Vec::new();
     let bound = cooling.retry.max_attempts + 1;
     let finish = loop {
-        tally(&flow, (&mut counted, &mut unproven), names_fault, rig.now_ms, bound);
+        tally(flow.inner(), (&mut counted, &mut unproven), names_fault, rig.now_ms, bound);
         let google: &mut Google<'_, '_> = &mut |key| {
             assert!(request_faults.len() < 2, "tried on after two projects refused the request");
             assert!(!tried.contains(&key.fingerprint), "a key tried twice");
+            assert!(pin.as_ref().is_none_or(|pin| pin == &Some(Pinned::of(key))), "a key outside the pin");
             tried.push(key.fingerprint);
             assert!(tried.len() <= pool_keys.min(MAX_UPSTREAM_REQUESTS), "more attempts than allowed");
             let (status, body) = ANSWERS[input.below(ANSWERS.len())];
@@ -351,18 +360,66 @@ pub fn attempt_loop(data: &[u8]) {
         }
         rig.now_ms += u64::from(input.byte()) * 100;
     };
-    tally(&flow, (&mut counted, &mut unproven), names_fault, rig.now_ms, bound);
-    assert!(!rig.seen.iter().any(|s| matches!(s, Seen::Wait(_))), "a request never waits before its answer");
+    tally(flow.inner(), (&mut counted, &mut unproven), names_fault, rig.now_ms, bound);
+    let waited = rig.seen.iter().any(|s| matches!(s, Seen::Wait(_)));
+    assert!(!waited || pin.is_some(), "only a pinned request waits (for its project) before its answer");
+    let refused = |code: &str| matches!(&finish, Finish::Error(reply) if reply.code == code);
+    if let Some((claims, rpm)) = claimed {
+        assert_eq!(refused("client_rate_limited"), claims >= rpm, "{claims} claims against rpm {rpm}: {finish:?}");
+    }
+    if refused("client_rate_limited") || pin == Some(None) {
+        assert!(tried.is_empty(), "a refused request tried a key");
+    }
     for line in rig.logs() {
         assert!(!contains_key(&line), "a key in a log line: {line}");
     }
     if let Finish::Error(reply) = &finish {
         assert!((400..=599).contains(&reply.status), "{reply:?}");
     }
-    for change in flow.changes() {
+    for change in flow.inner().changes() {
         let marks = rig.store.marks(&change.item);
         assert!(marks.covers(&change.name, &change.entry) || superseded(&marks, change), "lost: {change:?}");
     }
+}
+
+/// As the input says, `flow` names file `fz1`, recorded as made through one of the pool's keys
+/// by client `app`, or by another client. Returns the flow and, if it names the file, the bucket
+/// it may use (`None`: none, the file is another client's).
+fn pinned<'a>(
+    flow: Flow<'a>,
+    input: &mut Input<'_>,
+    pool: &KeyPool<'_>,
+    rig: &mut Rig<'_>,
+) -> (Flow<'a>, Option<Option<Pinned>>) {
+    let choice = input.byte();
+    let Some(key) = pool.iter().nth(usize::from(choice) % 8).filter(|_| choice >= 128) else {
+        return (flow, None);
+    };
+    let owner = if choice % 16 == 15 { "someone-else" } else { "app" };
+    let record = Record::new(&key, owner);
+    rig.store.items.insert("res/files/fz1".into(), (record.encode(), 1));
+    let body = br#"{"contents":[{"parts":[{"fileData":{"fileUri":"files/fz1"}}]}]}"#;
+    let routed = route("POST", "/v1beta/models/m:generateContent", None, true).expect("a route");
+    let facts = routed.facts(body).expect("facts");
+    let caller = Caller { label: "app".into(), admin: false };
+    let allowed = (owner == "app").then_some(record.bucket);
+    (flow.with_resources(&routed, &facts, &caller), Some(allowed))
+}
+
+/// As the input says, a gate of client `app` with a per-minute limit and claims already in its
+/// item this minute. Returns the gate and, if there is one, (claims, limit).
+fn gate(input: &mut Input<'_>, rig: &mut Rig<'_>) -> (Option<Gate>, Option<(u64, u64)>) {
+    let choice = input.byte();
+    if choice < 128 {
+        return (None, None);
+    }
+    let (rpm, claims) = (1 + u64::from(choice % 4), u64::from(choice / 4 % 6));
+    let minute = NOW / 60_000;
+    let lines: String = (0..claims).map(|n| format!("r {minute} c{n}\n")).collect();
+    rig.store.append("limit/2026-01-15/app", lines.as_bytes());
+    let limits = Limits { rpm: Some(rpm), ..Limits::default() };
+    let gate = Gate::new(limits, Limiter::Store, "app", NOW, ResetZone::Fixed(0));
+    (Some(gate), Some((claims, rpm)))
 }
 
 /// Checks the changes the flow made since the last tally (the verdict that made them names the
