@@ -41,7 +41,7 @@ pub fn handle(mut client: Request) -> (Response, After) {
                 match served {
                     Ok(done) => done,
                     Err(refused) => {
-                        if refused.is_config() {
+                        if refused.is_service_fault() {
                             log(format_args!("config: {}", refused.message));
                         }
                         (reply::error(routed.dialect, &refused), After::default())

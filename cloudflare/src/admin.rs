@@ -12,11 +12,6 @@ use gemini_pool_core::{Answer, ApiKey, Check, Checked, Console, ErrorReply, Read
 use std::rc::Rc;
 use worker::{Headers, Method, Response, Result};
 
-/// The runtime's error, as the configuration error it is for the client.
-fn failed(e: worker::Error) -> ErrorReply {
-    ErrorReply::config(e)
-}
-
 /// `GET /v1/status`: the core's [`Status`] reads (key lists, knobs, items; an admin's counts
 /// and failures; the limits shown) and reports, as on Fastly.
 pub(crate) async fn status(cx: &mut Context) -> Result<Response, ErrorReply> {
@@ -27,7 +22,7 @@ pub(crate) async fn status(cx: &mut Context) -> Result<Response, ErrorReply> {
     let body = steps::run(&mut status, &mut StatusIo { lists: &lists, cx }, &store, &mut timing).await;
     cx.timing = timing;
     cx.timing.state_calls += store.calls.get();
-    reply::json(body??).map_err(failed)
+    reply::json(body??).map_err(ErrorReply::runtime)
 }
 
 /// The I/O of a machine that only reads (key lists, knobs, policies): it calls Google with no key.
@@ -58,9 +53,9 @@ pub(crate) async fn usage(req: &Incoming, cx: &mut Context) -> Result<Response, 
     cx.timing.state_calls += store.calls.get();
     let (content_type, body) = asked.answer(&read);
     let headers = Headers::new();
-    headers.set("content-type", content_type).map_err(failed)?;
-    headers.set("cache-control", "no-store").map_err(failed)?;
-    Ok(Response::from_bytes(body).map_err(failed)?.with_headers(headers))
+    headers.set("content-type", content_type).map_err(ErrorReply::runtime)?;
+    headers.set("cache-control", "no-store").map_err(ErrorReply::runtime)?;
+    Ok(Response::from_bytes(body).map_err(ErrorReply::runtime)?.with_headers(headers))
 }
 
 /// The key check's I/O: its key lists and knobs; its `Send` probes keys side by side.
@@ -108,7 +103,7 @@ pub(crate) async fn key_check(req: &Incoming, cx: &mut Context) -> Result<Respon
     let checked = checked?;
     cx.timing.state_calls += store.calls.get();
     match checked {
-        Checked::Answer(body) => reply::json(body).map_err(failed),
+        Checked::Answer(body) => reply::json(body).map_err(ErrorReply::runtime),
         Checked::EmptyPool => Err(ErrorReply::config(config::empty_pool())),
     }
 }

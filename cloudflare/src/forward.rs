@@ -1,13 +1,13 @@
 //! A request for Google's API on Workers: the body read (or an upload's streamed), the core's
-//! [`Forward`] prepared, its machine run by [`steps::run`], its [`Delivery`] carried out; the
-//! counts appended after the answer (`wait_until`). Every decision is the core's; this is I/O.
+//! [`Forward`] prepared, its machine run by [`steps::run`], its [`Delivery`] carried out; what
+//! is left after the answer handed to [`crate::held`]. Every decision is the core's; this is I/O.
 
 use crate::config;
 use crate::context::{now_ms, seed, Context};
 use crate::incoming::Incoming;
 use crate::reply;
-use crate::reply::{Pass, Timing};
-use crate::steps::{self, Io, StoreOnly};
+use crate::reply::Pass;
+use crate::steps::{self, Io};
 use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use gemini_pool_core::{
@@ -100,67 +100,26 @@ pub(crate) async fn forward(
     let delivery = forward.deliver(ended?, served.is_some(), now_ms());
     cx.timing.usage_after = delivery.usage.is_some();
     cx.timing.state_calls += store.calls.get();
-    let mut usage = delivery.usage;
-    let passing = match &delivery.answer {
-        Answering::Served(passing) => passing.clone(),
-        _ => Passing::default(),
-    };
     // A metered answer tells the usage count when it has passed (`done` dropped).
-    let meter = passing.meter.then(|| Rc::new(RefCell::new(Meter::new())));
-    let (done, mut passed) = futures_channel::oneshot::channel::<()>();
+    let metered = matches!(&delivery.answer, Answering::Served(passing) if passing.meter);
+    let meter = metered.then(|| Rc::new(RefCell::new(Meter::new())));
+    let (done, passed) = futures_channel::oneshot::channel::<()>();
     let mut answered = match (delivery.answer, served) {
         (Answering::Served(passing), Some(response)) => {
             let pass = Pass { meter: meter.clone(), relabel: passing.relabel.clone(), done: Some(done) };
             passed_on(response, &passing, req, cx, pass).await?
         }
-        (Answering::Json(body), _) => reply::json(body).map_err(fail)?,
-        (Answering::Error(refused), _) => reply::error(routed.dialect, &refused).map_err(fail)?,
+        (Answering::Json(body), _) => reply::json(body).map_err(ErrorReply::runtime)?,
+        (Answering::Error(refused), _) => reply::error(routed.dialect, &refused).map_err(ErrorReply::runtime)?,
         (Answering::Served(_), None) => {
-            reply::error(routed.dialect, &ErrorReply::upstream_unreachable(false)).map_err(fail)?
+            reply::error(routed.dialect, &ErrorReply::upstream_unreachable(false)).map_err(ErrorReply::runtime)?
         }
     };
     for (name, value) in &delivery.rate_headers {
         let _ = answered.headers_mut().set(name, value);
     }
-    // An answer that has passed already (read whole, or nothing to meter) has its counts
-    // handed to the isolate's batch now: most requests then leave nothing to do after the answer.
-    let passed_now = meter.is_none() || !matches!(passed.try_recv(), Ok(None));
-    let held = match usage.take_if(|_| passed_now) {
-        Some(mut counted) => {
-            if let Some(meter) = &meter {
-                counted.tokens = meter.borrow().tokens();
-            }
-            Some(crate::held::take(counted.appends())).filter(|held| !held.is_empty())
-        }
-        None => None,
-    };
-    // After the answer: the changes the store refused, then the counts (once a metered answer
-    // has passed).
-    let linger = delivery.linger;
-    if linger.is_some() || usage.is_some() || held.is_some() {
-        let env = cx.env.clone();
-        ctx.wait_until(async move {
-            let store = StateStore::open(&env);
-            if let Some(mut linger) = linger {
-                let _ = steps::run(&mut linger, &mut StoreOnly, &store, &mut Timing::default()).await;
-            }
-            if let Some(held) = held {
-                return crate::held::write(&store, held).await;
-            }
-            let Some(mut usage) = usage else { return };
-            if let Some(meter) = meter {
-                let _ = passed.await;
-                usage.tokens = meter.borrow().tokens();
-            }
-            crate::held::count(&store, usage.appends()).await;
-        });
-    }
+    crate::held::after_answer(ctx, &cx.env, delivery.linger, delivery.usage, meter, passed);
     Ok(answered)
-}
-
-/// The runtime's error, as the configuration error it is for the client.
-fn fail(e: worker::Error) -> ErrorReply {
-    ErrorReply::config(e)
 }
 
 /// Google's success as the client gets it: the upload URL made the proxy's, the body rewritten
@@ -177,12 +136,12 @@ async fn passed_on(
         response = own_upload_url(response, req);
     }
     let rewritten = match &passing.rewrite {
-        Some(rewrite) => Some(rewrite.apply(response.bytes().await.map_err(fail)?)),
+        Some(rewrite) => Some(rewrite.apply(response.bytes().await.map_err(ErrorReply::runtime)?)),
         None => None,
     };
     // Only a served stream reads `max_stream_duration`.
     let limit = if passing.stream { cx.stream_limit()? } else { None };
-    reply::passed_on(response, rewritten, passing.stream, limit, pass).map_err(fail)
+    reply::passed_on(response, rewritten, passing.stream, limit, pass).map_err(ErrorReply::runtime)
 }
 
 /// The request body: an upload's bytes stream through (within `max_upload_bytes`), any other

@@ -41,7 +41,7 @@ pub(crate) async fn serve(
     match served {
         Ok(response) => Ok(response),
         Err(refused) => {
-            if refused.is_config() {
+            if refused.is_service_fault() {
                 worker::console_error!("config: {}", refused.message);
             }
             reply::error(routed.dialect, &refused)
@@ -67,10 +67,11 @@ async fn endpoint(
     ctx: &worker::Context,
     timing: &mut Timing,
 ) -> Result<Response, ErrorReply> {
-    let fail = |e: worker::Error| ErrorReply::new(500, "worker_error", e.to_string());
     match routed.endpoint {
-        Endpoint::Preflight => return reply::preflight(req.header("access-control-request-headers")).map_err(fail),
-        Endpoint::Console => return admin::console().map_err(fail),
+        Endpoint::Preflight => {
+            return reply::preflight(req.header("access-control-request-headers")).map_err(ErrorReply::runtime)
+        }
+        Endpoint::Console => return admin::console().map_err(ErrorReply::runtime),
         _ => {}
     }
     let settings = config::request_settings(&env).map_err(ErrorReply::config)?;

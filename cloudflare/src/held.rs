@@ -5,14 +5,61 @@
 //! reads them.
 
 use crate::context::now_ms;
+use crate::reply::Timing;
+use crate::steps::{self, StoreOnly};
 use crate::stores::StateStore;
-use gemini_pool_core::{Append, UsageBatch};
+use futures_channel::oneshot;
+use gemini_pool_core::{Append, Linger, Meter, UsageAppend, UsageBatch};
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 use worker::Delay;
 
 thread_local! {
     static HELD: RefCell<UsageBatch> = RefCell::default();
+}
+
+/// What a request leaves after its answer, in `ctx.wait_until`: the changes the store refused
+/// (`linger`), then its counts. An answer that has passed already (read whole, or nothing to
+/// meter: `passed` is over) has its counts handed to the isolate's batch now — most requests
+/// then leave nothing to do; a metered stream's wait for it to pass (`meter` has its tokens).
+pub fn after_answer(
+    ctx: &worker::Context,
+    env: &worker::Env,
+    linger: Option<Linger>,
+    mut usage: Option<UsageAppend>,
+    meter: Option<Rc<RefCell<Meter>>>,
+    mut passed: oneshot::Receiver<()>,
+) {
+    let passed_now = meter.is_none() || !matches!(passed.try_recv(), Ok(None));
+    let held = match usage.take_if(|_| passed_now) {
+        Some(mut counted) => {
+            if let Some(meter) = &meter {
+                counted.tokens = meter.borrow().tokens();
+            }
+            Some(take(counted.appends())).filter(|held| !held.is_empty())
+        }
+        None => None,
+    };
+    if linger.is_none() && usage.is_none() && held.is_none() {
+        return;
+    }
+    let env = env.clone();
+    ctx.wait_until(async move {
+        let store = StateStore::open(&env);
+        if let Some(mut linger) = linger {
+            let _ = steps::run(&mut linger, &mut StoreOnly, &store, &mut Timing::default()).await;
+        }
+        if let Some(held) = held {
+            return write(&store, held).await;
+        }
+        let Some(mut usage) = usage else { return };
+        if let Some(meter) = meter {
+            let _ = passed.await;
+            usage.tokens = meter.borrow().tokens();
+        }
+        count(&store, usage.appends()).await;
+    });
 }
 
 /// A request's appends, after its answer: what cannot wait is written now, the rest is held

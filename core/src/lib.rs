@@ -3,31 +3,44 @@
 //!
 //! What this crate does **not** do: no I/O, no clock, no entropy of its own. The edge (Fastly
 //! Compute, Cloudflare Workers) reads stores, sends requests, passes the time and a random
-//! seed, and hands back what happened. A request for Google's API is one [`Flow`]: the edge
-//! asks it for the next [`Step`], does it, and hands the result back, until [`Step::Done`]
-//! (the key check is a [`Check`], driven by the same loop).
+//! seed, and hands back what happened.
 //!
-//! The modules, by concern (read in this order):
-//! - `client` — what clients send and see: the allow-list of paths (`route`), what a body says
-//!   (`body`, one pass over its decoded JSON), resources by kind and id (`resource`), tokens and
-//!   roles (`auth`), model names (`model`), OpenAI bodies (`openai_body`), the error envelopes
-//!   (`envelope`), the key scrub (`scrub`), client policies (`policy`) and aliased answers
-//!   (`relabel`);
-//! - `pool` — the keys: the key lists read lazily by part (`keys`), the names of marks
-//!   (`names`), the order candidates are offered in (`pick`), randomness (`rng`);
+//! A request, from the edge's side: [`route`] it (a 404 or 405 here), then
+//! [`Forward::prepare`] — the client's facts and policy, the alias, what goes to Google — which
+//! hands back the [`Outgoing`] request and the [`Work`] to drive: a [`Flow`] (or a [`Listing`])
+//! behind the client's [`Gated`] gate. The edge asks the machine for its next [`Step`], does it,
+//! hands the result back, until [`Step::Done`]; then [`Forward::deliver`] says what the client
+//! gets ([`Delivery`]: Google's success passed through as [`Passing`] says, JSON, or an error)
+//! and what is counted afterwards. The key check ([`Check`]) and `/v1/status` ([`Status`]) are
+//! machines driven by the same loop; [`testing::Rig`] is that loop over an in-memory store.
+//!
+//! The modules, by floor (a module uses only its own floor and those below it;
+//! `core/tests/layers.rs` holds it to that):
+//! - `pool` — the keys: the key lists read lazily by part (`keys`), the names of marks and
+//!   pins (`names`), the order candidates are offered in (`pick`), randomness (`rng`), the key
+//!   scrub (`scrub`);
 //! - `google` — what Google's answers mean: its error bodies (`google_error`), the verdict
 //!   (`classify`), the reasons (`reason`), answers with nothing in them (`empty`), the tokens
-//!   they cost (`tokens`);
-//! - `decide` — what to do: the request's [`Flow`], its attempts (`attempts`), the cooling
-//!   policy (`cooling`), what a verdict changes (`judge`), how the attempts end (`ending`), the
-//!   key check (`keycheck`), stateful resources kept with their project (`affinity`) and listed
-//!   across projects (`listing`), a client's limits (`limits`);
-//! - `shared` — the state every instance shares: marks and their merge rule (`marks`), items
-//!   and availability (`state`), the write protocol (`commit`), usage counts (`usage`) and how an
-//!   instance holds them to write them together (`batch`), the recent-failures list (`failures`),
-//!   store operations as bytes for a store behind a call (`frames`);
-//! - `operator` — knobs (`settings`), `/v1/status` (`status`), `/v1/usage` (`history`), the
-//!   console page (`console`), time zones and dates (`clock`).
+//!   they cost (`tokens`), its stateful resources by kind and id (`resource`), text search
+//!   (`find`);
+//! - `state` — what every instance shares: marks and their merge rule (`marks`), items and
+//!   availability (`items`), the write protocol (`commit`), usage counts (`usage`) and how an
+//!   instance holds them to write them together (`batch`), the recent failures (`failures`), a
+//!   client's index (`index`) and limit item (`limit_item`), store operations as bytes
+//!   (`frames`), the quota day (`clock`);
+//! - `client` — what clients send and see: the allow-list of paths (`route`), what a body says
+//!   (`body`, one pass over its decoded JSON), tokens and roles (`auth`), model names
+//!   (`model`), OpenAI bodies (`openai_body`), the error envelopes (`envelope`), client
+//!   policies (`policy`), aliased answers (`relabel`), query strings (`query`), resources an
+//!   answer names (`spot`), uploads (`upload`);
+//! - `settings` — the operator's knobs;
+//! - `decide` — what to do: the machine protocol (`machine`), a request's front and back
+//!   (`forward`), its [`Flow`] and attempts (`flow`, `attempts`), the cooling policy
+//!   (`cooling`), what a verdict changes (`judge`), how the attempts end (`ending`), resources
+//!   kept with their project (`affinity`) and listed across projects (`listing`), a client's
+//!   gate (`limits`), what stays held after the answer (`linger`);
+//! - `admin` — the operator's pages: `/v1/status` (`status`), `/v1/usage` (`history`), the
+//!   console (`console`), the key check (`keycheck`).
 //!
 //! # Glossary
 //!
@@ -62,8 +75,18 @@
 //!   dead key) move on without spending it.
 //! - **suspect** — a 403 that may be about what the request names: held until another
 //!   project answers. **Blast radius** — what one request may change, whatever the answers.
-//! - **flow**, **step**, **machine** — the request as a state machine and the instructions it
-//!   hands the edge; **finish** / **ending** — how it ends (served, or an error reply).
+//! - **machine**, **step** — a state machine of the core ([`Machine`]) and one instruction it
+//!   hands the edge ([`Step`]). The steps: **Fetch** a key list part; **Read** items (marks,
+//!   whole); **Look** up named items (records, exactly as stored); **Configure** (the cooling
+//!   knobs); **Send** a request to Google with keys; **Commit** changes (write, then read back);
+//!   **Remember** a record (only if no record holds the name) and **Forget** one; **Claim** a
+//!   place in a limit item (append, read back) and **Swap** it compacted; **Knob**, **List**,
+//!   **Policies** (read a setting, item names, clients' policies); **Rate** (the platform's
+//!   counter); **Append** counts; **Log**; **Wait**; **Done**.
+//! - **flow** — a request for Google's API as a machine ([`Flow`]); **finish** / **ending** —
+//!   how it ends (served, or an error reply). **Forward** — a request's front ([`Forward::prepare`]:
+//!   what goes out, the [`Work`] to drive) and back ([`Forward::deliver`]: the [`Delivery`]).
+//! - **fence** — the projects a client's policy lets serve it; keys of others are never tried.
 //! - **dialect**, **envelope** — the API a client spoke (OpenAI's or Google's native) and the
 //!   error shape it gets back. **Scrub** — masking any key in text that leaves the proxy.
 //! - **usage shard**, **quota day** — usage counts live in eight items per day; the day ends at
@@ -79,12 +102,14 @@
 //! - **policy**, **label** — what the operator allows one client (its token's **label**):
 //!   models, **aliases** (a client's model name → a Gemini model; the answer is **relabelled**
 //!   back), limits, projects ([`Policy`]). A client with limits passes a **gate** before
-//!   anything else ([`Gate`]); its **limit item** (`limit/<day>/<label>`) counts its admissions
-//!   and tokens.
+//!   anything else ([`Gate`]; the machine behind it is [`Gated`]); its **limit item**
+//!   (`limit/<day>/<label>`) counts its admissions and tokens.
 //! - **tokens** — what Google reports an answer cost (prompt, completion, thinking, cached),
 //!   read by a **meter** as the answer passes ([`Meter`]).
 //! - **history** — the usage counts of past quota days (`/v1/usage`: [`UsageQuery`]); the
 //!   **recent failures** — the last 100 failed attempts ([`Failure`]).
+//! - **linger** — what an edge does after the client has its answer ([`Linger`]): counts kept
+//!   for a later batch, writes that must not be lost.
 //! - **knob** — one operator setting (`proxy_settings` on Fastly, a variable on Workers).
 //! - **edge** — the platform layer that executes the core's steps (`src/`, `cloudflare/`).
 
@@ -171,13 +196,14 @@ pub use decide::machine::{Answer, Machine, Step};
 
 // What clients send and see.
 pub use client::auth::{caller, client_token, lookup_order, same_token, Caller, Presented, Role};
+pub use client::body::RequestFacts;
 pub use client::envelope::{Dialect, ErrorReply};
 pub use client::model::valid_model;
 pub use client::openai_body::{peek, strip_model_prefixes};
 pub use client::policy::{Applied, Limits, Policy, PolicyError};
 pub use client::query::{forwarded_query, query_param};
 pub use client::relabel::Relabel;
-pub use client::route::{may_be_native, route, Access, Endpoint, Reading, RequestFacts, ResourceCall, Route};
+pub use client::route::{may_be_native, route, Access, Endpoint, Reading, ResourceCall, Route};
 
 // Stateful resources, each kept with its project.
 pub use client::spot::{Spot, Spotter, SPOT_LIMIT};

@@ -324,6 +324,13 @@ def curl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "-sS", *args], capture_output=True, text=True, timeout=60)
 
 
+def genai_client(proxy, token: str = TOKEN):
+    """Google's own SDK pointed at `proxy`, with its retries off (a test sees every answer)."""
+    from google import genai
+
+    return genai.Client(api_key=token, http_options={"base_url": proxy.url, "retry_options": {"attempts": 1}})
+
+
 def sim_keys(n: int, projects: dict[int, str] | None = None, start: int = 1) -> list[dict]:
     """Simulator key table for keys `start..start+n`: label kN, optional project."""
     projects = projects or {}

@@ -10,17 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
-from google import genai
 from google.genai import errors, types
 
-from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, USAGE_HOLD_S, curl, key, pool_lines, sim_keys
+from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, USAGE_HOLD_S, curl, genai_client, key, pool_lines, sim_keys
 
 FLASH = "gemini-3.5-flash"
 SIX_PROJECTS = {i: f"project-{i}" for i in range(1, 7)}
-
-
-def native(proxy, token=TOKEN):
-    return genai.Client(api_key=token, http_options={"base_url": proxy.url, "retry_options": {"attempts": 1}})
 
 
 def chat(proxy, token=TOKEN, model=FLASH, **extra):
@@ -72,7 +67,7 @@ def gone_file(google, sim):
 def test_a_file_google_refuses_is_delivered_and_cools_nothing(sim, proxies, profile):
     sim.reset(sim_keys(6, SIX_PROJECTS))
     proxy = proxies(pool_lines(6, SIX_PROJECTS), settings={"cooling_profile": profile})
-    google = native(proxy)  # the SDK closes a client once it is unreferenced: keep it
+    google = genai_client(proxy)  # the SDK closes a client once it is unreferenced: keep it
     gone = gone_file(google, sim)
     part = types.Part.from_uri(file_uri=gone.uri, mime_type="text/plain")
     for _ in range(5):
@@ -92,7 +87,7 @@ def test_a_file_google_refuses_is_delivered_and_cools_nothing(sim, proxies, prof
 
 
 def test_a_cached_content_google_refuses_is_delivered_and_cools_nothing(six, sim):
-    google = native(six)
+    google = genai_client(six)
     since = len(sim.log())
     cache = google.caches.create(model=FLASH, config=types.CreateCachedContentConfig(contents=["context"]))
     gone_at_google(sim, since, cache.name)
@@ -108,7 +103,7 @@ def test_a_cached_content_google_refuses_is_delivered_and_cools_nothing(six, sim
         google.models.generate_content(model=FLASH, contents="hi", config=unknown)
     assert raised.value.code == 404
     nothing_changed(six)
-    other = native(six, OTHER_TOKEN)
+    other = genai_client(six, OTHER_TOKEN)
     assert other.models.generate_content(model=FLASH, contents="hi").text
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import openai
 import pytest
 
-from harness import ADMIN_TOKEN, TOKEN, curl, pool_lines, served, sim_keys
+from harness import ADMIN_TOKEN, TOKEN, curl, genai_client, pool_lines, served, sim_keys
 
 FLASH = "gemini-3.5-flash"
 OTHER = "gemini-3.1-flash-lite"
@@ -347,9 +347,6 @@ def test_a_model_retired_for_every_project_is_a_404_not_a_wait(sim, proxies):
     assert len(sim.log()) == before + 2
 
 
-def genai_client(proxy):
-    from google import genai
-    return genai.Client(api_key=TOKEN, http_options={"base_url": proxy.url, "retry_options": {"attempts": 1}})
 
 
 @pytest.mark.parametrize("kind", ["empty", "thoughts_only"])

@@ -6,10 +6,9 @@ import subprocess
 
 import openai
 import pytest
-from google import genai
 from google.genai import errors as genai_errors
 
-from harness import TOKEN, curl, key, pool_lines, sim_keys
+from harness import TOKEN, curl, genai_client, key, pool_lines, sim_keys
 
 FLASH = "gemini-3.5-flash"
 CHAT = {"model": FLASH, "messages": [{"role": "user", "content": "hi"}]}
@@ -34,10 +33,6 @@ def split(response: str):
 def chat(proxy, model=FLASH):
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=TOKEN, max_retries=0)
     return client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
-
-
-def native(proxy):
-    return genai.Client(api_key=TOKEN, http_options={"base_url": proxy.url, "retry_options": {"attempts": 1}})
 
 
 def status(proxy) -> dict:
@@ -188,7 +183,7 @@ def test_aq_and_aiza_keys_both_serve_both_apis(sim, proxies):
     sim.reset(sim_keys(4))
     proxy = proxies(pool_lines(4), settings={"strategy": "random"})
     before = len(sim.log())
-    google = native(proxy)
+    google = genai_client(proxy)
     for _ in range(30):
         chat(proxy)
         assert google.models.generate_content(model=FLASH, contents="hi").text

@@ -11,10 +11,9 @@ import subprocess
 import time
 
 import pytest
-from google import genai
 from google.genai import errors, types
 
-from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, curl, pool_lines, sim_keys
+from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, curl, genai_client, pool_lines, sim_keys
 
 MODEL = "gemini-3.5-flash"
 PROJECTS = {1: "p-a", 2: "p-a", 3: "p-b", 4: "p-b"}
@@ -27,10 +26,6 @@ GENERATE = f"/v1beta/models/{MODEL}:generateContent"
 def world(sim, proxies):
     sim.reset(sim_keys(4, PROJECTS))
     return proxies(pool_lines(4, PROJECTS))
-
-
-def client(proxy, token=TOKEN):
-    return genai.Client(api_key=token, http_options={"base_url": proxy.url, "retry_options": {"attempts": 1}})
 
 
 def post(proxy, path, body, token=TOKEN):
@@ -49,7 +44,7 @@ def post(proxy, path, body, token=TOKEN):
 def file_of(sim, proxy, token=TOKEN):
     """A file `token`'s client uploads, and the project Google made it in."""
     start = len(sim.log())
-    c = client(proxy, token)  # the SDK closes a client nothing refers to: keep it
+    c = genai_client(proxy, token)  # the SDK closes a client nothing refers to: keep it
     f = c.files.upload(file=io.BytesIO(b"a secret report\n" * 20), config={"mime_type": "text/plain"})
     made_in = next(PROJECT_OF_LABEL[e["key"]] for e in sim.log()[start:] if "/upload/" in e["path"])
     return f, made_in
@@ -58,7 +53,7 @@ def file_of(sim, proxy, token=TOKEN):
 def test_no_spelling_of_another_clients_resource_reaches_google(world, sim):
     f, _ = file_of(sim, world)
     file_id = f.name.split("/", 1)[1]
-    mine = client(world)
+    mine = genai_client(world)
     cache = mine.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["ctx " * 50]))
     chat = mine.interactions.create(model=MODEL, input="private")
     escaped = "".join(f"\\u{ord(c):04x}" for c in "files/")
@@ -132,7 +127,7 @@ def test_a_token_limit_refuses_what_it_cannot_meter(sim, proxies):
     # What is metered, or costs no tokens, is served.
     status, _ = post(proxy, f"/v1beta/models/{MODEL}:countTokens", '{"contents":[{"parts":[{"text":"hi"}]}]}')
     assert status == 200
-    c = client(proxy)
+    c = genai_client(proxy)
     assert c.models.generate_content(model=MODEL, contents="hi").text
     # Another client without a token limit may make them.
     status, _ = post(proxy, "/v1beta/models/gemini-embedding-001:embedContent", json.dumps(unmetered[1][1]), OTHER_TOKEN)
@@ -238,7 +233,7 @@ def test_upload_sizes_are_checked_on_every_piece_and_fail_closed(sim, proxies):
 def test_lists_pass_the_clients_gate(sim, proxies):
     sim.reset(sim_keys(4, PROJECTS))
     proxy = proxies(pool_lines(4, PROJECTS), policies={APP: {"rpd": 1}})
-    c = client(proxy)
+    c = genai_client(proxy)
     assert c.models.generate_content(model=MODEL, contents="hi").text
     before = len(sim.log())
     for path in ["/v1beta/files", "/v1beta/cachedContents", "/v1beta/batches"]:
@@ -279,7 +274,7 @@ def test_a_file_name_another_client_holds_is_a_conflict(world, sim):
     assert taken.startswith("HTTP/1.1 409") and "ALREADY_EXISTS" in taken and "choose another name" in taken, taken
     assert len(sim.log()) == before
     # The holder deletes it: the name is free again, and its new file is reachable.
-    holder, mine = client(world, OTHER_TOKEN), client(world)
+    holder, mine = genai_client(world, OTHER_TOKEN), genai_client(world)
     holder.files.delete(name="files/report-2026")
     assert '"files/report-2026"' in upload_as(TOKEN, "report-2026")
     assert mine.files.get(name="files/report-2026").name == "files/report-2026"

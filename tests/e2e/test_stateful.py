@@ -7,10 +7,9 @@ import io
 import time
 
 import pytest
-from google import genai
 from google.genai import errors, types
 
-from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, curl, pool_lines, sim_keys
+from harness import ADMIN_TOKEN, OTHER_TOKEN, TOKEN, curl, genai_client, pool_lines, sim_keys
 
 MODEL = "gemini-3.5-flash"
 PROJECTS = {1: "p-a", 2: "p-a", 3: "p-b", 4: "p-b", 5: "p-c", 6: "p-c"}
@@ -24,10 +23,6 @@ def world(sim, proxies):
     return proxies(pool_lines(6, PROJECTS))
 
 
-def client(proxy, token=TOKEN):
-    return genai.Client(api_key=token, http_options={"base_url": proxy.url, "retry_options": {"attempts": 1}})
-
-
 def projects_used(sim, since: int, path_part: str = "") -> list[str]:
     """The projects of the keys that reached Google since `since` (upload bytes carry none)."""
     return [PROJECT_OF_LABEL.get(e["key"], e["key"]) for e in sim.log()[since:] if path_part in e["path"]]
@@ -38,7 +33,7 @@ def upload(c, text: bytes = b"the quick brown fox\n" * 50):
 
 
 def test_a_file_uploaded_through_the_pool_is_used_in_its_project(world, sim):
-    c = client(world)
+    c = genai_client(world)
     start = len(sim.log())
     f = upload(c)
     assert f.name.startswith("files/") and f.state == "ACTIVE" and f.size_bytes == 1000
@@ -78,7 +73,7 @@ def test_the_upload_url_points_at_the_proxy_and_carries_no_key(world, sim):
 
 
 def test_a_cached_content_follows_its_project(world, sim):
-    c = client(world)
+    c = genai_client(world)
     cache = c.caches.create(
         model=MODEL,
         config=types.CreateCachedContentConfig(contents=["a long shared context " * 100], display_name="ctx"),
@@ -96,7 +91,7 @@ def test_a_cached_content_follows_its_project(world, sim):
 
 
 def test_interactions_continue_in_their_project(world, sim):
-    c = client(world)
+    c = genai_client(world)
     since = len(sim.log())
     first = c.interactions.create(model=MODEL, input="Hello")
     assert first.id and first.status == "completed"
@@ -131,7 +126,7 @@ def test_interactions_continue_in_their_project(world, sim):
 
 
 def test_another_client_cannot_see_or_use_them(world, sim):
-    mine, theirs = client(world), client(world, OTHER_TOKEN)
+    mine, theirs = genai_client(world), genai_client(world, OTHER_TOKEN)
     f = upload(mine)
     chat = mine.interactions.create(model=MODEL, input="private")
     before = len(sim.log())
@@ -153,12 +148,12 @@ def test_another_client_cannot_see_or_use_them(world, sim):
     assert len(sim.log()) == before, "refused before Google is asked"
     # The maker still has both; an admin sees them too.
     assert mine.files.get(name=f.name).name == f.name
-    admin = client(world, ADMIN_TOKEN)
+    admin = genai_client(world, ADMIN_TOKEN)
     assert admin.files.get(name=f.name).name == f.name
 
 
 def test_resources_of_two_projects_in_one_request_are_refused(world, sim):
-    c = client(world)
+    c = genai_client(world)
     files = [upload(c) for _ in range(12)]
     starts = [PROJECT_OF_LABEL[e["key"]] for e in sim.log() if e["headers"].get("x-goog-upload-command") == "start"]
     assert len(set(starts)) >= 2, "twelve uploads land in more than one project"
@@ -173,7 +168,7 @@ def test_resources_of_two_projects_in_one_request_are_refused(world, sim):
 
 
 def test_the_owning_project_cooling_means_a_wait_not_another_project(world, sim):
-    c = client(world)
+    c = genai_client(world)
     start = len(sim.log())
     f = upload(c)
     made_in = projects_used(sim, start, "/upload/")[0]
@@ -195,13 +190,13 @@ def test_an_upload_over_the_limit_is_refused_before_google(sim, proxies):
     proxy = proxies(pool_lines(2), settings={"max_upload_bytes": "4096"})
     before = len(sim.log())
     with pytest.raises(errors.ClientError) as refused:
-        upload(client(proxy), b"x" * 5000)
+        upload(genai_client(proxy), b"x" * 5000)
     assert refused.value.code == 413
     assert len(sim.log()) == before
 
 
 def test_a_batch_over_an_uploaded_file_stays_in_the_files_project(world, sim):
-    c = client(world)
+    c = genai_client(world)
     start = len(sim.log())
     lines = b'{"key": "1", "request": {"contents": [{"parts": [{"text": "hi"}]}]}}\n' * 3
     source = c.files.upload(file=io.BytesIO(lines), config={"mime_type": "application/jsonl"})
@@ -220,7 +215,7 @@ def test_a_batch_over_an_uploaded_file_stays_in_the_files_project(world, sim):
     c.batches.cancel(name=batch.name)
     c.batches.delete(name=batch.name)
     assert set(projects_used(sim, since)) == {made_in}, "the batch is made where its input file is"
-    other = client(world, OTHER_TOKEN)  # the SDK closes a client once it is unreferenced: keep it
+    other = genai_client(world, OTHER_TOKEN)  # the SDK closes a client once it is unreferenced: keep it
     with pytest.raises(errors.ClientError) as theirs:
         other.batches.get(name=batch.name)
     assert theirs.value.code == 404
@@ -253,7 +248,7 @@ def test_a_long_running_operation_is_polled_in_its_project(world, sim):
 
 
 def test_lists_merge_the_projects_and_show_only_the_callers_own(world, sim):
-    mine, theirs, admin = client(world), client(world, OTHER_TOKEN), client(world, ADMIN_TOKEN)
+    mine, theirs, admin = genai_client(world), genai_client(world, OTHER_TOKEN), genai_client(world, ADMIN_TOKEN)
     start = len(sim.log())
     own = [upload(mine) for _ in range(8)]
     spread = {PROJECT_OF_LABEL[e["key"]] for e in sim.log()[start:] if e["headers"].get("x-goog-upload-command") == "start"}
@@ -276,7 +271,7 @@ def test_a_multipart_upload_streams_through_and_is_recorded(world, sim):
                 "--data-binary", f"@{path}").stdout
     import json
     name = json.loads(made)["file"]["name"]
-    c = client(world)
+    c = genai_client(world)
     f = c.files.get(name=name)
     assert f.size_bytes == len(b"hello multipart")
     since = len(sim.log())

@@ -25,31 +25,33 @@ use crate::google::resource::{cache_named, file_named, interaction_named, Kind, 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
-/// What a request body says, as far as the proxy needs it.
+/// What a request says, as far as the proxy needs it: read from its body here, then completed
+/// from its path by [`Route::facts`](crate::client::route::Route::facts).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct BodyFacts {
-    /// The model at its top (normalised: no `models/`).
+pub struct RequestFacts {
+    /// The model it is about (normalised: no `models/`; `None` for endpoints without one, such
+    /// as model lists). The body's reader takes the one at the body's top.
     pub model: Option<String>,
-    /// `"stream": true` at its top.
+    /// Whether Google's answer streams (it must reach the client as `text/event-stream`).
     pub stream: bool,
-    /// `"background": true` at its top (an interaction that runs after the answer).
+    /// An interaction that runs in the background (its tokens are known only later).
     pub background: bool,
-    /// An Interactions agent (`"agent"` at its top).
+    /// An Interactions agent it asks for (`"agent"` at the body's top).
     pub agent: Option<String>,
-    /// Models named inside it (normalised), where Google reads one.
+    /// Models named inside the body (or a second time), each checked like `model`.
     pub inner_models: Vec<String>,
-    /// The resources it references (deduplicated, in the order met).
+    /// The stateful resources it names (deduplicated, in the order met; the path's first).
     pub resources: Vec<Resource>,
-    /// The file an upload's metadata names (`file.name`): the id a client chose.
+    /// The file an upload's metadata names (`file.name`): the id a client chose for what it makes.
     pub new_file: Option<Resource>,
 }
 
 /// Reads `body`: a JSON object, or nothing at all (`optional`: an empty body is no facts;
 /// otherwise it is a 400).
-pub(crate) fn read(body: &[u8], optional: bool) -> Result<BodyFacts, ErrorReply> {
+pub(crate) fn read(body: &[u8], optional: bool) -> Result<RequestFacts, ErrorReply> {
     if body.iter().all(u8::is_ascii_whitespace) {
         if optional {
-            return Ok(BodyFacts::default());
+            return Ok(RequestFacts::default());
         }
         return Err(ErrorReply::bad_request("invalid_json", "Request body is empty; expected a JSON object."));
     }
@@ -67,7 +69,7 @@ pub(crate) fn read(body: &[u8], optional: bool) -> Result<BodyFacts, ErrorReply>
 
 #[derive(Default)]
 struct Scan {
-    facts: BodyFacts,
+    facts: RequestFacts,
     /// Why the body is refused, once it is (the pass then stops).
     problem: Option<ErrorReply>,
 }
@@ -441,7 +443,7 @@ mod tests {
             assert_eq!(refused(body.as_bytes()), Err((400, "invalid_resource_name".into())), "{body}");
         }
         assert_eq!(refused(br#"{"model":"a","model":"b"}"#), Err((400, "invalid_json".into())));
-        assert_eq!(read(b"  ", true), Ok(BodyFacts::default()));
+        assert_eq!(read(b"  ", true), Ok(RequestFacts::default()));
     }
 
     #[test]

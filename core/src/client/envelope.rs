@@ -97,9 +97,9 @@ impl ErrorReply {
         ErrorReply::bad_request("unreadable_body", "The request body could not be read.")
     }
 
-    /// 500 `config_error`? (The edge logs what it answers with one.)
-    pub fn is_config(&self) -> bool {
-        self.code == "config_error"
+    /// The service's own fault (500 `config_error` or `runtime_error`)? The edge logs it.
+    pub fn is_service_fault(&self) -> bool {
+        matches!(self.code.as_str(), "config_error" | "runtime_error")
     }
 
     /// 400 with a code.
@@ -110,6 +110,12 @@ impl ErrorReply {
     /// 500 "Service configuration error" naming what is missing or wrong (never a key).
     pub fn config(what: impl std::fmt::Display) -> Self {
         ErrorReply::new(500, "config_error", format!("Service configuration error: {what}."))
+    }
+
+    /// 500 `runtime_error`: the edge's runtime failed at something it should not (building a
+    /// response, a header).
+    pub fn runtime(what: impl std::fmt::Display) -> Self {
+        ErrorReply::new(500, "runtime_error", format!("The edge runtime failed: {what}."))
     }
 
     /// 429 with `Retry-After`: every key cools for the model.

@@ -19,10 +19,11 @@
 //! A policy that does not read is the operator's error: a 500 naming the label and the field,
 //! never a panic and never "no policy".
 
+use crate::client::body::RequestFacts;
 use crate::client::envelope::ErrorReply;
 use crate::client::model::{normalize_model, valid_model};
 use crate::client::relabel::Relabel;
-use crate::client::route::{RequestFacts, Route};
+use crate::client::route::Route;
 use crate::pool::keys::ApiKey;
 use crate::pool::names::Bucket;
 use serde_json::value::RawValue;

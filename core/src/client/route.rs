@@ -1,7 +1,7 @@
 //! Routing: which endpoint a client request is for, which API dialect it speaks, and the
 //! only paths that may reach Google. Anything not on the allow-list is a 404 here.
 
-use crate::client::body::BodyFacts;
+use crate::client::body::RequestFacts;
 use crate::client::envelope::{Dialect, ErrorReply};
 use crate::client::model::valid_model;
 use crate::client::query::query_param;
@@ -326,7 +326,7 @@ impl Route {
     pub fn facts(&self, body: &[u8]) -> Result<RequestFacts, ErrorReply> {
         let streamed = matches!(self.resource_call(), Some(ResourceCall::Upload(_) | ResourceCall::MultipartUpload));
         let mut read =
-            if streamed { BodyFacts::default() } else { crate::client::body::read(body, !self.model_in_body())? };
+            if streamed { RequestFacts::default() } else { crate::client::body::read(body, !self.model_in_body())? };
         if self.model_in_body() && read.model.is_none() {
             return Err(ErrorReply::bad_request("missing_model", "Missing required field `model`."));
         }
@@ -346,15 +346,7 @@ impl Route {
             read.stream || matches!(self.endpoint, Endpoint::NativeCall { method: "streamGenerateContent", .. });
         let mut resources: Vec<Resource> = self.path_resource().into_iter().collect();
         resources.extend(read.resources.into_iter().filter(|r| !resources.contains(r)).collect::<Vec<_>>());
-        Ok(RequestFacts {
-            model,
-            stream,
-            background: read.background,
-            agent: read.agent,
-            inner_models: read.inner_models,
-            resources,
-            new_file: read.new_file,
-        })
+        Ok(RequestFacts { model, stream, resources, ..read })
     }
 
     /// The resource the path names (`files/{id}`, `interactions/{id}/cancel`, …).
@@ -452,25 +444,6 @@ pub enum Access {
     /// The bytes of an upload session: no token, the session's record (made when a client
     /// started it) says whose it is.
     Upload,
-}
-
-/// What a request is about.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestFacts {
-    /// The model it names (`None` for endpoints without one, such as model lists).
-    pub model: Option<String>,
-    /// Whether Google's answer streams (it must reach the client as `text/event-stream`).
-    pub stream: bool,
-    /// An interaction that runs in the background (its tokens are known only later).
-    pub background: bool,
-    /// An Interactions agent it asks for.
-    pub agent: Option<String>,
-    /// Models named inside the body (or a second time), each checked like `model`.
-    pub inner_models: Vec<String>,
-    /// The stateful resources it names, in its path and its body.
-    pub resources: Vec<Resource>,
-    /// The file an upload's metadata names: the id a client chose for what it makes.
-    pub new_file: Option<Resource>,
 }
 
 /// A request that matches no route, with the dialect to answer it in.

@@ -26,8 +26,9 @@
 //! finds it. Usage is counted after the client has its answer: [`Flow::usage`].
 
 use crate::client::auth::Caller;
+use crate::client::body::RequestFacts;
 use crate::client::envelope::ErrorReply;
-use crate::client::route::{RequestFacts, Route};
+use crate::client::route::Route;
 use crate::decide::affinity::{self, Pin, Record};
 use crate::decide::attempts::{Attempts, Choice};
 use crate::decide::ending::Ending;
