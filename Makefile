@@ -21,7 +21,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VICEROY_VERSION := 0.22.0
 
-.PHONY: simulate all build floor sim tools viceroy venv browser cf-tools build-cf demo-cf test unit e2e demo serve bench bench-quota bench-burst bench-instructions bench-upload fuzz clean fmt lint wasm-target
+.PHONY: simulate all build floor sim tools viceroy venv browser agents cf-tools build-cf demo-cf test unit e2e demo serve bench bench-quota bench-burst bench-instructions bench-upload fuzz clean fmt lint wasm-target
 
 all: build
 
@@ -58,7 +58,15 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet -r tests/requirements.txt
 	touch $@
 
-tools: viceroy venv browser
+tools: viceroy venv browser agents
+
+# The real coding agents the tests drive (Claude Code, Codex), pinned in
+# tests/agents/package-lock.json; each test runs them with a HOME of its own, offline.
+agents: tests/agents/node_modules/.installed
+
+tests/agents/node_modules/.installed: tests/agents/package-lock.json
+	cd tests/agents && npm ci --no-audit --no-fund >/dev/null
+	touch $@
 
 # The Workers edge: worker-build and wasm-bindgen-cli from crates.io (the version of
 # wasm-bindgen must equal the one in cloudflare/Cargo.lock), wrangler (with workerd) from npm,
@@ -133,7 +141,7 @@ bench-burst: build sim tools
 simulate:
 	$(CARGO) run --locked --release -p gemini-pool-simulate --bin simulate
 
-FUZZ_TARGETS := google_answer request openai_body key_list settings state_item attempt_loop scrub
+FUZZ_TARGETS := google_answer request openai_body key_list settings state_item attempt_loop scrub messages_request messages_answer
 FUZZ_SECONDS ?= 60
 
 fuzz:

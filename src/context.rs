@@ -3,7 +3,7 @@
 
 use crate::stores::Secrets;
 use crate::timing::Timing;
-use gemini_pool_core::{Caller, CoolingSettings, ErrorReply, Policy, RequestSettings, SettingsReader};
+use gemini_pool_core::{AgentModels, Caller, CoolingSettings, ErrorReply, Policy, RequestSettings, SettingsReader};
 use std::cell::{OnceCell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +50,11 @@ impl<'r> Context<'r> {
     /// `max_stream_duration` (read only for an answer that streams).
     pub fn stream_limit(&self) -> Result<Option<Duration>, ErrorReply> {
         self.knobs.borrow_mut().stream_limit().map_err(ErrorReply::config)
+    }
+
+    /// `agent_models` (read only by the coding agents' routes).
+    pub fn agent_models(&self) -> Result<AgentModels, ErrorReply> {
+        self.knobs.borrow_mut().agent_models().map_err(ErrorReply::config)
     }
 
     /// `max_upload_bytes` (read only by uploads).

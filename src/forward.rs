@@ -33,6 +33,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
         seed: seed(),
         now_ms: now_ms(),
         settings: cx.settings.clone(),
+        agent_models: if route.translated() { Some(cx.agent_models()?) } else { None },
     };
     let mut forward = Forward::prepare(ask, who, setup)?;
     let upstream = Upstream::new(client, forward.outgoing(), payload)
@@ -76,7 +77,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
         streams: passing.stream,
         stream_until,
         meter: passing.meter,
-        relabel: passing.relabel,
+        transform: passing.transform,
     };
     Ok((response, after))
 }

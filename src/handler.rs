@@ -14,8 +14,8 @@ use crate::timing::Timing;
 use crate::warm;
 use fastly::{Request, Response};
 use gemini_pool_core::{
-    caller, client_token, lookup_order, may_be_native, query_param, route, Access, Caller, Endpoint, ErrorReply,
-    Presented, Role, Route, SettingsReader,
+    caller, client_token, lookup_order, may_be_anthropic, may_be_native, query_param, route, Access, Caller, Endpoint,
+    ErrorReply, Presented, Role, Route, SettingsReader,
 };
 use std::cell::RefCell;
 use std::time::Instant;
@@ -30,6 +30,7 @@ pub fn handle(mut client: Request) -> (Response, After) {
         authorization: header_text(&client, "authorization"),
         goog_api_key: if native_path { header_text(&client, "x-goog-api-key") } else { None },
         query_key: if native_path { query_param(client.get_query_str(), "key") } else { None },
+        api_key: if may_be_anthropic(client.get_path()) { header_text(&client, "x-api-key") } else { None },
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
     let (mut response, after) =

@@ -11,7 +11,7 @@ use fastly::http::body::StreamingBody;
 use fastly::http::header::{self, HeaderName, HeaderValue};
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
-use gemini_pool_core::{Dialect, ErrorReply, Linger, Meter, Relabel, Tokens, UsageAppend};
+use gemini_pool_core::{Dialect, ErrorReply, Linger, Meter, Tokens, Transform, UsageAppend};
 use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::time::Instant;
@@ -25,7 +25,7 @@ const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 
 pub fn error(dialect: Dialect, reply: &ErrorReply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(reply.status_in(dialect)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = Response::from_status(status)
         .with_header("content-type", "application/json; charset=utf-8")
         .with_body(reply.body(dialect));
@@ -83,7 +83,7 @@ pub struct After {
     /// The answer's tokens are read as it passes (it is relayed by the instance).
     pub meter: bool,
     /// The answer carries the client's alias back (it is relayed by the instance).
-    pub relabel: Option<Relabel>,
+    pub transform: Option<Transform>,
 }
 
 /// Bytes a streamed answer is relayed in (each read returns what has arrived, up to this).
@@ -91,10 +91,10 @@ const RELAY_CHUNK: usize = 16 * 1024;
 
 impl After {
     /// Sends `response` to the client — handed to the host whole, or relayed by the instance
-    /// when it streams, is metered or is relabelled — then counts usage: the client already has
+    /// when it streams, is metered or is transformed — then counts usage: the client already has
     /// its answer.
     pub fn deliver(self, mut response: Response) {
-        let relayed = self.streams || self.meter || self.relabel.is_some();
+        let relayed = self.streams || self.meter || self.transform.is_some();
         let tokens = match (relayed, self.body) {
             (false, None) => {
                 response.send_to_client();
@@ -107,7 +107,8 @@ impl After {
             }
             (true, body) => {
                 let body = body.unwrap_or_else(|| AnswerBody::unread(response.take_body()));
-                let relay = Relay { streams: self.streams, meter: self.meter.then(Meter::new), relabel: self.relabel };
+                let relay =
+                    Relay { streams: self.streams, meter: self.meter.then(Meter::new), transform: self.transform };
                 relay.run(response, body, self.stream_until.filter(|_| self.streams))
             }
         };
@@ -123,11 +124,11 @@ impl After {
 }
 
 /// Google's answer relayed to the client by the instance, chunk by chunk (never buffered),
-/// through the `meter` and the `relabel` if any; a stream's chunks each sent on at once.
+/// through the `meter` and the `transform` if any; a stream's chunks each sent on at once.
 struct Relay {
     streams: bool,
     meter: Option<Meter>,
-    relabel: Option<Relabel>,
+    transform: Option<Transform>,
 }
 
 impl Relay {
@@ -136,8 +137,8 @@ impl Relay {
     /// tokens the meter read.
     fn run(mut self, mut response: Response, body: AnswerBody, until: Option<Instant>) -> Tokens {
         let AnswerBody { head, rest } = body;
-        // A relabelled answer changes length: the host frames it anew.
-        if self.relabel.is_some() {
+        // A transformed answer (relabelled or translated) changes length: the host frames it anew.
+        if self.transform.is_some() {
             response.remove_header("content-length");
         }
         let Some(mut upstream) = rest else {
@@ -170,32 +171,32 @@ impl Relay {
                 return self.tokens(); // the client went away
             }
         }
-        if let Some(rest) = self.relabel.as_mut().map(Relabel::finish) {
+        if let Some(rest) = self.transform.as_mut().map(Transform::finish) {
             let _ = client.write_all(&rest);
         }
         let _ = client.finish();
         self.tokens()
     }
 
-    /// `bytes` metered, and relabelled if the client asked by an alias.
+    /// `bytes` metered, and transformed (an alias put back, a translation).
     fn pass<'b>(&mut self, bytes: &'b [u8]) -> Cow<'b, [u8]> {
         if let Some(meter) = self.meter.as_mut() {
             meter.feed(bytes);
         }
-        match self.relabel.as_mut() {
-            Some(relabel) => Cow::Owned(relabel.feed(bytes)),
+        match self.transform.as_mut() {
+            Some(transform) => Cow::Owned(transform.feed(bytes)),
             None => Cow::Borrowed(bytes),
         }
     }
 
-    /// A whole answer, metered, and relabelled if the client asked by an alias.
+    /// A whole answer, metered and transformed.
     fn whole(&mut self, body: Vec<u8>) -> Vec<u8> {
-        let relabelled = match self.pass(&body) {
+        let transformed = match self.pass(&body) {
             Cow::Owned(out) => Some(out),
             Cow::Borrowed(_) => None,
         };
-        let mut out = relabelled.unwrap_or(body);
-        if let Some(rest) = self.relabel.as_mut().map(Relabel::finish) {
+        let mut out = transformed.unwrap_or(body);
+        if let Some(rest) = self.transform.as_mut().map(Transform::finish) {
             out.extend(rest);
         }
         out

@@ -3,7 +3,7 @@
 
 use crate::config;
 use crate::reply::Timing;
-use gemini_pool_core::{Caller, CoolingSettings, ErrorReply, Policy, RequestSettings, SettingsReader};
+use gemini_pool_core::{AgentModels, Caller, CoolingSettings, ErrorReply, Policy, RequestSettings, SettingsReader};
 use std::cell::OnceCell;
 use std::time::Duration;
 use worker::{js_sys, Env};
@@ -39,6 +39,11 @@ impl Context {
     /// `max_stream_duration` (read only for an answer that streams).
     pub(crate) fn stream_limit(&self) -> Result<Option<Duration>, ErrorReply> {
         SettingsReader::new(|name: &str| config::knob(&self.env, name)).stream_limit().map_err(ErrorReply::config)
+    }
+
+    /// `agent_models` (read only by the coding agents' routes).
+    pub(crate) fn agent_models(&self) -> Result<AgentModels, ErrorReply> {
+        SettingsReader::new(|name: &str| config::knob(&self.env, name)).agent_models().map_err(ErrorReply::config)
     }
 }
 

@@ -73,6 +73,7 @@ pub(crate) async fn forward(
         seed: seed(),
         now_ms: now_ms(),
         settings: cx.settings.clone(),
+        agent_models: if routed.translated() { Some(cx.agent_models()?) } else { None },
     };
     let mut forward = Forward::prepare(ask, Client { caller: &cx.caller, policy: cx.policy.as_ref() }, setup)?;
     let outgoing = forward.outgoing();
@@ -106,7 +107,7 @@ pub(crate) async fn forward(
     let (done, passed) = futures_channel::oneshot::channel::<()>();
     let mut answered = match (delivery.answer, served) {
         (Answering::Served(passing), Some(response)) => {
-            let pass = Pass { meter: meter.clone(), relabel: passing.relabel.clone(), done: Some(done) };
+            let pass = Pass { meter: meter.clone(), transform: passing.transform.clone(), done: Some(done) };
             passed_on(response, &passing, req, cx, pass).await?
         }
         (Answering::Json(body), _) => reply::json(body).map_err(ErrorReply::runtime)?,
@@ -124,7 +125,7 @@ pub(crate) async fn forward(
 
 /// Google's success as the client gets it: the upload URL made the proxy's, the body rewritten
 /// where the core says (read whole), a stream cut once it has run `max_stream_duration`;
-/// metered and relabelled by `pass` as it goes.
+/// metered and transformed by `pass` as it goes.
 async fn passed_on(
     mut response: Response,
     passing: &Passing,

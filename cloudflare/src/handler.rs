@@ -8,8 +8,8 @@ use crate::incoming::Incoming;
 use crate::reply::Timing;
 use crate::{admin, config, forward, reply};
 use gemini_pool_core::{
-    caller, client_token, lookup_order, may_be_native, query_param, route, Access, Caller, Dialect, Endpoint,
-    ErrorReply, Presented, Role, Route,
+    caller, client_token, lookup_order, may_be_anthropic, may_be_native, query_param, route, Access, Caller, Dialect,
+    Endpoint, ErrorReply, Presented, Role, Route,
 };
 use std::cell::OnceCell;
 use worker::{Env, Response};
@@ -24,10 +24,12 @@ pub(crate) async fn serve(
     let header = |name: &str| req.header(name);
     let native_path = may_be_native(path);
     let (authorization, goog) = (header("authorization"), if native_path { header("x-goog-api-key") } else { None });
+    let api_key = if may_be_anthropic(path) { header("x-api-key") } else { None };
     let presented = Presented {
         authorization: authorization.as_deref(),
         goog_api_key: goog.as_deref(),
         query_key: if native_path { query_param(query, "key") } else { None },
+        api_key: api_key.as_deref(),
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
     let routed = match route(req.method().as_ref(), path, query, native_credentials) {

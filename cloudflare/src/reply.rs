@@ -5,7 +5,7 @@ use crate::chunks::Chunks;
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
 use futures_util::Stream;
-use gemini_pool_core::{Dialect, ErrorReply, Meter, Relabel};
+use gemini_pool_core::{Dialect, ErrorReply, Meter, Transform};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -32,7 +32,7 @@ pub fn error(dialect: Dialect, reply: &ErrorReply) -> Result<Response> {
     if let Some(allow) = reply.allow {
         headers.set("allow", allow)?;
     }
-    Ok(Response::from_bytes(reply.body(dialect))?.with_status(reply.status).with_headers(headers))
+    Ok(Response::from_bytes(reply.body(dialect))?.with_status(reply.status_in(dialect)).with_headers(headers))
 }
 
 pub fn json(body: Vec<u8>) -> Result<Response> {
@@ -54,12 +54,12 @@ pub fn preflight(requested: Option<String>) -> Result<Response> {
 }
 
 /// What the Worker does to a success's body as it passes: its tokens read (`meter`, shared
-/// with the usage count), the client's alias put back (`relabel`). `done` is dropped once the
+/// with the usage count), the client's alias put back or its dialect made (`transform`). `done` is dropped once the
 /// body has passed — or the client went away — which tells the usage count to go on.
 #[derive(Default)]
 pub struct Pass {
     pub meter: Option<Rc<RefCell<Meter>>>,
-    pub relabel: Option<Relabel>,
+    pub transform: Option<Transform>,
     /// Held only to be dropped when the body has passed.
     #[allow(dead_code)]
     pub done: Option<oneshot::Sender<()>>,
@@ -67,26 +67,26 @@ pub struct Pass {
 
 impl Pass {
     fn touches(&self) -> bool {
-        self.meter.is_some() || self.relabel.is_some()
+        self.meter.is_some() || self.transform.is_some()
     }
 
     fn chunk(&mut self, chunk: Vec<u8>) -> Vec<u8> {
         if let Some(meter) = &self.meter {
             meter.borrow_mut().feed(&chunk);
         }
-        match self.relabel.as_mut() {
-            Some(relabel) => relabel.feed(&chunk),
+        match self.transform.as_mut() {
+            Some(transform) => transform.feed(&chunk),
             None => chunk,
         }
     }
 
     fn finish(&mut self) -> Vec<u8> {
-        self.relabel.as_mut().map(Relabel::finish).unwrap_or_default()
+        self.transform.as_mut().map(Transform::finish).unwrap_or_default()
     }
 }
 
 /// Google's answer with fresh, mutable headers (a fetched response's are immutable); the body
-/// streams through untouched — or through a relay when it is metered, relabelled, or a stream
+/// streams through untouched — or through a relay when it is metered, transformed, or a stream
 /// with a `limit` (cut with an error, so the client sees it end unfinished, once the limit has
 /// passed).
 pub fn passed_on(
@@ -99,7 +99,7 @@ pub fn passed_on(
     let status = upstream.status_code();
     // A copy in one call (a fetched response's headers cannot be changed).
     let headers = upstream.headers().clone();
-    if body.is_some() || pass.relabel.is_some() {
+    if body.is_some() || pass.transform.is_some() {
         headers.delete("content-length")?;
     }
     if stream && !headers.has("content-type")? {

@@ -12,7 +12,8 @@
 //! hands the result back, until [`Step::Done`]; then [`Forward::deliver`] says what the client
 //! gets ([`Delivery`]: Google's success passed through as [`Passing`] says, JSON, or an error)
 //! and what is counted afterwards. The key check ([`Check`]) and `/v1/status` ([`Status`]) are
-//! machines driven by the same loop; [`testing::Rig`] is that loop over an in-memory store.
+//! machines driven by the same loop; `testing::Rig` (feature `testing`) is that loop over an
+//! in-memory store.
 //!
 //! The modules, by floor (a module uses only its own floor and those below it;
 //! `core/tests/layers.rs` holds it to that):
@@ -32,7 +33,9 @@
 //!   (`body`, one pass over its decoded JSON), tokens and roles (`auth`), model names
 //!   (`model`), OpenAI bodies (`openai_body`), the error envelopes (`envelope`), client
 //!   policies (`policy`), aliased answers (`relabel`), query strings (`query`), resources an
-//!   answer names (`spot`), uploads (`upload`);
+//!   answer names (`spot`), uploads (`upload`), Anthropic's Messages API translated
+//!   (`messages`, `messages_answer`) with its tools (`tools`), what happens to a success as it
+//!   passes (`transform`);
 //! - `settings` — the operator's knobs;
 //! - `decide` — what to do: the machine protocol (`machine`), a request's front and back
 //!   (`forward`), its [`Flow`] and attempts (`flow`, `attempts`), the cooling policy
@@ -87,8 +90,14 @@
 //!   how it ends (served, or an error reply). **Forward** — a request's front ([`Forward::prepare`]:
 //!   what goes out, the [`Work`] to drive) and back ([`Forward::deliver`]: the [`Delivery`]).
 //! - **fence** — the projects a client's policy lets serve it; keys of others are never tried.
-//! - **dialect**, **envelope** — the API a client spoke (OpenAI's or Google's native) and the
-//!   error shape it gets back. **Scrub** — masking any key in text that leaves the proxy.
+//! - **dialect**, **envelope** — the API a client spoke (OpenAI's, Google's native, or
+//!   Anthropic's Messages API) and the error shape it gets back. **Scrub** — masking any key in
+//!   text that leaves the proxy.
+//! - **translation**, **agent** — a coding agent's request (Claude Code: Anthropic's Messages
+//!   API) made a native request ([`MessagesRequest`]) and Google's answer made the agent's
+//!   ([`MessagesAnswer`]); the knob `agent_models` says which Gemini model an agent's model name
+//!   means ([`AgentModels`]). A **transform** is what happens to a success's bytes as they pass:
+//!   a relabel or a translation ([`Transform`]).
 //! - **usage shard**, **quota day** — usage counts live in eight items per day; the day ends at
 //!   midnight in `daily_reset_zone`, like Google's daily quotas. **Held** usage — lines an
 //!   instance keeps up to a second to write them with its next requests' ([`UsageBatch`]).
@@ -149,6 +158,8 @@ mod client {
     pub(crate) mod auth;
     pub(crate) mod body;
     pub(crate) mod envelope;
+    pub(crate) mod messages;
+    pub(crate) mod messages_answer;
     pub(crate) mod model;
     pub(crate) mod openai_body;
     pub(crate) mod policy;
@@ -156,6 +167,8 @@ mod client {
     pub(crate) mod relabel;
     pub(crate) mod route;
     pub(crate) mod spot;
+    pub(crate) mod tools;
+    pub(crate) mod transform;
     pub(crate) mod upload;
 }
 mod settings;
@@ -198,12 +211,18 @@ pub use decide::machine::{Answer, Machine, Step};
 pub use client::auth::{caller, client_token, lookup_order, same_token, Caller, Presented, Role};
 pub use client::body::RequestFacts;
 pub use client::envelope::{Dialect, ErrorReply};
+pub use client::messages::{MessagesRequest, PLACEHOLDER_SIGNATURE};
+pub use client::messages_answer::MessagesAnswer;
 pub use client::model::valid_model;
 pub use client::openai_body::{peek, strip_model_prefixes};
 pub use client::policy::{Applied, Limits, Policy, PolicyError};
 pub use client::query::{forwarded_query, query_param};
 pub use client::relabel::Relabel;
-pub use client::route::{may_be_native, route, Access, Endpoint, Reading, ResourceCall, Route};
+pub use client::route::{
+    may_be_anthropic, may_be_native, route, Access, Endpoint, Reading, ResourceCall, Route, Version,
+};
+pub use client::tools::{clean_schema, ToolNames};
+pub use client::transform::Transform;
 
 // Stateful resources, each kept with its project.
 pub use client::spot::{Spot, Spotter, SPOT_LIMIT};
@@ -241,6 +260,6 @@ pub use admin::console::Console;
 pub use admin::history::UsageQuery;
 pub use admin::status::{AdminInput, PartMarks, Status, StatusInput, MAX_MODEL_ITEMS};
 pub use settings::{
-    parse_duration, CoolingSettings, Limiter, Profile, RequestSettings, RetrySettings, SettingError, SettingsReader,
-    WhenAllCooling, DEFAULT_HISTORY_DAYS, MAX_DURATION, MAX_UPLOAD_BYTES,
+    parse_duration, AgentModels, CoolingSettings, Limiter, Profile, RequestSettings, RetrySettings, SettingError,
+    SettingsReader, WhenAllCooling, DEFAULT_HISTORY_DAYS, MAX_DURATION, MAX_UPLOAD_BYTES,
 };

@@ -239,6 +239,12 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
         Ok(Some(limit).filter(|d| !d.is_zero()))
     }
 
+    /// `agent_models`: the Gemini model a coding agent's model name means. Read only by the
+    /// agents' endpoints (`/v1/messages`).
+    pub fn agent_models(&mut self) -> Result<AgentModels, SettingError> {
+        self.read("agent_models", AgentModels::default(), AgentModels::parse)
+    }
+
     /// `max_upload_bytes`: the largest file an upload session may announce, and the largest
     /// piece of one (default and most: Google's 2 GB per file). Read only by uploads, whose
     /// bytes stream through and are never held (`max_body_bytes` does not apply to them).
@@ -425,6 +431,55 @@ fn parse_optional_duration(v: &str) -> Result<Option<Duration>, String> {
     parse_duration(v).map(Some)
 }
 
+/// `agent_models`: which Gemini model a coding agent's model name means — `pattern=model`
+/// pairs, comma-separated, tried in order: a name that contains the pattern (any case) gets
+/// the model; `*` matches any name. A name starting `gemini-` is used as it is, and so is one no
+/// pattern matches (Google then answers 404 for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentModels {
+    pairs: Vec<(String, String)>,
+}
+
+/// Claude's families on the Gemini models nearest them, OpenAI's on the workhorse.
+const DEFAULT_AGENT_MODELS: &str =
+    "opus=gemini-3.1-pro-preview,sonnet=gemini-3.5-flash,haiku=gemini-3.5-flash-lite,gpt=gemini-3.5-flash";
+
+impl Default for AgentModels {
+    fn default() -> Self {
+        AgentModels::parse(DEFAULT_AGENT_MODELS).unwrap_or(AgentModels { pairs: Vec::new() })
+    }
+}
+
+impl AgentModels {
+    /// Reads the knob's text.
+    pub fn parse(text: &str) -> Result<AgentModels, String> {
+        let mut pairs = Vec::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((pattern, model)) = pair.split_once('=') else {
+                return Err(format!("`{pair}` is not pattern=model"));
+            };
+            let (pattern, model) = (pattern.trim().to_ascii_lowercase(), model.trim());
+            if pattern.is_empty() || !crate::client::model::valid_model(model) {
+                return Err(format!("`{pair}`: expected a pattern and a Gemini model name"));
+            }
+            pairs.push((pattern, model.to_string()));
+        }
+        Ok(AgentModels { pairs })
+    }
+
+    /// The Gemini model for the agent's model name `asked`.
+    pub fn model_for<'m>(&'m self, asked: &'m str) -> &'m str {
+        if asked.starts_with("gemini-") {
+            return asked;
+        }
+        let lower = asked.to_ascii_lowercase();
+        self.pairs
+            .iter()
+            .find(|(pattern, _)| pattern == "*" || lower.contains(pattern.as_str()))
+            .map_or(asked, |(_, model)| model.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,5 +542,20 @@ mod tests {
         assert_eq!(c.profile, Profile::Seed);
         assert_eq!(c.seed.too_many_requests, Duration::from_secs(3600));
         assert_eq!(c.seed.auth, Some(Duration::from_secs(172_800)));
+    }
+
+    #[test]
+    fn agent_models_map_by_family_and_pass_gemini_names() {
+        let models = AgentModels::default();
+        assert_eq!(models.model_for("claude-sonnet-4-6"), "gemini-3.5-flash");
+        assert_eq!(models.model_for("claude-opus-4-7"), "gemini-3.1-pro-preview");
+        assert_eq!(models.model_for("Claude-Haiku-4-5"), "gemini-3.5-flash-lite");
+        assert_eq!(models.model_for("gemini-3.6-flash"), "gemini-3.6-flash");
+        assert_eq!(models.model_for("llama"), "llama");
+        let custom = AgentModels::parse("sonnet = gemini-3.6-flash, * = gemini-3.5-flash-lite").expect("reads");
+        assert_eq!(custom.model_for("claude-sonnet-4-6"), "gemini-3.6-flash");
+        assert_eq!(custom.model_for("anything"), "gemini-3.5-flash-lite");
+        assert!(AgentModels::parse("sonnet").is_err());
+        assert!(AgentModels::parse("sonnet=../x").is_err());
     }
 }

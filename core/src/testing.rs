@@ -218,7 +218,7 @@ impl<'a> Rig<'a> {
             }
             Step::Send(keys) => {
                 self.seen.push(Seen::Send(keys.iter().map(|k| k.secret.to_string()).collect()));
-                machine.answered(keys.iter().map(|key| google(key)).collect());
+                machine.answered(keys.iter().map(&mut *google).collect());
             }
             Step::Commit { writes, read_back } => {
                 self.seen.push(Seen::Commit(writes.len(), read_back.len()));

@@ -4,6 +4,7 @@
 use gemini_pool_core::testing::{Rig, Seen};
 use gemini_pool_core::{
     route, Answer, Answering, Ask, Caller, Client, Delivery, Forward, Policy, RequestSettings, ResetZone, Setup,
+    Transform,
 };
 
 const NOW: u64 = 1_768_478_400_000; // 2026-01-15 12:00 UTC
@@ -18,6 +19,7 @@ fn setup(platform_counter: bool) -> Setup<'static> {
         seed: 7,
         now_ms: NOW,
         settings: RequestSettings { reset_zone: ResetZone::Fixed(0), history_days: 30, ..Default::default() },
+        agent_models: None,
     }
 }
 
@@ -61,7 +63,12 @@ fn an_alias_rewrites_what_goes_to_google_and_comes_back_in_the_envelope() {
         Answer::Served,
     );
     let Answering::Served(passing) = delivery.answer else { panic!("served") };
-    assert!(passing.stream && passing.meter && passing.relabel.is_some() && passing.rewrite.is_none());
+    assert!(
+        passing.stream
+            && passing.meter
+            && matches!(passing.transform, Some(Transform::Relabel(_)))
+            && passing.rewrite.is_none()
+    );
     assert!(delivery
         .rate_headers
         .iter()
@@ -141,4 +148,61 @@ fn an_empty_pool_and_an_unserved_success_are_the_proxys_own_errors() {
     let ended = rig.drive(forward.work(), |_| Answer::Served);
     let delivery = forward.deliver(ended, false, NOW);
     assert!(matches!(delivery.answer, Answering::Error(ref e) if e.status == 502));
+}
+
+#[test]
+fn a_messages_request_goes_to_google_native_and_its_answer_is_translated_back() {
+    let policy = Policy::parse("app", r#"{"aliases":{"claude-fast":"gemini-3.6-flash"},"models":["gemini-3*"]}"#)
+        .expect("reads");
+    let routed = route("POST", "/v1/messages", Some("beta=true"), false).expect("routes");
+    let caller = app();
+    let prepare = |body: &'static str, policy: Option<&Policy>| {
+        let ask = Ask { route: &routed, body: body.as_bytes(), streamed: false, query: Some("beta=true") };
+        Forward::prepare(ask, Client { caller: &caller, policy }, setup(false))
+    };
+    let body =
+        r#"{"model":"claude-sonnet-4-6","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let forward = prepare(body, Some(&policy)).expect("prepared");
+    let outgoing = forward.outgoing();
+    assert_eq!(outgoing.path, "/v1beta/models/gemini-3.5-flash:streamGenerateContent?alt=sse");
+    assert!(outgoing.native);
+    let sent: serde_json::Value = serde_json::from_slice(outgoing.body.as_deref().expect("translated")).expect("json");
+    assert_eq!(sent["contents"][0]["parts"][0]["text"], "hi");
+    // The client's alias comes first; the policy's model list holds for what the agents ask.
+    let aliased =
+        prepare(r#"{"model":"claude-fast","max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#, Some(&policy));
+    assert_eq!(aliased.expect("prepared").outgoing().path, "/v1beta/models/gemini-3.6-flash:generateContent");
+    let refused = prepare(
+        r#"{"model":"gemini-2.5-flash","max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#,
+        Some(&policy),
+    );
+    assert!(matches!(refused, Err(ref e) if e.status == 403), "the policy's model list");
+    let unreadable = prepare(r#"{"model":"claude-sonnet-4-6","messages":[]}"#, None);
+    assert!(matches!(unreadable, Err(ref e) if e.status == 400), "max_tokens is required");
+    let routed_count = route("POST", "/v1/messages/count_tokens", None, false).expect("routes");
+    let ask = Ask {
+        route: &routed_count,
+        body: br#"{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"x"}]}"#,
+        streamed: false,
+        query: None,
+    };
+    let counting = Forward::prepare(ask, Client { caller: &caller, policy: None }, setup(false)).expect("prepared");
+    assert_eq!(counting.outgoing().path, "/v1beta/models/gemini-3.5-flash-lite:countTokens");
+
+    let mut rig = Rig::new(&[LIST.as_bytes()], NOW);
+    let delivery = run("POST", "/v1/messages", body, None, &mut rig, Answer::Served);
+    let Answering::Served(passing) = delivery.answer else { panic!("served") };
+    assert!(passing.stream && passing.meter);
+    let Some(Transform::Messages(mut answer)) = passing.transform else { panic!("translated") };
+    let mut out = answer.feed(
+        b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hello\"}]},\"finishReason\":\"STOP\"}]}\r\n\r\n",
+    );
+    out.extend(answer.finish());
+    let text = String::from_utf8(out).expect("utf-8");
+    assert!(
+        text.starts_with("event: message_start\n")
+            && text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+        "{text}"
+    );
+    assert!(text.contains(r#""model":"claude-sonnet-4-6""#), "the client's model name");
 }

@@ -68,8 +68,11 @@ fn no_input_panics() {
             let _ = (key.mask(), pool.after(key.at), MarkName::of(Bucket::of(&key)));
             assert_eq!(pool.key_at(key.at), Some(key));
         }
-        let presented = Presented { authorization: Some(&text), goog_api_key: Some(&text), query_key: Some(&text) };
-        let _ = client_token(presented, if rng.below(2) == 0 { Dialect::OpenAi } else { Dialect::Google });
+        let t = Some(text.as_ref());
+        let presented = Presented { authorization: t, goog_api_key: t, query_key: t, api_key: t };
+        let dialect = [Dialect::OpenAi, Dialect::Google, Dialect::Anthropic][rng.below(3)];
+        let _ = client_token(presented, dialect);
+        let _ = SettingsReader::new(|_: &str| Some(text.to_string())).agent_models();
         let _ = (query_param(Some(&text), "key"), forwarded_query(Some(&text), &["alt"]));
         let _ = parse_duration(&text);
         let _ = SettingsReader::new(|_: &str| Some(text.to_string())).cooling();

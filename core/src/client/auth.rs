@@ -61,6 +61,8 @@ pub struct Presented<'a> {
     pub goog_api_key: Option<&'a str>,
     /// `?key=` (Google's REST examples).
     pub query_key: Option<&'a str>,
+    /// `x-api-key` (Anthropic's SDKs; read only where [`may_be_anthropic`](crate::client::route::may_be_anthropic)).
+    pub api_key: Option<&'a str>,
 }
 
 /// The client token, or the 401 to answer with.
@@ -68,6 +70,7 @@ pub fn client_token(presented: Presented<'_>, dialect: Dialect) -> Result<String
     let bearer = presented.authorization.and_then(bearer_token);
     let token = match dialect {
         Dialect::OpenAi => bearer,
+        Dialect::Anthropic => presented.api_key.map(|t| t.trim().to_string()).or(bearer),
         Dialect::Google => presented
             .goog_api_key
             .map(|t| t.trim().to_string())
@@ -108,7 +111,7 @@ mod tests {
     use super::*;
 
     fn presented<'a>(auth: Option<&'a str>, goog: Option<&'a str>, key: Option<&'a str>) -> Presented<'a> {
-        Presented { authorization: auth, goog_api_key: goog, query_key: key }
+        Presented { authorization: auth, goog_api_key: goog, query_key: key, api_key: None }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Error shaping: every error leaves in the envelope of the API the client spoke —
 //! OpenAI's `{"error": {"message", "type", "param", "code"}}` for `/v1/...`, Google's
-//! `{"error": {"code", "message", "status"}}` for the native API — with the right status.
+//! `{"error": {"code", "message", "status"}}` for the native API, Anthropic's
+//! `{"type": "error", "error": {"type", "message"}}` for `/v1/messages` — with the right status
+//! (Anthropic's clients read Google's 503 as its 529, "overloaded").
 
 use crate::google::classify::Outcome;
 use crate::google::google_error::GoogleError;
@@ -14,6 +16,8 @@ pub enum Dialect {
     OpenAi,
     /// The native API: Google's envelope.
     Google,
+    /// Anthropic's Messages API (`/v1/messages`): Anthropic's envelope.
+    Anthropic,
 }
 
 /// An error the proxy answers with.
@@ -58,6 +62,7 @@ impl ErrorReply {
         let how = match dialect {
             Dialect::OpenAi => "send `Authorization: Bearer <token>`",
             Dialect::Google => "send it as the API key (`x-goog-api-key` header or `?key=`)",
+            Dialect::Anthropic => "send `x-api-key: <token>` or `Authorization: Bearer <token>`",
         };
         ErrorReply::new(401, "missing_token", format!("Missing client token: {how}."))
     }
@@ -231,9 +236,22 @@ impl ErrorReply {
         }
     }
 
+    /// The HTTP status in the client's dialect: Anthropic's clients read an overloaded
+    /// service as 529.
+    pub fn status_in(&self, dialect: Dialect) -> u16 {
+        match (dialect, self.status) {
+            (Dialect::Anthropic, 503) => 529,
+            (_, status) => status,
+        }
+    }
+
     /// The JSON body in the client's dialect.
     pub fn body(&self, dialect: Dialect) -> Vec<u8> {
         let value = match dialect {
+            Dialect::Anthropic => json!({"type": "error", "error": {
+                "type": anthropic_type(self.status),
+                "message": self.message,
+            }}),
             Dialect::OpenAi => json!({"error": {
                 "message": self.message,
                 "type": openai_type(self.status),
@@ -260,6 +278,20 @@ fn openai_type(status: u16) -> &'static str {
         429 => "rate_limit_error",
         400..=499 => "invalid_request_error",
         _ => "server_error",
+    }
+}
+
+/// Anthropic's error type for an HTTP status (Google's or the proxy's).
+pub(crate) fn anthropic_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
     }
 }
 

@@ -139,6 +139,11 @@ impl Policy {
         policies.get(label).map(|raw| Policy::parse(label, raw.get())).transpose()
     }
 
+    /// The model `asked` is this client's alias for, if it is one.
+    pub fn alias(&self, asked: &str) -> Option<&str> {
+        self.aliases.get(normalize_model(asked)).map(String::as_str)
+    }
+
     /// The Gemini model a request for `asked` uses: its alias applied, then the allow-list
     /// checked (403 naming the model the client asked for).
     pub fn model(&self, asked: &str) -> Result<String, ErrorReply> {

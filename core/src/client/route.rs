@@ -54,6 +54,11 @@ pub enum Endpoint {
     KeyCheck,
     /// `POST /v1/chat/completions`.
     ChatCompletions,
+    /// `POST /v1/messages`: Anthropic's Messages API, translated to Google's native API
+    /// ([`crate::client::messages`]).
+    Messages,
+    /// `POST /v1/messages/count_tokens`: Anthropic's count, as Google's `countTokens`.
+    CountTokens,
     /// `GET /v1/models`.
     ListModels,
     /// `GET /v1/models/{id}`.
@@ -137,9 +142,13 @@ impl Route {
     /// Google's path for this endpoint; `None` for endpoints answered locally.
     pub fn upstream_path(&self) -> Option<String> {
         let path = match &self.endpoint {
-            Endpoint::Preflight | Endpoint::Status | Endpoint::Usage | Endpoint::Console | Endpoint::KeyCheck => {
-                return None
-            }
+            Endpoint::Preflight
+            | Endpoint::Status
+            | Endpoint::Usage
+            | Endpoint::Console
+            | Endpoint::KeyCheck
+            | Endpoint::Messages
+            | Endpoint::CountTokens => return None,
             Endpoint::ChatCompletions => "/v1beta/openai/chat/completions".to_string(),
             Endpoint::ListModels => "/v1beta/openai/models".to_string(),
             Endpoint::GetModel(id) => format!("/v1beta/openai/models/{id}"),
@@ -206,6 +215,12 @@ impl Route {
             _ => {}
         }
         route
+    }
+
+    /// Is it a coding agent's request, translated to Google's native API (it reads the knob
+    /// `agent_models`)?
+    pub fn translated(&self) -> bool {
+        matches!(self.endpoint, Endpoint::Messages | Endpoint::CountTokens)
     }
 
     /// Is it a list of models (both APIs)?
@@ -455,6 +470,11 @@ pub struct RouteError {
     pub reply: ErrorReply,
 }
 
+/// Is `path` one of Anthropic's (where a token may come as `x-api-key`)?
+pub fn may_be_anthropic(path: &str) -> bool {
+    path.starts_with("/v1/messages")
+}
+
 /// Can a request for `path` be a native call, so that a token sent the Google way
 /// (`x-goog-api-key`, `?key=`) matters? (OpenAI-only paths need not look for one.)
 pub fn may_be_native(path: &str) -> bool {
@@ -523,6 +543,8 @@ fn guess_dialect(path: &str, native_credentials: bool) -> Dialect {
         || native_credentials && (path.starts_with("/v1/models") || resource_path_v1(path));
     if native_looking {
         Dialect::Google
+    } else if may_be_anthropic(path) {
+        Dialect::Anthropic
     } else {
         Dialect::OpenAi
     }
@@ -553,6 +575,8 @@ fn match_path(path: &str, query: Option<&str>, native_credentials: bool) -> Opti
         "status" => return Some((Endpoint::Status, GET)),
         "usage" => return Some((Endpoint::Usage, GET)),
         "keys/check" => return Some((Endpoint::KeyCheck, POST)),
+        "messages" => return Some((Endpoint::Messages, POST)),
+        "messages/count_tokens" => return Some((Endpoint::CountTokens, POST)),
         _ => {}
     }
     let native = native_credentials || rest.contains(':');

@@ -18,16 +18,20 @@
 
 use crate::client::auth::Caller;
 use crate::client::envelope::ErrorReply;
+use crate::client::messages::MessagesRequest;
+use crate::client::messages_answer::MessagesAnswer;
+use crate::client::model::valid_model;
 use crate::client::policy::{Applied, Policy};
 use crate::client::query::forwarded_query;
-use crate::client::relabel::Relabel;
-use crate::client::route::{Reading, ResourceCall, Route};
+use crate::client::route::{Endpoint, Reading, ResourceCall, Route, Version};
+use crate::client::tools::ToolNames;
+use crate::client::transform::Transform;
 use crate::decide::flow::{Finish, Flow};
 use crate::decide::limits::{Gate, Gated, RateHeaders};
 use crate::decide::linger::Linger;
 use crate::decide::listing::{Listed, Listing};
 use crate::decide::machine::{Answer, Machine, Step};
-use crate::settings::{CoolingSettings, Limiter, RequestSettings};
+use crate::settings::{AgentModels, CoolingSettings, Limiter, RequestSettings};
 use crate::state::items::Item;
 use crate::state::marks::Marks;
 use crate::state::usage::UsageAppend;
@@ -72,6 +76,9 @@ pub struct Setup<'r> {
     pub now_ms: u64,
     /// The request knobs.
     pub settings: RequestSettings,
+    /// Knob `agent_models`, read for the routes that need it ([`Route::translated`]; `None`:
+    /// its default).
+    pub agent_models: Option<AgentModels>,
 }
 
 /// What goes to Google with each key.
@@ -141,8 +148,9 @@ pub struct Passing {
     pub stream: bool,
     /// Its tokens are read as it passes (the counts wait for it).
     pub meter: bool,
-    /// The client's alias goes back into its envelope as it passes.
-    pub relabel: Option<Relabel>,
+    /// The client's alias goes back into its envelope, or the answer is translated into the
+    /// client's dialect, as it passes.
+    pub transform: Option<Transform>,
 }
 
 /// A success's body rewritten whole: model ids without `models/` (OpenAI's model pages), a
@@ -172,7 +180,7 @@ pub struct Forward<'a> {
     stream: bool,
     outgoing: Outgoing,
     work: Work<'a>,
-    relabel: Option<Relabel>,
+    transform: Option<Transform>,
     models_of: Option<Policy>,
     first_list: String,
     label: String,
@@ -194,6 +202,14 @@ impl<'a> Forward<'a> {
             };
             let work = Work::List(gated(listing, gate, &setup));
             return Ok(Forward::new(ask.route.clone(), false, outgoing, work, client, setup));
+        }
+        if let Some(translated) = translate(&ask, client, &setup)? {
+            let native = Ask { route: &translated.route, body: &translated.body, streamed: false, query: None };
+            let mut forward = Forward::prepare(native, client, setup)?;
+            forward.outgoing.path = translated.path;
+            forward.outgoing.body = Some(translated.body);
+            forward.transform = Some(translated.transform);
+            return Ok(forward);
         }
         let facts = ask.route.facts(ask.body)?;
         let applied = match client.policy {
@@ -219,7 +235,7 @@ impl<'a> Forward<'a> {
             .within(client.policy.and_then(|p| p.projects.clone()));
         let work = Work::Request(gated(flow, gate, &setup));
         let mut forward = Forward::new(route, facts.stream, outgoing, work, client, setup);
-        forward.relabel = relabel;
+        forward.transform = relabel.map(Transform::Relabel);
         Ok(forward)
     }
 
@@ -237,7 +253,7 @@ impl<'a> Forward<'a> {
             stream,
             outgoing,
             work,
-            relabel: None,
+            transform: None,
             models_of,
             first_list: setup.first_list.to_string(),
             label: client.caller.label.clone(),
@@ -304,9 +320,58 @@ impl<'a> Forward<'a> {
             rewrite,
             stream: self.stream,
             meter: counted && self.route.metered(),
-            relabel: self.relabel.take(),
+            transform: self.transform.take(),
         }
     }
+}
+
+/// A coding agent's request as the native one it becomes.
+struct Translated {
+    /// The native call (answering in the agent's dialect).
+    route: Route,
+    /// Google's path and query for it.
+    path: String,
+    body: Vec<u8>,
+    /// Google's answer on its way back.
+    transform: Transform,
+}
+
+/// `ask` translated, if it is a coding agent's request: its model resolved (the client's alias
+/// first, then `agent_models`), its body made Google's native one.
+fn translate(ask: &Ask<'_>, client: Client<'_>, setup: &Setup<'_>) -> Result<Option<Translated>, ErrorReply> {
+    let count = match ask.route.endpoint {
+        Endpoint::Messages => false,
+        Endpoint::CountTokens => true,
+        _ => return Ok(None),
+    };
+    let request = MessagesRequest::read(ask.body, count)?;
+    let defaults = AgentModels::default();
+    let models = setup.agent_models.as_ref().unwrap_or(&defaults);
+    let alias = client.policy.and_then(|p| p.alias(&request.model));
+    let gemini = alias.unwrap_or_else(|| models.model_for(&request.model)).to_string();
+    if !valid_model(&gemini) {
+        return Err(ErrorReply::new(
+            404,
+            "not_found",
+            format!("model: {} is not a model this proxy serves.", request.model),
+        ));
+    }
+    let (method, body, transform) = if count {
+        ("countTokens", request.to_count_tokens(&gemini)?, MessagesAnswer::count())
+    } else {
+        let mut names = ToolNames::default();
+        let body = request.to_google(&gemini, &mut names)?;
+        let method = if request.stream { "streamGenerateContent" } else { "generateContent" };
+        (method, body, MessagesAnswer::new(&request.model, names, request.stream, setup.seed))
+    };
+    let route = Route {
+        endpoint: Endpoint::NativeCall { version: Version::V1beta, model: gemini, method },
+        dialect: ask.route.dialect,
+        deletes: false,
+    };
+    let path = route.upstream_path().unwrap_or_default();
+    let path = if request.stream && !count { format!("{path}?alt=sse") } else { path };
+    Ok(Some(Translated { route, path, body, transform: Transform::Messages(transform) }))
 }
 
 /// The gate of a client with limits (its policy's `rpm`, `rpd`, `tokens_per_day`); where its

@@ -69,14 +69,10 @@ pub struct Usage {
     pub clients: BTreeMap<(String, String), Count>,
 }
 
-/// The quota day `now_ms` falls in, as `YYYY-MM-DD` in `zone`.
-
 /// The KV key of a day's shard.
 fn item_name(day: &str, shard: usize) -> String {
     ["usage/", day, "/", itoa::Buffer::new().format(shard)].concat()
 }
-
-/// Seconds an append keeps its item: until the end of the next quota day.
 
 /// Seconds an append keeps its item: `keep_days` (at least until the end of the next quota day).
 pub(crate) fn history_ttl_secs(now_ms: u64, zone: ResetZone, keep_days: u32) -> u64 {

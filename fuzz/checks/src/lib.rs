@@ -10,8 +10,9 @@ use gemini_pool_core::testing::{Google, Rig, Seen};
 use gemini_pool_core::{
     choose_part, classify, client_token, decide, forwarded_query, peek, query_param, route, scrub as scrub_text,
     strip_model_prefixes, valid_model, Answer, Bucket, Caller, Change, CoolingSettings, Dialect, Entry, ErrorReply,
-    Finish, Flow, Gate, Gated, KeyPool, Limiter, Limits, MarkName, Marks, Moment, Outcome, Pinned, Presented, Profile,
-    Record, Relabel, ResetZone, RetrySettings, Rng, SettingsReader, Strategy, MAX_DURATION, MAX_UPSTREAM_REQUESTS,
+    Finish, Flow, Gate, Gated, KeyPool, Limiter, Limits, MarkName, Marks, MessagesAnswer, MessagesRequest, Moment,
+    Outcome, Pinned, Presented, Profile, Record, Relabel, ResetZone, RetrySettings, Rng, SettingsReader, Strategy,
+    ToolNames, MAX_DURATION, MAX_UPSTREAM_REQUESTS,
 };
 use std::collections::HashMap;
 
@@ -110,6 +111,7 @@ pub fn request(data: &[u8]) {
         authorization: Some(&authorization),
         goog_api_key: Some(&goog),
         query_key: query_param(Some(&query), "key"),
+        api_key: Some(&goog),
     };
     if let Ok(token) = client_token(presented, route.dialect) {
         assert!(!token.is_empty() && token.len() <= 256 && token.bytes().all(|b| b.is_ascii_graphic()));
@@ -463,4 +465,76 @@ pub fn scrub(data: &[u8]) {
     let out = scrub_text(&mixed, &[KEY]);
     assert!(!contains_key(&out), "{out}");
     assert_eq!(scrub_text(&out, &[KEY]), out, "scrubbing twice changes nothing");
+}
+
+/// An Anthropic Messages request body: reading it never panics; a request read becomes a
+/// native request Google takes — a JSON object with contents, each model turn's first call
+/// signed, no `$schema` in a declaration's schema, at most 5 stop sequences — and a count.
+pub fn messages_request(data: &[u8]) {
+    let Ok(request) = MessagesRequest::read(data, false) else { return };
+    let mut names = ToolNames::default();
+    let Ok(bytes) = request.to_google("gemini-3.5-flash", &mut names) else { return };
+    let google: serde_json::Value = serde_json::from_slice(&bytes).expect("Google's request is JSON");
+    let contents = google["contents"].as_array().expect("contents");
+    assert!(!contents.is_empty());
+    for turn in contents {
+        let parts = turn["parts"].as_array().expect("parts");
+        assert!(!parts.is_empty(), "a turn with no parts: {turn}");
+        if turn["role"] == "model" {
+            let first = parts.iter().find(|p| p.get("functionCall").is_some());
+            assert!(first.is_none_or(|p| p["thoughtSignature"].is_string()), "an unsigned first call: {turn}");
+        }
+    }
+    let declared = google["tools"][0]["functionDeclarations"].as_array().cloned().unwrap_or_default();
+    for declaration in declared {
+        let name = declaration["name"].as_str().expect("a name");
+        assert!(name.len() <= 64 && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'), "{name}");
+        assert!(!declaration["parametersJsonSchema"].to_string().contains("\"$schema\":\""), "{declaration}");
+    }
+    let stops = google["generationConfig"]["stopSequences"].as_array().map_or(0, Vec::len);
+    assert!(stops <= 5);
+    let _ = request.to_count_tokens("gemini-3.5-flash");
+}
+
+/// Google's answer — the input's bytes as a stream's events, cut where the input says — as
+/// Anthropic's: never a panic; every delta inside a block started before it and not yet
+/// stopped; indices in order; exactly one end (`message_stop` or `error`), last; the same
+/// events however the bytes are cut.
+pub fn messages_answer(data: &[u8]) {
+    let mut input = Input { bytes: data };
+    let step = 1 + input.below(64);
+    let google = input.bytes;
+    let run = |cut: usize| {
+        let mut answer = MessagesAnswer::new("claude-x", ToolNames::default(), true, 1);
+        let mut out: Vec<u8> = google.chunks(cut).flat_map(|piece| answer.feed(piece)).collect();
+        out.extend(answer.finish());
+        out
+    };
+    let out = run(step);
+    assert_eq!(out, run(google.len().max(1)), "the events depend on where the answer is cut");
+    let text = String::from_utf8(out).expect("UTF-8 events");
+    let mut open: Option<u64> = None;
+    let mut next = 0;
+    let mut ends = 0;
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    for (i, event) in events.iter().enumerate() {
+        let (kind, data) = event.split_once("\ndata: ").expect("event and data");
+        let data: serde_json::Value = serde_json::from_str(data).expect("JSON data");
+        match kind.trim_start_matches("event: ") {
+            "content_block_start" => {
+                assert!(open.is_none(), "a block started inside another");
+                assert_eq!(data["index"], next);
+                open = Some(next);
+                next += 1;
+            }
+            "content_block_delta" => assert_eq!(data["index"].as_u64(), open, "a delta outside its block"),
+            "content_block_stop" => assert_eq!(open.take(), data["index"].as_u64()),
+            "message_stop" | "error" => {
+                ends += 1;
+                assert_eq!(i + 1, events.len(), "the end is the last event");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(ends, 1, "one end: {text}");
 }

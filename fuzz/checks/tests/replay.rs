@@ -64,3 +64,13 @@ fn attempt_loop() {
 fn scrub() {
     replay("scrub", gemini_pool_checks::scrub);
 }
+
+#[test]
+fn messages_request() {
+    replay("messages_request", gemini_pool_checks::messages_request);
+}
+
+#[test]
+fn messages_answer() {
+    replay("messages_answer", gemini_pool_checks::messages_answer);
+}

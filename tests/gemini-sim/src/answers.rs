@@ -85,6 +85,8 @@ pub fn native_chunk(model: &str, index: usize, last: bool, chunks: usize) -> Val
     let mut candidate =
         json!({"content": {"parts": [{"text": REPLY_WORDS[index % REPLY_WORDS.len()]}], "role": "model"}, "index": 0});
     let mut chunk = json!({"candidates": [], "modelVersion": model, "responseId": "sim-response"});
+    // Every chunk counts the prompt; the last one the answer too.
+    chunk["usageMetadata"] = json!({"promptTokenCount": 8, "totalTokenCount": 8});
     if last {
         candidate["finishReason"] = json!("STOP");
         chunk["usageMetadata"] =
@@ -102,11 +104,24 @@ pub fn native_generate(model: &str, chunks: usize) -> Value {
     })
 }
 
+/// A whole answer of one part (the agent script's call or text).
+pub fn native_part(model: &str, part: Value) -> Value {
+    json!({
+        "candidates": [{"content": {"parts": [part], "role": "model"}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 40, "candidatesTokenCount": 6, "totalTokenCount": 46},
+        "modelVersion": model, "responseId": "sim-agent"
+    })
+}
+
 /// A function call whose arguments name the model (`{"model": "gemini-…"}`): what the model
 /// wrote, which no proxy may rewrite.
 pub fn native_function_call(model: &str) -> Value {
+    let mut part = json!({"functionCall": {"name": "pick_model", "args": {"model": model}}});
+    if crate::agent::signs(model) {
+        part["thoughtSignature"] = json!(crate::agent::SIGNATURE);
+    }
     json!({
-        "candidates": [{"content": {"parts": [{"functionCall": {"name": "pick_model", "args": {"model": model}}}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+        "candidates": [{"content": {"parts": [part], "role": "model"}, "finishReason": "STOP", "index": 0}],
         "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 3, "totalTokenCount": 11},
         "modelVersion": model, "responseId": "sim-call"
     })
@@ -185,5 +200,6 @@ pub fn count_tokens(body: &Value) -> Value {
             _ => 0,
         }
     }
-    json!({"totalTokens": words(body.get("contents").unwrap_or(&Value::Null)).max(1)})
+    let contents = body.get("contents").or_else(|| body.pointer("/generateContentRequest/contents"));
+    json!({"totalTokens": words(contents.unwrap_or(&Value::Null)).max(1)})
 }

@@ -269,6 +269,14 @@ pub fn unknown_field(name: &str) -> GoogleError {
     error(400, "INVALID_ARGUMENT", &message, vec![violation])
 }
 
+/// 400 for a field a message inside the request does not have, where Google says which.
+pub fn unknown_field_at(name: &str, at: &str) -> GoogleError {
+    let message = format!("Invalid JSON payload received. Unknown name {} at '{at}': Cannot find field.", json!(name));
+    let violation = json!({"@type": "type.googleapis.com/google.rpc.BadRequest",
+        "fieldViolations": [{"field": at, "description": message}]});
+    error(400, "INVALID_ARGUMENT", &message, vec![violation])
+}
+
 /// 400 for an enum value the API does not have; Google quotes the value as sent.
 pub fn invalid_enum(field: &str, enum_type: &str, value: &str) -> GoogleError {
     let message = format!(

@@ -10,6 +10,7 @@
 //!
 //! Usage: `gemini-sim [--port 9100] [--config file.json] [--quiet]`
 
+mod agent;
 mod answers;
 mod google;
 mod requests;
@@ -255,7 +256,9 @@ async fn api(incoming: Incoming_, world: Shared) -> Response<Body> {
         || matches!(&call, Call::Native { method, .. } if method.contains("enerateContent"));
     let refused = match &call {
         Call::Chat => requests::check_chat(&body_json),
-        Call::Native { method, .. } if method.contains("enerateContent") => requests::check_generate(&body_json),
+        Call::Native { method, model, .. } if method.contains("enerateContent") => {
+            requests::check_generate(&body_json, model)
+        }
         _ => None,
     };
     let (key, key_via) = find_key(&incoming);
@@ -528,12 +531,23 @@ fn native(
     match method {
         "generateContent" => match &delivery.empty {
             Some(kind) => (json_response(200, &answers::native_empty(model, kind)), 200),
+            None if agent::next_part(body, model).is_some() => {
+                let part = agent::next_part(body, model).unwrap_or_default();
+                (json_response(200, &answers::native_part(model, part)), 200)
+            }
             None if delivery.function_call => (json_response(200, &answers::native_function_call(model)), 200),
             None => (json_response(200, &answers::native_generate(model, chunks)), 200),
         },
         "streamGenerateContent" => {
             let sse = incoming.query.split('&').any(|p| p == "alt=sse");
-            (native_stream(model, chunks, chunk_delay_ms, sse, delivery), 200)
+            match agent::next_part(body, model).filter(|_| delivery.empty.is_none()) {
+                Some(part) => (agent_stream(model, part, sse), 200),
+                None => (native_stream(model, chunks, chunk_delay_ms, sse, delivery), 200),
+            }
+        }
+        "countTokens" if body.get("contents").is_some() && body.get("generateContentRequest").is_some() => {
+            let refused = google::bad_request("Only one of contents and generateContentRequest may be set.");
+            (error_response(false, &refused), 400)
         }
         "countTokens" => (json_response(200, &answers::count_tokens(body)), 200),
         "embedContent" => (json_response(200, &answers::native_embedding()), 200),
@@ -592,6 +606,14 @@ fn chat_stream(model: &str, id: u64, chunks: usize, delay_ms: u64, delivery: &De
         (None, None) => frames.push(Bytes::from_static(b"data: [DONE]\n\n")),
     }
     stream_body(frames, delay_ms, delivery.stream_truncate_after.is_some(), "text/event-stream")
+}
+
+/// The script's answer as a stream: one chunk with its part, its finish and its usage.
+fn agent_stream(model: &str, part: Value, sse: bool) -> Response<Body> {
+    let chunk = answers::native_part(model, part).to_string();
+    let frame = if sse { format!("data: {chunk}\r\n\r\n") } else { format!("[{chunk}]") };
+    let content_type = if sse { "text/event-stream" } else { "application/json; charset=UTF-8" };
+    stream_body(vec![Bytes::from(frame)], 0, false, content_type)
 }
 
 fn native_stream(model: &str, chunks: usize, delay_ms: u64, sse: bool, delivery: &Delivery) -> Response<Body> {

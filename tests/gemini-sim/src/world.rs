@@ -80,6 +80,9 @@ pub struct Behavior {
     /// How many requests it applies to (absent: all).
     #[serde(default)]
     pub times: Option<u64>,
+    /// How many matching requests pass before it applies (a fault in the middle of a session).
+    #[serde(default)]
+    pub skip: u64,
     #[serde(default)]
     pub style: Option<Style>,
     #[serde(default)]
@@ -146,6 +149,8 @@ pub struct World {
     /// Key text → index in `config.keys`.
     index: HashMap<String, usize>,
     remaining: Vec<Option<u64>>,
+    /// Per behaviour: matching requests still to pass before it applies.
+    skipping: Vec<u64>,
     pub started: f64,
     burst_until: f64,
     burst_status: u16,
@@ -166,12 +171,14 @@ pub enum Verdict {
 impl World {
     pub fn new(config: Config) -> Self {
         let remaining = config.behaviors.iter().map(|b| b.times).collect();
+        let skipping = config.behaviors.iter().map(|b| b.skip).collect();
         let index = config.keys.iter().enumerate().map(|(i, k)| (k.key.clone(), i)).collect();
         World {
             config,
             resources: Default::default(),
             index,
             remaining,
+            skipping,
             started: now_s(),
             burst_until: 0.0,
             burst_status: 503,
@@ -182,6 +189,7 @@ impl World {
 
     pub fn add_behavior(&mut self, behavior: Behavior) {
         self.remaining.push(behavior.times);
+        self.skipping.push(behavior.skip);
         self.config.behaviors.push(behavior);
     }
 
@@ -242,6 +250,10 @@ impl World {
             let key_matches = b.key == "*" || b.key == key.key || b.key == key.label;
             let model_matches = b.model.as_deref().is_none_or(|m| Some(m) == model);
             if !key_matches || !model_matches || self.remaining[i] == Some(0) {
+                continue;
+            }
+            if self.skipping[i] > 0 {
+                self.skipping[i] -= 1;
                 continue;
             }
             if let Some(left) = self.remaining[i].as_mut() {
