@@ -141,7 +141,7 @@ bench-burst: build sim tools
 simulate:
 	$(CARGO) run --locked --release -p gemini-pool-simulate --bin simulate
 
-FUZZ_TARGETS := google_answer request openai_body key_list settings state_item attempt_loop scrub messages_request messages_answer
+FUZZ_TARGETS := google_answer request openai_body key_list settings state_item attempt_loop scrub messages_request messages_answer responses_request responses_answer
 FUZZ_SECONDS ?= 60
 
 fuzz:

@@ -27,7 +27,12 @@ and wakes more when its threads wait for a core).
 Host calls per request are counted too, in a shorter run of each cell under `viceroy -vvv`
 (every call the wasm makes is logged): cold and warm, including what follows an answer.
 
-Usage: bench/instructions.py [--requests 100] [--pools 10,2000,6000] [--shares 0,0.9] [--wasm old.wasm]
+Three more cells, at 10 keys, count a streamed answer: Google's native stream through the proxy,
+and the same request in Anthropic's Messages API and OpenAI's Responses API (what Claude Code
+and Codex send), which the core translates both ways; their ratio to the native stream is what
+the translation costs.
+
+Usage: bench/instructions.py [--requests 100] [--pools 10,2000,6000] [--shares 0,0.9] [--streams …] [--wasm old.wasm]
 """
 
 from __future__ import annotations
@@ -79,13 +84,26 @@ def callgrind(config: Path, wasm: Path, work: Path, tag: str) -> tuple[subproces
     return proc, port, out
 
 
-def post(port: int, token: str | None) -> tuple[int, int]:
-    """One chat request: its status, and which request of its sandbox it was (1: a new one)."""
+# What a cell's requests are: (path, body). The native stream and the agents' streams ask the
+# same model the same thing, so their difference is the translation's.
+SAY = [{"role": "user", "content": "Say hello"}]
+CALLS = {
+    "chat": ("/v1/chat/completions", latency.BODY),
+    "native stream": (f"/v1beta/models/{latency.MODEL}:streamGenerateContent?alt=sse",
+                      json.dumps({"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]})),
+    "Anthropic stream": ("/v1/messages", json.dumps({"model": latency.MODEL, "max_tokens": 64, "stream": True,
+                                                     "messages": SAY})),
+    "Responses stream": ("/v1/responses", json.dumps({"model": latency.MODEL, "stream": True, "input": SAY})),
+}
+
+
+def post(port: int, token: str | None, call: str = "chat") -> tuple[int, int]:
+    """One request of kind `call`: its status, and which request of its sandbox it was (1: a new one)."""
+    path, body = CALLS[call]
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions",
-                                     data=latency.BODY.encode(), headers=headers)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body.encode(), headers=headers)
     with urllib.request.urlopen(request, timeout=300) as response:
         response.read()
         timing = re.search(r'sandbox;desc="request (\d+)"', response.headers.get("server-timing", ""))
@@ -97,7 +115,8 @@ def control(pid: int, *flags: str):
     subprocess.run(["callgrind_control", *flags, str(pid)], check=True, capture_output=True)
 
 
-def per_request(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str) -> dict:
+def per_request(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str,
+                call: str = "chat") -> dict:
     """Instructions Viceroy executes per request, all threads, after a warm-up: over all the
     requests, and apart for those that started a sandbox (cold) and those a reused sandbox
     served (warm). Counters are dumped after each request (and the work after its answer)."""
@@ -105,7 +124,7 @@ def per_request(config: Path, wasm: Path, token: str | None, requests: int, work
     kinds = []
     try:
         for _ in range(WARM_UP):
-            post(port, token)
+            post(port, token, call)
         time.sleep(AFTER_ANSWER)
         control(proc.pid, "-i", "on")  # counting on …
         control(proc.pid, "-z")  # … from zero
@@ -113,7 +132,7 @@ def per_request(config: Path, wasm: Path, token: str | None, requests: int, work
             time.sleep(AFTER_ANSWER)
             control(proc.pid, "-d")
         for _ in range(requests):
-            status, nth = post(port, token)
+            status, nth = post(port, token, call)
             if status != 200:
                 raise SystemExit(f"{tag}: HTTP {status}")
             kinds.append("cold" if nth == 1 else "warm")
@@ -138,14 +157,16 @@ def per_request(config: Path, wasm: Path, token: str | None, requests: int, work
     return result
 
 
-def measure(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str) -> dict:
+def measure(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str,
+            call: str = "chat") -> dict:
     """A cell: its instructions per request, and its host calls per request (a shorter run)."""
-    result = per_request(config, wasm, token, requests, work, tag)
-    result["host_calls"] = host_calls(config, wasm, token, min(requests, HOST_CALL_REQUESTS), work, tag)
+    result = per_request(config, wasm, token, requests, work, tag, call)
+    result["host_calls"] = host_calls(config, wasm, token, min(requests, HOST_CALL_REQUESTS), work, tag, call)
     return result
 
 
-def host_calls(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str) -> dict:
+def host_calls(config: Path, wasm: Path, token: str | None, requests: int, work: Path, tag: str,
+               call: str = "chat") -> dict:
     """Host calls per request — a count nothing moves: Viceroy at trace level logs every call
     the wasm makes (`wiggle abi{module=… function=…}: result=…`). The calls of one sandbox are
     cut into requests where it takes its next one (`next_request_wait`); what a sandbox does
@@ -160,7 +181,7 @@ def host_calls(config: Path, wasm: Path, token: str | None, requests: int, work:
             harness.wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), timeout=120,
                              what=f"viceroy -vvv ({tag})")
             for _ in range(requests):
-                post(port, token)
+                post(port, token, call)
                 time.sleep(AFTER_ANSWER)
             time.sleep(6)  # every sandbox ends (it waits 5 s at most for a next request)
         finally:
@@ -199,6 +220,8 @@ def main():
     ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--pools", default=",".join(str(n) for n in latency.POOLS))
     ap.add_argument("--shares", default="0,0.9")
+    ap.add_argument("--streams", default=",".join(c for c in CALLS if c != "chat"),
+                    help="streamed cells at 10 keys: the native stream and the agents' translations of it")
     ap.add_argument("--json", default="target/bench-instructions.json")
     ap.add_argument("--wasm", help="the proxy's wasm to count (default bin/main.wasm), e.g. an older commit's")
     args = ap.parse_args()
@@ -206,9 +229,9 @@ def main():
         harness.WASM = Path(args.wasm).resolve()
 
     work = harness.work_dir("bench-instr-")
-    pools = [int(n) for n in args.pools.split(",")]
+    pools = [int(n) for n in args.pools.split(",") if n]
     shares = [float(s) for s in args.shares.split(",")]
-    pool_keys = [harness.key(i) for i in range(1, max(pools) + 1)]
+    pool_keys = [harness.key(i) for i in range(1, max(pools + [10]) + 1)]
     sim = harness.Sim()
     sim.reset([{"key": k, "label": f"k{i}"} for i, k in enumerate(pool_keys, 1)])
     results = {}
@@ -232,6 +255,14 @@ def main():
                 print(f"measuring the stateful floor of {name} …", flush=True)
                 results[name]["state_floor"] = measure(proxy.config, STATE_FLOOR_WASM, None, args.requests, work,
                                                        f"floor-state-{n}-{share}")
+        streams = [c for c in args.streams.split(",") if c]
+        if streams:
+            proxy = latency.pool_proxy(sim, pool_keys[:10], 0)
+            proxy.stop()
+            for call in streams:
+                print(f"measuring {call}, 10 keys …", flush=True)
+                results[f"{call}, 10 keys"] = measure(proxy.config, harness.WASM, harness.TOKEN, args.requests, work,
+                                                      f"proxy-{call.replace(' ', '-')}", call)
     finally:
         sim.stop()
 
@@ -258,6 +289,17 @@ def main():
             print(f"| {name} | {millions(state['warm'])} | {ratio(state['warm'], floor)} | "
                   f"{ratio(state['warm'], reusing)} | {count(state['host_calls']['warm'])} | "
                   f"{ratio(r['warm'], state['warm'])} |")
+    native = results.get("native stream, 10 keys")
+    if native:
+        print("\nThe coding agents' dialects against the native stream they are translated to (10 keys, one "
+              "streamed answer): what the translation costs a request.\n")
+        print("| cell | warm | ÷ native stream | cold ÷ native stream | host calls warm |")
+        print("|---|---|---|---|---|")
+        for call in CALLS:
+            r = results.get(f"{call}, 10 keys")
+            if r:
+                print(f"| {call} | {millions(r['warm'])} | {ratio(r['warm'], native['warm'])} | "
+                      f"{ratio(r['cold'], native['cold'])} | {count(r['host_calls']['warm'])} |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"\n(raw numbers in {args.json})")

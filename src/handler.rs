@@ -37,6 +37,9 @@ pub fn handle(mut client: Request) -> (Response, After) {
         match route(client.get_method_str(), client.get_path(), client.get_query_str(), native_credentials) {
             Err(e) => (reply::error(e.dialect, &e.reply), After::default()),
             Ok(routed) => {
+                let routed = routed.for_anthropic(|| {
+                    presented.api_key.is_some() || header_text(&client, "anthropic-version").is_some()
+                });
                 let served =
                     who(presented, &routed, &timing).and_then(|caller| serve(&mut client, &routed, caller, &timing));
                 match served {
@@ -89,6 +92,10 @@ fn serve(
         Endpoint::Status => Ok((admin::status(&cx)?, After::default())),
         Endpoint::Usage => Ok((admin::usage(client, &cx)?, After::default())),
         Endpoint::KeyCheck => Ok((admin::key_check(client, &cx)?, After::default())),
+        Endpoint::AnthropicModels => {
+            let allowed = |model: &str| cx.policy.as_ref().is_none_or(|p| p.allows(model));
+            Ok((reply::json(cx.agent_models()?.anthropic_list(allowed)), After::default()))
+        }
         _ => forward::forward(client, routed, &cx),
     }
 }

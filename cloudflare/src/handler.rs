@@ -33,7 +33,7 @@ pub(crate) async fn serve(
     };
     let native_credentials = presented.goog_api_key.is_some() || presented.query_key.is_some();
     let routed = match route(req.method().as_ref(), path, query, native_credentials) {
-        Ok(routed) => routed,
+        Ok(routed) => routed.for_anthropic(|| presented.api_key.is_some() || header("anthropic-version").is_some()),
         Err(e) => return reply::error(e.dialect, &e.reply),
     };
     let served = match who(&env, presented, &routed) {
@@ -105,6 +105,11 @@ async fn endpoint(
         Endpoint::Status => admin::status(&mut cx).await,
         Endpoint::Usage => admin::usage(req, &mut cx).await,
         Endpoint::KeyCheck => admin::key_check(req, &mut cx).await,
+        Endpoint::AnthropicModels => {
+            let allowed = |model: &str| cx.policy.as_ref().is_none_or(|p| p.allows(model));
+            cx.agent_models()
+                .and_then(|models| reply::json(models.anthropic_list(allowed)).map_err(ErrorReply::runtime))
+        }
         _ => forward::forward(req, routed, &mut cx, ctx).await,
     };
     *timing = std::mem::take(&mut cx.timing);

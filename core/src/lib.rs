@@ -33,9 +33,11 @@
 //!   (`body`, one pass over its decoded JSON), tokens and roles (`auth`), model names
 //!   (`model`), OpenAI bodies (`openai_body`), the error envelopes (`envelope`), client
 //!   policies (`policy`), aliased answers (`relabel`), query strings (`query`), resources an
-//!   answer names (`spot`), uploads (`upload`), Anthropic's Messages API translated
-//!   (`messages`, `messages_answer`) with its tools (`tools`), what happens to a success as it
-//!   passes (`transform`);
+//!   answer names (`spot`), uploads (`upload`), the coding agents' dialects translated —
+//!   Anthropic's Messages API (`messages`, `messages_answer`) and OpenAI's Responses API
+//!   (`responses`, `responses_answer`) — with what they share: the native request's turns
+//!   (`native`), Google's answer read piece by piece (`pieces`), server-sent events (`sse`),
+//!   tools (`tools`); what happens to a success as it passes (`transform`);
 //! - `settings` — the operator's knobs;
 //! - `decide` — what to do: the machine protocol (`machine`), a request's front and back
 //!   (`forward`), its [`Flow`] and attempts (`flow`, `attempts`), the cooling policy
@@ -94,8 +96,9 @@
 //!   Anthropic's Messages API) and the error shape it gets back. **Scrub** — masking any key in
 //!   text that leaves the proxy.
 //! - **translation**, **agent** — a coding agent's request (Claude Code: Anthropic's Messages
-//!   API) made a native request ([`MessagesRequest`]) and Google's answer made the agent's
-//!   ([`MessagesAnswer`]); the knob `agent_models` says which Gemini model an agent's model name
+//!   API; Codex: OpenAI's Responses API) made a native request ([`MessagesRequest`],
+//!   [`ResponsesRequest`]) and Google's answer made the agent's ([`MessagesAnswer`],
+//!   [`ResponsesAnswer`]), read as **pieces** (usage, text, a call, the finish, an error); the knob `agent_models` says which Gemini model an agent's model name
 //!   means ([`AgentModels`]). A **transform** is what happens to a success's bytes as they pass:
 //!   a relabel or a translation ([`Transform`]).
 //! - **usage shard**, **quota day** — usage counts live in eight items per day; the day ends at
@@ -161,12 +164,17 @@ mod client {
     pub(crate) mod messages;
     pub(crate) mod messages_answer;
     pub(crate) mod model;
+    pub(crate) mod native;
     pub(crate) mod openai_body;
+    pub(crate) mod pieces;
     pub(crate) mod policy;
     pub(crate) mod query;
     pub(crate) mod relabel;
+    pub(crate) mod responses;
+    pub(crate) mod responses_answer;
     pub(crate) mod route;
     pub(crate) mod spot;
+    pub(crate) mod sse;
     pub(crate) mod tools;
     pub(crate) mod transform;
     pub(crate) mod upload;
@@ -211,13 +219,16 @@ pub use decide::machine::{Answer, Machine, Step};
 pub use client::auth::{caller, client_token, lookup_order, same_token, Caller, Presented, Role};
 pub use client::body::RequestFacts;
 pub use client::envelope::{Dialect, ErrorReply};
-pub use client::messages::{MessagesRequest, PLACEHOLDER_SIGNATURE};
+pub use client::messages::MessagesRequest;
 pub use client::messages_answer::MessagesAnswer;
 pub use client::model::valid_model;
+pub use client::native::PLACEHOLDER_SIGNATURE;
 pub use client::openai_body::{peek, strip_model_prefixes};
 pub use client::policy::{Applied, Limits, Policy, PolicyError};
 pub use client::query::{forwarded_query, query_param};
 pub use client::relabel::Relabel;
+pub use client::responses::ResponsesRequest;
+pub use client::responses_answer::ResponsesAnswer;
 pub use client::route::{
     may_be_anthropic, may_be_native, route, Access, Endpoint, Reading, ResourceCall, Route, Version,
 };

@@ -478,6 +478,26 @@ impl AgentModels {
             .find(|(pattern, _)| pattern == "*" || lower.contains(pattern.as_str()))
             .map_or(asked, |(_, model)| model.as_str())
     }
+
+    /// Anthropic's model list (`GET /v1/models` as Claude Code's gateway discovery reads it):
+    /// `claude-<pattern>` for each pattern (the picker keeps only names starting `claude`), each
+    /// naming the Gemini model it means, those `allowed` only.
+    pub fn anthropic_list(&self, allowed: impl Fn(&str) -> bool) -> Vec<u8> {
+        let data: Vec<serde_json::Value> = self
+            .pairs
+            .iter()
+            .filter(|(pattern, model)| pattern != "*" && allowed(model))
+            .map(|(pattern, model)| {
+                let id = if pattern.starts_with("claude") { pattern.clone() } else { format!("claude-{pattern}") };
+                serde_json::json!({"type": "model", "id": id, "display_name": format!("{model} (as {pattern})"),
+                                   "created_at": "2026-01-01T00:00:00Z"})
+            })
+            .collect();
+        let first = data.first().map(|m| m["id"].clone());
+        let last = data.last().map(|m| m["id"].clone());
+        let list = serde_json::json!({"data": data, "has_more": false, "first_id": first, "last_id": last});
+        serde_json::to_vec(&list).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -488,6 +508,18 @@ mod tests {
     fn reader(pairs: &[(&str, &str)]) -> SettingsReader<impl FnMut(&str) -> Option<String>> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         SettingsReader::new(move |name: &str| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_anthropic_list_names_what_each_family_means() {
+        let models = AgentModels::parse("opus=gemini-3.1-pro-preview,claude-fable=gemini-3.5-flash,*=gemini-3.5-flash")
+            .expect("parses");
+        let list: serde_json::Value =
+            serde_json::from_slice(&models.anthropic_list(|m| m != "gemini-3.5-flash")).expect("json");
+        assert_eq!(list["data"].as_array().map(Vec::len), Some(1), "the disallowed and `*` are not listed");
+        assert_eq!(list["data"][0]["id"], "claude-opus");
+        assert_eq!(models.model_for("claude-opus"), "gemini-3.1-pro-preview", "a listed name means its model");
+        assert_eq!(list["first_id"], "claude-opus");
     }
 
     #[test]

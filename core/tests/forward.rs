@@ -206,3 +206,36 @@ fn a_messages_request_goes_to_google_native_and_its_answer_is_translated_back() 
     );
     assert!(text.contains(r#""model":"claude-sonnet-4-6""#), "the client's model name");
 }
+
+#[test]
+fn a_responses_request_goes_to_google_native_and_its_answer_is_translated_back() {
+    let policy = Policy::parse("app", r#"{"aliases":{"gpt-5.1-codex":"gemini-3.1-pro-preview"}}"#).expect("reads");
+    let routed = route("POST", "/v1/responses", None, false).expect("routes");
+    assert_eq!(routed.dialect, gemini_pool_core::Dialect::OpenAi, "errors in OpenAI's envelope");
+    let caller = app();
+    let body = r#"{"model":"gpt-5.1-codex","stream":true,"input":"hi","store":false}"#;
+    let prepare = |policy: Option<&Policy>| {
+        let ask = Ask { route: &routed, body: body.as_bytes(), streamed: false, query: None };
+        Forward::prepare(ask, Client { caller: &caller, policy }, setup(false)).expect("prepared")
+    };
+    assert_eq!(prepare(None).outgoing().path, "/v1beta/models/gemini-3.5-flash:streamGenerateContent?alt=sse");
+    assert_eq!(
+        prepare(Some(&policy)).outgoing().path,
+        "/v1beta/models/gemini-3.1-pro-preview:streamGenerateContent?alt=sse",
+        "the client's alias comes before agent_models"
+    );
+
+    let mut rig = Rig::new(&[LIST.as_bytes()], NOW);
+    let delivery = run("POST", "/v1/responses", body, None, &mut rig, Answer::Served);
+    let Answering::Served(passing) = delivery.answer else { panic!("served") };
+    assert!(passing.stream && passing.meter);
+    let Some(Transform::Responses(mut answer)) = passing.transform else { panic!("translated") };
+    let mut out = answer.feed(
+        b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hello\"}]},\"finishReason\":\"STOP\"}]}\r\n\r\n",
+    );
+    out.extend(answer.finish());
+    let text = String::from_utf8(out).expect("utf-8");
+    assert!(text.starts_with("event: response.created\n"), "{text}");
+    assert!(text.contains("event: response.completed\n"), "{text}");
+    assert!(text.contains(r#""model":"gpt-5.1-codex""#), "the client's model name");
+}

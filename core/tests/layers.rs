@@ -165,7 +165,7 @@ fn the_test_reads_what_it_should() {
     );
     assert_eq!(room_of_path("crate::settings::Limiter").map(|r| r.name), Some("settings".to_string()));
     let graph = uses();
-    for floor in 0..FLOORS.len() {
-        assert!(graph.keys().any(|r| r.floor == floor), "no file on floor {}", FLOORS[floor]);
+    for (floor, name) in FLOORS.iter().enumerate() {
+        assert!(graph.keys().any(|r| r.floor == floor), "no file on floor {name}");
     }
 }

@@ -360,3 +360,31 @@ def work_dir(prefix: str) -> Path:
 
 def clean_artifacts():
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
+
+
+# What the simulator signs its calls with (as Gemini 3 signs them): a translated tool loop must
+# send these back, not a placeholder.
+SIM_SIGNATURE = "c2ltLXRob3VnaHQtc2lnbmF0dXJl"
+
+
+def generation(sim) -> list[dict]:
+    """What Google was asked to generate (the simulator also logs the edges' own probes)."""
+    return [e for e in sim.log() if "enerateContent" in e["path"]]
+
+
+def checked_tool_loop(sim, steps: int = 3) -> dict:
+    """The last request of a tool loop through a translator, after checking what Google got:
+    every step accepted (no 400 anywhere), each call replayed with Google's own signature.
+    Returns that request's body."""
+    generate = generation(sim)
+    assert [e["status"] for e in generate] == [200] * steps, "no 400 from Google anywhere"
+    last = json.loads(generate[-1]["body"])
+    calls = [p for c in last["contents"] for p in c["parts"] if "functionCall" in p]
+    assert [p["thoughtSignature"] for p in calls] == [SIM_SIGNATURE] * (steps - 1), \
+        "Google's own signatures went back"
+    return last
+
+
+def function_responses(body: dict) -> list[str]:
+    """The names of the function responses a native request holds."""
+    return [p["functionResponse"]["name"] for c in body["contents"] for p in c["parts"] if "functionResponse" in p]

@@ -7,7 +7,7 @@ import json
 import anthropic
 import pytest
 
-from harness import TOKEN, curl, pool_lines, sim_keys
+from harness import TOKEN, checked_tool_loop, function_responses, generation, curl, pool_lines, sim_keys
 
 CLAUDE = "claude-sonnet-4-6"  # `agent_models`' default maps sonnet to gemini-3.5-flash
 GEMINI = "gemini-3.5-flash"
@@ -48,7 +48,7 @@ def test_a_message_is_answered_in_anthropics_shape(world, sim):
     assert message.content[0].text == "Hello from the Gemini simulator"
     assert message.stop_reason == "end_turn"
     assert message.usage.input_tokens == 8 and message.usage.output_tokens == 5
-    entry = sim.log()[-1]
+    entry = generation(sim)[-1]
     assert entry["path"] == f"/v1beta/models/{GEMINI}:generateContent"
     assert entry["key_via"] == "x-goog-api-key"
     sent = json.loads(entry["body"])
@@ -64,8 +64,8 @@ def test_a_stream_reads_as_anthropic_events(world, sim):
     assert kinds.index("content_block_start") < kinds.index("content_block_delta")
     assert final.content[0].text == "Hello from the Gemini simulator"
     assert final.usage.input_tokens == 8
-    assert sim.log()[-1]["path"] == f"/v1beta/models/{GEMINI}:streamGenerateContent"
-    assert sim.log()[-1]["query"] == "alt=sse"
+    assert generation(sim)[-1]["path"] == f"/v1beta/models/{GEMINI}:streamGenerateContent"
+    assert generation(sim)[-1]["query"] == "alt=sse"
 
 
 def test_a_tool_loop_round_trips_calls_signatures_and_results(world, sim, tmp_path):
@@ -92,15 +92,10 @@ def test_a_tool_loop_round_trips_calls_signatures_and_results(world, sim, tmp_pa
                      {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": result}]}]
     assert message.stop_reason == "end_turn"
     assert "pool works" in message.content[0].text
-    generate = [e for e in sim.log() if e["path"].endswith(":generateContent")]
-    assert [e["status"] for e in generate] == [200, 200, 200], "no 400 from Google anywhere"
-    last = json.loads(generate[-1]["body"])
-    calls = [p for c in last["contents"] for p in c["parts"] if "functionCall" in p]
-    assert all(p.get("thoughtSignature") for p in calls)
+    last = checked_tool_loop(sim)
     schema = last["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]
     assert "$schema" not in json.dumps(schema)
-    answers = [p["functionResponse"] for c in last["contents"] for p in c["parts"] if "functionResponse" in p]
-    assert [a["name"] for a in answers] == ["Write", "Read"]
+    assert function_responses(last) == ["Write", "Read"]
 
 
 def test_history_gemini_never_signed_gets_the_placeholder_signature(world):
@@ -146,10 +141,35 @@ def test_errors_come_in_anthropics_envelope(world, sim):
 
 
 def test_a_cooling_key_is_retried_before_the_client_sees_anything(world, sim):
-    sim.behave("k1", "per_minute", times=1)
-    sim.behave("k2", "per_minute", times=1)
-    for _ in range(3):
-        message = client(world).messages.create(model=CLAUDE, max_tokens=8, messages=SAY)
-        assert message.content[0].text == "Hello from the Gemini simulator"
-    statuses = [e["status"] for e in sim.log()]
-    assert statuses.count(429) >= 1 and statuses[-1] == 200
+    # Whichever key the pool tries first is out of its per-minute quota; the client sees one answer.
+    sim.behave("*", "per_minute", times=1)
+    message = client(world).messages.create(model=CLAUDE, max_tokens=8, messages=SAY)
+    assert message.content[0].text == "Hello from the Gemini simulator"
+    calls = generation(sim)
+    assert [e["status"] for e in calls] == [429, 200]
+    assert calls[0]["key"] != calls[1]["key"], "retried on another key"
+
+
+def test_the_model_list_is_anthropics_for_an_anthropic_client(world, sim):
+    # Claude Code's gateway discovery (`CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1`) reads this
+    # list and keeps names starting `claude`: each names the Gemini model it means.
+    models = list(client(world).models.list())
+    assert [m.id for m in models] == ["claude-opus", "claude-sonnet", "claude-haiku", "claude-gpt"]
+    assert all(m.type == "model" for m in models)
+    assert "gemini-3.5-flash" in models[1].display_name
+    message = client(world).messages.create(model=models[1].id, max_tokens=8, messages=SAY)
+    assert message.model == "claude-sonnet"
+    assert generation(sim)[-1]["path"] == f"/v1beta/models/{GEMINI}:generateContent", "a listed name means its model"
+    # Without Anthropic's headers the same path is OpenAI's list, from Google.
+    out = curl("-s", f"{world.url}/v1/models", "-H", f"authorization: Bearer {TOKEN}")
+    assert json.loads(out.stdout)["object"] == "list"
+
+
+def test_a_call_gemini_could_not_form_is_tried_again_unseen(world, sim):
+    # MALFORMED_FUNCTION_CALL with no parts, before the answer's first byte: another try, blaming
+    # no key; the client sees one whole answer, never an error or a fake stop.
+    sim.behave("*", "malformed_call", times=1)
+    with client(world).messages.stream(model=CLAUDE, max_tokens=64, messages=SAY) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "end_turn" and final.content[0].text == "Hello from the Gemini simulator"
+    assert len(generation(sim)) == 2, "one malformed answer, then the retry"

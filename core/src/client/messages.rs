@@ -24,18 +24,12 @@
 //!   are ignored, never refused.
 
 use crate::client::envelope::ErrorReply;
+use crate::client::native::{self, call_part, text_part, Turns, MAX_STOP_SEQUENCES};
 use crate::client::tools::{clean_schema, ToolNames};
 use serde_json::{json, Map, Value};
 
-/// What Google accepts in place of a signature for a call it did not make (its documented
-/// placeholder for history from elsewhere).
-pub const PLACEHOLDER_SIGNATURE: &str = "skip_thought_signature_validator";
-
 /// The billing line Claude Code sends as its first system block.
 const BILLING_HEADER: &str = "x-anthropic-billing-header:";
-
-/// Google reads at most this many stop sequences.
-const MAX_STOP_SEQUENCES: usize = 5;
 
 /// A Messages request, read.
 #[derive(Debug, Clone)]
@@ -121,7 +115,7 @@ impl MessagesRequest {
                 config.insert("stopSequences".into(), Value::Array(stops));
             }
         }
-        if !drops_sampling(gemini) {
+        if !native::drops_sampling(gemini) {
             for (theirs, google) in [("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")] {
                 if let Some(n) = field(theirs).filter(|v| v.is_number()) {
                     config.insert(google.into(), n.clone());
@@ -148,22 +142,7 @@ impl MessagesRequest {
             "tool" => ("ANY", choice.get("name").and_then(Value::as_str).map(|n| names.to_google(n))),
             _ => return None,
         };
-        let mut config = json!({"mode": mode});
-        if let Some(name) = only {
-            config["allowedFunctionNames"] = json!([name]);
-        }
-        Some(json!({"functionCallingConfig": config}))
-    }
-}
-
-/// Gemini 3.6 and later deprecated `temperature`, `topP` and `topK`.
-fn drops_sampling(gemini: &str) -> bool {
-    let Some(version) = gemini.strip_prefix("gemini-") else { return false };
-    let mut numbers = version.split(['.', '-']).map(|n| n.parse::<u32>().ok());
-    match (numbers.next().flatten(), numbers.next().flatten()) {
-        (Some(major), _) if major > 3 => true,
-        (Some(3), Some(minor)) => minor >= 6,
-        _ => false,
+        Some(native::tool_config(mode, only))
     }
 }
 
@@ -182,14 +161,7 @@ fn thinking_config(thinking: Option<&Value>, output: Option<&Value>, gemini: &st
         _ => "high",
     };
     let shown = thinking.get("display").and_then(Value::as_str) != Some("omitted");
-    let mut config = json!({"includeThoughts": shown});
-    if gemini.starts_with("gemini-2.") {
-        // Gemini 2.5 takes a budget (at most 24,576; -1: as much as the model sees fit).
-        config["thinkingBudget"] = budget.map_or(json!(-1), |b| json!(b.min(24_576)));
-    } else {
-        config["thinkingLevel"] = json!(level);
-    }
-    Some(config)
+    Some(native::thinking_config(level, budget, shown, gemini))
 }
 
 /// Budgets in the buckets peers use: 4,096 and up high, 2,048 medium, else low.
@@ -220,66 +192,32 @@ fn system_instruction(system: Option<&Value>) -> Option<Value> {
 /// `tools` as Google's: one entry of function declarations.
 fn tools(tools: Option<&Value>, names: &mut ToolNames) -> Option<Value> {
     let Value::Array(tools) = tools? else { return None };
-    let declarations: Vec<Value> = tools
+    let declarations = tools
         .iter()
         .filter(|tool| tool.get("type").and_then(Value::as_str).is_none_or(|t| t == "custom"))
         .filter_map(|tool| {
             let name = tool.get("name").and_then(Value::as_str)?;
-            let mut declaration = json!({
-                "name": names.to_google(name),
-                "parametersJsonSchema": clean_schema(tool.get("input_schema").unwrap_or(&Value::Null)),
-            });
-            if let Some(description) = tool.get("description").and_then(Value::as_str) {
-                declaration["description"] = json!(description);
-            }
-            Some(declaration)
+            let description = tool.get("description").and_then(Value::as_str);
+            Some(native::declaration(name, description, tool.get("input_schema").unwrap_or(&Value::Null), names))
         })
         .collect();
-    (!declarations.is_empty()).then(|| json!([{"functionDeclarations": declarations}]))
-}
-
-/// One turn being built.
-struct Turn {
-    role: &'static str,
-    parts: Vec<Value>,
+    native::tools(declarations)
 }
 
 /// `messages` as Google's `contents`.
 fn contents(messages: Option<&Value>, names: &mut ToolNames) -> Result<Vec<Value>, ErrorReply> {
     let Some(Value::Array(messages)) = messages else { return Ok(Vec::new()) };
     let calls = call_names(messages);
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns = Turns::default();
     for (i, message) in messages.iter().enumerate() {
         let role = match message.get("role").and_then(Value::as_str) {
             Some("user" | "system") => "user",
             Some("assistant") => "model",
             _ => return Err(invalid(format!("messages.{i}.role: Input should be 'user' or 'assistant'"))),
         };
-        let parts = parts(message.get("content"), role, &calls, names);
-        if parts.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.parts.extend(parts),
-            _ => turns.push(Turn { role, parts }),
-        }
+        turns.push(role, parts(message.get("content"), role, &calls, names));
     }
-    // A last model turn with calls no one answered (an interrupted tool use) is dropped.
-    if turns.last().is_some_and(|t| t.role == "model" && t.parts.iter().any(|p| p.get("functionCall").is_some())) {
-        turns.pop();
-    }
-    for turn in turns.iter_mut().filter(|t| t.role == "model") {
-        sign_first_call(&mut turn.parts);
-    }
-    Ok(turns.into_iter().map(|t| json!({"role": t.role, "parts": t.parts})).collect())
-}
-
-/// The first call of a model turn carries a signature: Google's own, or its placeholder.
-fn sign_first_call(parts: &mut [Value]) {
-    let Some(first) = parts.iter_mut().find(|p| p.get("functionCall").is_some()) else { return };
-    if first.get("thoughtSignature").is_none() {
-        first["thoughtSignature"] = json!(PLACEHOLDER_SIGNATURE);
-    }
+    Ok(turns.contents())
 }
 
 /// The name of each `tool_use` id in the request, for the results that answer it.
@@ -310,25 +248,14 @@ fn parts(content: Option<&Value>, role: &str, calls: &[(&str, &str)], names: &mu
             "thinking" => signature = block.get("signature").and_then(Value::as_str).filter(|s| !s.is_empty()),
             "tool_use" if role == "model" => {
                 let name = block.get("name").and_then(Value::as_str).unwrap_or("tool");
-                let args = match block.get("input") {
-                    Some(input @ Value::Object(_)) => input.clone(),
-                    _ => json!({}),
-                };
-                let mut part = json!({"functionCall": {"name": names.to_google(name), "args": args}});
-                if let Some(signature) = signature.take() {
-                    part["thoughtSignature"] = json!(signature);
-                }
-                parts.push(part);
+                let args = block.get("input").cloned().unwrap_or(Value::Null);
+                parts.push(call_part(&names.to_google(name), args, signature.take()));
             }
             "tool_result" => parts.extend(tool_result(block, calls, names)),
             _ => {}
         }
     }
     parts
-}
-
-fn text_part(text: &str) -> Option<Value> {
-    (!text.is_empty()).then(|| json!({"text": text}))
 }
 
 /// An `image` or `document` block: base64 inline, a URL by reference, plain text as text.
@@ -450,9 +377,33 @@ mod tests {
         ]}));
         let contents = out["contents"].as_array().expect("contents");
         assert_eq!(contents.len(), 3, "the unanswered call is dropped");
-        assert_eq!(contents[1]["parts"][0]["thoughtSignature"], PLACEHOLDER_SIGNATURE);
+        assert_eq!(contents[1]["parts"][0]["thoughtSignature"], native::PLACEHOLDER_SIGNATURE);
         assert!(contents[1]["parts"][1].get("thoughtSignature").is_none(), "only a step's first call");
         assert_eq!(contents[2]["parts"][1]["functionResponse"]["response"], json!({"error": "y"}));
+    }
+
+    #[test]
+    fn images_in_tool_results_follow_the_response_and_tool_choice_is_googles() {
+        let out = google(json!({"model": "m", "max_tokens": 10,
+        "tools": [{"name": "shot", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "tool", "name": "shot"},
+        "messages": [
+            {"role": "user", "content": "look"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "s", "name": "shot", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "s", "content": [
+                {"type": "text", "text": "a screenshot"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}
+            ]}]}
+        ]}));
+        assert_eq!(
+            out["contents"][2]["parts"],
+            json!([{"functionResponse": {"name": "shot", "response": {"content": "a screenshot"}}},
+                   {"inlineData": {"mimeType": "image/png", "data": "iVBO"}}])
+        );
+        assert_eq!(
+            out["toolConfig"],
+            json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["shot"]}})
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! pool retries it as an empty answer).
 
 use crate::client::envelope::anthropic_type;
+use crate::client::pieces::{Piece, Reader, Usage};
+use crate::client::sse::write_events;
 use crate::client::tools::ToolNames;
 use serde_json::{json, Map, Value};
 
@@ -29,8 +31,7 @@ pub struct MessagesAnswer {
     kind: Kind,
     /// Names the message and its tool calls (unique per request).
     seed: u64,
-    /// Bytes not yet translated: a stream's event not yet whole; a whole answer.
-    pending: Vec<u8>,
+    reader: Reader,
     state: State,
 }
 
@@ -60,33 +61,14 @@ enum Block {
     Thinking,
 }
 
-/// Google's counts, as Anthropic reports them.
-#[derive(Debug, Clone, Copy, Default)]
-struct Usage {
-    prompt: u64,
-    cached: u64,
-    output: u64,
-}
-
-impl Usage {
-    fn read(usage: &Value) -> Usage {
-        let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
-        Usage {
-            prompt: n("promptTokenCount"),
-            cached: n("cachedContentTokenCount"),
-            output: n("candidatesTokenCount") + n("thoughtsTokenCount"),
-        }
-    }
-
-    /// Anthropic's usage object: `input_tokens` without what the cache served.
-    fn to_json(self) -> Value {
-        json!({
-            "input_tokens": self.prompt.saturating_sub(self.cached),
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": self.cached,
-            "output_tokens": self.output,
-        })
-    }
+/// Anthropic's usage object: `input_tokens` without what the cache served.
+fn usage_json(usage: Usage) -> Value {
+    json!({
+        "input_tokens": usage.prompt.saturating_sub(usage.cached),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": usage.cached,
+        "output_tokens": usage.output(),
+    })
 }
 
 /// Stream events are built as (type, data) pairs.
@@ -97,101 +79,80 @@ impl MessagesAnswer {
     /// knows by `names`; `stream`: it streams (Google's `alt=sse`). `seed` names what it makes.
     pub fn new(model: &str, names: ToolNames, stream: bool, seed: u64) -> Self {
         let kind = if stream { Kind::Stream } else { Kind::Whole };
-        MessagesAnswer { model: model.to_string(), names, kind, seed, pending: Vec::new(), state: State::default() }
+        let reader = Reader::new(stream);
+        MessagesAnswer { model: model.to_string(), names, kind, seed, reader, state: State::default() }
     }
 
     /// The answer to a `count_tokens` request.
     pub fn count() -> Self {
-        MessagesAnswer {
-            model: String::new(),
-            names: ToolNames::default(),
-            kind: Kind::Count,
-            seed: 0,
-            pending: Vec::new(),
-            state: State::default(),
-        }
+        MessagesAnswer::new("", ToolNames::default(), false, 0).counting()
+    }
+
+    fn counting(mut self) -> Self {
+        self.kind = Kind::Count;
+        self
     }
 
     /// The next bytes of Google's answer; what the client gets of them so far.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
-        self.pending.extend_from_slice(chunk);
-        if self.kind != Kind::Stream {
+        if self.kind == Kind::Count {
+            self.reader.feed(chunk);
             return Vec::new();
         }
-        let mut out = Vec::new();
-        while let Some((end, skip)) = event_end(&self.pending) {
-            let event: Vec<u8> = self.pending.drain(..end + skip).take(end).collect();
-            self.stream_event(&event, &mut out);
+        let mut events = Vec::new();
+        for piece in self.reader.feed(chunk) {
+            self.piece(piece, &mut events);
         }
+        let mut out = Vec::new();
+        write_events(&events, &mut out);
         out
     }
 
     /// Google's answer has ended: the rest of the client's.
     pub fn finish(&mut self) -> Vec<u8> {
-        let pending = std::mem::take(&mut self.pending);
-        match self.kind {
-            Kind::Count => count_answer(&pending),
-            Kind::Whole => self.whole_answer(&pending),
-            Kind::Stream => {
-                let mut out = Vec::new();
-                if !pending.iter().all(u8::is_ascii_whitespace) {
-                    self.stream_event(&pending, &mut out);
-                }
-                let mut events = Vec::new();
-                self.end(&mut events);
-                write_events(&events, &mut out);
-                out
-            }
-        }
-    }
-
-    /// One SSE event of Google's stream (its `data:` lines).
-    fn stream_event(&mut self, event: &[u8], out: &mut Vec<u8>) {
-        let text = String::from_utf8_lossy(event);
-        let data: String = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if data.is_empty() || self.state.ended {
-            return;
+        if self.kind == Kind::Count {
+            return count_answer(&self.reader.unread());
         }
         let mut events = Vec::new();
-        match serde_json::from_str::<Value>(&data) {
-            Ok(chunk) => self.chunk(&chunk, &mut events),
-            Err(_) => self.fail("api_error", "Google's stream sent an event that is not JSON.", &mut events),
+        for piece in self.reader.finish() {
+            self.piece(piece, &mut events);
         }
-        write_events(&events, out);
+        self.end(&mut events);
+        if self.kind == Kind::Whole {
+            return serde_json::to_vec(&fold(events)).unwrap_or_default();
+        }
+        let mut out = Vec::new();
+        write_events(&events, &mut out);
+        out
     }
 
-    /// One chunk of Google's answer (a stream's event, or the whole answer).
-    fn chunk(&mut self, chunk: &Value, events: &mut Vec<Event>) {
-        if let Some(error) = chunk.get("error") {
-            let status = error.get("code").and_then(Value::as_u64).unwrap_or(500);
-            let message = error.get("message").and_then(Value::as_str).unwrap_or("Google's stream failed.");
-            self.fail(anthropic_type(u16::try_from(status).unwrap_or(500)), message, events);
+    /// One piece of Google's answer as events.
+    fn piece(&mut self, piece: Piece, events: &mut Vec<Event>) {
+        if self.state.ended {
             return;
         }
-        if let Some(usage) = chunk.get("usageMetadata") {
-            self.state.usage = Usage::read(usage);
+        match piece {
+            Piece::Failed { status, message } => return self.fail(anthropic_type(status), &message, events),
+            Piece::Unreadable => return self.fail("api_error", "Google's answer is not JSON.", events),
+            Piece::Usage(usage) => return self.state.usage = usage,
+            Piece::Finish(reason) => return self.state.finish = Some(reason),
+            Piece::Text { .. } | Piece::Call { .. } => {}
         }
+        self.start(events);
+        match piece {
+            Piece::Call { name, args, signature } => self.call(&name, &args, signature.as_deref(), events),
+            Piece::Text { text, thought, signature } => self.text(&text, thought, signature.as_deref(), events),
+            _ => {}
+        }
+    }
+
+    /// `message_start`, once, with the prompt's tokens as Google has counted them so far.
+    fn start(&mut self, events: &mut Vec<Event>) {
         if !self.state.started {
             self.state.started = true;
             let mut message = self.message_head();
-            message["usage"] = self.state.usage.to_json();
+            message["usage"] = usage_json(self.state.usage);
             events.push(("message_start", json!({"type": "message_start", "message": message})));
-        }
-        let candidate = chunk.get("candidates").and_then(|c| c.get(0));
-        let parts = candidate.and_then(|c| c.pointer("/content/parts")).and_then(Value::as_array);
-        for part in parts.into_iter().flatten() {
-            self.part(part, events);
-        }
-        if let Some(reason) = candidate.and_then(|c| c.get("finishReason")).and_then(Value::as_str) {
-            self.state.finish = Some(reason.to_string());
-        }
-        if candidate.is_none() && chunk.pointer("/promptFeedback/blockReason").is_some() {
-            self.state.finish = Some("SAFETY".to_string());
         }
     }
 
@@ -208,15 +169,8 @@ impl MessagesAnswer {
         })
     }
 
-    /// One of Google's parts as blocks and deltas.
-    fn part(&mut self, part: &Value, events: &mut Vec<Event>) {
-        let signature = part.get("thoughtSignature").and_then(Value::as_str);
-        if let Some(call) = part.get("functionCall") {
-            self.call(call, signature, events);
-            return;
-        }
-        let Some(text) = part.get("text").and_then(Value::as_str) else { return };
-        let thought = part.get("thought").and_then(Value::as_bool).unwrap_or(false);
+    /// Text or thought text as a block's deltas (a thought's signature ends its block).
+    fn text(&mut self, text: &str, thought: bool, signature: Option<&str>, events: &mut Vec<Event>) {
         if text.is_empty() && !(thought && signature.is_some()) {
             return;
         }
@@ -236,7 +190,7 @@ impl MessagesAnswer {
     }
 
     /// A `functionCall` as a `tool_use` block, its signature on a thinking block before it.
-    fn call(&mut self, call: &Value, signature: Option<&str>, events: &mut Vec<Event>) {
+    fn call(&mut self, name: &str, args: &str, signature: Option<&str>, events: &mut Vec<Event>) {
         if let Some(signature) = signature {
             let index = self.open(Block::Thinking, events);
             events.push(delta_event(index, json!({"type": "signature_delta", "signature": signature})));
@@ -245,15 +199,13 @@ impl MessagesAnswer {
         let index = self.state.blocks;
         self.state.blocks += 1;
         self.state.calls += 1;
-        let name = call.get("name").and_then(Value::as_str).unwrap_or_default();
         let id = format!("toolu_{:016x}_{}", self.seed, self.state.calls);
         let block = json!({"type": "tool_use", "id": id, "name": self.names.to_client(name), "input": {}});
         events.push((
             "content_block_start",
             json!({"type": "content_block_start", "index": index, "content_block": block}),
         ));
-        let args = call.get("args").filter(|a| a.is_object()).cloned().unwrap_or_else(|| json!({}));
-        let delta = json!({"type": "input_json_delta", "partial_json": args.to_string()});
+        let delta = json!({"type": "input_json_delta", "partial_json": args});
         events.push(delta_event(index, delta));
         events.push(("content_block_stop", json!({"type": "content_block_stop", "index": index})));
     }
@@ -302,14 +254,11 @@ impl MessagesAnswer {
             Some(_) => "refusal",
         };
         self.close(events);
-        if !self.state.started {
-            self.state.started = true;
-            events.push(("message_start", json!({"type": "message_start", "message": self.message_head()})));
-        }
+        self.start(events);
         events.push((
             "message_delta",
             json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
-                   "usage": self.state.usage.to_json()}),
+                   "usage": usage_json(self.state.usage)}),
         ));
         events.push(("message_stop", json!({"type": "message_stop"})));
         self.state.ended = true;
@@ -319,17 +268,6 @@ impl MessagesAnswer {
     fn fail(&mut self, kind: &str, message: &str, events: &mut Vec<Event>) {
         self.state.ended = true;
         events.push(("error", json!({"type": "error", "error": {"type": kind, "message": message}})));
-    }
-
-    /// A whole answer: the same events, folded into one message.
-    fn whole_answer(&mut self, body: &[u8]) -> Vec<u8> {
-        let mut events = Vec::new();
-        match serde_json::from_slice::<Value>(body) {
-            Ok(chunk) => self.chunk(&chunk, &mut events),
-            Err(_) => self.fail("api_error", "Google's answer is not JSON.", &mut events),
-        }
-        self.end(&mut events);
-        serde_json::to_vec(&fold(events)).unwrap_or_default()
     }
 }
 
@@ -390,26 +328,6 @@ fn delta_event(index: usize, delta: Value) -> Event {
     ("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": delta}))
 }
 
-fn write_events(events: &[Event], out: &mut Vec<u8>) {
-    for (kind, data) in events {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
-        out.extend_from_slice(data.to_string().as_bytes());
-        out.extend_from_slice(b"\n\n");
-    }
-}
-
-/// Where the first SSE event in `bytes` ends: (its length, the blank line's length).
-fn event_end(bytes: &[u8]) -> Option<(usize, usize)> {
-    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Google's `countTokens` answer as Anthropic's.
 fn count_answer(body: &[u8]) -> Vec<u8> {
     let total = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("totalTokens").and_then(Value::as_u64));
@@ -419,6 +337,7 @@ fn count_answer(body: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::sse::read_events;
 
     fn sse(chunks: &[Value]) -> Vec<u8> {
         chunks.iter().flat_map(|c| format!("data: {c}\r\n\r\n").into_bytes()).collect()
@@ -427,20 +346,9 @@ mod tests {
     /// The events of a translated stream, fed in pieces of `cut` bytes.
     fn events(google: &[u8], cut: usize) -> Vec<(String, Value)> {
         let mut answer = MessagesAnswer::new("claude-sonnet-4-6", ToolNames::default(), true, 7);
-        let mut out = Vec::new();
-        for piece in google.chunks(cut.max(1)) {
-            out.extend(answer.feed(piece));
-        }
+        let mut out: Vec<u8> = google.chunks(cut.max(1)).flat_map(|piece| answer.feed(piece)).collect();
         out.extend(answer.finish());
-        String::from_utf8(out)
-            .expect("utf-8")
-            .split("\n\n")
-            .filter(|e| !e.is_empty())
-            .map(|e| {
-                let (kind, data) = e.split_once("\ndata: ").expect("an event");
-                (kind.trim_start_matches("event: ").to_string(), serde_json::from_str(data).expect("json"))
-            })
-            .collect()
+        read_events(&out)
     }
 
     fn kinds(events: &[(String, Value)]) -> Vec<&str> {

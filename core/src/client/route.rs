@@ -59,6 +59,12 @@ pub enum Endpoint {
     Messages,
     /// `POST /v1/messages/count_tokens`: Anthropic's count, as Google's `countTokens`.
     CountTokens,
+    /// `GET /v1/models` from an Anthropic client (it sent `anthropic-version` or `x-api-key`):
+    /// the Claude names knob `agent_models` maps, answered by the proxy.
+    AnthropicModels,
+    /// `POST /v1/responses`: OpenAI's Responses API, translated to Google's native API
+    /// ([`crate::client::responses`]).
+    Responses,
     /// `GET /v1/models`.
     ListModels,
     /// `GET /v1/models/{id}`.
@@ -148,7 +154,9 @@ impl Route {
             | Endpoint::Console
             | Endpoint::KeyCheck
             | Endpoint::Messages
-            | Endpoint::CountTokens => return None,
+            | Endpoint::CountTokens
+            | Endpoint::Responses
+            | Endpoint::AnthropicModels => return None,
             Endpoint::ChatCompletions => "/v1beta/openai/chat/completions".to_string(),
             Endpoint::ListModels => "/v1beta/openai/models".to_string(),
             Endpoint::GetModel(id) => format!("/v1beta/openai/models/{id}"),
@@ -220,7 +228,22 @@ impl Route {
     /// Is it a coding agent's request, translated to Google's native API (it reads the knob
     /// `agent_models`)?
     pub fn translated(&self) -> bool {
-        matches!(self.endpoint, Endpoint::Messages | Endpoint::CountTokens)
+        matches!(
+            self.endpoint,
+            Endpoint::Messages | Endpoint::CountTokens | Endpoint::Responses | Endpoint::AnthropicModels
+        )
+    }
+
+    /// The route as an Anthropic client means it: OpenAI's model list becomes Anthropic's when
+    /// `anthropic` says the request carries `anthropic-version` or `x-api-key` (asked only on
+    /// that path: each header read is a host call).
+    pub fn for_anthropic(self, anthropic: impl FnOnce() -> bool) -> Route {
+        match self.endpoint {
+            Endpoint::ListModels if anthropic() => {
+                Route { endpoint: Endpoint::AnthropicModels, dialect: Dialect::Anthropic, deletes: false }
+            }
+            _ => self,
+        }
     }
 
     /// Is it a list of models (both APIs)?
@@ -472,7 +495,7 @@ pub struct RouteError {
 
 /// Is `path` one of Anthropic's (where a token may come as `x-api-key`)?
 pub fn may_be_anthropic(path: &str) -> bool {
-    path.starts_with("/v1/messages")
+    path.starts_with("/v1/messages") || path == "/v1/models"
 }
 
 /// Can a request for `path` be a native call, so that a token sent the Google way
@@ -543,7 +566,7 @@ fn guess_dialect(path: &str, native_credentials: bool) -> Dialect {
         || native_credentials && (path.starts_with("/v1/models") || resource_path_v1(path));
     if native_looking {
         Dialect::Google
-    } else if may_be_anthropic(path) {
+    } else if path.starts_with("/v1/messages") {
         Dialect::Anthropic
     } else {
         Dialect::OpenAi
@@ -577,6 +600,7 @@ fn match_path(path: &str, query: Option<&str>, native_credentials: bool) -> Opti
         "keys/check" => return Some((Endpoint::KeyCheck, POST)),
         "messages" => return Some((Endpoint::Messages, POST)),
         "messages/count_tokens" => return Some((Endpoint::CountTokens, POST)),
+        "responses" => return Some((Endpoint::Responses, POST)),
         _ => {}
     }
     let native = native_credentials || rest.contains(':');

@@ -141,6 +141,8 @@ fn merge_all_of(out: &mut Map<String, Value>, value: &Value, depth: usize) {
 pub struct ToolNames {
     /// (Google's name, the client's), for the names that had to change.
     renamed: Vec<(String, String)>,
+    /// The client's freeform tools (Responses' `custom`: one string of input, not JSON).
+    freeform: Vec<String>,
 }
 
 impl ToolNames {
@@ -151,6 +153,16 @@ impl ToolNames {
             self.renamed.push((google.clone(), name.to_string()));
         }
         google
+    }
+
+    /// The client's tool `name` takes freeform input.
+    pub fn mark_freeform(&mut self, name: &str) {
+        self.freeform.push(name.to_string());
+    }
+
+    /// Does the client's tool `name` take freeform input?
+    pub fn is_freeform(&self, name: &str) -> bool {
+        self.freeform.iter().any(|f| f == name)
     }
 
     /// The client's name for the name Google called (`name` as it is if it never changed).

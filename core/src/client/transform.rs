@@ -1,10 +1,11 @@
 //! What the proxy does to Google's success on its way to the client, as the bytes pass: the
 //! client's alias put back ([`Relabel`]) or the answer translated into a coding agent's dialect
-//! ([`MessagesAnswer`]). The edge feeds each chunk after the meter has read it, and sends what
+//! ([`MessagesAnswer`], [`ResponsesAnswer`]). The edge feeds each chunk after the meter has read it, and sends what
 //! comes out.
 
 use crate::client::messages_answer::MessagesAnswer;
 use crate::client::relabel::Relabel;
+use crate::client::responses_answer::ResponsesAnswer;
 
 /// A success's bytes rewritten as they pass.
 #[derive(Debug, Clone)]
@@ -13,6 +14,8 @@ pub enum Transform {
     Relabel(Relabel),
     /// The client spoke Anthropic's Messages API.
     Messages(MessagesAnswer),
+    /// The client spoke OpenAI's Responses API.
+    Responses(ResponsesAnswer),
 }
 
 impl Transform {
@@ -21,6 +24,7 @@ impl Transform {
         match self {
             Transform::Relabel(relabel) => relabel.feed(chunk),
             Transform::Messages(answer) => answer.feed(chunk),
+            Transform::Responses(answer) => answer.feed(chunk),
         }
     }
 
@@ -29,6 +33,7 @@ impl Transform {
         match self {
             Transform::Relabel(relabel) => relabel.finish(),
             Transform::Messages(answer) => answer.finish(),
+            Transform::Responses(answer) => answer.finish(),
         }
     }
 }

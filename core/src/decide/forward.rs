@@ -23,6 +23,8 @@ use crate::client::messages_answer::MessagesAnswer;
 use crate::client::model::valid_model;
 use crate::client::policy::{Applied, Policy};
 use crate::client::query::forwarded_query;
+use crate::client::responses::ResponsesRequest;
+use crate::client::responses_answer::ResponsesAnswer;
 use crate::client::route::{Endpoint, Reading, ResourceCall, Route, Version};
 use crate::client::tools::ToolNames;
 use crate::client::transform::Transform;
@@ -339,39 +341,56 @@ struct Translated {
 /// `ask` translated, if it is a coding agent's request: its model resolved (the client's alias
 /// first, then `agent_models`), its body made Google's native one.
 fn translate(ask: &Ask<'_>, client: Client<'_>, setup: &Setup<'_>) -> Result<Option<Translated>, ErrorReply> {
-    let count = match ask.route.endpoint {
-        Endpoint::Messages => false,
-        Endpoint::CountTokens => true,
+    let mut names = ToolNames::default();
+    let (model, method, body, transform, stream) = match ask.route.endpoint {
+        Endpoint::Messages => {
+            let request = MessagesRequest::read(ask.body, false)?;
+            let gemini = agent_model(&request.model, client, setup)?;
+            let body = request.to_google(&gemini, &mut names)?;
+            let answer = MessagesAnswer::new(&request.model, names, request.stream, setup.seed);
+            (gemini, generation(request.stream), body, Transform::Messages(answer), request.stream)
+        }
+        Endpoint::CountTokens => {
+            let request = MessagesRequest::read(ask.body, true)?;
+            let gemini = agent_model(&request.model, client, setup)?;
+            let body = request.to_count_tokens(&gemini)?;
+            (gemini, "countTokens", body, Transform::Messages(MessagesAnswer::count()), false)
+        }
+        Endpoint::Responses => {
+            let request = ResponsesRequest::read(ask.body)?;
+            let gemini = agent_model(&request.model, client, setup)?;
+            let body = request.to_google(&gemini, &mut names)?;
+            let answer = ResponsesAnswer::new(&request.model, names, request.stream, setup.seed, setup.now_ms);
+            (gemini, generation(request.stream), body, Transform::Responses(answer), request.stream)
+        }
         _ => return Ok(None),
     };
-    let request = MessagesRequest::read(ask.body, count)?;
+    let endpoint = Endpoint::NativeCall { version: Version::V1beta, model, method };
+    let route = Route { endpoint, dialect: ask.route.dialect, deletes: false };
+    let path = route.upstream_path().unwrap_or_default();
+    let path = if stream { format!("{path}?alt=sse") } else { path };
+    Ok(Some(Translated { route, path, body, transform }))
+}
+
+/// Google's method for a generation that streams or not.
+fn generation(stream: bool) -> &'static str {
+    if stream {
+        "streamGenerateContent"
+    } else {
+        "generateContent"
+    }
+}
+
+/// The Gemini model for an agent's `model`: the client's alias, else knob `agent_models`'.
+fn agent_model(model: &str, client: Client<'_>, setup: &Setup<'_>) -> Result<String, ErrorReply> {
     let defaults = AgentModels::default();
     let models = setup.agent_models.as_ref().unwrap_or(&defaults);
-    let alias = client.policy.and_then(|p| p.alias(&request.model));
-    let gemini = alias.unwrap_or_else(|| models.model_for(&request.model)).to_string();
-    if !valid_model(&gemini) {
-        return Err(ErrorReply::new(
-            404,
-            "not_found",
-            format!("model: {} is not a model this proxy serves.", request.model),
-        ));
+    let alias = client.policy.and_then(|p| p.alias(model));
+    let gemini = alias.unwrap_or_else(|| models.model_for(model));
+    if !valid_model(gemini) {
+        return Err(ErrorReply::new(404, "not_found", format!("model: {model} is not a model this proxy serves.")));
     }
-    let (method, body, transform) = if count {
-        ("countTokens", request.to_count_tokens(&gemini)?, MessagesAnswer::count())
-    } else {
-        let mut names = ToolNames::default();
-        let body = request.to_google(&gemini, &mut names)?;
-        let method = if request.stream { "streamGenerateContent" } else { "generateContent" };
-        (method, body, MessagesAnswer::new(&request.model, names, request.stream, setup.seed))
-    };
-    let route = Route {
-        endpoint: Endpoint::NativeCall { version: Version::V1beta, model: gemini, method },
-        dialect: ask.route.dialect,
-        deletes: false,
-    };
-    let path = route.upstream_path().unwrap_or_default();
-    let path = if request.stream && !count { format!("{path}?alt=sse") } else { path };
-    Ok(Some(Translated { route, path, body, transform: Transform::Messages(transform) }))
+    Ok(gemini.to_string())
 }
 
 /// The gate of a client with limits (its policy's `rpm`, `rpd`, `tokens_per_day`); where its

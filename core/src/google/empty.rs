@@ -3,6 +3,10 @@
 //! request tries another key before the client sees it (`retry_empty_answers`); the key is
 //! not blamed.
 //!
+//! A call the model could not form (`MALFORMED_FUNCTION_CALL`, no parts) is such an answer too:
+//! another try usually forms it, and the coding agents' translations would otherwise have to
+//! end the answer in an error.
+//!
 //! The edge reads the head of a generation answer and asks a [`Peeker`] after each piece:
 //! more, pass it on, or empty (each event of a stream is judged once). An answer that does not stream is read to its end when that comes
 //! within [`EMPTY_CHECK_LIMIT`] (an empty one is a few hundred bytes); a stream is read until
@@ -183,9 +187,12 @@ fn all_empty(list: &Value, empty: fn(&Value) -> bool) -> bool {
     list.as_array().is_some_and(|items| items.iter().all(empty))
 }
 
-/// A candidate that stopped normally with no part that is not a thought.
+/// A candidate that stopped normally — or on a call the model could not form
+/// (`MALFORMED_FUNCTION_CALL`: another try usually forms it) — with no part that is not a
+/// thought.
 fn native_candidate_empty(candidate: &Value) -> bool {
-    let stopped = candidate.get("finishReason").and_then(Value::as_str).is_none_or(|r| r == "STOP");
+    let reason = candidate.get("finishReason").and_then(Value::as_str);
+    let stopped = reason.is_none_or(|r| r == "STOP" || r == "MALFORMED_FUNCTION_CALL");
     let parts = candidate.get("content").and_then(|c| c.get("parts")).and_then(Value::as_array);
     stopped && parts.is_none_or(|parts| parts.iter().all(native_part_empty))
 }
@@ -224,6 +231,7 @@ mod tests {
             r#"{"candidates":[{"content":{"parts":[{"text":"plan","thought":true}]},"finishReason":"STOP"}]}"#
         ));
         assert!(empty(r#"{"candidates":[{"content":{"parts":[{"text":""}]},"finishReason":"STOP"}]}"#));
+        assert!(empty(r#"{"candidates":[{"finishReason":"MALFORMED_FUNCTION_CALL","finishMessage":"Malformed"}]}"#));
         assert!(!empty(r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}]},"finishReason":"STOP"}]}"#));
         assert!(!empty(
             r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f"}}]},"finishReason":"STOP"}]}"#

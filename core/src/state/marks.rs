@@ -20,12 +20,13 @@
 //! strikes, dead (0/1), set at — or name, `clear`, set at. All numbers big-endian. An item
 //! created by an append has no header: all of it is the appended part.
 //!
-//! Every line and record of a name is merged in order with [`merge`]; lookups and listings
-//! agree because listings are built from lookups.
+//! Every line and record of a name is merged in order with [`merge`] — by a lookup, and by a
+//! listing in one pass over the item; tests and the `state_item` fuzz target hold the two to
+//! the same answers.
 
 use crate::google::reason::Reason;
 use crate::pool::names::MarkName;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// The most bare 429s a mark counts (the backoff is capped long before: `throttle_max`).
@@ -150,12 +151,55 @@ impl Marks {
     }
 
     /// Every mark by the hash of its name, sorted by hash (reads the whole item: for
-    /// compaction and tests). Built from lookups, so both always agree.
+    /// compaction and tests). One pass over each part — records, then lines, then this
+    /// request's changes, each merged into its name's slot in order, as a lookup merges them —
+    /// so its cost is linear in the item (plus a sort of the names lines added).
     pub fn all(&self) -> Vec<(u64, Mark)> {
-        let mut hashes = BTreeSet::new();
-        hashes.extend(self.records().map(|(hash, _)| hash));
+        if !self.records_sorted() {
+            return self.all_by_lookup();
+        }
+        // The records are sorted by hash already: each name's run merges into one slot.
+        let mut merged: Vec<(u64, Option<Mark>)> = Vec::with_capacity(self.sorted.len() / RECORD);
+        for (hash, entry) in self.records() {
+            match merged.last_mut() {
+                Some((last, mark)) if *last == hash => *mark = merge(*mark, entry),
+                _ => merged.push((hash, merge(None, entry))),
+            }
+        }
+        let recorded = merged.len();
+        let mut index: BTreeMap<u64, usize> = BTreeMap::new();
+        let later = self.lines().map(|(name, entry)| (fnv(name), entry));
+        let local = self.local.iter().map(|(name, entry)| (fnv(name.as_bytes()), *entry));
+        for (hash, entry) in later.chain(local) {
+            let slot = match merged[..recorded].binary_search_by_key(&hash, |(h, _)| *h) {
+                Ok(at) => at,
+                Err(_) => *index.entry(hash).or_insert_with(|| {
+                    merged.push((hash, None));
+                    merged.len() - 1
+                }),
+            };
+            merged[slot].1 = merge(merged[slot].1, entry);
+        }
+        let mut all: Vec<(u64, Mark)> = merged.into_iter().filter_map(|(hash, mark)| Some((hash, mark?))).collect();
+        all.sort_by_key(|(hash, _)| *hash);
+        all
+    }
+
+    /// Are the records in hash order (as every compaction writes them; damaged bytes may not
+    /// be)?
+    fn records_sorted(&self) -> bool {
+        let count = self.sorted.len() / RECORD;
+        (1..count).all(|i| self.record_hash(i - 1) <= self.record_hash(i))
+    }
+
+    /// [`all`](Self::all) for a damaged item whose records are out of order: each name as a
+    /// lookup finds it (the compaction that follows writes them in order).
+    fn all_by_lookup(&self) -> Vec<(u64, Mark)> {
+        let mut hashes: Vec<u64> = self.records().map(|(hash, _)| hash).collect();
         hashes.extend(self.lines().map(|(name, _)| fnv(name)));
         hashes.extend(self.local.iter().map(|(name, _)| fnv(name.as_bytes())));
+        hashes.sort_unstable();
+        hashes.dedup();
         hashes.into_iter().filter_map(|hash| self.by_hash(hash, None, true).map(|m| (hash, m))).collect()
     }
 
@@ -213,12 +257,11 @@ impl Marks {
         let mut mark = None;
         let count = self.sorted.len() / RECORD;
         let mut at = self.first_record(hash);
-        while at < count {
-            let (h, entry) = self.record(at)?;
-            if h != hash {
-                break;
+        // The name's run of records (one that does not decode is skipped, as a listing skips it).
+        while at < count && self.record_hash(at) == Some(hash) {
+            if let Some((_, entry)) = self.record(at) {
+                mark = merge(mark, entry);
             }
-            mark = merge(mark, entry);
             at += 1;
         }
         let same = |n: &[u8]| name.map_or_else(|| fnv(n) == hash, |name| n == name.as_bytes());
@@ -416,6 +459,31 @@ mod tests {
         let both = Marks::decode(more, Some(3));
         assert_eq!(both.get(&name("p:team")).map(|m| m.until_ms), Some(9_000));
         assert_eq!(both.get(&name("k:00000000000000ab")).map(|m| (m.strikes, m.reason)), Some((3, Reason::Http(429))));
+    }
+
+    #[test]
+    fn a_listing_in_one_pass_is_what_lookups_say_of_every_name() {
+        // Records, then lines that change some of them and add others, then local changes.
+        let records: Vec<(String, Entry)> = (0..300)
+            .map(|i| (format!("k:{:016x}", i * 7), Entry::Set(mark(1_000 + i, Reason::PerMinuteQuota))))
+            .collect();
+        let refs: Vec<(&str, Entry)> = records.iter().map(|(n, e)| (n.as_str(), *e)).collect();
+        let (bytes, _) = with_lines(&refs).compacted(0);
+        let mut bytes = bytes;
+        for i in (0..600).step_by(5) {
+            let entry = match i % 3 {
+                0 => Entry::Set(Mark { dead: true, ..mark(9, Reason::KeyInvalid) }),
+                1 => Entry::Clear(2),
+                _ => Entry::Set(Mark { strikes: 2, ..mark(500, Reason::Http(429)) }),
+            };
+            bytes.extend_from_slice(encode_line(&name(&format!("k:{:016x}", i * 7)), &entry).as_bytes());
+        }
+        let mut marks = Marks::decode(bytes, Some(1));
+        marks.apply(name("k:0000000000000007"), Entry::Clear(3));
+        marks.apply(name("p:new"), Entry::Set(mark(77, Reason::PerDayQuota)));
+        assert!(marks.records_sorted());
+        assert_eq!(marks.all(), marks.all_by_lookup());
+        assert_eq!(marks.all().len(), 300 + 60 - 20 + 1, "every name once");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use gemini_pool_core::{
     choose_part, classify, client_token, decide, forwarded_query, peek, query_param, route, scrub as scrub_text,
     strip_model_prefixes, valid_model, Answer, Bucket, Caller, Change, CoolingSettings, Dialect, Entry, ErrorReply,
     Finish, Flow, Gate, Gated, KeyPool, Limiter, Limits, MarkName, Marks, MessagesAnswer, MessagesRequest, Moment,
-    Outcome, Pinned, Presented, Profile, Record, Relabel, ResetZone, RetrySettings, Rng, SettingsReader, Strategy,
-    ToolNames, MAX_DURATION, MAX_UPSTREAM_REQUESTS,
+    Outcome, Pinned, Presented, Profile, Record, Relabel, ResetZone, ResponsesAnswer, ResponsesRequest, RetrySettings,
+    Rng, SettingsReader, Strategy, ToolNames, Transform, MAX_DURATION, MAX_UPSTREAM_REQUESTS,
 };
 use std::collections::HashMap;
 
@@ -474,7 +474,23 @@ pub fn messages_request(data: &[u8]) {
     let Ok(request) = MessagesRequest::read(data, false) else { return };
     let mut names = ToolNames::default();
     let Ok(bytes) = request.to_google("gemini-3.5-flash", &mut names) else { return };
-    let google: serde_json::Value = serde_json::from_slice(&bytes).expect("Google's request is JSON");
+    google_takes(&bytes);
+    let _ = request.to_count_tokens("gemini-3.5-flash");
+}
+
+/// An OpenAI Responses request body: reading it never panics; a request read becomes a native
+/// request Google takes, as [`messages_request`] holds it.
+pub fn responses_request(data: &[u8]) {
+    let Ok(request) = ResponsesRequest::read(data) else { return };
+    let Ok(bytes) = request.to_google("gemini-3.5-flash", &mut ToolNames::default()) else { return };
+    google_takes(&bytes);
+}
+
+/// A translated request is one Google takes: a JSON object with contents, no turn without
+/// parts, each model turn's first call signed, declarations with valid names and no `$schema`,
+/// at most 5 stop sequences.
+fn google_takes(bytes: &[u8]) {
+    let google: serde_json::Value = serde_json::from_slice(bytes).expect("Google's request is JSON");
     let contents = google["contents"].as_array().expect("contents");
     assert!(!contents.is_empty());
     for turn in contents {
@@ -493,7 +509,6 @@ pub fn messages_request(data: &[u8]) {
     }
     let stops = google["generationConfig"]["stopSequences"].as_array().map_or(0, Vec::len);
     assert!(stops <= 5);
-    let _ = request.to_count_tokens("gemini-3.5-flash");
 }
 
 /// Google's answer — the input's bytes as a stream's events, cut where the input says — as
@@ -501,18 +516,8 @@ pub fn messages_request(data: &[u8]) {
 /// stopped; indices in order; exactly one end (`message_stop` or `error`), last; the same
 /// events however the bytes are cut.
 pub fn messages_answer(data: &[u8]) {
-    let mut input = Input { bytes: data };
-    let step = 1 + input.below(64);
-    let google = input.bytes;
-    let run = |cut: usize| {
-        let mut answer = MessagesAnswer::new("claude-x", ToolNames::default(), true, 1);
-        let mut out: Vec<u8> = google.chunks(cut).flat_map(|piece| answer.feed(piece)).collect();
-        out.extend(answer.finish());
-        out
-    };
-    let out = run(step);
-    assert_eq!(out, run(google.len().max(1)), "the events depend on where the answer is cut");
-    let text = String::from_utf8(out).expect("UTF-8 events");
+    let text =
+        translated_stream(data, || Transform::Messages(MessagesAnswer::new("claude-x", ToolNames::default(), true, 1)));
     let mut open: Option<u64> = None;
     let mut next = 0;
     let mut ends = 0;
@@ -537,4 +542,71 @@ pub fn messages_answer(data: &[u8]) {
         }
     }
     assert_eq!(ends, 1, "one end: {text}");
+}
+
+/// Google's answer — the input's bytes as a stream's events, cut where the input says — as the
+/// Responses API's: never a panic; `response.created` first; sequence numbers 0, 1, 2, …; each
+/// event named for its type; every delta inside the item added before it and not yet done;
+/// output indices in order; exactly one end (`response.completed`, `response.incomplete` or
+/// `response.failed`), last, whose output (unless failed) is every item done; the same events
+/// however the bytes are cut.
+pub fn responses_answer(data: &[u8]) {
+    let text = translated_stream(data, || {
+        Transform::Responses(ResponsesAnswer::new("gpt-x", ToolNames::default(), true, 1, 0))
+    });
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let mut open: Option<(u64, serde_json::Value)> = None;
+    let mut done = 0;
+    let mut ends = 0;
+    for (i, event) in events.iter().enumerate() {
+        let (kind, data) = event.split_once("\ndata: ").expect("event and data");
+        let kind = kind.trim_start_matches("event: ");
+        let data: serde_json::Value = serde_json::from_str(data).expect("JSON data");
+        assert_eq!(data["type"], kind, "the event names its type");
+        assert_eq!(data["sequence_number"], i as u64, "sequence numbers in order");
+        assert_eq!(i == 0, kind == "response.created", "response.created comes first, once");
+        match kind {
+            "response.created" => {}
+            "response.output_item.added" => {
+                assert!(open.is_none(), "an item added inside another");
+                assert_eq!(data["output_index"], done);
+                open = Some((done, data["item"]["id"].clone()));
+            }
+            "response.output_item.done" => {
+                let (index, id) = open.take().expect("an item done that was not added");
+                assert_eq!((data["output_index"].as_u64(), &data["item"]["id"]), (Some(index), &id));
+                done += 1;
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                ends += 1;
+                assert_eq!(i + 1, events.len(), "the end is the last event");
+                if kind != "response.failed" {
+                    assert!(open.is_none(), "an item left open at the end");
+                    assert_eq!(data["response"]["output"].as_array().map(Vec::len), Some(done as usize));
+                }
+            }
+            _ => {
+                let (index, id) = open.as_ref().expect("a delta outside an item");
+                assert_eq!((data["output_index"].as_u64(), &data["item_id"]), (Some(*index), id), "{kind}");
+            }
+        }
+    }
+    assert_eq!(ends, 1, "one end: {text}");
+}
+
+/// The input (its first byte: where to cut; the rest: Google's stream) through a fresh
+/// `transform`, cut there and whole: the same events either way, as UTF-8 text.
+fn translated_stream(data: &[u8], transform: impl Fn() -> Transform) -> String {
+    let mut input = Input { bytes: data };
+    let step = 1 + input.below(64);
+    let google = input.bytes;
+    let run = |cut: usize| {
+        let mut answer = transform();
+        let mut out: Vec<u8> = google.chunks(cut).flat_map(|piece| answer.feed(piece)).collect();
+        out.extend(answer.finish());
+        out
+    };
+    let out = run(step);
+    assert_eq!(out, run(google.len().max(1)), "the events depend on where the answer is cut");
+    String::from_utf8(out).expect("UTF-8 events")
 }

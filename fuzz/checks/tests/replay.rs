@@ -74,3 +74,13 @@ fn messages_request() {
 fn messages_answer() {
     replay("messages_answer", gemini_pool_checks::messages_answer);
 }
+
+#[test]
+fn responses_request() {
+    replay("responses_request", gemini_pool_checks::responses_request);
+}
+
+#[test]
+fn responses_answer() {
+    replay("responses_answer", gemini_pool_checks::responses_answer);
+}

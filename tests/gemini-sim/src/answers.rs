@@ -127,8 +127,18 @@ pub fn native_function_call(model: &str) -> Value {
     })
 }
 
-/// A 200 with nothing for the client: no parts (`empty`), or only a thought (`thoughts_only`).
+/// A 200 with nothing for the client: no parts (`empty`), only a thought (`thoughts_only`), or
+/// a call the model could not form (`malformed_call`: Google's candidate then has no content,
+/// only the finish reason and a `finishMessage`).
 pub fn native_empty(model: &str, kind: &str) -> Value {
+    if kind == "malformed_call" {
+        return json!({
+            "candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "index": 0,
+                            "finishMessage": "Malformed function call: print(default_api.Write(file_path='a'"}],
+            "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
+            "modelVersion": model, "responseId": "sim-malformed"
+        });
+    }
     let content = match kind {
         "thoughts_only" => json!({"parts": [{"text": "Thinking about it.", "thought": true}], "role": "model"}),
         _ => json!({"role": "model"}),

@@ -105,7 +105,9 @@ pub struct Delivery {
     pub stream_truncate_after: Option<usize>,
     pub hang: bool,
     /// `empty` / `thoughts_only`: a 200 with nothing for the client (reported of Google's API
-    /// by users of every proxy: gemini-balance #326, gpt-load #75, new-api #638).
+    /// by users of every proxy: gemini-balance #326, gpt-load #75, new-api #638);
+    /// `malformed_call`: a 200 whose candidate ends `MALFORMED_FUNCTION_CALL` with no parts (the
+    /// model wrote a call it could not form; reported by agent proxies).
     pub empty: Option<String>,
     /// `function_call`: the model answers with a function call whose arguments name the model.
     pub function_call: bool,
@@ -278,7 +280,7 @@ impl World {
                     delivery.hang = true;
                     None
                 }
-                "empty" | "thoughts_only" => {
+                "empty" | "thoughts_only" | "malformed_call" => {
                     delivery.empty = Some(b.kind.clone());
                     None
                 }
