@@ -51,6 +51,8 @@ struct State {
     finish: Option<String>,
     usage: Usage,
     ended: bool,
+    /// The response as its end left it (a whole answer is this).
+    response: Value,
 }
 
 /// The item being written: its kind, id and text so far.
@@ -111,8 +113,7 @@ impl ResponsesAnswer {
         if self.stream {
             return self.written(&events);
         }
-        let last = events.pop().map(|(_, mut data)| data["response"].take());
-        serde_json::to_vec(&last.unwrap_or(Value::Null)).unwrap_or_default()
+        serde_json::to_vec(&self.state.response).unwrap_or_default()
     }
 
     fn written(&self, events: &[Event]) -> Vec<u8> {
@@ -356,6 +357,9 @@ impl ResponsesAnswer {
             }
         };
         response["usage"] = usage_json(self.state.usage);
+        if !self.stream {
+            self.state.response = response.clone();
+        }
         self.emit(events, kind, json!({ "response": response }));
     }
 }
