@@ -93,8 +93,7 @@ fn serve(
         Endpoint::Usage => Ok((admin::usage(client, &cx)?, After::default())),
         Endpoint::KeyCheck => Ok((admin::key_check(client, &cx)?, After::default())),
         Endpoint::AnthropicModels => {
-            let allowed = |model: &str| cx.policy.as_ref().is_none_or(|p| p.allows(model));
-            Ok((reply::json(cx.agent_models()?.anthropic_list(allowed)), After::default()))
+            Ok((reply::json(cx.agent_models()?.anthropic_list(cx.policy.as_ref())), After::default()))
         }
         _ => forward::forward(client, routed, &cx),
     }

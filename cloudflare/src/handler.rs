@@ -105,11 +105,9 @@ async fn endpoint(
         Endpoint::Status => admin::status(&mut cx).await,
         Endpoint::Usage => admin::usage(req, &mut cx).await,
         Endpoint::KeyCheck => admin::key_check(req, &mut cx).await,
-        Endpoint::AnthropicModels => {
-            let allowed = |model: &str| cx.policy.as_ref().is_none_or(|p| p.allows(model));
-            cx.agent_models()
-                .and_then(|models| reply::json(models.anthropic_list(allowed)).map_err(ErrorReply::runtime))
-        }
+        Endpoint::AnthropicModels => cx
+            .agent_models()
+            .and_then(|models| reply::json(models.anthropic_list(cx.policy.as_ref())).map_err(ErrorReply::runtime)),
         _ => forward::forward(req, routed, &mut cx, ctx).await,
     };
     *timing = std::mem::take(&mut cx.timing);

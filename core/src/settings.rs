@@ -240,7 +240,7 @@ impl<F: FnMut(&str) -> Option<String>> SettingsReader<F> {
     }
 
     /// `agent_models`: the Gemini model a coding agent's model name means. Read only by the
-    /// agents' endpoints (`/v1/messages`).
+    /// agents' endpoints (`/v1/messages`, `/v1/responses`, Anthropic's model list).
     pub fn agent_models(&mut self) -> Result<AgentModels, SettingError> {
         self.read("agent_models", AgentModels::default(), AgentModels::parse)
     }
@@ -481,8 +481,10 @@ impl AgentModels {
 
     /// Anthropic's model list (`GET /v1/models` as Claude Code's gateway discovery reads it):
     /// `claude-<pattern>` for each pattern (the picker keeps only names starting `claude`), each
-    /// naming the Gemini model it means, those `allowed` only.
-    pub fn anthropic_list(&self, allowed: impl Fn(&str) -> bool) -> Vec<u8> {
+    /// naming the Gemini model it means; a model the client's `policy` does not allow is not
+    /// listed.
+    pub fn anthropic_list(&self, policy: Option<&crate::client::policy::Policy>) -> Vec<u8> {
+        let allowed = |model: &str| policy.is_none_or(|p| p.allows(model));
         let data: Vec<serde_json::Value> = self
             .pairs
             .iter()
@@ -514,12 +516,14 @@ mod tests {
     fn the_anthropic_list_names_what_each_family_means() {
         let models = AgentModels::parse("opus=gemini-3.1-pro-preview,claude-fable=gemini-3.5-flash,*=gemini-3.5-flash")
             .expect("parses");
-        let list: serde_json::Value =
-            serde_json::from_slice(&models.anthropic_list(|m| m != "gemini-3.5-flash")).expect("json");
+        let policy = crate::client::policy::Policy::parse("app", r#"{"models":["gemini-3.1-*"]}"#).expect("reads");
+        let list: serde_json::Value = serde_json::from_slice(&models.anthropic_list(Some(&policy))).expect("json");
         assert_eq!(list["data"].as_array().map(Vec::len), Some(1), "the disallowed and `*` are not listed");
         assert_eq!(list["data"][0]["id"], "claude-opus");
         assert_eq!(models.model_for("claude-opus"), "gemini-3.1-pro-preview", "a listed name means its model");
         assert_eq!(list["first_id"], "claude-opus");
+        let everything: serde_json::Value = serde_json::from_slice(&models.anthropic_list(None)).expect("json");
+        assert_eq!(everything["data"].as_array().map(Vec::len), Some(2), "no policy: every pattern but `*`");
     }
 
     #[test]

@@ -85,12 +85,7 @@ impl MessagesAnswer {
 
     /// The answer to a `count_tokens` request.
     pub fn count() -> Self {
-        MessagesAnswer::new("", ToolNames::default(), false, 0).counting()
-    }
-
-    fn counting(mut self) -> Self {
-        self.kind = Kind::Count;
-        self
+        MessagesAnswer { kind: Kind::Count, ..MessagesAnswer::new("", ToolNames::default(), false, 0) }
     }
 
     /// The next bytes of Google's answer; what the client gets of them so far.

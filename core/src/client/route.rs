@@ -228,10 +228,7 @@ impl Route {
     /// Is it a coding agent's request, translated to Google's native API (it reads the knob
     /// `agent_models`)?
     pub fn translated(&self) -> bool {
-        matches!(
-            self.endpoint,
-            Endpoint::Messages | Endpoint::CountTokens | Endpoint::Responses | Endpoint::AnthropicModels
-        )
+        matches!(self.endpoint, Endpoint::Messages | Endpoint::CountTokens | Endpoint::Responses)
     }
 
     /// The route as an Anthropic client means it: OpenAI's model list becomes Anthropic's when

@@ -206,9 +206,9 @@ impl<'a> Forward<'a> {
             return Ok(Forward::new(ask.route.clone(), false, outgoing, work, client, setup));
         }
         if let Some(translated) = translate(&ask, client, &setup)? {
-            let native = Ask { route: &translated.route, body: &translated.body, streamed: false, query: None };
+            let query = translated.stream.then_some("alt=sse");
+            let native = Ask { route: &translated.route, body: &translated.body, streamed: false, query };
             let mut forward = Forward::prepare(native, client, setup)?;
-            forward.outgoing.path = translated.path;
             forward.outgoing.body = Some(translated.body);
             forward.transform = Some(translated.transform);
             return Ok(forward);
@@ -331,8 +331,8 @@ impl<'a> Forward<'a> {
 struct Translated {
     /// The native call (answering in the agent's dialect).
     route: Route,
-    /// Google's path and query for it.
-    path: String,
+    /// It streams (Google's `alt=sse`).
+    stream: bool,
     body: Vec<u8>,
     /// Google's answer on its way back.
     transform: Transform,
@@ -367,9 +367,7 @@ fn translate(ask: &Ask<'_>, client: Client<'_>, setup: &Setup<'_>) -> Result<Opt
     };
     let endpoint = Endpoint::NativeCall { version: Version::V1beta, model, method };
     let route = Route { endpoint, dialect: ask.route.dialect, deletes: false };
-    let path = route.upstream_path().unwrap_or_default();
-    let path = if stream { format!("{path}?alt=sse") } else { path };
-    Ok(Some(Translated { route, path, body, transform }))
+    Ok(Some(Translated { route, stream, body, transform }))
 }
 
 /// Google's method for a generation that streams or not.
