@@ -1,6 +1,7 @@
 //! Google as a quota model: requests per minute per (project, model), in fixed windows; a
 //! call over the quota gets Google's per-minute 429 (`QuotaFailure` `PerMinute`, the delay to
-//! the window's end). Every refusal is logged with its time, to count the calls that came
+//! the window's end). The first `exhausted` projects have used their day already: every call
+//! gets the per-day 429 (`PerDay`), as when a pool relearns a day's refusals at once. Every refusal is logged with its time, to count the calls that came
 //! after it on the same bucket (late hits).
 
 use gemini_pool_core::Answer;
@@ -17,11 +18,13 @@ pub struct GoogleConfig {
     pub served_ms: u64,
     /// Time to a refusal, ms.
     pub refused_ms: u64,
+    /// Projects `p0` … `p{exhausted - 1}` refuse every call for the day.
+    pub exhausted: usize,
 }
 
 impl Default for GoogleConfig {
     fn default() -> Self {
-        GoogleConfig { rpm: 3, window_ms: 60_000, served_ms: 400, refused_ms: 120 }
+        GoogleConfig { rpm: 3, window_ms: 60_000, served_ms: 400, refused_ms: 120, exhausted: 0 }
     }
 }
 
@@ -54,6 +57,12 @@ impl Google {
         if let Some(first) = self.refused_at.get(&bucket) {
             self.late.push(now - first);
         }
+        let number = project.strip_prefix('p').and_then(|n| n.parse::<usize>().ok());
+        let spent_today = number.is_some_and(|n| n < self.config.exhausted);
+        if spent_today {
+            self.refused_at.entry(bucket).or_insert(now);
+            return (Answer::Error { status: 429, body: quota_429("Day", model, 20, 0.0) }, self.config.refused_ms);
+        }
         let used = self.used.entry(bucket.clone()).or_default();
         if *used < self.config.rpm {
             *used += 1;
@@ -62,20 +71,25 @@ impl Google {
         }
         self.refused_at.entry(bucket).or_insert(now);
         let retry_s = ((window + 1) * self.config.window_ms - now) as f64 / 1000.0;
-        (Answer::Error { status: 429, body: per_minute_429(model, self.config.rpm, retry_s) }, self.config.refused_ms)
+        (
+            Answer::Error { status: 429, body: quota_429("Minute", model, self.config.rpm, retry_s) },
+            self.config.refused_ms,
+        )
     }
 
-    /// Successes Google could have given in `duration_ms` to `projects` projects on one model.
+    /// Successes Google could have given in `duration_ms` to `projects` projects on one model
+    /// (those whose day is spent give none).
     pub fn capacity(&self, projects: usize, duration_ms: u64) -> u64 {
         let windows = duration_ms.div_ceil(self.config.window_ms);
-        windows * projects as u64 * self.config.rpm
+        let serving = projects.saturating_sub(self.config.exhausted) as u64;
+        windows.saturating_mul(serving).saturating_mul(self.config.rpm)
     }
 }
 
-/// Google's 2026 per-minute 429 body.
-fn per_minute_429(model: &str, limit: u64, retry_s: f64) -> Vec<u8> {
+/// Google's 2026 quota 429 body, `per` `Minute` or `Day`.
+fn quota_429(per: &str, model: &str, limit: u64, retry_s: f64) -> Vec<u8> {
     format!(
-        r#"{{"error":{{"code":429,"message":"You exceeded your current quota.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: {limit}, model: {model}\nPlease retry in {retry_s:.3}s.","status":"RESOURCE_EXHAUSTED","details":[{{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{{"model":"{model}"}}}}]}}]}}}}"#
+        r#"{{"error":{{"code":429,"message":"You exceeded your current quota.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: {limit}, model: {model}\nPlease retry in {retry_s:.3}s.","status":"RESOURCE_EXHAUSTED","details":[{{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{{"quotaId":"GenerateRequestsPer{per}PerProjectPerModel-FreeTier","quotaDimensions":{{"model":"{model}"}}}}]}}]}}}}"#
     )
     .into_bytes()
 }

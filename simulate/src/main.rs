@@ -1,32 +1,44 @@
 //! `make simulate`: the named scenarios, each run with the core's real flow, as a table
 //! (`--short`: the runs `make test` makes).
 
-use gemini_pool_simulate::scenarios::{ceiling, limit_scenarios, scenarios, workers_designs, Size};
+use gemini_pool_simulate::scenarios::{
+    busy_client, ceiling, limit_scenarios, relearning_scenarios, scenarios, workers_designs, Size,
+};
 use gemini_pool_simulate::world::{run, Report};
 
 fn main() {
-    let size = if std::env::args().any(|a| a == "--short") { Size::Short } else { Size::Full };
-    println!("| scenario | requests | served / quota | calls per success | late hits ≤0.5 s / ≤1.3 s / later (latest) | verdicts | lost | limited store calls per verdict | refused writes |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for scenario in scenarios(size) {
+    let args: Vec<String> = std::env::args().collect();
+    let size = if args.iter().any(|a| a == "--short") { Size::Short } else { Size::Full };
+    // `--only TEXT`: the scenarios whose name holds TEXT (to time or profile one).
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let picked = |name: &str| only.as_deref().is_none_or(|text| name.contains(text));
+    println!("| scenario | requests | served / quota | calls per success | late hits ≤0.5 s / ≤1.3 s / later (latest) | verdicts | lost | limited store calls per verdict | refused writes | CPU per request: median / dearest µs (dearest ÷ median) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let all = scenarios(size).into_iter().chain(relearning_scenarios(size));
+    for scenario in all.filter(|s| picked(s.name)) {
         let started = std::time::Instant::now();
         let report = run(&scenario);
         print_row(scenario.name, &report);
         eprintln!("{}: {:.1} s", scenario.name, started.elapsed().as_secs_f64());
     }
     println!();
-    println!("| a client's limit | requests | limit | admitted | over the limit |");
-    println!("|---|---|---|---|---|");
-    for scenario in limit_scenarios(size) {
-        let report = run(&scenario);
-        let limit = scenario.limits.and_then(|l| l.rpd).unwrap_or(0);
-        let over = report.admitted().saturating_sub(limit);
-        println!("| {} | {} | {limit} | {} | **{over}** |", scenario.name, report.requests, report.admitted());
+    println!("| a client's limit | requests | an exact count admits | admitted | over-admitted | wrongly refused |");
+    println!("|---|---|---|---|---|---|");
+    for scenario in limit_scenarios(size).into_iter().chain(busy_client(size)).filter(|s| picked(s.name)) {
+        let r = run(&scenario);
+        let (over, wrong) = (r.over_admitted(), r.wrongly_refused());
+        println!(
+            "| {} | {} | {} | {} | **{over}** | **{wrong}** |",
+            scenario.name,
+            r.requests,
+            r.allowed,
+            r.admitted()
+        );
     }
     println!();
     println!("| Workers state | ceiling (requests/s with < 1 % of state calls `overloaded`) |");
     println!("|---|---|");
-    for (name, config) in workers_designs() {
+    for (name, config) in workers_designs().into_iter().filter(|(name, _)| picked(name)) {
         match ceiling(&config, size) {
             u64::MAX => println!("| {name} | over 100,000 |"),
             rate => println!("| {name} | {rate} |"),
@@ -35,8 +47,9 @@ fn main() {
 }
 
 fn print_row(name: &str, r: &Report) {
+    let (median, dearest) = r.cpu_us();
     println!(
-        "| {name} | {} | {} / {} | {:.2} | {} / {} / {} ({} ms) | {} | **{}** | {:.2} | {} |",
+        "| {name} | {} | {} / {} | {:.2} | {} / {} / {} ({} ms) | {} | **{}** | {:.2} | {} | {median:.0} / {dearest:.0} ({:.1}×) |",
         r.requests,
         r.served,
         r.capacity,
@@ -48,6 +61,7 @@ fn print_row(name: &str, r: &Report) {
         r.verdicts,
         r.lost,
         r.store_calls_per_verdict(),
-        r.refused_writes
+        r.refused_writes,
+        r.dearest_over_median()
     );
 }

@@ -60,8 +60,17 @@ pub fn scenarios(size: Size) -> Vec<Scenario> {
         read_once: true,
         ..burst.clone()
     };
+    // The e2e burst (tests/e2e/bursts.py) as Viceroy runs it: the Gemini simulator answers
+    // in about a millisecond, so the whole burst is in flight before any verdict is stored.
+    let fast = Scenario {
+        name: "burst as in Viceroy: 60 clients × 5, Google answering in 2 ms",
+        per_client: 5,
+        google: GoogleConfig { rpm: 3, served_ms: 2, refused_ms: 2, ..GoogleConfig::default() },
+        ..burst.clone()
+    };
     vec![
         burst,
+        fast,
         before,
         storm("storm: 20 POPs, 1,000 req/s, 10,000 keys, strict KV", StoreModel::Kv(storm_kv(0, None))),
         storm("storm, 300 ms stale reads", StoreModel::Kv(storm_kv(300, None))),
@@ -72,6 +81,60 @@ pub fn scenarios(size: Size) -> Vec<Scenario> {
             StoreModel::Kv(KvConfig { local_cas: true, loss: 0.01, ..storm_kv(300, Some((1.0, 1.0))) }),
         ),
     ]
+}
+
+/// A pool relearning a day's refusals at once (a wrong `daily_reset_zone`, Google resetting
+/// late): 2,000 one-key projects over two key lists, 1,800 of them spent for the day, 200
+/// requests/s over 4 POPs — on a strict store, and with inserts throttled at 1/s per item (the
+/// part items then grow long: compactions are refused too). What the table shows is the CPU
+/// of the dearest request against the median's.
+pub fn relearning_scenarios(size: Size) -> Vec<Scenario> {
+    let quick = size == Size::Short;
+    let base = Scenario {
+        name: "",
+        keys: 2_000,
+        projects: 2_000,
+        parts: 2,
+        rate_per_sec: 200.0,
+        duration_ms: if quick { 3_000 } else { 10_000 },
+        bursts: Vec::new(),
+        clients: 0,
+        per_client: 0,
+        read_once: false,
+        pops: 4,
+        google: GoogleConfig { rpm: 1_000_000, exhausted: 1_800, ..GoogleConfig::default() },
+        store: StoreModel::Kv(KvConfig::default()),
+        limits: None,
+        seed: 5,
+    };
+    let throttled = KvConfig { staleness_ms: 300, inserts_per_sec: Some((1.0, 1.0)), ..KvConfig::default() };
+    vec![
+        Scenario { name: "relearning: 1,800 of 2,000 keys refused per day, strict KV", ..base.clone() },
+        Scenario { name: "relearning, 300 ms stale + 1 insert/s", store: StoreModel::Kv(throttled), ..base },
+    ]
+}
+
+/// A busy limited client on a throttled store: 20 requests/s for a minute (20 s in the short
+/// run), `rpm` 600 (200), `rpd` 5,000, over 4 POPs, each request claiming its place in the
+/// client's one limit item: on a store without an insert limit, and on one that takes an insert
+/// a second per item.
+pub fn busy_client(size: Size) -> Vec<Scenario> {
+    let quick = size == Size::Short;
+    let base = limit_scenarios(size).swap_remove(0);
+    let throttled = KvConfig { staleness_ms: 300, inserts_per_sec: Some((1.0, 1.0)), ..KvConfig::default() };
+    let busy = Scenario {
+        name: "busy client: 20 req/s for a minute, rpm 600, rpd 5,000, 4 POPs, KV 300 ms stale + 1 insert/s",
+        rate_per_sec: 20.0,
+        duration_ms: if quick { 20_000 } else { 60_000 },
+        clients: 0,
+        per_client: 0,
+        store: StoreModel::Kv(throttled),
+        limits: Some(Limits { rpm: Some(if quick { 200 } else { 600 }), rpd: Some(5_000), ..Limits::default() }),
+        ..base
+    };
+    let unthrottled = StoreModel::Kv(KvConfig { staleness_ms: 300, ..KvConfig::default() });
+    let name = "busy client, KV 300 ms stale, no insert limit";
+    vec![Scenario { name, store: unthrottled, ..busy.clone() }, busy]
 }
 
 /// A client's daily limit under 30 concurrent clients sending back to back, over 4 POPs: how far

@@ -137,12 +137,28 @@ pub struct Report {
     pub largest_item: usize,
     /// Requests the client's own limit refused ([`Scenario::limits`]).
     pub over_limit: u64,
+    /// Requests an exact count of the client's limits would admit: per fixed minute at most
+    /// `rpm` of those that arrived in it, and at most `rpd` in all (none without limits).
+    pub allowed: u64,
+    /// Each request's CPU time in the core's machines (its flow and its linger), ns, by the
+    /// order requests started in (the same every run of a scenario).
+    pub cpu_ns: Vec<u64>,
 }
 
 impl Report {
     /// Requests past the client's gate.
     pub fn admitted(&self) -> u64 {
         self.requests - self.over_limit
+    }
+
+    /// Requests admitted past what an exact count allows.
+    pub fn over_admitted(&self) -> u64 {
+        self.admitted().saturating_sub(self.allowed)
+    }
+
+    /// Requests refused that an exact count would have admitted.
+    pub fn wrongly_refused(&self) -> u64 {
+        self.allowed.saturating_sub(self.admitted())
     }
 
     /// Upstream calls per success.
@@ -153,6 +169,30 @@ impl Report {
     /// Store calls per verdict.
     pub fn store_calls_per_verdict(&self) -> f64 {
         self.store_calls as f64 / self.verdicts.max(1) as f64
+    }
+
+    /// The median request's CPU time and the dearest's, µs.
+    pub fn cpu_us(&self) -> (f64, f64) {
+        let mut sorted = self.cpu_ns.clone();
+        sorted.sort_unstable();
+        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
+        let dearest = sorted.last().copied().unwrap_or(0);
+        (median as f64 / 1_000.0, dearest as f64 / 1_000.0)
+    }
+
+    /// The dearest request's CPU time over the median's.
+    pub fn dearest_over_median(&self) -> f64 {
+        let (median, dearest) = self.cpu_us();
+        dearest / median.max(f64::MIN_POSITIVE)
+    }
+
+    /// Keeps, for each request, the lesser CPU time of this run and `other` (a run of the same
+    /// scenario): noise (preemption, a cold cache) only ever adds time, so the least of a few
+    /// runs is what the request itself costs.
+    pub fn least_cpu_of(&mut self, other: &Report) {
+        for (mine, theirs) in self.cpu_ns.iter_mut().zip(&other.cpu_ns) {
+            *mine = (*mine).min(*theirs);
+        }
     }
 }
 
@@ -255,6 +295,7 @@ pub fn run(scenario: &Scenario) -> Report {
     let mut events: BinaryHeap<Reverse<(u64, u64, usize)>> = BinaryHeap::new();
     let mut live: Vec<Option<Live<'_>>> = Vec::new();
     let mut seq = 0u64;
+    let mut started_at: Vec<u64> = Vec::new();
     let mut start = |time: u64,
                      owner: Option<usize>,
                      live: &mut Vec<Option<Live<'_>>>,
@@ -267,6 +308,7 @@ pub fn run(scenario: &Scenario) -> Report {
         // The claim's id from the request's seed: no draw of the world's own.
         let flow = Gated::new(flow, gate, seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
         let snapshot = Snapshot::default();
+        started_at.push(time);
         live.push(Some(Live { machine: Running::Flow(Box::new(flow)), at, result: None, owner, snapshot }));
         events.push(Reverse((time, seq, live.len() - 1)));
         seq += 1;
@@ -280,16 +322,27 @@ pub fn run(scenario: &Scenario) -> Report {
     }
     let mut verdicts: Vec<Change> = Vec::new();
     let mut over_limit = 0;
+    let mut cpu_ns: Vec<u64> = Vec::new();
     while let Some(Reverse((now, _, id))) = events.pop() {
+        cpu_ns.resize(live.len(), 0);
         let Some(request) = live[id].as_mut() else { continue };
         let mut read_once = ReadOnce { inner: base.as_mut(), snapshot: &mut request.snapshot };
         let store: &mut dyn Store = if scenario.read_once { &mut read_once } else { &mut *read_once.inner };
+        let spent = &mut cpu_ns[id];
         let next = match &mut request.machine {
-            Running::Flow(flow) => {
-                advance(flow.as_mut(), request.at, &mut request.result, &lists, store, &mut google, &cooling, now)
-            }
+            Running::Flow(flow) => advance(
+                flow.as_mut(),
+                request.at,
+                &mut request.result,
+                &lists,
+                store,
+                &mut google,
+                &cooling,
+                now,
+                spent,
+            ),
             Running::Linger(linger) => {
-                advance(linger.as_mut(), request.at, &mut request.result, &[], store, &mut google, &cooling, now)
+                advance(linger.as_mut(), request.at, &mut request.result, &[], store, &mut google, &cooling, now, spent)
             }
         };
         if let Some(delay) = next {
@@ -344,11 +397,25 @@ pub fn run(scenario: &Scenario) -> Report {
     report.refused_writes = base.refused();
     report.largest_item = base.largest_item();
     report.over_limit = over_limit;
+    report.cpu_ns = cpu_ns;
+    report.allowed = scenario.limits.map_or(0, |limits| allowed(&started_at, limits));
     report
 }
 
+/// What an exact count of `limits` admits of requests arriving at `times` (fixed minutes).
+fn allowed(times: &[u64], limits: Limits) -> u64 {
+    let mut per_minute: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for &time in times {
+        *per_minute.entry(time / 60_000).or_default() += 1;
+    }
+    let rpm = limits.rpm.unwrap_or(u64::MAX);
+    let within_rpm: u64 = per_minute.values().map(|&n| n.min(rpm)).sum();
+    within_rpm.min(limits.rpd.unwrap_or(u64::MAX))
+}
+
 /// Feeds the awaited result, then steps the machine until a step takes time: its duration,
-/// or `None` when the machine is done.
+/// or `None` when the machine is done. The thread's CPU time in the machine (not in the
+/// modelled store or Google) is added to `spent`.
 #[allow(clippy::too_many_arguments)]
 fn advance<'a, M: Machine<'a>>(
     machine: &mut M,
@@ -359,11 +426,18 @@ fn advance<'a, M: Machine<'a>>(
     google: &mut Google,
     cooling: &CoolingSettings,
     now: u64,
+    spent: &mut u64,
 ) -> Option<u64> {
-    let refused = |outcomes: &[WriteOutcome]| -> Vec<usize> {
-        outcomes.iter().enumerate().filter(|(_, o)| **o == WriteOutcome::Refused).map(|(i, _)| i).collect()
-    };
-    match result.take() {
+    let began = cpu_ns();
+    feed(machine, result.take());
+    let step = next_outside(machine, lists, cooling, now);
+    *spent += cpu_ns().saturating_sub(began);
+    execute(step, at, result, store, google, now)
+}
+
+/// Hands the machine what its last step awaited.
+fn feed<'a, M: Machine<'a>>(machine: &mut M, result: Option<Awaited>) {
+    match result {
         Some(Awaited::Read(items, no)) => {
             if !no.is_empty() {
                 machine.refused(no);
@@ -382,58 +456,92 @@ fn advance<'a, M: Machine<'a>>(
         }
         Some(Awaited::Nothing) | None => {}
     }
+}
+
+/// Steps the machine through what the world answers at once (key lists, settings, the
+/// platform's counters, logs) to the next step that goes outside: the store, Google, a wait,
+/// or the end.
+fn next_outside<'a, M: Machine<'a>>(
+    machine: &mut M,
+    lists: &'a [String],
+    cooling: &CoolingSettings,
+    now: u64,
+) -> Step<'a, M::Done> {
     loop {
         match machine.step(now) {
             Step::Fetch(part) => machine.fetched(part, lists[part].as_bytes()),
             Step::Configure => machine.configured(cooling),
-            Step::Look(names) => {
-                let (found, took) = store.look(at, &names, now);
-                *result = Some(Awaited::Looked(found));
-                return Some(took.max(1));
-            }
-            Step::Append { item, bytes, .. } => {
-                let took = store.append(at, &item, bytes, now);
-                *result = Some(Awaited::Nothing);
-                return Some(took.max(1));
-            }
-            Step::Claim { item, bytes, .. } => {
-                let (found, took) = store.claim(at, &item, bytes, now);
-                *result = Some(Awaited::Claimed(found));
-                return Some(took.max(1));
-            }
             Step::Rate(_) => machine.rated(None),
             Step::Knob(_) => machine.knob(None),
             Step::List(_) => machine.listed(Vec::new()),
             Step::Policies(labels) => machine.policies(vec![None; labels.len()]),
             Step::Log(_) | Step::Remember { .. } | Step::Forget { .. } | Step::Swap { .. } => {}
-            Step::Wait(ms) => {
-                *result = Some(Awaited::Nothing);
-                return Some(ms.max(1));
-            }
-            Step::Read(items) => {
-                let (read, took) = store.read(at, &items, now);
-                *result = Some(Awaited::Read(read, Vec::new()));
-                return Some(took.max(1));
-            }
-            Step::Send(keys) => {
-                let project = keys[0].project.unwrap_or("?");
-                let (answer, took) = google.call(project, "m", now);
-                *result = Some(Awaited::Answer(answer));
-                return Some(took.max(1));
-            }
-            Step::Commit { writes, read_back } if read_back.is_empty() => {
-                let (outcomes, took) = store.write(at, writes, now);
-                *result = Some(Awaited::Written(refused(&outcomes)));
-                return Some(took.max(1));
-            }
-            Step::Commit { writes, read_back } => {
-                let (outcomes, read, took) = store.record(at, writes, &read_back, now);
-                *result = Some(Awaited::Read(read, refused(&outcomes)));
-                return Some(took.max(1));
-            }
-            Step::Done(_) => return None,
+            outside => return outside,
         }
     }
+}
+
+/// Executes a step that goes outside: what it awaits goes to `result`; its duration, or
+/// `None` when the machine is done.
+fn execute<D>(
+    step: Step<'_, D>,
+    at: usize,
+    result: &mut Option<Awaited>,
+    store: &mut dyn Store,
+    google: &mut Google,
+    now: u64,
+) -> Option<u64> {
+    let refused = |outcomes: &[WriteOutcome]| -> Vec<usize> {
+        outcomes.iter().enumerate().filter(|(_, o)| **o == WriteOutcome::Refused).map(|(i, _)| i).collect()
+    };
+    let (awaited, took) = match step {
+        Step::Look(names) => {
+            let (found, took) = store.look(at, &names, now);
+            (Awaited::Looked(found), took)
+        }
+        Step::Append { item, bytes, .. } => (Awaited::Nothing, store.append(at, &item, bytes, now)),
+        Step::Claim { item, bytes, .. } => {
+            let (found, took) = store.claim(at, &item, bytes, now);
+            (Awaited::Claimed(found), took)
+        }
+        Step::Wait(ms) => (Awaited::Nothing, ms),
+        Step::Read(items) => {
+            let (read, took) = store.read(at, &items, now);
+            (Awaited::Read(read, Vec::new()), took)
+        }
+        Step::Send(keys) => {
+            let project = keys[0].project.unwrap_or("?");
+            let (answer, took) = google.call(project, "m", now);
+            (Awaited::Answer(answer), took)
+        }
+        Step::Commit { writes, read_back } if read_back.is_empty() => {
+            let (outcomes, took) = store.write(at, writes, now);
+            (Awaited::Written(refused(&outcomes)), took)
+        }
+        Step::Commit { writes, read_back } => {
+            let (outcomes, read, took) = store.record(at, writes, &read_back, now);
+            (Awaited::Read(read, refused(&outcomes)), took)
+        }
+        Step::Done(_) => return None,
+        // Answered at once by `next_outside`.
+        Step::Fetch(_) | Step::Configure | Step::Rate(_) | Step::Knob(_) | Step::List(_) | Step::Policies(_) => {
+            return None
+        }
+        Step::Log(_) | Step::Remember { .. } | Step::Forget { .. } | Step::Swap { .. } => return None,
+    };
+    *result = Some(awaited);
+    Some(took.max(1))
+}
+
+/// This thread's CPU time, ns: what a request costs, whatever else the machine runs.
+fn cpu_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes one `timespec` through a pointer to a live local.
+    let failed = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0;
+    if failed {
+        return 0;
+    }
+    (now.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(now.tv_nsec as u64)
 }
 
 /// The pool: `keys` keys over `projects` projects, dealt over `parts` key lists.

@@ -213,7 +213,7 @@ impl PartState {
             return Availability::Ready;
         }
         let names = KeyNames::of(key);
-        let own = names.own.find(&self.keys);
+        let own = self.keys.get_hashed(names.own);
         if let Some(mark) = own.filter(|m| m.dead) {
             return if now_ms >= mark.until_ms { Availability::Probation } else { Availability::Dead };
         }
@@ -231,50 +231,34 @@ pub(crate) fn cooling_for(marks: &Marks, key: &ApiKey<'_>, now_ms: u64) -> Optio
     KeyNames::of(key).cooling(marks, now_ms)
 }
 
-/// The marks that can keep a key out: its own, and its project's.
-struct KeyNames<'a> {
-    own: Named<'a>,
-    project: Option<Named<'a>>,
+/// The marks that can keep a key out, by the hashes of their names: its own, and its
+/// project's (no name is written to look one up).
+struct KeyNames {
+    own: u64,
+    project: Option<u64>,
 }
 
-/// A bucket with the hash of its mark's name (the name itself is written only if a lookup
-/// needs it).
-struct Named<'a> {
-    bucket: Bucket<'a>,
-    hash: u64,
-}
-
-impl<'a> Named<'a> {
-    fn of(bucket: Bucket<'a>) -> Self {
-        Named { bucket, hash: MarkName::hash_of(bucket) }
-    }
-
-    fn find(&self, marks: &Marks) -> Option<Mark> {
-        marks.get_hashed(self.hash, || MarkName::of(self.bucket))
-    }
-}
-
-impl<'a> KeyNames<'a> {
-    fn of(key: &ApiKey<'a>) -> Self {
+impl KeyNames {
+    fn of(key: &ApiKey<'_>) -> Self {
         let project = match Bucket::of(key) {
-            bucket @ Bucket::Project(_) => Some(Named::of(bucket)),
+            bucket @ Bucket::Project(_) => Some(MarkName::hash_of(bucket)),
             Bucket::Key(_) => None,
         };
-        KeyNames { own: Named::of(Bucket::Key(key.fingerprint)), project }
+        KeyNames { own: MarkName::hash_of(Bucket::Key(key.fingerprint)), project }
     }
 
     fn cooling(&self, marks: &Marks, now_ms: u64) -> Option<Mark> {
         if marks.is_empty() {
             return None;
         }
-        self.pick(self.own.find(marks), marks, now_ms)
+        self.pick(marks.get_hashed(self.own), marks, now_ms)
     }
 
     /// Of the key's own mark in `marks` (already found) and its project's, the one keeping it
     /// out at `now_ms` that ends later.
     fn pick(&self, own: Option<Mark>, marks: &Marks, now_ms: u64) -> Option<Mark> {
         let own = own.filter(|m| m.is_active(now_ms));
-        let shared = self.project.as_ref().and_then(|p| p.find(marks)).filter(|m| m.is_active(now_ms));
+        let shared = self.project.and_then(|p| marks.get_hashed(p)).filter(|m| m.is_active(now_ms));
         match (own, shared) {
             (Some(a), Some(b)) => Some(if a.until_ms >= b.until_ms { a } else { b }),
             (a, b) => a.or(b),

@@ -28,6 +28,7 @@ use crate::google::reason::Reason;
 use crate::pool::names::MarkName;
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// The most bare 429s a mark counts (the backoff is capped long before: `throttle_max`).
 pub(crate) const MAX_STRIKES: u32 = 127;
@@ -108,23 +109,49 @@ pub struct Marks {
     bytes: Vec<u8>,
     sorted: Range<usize>,
     appended: Range<usize>,
-    local: Vec<(MarkName, Entry)>,
+    /// This request's own changes, by the hash of the name.
+    local: Vec<(u64, Entry)>,
     /// The KV generation the bytes were read at (`None`: the item did not exist).
     pub generation: Option<u64>,
     /// Written by another version of the proxy: to be replaced, not appended to.
     foreign: bool,
+    /// The appended part's lines by the hash of their name (built by the first lookup).
+    index: LineIndex,
 }
 
+/// The appended part's lines as (hash of the name, start, end), sorted by hash and, within a
+/// hash, in the order they were written: built once per read by the first lookup that needs
+/// it, so each line's name is hashed once and a lookup is a binary search — not a scan of
+/// every line for every candidate key (a storm or a relearning pool leaves thousands of lines
+/// until a compaction gets through). Derived from the bytes, so it takes no part in equality.
+#[derive(Debug, Clone, Default)]
+struct LineIndex(OnceLock<Vec<(u64, u32, u32)>>);
+
+impl PartialEq for LineIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LineIndex {}
+
 /// An item that holds nothing.
-pub(crate) static NOTHING: Marks =
-    Marks { bytes: Vec::new(), sorted: 0..0, appended: 0..0, local: Vec::new(), generation: None, foreign: false };
+pub(crate) static NOTHING: Marks = Marks {
+    bytes: Vec::new(),
+    sorted: 0..0,
+    appended: 0..0,
+    local: Vec::new(),
+    generation: None,
+    foreign: false,
+    index: LineIndex(OnceLock::new()),
+};
 
 impl Marks {
     /// Reads an item's bytes. Never fails: what does not read is ignored; a foreign format
     /// reads as empty and is replaced on the next write.
     pub fn decode(bytes: Vec<u8>, generation: Option<u64>) -> Self {
         let (sorted, appended, foreign) = layout(&bytes);
-        Marks { bytes, sorted, appended, local: Vec::new(), generation, foreign }
+        Marks { bytes, sorted, appended, local: Vec::new(), generation, foreign, index: LineIndex::default() }
     }
 
     /// The merged mark of `name` (this request's own changes included), or `None`.
@@ -137,17 +164,14 @@ impl Marks {
         self.get(name).filter(|m| m.is_active(now_ms))
     }
 
-    /// [`get`](Self::get) for the name whose hash is `hash` ([`MarkName::hash_of`]): records
-    /// are found by hash alone, so `name` writes the name only when appended lines or local
-    /// changes must be compared with it (a compacted item, the usual case, never needs it).
-    pub fn get_hashed(&self, hash: u64, name: impl FnOnce() -> MarkName) -> Option<Mark> {
+    /// [`get`](Self::get) for the name whose hash is `hash` ([`MarkName::hash_of`], which
+    /// needs no name written). A name is known by its hash everywhere — records, lines, this
+    /// request's changes — as compaction knows it.
+    pub fn get_hashed(&self, hash: u64) -> Option<Mark> {
         if self.is_empty() {
             return None;
         }
-        if self.appended.is_empty() && self.local.is_empty() {
-            return self.by_hash(hash, None, false);
-        }
-        self.by_hash(hash, Some(&name()), true)
+        self.by_hash(hash, true)
     }
 
     /// Every mark by the hash of its name, sorted by hash (reads the whole item: for
@@ -169,8 +193,7 @@ impl Marks {
         let recorded = merged.len();
         let mut index: BTreeMap<u64, usize> = BTreeMap::new();
         let later = self.lines().map(|(name, entry)| (fnv(name), entry));
-        let local = self.local.iter().map(|(name, entry)| (fnv(name.as_bytes()), *entry));
-        for (hash, entry) in later.chain(local) {
+        for (hash, entry) in later.chain(self.local.iter().copied()) {
             let slot = match merged[..recorded].binary_search_by_key(&hash, |(h, _)| *h) {
                 Ok(at) => at,
                 Err(_) => *index.entry(hash).or_insert_with(|| {
@@ -197,10 +220,10 @@ impl Marks {
     fn all_by_lookup(&self) -> Vec<(u64, Mark)> {
         let mut hashes: Vec<u64> = self.records().map(|(hash, _)| hash).collect();
         hashes.extend(self.lines().map(|(name, _)| fnv(name)));
-        hashes.extend(self.local.iter().map(|(name, _)| fnv(name.as_bytes())));
+        hashes.extend(self.local.iter().map(|(hash, _)| *hash));
         hashes.sort_unstable();
         hashes.dedup();
-        hashes.into_iter().filter_map(|hash| self.by_hash(hash, None, true).map(|m| (hash, m))).collect()
+        hashes.into_iter().filter_map(|hash| self.by_hash(hash, true).map(|m| (hash, m))).collect()
     }
 
     /// Has the item no mark at all?
@@ -210,7 +233,7 @@ impl Marks {
 
     /// Adds one of this request's changes on top of what was read.
     pub fn apply(&mut self, name: MarkName, entry: Entry) {
-        self.local.push((name, entry));
+        self.local.push((fnv(name.as_bytes()), entry));
     }
 
     /// Does what is stored (this request's own changes aside) already say what `entry` says
@@ -230,7 +253,7 @@ impl Marks {
     /// Must the item be rewritten rather than appended to (another format, or a long
     /// appended part)?
     pub fn compaction_due(&self) -> bool {
-        self.foreign || self.lines().count() >= COMPACT_AFTER_LINES
+        self.foreign || self.line_index().len() >= COMPACT_AFTER_LINES
     }
 
     /// The compacted item — every mark once, as sorted records; expired marks dropped — and
@@ -248,12 +271,12 @@ impl Marks {
         if self.is_empty() {
             return None;
         }
-        self.by_hash(fnv(name.as_bytes()), Some(name), with_local)
+        self.by_hash(fnv(name.as_bytes()), with_local)
     }
 
     /// Merges, in order, the records, lines and (if asked) local changes of one name, known by
-    /// its hash (and its text, when the caller has it).
-    fn by_hash(&self, hash: u64, name: Option<&MarkName>, with_local: bool) -> Option<Mark> {
+    /// its hash.
+    fn by_hash(&self, hash: u64, with_local: bool) -> Option<Mark> {
         let mut mark = None;
         let count = self.sorted.len() / RECORD;
         let mut at = self.first_record(hash);
@@ -264,23 +287,37 @@ impl Marks {
             }
             at += 1;
         }
-        let same = |n: &[u8]| name.map_or_else(|| fnv(n) == hash, |name| n == name.as_bytes());
-        // A line is parsed only if it names `name` (lookups run for every candidate key).
-        let names = |line: &&[u8]| match name {
-            Some(name) => line.strip_prefix(name.as_bytes()).is_some_and(|rest| rest.first() == Some(&b' ')),
-            None => true,
-        };
-        for (n, entry) in self.raw_lines().filter(names).filter_map(parse_line) {
-            if same(n) {
+        let index = self.line_index();
+        let first = index.partition_point(|(h, ..)| *h < hash);
+        let run = index[first..].iter().take_while(|(h, ..)| *h == hash);
+        for &(_, start, end) in run {
+            if let Some((_, entry)) = self.bytes.get(start as usize..end as usize).and_then(parse_line) {
                 mark = merge(mark, entry);
             }
         }
-        for (n, entry) in self.local.iter().filter(|_| with_local) {
-            if same(n.as_bytes()) {
-                mark = merge(mark, *entry);
-            }
+        for (_, entry) in self.local.iter().filter(|(h, _)| with_local && *h == hash) {
+            mark = merge(mark, *entry);
         }
         mark
+    }
+
+    /// The appended part's lines by name hash ([`LineIndex`]), built on first use.
+    fn line_index(&self) -> &[(u64, u32, u32)] {
+        self.index.0.get_or_init(|| {
+            let mut index: Vec<(u64, u32, u32)> = Vec::new();
+            let mut start = self.appended.start;
+            for line in self.bytes[self.appended.clone()].split(|&b| b == b'\n') {
+                let end = start + line.len();
+                let name = line.split(|&b| b == b' ').next().unwrap_or(line);
+                if !line.is_empty() {
+                    index.push((fnv(name), start as u32, end as u32));
+                }
+                start = end + 1;
+            }
+            // Stable: a name's lines stay in the order they were written.
+            index.sort_by_key(|(hash, ..)| *hash);
+            index
+        })
     }
 
     /// The index of the first record whose hash is not less than `hash`.
@@ -312,16 +349,11 @@ impl Marks {
         (0..self.sorted.len() / RECORD).filter_map(|i| self.record(i))
     }
 
-    /// The readable lines of the appended part, as (name bytes, entry).
+    /// The readable lines of the appended part in the order they were written, as (name
+    /// bytes, entry).
     fn lines(&self) -> impl Iterator<Item = (&[u8], Entry)> {
-        self.raw_lines().filter_map(parse_line)
-    }
-
-    /// The appended part's lines, not parsed.
-    fn raw_lines(&self) -> impl Iterator<Item = &[u8]> {
-        // An empty part has no line (`split` would still offer one empty piece to parse).
-        let appended = if self.appended.is_empty() { &[][..] } else { &self.bytes[self.appended.clone()] };
-        appended.split(|&b| b == b'\n').filter(|line| !line.is_empty())
+        let appended = &self.bytes[self.appended.clone()];
+        appended.split(|&b| b == b'\n').filter(|line| !line.is_empty()).filter_map(parse_line)
     }
 }
 
