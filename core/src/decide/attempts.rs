@@ -37,7 +37,7 @@ use crate::client::policy::in_projects;
 use crate::decide::judge::{judge, revival};
 use crate::google::classify::Verdict;
 use crate::google::reason::Reason;
-use crate::pool::keys::{ApiKey, KeyPool};
+use crate::pool::keys::{ApiKey, KeyPool, Position};
 use crate::pool::names::Bucket;
 use crate::pool::names::Pinned;
 use crate::pool::pick::Picker;
@@ -101,8 +101,9 @@ pub struct Attempts<'a> {
     own: Vec<Change>,
     /// Every key tried, and whether it served.
     history: Vec<(ApiKey<'a>, bool)>,
-    /// The earliest end of a cooldown seen among the candidates (for `Retry-After`).
-    soonest_seen: Cell<Option<u64>>,
+    /// The cooling candidates judged so far, in brief (for `Retry-After`, and for the choice
+    /// when no key is usable).
+    soonest_seen: Cell<Soonest>,
     /// The first answer that may be the request's own fault, until another project serves.
     suspect: Option<Suspect<'a>>,
     /// Google refused the request itself (400, 404, a 403 about what it names), or no key was
@@ -112,6 +113,28 @@ pub struct Attempts<'a> {
     pin: Option<Pinned>,
     /// The only projects whose keys may serve: the client's policy's `projects`.
     fence: Option<Vec<String>>,
+}
+
+/// What the request learned of the cooling candidates it judged: the one whose cooldown ends
+/// first (its end and place), and whether every one was cooling because its model is retired.
+/// A request that found no usable key has judged every candidate it may try (the picker scans
+/// the pool before it gives up), so this spares it a second pass over the pool.
+#[derive(Debug, Clone, Copy)]
+struct Soonest {
+    first: Option<(u64, Position)>,
+    all_retired: bool,
+}
+
+impl Soonest {
+    const NONE: Soonest = Soonest { first: None, all_retired: true };
+
+    fn with(self, until_ms: u64, at: Position, reason: Reason) -> Self {
+        let first = match self.first {
+            Some((until, _)) if until <= until_ms => self.first,
+            _ => Some((until_ms, at)),
+        };
+        Soonest { first, all_retired: self.all_retired && reason == Reason::ModelRetired }
+    }
 }
 
 /// An answer that may be the request's fault ([`may_be_the_requests`]): the bucket
@@ -142,7 +165,7 @@ impl<'a> Attempts<'a> {
             go_on: true,
             own: Vec::new(),
             history: Vec::new(),
-            soonest_seen: Cell::new(None),
+            soonest_seen: Cell::new(Soonest::NONE),
             suspect: None,
             model_unconfirmed: false,
             pin: None,
@@ -260,8 +283,8 @@ impl<'a> Attempts<'a> {
             _ if suspect.is_some_and(|bucket| Bucket::of(key) == bucket) => false,
             Availability::Ready => true,
             Availability::Probation => !probed,
-            Availability::Cooling { until_ms, .. } => {
-                soonest.set(Some(soonest.get().map_or(until_ms, |s| s.min(until_ms))));
+            Availability::Cooling { until_ms, reason } => {
+                soonest.set(soonest.get().with(until_ms, key.at, reason));
                 false
             }
             Availability::Dead => false,
@@ -366,7 +389,8 @@ impl<'a> Attempts<'a> {
             Entry::Set(m) if !m.dead => Some(m.until_ms),
             _ => None,
         });
-        set.chain(self.soonest_seen.get()).min().map(|until| until.saturating_sub(now_ms))
+        let seen = self.soonest_seen.get().first.map(|(until, _)| until);
+        set.chain(seen).min().map(|until| until.saturating_sub(now_ms))
     }
 
     fn note_probation(&mut self, key: &ApiKey<'_>, now_ms: u64) {
@@ -375,8 +399,33 @@ impl<'a> Attempts<'a> {
         }
     }
 
-    /// Nothing tried yet and no usable key: every key is cooling or dead (scans the pool).
+    /// Nothing tried yet and no usable key: every key is cooling or dead. The cooling keys the
+    /// picker judged say which frees first; only if it judged none (every key dead, or kept out
+    /// for this request) is the pool scanned again.
     fn when_none_usable(&mut self, retry: &RetrySettings, now_ms: u64) -> Choice<'a> {
+        let seen = self.soonest_seen.get();
+        let judged = seen.first.and_then(|(until_ms, at)| Some((until_ms, self.pool.key_at(at)?)));
+        let (until_ms, key, retired) = match judged.filter(|(_, key)| !self.picker.tried(key)) {
+            Some((until_ms, key)) => (until_ms, key, seen.all_retired),
+            None => match self.soonest_by_scan(now_ms) {
+                Some(found) => found,
+                None => {
+                    self.model_unconfirmed = true;
+                    return Choice::AllDead;
+                }
+            },
+        };
+        let wait_ms = until_ms.saturating_sub(now_ms);
+        if retry.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= retry.jitter_ms() {
+            self.picker.take(&key);
+            return Choice::Try(key);
+        }
+        Choice::AllCooling { retry_after_ms: wait_ms, retired }
+    }
+
+    /// Of the keys not tried that may serve, the cooling one that frees first, and whether
+    /// every cooling one is so because its model is retired (a pass over the pool).
+    fn soonest_by_scan(&self, now_ms: u64) -> Option<(u64, ApiKey<'a>, bool)> {
         let mut retired = true;
         let soonest = self
             .pool
@@ -390,16 +439,7 @@ impl<'a> Attempts<'a> {
                 _ => None,
             })
             .min_by_key(|(until_ms, _)| *until_ms);
-        let Some((until_ms, key)) = soonest else {
-            self.model_unconfirmed = true;
-            return Choice::AllDead;
-        };
-        let wait_ms = until_ms.saturating_sub(now_ms);
-        if retry.when_all_cooling == WhenAllCooling::ShortestCooldown || wait_ms <= retry.jitter_ms() {
-            self.picker.take(&key);
-            return Choice::Try(key);
-        }
-        Choice::AllCooling { retry_after_ms: wait_ms, retired }
+        soonest.map(|(until_ms, key)| (until_ms, key, retired))
     }
 
     fn keep(&mut self, changes: &[Change]) {
