@@ -45,7 +45,7 @@ const LOOKUPS_AT_ONCE: usize = 32;
 pub fn key_check(client: &Request, cx: &Context<'_>) -> Result<Response, ErrorReply> {
     let cursor = Check::cursor(client.get_query_str())?;
     let kv = StateStore::open();
-    let mut check = Check::new(cx.secrets.count(), cursor, &KEY_ENTRIES);
+    let mut check = Check::new(cx.secrets.count(), cursor, &KEY_ENTRIES).verdict_entries(true);
     let mut probe = |keys: &[ApiKey<'_>]| {
         let pending: Vec<upstream::Probe> = keys.iter().map(|key| upstream::probe(key.secret, cx.timing)).collect();
         pending.into_iter().map(upstream::Probe::wait).collect()

@@ -30,6 +30,8 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
         first_list: FIRST_LIST,
         upstream_limit: MAX_UPSTREAM_REQUESTS,
         platform_counter: true,
+        // Fastly's KV throttles inserts per item: each verdict gets an entry of its own.
+        verdict_entries: true,
         seed: seed(),
         now_ms: now_ms(),
         settings: cx.settings.clone(),

@@ -70,6 +70,8 @@ pub(crate) async fn forward(
         upstream_limit: attempts_within(cx.subrequests, store.calls_per_batch()),
         // Cloudflare's Rate Limiting binding has one limit per binding, not one per client.
         platform_counter: false,
+        // A Durable Object has no per-item write budget: the items alone hold the verdicts.
+        verdict_entries: false,
         seed: seed(),
         now_ms: now_ms(),
         settings: cx.settings.clone(),

@@ -72,6 +72,10 @@
 //!   dead ([`Mark`]); named by its **mark name** (`k:<fingerprint>`, `p:<project>`).
 //! - **item** — one KV item (one Durable Object entry) holding marks: a part's `keys` item and
 //!   its `model/<model>` items ([`Item`]); a sorted part of binary records and appended lines.
+//! - **verdict entry**, **index**, **confirm** — on a store that takes few writes per item a
+//!   second (Fastly's KV), each mark is also an entry of its own (`v/<item>/<mark name>`); the
+//!   items are then an **index**, written best-effort; a key the index calls free while it may
+//!   be behind is **confirmed** against its entries before a call ([`Choice::Confirm`]).
 //! - **change** — one line a request writes to an item ([`Change`]): a mark set or a dead mark
 //!   cleared. **Commit** writes changes the moment a verdict is reached and reads them back;
 //!   **compaction** rewrites an item sorted, with a compare-and-swap on its **generation**.

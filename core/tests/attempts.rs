@@ -22,7 +22,7 @@ fn index(pool: &KeyPool<'_>, key: &ApiKey<'_>) -> usize {
 
 /// A one-part pool state for model `m` with these items.
 fn state(keys: Marks, model: Marks) -> PoolState {
-    PoolState::single(PartState { keys, model }, Some("m"))
+    PoolState::single(PartState::new(keys, model), Some("m"))
 }
 
 fn empty() -> PoolState {
@@ -429,7 +429,7 @@ fn a_request_reads_other_parts_only_when_its_part_has_nothing_left() {
     let first_part = pool_of(&one);
     let cooled = cooling(&first_part, &[(0, NOW + 60_000), (1, NOW + 60_000)]);
     let mut state = PoolState::new(2, Some("m"));
-    state.set(0, PartState { keys: Marks::default(), model: cooled.marks(&Item::model(0, "m")).clone() });
+    state.set(0, PartState::new(Marks::default(), cooled.marks(&Item::model(0, "m")).clone()));
     let mut attempts = configured(pool, state, &RetrySettings::default(), 3);
     assert_eq!(attempts.next(NOW), Choice::Widen);
     attempts.widen(vec![(1, two.as_bytes(), PartState::default())]);

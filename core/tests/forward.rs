@@ -16,6 +16,7 @@ fn setup(platform_counter: bool) -> Setup<'static> {
         first_list: "gemini_keys/keys",
         upstream_limit: 32,
         platform_counter,
+        verdict_entries: false,
         seed: 7,
         now_ms: NOW,
         settings: RequestSettings { reset_zone: ResetZone::Fixed(0), history_days: 30, ..Default::default() },

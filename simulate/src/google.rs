@@ -1,7 +1,8 @@
 //! Google as a quota model: requests per minute per (project, model), in fixed windows; a
 //! call over the quota gets Google's per-minute 429 (`QuotaFailure` `PerMinute`, the delay to
-//! the window's end). The first `exhausted` projects have used their day already: every call
-//! gets the per-day 429 (`PerDay`), as when a pool relearns a day's refusals at once. Every refusal is logged with its time, to count the calls that came
+//! the window's end). `exhausted` of the projects, spread over the pool, have used their day
+//! already: every call gets the per-day 429 (`PerDay`), as when a pool relearns a day's
+//! refusals at once. Every refusal is logged with its time, to count the calls that came
 //! after it on the same bucket (late hits).
 
 use gemini_pool_core::Answer;
@@ -18,13 +19,27 @@ pub struct GoogleConfig {
     pub served_ms: u64,
     /// Time to a refusal, ms.
     pub refused_ms: u64,
-    /// Projects `p0` … `p{exhausted - 1}` refuse every call for the day.
+    /// How many projects refuse every call for the day (`p<n>` with `n × 7919 mod projects`
+    /// below it: spread over the pool, not one block of it).
     pub exhausted: usize,
+    /// Projects in the pool (to spread the exhausted ones).
+    pub projects: usize,
+    /// The exhausted projects are one block instead, `p0` … (the keys of one age, spent
+    /// together: a round-robin walk's worst case).
+    pub in_one_block: bool,
 }
 
 impl Default for GoogleConfig {
     fn default() -> Self {
-        GoogleConfig { rpm: 3, window_ms: 60_000, served_ms: 400, refused_ms: 120, exhausted: 0 }
+        GoogleConfig {
+            rpm: 3,
+            window_ms: 60_000,
+            served_ms: 400,
+            refused_ms: 120,
+            exhausted: 0,
+            projects: 1,
+            in_one_block: false,
+        }
     }
 }
 
@@ -58,7 +73,8 @@ impl Google {
             self.late.push(now - first);
         }
         let number = project.strip_prefix('p').and_then(|n| n.parse::<usize>().ok());
-        let spent_today = number.is_some_and(|n| n < self.config.exhausted);
+        let spread = |n: usize| if self.config.in_one_block { n } else { n * 7919 % self.config.projects.max(1) };
+        let spent_today = number.is_some_and(|n| spread(n) < self.config.exhausted);
         if spent_today {
             self.refused_at.entry(bucket).or_insert(now);
             return (Answer::Error { status: 429, body: quota_429("Day", model, 20, 0.0) }, self.config.refused_ms);

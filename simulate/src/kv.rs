@@ -78,12 +78,14 @@ pub struct Kv {
     pub lost: u64,
     /// Inserts executed (appends and replacements that were not refused).
     pub inserts: u64,
+    /// Items read (lookups).
+    pub reads: u64,
 }
 
 impl Kv {
     /// An empty store.
     pub fn new(config: KvConfig, seed: u64) -> Self {
-        Kv { config, items: HashMap::new(), rng: Rng::new(seed), throttled: 0, lost: 0, inserts: 0 }
+        Kv { config, items: HashMap::new(), rng: Rng::new(seed), throttled: 0, lost: 0, inserts: 0, reads: 0 }
     }
 
     /// The version a read at `pop` sees at `now`.
@@ -183,6 +185,7 @@ impl Kv {
 
 impl Store for Kv {
     fn read(&mut self, pop: usize, items: &[Item], now: u64) -> (Vec<(Item, Marks)>, u64) {
+        self.reads += items.len() as u64;
         let read = items
             .iter()
             .map(|item| {
@@ -214,6 +217,10 @@ impl Store for Kv {
 
     fn refused(&self) -> u64 {
         self.throttled
+    }
+
+    fn reads(&self) -> u64 {
+        self.reads
     }
 
     fn largest_item(&self) -> usize {

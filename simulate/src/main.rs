@@ -12,8 +12,8 @@ fn main() {
     // `--only TEXT`: the scenarios whose name holds TEXT (to time or profile one).
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let picked = |name: &str| only.as_deref().is_none_or(|text| name.contains(text));
-    println!("| scenario | requests | served / quota | calls per success | late hits ≤0.5 s / ≤1.3 s / later (latest) | verdicts | lost | limited store calls per verdict | refused writes | CPU per request: median / dearest µs (dearest ÷ median) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| scenario | requests | served / quota | calls per success | late hits ≤0.5 s / ≤1.3 s / later (latest) | verdicts | lost | limited store calls per verdict | refused writes | state reads per request | CPU per request: median / dearest µs (dearest ÷ median; per step) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let all = scenarios(size).into_iter().chain(relearning_scenarios(size));
     for scenario in all.filter(|s| picked(s.name)) {
         let started = std::time::Instant::now();
@@ -49,7 +49,7 @@ fn main() {
 fn print_row(name: &str, r: &Report) {
     let (median, dearest) = r.cpu_us();
     println!(
-        "| {name} | {} | {} / {} | {:.2} | {} / {} / {} ({} ms) | {} | **{}** | {:.2} | {} | {median:.0} / {dearest:.0} ({:.1}×) |",
+        "| {name} | {} | {} / {} | {:.2} | {} / {} / {} ({} ms) | {} | **{}** | {:.2} | {} | {:.1} | {median:.0} / {dearest:.0} ({:.1}×; {:.1}×) |",
         r.requests,
         r.served,
         r.capacity,
@@ -62,6 +62,8 @@ fn print_row(name: &str, r: &Report) {
         r.lost,
         r.store_calls_per_verdict(),
         r.refused_writes,
-        r.dearest_over_median()
+        r.item_reads as f64 / r.requests.max(1) as f64,
+        r.dearest_over_median(),
+        r.dearest_step_over_median()
     );
 }

@@ -36,6 +36,7 @@ pub fn scenarios(size: Size) -> Vec<Scenario> {
         store: StoreModel::Kv(KvConfig::default()),
         limits: None,
         seed: 1,
+        verdict_entries: true,
     };
     let storm_kv = |staleness_ms, inserts_per_sec| KvConfig { staleness_ms, inserts_per_sec, ..KvConfig::default() };
     let storm = |name, store| Scenario {
@@ -54,10 +55,12 @@ pub fn scenarios(size: Size) -> Vec<Scenario> {
         store,
         limits: None,
         seed: 2,
+        verdict_entries: true,
     };
     let before = Scenario {
         name: "burst, the design before: state read once, verdicts written at the end",
         read_once: true,
+        verdict_entries: false,
         ..burst.clone()
     };
     // The e2e burst (tests/e2e/bursts.py) as Viceroy runs it: the Gemini simulator answers
@@ -102,15 +105,34 @@ pub fn relearning_scenarios(size: Size) -> Vec<Scenario> {
         per_client: 0,
         read_once: false,
         pops: 4,
-        google: GoogleConfig { rpm: 1_000_000, exhausted: 1_800, ..GoogleConfig::default() },
+        google: GoogleConfig { rpm: 1_000, exhausted: 1_800, projects: 2_000, ..GoogleConfig::default() },
         store: StoreModel::Kv(KvConfig::default()),
         limits: None,
         seed: 5,
+        verdict_entries: true,
     };
     let throttled = KvConfig { staleness_ms: 300, inserts_per_sec: Some((1.0, 1.0)), ..KvConfig::default() };
+    let block = GoogleConfig { in_one_block: true, ..base.google.clone() };
     vec![
         Scenario { name: "relearning: 1,800 of 2,000 keys refused per day, strict KV", ..base.clone() },
-        Scenario { name: "relearning, 300 ms stale + 1 insert/s", store: StoreModel::Kv(throttled), ..base },
+        Scenario {
+            name: "relearning, 300 ms stale + 1 insert/s",
+            store: StoreModel::Kv(throttled.clone()),
+            ..base.clone()
+        },
+        Scenario {
+            name: "relearning, 300 ms stale + 1 insert/s, the refused keys in one block",
+            store: StoreModel::Kv(throttled.clone()),
+            google: block.clone(),
+            ..base.clone()
+        },
+        Scenario {
+            name: "relearning, 300 ms stale + 1 insert/s, one block, items only (the design before)",
+            store: StoreModel::Kv(throttled),
+            google: block,
+            verdict_entries: false,
+            ..base
+        },
     ]
 }
 
@@ -159,6 +181,7 @@ pub fn limit_scenarios(size: Size) -> Vec<Scenario> {
         store: StoreModel::Kv(KvConfig::default()),
         limits: Some(Limits { rpd: Some(rpd), ..Limits::default() }),
         seed: 4,
+        verdict_entries: true,
     };
     let kv = |staleness_ms| StoreModel::Kv(KvConfig { staleness_ms, ..KvConfig::default() });
     vec![
@@ -172,6 +195,7 @@ pub fn limit_scenarios(size: Size) -> Vec<Scenario> {
         Scenario {
             name: "rpd, 30 clients, Durable Object",
             store: StoreModel::Objects(ObjectConfig { shards: 16, cache_ms: 1_000, ..ObjectConfig::default() }),
+            verdict_entries: false,
             ..base
         },
     ]
@@ -207,6 +231,7 @@ pub fn ceiling(config: &ObjectConfig, size: Size) -> u64 {
             store: StoreModel::Objects(config.clone()),
             limits: None,
             seed: 3,
+            verdict_entries: false,
         };
         let report = run(&scenario);
         report.refused_writes as f64 > report.store_calls as f64 * 0.01

@@ -132,6 +132,8 @@ pub struct Check<'a> {
     findings: Vec<Finding>,
     logs: Vec<String>,
     stage: Stage,
+    /// Verdicts have entries of their own ([`crate::state::items`]).
+    entries: bool,
 }
 
 enum Stage {
@@ -171,7 +173,15 @@ impl<'a> Check<'a> {
             findings: Vec::new(),
             logs: Vec::new(),
             stage: Stage::Fetch,
+            entries: false,
         }
+    }
+
+    /// Verdicts have entries of their own: the check writes them too (a revival in the index
+    /// alone would be undone by the entry still saying dead).
+    pub fn verdict_entries(mut self, on: bool) -> Self {
+        self.entries = on;
+        self
     }
 
     /// Every list fetched: the batch.
@@ -219,11 +229,17 @@ impl<'a> Machine<'a> for Check<'a> {
                     let answers = std::mem::take(answers);
                     self.stage = self.judge_all(answers, now_ms);
                 }
-                Stage::Commit(recorder) => match recorder.round(&self.state, now_ms) {
-                    Round::WriteAndRead(writes) => return Step::Commit { writes, read_back: self.items() },
-                    Round::Write(writes) => return Step::Commit { writes, read_back: Vec::new() },
-                    Round::Done => self.stage = Stage::Done(self.answer()),
-                },
+                Stage::Commit(recorder) => {
+                    let (round, entries) = (recorder.round(&self.state, now_ms), recorder.entry_items());
+                    match round {
+                        Round::WriteAndRead(writes) => {
+                            let read_back = self.items().into_iter().chain(entries).collect();
+                            return Step::Commit { writes, read_back };
+                        }
+                        Round::Write(writes) => return Step::Commit { writes, read_back: Vec::new() },
+                        Round::Done => self.stage = Stage::Done(self.answer()),
+                    }
+                }
                 Stage::Done(checked) => return Step::Done(checked.clone()),
             }
         }
@@ -297,7 +313,7 @@ impl Check<'_> {
         }
         match changes.is_empty() {
             true => Stage::Done(self.answer()),
-            false => Stage::Commit(Committer::new(changes, &self.state)),
+            false => Stage::Commit(Committer::new(changes, &self.state, self.entries)),
         }
     }
 }
@@ -346,10 +362,8 @@ mod tests {
         assert!(mark.dead && mark.until_ms == 1_000 + 6 * 3_600_000);
         // Stored dead, now it answers: the mark goes.
         let stored = format!("{} {} key_invalid 0 1 1\n", MarkName::key(&key), mark.until_ms);
-        let dead = PoolState::single(
-            PartState { keys: Marks::decode(stored.into_bytes(), Some(1)), model: Marks::default() },
-            None,
-        );
+        let dead =
+            PoolState::single(PartState::new(Marks::decode(stored.into_bytes(), Some(1)), Marks::default()), None);
         let (finding, change) = judge(&key, &classify(200, b"{}"), &dead, &cooling, 2_000);
         assert_eq!(finding.result, "ok");
         assert!(matches!(change[..], [Change { entry: Entry::Clear(2_000), .. }]));

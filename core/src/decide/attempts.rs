@@ -43,7 +43,8 @@ use crate::pool::names::Pinned;
 use crate::pool::pick::Picker;
 use crate::pool::scrub::scrub;
 use crate::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
-use crate::state::items::{Availability, Change, Entry, PartState, PoolState};
+use crate::state::items::{Availability, Change, Entry, Item, PartState, PoolState};
+use crate::state::marks::Marks;
 use crate::state::usage::OTHER_MODEL;
 use std::cell::Cell;
 
@@ -73,7 +74,21 @@ pub enum Choice<'a> {
     },
     /// Stop: nothing was tried and every key is dead.
     AllDead,
+    /// The index may be behind: read this key's verdict entries there ([`Attempts::entries_of`])
+    /// and hand them to [`Attempts::confirmed`] before a call.
+    Confirm(ApiKey<'a>),
 }
+
+/// Keys in a row that the index called free and their entries showed out, after which a
+/// round-robin walk draws instead ([`Picker::draw_from_now`]): in a pool whose index is behind,
+/// a walk through a block of spent keys reads each one's entries.
+const WALK_CONFIRMS: u32 = 4;
+
+/// Keys the index called free that their entries showed out, after which a request looks no
+/// further: an index this far behind is in a storm that leaves most keys out, and each further
+/// key would cost a read (as many as Fastly's backend requests: the design before called Google
+/// instead, and stopped after `max_attempts` refusals it could not record).
+const MAX_CONFIRMED_OUT: u32 = 32;
 
 /// One request's attempts.
 ///
@@ -87,6 +102,9 @@ pub enum Choice<'a> {
 ///    ([`crate::state::commit`]).
 /// 3. After a failure the edge reads the state again and hands it to
 ///    [`refresh`](Self::refresh) (this request's own changes stay applied), then goes back to 1.
+///
+/// With verdict entries ([`verdict_entries`](Self::verdict_entries)), a key the index calls
+/// free while the index may be behind comes as [`Choice::Confirm`] first.
 pub struct Attempts<'a> {
     pool: KeyPool<'a>,
     state: PoolState,
@@ -113,6 +131,12 @@ pub struct Attempts<'a> {
     pin: Option<Pinned>,
     /// The only projects whose keys may serve: the client's policy's `projects`.
     fence: Option<Vec<String>>,
+    /// Verdicts have entries of their own (the index items may be behind).
+    entries: bool,
+    /// Items the store refused one of this request's writes to: behind for the rest of it.
+    throttled: Vec<Item>,
+    /// Keys the index called free that their entries showed out: in a row, and in all.
+    confirmed_out: (u32, u32),
 }
 
 /// What the request learned of the cooling candidates it judged: the one whose cooldown ends
@@ -170,6 +194,9 @@ impl<'a> Attempts<'a> {
             model_unconfirmed: false,
             pin: None,
             fence: None,
+            entries: false,
+            throttled: Vec::new(),
+            confirmed_out: (0, 0),
         }
     }
 
@@ -289,11 +316,16 @@ impl<'a> Attempts<'a> {
             }
             Availability::Dead => false,
         };
-        if let Some(key) = self.picker.pick(&self.pool, usable) {
+        let looked_enough = self.confirmed_out.1 >= MAX_CONFIRMED_OUT;
+        let picked = if looked_enough { None } else { self.picker.pick(&self.pool, usable) };
+        if let Some(key) = picked {
+            if self.must_confirm(&key, now_ms) {
+                return Choice::Confirm(key);
+            }
             self.note_probation(&key, now_ms);
             return Choice::Try(key);
         }
-        if !self.pool.is_whole() {
+        if !self.pool.is_whole() && !looked_enough {
             return Choice::Widen;
         }
         if self.made > 0 {
@@ -376,10 +408,67 @@ impl<'a> Attempts<'a> {
 
     /// The state as read again after a failure; this request's own changes stay applied.
     pub fn refresh(&mut self, mut state: PoolState) {
+        state.inherit(std::mem::take(&mut self.state));
         for change in &self.own {
             state.apply(change);
         }
         self.state = state;
+    }
+
+    /// Verdicts have entries of their own: a key the index calls free while it may be behind
+    /// is confirmed against them first ([`Choice::Confirm`]).
+    pub fn verdict_entries(&mut self, on: bool) {
+        self.entries = on;
+    }
+
+    /// The store refused this request's writes to `items`: keys are confirmed against their
+    /// entries there from now on.
+    pub fn throttled(&mut self, items: &[Item]) {
+        for item in items {
+            if !self.throttled.contains(item) {
+                self.throttled.push(item.clone());
+            }
+        }
+    }
+
+    /// `key`'s entries as read (after [`Choice::Confirm`]): the key, if they leave it free to
+    /// try (else [`next`](Self::next) chooses again; the key is not offered again).
+    pub fn confirmed(&mut self, key: ApiKey<'a>, entries: Vec<(Item, Marks)>, now_ms: u64) -> Option<ApiKey<'a>> {
+        self.state.take_entries(entries);
+        match self.state.availability(&key, now_ms) {
+            Availability::Ready => {}
+            Availability::Probation if !self.probed => {}
+            Availability::Cooling { until_ms, reason } => {
+                self.soonest_seen.set(self.soonest_seen.get().with(until_ms, key.at, reason));
+                self.confirmed_out_once();
+                return None;
+            }
+            _ => {
+                self.confirmed_out_once();
+                return None;
+            }
+        }
+        self.confirmed_out.0 = 0;
+        self.note_probation(&key, now_ms);
+        Some(key)
+    }
+
+    /// The entries to read to confirm `key` (after [`Choice::Confirm`]).
+    pub fn entries_of(&self, key: &ApiKey<'_>, now_ms: u64) -> Vec<Item> {
+        self.state.entries_of(key, now_ms, &self.throttled)
+    }
+
+    /// One more key the index called free was out.
+    fn confirmed_out_once(&mut self) {
+        self.confirmed_out = (self.confirmed_out.0 + 1, self.confirmed_out.1 + 1);
+        if self.confirmed_out.0 >= WALK_CONFIRMS {
+            self.picker.draw_from_now();
+        }
+    }
+
+    /// Must `key` be confirmed against its entries before a call?
+    fn must_confirm(&self, key: &ApiKey<'_>, now_ms: u64) -> bool {
+        self.entries && !self.entries_of(key, now_ms).is_empty() && !self.state.confirmed(key)
     }
 
     /// For a `Retry-After` on a final 429: until the first cooldown this request met or set

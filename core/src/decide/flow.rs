@@ -13,9 +13,10 @@
 //! 1. **Start**: draw the part of the pool to start in, in proportion to the parts' sizes
 //!    ([`crate::pool::keys`]): `Fetch` the drawn part's key list, accept it or draw again; if the
 //!    part holds no key, `Fetch` every other part. `Read` the items of the parts fetched.
-//! 2. **Attempt**: [`Attempts`] chooses a key → `Send`; or the parts read have no key left →
-//!    `Fetch` and `Read` the others (widening); or the knobs past the first key are needed →
-//!    `Configure`; or nothing can serve → `Done`.
+//! 2. **Attempt**: [`Attempts`] chooses a key → `Send` (with verdict entries, while the index
+//!    may be behind, `Read` the key's entries first: it may be out after all); or the parts
+//!    read have no key left → `Fetch` and `Read` the others (widening); or the knobs past the
+//!    first key are needed → `Configure`; or nothing can serve → `Done`.
 //! 3. **Judge and commit**: the answer becomes a verdict and the changes it makes; a failure
 //!    is logged. The changes are written at once and read back ([`crate::state::commit::Committer`]):
 //!    `Commit` with the items to read back — again while a concurrent rewrite lost one — then
@@ -83,6 +84,8 @@ pub struct Flow<'a> {
     fence: Option<Vec<String>>,
     /// The failed attempts, for the recent-failures list ([`crate::state::failures`]).
     failures: Vec<Failure>,
+    /// Verdicts have entries of their own ([`crate::state::items`]).
+    entries: bool,
 }
 
 /// A request's stateful resources: what it names (looked up first), the name it chooses for
@@ -122,6 +125,10 @@ enum Stage<'a> {
     Widen(Vec<usize>),
     /// The attempts decide.
     Next,
+    /// The entries of a key the index calls free are being read.
+    Confirm(ApiKey<'a>),
+    /// They are read: the attempts judge the key again.
+    Confirmed(ApiKey<'a>, Vec<(Item, Marks)>),
     /// A key was sent; its answer is awaited.
     Sent(ApiKey<'a>),
     /// An answer awaits judging (the cooling settings are read first if need be).
@@ -156,7 +163,16 @@ impl<'a> Flow<'a> {
             resources: Resources::default(),
             fence: None,
             failures: Vec::new(),
+            entries: false,
         }
+    }
+
+    /// Verdicts have entries of their own (a store that takes few writes per item a second:
+    /// Fastly's KV): each is written to its entry and, best-effort, to the index, and a key the
+    /// index calls free while it may be behind is confirmed first. See [`crate::state::items`].
+    pub fn verdict_entries(mut self, on: bool) -> Self {
+        self.entries = on;
+        self
     }
 
     /// Only keys of these projects may serve (the client's policy `projects`).
@@ -234,7 +250,8 @@ impl<'a> Flow<'a> {
     pub fn linger(&mut self) -> Option<Linger> {
         let changes = std::mem::take(&mut self.carry);
         let seed = self.rng.next_u64();
-        (!changes.is_empty()).then(|| Linger::new(changes, self.lists.len(), self.model.as_deref(), seed))
+        let linger = |changes| Linger::new(changes, self.lists.len(), self.model.as_deref(), seed, self.entries);
+        (!changes.is_empty()).then(|| linger(changes))
     }
 
     /// This request's changes so far, in order (for checks and tests).
@@ -261,6 +278,17 @@ impl<'a> Flow<'a> {
                 None => (Stage::Read { parts, widen: true }, None),
             },
             Stage::Next => self.next(now_ms),
+            Stage::Confirm(key) => {
+                let entries = self.attempts.as_ref().map(|a| a.entries_of(&key, now_ms)).unwrap_or_default();
+                (Stage::Confirm(key), Some(Step::Read(entries)))
+            }
+            Stage::Confirmed(key, entries) => match self.attempts.as_mut() {
+                Some(attempts) => match attempts.confirmed(key, entries, now_ms) {
+                    Some(key) => (Stage::Sent(key), Some(Step::Send(vec![key]))),
+                    None => (Stage::Next, None),
+                },
+                None => (Stage::Done(Finish::EmptyPool), None),
+            },
             Stage::Sent(key) => (Stage::Sent(key), Some(Step::Send(vec![key]))),
             Stage::Judge(key, answer) => self.judge(key, answer, now_ms),
             Stage::Commit(recorder) => self.record(recorder, now_ms),
@@ -325,6 +353,7 @@ impl<'a> Flow<'a> {
         };
         match attempts.next(now_ms) {
             Choice::Try(key) => (Stage::Sent(key), Some(Step::Send(vec![key]))),
+            Choice::Confirm(key) => (Stage::Confirm(key), None),
             Choice::Widen => {
                 let parts = (0..self.lists.len()).filter(|&p| !attempts.pool().has(p)).collect();
                 (Stage::Widen(parts), None)
@@ -400,7 +429,7 @@ impl<'a> Flow<'a> {
         }
         let mut changes = changes;
         changes.append(&mut self.carry);
-        (Stage::Commit(Committer::new(changes, attempts.state())), None)
+        (Stage::Commit(Committer::new(changes, attempts.state(), self.entries)), None)
     }
 
     /// The recorder's next round, as a step.
@@ -410,16 +439,20 @@ impl<'a> Flow<'a> {
         };
         match recorder.round(attempts.state(), now_ms) {
             Round::WriteAndRead(writes) => {
-                let read_back = self.items(&attempts.state().read_parts());
+                let mut read_back = self.items(&attempts.state().read_parts());
+                read_back.extend(recorder.entry_items());
                 (Stage::Commit(recorder), Some(Step::Commit { writes, read_back }))
             }
             Round::Write(writes) => (Stage::Commit(recorder), Some(Step::Commit { writes, read_back: Vec::new() })),
             Round::Done => {
                 self.carry = recorder.uncommitted();
-                if !self.carry.is_empty() {
-                    if let Some(attempts) = self.attempts.as_mut() {
+                if let Some(attempts) = self.attempts.as_mut() {
+                    // A refused entry was written by another instance within the second: the
+                    // verdict is being recorded, and the walk goes on free.
+                    if !self.carry.is_empty() && !self.entries {
                         attempts.uncommitted();
                     }
+                    attempts.throttled(recorder.refused_items());
                 }
                 (Stage::Next, None)
             }
@@ -464,6 +497,7 @@ impl<'a> Flow<'a> {
         let Some(pool) = self.pool.take() else { return Stage::Done(Finish::EmptyPool) };
         let mut attempts = Attempts::new(pool, state, self.seed.rotate_left(32));
         attempts.limit_upstream(self.upstream_limit);
+        attempts.verdict_entries(self.entries);
         if let Some(pin) = &self.resources.pin {
             attempts.pin(pin.bucket.clone());
         }
@@ -510,6 +544,7 @@ impl<'a> Machine<'a> for Flow<'a> {
                 }
                 Stage::Commit(recorder)
             }
+            Stage::Confirm(key) => Stage::Confirmed(key, items),
             other => other,
         };
     }

@@ -72,6 +72,9 @@ pub struct Setup<'r> {
     /// The edge has a per-client rate counter (`rate_limiter = platform`: Fastly's Edge Rate
     /// Limiting).
     pub platform_counter: bool,
+    /// The store takes few writes per item a second (Fastly's KV): verdicts get entries of
+    /// their own ([`crate::state::items`]).
+    pub verdict_entries: bool,
     /// The request's entropy.
     pub seed: u64,
     /// Now.
@@ -236,6 +239,7 @@ impl<'a> Forward<'a> {
         // A body that streams past can be sent once: one attempt.
         let upstream_limit = if ask.streamed { 1 } else { setup.upstream_limit };
         let flow = Flow::new(setup.parts, model.as_deref(), setup.seed, upstream_limit)
+            .verdict_entries(setup.verdict_entries)
             .with_resources(&route, &facts, client.caller)
             .within(client.policy.and_then(|p| p.projects.clone()));
         let work = Work::Request(gated(flow, gate, &setup));

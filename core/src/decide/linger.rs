@@ -30,6 +30,8 @@ pub struct Linger {
     state: PoolState,
     stage: LingerStage,
     log: Option<String>,
+    /// Verdicts have entries of their own (written, and read, with their items).
+    entries: bool,
 }
 
 enum LingerStage {
@@ -40,7 +42,7 @@ enum LingerStage {
 }
 
 impl Linger {
-    pub(crate) fn new(changes: Vec<Change>, parts: usize, model: Option<&str>, seed: u64) -> Self {
+    pub(crate) fn new(changes: Vec<Change>, parts: usize, model: Option<&str>, seed: u64, entries: bool) -> Self {
         Linger {
             changes,
             rng: Rng::new(seed),
@@ -50,11 +52,14 @@ impl Linger {
             state: PoolState::new(parts, model),
             stage: LingerStage::Wait,
             log: None,
+            entries,
         }
     }
 
+    /// The items the changes go to (with their entries, if verdicts have them).
     fn items(&self) -> Vec<Item> {
-        let mut items: Vec<Item> = self.changes.iter().map(|c| c.item.clone()).collect();
+        let entries = self.changes.iter().filter(|_| self.entries).map(|c| c.item.entry(&c.name));
+        let mut items: Vec<Item> = self.changes.iter().map(|c| c.item.clone()).chain(entries).collect();
         items.sort();
         items.dedup();
         items
@@ -123,7 +128,7 @@ impl Machine<'static> for Linger {
         let mut fresh = state_of(self.parts, self.model.as_deref(), items);
         match &mut self.stage {
             LingerStage::Read => {
-                let recorder = Committer::new(self.changes.clone(), &fresh);
+                let recorder = Committer::new(self.changes.clone(), &fresh, self.entries);
                 for change in &self.changes {
                     fresh.apply(change);
                 }

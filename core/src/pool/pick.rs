@@ -11,8 +11,9 @@
 //!
 //! A scan of the whole pool (the draws all missed, or a walk found nothing within
 //! [`SAMPLES`] keys: most of the pool is cooling) keeps the keys that were usable then: later
-//! picks of the same request choose among those, checked again, instead of scanning again —
-//! so a request in a storm over a pool of thousands scans it once, not once per attempt.
+//! picks of the same request choose among those, checking only the one they choose (one found
+//! unfit is dropped), instead of scanning again — so a request in a storm over a pool of
+//! thousands scans it once, and each later pick costs about one key, not one pass.
 
 use crate::pool::keys::{ApiKey, Fingerprint, KeyPool, Position};
 use crate::pool::rng::Rng;
@@ -42,8 +43,34 @@ pub(crate) struct Picker {
     /// Entries drawn and found unfit (offered already, or not usable): not drawn again.
     passed: Vec<Position>,
     last: Option<Position>,
-    /// After a scan: the parts read then, and the keys usable then, in pool order.
-    scanned: Option<(usize, Vec<Position>)>,
+    /// After a scan: the keys usable then (those found unfit since dropped).
+    scanned: Option<Scanned>,
+    /// Keys are drawn whatever the strategy ([`Picker::draw_from_now`]).
+    drawing: bool,
+}
+
+/// The keys a scan found usable, in pool order, for the parts read then; one found unfit later
+/// is marked dropped (the list is compacted when most are).
+#[derive(Debug, Clone)]
+struct Scanned {
+    parts: usize,
+    keys: Vec<Position>,
+    dropped: Vec<bool>,
+    live: usize,
+}
+
+impl Scanned {
+    fn drop_key(&mut self, i: usize) {
+        if !self.dropped[i] {
+            self.dropped[i] = true;
+            self.live -= 1;
+        }
+        if self.live * 2 < self.keys.len() {
+            let keys = self.keys.iter().zip(&self.dropped).filter(|(_, dropped)| !**dropped);
+            self.keys = keys.map(|(at, _)| *at).collect();
+            self.dropped = vec![false; self.keys.len()];
+        }
+    }
 }
 
 impl Picker {
@@ -57,12 +84,23 @@ impl Picker {
             passed: Vec::new(),
             last: None,
             scanned: None,
+            drawing: false,
         }
     }
 
-    /// How keys after the first are offered.
+    /// How keys after the first are offered (after [`draw_from_now`](Self::draw_from_now),
+    /// drawn whatever the strategy).
     pub(crate) fn set_strategy(&mut self, strategy: Strategy) {
-        self.strategy = strategy;
+        if !self.drawing {
+            self.strategy = strategy;
+        }
+    }
+
+    /// From now on every key is drawn uniformly: a walk in pool order that keeps meeting keys
+    /// out of rotation is in a block of them (keys of one age, spent together), and each one
+    /// costs a read to confirm.
+    pub(crate) fn draw_from_now(&mut self) {
+        (self.strategy, self.drawing) = (Strategy::Random, true);
     }
 
     /// The next untried key that is `usable`, or `None`.
@@ -71,6 +109,9 @@ impl Picker {
         let fresh = |k: &ApiKey<'a>| !tried.contains(&k.fingerprint) && usable(k);
         let found = match (self.strategy, self.last) {
             (Strategy::RoundRobin, Some(last)) => self.walk(pool, last, &fresh),
+            // After a scan, draws come from what it kept (sampling the pool would judge again
+            // keys it found unfit).
+            _ if self.scanned_for(pool) => self.scan(pool, &fresh),
             _ => self.sample(pool, &fresh).or_else(|| self.scan(pool, &fresh)),
         };
         self.tried = tried;
@@ -117,37 +158,59 @@ impl Picker {
         last: Position,
         fresh: &impl Fn(&ApiKey<'a>) -> bool,
     ) -> Option<ApiKey<'a>> {
-        if self.scanned_for(pool).is_none() {
+        if !self.scanned_for(pool) {
             if let Some(key) = pool.walk(last).take(SAMPLES).find(|k| fresh(k)) {
                 return Some(key);
             }
+            self.scan_all(pool, fresh);
         }
-        let usable = self.usable(pool, fresh);
-        let after = usable.iter().position(|k| k.at > last).unwrap_or(0);
-        usable.get(after).copied()
+        loop {
+            let scanned = self.scanned.as_mut()?;
+            if scanned.live == 0 {
+                return None;
+            }
+            let after = scanned.keys.partition_point(|at| *at <= last);
+            let count = scanned.keys.len();
+            let next = (0..count).map(|step| (after + step) % count).find(|&i| !scanned.dropped[i])?;
+            match pool.key_at(scanned.keys[next]).filter(|k| fresh(k)) {
+                Some(key) => return Some(key),
+                None => scanned.drop_key(next),
+            }
+        }
     }
 
-    /// Every usable key, one drawn uniformly.
+    /// A usable key drawn uniformly: among the keys a scan found usable (scanning the pool if
+    /// none did for these parts), each checked as it is drawn.
     fn scan<'a>(&mut self, pool: &KeyPool<'a>, fresh: &impl Fn(&ApiKey<'a>) -> bool) -> Option<ApiKey<'a>> {
-        let usable = self.usable(pool, fresh);
-        usable.get(self.rng.below(usable.len())).copied()
+        if !self.scanned_for(pool) {
+            self.scan_all(pool, fresh);
+        }
+        loop {
+            let scanned = self.scanned.as_mut()?;
+            if scanned.live == 0 {
+                return None;
+            }
+            let i = self.rng.below(scanned.keys.len());
+            if scanned.dropped[i] {
+                continue;
+            }
+            match pool.key_at(scanned.keys[i]).filter(|k| fresh(k)) {
+                Some(key) => return Some(key),
+                None => scanned.drop_key(i),
+            }
+        }
     }
 
-    /// The usable keys in pool order: from the last scan (checked again) while no part was
-    /// added since, else from a scan of the whole pool.
-    fn usable<'a>(&mut self, pool: &KeyPool<'a>, fresh: &impl Fn(&ApiKey<'a>) -> bool) -> Vec<ApiKey<'a>> {
-        let usable: Vec<ApiKey<'a>> = match self.scanned_for(pool) {
-            Some(positions) => positions.iter().filter_map(|&at| pool.key_at(at)).filter(|k| fresh(k)).collect(),
-            None => pool.iter().filter(|k| fresh(k)).collect(),
-        };
-        self.scanned = Some((parts_read(pool), usable.iter().map(|k| k.at).collect()));
-        usable
+    /// Judges every key of the parts read, keeping the usable ones.
+    fn scan_all<'a>(&mut self, pool: &KeyPool<'a>, fresh: &impl Fn(&ApiKey<'a>) -> bool) {
+        let keys: Vec<Position> = pool.iter().filter(|k| fresh(k)).map(|k| k.at).collect();
+        let live = keys.len();
+        self.scanned = Some(Scanned { parts: parts_read(pool), dropped: vec![false; live], keys, live });
     }
 
-    /// The last scan's keys, if no part was added to the pool since.
-    fn scanned_for(&self, pool: &KeyPool<'_>) -> Option<&[Position]> {
-        let (parts, positions) = self.scanned.as_ref()?;
-        (*parts == parts_read(pool)).then_some(positions.as_slice())
+    /// Is there a scan's list for the parts read now (none added since)?
+    fn scanned_for(&self, pool: &KeyPool<'_>) -> bool {
+        self.scanned.as_ref().is_some_and(|s| s.parts == parts_read(pool))
     }
 }
 
@@ -203,5 +266,40 @@ mod tests {
         assert!(key.is_none());
         // At most each entry once while sampling, then once each in the scan.
         assert!(*judged.borrow() <= 20, "{}", judged.borrow());
+    }
+
+    #[test]
+    fn after_a_scan_each_pick_judges_about_one_key_under_both_strategies() {
+        let text = list(10_000);
+        let pool = KeyPool::new([text.as_str()]);
+        let entry_bytes = text.len() / 10_000;
+        for strategy in [Strategy::RoundRobin, Strategy::Random] {
+            // One key in 200 usable (the draws miss: the first pick scans), and keys found out
+            // during the request stay out (as keys whose entries said so).
+            let out = RefCell::new(Vec::new());
+            let judged = RefCell::new(0);
+            let usable = |k: &ApiKey<'_>| {
+                *judged.borrow_mut() += 1;
+                (k.at.start / entry_bytes).is_multiple_of(200) && !out.borrow().contains(&k.at)
+            };
+            let mut picker = Picker::new(9);
+            picker.set_strategy(strategy);
+            let first = picker.pick(&pool, usable).expect("a usable key");
+            let after_scan = *judged.borrow();
+            assert!(after_scan >= 10_000, "the first pick scanned: {after_scan}");
+            let mut offered = vec![first.at];
+            for round in 0..40 {
+                let key = picker.pick(&pool, usable).expect("a usable key");
+                assert!(!offered.contains(&key.at) && (key.at.start / entry_bytes).is_multiple_of(200));
+                offered.push(key.at);
+                // Every other key turns out to be out after all.
+                if round % 2 == 0 {
+                    out.borrow_mut().push(key.at);
+                }
+            }
+            // Judging every scanned key again on each pick: ~50 × 40.
+            let later = *judged.borrow() - after_scan;
+            assert!(later <= 120, "{strategy:?}: {later} judged in 40 picks");
+        }
     }
 }

@@ -19,9 +19,15 @@
 //!    the swap fails, and nothing is lost.
 //!
 //! No step gives up because another instance wrote at the same time: appends do not conflict.
+//!
+//! With verdict entries ([`crate::state::items`]), each change is written twice: to its entry,
+//! by compare-and-swap on the generation read (a change missing from a newer version is
+//! merged and written again, as above), and appended to its index item **best-effort** — the
+//! entry is what must hold; an index write the store refuses is dropped, never carried.
 
 use crate::pool::names::MarkName;
 use crate::state::items::{Change, Item, PoolState};
+use crate::state::marks::{encode_line, Marks};
 
 /// Rounds of write-and-read-back before the commit is abandoned (a store that keeps
 /// acknowledging writes and then losing them; logged).
@@ -55,6 +61,10 @@ pub enum Write {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Commit {
     pending: Vec<Change>,
+    /// Verdict entries are written: the index items are best-effort.
+    entries: bool,
+    /// The items whose writes were refused (the store is throttling: those may be behind).
+    refused_items: Vec<Item>,
     /// Generation of each item when it was last written to, to tell staleness from loss (in
     /// the order of the writes).
     written_over: Vec<(Item, Option<u64>)>,
@@ -77,10 +87,21 @@ pub(crate) enum Confirmed {
 }
 
 impl Commit {
-    /// The changes `state` does not already say.
-    pub(crate) fn new(changes: Vec<Change>, state: &PoolState) -> Self {
-        let pending = changes.into_iter().filter(|c| !state.covers(c)).collect();
-        Commit { pending, written_over: Vec::new(), refused: Vec::new(), rounds: 0 }
+    /// The changes `state` does not already say (with `entries`, each index change with its
+    /// entry's).
+    pub(crate) fn new(changes: Vec<Change>, state: &PoolState, entries: bool) -> Self {
+        let with_entries = changes.into_iter().flat_map(|change| {
+            let entry = (entries && change.item.entry.is_none())
+                .then(|| Change { item: change.item.entry(&change.name), ..change.clone() });
+            entry.into_iter().chain([change])
+        });
+        let mut pending: Vec<Change> = Vec::new();
+        for change in with_entries.filter(|c| !state.covers(c)) {
+            if !pending.contains(&change) {
+                pending.push(change);
+            }
+        }
+        Commit { pending, entries, refused_items: Vec::new(), written_over: Vec::new(), refused: Vec::new(), rounds: 0 }
     }
 
     /// Nothing left to write?
@@ -96,11 +117,22 @@ impl Commit {
         for item in self.items() {
             let marks = state.marks(&item);
             self.written_over.push((item.clone(), marks.generation));
-            if marks.compaction_due() {
-                let (bytes, ttl_secs) = marks.compacted(now_ms);
+            if item.entry.is_some() {
+                // The entry as read, with this request's changes to it: swapped in whole.
+                let mut merged = marks.clone();
+                for change in self.pending.iter().filter(|c| c.item == item) {
+                    merged.apply(change.name.clone(), change.entry);
+                }
+                let (bytes, ttl_secs) = merged.compacted(now_ms);
+                writes.push(Write::Replace { item, bytes, generation: marks.generation, ttl_secs });
+            } else if marks.compaction_due() {
+                let (bytes, ttl_secs) = with_folded(marks, state, &item).compacted(now_ms);
                 writes.push(Write::Replace { item, bytes, generation: marks.generation, ttl_secs });
             } else {
-                let bytes = self.pending.iter().filter(|c| c.item == item).map(Change::line).collect::<String>();
+                let mut bytes = self.pending.iter().filter(|c| c.item == item).map(Change::line).collect::<String>();
+                for (name, entry) in state.folded(&item) {
+                    bytes.push_str(&encode_line(&name, &entry));
+                }
                 writes.push(Write::Append { item, bytes: bytes.into_bytes() });
             }
         }
@@ -113,6 +145,7 @@ impl Commit {
         for &i in writes {
             if let Some((item, _)) = self.written_over.get(i) {
                 self.refused.push(item.clone());
+                self.refused_items.push(item.index());
             }
         }
     }
@@ -121,12 +154,15 @@ impl Commit {
     pub(crate) fn confirm(&mut self, fresh: &PoolState) -> Confirmed {
         let written_over = std::mem::take(&mut self.written_over);
         let refused = std::mem::take(&mut self.refused);
+        let entries = self.entries;
         self.pending.retain(|change| {
             if fresh.covers(change) {
                 return false;
             }
+            // An index write beside an entry's is best-effort: refused, it is dropped.
+            let best_effort = entries && change.item.entry.is_none();
             if refused.contains(&change.item) {
-                return true;
+                return !best_effort;
             }
             let before = written_over.iter().find(|(item, _)| *item == change.item).and_then(|(_, g)| *g);
             let unchanged = before.is_some() && fresh.marks(&change.item).generation == before;
@@ -149,6 +185,11 @@ impl Commit {
     /// The changes not stored yet.
     pub(crate) fn pending(&self) -> &[Change] {
         &self.pending
+    }
+
+    /// The entries this round writes (to read back with the items).
+    pub(crate) fn entry_items(&self) -> Vec<Item> {
+        self.items().into_iter().filter(|item| item.entry.is_some()).collect()
     }
 
     fn items(&self) -> Vec<Item> {
@@ -191,9 +232,24 @@ pub(crate) enum Round {
 }
 
 impl Committer {
-    /// The protocol for `changes`, given the state as read last.
-    pub(crate) fn new(changes: Vec<Change>, state: &PoolState) -> Self {
-        Committer { commit: Commit::new(changes, state), stage: CommitterStage::Write, refused_at_end: false }
+    /// The protocol for `changes`, given the state as read last (with `entries`: verdict
+    /// entries written, the index best-effort).
+    pub(crate) fn new(changes: Vec<Change>, state: &PoolState, entries: bool) -> Self {
+        Committer { commit: Commit::new(changes, state, entries), stage: CommitterStage::Write, refused_at_end: false }
+    }
+
+    /// The entries the next write round writes, to read back with the items.
+    pub(crate) fn entry_items(&self) -> Vec<Item> {
+        match self.stage {
+            CommitterStage::Write => self.commit.entry_items(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The items whose writes (or whose entries' writes) the store refused: it is throttling
+    /// them, and they may be behind.
+    pub(crate) fn refused_items(&self) -> &[Item] {
+        &self.commit.refused_items
     }
 
     /// The next round, given the state as the request sees it now (what was read last, with its
@@ -253,12 +309,20 @@ impl Committer {
         }
     }
 
-    /// The changes the store refused, not stored anywhere yet (once the rounds are done).
+    /// The changes the store refused, not stored anywhere yet (once the rounds are done; an
+    /// entry's change goes back to its index item's: committed again, it writes both).
     pub(crate) fn uncommitted(&self) -> Vec<Change> {
-        match self.refused_at_end {
-            true => self.commit.pending().to_vec(),
-            false => Vec::new(),
+        if !self.refused_at_end {
+            return Vec::new();
         }
+        let mut changes: Vec<Change> = Vec::new();
+        for change in self.commit.pending() {
+            let index = Change { item: change.item.index(), ..change.clone() };
+            if !changes.contains(&index) {
+                changes.push(index);
+            }
+        }
+        changes
     }
 }
 
@@ -271,10 +335,19 @@ pub(crate) fn compactions(state: &PoolState, now_ms: u64) -> Vec<Write> {
         .filter(|item| state.marks(item).compaction_due() && state.marks(item).generation.is_some())
         .map(|item| {
             let marks = state.marks(&item);
-            let (bytes, ttl_secs) = marks.compacted(now_ms);
+            let (bytes, ttl_secs) = with_folded(marks, state, &item).compacted(now_ms);
             Write::Replace { item, bytes, generation: marks.generation, ttl_secs }
         })
         .collect()
+}
+
+/// `item` as read, with what the entries the request read say of it ([`PoolState::folded`]).
+fn with_folded(marks: &Marks, state: &PoolState, item: &Item) -> Marks {
+    let mut marks = marks.clone();
+    for (name, entry) in state.folded(item) {
+        marks.apply(name, entry);
+    }
+    marks
 }
 
 #[cfg(test)]
@@ -293,17 +366,14 @@ mod tests {
     }
 
     fn state_of(text: &[u8], generation: Option<u64>) -> PoolState {
-        PoolState::single(
-            PartState { keys: Marks::default(), model: Marks::decode(text.to_vec(), generation) },
-            Some("m"),
-        )
+        PoolState::single(PartState::new(Marks::default(), Marks::decode(text.to_vec(), generation)), Some("m"))
     }
 
     /// A store that applies appends, optionally losing the first one to a rewrite.
     fn run(lose_first: bool) -> (Confirmed, u32, Vec<u8>) {
         let mut stored: Vec<u8> = Vec::new();
         let mut generation = None;
-        let mut commit = Commit::new(vec![change("p:a", 60_000)], &state_of(b"", None));
+        let mut commit = Commit::new(vec![change("p:a", 60_000)], &state_of(b"", None), false);
         let mut state = state_of(b"", None);
         let mut rounds = 0;
         loop {
@@ -334,7 +404,7 @@ mod tests {
 
     #[test]
     fn a_stale_read_is_not_a_loss() {
-        let mut commit = Commit::new(vec![change("p:a", 60_000)], &state_of(b"", None));
+        let mut commit = Commit::new(vec![change("p:a", 60_000)], &state_of(b"", None), false);
         let before = state_of(b"", Some(7));
         assert_eq!(commit.writes(&before, 0).len(), 1);
         // The read after the append still shows generation 7: the store has not caught up.
@@ -344,13 +414,13 @@ mod tests {
     #[test]
     fn what_is_already_stored_is_not_written() {
         let stored = state_of(b"p:a 60500 per_minute_quota 0 0 1\n", Some(1));
-        assert!(Commit::new(vec![change("p:a", 60_000)], &stored).is_done());
-        assert!(!Commit::new(vec![change("p:a", 90_000)], &stored).is_done());
+        assert!(Commit::new(vec![change("p:a", 60_000)], &stored, false).is_done());
+        assert!(!Commit::new(vec![change("p:a", 90_000)], &stored, false).is_done());
     }
 
     #[test]
     fn a_store_that_keeps_losing_is_given_up_on() {
-        let mut commit = Commit::new(vec![change("p:a", 60_000)], &state_of(b"", None));
+        let mut commit = Commit::new(vec![change("p:a", 60_000)], &state_of(b"", None), false);
         let mut outcome = Confirmed::WriteAgain;
         for generation in 0..MAX_ROUNDS as u64 {
             let _ = commit.writes(&state_of(b"", Some(generation)), 0);
@@ -370,12 +440,44 @@ mod tests {
         assert_eq!(generation, Some(3));
         assert!(bytes.starts_with(b"gemini-edge-pool marks v2 "));
         let foreign = state_of(b"gemini-edge-pool marks v1\n", Some(1));
-        let mut commit = Commit::new(vec![change("p:a", 60_000)], &foreign);
+        let mut commit = Commit::new(vec![change("p:a", 60_000)], &foreign, false);
         let mut with_change = foreign.clone();
         with_change.apply(&change("p:a", 60_000));
         let writes = commit.writes(&with_change, 0);
         let [Write::Replace { bytes, .. }] = &writes[..] else { panic!("a replacement") };
         let name = MarkName::parse("p:a").expect("name");
         assert_eq!(Marks::decode(bytes.clone(), None).get(&name).map(|m| m.until_ms), Some(60_000));
+    }
+
+    #[test]
+    fn with_entries_a_verdict_is_done_when_its_entry_holds_and_a_refused_index_write_is_dropped() {
+        let change = change("p:a", 60_000);
+        let entry = change.item.entry(&change.name);
+        let mut commit = Commit::new(vec![change.clone()], &state_of(b"", Some(4)), true);
+        let mut state = state_of(b"", Some(4));
+        state.apply(&change);
+        let writes = commit.writes(&state, 0);
+        // The entry by compare-and-swap ("only if absent": none was read), the index appended.
+        let [Write::Append { item: index, .. }, Write::Replace { item, bytes, generation: None, ttl_secs }] =
+            &writes[..]
+        else {
+            panic!("{writes:?}")
+        };
+        assert_eq!((index, item), (&change.item, &entry));
+        assert_eq!(item.kv_key(), "v/model/m/p:a");
+        assert!(*ttl_secs >= 60 && Marks::decode(bytes.clone(), Some(1)).covers(&change.name, &change.entry));
+        // The store refused the index write; the entry holds: done, nothing carried.
+        commit.refuse(&[0]);
+        let mut fresh = state_of(b"", Some(4));
+        fresh.take_entries(vec![(entry.clone(), Marks::decode(bytes.clone(), Some(1)))]);
+        assert_eq!(commit.confirm(&fresh), Confirmed::Done);
+        assert_eq!(commit.refused_items, vec![change.item.clone()]);
+        // A refused entry write is carried (and goes back to its index item's change).
+        let mut commit = Committer::new(vec![change.clone()], &state_of(b"", Some(4)), true);
+        let Round::WriteAndRead(writes) = commit.round(&state, 0) else { panic!("a write round") };
+        assert_eq!(writes.len(), 2);
+        commit.refused(&[0, 1]);
+        assert_eq!(commit.read_back(&state_of(b"", Some(4))), None);
+        assert_eq!(commit.uncommitted(), vec![change]);
     }
 }

@@ -12,12 +12,23 @@
 //! Writers only **append** (no read-modify-write, so two instances cannot overwrite each
 //! other's verdicts); readers merge a name's lines in order ([`crate::state::marks`]); nothing is ever
 //! deleted.
+//!
+//! **Verdict entries** (a store that takes few writes per item a second: Fastly's KV): each
+//! mark is also kept in an entry of its own, `v/<item>/<mark name>`, written by
+//! compare-and-swap with a TTL to the mark's end. Distinct verdicts then never compete for one
+//! item's writes; the part items become an **index** — written best-effort, read first, and
+//! trusted where they say a key is out. Where the index may be behind (written in the last
+//! [`HOT_MS`], or this request saw a write to it refused), a key it calls free is confirmed
+//! against its entries there before a call ([`PoolState::entries_of`]). What entries say is
+//! laid over the index as read ([`PoolState::take_entries`]), and written with the request's
+//! next lines to the index ([`PoolState::folded`]).
 
 use crate::google::reason::Reason;
 use crate::pool::keys::ApiKey;
 use crate::pool::names::{Bucket, MarkName};
 use crate::state::marks::{encode_line, Marks, NOTHING};
 pub(crate) use crate::state::marks::{Entry, Mark, MAX_STRIKES};
+use std::collections::BTreeMap;
 
 /// Which KV item a mark lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,19 +37,38 @@ pub struct Item {
     pub part: usize,
     /// `None`: the part's `keys` item; `Some(model)`: its item for that model.
     pub model: Option<String>,
+    /// `Some(name)`: not the item itself but the entry of its mark `name` (verdict entries).
+    pub entry: Option<MarkName>,
 }
 
 const MODEL_PREFIX: &str = "model/";
+const ENTRY_PREFIX: &str = "v/";
+
+/// How long after its last write an index may still be missing a verdict whose write it
+/// refused: a refused insert means the item took one within the second before (1 insert a
+/// second per item, Workers KV's published rule; Fastly publishes none), plus reads up to
+/// 300 ms stale, with room to spare.
+pub(crate) const HOT_MS: u64 = 2_000;
 
 impl Item {
     /// A part's `keys` item.
     pub fn keys(part: usize) -> Self {
-        Item { part, model: None }
+        Item { part, model: None, entry: None }
     }
 
     /// A part's item for `model`.
     pub fn model(part: usize, model: &str) -> Self {
-        Item { part, model: Some(model.to_string()) }
+        Item { part, model: Some(model.to_string()), entry: None }
+    }
+
+    /// The entry of mark `name` of this item.
+    pub fn entry(&self, name: &MarkName) -> Self {
+        Item { entry: Some(name.clone()), ..self.index() }
+    }
+
+    /// The item itself (for an entry: the item it belongs to).
+    pub fn index(&self) -> Self {
+        Item { part: self.part, model: self.model.clone(), entry: None }
     }
 
     /// The items of `part` a request for `model` reads: its `keys` item, and its model's.
@@ -54,9 +84,13 @@ impl Item {
             None => "keys".to_string(),
             Some(model) => [MODEL_PREFIX, model].concat(),
         };
-        match self.part {
+        let item = match self.part {
             0 => base,
             part => [base.as_str(), "@", &(part + 1).to_string()].concat(),
+        };
+        match &self.entry {
+            None => item,
+            Some(name) => [ENTRY_PREFIX, &item, "/", name.as_str()].concat(),
         }
     }
 
@@ -65,7 +99,7 @@ impl Item {
         MODEL_PREFIX
     }
 
-    /// Reads a KV key back.
+    /// Reads a KV key back (an item's, not an entry's).
     pub fn from_kv_key(key: &str) -> Option<Self> {
         let (base, part) = match key.rsplit_once('@') {
             Some((base, n)) => (base, n.parse::<usize>().ok().filter(|n| *n >= 2)? - 1),
@@ -122,19 +156,40 @@ pub struct PartState {
     pub keys: Marks,
     /// The `model/<model>` item (empty for requests without a model).
     pub model: Marks,
+    /// What the entries this request read say, over `keys` and `model` (kept when the items
+    /// are read again: [`PoolState::inherit`]).
+    said: [Marks; 2],
 }
 
-/// The state of every part a request has read, and the model it is for.
+/// An item as read, with what entries said over it.
+struct Seen<'s> {
+    item: &'s Marks,
+    said: &'s Marks,
+}
+
+impl Seen<'_> {
+    fn get(&self, hash: u64) -> Option<Mark> {
+        self.said.over(hash, self.item.get_hashed(hash))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.item.is_empty() && self.said.is_empty()
+    }
+}
+
+/// The state of every part a request has read, the model it is for, and the verdict entries
+/// it has read (laid over the index items).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolState {
     parts: Vec<Option<PartState>>,
     model: Option<String>,
+    entries: BTreeMap<Item, Marks>,
 }
 
 impl PoolState {
     /// No part read yet, for a request about `model`.
     pub fn new(parts: usize, model: Option<&str>) -> Self {
-        PoolState { parts: vec![None; parts], model: model.map(str::to_string) }
+        PoolState { parts: vec![None; parts], model: model.map(str::to_string), entries: BTreeMap::new() }
     }
 
     /// A pool of one part in this state (tests and simple callers).
@@ -176,8 +231,11 @@ impl PoolState {
         Item::of_part(part, self.model.as_deref())
     }
 
-    /// The item `item` lives in, as read (empty if its part was not read).
+    /// The item `item` lives in, as read (empty if its part, or the entry, was not read).
     pub fn marks(&self, item: &Item) -> &Marks {
+        if item.entry.is_some() {
+            return self.entries.get(item).unwrap_or(&NOTHING);
+        }
         match self.parts.get(item.part).and_then(Option::as_ref) {
             Some(part) if item.model.is_none() => &part.keys,
             Some(part) => &part.model,
@@ -187,6 +245,10 @@ impl PoolState {
 
     /// Applies one of this request's changes on top of what was read.
     pub fn apply(&mut self, change: &Change) {
+        if change.item.entry.is_some() {
+            self.entries.entry(change.item.clone()).or_default().apply(change.name.clone(), change.entry);
+            return;
+        }
         let Some(Some(part)) = self.parts.get_mut(change.item.part) else { return };
         let marks = if change.item.model.is_none() { &mut part.keys } else { &mut part.model };
         marks.apply(change.name.clone(), change.entry);
@@ -195,6 +257,82 @@ impl PoolState {
     /// Does the stored state already say what `change` says?
     pub fn covers(&self, change: &Change) -> bool {
         self.marks(&change.item).covers(&change.name, &change.entry)
+    }
+
+    /// Takes in verdict entries as read, and lays what each says over its index item: the
+    /// entry's mark, or — an entry that exists but holds none — a clear of a dead mark the
+    /// index may still show. (An entry that does not exist says nothing.)
+    pub fn take_entries(&mut self, read: Vec<(Item, Marks)>) {
+        for (item, marks) in read {
+            let Some(name) = item.entry.clone() else { continue };
+            let said = match marks.get(&name) {
+                Some(mark) => Some(Entry::Set(mark)),
+                None => marks.generation.map(|_| Entry::Clear(0)),
+            };
+            if let (Some(entry), Some(Some(part))) = (said, self.parts.get_mut(item.part)) {
+                part.said[usize::from(item.model.is_some())].apply(name, entry);
+            }
+            self.entries.insert(item, marks);
+        }
+    }
+
+    /// This state is the items read again: it keeps what the entries read before said, with
+    /// the entries it read itself (newer) over them.
+    pub fn inherit(&mut self, mut earlier: PoolState) {
+        let fresh: Vec<(Item, Marks)> = std::mem::take(&mut self.entries).into_iter().collect();
+        for (part, slot) in self.parts.iter_mut().enumerate() {
+            let said = earlier.parts.get_mut(part).and_then(Option::as_mut).map(|p| std::mem::take(&mut p.said));
+            if let (Some(state), Some(said)) = (slot.as_mut(), said) {
+                state.said = said;
+            }
+        }
+        self.entries = std::mem::take(&mut earlier.entries);
+        self.take_entries(fresh);
+    }
+
+    /// What the entries this request read say of `item`'s marks that `item` as read does not:
+    /// written with the request's own lines, so each write the index takes carries everything
+    /// its writer learned (an index behind a storm catches up in a few writes).
+    pub fn folded(&self, item: &Item) -> Vec<(MarkName, Entry)> {
+        let index = self.marks(item);
+        let of_item = self.entries.iter().filter(|(entry, _)| entry.index() == *item);
+        let said = of_item.filter_map(|(entry, marks)| {
+            let name = entry.entry.as_ref()?;
+            match marks.get(name) {
+                Some(mark) => Some((name.clone(), Entry::Set(mark))),
+                // A cleared entry: the index may still say dead.
+                None => marks.generation.map(|_| (name.clone(), Entry::Clear(0))),
+            }
+        });
+        said.filter(|(name, entry)| !index.covers(name, entry)).collect()
+    }
+
+    /// Has this request read `key`'s entries?
+    pub fn confirmed(&self, key: &ApiKey<'_>) -> bool {
+        let own = MarkName::of(Bucket::Key(key.fingerprint));
+        self.items(key.at.list).iter().any(|item| self.entries.contains_key(&item.entry(&own)))
+    }
+
+    /// The entries that can keep `key` out — its own and its project's — in those items of
+    /// its part that may be behind at `now_ms`: written within [`HOT_MS`], or `throttled` (a
+    /// write to them was refused).
+    pub fn entries_of(&self, key: &ApiKey<'_>, now_ms: u64, throttled: &[Item]) -> Vec<Item> {
+        let behind = |item: &Item| throttled.contains(item) || self.is_hot(item, now_ms);
+        let items: Vec<Item> = self.items(key.at.list).into_iter().filter(behind).collect();
+        if items.is_empty() {
+            return items; // the usual case: nothing to confirm, no name written
+        }
+        let mut names = vec![MarkName::of(Bucket::Key(key.fingerprint))];
+        if let bucket @ Bucket::Project(_) = Bucket::of(key) {
+            names.push(MarkName::of(bucket));
+        }
+        items.iter().flat_map(|item| names.iter().map(move |name| item.entry(name))).collect()
+    }
+
+    /// Was `item` written within the last [`HOT_MS`]?
+    fn is_hot(&self, item: &Item, now_ms: u64) -> bool {
+        let written = self.marks(item).last_written_ms();
+        written.is_some_and(|at| now_ms < at.saturating_add(HOT_MS))
     }
 
     /// Where `key` stands for this state's model at `now_ms`.
@@ -207,17 +345,23 @@ impl PoolState {
 }
 
 impl PartState {
+    /// A part's items as read.
+    pub fn new(keys: Marks, model: Marks) -> Self {
+        PartState { keys, model, said: Default::default() }
+    }
+
     /// Where `key` (a key of this part) stands for the model at `now_ms`.
     pub fn availability(&self, key: &ApiKey<'_>, now_ms: u64) -> Availability {
-        if self.keys.is_empty() && self.model.is_empty() {
+        if self.keys.is_empty() && self.model.is_empty() && self.said.iter().all(Marks::is_empty) {
             return Availability::Ready;
         }
         let names = KeyNames::of(key);
-        let own = self.keys.get_hashed(names.own);
+        let [keys, model] = [0, 1].map(|i| Seen { item: [&self.keys, &self.model][i], said: &self.said[i] });
+        let own = keys.get(names.own);
         if let Some(mark) = own.filter(|m| m.dead) {
             return if now_ms >= mark.until_ms { Availability::Probation } else { Availability::Dead };
         }
-        let cooling = [names.pick(own, &self.keys, now_ms), names.cooling(&self.model, now_ms)];
+        let cooling = [names.pick(own, &keys, now_ms), names.cooling(&model, now_ms)];
         match cooling.into_iter().flatten().max_by_key(|m| m.until_ms) {
             Some(mark) => Availability::Cooling { until_ms: mark.until_ms, reason: mark.reason },
             None => Availability::Ready,
@@ -228,7 +372,7 @@ impl PartState {
 /// In one item: the mark keeping `key` from serving now — its own or its project's,
 /// whichever ends later.
 pub(crate) fn cooling_for(marks: &Marks, key: &ApiKey<'_>, now_ms: u64) -> Option<Mark> {
-    KeyNames::of(key).cooling(marks, now_ms)
+    KeyNames::of(key).cooling(&Seen { item: marks, said: &NOTHING }, now_ms)
 }
 
 /// The marks that can keep a key out, by the hashes of their names: its own, and its
@@ -247,18 +391,18 @@ impl KeyNames {
         KeyNames { own: MarkName::hash_of(Bucket::Key(key.fingerprint)), project }
     }
 
-    fn cooling(&self, marks: &Marks, now_ms: u64) -> Option<Mark> {
+    fn cooling(&self, marks: &Seen<'_>, now_ms: u64) -> Option<Mark> {
         if marks.is_empty() {
             return None;
         }
-        self.pick(marks.get_hashed(self.own), marks, now_ms)
+        self.pick(marks.get(self.own), marks, now_ms)
     }
 
     /// Of the key's own mark in `marks` (already found) and its project's, the one keeping it
     /// out at `now_ms` that ends later.
-    fn pick(&self, own: Option<Mark>, marks: &Marks, now_ms: u64) -> Option<Mark> {
+    fn pick(&self, own: Option<Mark>, marks: &Seen<'_>, now_ms: u64) -> Option<Mark> {
         let own = own.filter(|m| m.is_active(now_ms));
-        let shared = self.project.and_then(|p| marks.get_hashed(p)).filter(|m| m.is_active(now_ms));
+        let shared = self.project.and_then(|p| marks.get(p)).filter(|m| m.is_active(now_ms));
         match (own, shared) {
             (Some(a), Some(b)) => Some(if a.until_ms >= b.until_ms { a } else { b }),
             (a, b) => a.or(b),
@@ -266,10 +410,12 @@ impl KeyNames {
     }
 }
 
-/// The state of items read from the store, per part (for `model`'s request).
+/// The state of items read from the store, per part (for `model`'s request), with the entries
+/// among them laid over.
 pub(crate) fn state_of(parts: usize, model: Option<&str>, items: Vec<(Item, Marks)>) -> PoolState {
     let mut state = PoolState::new(parts, model);
     let mut read: Vec<(usize, PartState)> = Vec::new();
+    let (entries, items): (Vec<_>, Vec<_>) = items.into_iter().partition(|(item, _)| item.entry.is_some());
     for (item, marks) in items {
         let at = match read.iter().position(|(p, _)| *p == item.part) {
             Some(at) => at,
@@ -286,6 +432,7 @@ pub(crate) fn state_of(parts: usize, model: Option<&str>, items: Vec<(Item, Mark
     for (part, part_state) in read {
         state.set(part, part_state);
     }
+    state.take_entries(entries);
     state
 }
 
@@ -322,5 +469,38 @@ mod tests {
         assert_eq!(Item::model(1, "gemini-3.5-flash").kv_key(), "model/gemini-3.5-flash@2");
         assert_eq!(Item::from_kv_key("model/x@1"), None);
         assert_eq!(Item::from_kv_key("other"), None);
+    }
+
+    #[test]
+    fn what_entries_say_lies_over_the_index_and_stays_when_it_is_read_again() {
+        let key_list = "team:AIzaSyITEMS000000000000000000000000000001\n";
+        let pool = crate::pool::keys::KeyPool::new([key_list]);
+        let key = pool.iter().next().expect("a key");
+        let own = MarkName::of(Bucket::Key(key.fingerprint));
+        let project = MarkName::of(Bucket::Project("team"));
+        // The index says the key is dead; its entry was cleared since (a probation success).
+        let dead = Entry::Set(Mark { dead: true, ..mark(u64::MAX, Reason::KeyInvalid) });
+        let mut keys = Marks::default();
+        keys.apply(own.clone(), dead);
+        let index = Marks::decode(keys.compacted(0).0, Some(3));
+        let mut state = PoolState::single(PartState::new(index, Marks::default()), Some("m"));
+        assert_eq!(state.availability(&key, 10), Availability::Dead);
+        let cleared = Marks::decode(Marks::default().compacted(5).0, Some(9));
+        state.take_entries(vec![(Item::keys(0).entry(&own), cleared)]);
+        assert_eq!(state.availability(&key, 10), Availability::Ready);
+        // The project cools for the model: an entry the index has not taken yet.
+        let mut cooling = Marks::default();
+        cooling.apply(project.clone(), Entry::Set(mark(5_000, Reason::PerMinuteQuota)));
+        state.take_entries(vec![(Item::model(0, "m").entry(&project), cooling)]);
+        assert!(matches!(state.availability(&key, 10), Availability::Cooling { until_ms: 5_000, .. }));
+        assert!(state.confirmed(&key));
+        // The items read again (still behind) keep what the entries said.
+        let mut again =
+            PoolState::single(PartState::new(state.marks(&Item::keys(0)).clone(), Marks::default()), Some("m"));
+        again.inherit(state);
+        assert!(matches!(again.availability(&key, 10), Availability::Cooling { until_ms: 5_000, .. }));
+        // What the entries say and the index does not goes with the next index write.
+        assert_eq!(again.folded(&Item::model(0, "m")).len(), 1);
+        assert_eq!(again.folded(&Item::keys(0)), vec![(own, Entry::Clear(0))]);
     }
 }

@@ -86,6 +86,10 @@ pub(crate) const RETAIN_MS: u64 = 15 * 60 * 1000;
 /// the pool is simply tried again (and marked again if still dead); a key that left the pool
 /// stops taking space.
 const RETAIN_DEAD_MS: u64 = 7 * 24 * 3600 * 1000;
+/// The name of the line a compaction ends with, `~ <unix ms>`: when it was written (an index
+/// may be missing a verdict whose write came just after; [`Marks::last_written_ms`]). It reads
+/// as a damaged line to anything else, and is skipped.
+const WRITTEN: &str = "~";
 /// Appended lines that make a writer compact the item.
 const COMPACT_AFTER_LINES: usize = 24;
 /// Two cooling marks ending within this of each other say the same thing (no second write).
@@ -109,7 +113,8 @@ pub struct Marks {
     bytes: Vec<u8>,
     sorted: Range<usize>,
     appended: Range<usize>,
-    /// This request's own changes, by the hash of the name.
+    /// This request's own changes (and what entries it read say), by the hash of the name:
+    /// sorted by hash, a name's in the order they came.
     local: Vec<(u64, Entry)>,
     /// The KV generation the bytes were read at (`None`: the item did not exist).
     pub generation: Option<u64>,
@@ -123,9 +128,20 @@ pub struct Marks {
 /// hash, in the order they were written: built once per read by the first lookup that needs
 /// it, so each line's name is hashed once and a lookup is a binary search — not a scan of
 /// every line for every candidate key (a storm or a relearning pool leaves thousands of lines
-/// until a compaction gets through). Derived from the bytes, so it takes no part in equality.
+/// until a compaction gets through). With it, when the item was last written: the latest time
+/// a line carries (its mark's "set at", written with it; a compaction's [`WRITTEN`] line).
+/// Derived from the bytes, so it takes no part in equality.
 #[derive(Debug, Clone, Default)]
-struct LineIndex(OnceLock<Vec<(u64, u32, u32)>>);
+struct LineIndex(OnceLock<Indexed>);
+
+/// What a [`LineIndex`] holds once built.
+#[derive(Debug, Clone, Default)]
+struct Indexed {
+    /// (hash of the name, start, end) of each line, by hash, in the order written.
+    lines: Vec<(u64, u32, u32)>,
+    /// The latest time a line carries.
+    written: Option<u64>,
+}
 
 impl PartialEq for LineIndex {
     fn eq(&self, _: &Self) -> bool {
@@ -172,6 +188,20 @@ impl Marks {
             return None;
         }
         self.by_hash(hash, true)
+    }
+
+    /// `base` with what this item says of the name whose hash is `hash` merged over it, in
+    /// order (an overlay: what entries said over an item as read).
+    pub(crate) fn over(&self, hash: u64, base: Option<Mark>) -> Option<Mark> {
+        if self.is_empty() {
+            return base;
+        }
+        let mut mark = base;
+        let first = self.local.partition_point(|(h, _)| *h < hash);
+        for (_, entry) in self.local[first..].iter().take_while(|(h, _)| *h == hash) {
+            mark = merge(mark, *entry);
+        }
+        mark
     }
 
     /// Every mark by the hash of its name, sorted by hash (reads the whole item: for
@@ -233,7 +263,9 @@ impl Marks {
 
     /// Adds one of this request's changes on top of what was read.
     pub fn apply(&mut self, name: MarkName, entry: Entry) {
-        self.local.push((fnv(name.as_bytes()), entry));
+        let hash = fnv(name.as_bytes());
+        let at = self.local.partition_point(|(h, _)| *h <= hash);
+        self.local.insert(at, (hash, entry));
     }
 
     /// Does what is stored (this request's own changes aside) already say what `entry` says
@@ -256,6 +288,12 @@ impl Marks {
         self.foreign || self.line_index().len() >= COMPACT_AFTER_LINES
     }
 
+    /// When the item was last written, as far as its lines tell (unix ms; `None`: nothing
+    /// tells — an item compacted by an older version, or none).
+    pub fn last_written_ms(&self) -> Option<u64> {
+        self.indexed().written
+    }
+
     /// The compacted item — every mark once, as sorted records; expired marks dropped — and
     /// its TTL in seconds.
     pub fn compacted(&self, now_ms: u64) -> (Vec<u8>, u64) {
@@ -264,6 +302,7 @@ impl Marks {
         for (hash, mark) in &kept {
             bytes.extend_from_slice(&encode_record(*hash, mark));
         }
+        bytes.extend_from_slice(format!("{WRITTEN} {now_ms}\n").as_bytes());
         (bytes, ttl_secs(&kept, now_ms))
     }
 
@@ -295,28 +334,38 @@ impl Marks {
                 mark = merge(mark, entry);
             }
         }
-        for (_, entry) in self.local.iter().filter(|(h, _)| with_local && *h == hash) {
-            mark = merge(mark, *entry);
+        if with_local {
+            let first = self.local.partition_point(|(h, _)| *h < hash);
+            for (_, entry) in self.local[first..].iter().take_while(|(h, _)| *h == hash) {
+                mark = merge(mark, *entry);
+            }
         }
         mark
     }
 
     /// The appended part's lines by name hash ([`LineIndex`]), built on first use.
     fn line_index(&self) -> &[(u64, u32, u32)] {
+        &self.indexed().lines
+    }
+
+    /// The [`LineIndex`]: built on first use.
+    fn indexed(&self) -> &Indexed {
         self.index.0.get_or_init(|| {
             let mut index: Vec<(u64, u32, u32)> = Vec::new();
+            let mut written: Option<u64> = None;
             let mut start = self.appended.start;
             for line in self.bytes[self.appended.clone()].split(|&b| b == b'\n') {
                 let end = start + line.len();
                 let name = line.split(|&b| b == b' ').next().unwrap_or(line);
                 if !line.is_empty() {
                     index.push((fnv(name), start as u32, end as u32));
+                    written = written.max(last_number(line));
                 }
                 start = end + 1;
             }
             // Stable: a name's lines stay in the order they were written.
             index.sort_by_key(|(hash, ..)| *hash);
-            index
+            Indexed { lines: index, written }
         })
     }
 
@@ -355,6 +404,13 @@ impl Marks {
         let appended = &self.bytes[self.appended.clone()];
         appended.split(|&b| b == b'\n').filter(|line| !line.is_empty()).filter_map(parse_line)
     }
+}
+
+/// A line's last field as a number: the "set at" of a mark's line, the time of a [`WRITTEN`]
+/// line.
+fn last_number(line: &[u8]) -> Option<u64> {
+    let field = line.rsplit(|&b| b == b' ').next()?;
+    std::str::from_utf8(field).ok()?.parse().ok()
 }
 
 /// FNV-1a 64: the hash records are sorted by.
@@ -486,9 +542,11 @@ mod tests {
             ("k:00000000000000aa", Entry::Set(Mark { dead: true, ..mark(9, Reason::KeyInvalid) })),
             ("k:00000000000000ab", Entry::Set(Mark { strikes: 3, ..mark(7, Reason::Http(429)) })),
         ]);
-        let (bytes, _) = marks.compacted(0);
-        assert_eq!(bytes.len(), HEADER.len() + 3 + 3 * RECORD);
+        let (bytes, _) = marks.compacted(7);
+        assert_eq!(bytes.len(), HEADER.len() + 3 + 3 * RECORD + "~ 7\n".len());
         let compacted = Marks::decode(bytes.clone(), Some(2));
+        // The compaction says when it was written (a mark's line says when it was set).
+        assert_eq!((compacted.last_written_ms(), marks.last_written_ms()), (Some(7), Some(1)));
         assert_eq!(compacted.all(), marks.all());
         for n in ["p:team", "k:00000000000000aa", "k:00000000000000ab", "k:00000000000000ac", "p:zzz"] {
             assert_eq!(compacted.get(&name(n)), marks.get(&name(n)), "{n}");
@@ -524,11 +582,12 @@ mod tests {
         assert!(marks.records_sorted());
         assert_eq!(marks.all(), marks.all_by_lookup());
         assert_eq!(marks.all().len(), 300 + 60 - 20 + 1, "every name once");
-        // Linear: a listing (what a compaction reads) parses each of the 120 lines once — a
-        // lookup per name re-parsed every line for each of the 341 names.
+        // Linear: a listing (what a compaction reads) parses each of the 120 lines once (and the
+        // line saying when the records were written) — a lookup per name re-parsed every line
+        // for each of the 341 names.
         let before = LINES_PARSED.with(std::cell::Cell::get);
         let _ = marks.compacted(0);
-        assert_eq!(LINES_PARSED.with(std::cell::Cell::get) - before, 120);
+        assert_eq!(LINES_PARSED.with(std::cell::Cell::get) - before, 121);
     }
 
     #[test]
@@ -599,7 +658,7 @@ mod tests {
         assert_eq!(marks.compacted(0).1, MAX_TTL_SECS);
         // A dead mark whose probation is long overdue goes.
         let (bytes, ttl) = marks.compacted(RETAIN_DEAD_MS + 2_000_000 + RETAIN_MS);
-        assert!(Marks::decode(bytes, None).is_empty());
+        assert!(Marks::decode(bytes, None).all().is_empty());
         assert_eq!(ttl, EMPTY_TTL_SECS);
         // A far-away end still gives a TTL the store accepts, and survives the round trip.
         let mut far = Marks::default();
