@@ -250,7 +250,7 @@ fn a_write_the_store_refuses_goes_out_again_and_lingers_after_the_answer() {
     assert!(records.iter().all(|r| !matches!(r, Seen::Commit(0, _))), "each round carries every change not stored yet");
     assert!(!rig.seen.iter().any(|s| matches!(s, Seen::Wait(_))), "no wait before the answer");
     assert!(rig.store.items.is_empty(), "nothing stored while refusing");
-    let mut linger = flow.linger().expect("two verdicts left to write");
+    let mut linger = flow.linger(NOW).expect("two verdicts left to write");
     // After the answer: a rig of its own (a linger owns its data), the same store, which takes
     // writes again after the second wait.
     let mut rig = Rig { store: std::mem::take(&mut rig.store), ..Rig::new(&[], NOW) };

@@ -383,7 +383,7 @@ pub fn run(scenario: &Scenario) -> Report {
             Running::Flow(flow) => {
                 verdicts.extend(flow.inner().changes().iter().filter(|c| matches!(c.entry, Entry::Set(_))).cloned());
                 over_limit += u64::from(flow.over_limit());
-                flow.inner_mut().linger()
+                flow.inner_mut().linger(now)
             }
             Running::Linger(_) => None,
         };

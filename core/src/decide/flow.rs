@@ -40,11 +40,11 @@ use crate::google::resource::{Kind, Resource};
 use crate::pool::keys::{self, ApiKey, KeyPool};
 use crate::pool::rng::Rng;
 use crate::settings::{CoolingSettings, RequestSettings};
-use crate::state::commit::{Committer, Round};
+use crate::state::commit::{Committer, Round, Write};
 use crate::state::failures::Failure;
 use crate::state::index;
-use crate::state::items::{state_of, Change, Item, PartState};
-use crate::state::marks::Marks;
+use crate::state::items::{state_of, Change, Item, PartState, PoolState};
+use crate::state::marks::{encode_line, written_line, Marks};
 use crate::state::usage::{self, Append, Compaction};
 
 /// How a request ends.
@@ -246,12 +246,17 @@ impl<'a> Flow<'a> {
     }
 
     /// After [`Step::Done`]: the changes the store refused and the request could not commit,
-    /// as a machine the edge runs once the client has its answer ([`Linger`]).
-    pub fn linger(&mut self) -> Option<Linger> {
+    /// and (verdict entries) the lines of the entries it read that the index lacked, as a
+    /// machine the edge runs once the client has its answer ([`Linger`]), at `now_ms`.
+    pub fn linger(&mut self, now_ms: u64) -> Option<Linger> {
         let changes = std::mem::take(&mut self.carry);
         let seed = self.rng.next_u64();
-        let linger = |changes| Linger::new(changes, self.lists.len(), self.model.as_deref(), seed, self.entries);
-        (!changes.is_empty()).then(|| linger(changes))
+        let repair = match (&self.attempts, self.entries) {
+            (Some(attempts), true) => repairs(attempts.state(), now_ms),
+            _ => Vec::new(),
+        };
+        let linger = Linger::new(changes, self.lists.len(), self.model.as_deref(), seed, self.entries).repair(repair);
+        (!linger.is_idle()).then_some(linger)
     }
 
     /// This request's changes so far, in order (for checks and tests).
@@ -620,6 +625,24 @@ impl<'a> Machine<'a> for Flow<'a> {
             self.stage = Stage::Done(Finish::Error(affinity::already_exists(&fresh)));
         }
     }
+}
+
+/// The appends that give each index item of `state` what the entries read said and it did not
+/// ([`PoolState::folded`]): while a reader keeps finding such verdicts the index is written to
+/// (or refuses a write because another instance just wrote it), so it stays "may be behind";
+/// it goes quiet only once no reader has met one for a while.
+fn repairs(state: &PoolState, now_ms: u64) -> Vec<Write> {
+    let items = state.read_parts().into_iter().flat_map(|part| state.items(part));
+    let lines = items.filter_map(|item| {
+        let folded = state.folded(&item);
+        (!folded.is_empty()).then(|| (item, folded))
+    });
+    let appends = lines.map(|(item, folded)| {
+        let mut bytes: String = folded.iter().map(|(name, entry)| encode_line(name, entry)).collect();
+        bytes.push_str(&written_line(now_ms));
+        Write::Append { item, bytes: bytes.into_bytes() }
+    });
+    appends.collect()
 }
 
 /// Where a request starts when no pin decides: the only part, or a part drawn.

@@ -298,7 +298,7 @@ impl<'a> Forward<'a> {
             }
             (Ended::Request(finish), Work::Request(flow)) => {
                 let usage = flow.usage(&self.label, now_ms, &self.settings);
-                let linger = flow.inner_mut().linger();
+                let linger = flow.inner_mut().linger(now_ms);
                 let rate_headers = flow.rate_headers().clone();
                 let answer = match (finish, served) {
                     (Finish::Served, true) => Answering::Served(self.passing(usage.is_some())),

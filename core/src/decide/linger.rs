@@ -4,7 +4,7 @@
 use crate::decide::machine::{Answer, Machine, Step};
 use crate::pool::rng::Rng;
 use crate::settings::CoolingSettings;
-use crate::state::commit::{Committer, Round};
+use crate::state::commit::{Committer, Round, Write};
 use crate::state::items::{state_of, Change, Item, PoolState};
 use crate::state::marks::{Entry, Marks};
 
@@ -35,6 +35,8 @@ pub struct Linger {
 }
 
 enum LingerStage {
+    /// Index lines a request learned from entries, written once, first ([`Linger::repair`]).
+    Repair(Vec<Write>),
     Wait,
     Read,
     Commit(Committer),
@@ -54,6 +56,20 @@ impl Linger {
             log: None,
             entries,
         }
+    }
+
+    /// First, before anything else, `writes`: the index lines the request learned from
+    /// verdict entries the index lacked, appended once, best-effort (no read, no retry).
+    pub(crate) fn repair(mut self, writes: Vec<Write>) -> Self {
+        if !writes.is_empty() {
+            self.stage = LingerStage::Repair(writes);
+        }
+        self
+    }
+
+    /// Has it nothing to do?
+    pub(crate) fn is_idle(&self) -> bool {
+        self.changes.is_empty() && !matches!(self.stage, LingerStage::Repair(_))
     }
 
     /// The items the changes go to (with their entries, if verdicts have them).
@@ -95,6 +111,11 @@ impl Machine<'static> for Linger {
                 return Step::Log(line);
             }
             match &mut self.stage {
+                LingerStage::Repair(writes) => {
+                    let writes = std::mem::take(writes);
+                    self.stage = if self.changes.is_empty() { LingerStage::Done } else { LingerStage::Wait };
+                    return Step::Commit { writes, read_back: Vec::new() };
+                }
                 LingerStage::Wait => {
                     self.stage = LingerStage::Read;
                     let wait = LINGER_WAIT_MS << self.tries;

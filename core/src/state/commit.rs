@@ -27,7 +27,7 @@
 
 use crate::pool::names::MarkName;
 use crate::state::items::{Change, Item, PoolState};
-use crate::state::marks::{encode_line, Marks};
+use crate::state::marks::{encode_line, written_line, Marks};
 
 /// Rounds of write-and-read-back before the commit is abandoned (a store that keeps
 /// acknowledging writes and then losing them; logged).
@@ -130,8 +130,11 @@ impl Commit {
                 writes.push(Write::Replace { item, bytes, generation: marks.generation, ttl_secs });
             } else {
                 let mut bytes = self.pending.iter().filter(|c| c.item == item).map(Change::line).collect::<String>();
-                for (name, entry) in state.folded(&item) {
-                    bytes.push_str(&encode_line(&name, &entry));
+                if self.entries {
+                    for (name, entry) in state.folded(&item) {
+                        bytes.push_str(&encode_line(&name, &entry));
+                    }
+                    bytes.push_str(&written_line(now_ms));
                 }
                 writes.push(Write::Append { item, bytes: bytes.into_bytes() });
             }

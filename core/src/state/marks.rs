@@ -302,7 +302,7 @@ impl Marks {
         for (hash, mark) in &kept {
             bytes.extend_from_slice(&encode_record(*hash, mark));
         }
-        bytes.extend_from_slice(format!("{WRITTEN} {now_ms}\n").as_bytes());
+        bytes.extend_from_slice(written_line(now_ms).as_bytes());
         (bytes, ttl_secs(&kept, now_ms))
     }
 
@@ -506,6 +506,13 @@ fn parse_line(line: &[u8]) -> Option<(&[u8], Entry)> {
         })
     };
     fields.next().is_none().then_some((name.as_bytes(), entry))
+}
+
+/// The line that says an item was written at `now_ms` ([`WRITTEN`]): a compaction ends with
+/// one, and so does an append to an index beside verdict entries (its lines carry when their
+/// marks were set, which may be long before).
+pub(crate) fn written_line(now_ms: u64) -> String {
+    format!("{WRITTEN} {now_ms}\n")
 }
 
 /// The line an append writes for `entry` about `name`.
