@@ -635,7 +635,7 @@ fn repairs(state: &PoolState, now_ms: u64) -> Vec<Write> {
     let items = state.read_parts().into_iter().flat_map(|part| state.items(part));
     let lines = items.filter_map(|item| {
         let folded = state.folded(&item);
-        (!folded.is_empty()).then(|| (item, folded))
+        (!folded.is_empty()).then_some((item, folded))
     });
     let appends = lines.map(|(item, folded)| {
         let mut bytes: String = folded.iter().map(|(name, entry)| encode_line(name, entry)).collect();
