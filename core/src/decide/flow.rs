@@ -40,11 +40,11 @@ use crate::google::resource::{Kind, Resource};
 use crate::pool::keys::{self, ApiKey, KeyPool};
 use crate::pool::rng::Rng;
 use crate::settings::{CoolingSettings, RequestSettings};
-use crate::state::commit::{Committer, Round, Write};
+use crate::state::commit::{self, Committer, Round};
 use crate::state::failures::Failure;
 use crate::state::index;
-use crate::state::items::{state_of, Change, Item, PartState, PoolState};
-use crate::state::marks::{encode_line, written_line, Marks};
+use crate::state::items::{state_of, Change, Item, PartState};
+use crate::state::marks::Marks;
 use crate::state::usage::{self, Append, Compaction};
 
 /// How a request ends.
@@ -252,7 +252,7 @@ impl<'a> Flow<'a> {
         let changes = std::mem::take(&mut self.carry);
         let seed = self.rng.next_u64();
         let repair = match (&self.attempts, self.entries) {
-            (Some(attempts), true) => repairs(attempts.state(), now_ms),
+            (Some(attempts), true) => commit::repairs(attempts.state(), now_ms),
             _ => Vec::new(),
         };
         let linger = Linger::new(changes, self.lists.len(), self.model.as_deref(), seed, self.entries).repair(repair);
@@ -625,24 +625,6 @@ impl<'a> Machine<'a> for Flow<'a> {
             self.stage = Stage::Done(Finish::Error(affinity::already_exists(&fresh)));
         }
     }
-}
-
-/// The appends that give each index item of `state` what the entries read said and it did not
-/// ([`PoolState::folded`]): while a reader keeps finding such verdicts the index is written to
-/// (or refuses a write because another instance just wrote it), so it stays "may be behind";
-/// it goes quiet only once no reader has met one for a while.
-fn repairs(state: &PoolState, now_ms: u64) -> Vec<Write> {
-    let items = state.read_parts().into_iter().flat_map(|part| state.items(part));
-    let lines = items.filter_map(|item| {
-        let folded = state.folded(&item);
-        (!folded.is_empty()).then_some((item, folded))
-    });
-    let appends = lines.map(|(item, folded)| {
-        let mut bytes: String = folded.iter().map(|(name, entry)| encode_line(name, entry)).collect();
-        bytes.push_str(&written_line(now_ms));
-        Write::Append { item, bytes: bytes.into_bytes() }
-    });
-    appends.collect()
 }
 
 /// Where a request starts when no pin decides: the only part, or a part drawn.

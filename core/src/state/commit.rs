@@ -26,7 +26,7 @@
 //! entry is what must hold; an index write the store refuses is dropped, never carried.
 
 use crate::pool::names::MarkName;
-use crate::state::items::{Change, Item, PoolState};
+use crate::state::items::{Change, Entry, Item, PoolState};
 use crate::state::marks::{encode_line, written_line, Marks};
 
 /// Rounds of write-and-read-back before the commit is abandoned (a store that keeps
@@ -131,10 +131,7 @@ impl Commit {
             } else {
                 let mut bytes = self.pending.iter().filter(|c| c.item == item).map(Change::line).collect::<String>();
                 if self.entries {
-                    for (name, entry) in state.folded(&item) {
-                        bytes.push_str(&encode_line(&name, &entry));
-                    }
-                    bytes.push_str(&written_line(now_ms));
+                    bytes.push_str(&folded_lines(&state.folded(&item), now_ms));
                 }
                 writes.push(Write::Append { item, bytes: bytes.into_bytes() });
             }
@@ -342,6 +339,28 @@ pub(crate) fn compactions(state: &PoolState, now_ms: u64) -> Vec<Write> {
             Write::Replace { item, bytes, generation: marks.generation, ttl_secs }
         })
         .collect()
+}
+
+/// The appends that give each index item of `state` what the entries read said and it did not
+/// ([`PoolState::folded`]), after the answer: while readers keep finding such verdicts the index
+/// is written to (or refuses a write because another instance just wrote it), so it stays "may
+/// be behind"; it goes quiet only once no reader has met one for a while.
+pub(crate) fn repairs(state: &PoolState, now_ms: u64) -> Vec<Write> {
+    let items = state.read_parts().into_iter().flat_map(|part| state.items(part));
+    let appends = items.filter_map(|item| {
+        let folded = state.folded(&item);
+        let bytes = folded_lines(&folded, now_ms).into_bytes();
+        (!folded.is_empty()).then_some(Write::Append { item, bytes })
+    });
+    appends.collect()
+}
+
+/// What an index append beside verdict entries ends with: the lines of what the entries read
+/// said and the index did not (`folded`), and the line saying when it was written.
+fn folded_lines(folded: &[(MarkName, Entry)], now_ms: u64) -> String {
+    let mut lines: String = folded.iter().map(|(name, entry)| encode_line(name, entry)).collect();
+    lines.push_str(&written_line(now_ms));
+    lines
 }
 
 /// `item` as read, with what the entries the request read say of it ([`PoolState::folded`]).

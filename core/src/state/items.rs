@@ -317,22 +317,19 @@ impl PoolState {
     /// its part that may be behind at `now_ms`: written within [`HOT_MS`], or `throttled` (a
     /// write to them was refused).
     pub fn entries_of(&self, key: &ApiKey<'_>, now_ms: u64, throttled: &[Item]) -> Vec<Item> {
-        let behind = |item: &Item| throttled.contains(item) || self.is_hot(item, now_ms);
-        let items: Vec<Item> = self.items(key.at.list).into_iter().filter(behind).collect();
-        if items.is_empty() {
-            return items; // the usual case: nothing to confirm, no name written
+        let hot = |marks: &Marks| marks.last_written_ms().is_some_and(|at| now_ms < at.saturating_add(HOT_MS));
+        let quiet =
+            self.parts.get(key.at.list).and_then(Option::as_ref).is_none_or(|p| !hot(&p.keys) && !hot(&p.model));
+        if quiet && !throttled.iter().any(|item| item.part == key.at.list) {
+            return Vec::new(); // the usual case: nothing to confirm, no item named
         }
+        let behind = |item: &Item| throttled.contains(item) || hot(self.marks(item));
+        let items: Vec<Item> = self.items(key.at.list).into_iter().filter(behind).collect();
         let mut names = vec![MarkName::of(Bucket::Key(key.fingerprint))];
         if let bucket @ Bucket::Project(_) = Bucket::of(key) {
             names.push(MarkName::of(bucket));
         }
         items.iter().flat_map(|item| names.iter().map(move |name| item.entry(name))).collect()
-    }
-
-    /// Was `item` written within the last [`HOT_MS`]?
-    fn is_hot(&self, item: &Item, now_ms: u64) -> bool {
-        let written = self.marks(item).last_written_ms();
-        written.is_some_and(|at| now_ms < at.saturating_add(HOT_MS))
     }
 
     /// Where `key` stands for this state's model at `now_ms`.

@@ -190,18 +190,12 @@ impl Marks {
         self.by_hash(hash, true)
     }
 
-    /// `base` with what this item says of the name whose hash is `hash` merged over it, in
-    /// order (an overlay: what entries said over an item as read).
+    /// `base` with this request's changes (an overlay: what entries said) to the name whose hash
+    /// is `hash` merged over it, in order.
     pub(crate) fn over(&self, hash: u64, base: Option<Mark>) -> Option<Mark> {
-        if self.is_empty() {
-            return base;
-        }
-        let mut mark = base;
         let first = self.local.partition_point(|(h, _)| *h < hash);
-        for (_, entry) in self.local[first..].iter().take_while(|(h, _)| *h == hash) {
-            mark = merge(mark, *entry);
-        }
-        mark
+        let run = self.local[first..].iter().take_while(|(h, _)| *h == hash);
+        run.fold(base, |mark, (_, entry)| merge(mark, *entry))
     }
 
     /// Every mark by the hash of its name, sorted by hash (reads the whole item: for
@@ -335,10 +329,7 @@ impl Marks {
             }
         }
         if with_local {
-            let first = self.local.partition_point(|(h, _)| *h < hash);
-            for (_, entry) in self.local[first..].iter().take_while(|(h, _)| *h == hash) {
-                mark = merge(mark, *entry);
-            }
+            mark = self.over(hash, mark);
         }
         mark
     }
