@@ -76,8 +76,8 @@ pub fn run<'a, M: Machine<'a>>(
             // A record the store had already (an adopted file seen again) adds no index line.
             Step::Remember { item, record, ttl_secs, index } => {
                 let stored = kv.keep_record(&item, record, ttl_secs, timing);
-                if stored {
-                    kv.count(&index, timing);
+                if let (true, Some(index)) = (stored, &index) {
+                    kv.count(index, timing);
                 }
                 machine.remembered(stored);
             }

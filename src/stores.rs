@@ -321,12 +321,15 @@ impl StateStore {
     }
 
     /// Replaces an item if it is still at `generation` (a compaction: if another write came
-    /// first, theirs stands and nothing is lost).
-    pub fn swap(&self, item: &str, bytes: Vec<u8>, generation: u64, ttl_secs: u64, timing: &Timing) {
+    /// first, theirs stands and nothing is lost); with no generation, whatever it holds.
+    pub fn swap(&self, item: &str, bytes: Vec<u8>, generation: Option<u64>, ttl_secs: u64, timing: &Timing) {
         let Some(kv) = &self.kv else { return };
         bump(&timing.kv_writes);
         let started = Instant::now();
-        let insert = kv.build_insert().if_generation_match(generation).time_to_live(Duration::from_secs(ttl_secs));
+        let mut insert = kv.build_insert().time_to_live(Duration::from_secs(ttl_secs));
+        if let Some(generation) = generation {
+            insert = insert.if_generation_match(generation);
+        }
         match insert.execute(item, bytes) {
             Ok(()) | Err(KVStoreError::ItemPreconditionFailed) => {}
             Err(e) => log(format_args!("kv: compacting {item} failed: {e}")),
@@ -367,23 +370,35 @@ impl StateStore {
         let generation = found.current_generation();
         let Some(compacted) = append.compacted(&found.take_body_bytes()) else { return };
         // If another request appended meanwhile the swap fails and its lines stay.
-        self.swap(item, compacted, generation, append.ttl_secs, timing);
+        self.swap(item, compacted, Some(generation), append.ttl_secs, timing);
     }
 
     /// The names of the items that start with `prefix`, every page of them (a listing that
-    /// fails is logged and ends there).
+    /// fails is logged and ends there). Each page is one call to the store, counted (an empty
+    /// listing is one too).
     pub fn list(&self, prefix: &str, timing: &Timing) -> Vec<String> {
         let Some(kv) = &self.kv else { return Vec::new() };
         let started = Instant::now();
         let mut names = Vec::new();
-        for page in kv.build_list().prefix(prefix).iter() {
+        let mut cursor: Option<String> = None;
+        loop {
             bump(&timing.kv_reads);
-            match page {
-                Ok(page) => names.extend(page.into_keys()),
+            let mut list = kv.build_list().prefix(prefix);
+            if let Some(cursor) = &cursor {
+                list = list.cursor(cursor);
+            }
+            match list.execute() {
+                Ok(page) => {
+                    cursor = page.next_cursor().filter(|_| !page.keys().is_empty());
+                    names.extend(page.into_keys());
+                }
                 Err(e) => {
                     log(format_args!("kv: list failed: {e}"));
                     break;
                 }
+            }
+            if cursor.is_none() {
+                break;
             }
         }
         add_elapsed(&timing.kv_ms, started);

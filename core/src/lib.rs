@@ -27,7 +27,8 @@
 //! - `state` — what every instance shares: marks and their merge rule (`marks`), items and
 //!   availability (`items`), the write protocol (`commit`), usage counts (`usage`) and how an
 //!   instance holds them to write them together (`batch`), the recent failures (`failures`), a
-//!   client's index (`index`) and limit item (`limit_item`), store operations as bytes
+//!   client's index (`index`), limit item (`limit_item`) and limit entries (`limit_entries`,
+//!   where a store takes few writes per item), store operations as bytes
 //!   (`frames`), the quota day (`clock`);
 //! - `client` — what clients send and see: the allow-list of paths (`route`), what a body says
 //!   (`body`, one pass over its decoded JSON), tokens and roles (`auth`), model names
@@ -119,7 +120,9 @@
 //!   models, **aliases** (a client's model name → a Gemini model; the answer is **relabelled**
 //!   back), limits, projects ([`Policy`]). A client with limits passes a **gate** before
 //!   anything else ([`Gate`]; the machine behind it is [`Gated`]); its **limit item**
-//!   (`limit/<day>/<label>`) counts its admissions and tokens.
+//!   (`limit/<day>/<label>`) counts its admissions and tokens — on a store that takes few
+//!   writes per item a second, **limit entries** do: a request's **slot** of its minute (one
+//!   request holds it), its tokens, and the **head** (the day's counts through a minute).
 //! - **tokens** — what Google reports an answer cost (prompt, completion, thinking, cached),
 //!   read by a **meter** as the answer passes ([`Meter`]).
 //! - **history** — the usage counts of past quota days (`/v1/usage`: [`UsageQuery`]); the
@@ -157,6 +160,7 @@ mod state {
     pub(crate) mod frames;
     pub(crate) mod index;
     pub(crate) mod items;
+    pub(crate) mod limit_entries;
     pub(crate) mod limit_item;
     pub(crate) mod marks;
     pub(crate) mod usage;

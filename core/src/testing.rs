@@ -99,6 +99,12 @@ impl Store {
         }
     }
 
+    /// Replaces an item whatever it holds.
+    fn put(&mut self, name: &str, bytes: Vec<u8>) {
+        let generation = self.items.get(name).map_or(1, |(_, g)| g + 1);
+        self.items.insert(name.to_string(), (bytes, generation));
+    }
+
     /// A count as the edges make it: appended, then read back and compacted if marked.
     pub fn count(&mut self, append: &Append) {
         self.append(&append.item, &append.bytes);
@@ -241,7 +247,9 @@ impl<'a> Rig<'a> {
                 let stored = self.store.get(&item).is_none();
                 if stored {
                     self.store.items.insert(item.clone(), (record, 1));
-                    self.store.count(&index);
+                    if let Some(index) = &index {
+                        self.store.count(index);
+                    }
                 }
                 self.seen.push(Seen::Remember(item));
                 machine.remembered(stored);
@@ -258,7 +266,10 @@ impl<'a> Rig<'a> {
                 machine.claimed(read);
             }
             Step::Swap { item, bytes, generation, .. } => {
-                self.store.swap_at(&item, bytes, Some(generation));
+                match generation {
+                    Some(_) => self.store.swap_at(&item, bytes, generation),
+                    None => self.store.put(&item, bytes),
+                }
                 self.seen.push(Seen::Swap(item));
             }
             Step::List(prefix) => {

@@ -172,3 +172,80 @@ fn projects_keep_a_client_on_its_teams_keys() {
     let done = run(Flow::new(1, Some("m"), 1, 32).within(nowhere.projects), None, &list, &mut store, None);
     assert!(done.sent.is_empty() && matches!(done.finish, Finish::Error(_)), "{:?}", done.finish);
 }
+
+/// A gate counting in entries of their own, as on Fastly's KV.
+fn entries_gate(limits: Limits, now: u64) -> Option<Gate> {
+    Some(Gate::new(limits, Limiter::Store, "app", now, ZONE).entries(true))
+}
+
+#[test]
+fn a_client_counted_in_entries_gets_its_limits_exactly_and_a_refusal_writes_nothing() {
+    // 3,000 requests, 100 a minute, against rpm 5 and rpd 20, one after another.
+    let list = key("alpha", 1);
+    let limits = Limits { rpm: Some(5), rpd: Some(20), ..Limits::default() };
+    let mut store = Store::default();
+    let mut per_minute = std::collections::BTreeMap::<u64, usize>::new();
+    for n in 0..3_000u64 {
+        let now = NOW + n * 600;
+        let mut rig = Rig::new(&[list.as_bytes()], now);
+        rig.store = std::mem::take(&mut store);
+        let mut gated = Gated::new(Flow::new(1, Some("m"), n, 32), entries_gate(limits, now), n);
+        if rig.drive(&mut gated, |_| Answer::Served) == Finish::Served {
+            *per_minute.entry(now / 60_000).or_default() += 1;
+        }
+        store = std::mem::take(&mut rig.store);
+    }
+    assert_eq!(per_minute.values().sum::<usize>(), 20, "the day's limit, exactly: {per_minute:?}");
+    assert!(per_minute.values().all(|&n| n == 5), "rpm, exactly: {per_minute:?}");
+    let entries = store.items.keys().filter(|name| name.starts_with("limit/2026-01-15/app/")).count();
+    assert_eq!(entries, 20, "an entry per admitted request, none for a refused one");
+    let head = store.text("limit/2026-01-15/app");
+    assert!(head.starts_with("@ ") && head.ends_with(" 20 0\n"), "the head counts the day: {head:?}");
+}
+
+#[test]
+fn requests_arriving_together_each_hold_their_own_slot() {
+    // 12 requests step by step in turn: they list the same minute and reach for the same
+    // slots; the store keeps each slot for one, the others try again.
+    let list = key("alpha", 1);
+    for seed in 0..20u64 {
+        let limits = Limits { rpm: Some(5), ..Limits::default() };
+        let mut rig = Rig::new(&[list.as_bytes()], NOW);
+        let mut machines: Vec<_> = (0..12u64)
+            .map(|n| Gated::new(Flow::new(1, Some("m"), n, 32), entries_gate(limits, NOW), seed * 100 + n))
+            .collect();
+        let mut ends: Vec<Option<Finish>> = vec![None; machines.len()];
+        let mut google = |_: &gemini_pool_core::ApiKey<'_>| Answer::Served;
+        while ends.iter().any(Option::is_none) {
+            for (machine, end) in machines.iter_mut().zip(ends.iter_mut()).filter(|(_, end)| end.is_none()) {
+                *end = rig.turn(machine, &mut google);
+            }
+        }
+        let admitted = ends.iter().filter(|end| **end == Some(Finish::Served)).count();
+        assert_eq!(admitted, 5, "seed {seed}: {ends:?}");
+        let slots = rig.store.items.keys().filter(|name| name.starts_with("limit/2026-01-15/app/")).count();
+        assert_eq!(slots, 5, "seed {seed}");
+    }
+}
+
+#[test]
+fn tokens_counted_in_entries_reach_the_limit() {
+    let list = key("alpha", 1);
+    let limits = Limits { tokens_per_day: Some(100), ..Limits::default() };
+    let mut rig = Rig::new(&[list.as_bytes()], NOW);
+    let mut gated = Gated::new(Flow::new(1, Some("m"), 1, 32), entries_gate(limits, NOW), 7);
+    assert_eq!(rig.drive(&mut gated, |_| Answer::Served), Finish::Served);
+    let mut append = gated.usage("app", NOW, &settings()).expect("counted");
+    append.tokens = Tokens { prompt: 60, completion: 50, thinking: 0, cached: 0 };
+    let tokens = &append.appends()[0];
+    let minute = NOW / 60_000;
+    assert_eq!(tokens.item, format!("limit/2026-01-15/app/{minute}/t110.7"), "an entry of its own");
+    assert_eq!(tokens.compact, None);
+    let mut store = std::mem::take(&mut rig.store);
+    store.count(tokens);
+    let mut rig = Rig::new(&[list.as_bytes()], NOW + 1_000);
+    rig.store = store;
+    let mut over = Gated::new(Flow::new(1, Some("m"), 2, 32), entries_gate(limits, NOW + 1_000), 8);
+    let finish = rig.drive(&mut over, |_| panic!("a refused request tries no key"));
+    assert!(matches!(finish, Finish::Error(ref r) if r.message.contains("tokens_per_day")), "{finish:?}");
+}

@@ -177,6 +177,13 @@ impl Kv {
         self.store(pop, key, whole, now);
     }
 
+    /// Whether an acknowledged write is lost (counted).
+    fn lose(&mut self) -> bool {
+        let lost = self.config.loss > 0.0 && (self.rng.below(1_000_000) as f64) < self.config.loss * 1e6;
+        self.lost += u64::from(lost);
+        lost
+    }
+
     /// The largest item, bytes.
     pub fn largest(&self) -> usize {
         self.items.values().filter_map(|h| h.versions.last()).map(|v| v.bytes.len()).max().unwrap_or(0)
@@ -228,8 +235,55 @@ impl Store for Kv {
     }
 
     fn look(&mut self, pop: usize, names: &[String], now: u64) -> (Vec<Option<Vec<u8>>>, u64) {
+        self.reads += names.len() as u64;
         let found = names.iter().map(|name| self.visible(pop, name, now).map(|(_, bytes)| (*bytes).clone())).collect();
         (found, self.config.read_ms)
+    }
+
+    /// Fastly's list is strongly consistent unless asked otherwise: the origin's names.
+    fn list(&mut self, _pop: usize, prefix: &str, _now: u64) -> (Vec<String>, u64) {
+        self.reads += 1;
+        let names = self
+            .items
+            .iter()
+            .filter(|(name, history)| name.starts_with(prefix) && !history.versions.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        (names, self.config.read_ms)
+    }
+
+    /// An insert in mode `add`: refused if the item exists — at the origin, or in the POP's
+    /// view where compare-and-swap is checked there.
+    fn add(&mut self, pop: usize, name: &str, bytes: Vec<u8>, now: u64) -> (bool, u64) {
+        if !self.admit(name, now) {
+            self.throttled += 1;
+            return (false, self.config.write_ms);
+        }
+        self.inserts += 1;
+        let exists = match self.config.local_cas {
+            true => self.visible(pop, name, now).is_some(),
+            false => self.items.get(name).is_some_and(|h| !h.versions.is_empty()),
+        };
+        if exists {
+            return (false, self.config.write_ms);
+        }
+        if self.lose() {
+            return (true, self.config.write_ms);
+        }
+        self.store(pop, name, bytes, now);
+        (true, self.config.write_ms)
+    }
+
+    fn put(&mut self, pop: usize, name: &str, bytes: Vec<u8>, now: u64) -> u64 {
+        if !self.admit(name, now) {
+            self.throttled += 1;
+            return self.config.write_ms;
+        }
+        self.inserts += 1;
+        if !self.lose() {
+            self.store(pop, name, bytes, now);
+        }
+        self.config.write_ms
     }
 
     fn append(&mut self, pop: usize, name: &str, bytes: Vec<u8>, now: u64) -> u64 {

@@ -22,17 +22,19 @@ fn main() {
         eprintln!("{}: {:.1} s", scenario.name, started.elapsed().as_secs_f64());
     }
     println!();
-    println!("| a client's limit | requests | an exact count admits | admitted | over-admitted | wrongly refused |");
-    println!("|---|---|---|---|---|---|");
+    println!("| a client's limit | requests | an exact count admits | admitted | over-admitted | wrongly refused | state reads / inserts per request |");
+    println!("|---|---|---|---|---|---|---|");
     for scenario in limit_scenarios(size).into_iter().chain(busy_client(size)).filter(|s| picked(s.name)) {
         let r = run(&scenario);
         let (over, wrong) = (r.over_admitted(), r.wrongly_refused());
         println!(
-            "| {} | {} | {} | {} | **{over}** | **{wrong}** |",
+            "| {} | {} | {} | {} | **{over}** | **{wrong}** | {:.1} / {:.1} |",
             scenario.name,
             r.requests,
             r.allowed,
-            r.admitted()
+            r.admitted(),
+            r.item_reads as f64 / r.requests.max(1) as f64,
+            r.store_calls as f64 / r.requests.max(1) as f64,
         );
     }
     println!();

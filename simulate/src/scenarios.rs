@@ -150,13 +150,35 @@ pub fn busy_client(size: Size) -> Vec<Scenario> {
         duration_ms: if quick { 20_000 } else { 60_000 },
         clients: 0,
         per_client: 0,
-        store: StoreModel::Kv(throttled),
+        store: StoreModel::Kv(throttled.clone()),
         limits: Some(Limits { rpm: Some(if quick { 200 } else { 600 }), rpd: Some(5_000), ..Limits::default() }),
         ..base
     };
     let unthrottled = StoreModel::Kv(KvConfig { staleness_ms: 300, ..KvConfig::default() });
     let name = "busy client, KV 300 ms stale, no insert limit";
-    vec![Scenario { name, store: unthrottled, ..busy.clone() }, busy]
+    let troubled = KvConfig { local_cas: true, loss: 0.01, ..throttled.clone() };
+    let over_rpd = Scenario {
+        name: "busy client over its rpd: 20 req/s for two minutes, rpm 600, rpd 900, KV 300 ms stale + 1 insert/s",
+        duration_ms: 120_000,
+        limits: Some(Limits { rpm: Some(600), rpd: Some(900), ..Limits::default() }),
+        ..busy.clone()
+    };
+    vec![
+        Scenario { name, store: unthrottled, ..busy.clone() },
+        Scenario {
+            name: "busy client, KV 300 ms stale + 1 insert/s + CAS at the POP + 1 % lost writes",
+            store: StoreModel::Kv(troubled),
+            ..busy.clone()
+        },
+        over_rpd,
+        Scenario {
+            name: "busy client, Durable Object",
+            store: limit_scenarios(size).swap_remove(3).store,
+            verdict_entries: false,
+            ..busy.clone()
+        },
+        busy,
+    ]
 }
 
 /// A client's daily limit under 30 concurrent clients sending back to back, over 4 POPs: how far

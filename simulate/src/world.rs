@@ -54,6 +54,22 @@ pub trait Store {
         let (mut found, read) = self.look(at, &[name.to_string()], now + took);
         (found.pop().flatten(), took + read)
     }
+    /// Lists the names that start with `prefix` (a client's limit entries): the names, and how
+    /// long it took. Only a store that counts limits in entries is asked (Fastly's KV; Durable
+    /// Objects count in the limit item): others list nothing.
+    fn list(&mut self, _at: usize, _prefix: &str, _now: u64) -> (Vec<String>, u64) {
+        (Vec::new(), 1)
+    }
+    /// Stores `bytes` under `name` unless the store holds it (a limit entry's slot): whether it
+    /// stored them, and how long it took. Asked only of a store that counts limits in entries.
+    fn add(&mut self, _at: usize, _name: &str, _bytes: Vec<u8>, _now: u64) -> (bool, u64) {
+        (false, 1)
+    }
+    /// Replaces `name` whatever it holds (a client's head): how long it took. Asked only of a
+    /// store that counts limits in entries.
+    fn put(&mut self, _at: usize, _name: &str, _bytes: Vec<u8>, _now: u64) -> u64 {
+        1
+    }
     /// Writes then reads back (Workers batches both in one call per object).
     fn record(
         &mut self,
@@ -297,6 +313,8 @@ enum Awaited {
     Claimed(Option<Vec<u8>>),
     Answer(Answer),
     Written(Vec<usize>),
+    Listed(Vec<String>),
+    Remembered(bool),
     Nothing,
 }
 
@@ -326,7 +344,9 @@ pub fn run(scenario: &Scenario) -> Report {
         let at = rng.below(scenario.pops) * isolates + rng.below(isolates);
         let seed = rng.next_u64();
         let flow = Flow::new(lists.len(), Some("m"), seed, 32).verdict_entries(scenario.verdict_entries);
-        let gate = scenario.limits.map(|limits| Gate::new(limits, Limiter::Store, "app", time, ResetZone::Fixed(0)));
+        let gate = scenario.limits.map(|limits| {
+            Gate::new(limits, Limiter::Store, "app", time, ResetZone::Fixed(0)).entries(scenario.verdict_entries)
+        });
         // The claim's id from the request's seed: no draw of the world's own.
         let flow = Gated::new(flow, gate, seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
         let snapshot = Snapshot::default();
@@ -484,6 +504,8 @@ fn feed<'a, M: Machine<'a>>(machine: &mut M, result: Option<Awaited>) {
             }
             machine.written();
         }
+        Some(Awaited::Listed(names)) => machine.listed(names),
+        Some(Awaited::Remembered(stored)) => machine.remembered(stored),
         Some(Awaited::Nothing) | None => {}
     }
 }
@@ -503,9 +525,9 @@ fn next_outside<'a, M: Machine<'a>>(
             Step::Configure => machine.configured(cooling),
             Step::Rate(_) => machine.rated(None),
             Step::Knob(_) => machine.knob(None),
-            Step::List(_) => machine.listed(Vec::new()),
             Step::Policies(labels) => machine.policies(vec![None; labels.len()]),
-            Step::Log(_) | Step::Remember { .. } | Step::Forget { .. } | Step::Swap { .. } => {}
+            // The model does not compact limit items.
+            Step::Log(_) | Step::Forget { .. } | Step::Swap { generation: Some(_), .. } => {}
             outside => return outside,
         }
     }
@@ -535,6 +557,15 @@ fn execute<D>(
             (Awaited::Claimed(found), took)
         }
         Step::Wait(ms) => (Awaited::Nothing, ms),
+        Step::List(prefix) => {
+            let (names, took) = store.list(at, &prefix, now);
+            (Awaited::Listed(names), took)
+        }
+        Step::Remember { item, record, .. } => {
+            let (stored, took) = store.add(at, &item, record, now);
+            (Awaited::Remembered(stored), took)
+        }
+        Step::Swap { item, bytes, generation: None, .. } => (Awaited::Nothing, store.put(at, &item, bytes, now)),
         Step::Read(items) => {
             let (read, took) = store.read(at, &items, now);
             (Awaited::Read(read, Vec::new()), took)
@@ -554,10 +585,8 @@ fn execute<D>(
         }
         Step::Done(_) => return None,
         // Answered at once by `next_outside`.
-        Step::Fetch(_) | Step::Configure | Step::Rate(_) | Step::Knob(_) | Step::List(_) | Step::Policies(_) => {
-            return None
-        }
-        Step::Log(_) | Step::Remember { .. } | Step::Forget { .. } | Step::Swap { .. } => return None,
+        Step::Fetch(_) | Step::Configure | Step::Rate(_) | Step::Knob(_) | Step::Policies(_) => return None,
+        Step::Log(_) | Step::Forget { .. } | Step::Swap { .. } => return None,
     };
     *result = Some(awaited);
     Some(took.max(1))

@@ -162,6 +162,17 @@ impl ErrorReply {
         .with_retry_after_ms(retry_after_ms)
     }
 
+    /// 429: so many of a client's requests took places in its limit together that this one
+    /// found none free in time (limits counted in entries: [`crate::decide::limits`]).
+    pub fn contended() -> Self {
+        ErrorReply::new(
+            429,
+            "client_rate_limited",
+            "Too many of this client token's requests arrived at once to count them; try again in 1 s.",
+        )
+        .with_retry_after_ms(1_000)
+    }
+
     /// 404: Google retired `model` for every project of the pool that it asked (its answer
     /// "no longer available to new users" cools each such project for the model).
     pub fn model_retired(model: Option<&str>) -> Self {

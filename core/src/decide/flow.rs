@@ -44,6 +44,7 @@ use crate::state::commit::{self, Committer, Round};
 use crate::state::failures::Failure;
 use crate::state::index;
 use crate::state::items::{state_of, Change, Item, PartState};
+use crate::state::limit_entries::TokenItem;
 use crate::state::marks::Marks;
 use crate::state::usage::{self, Append, Compaction};
 
@@ -212,14 +213,14 @@ impl<'a> Flow<'a> {
     /// This request's counts for `client`, appended once the client has its answer: its usage
     /// (if `usage_counts` is on: each key tried, whether the client was served, in the quota
     /// day at `now_ms`, kept `history_days`) and, for a client with a daily token limit, its
-    /// tokens in its limit item (`token_item`: the item and how long it is kept). None when
+    /// tokens in its limit item or entries (`token_item`). None when
     /// there is nothing to count.
     pub fn usage(
         &mut self,
         client: &str,
         now_ms: u64,
         settings: &RequestSettings,
-        token_item: Option<(String, u64)>,
+        token_item: Option<TokenItem>,
     ) -> Option<usage::UsageAppend> {
         if !settings.usage_counts && token_item.is_none() {
             return None;
@@ -239,8 +240,8 @@ impl<'a> Flow<'a> {
         let mut append =
             usage::UsageAppend::new(history, client, model, served, now_ms, zone, keep_days, &mut self.rng)
                 .with_failures(&self.failures);
-        if let Some((item, ttl_secs)) = token_item {
-            append = append.count_tokens_in(item, now_ms, ttl_secs);
+        if let Some(token_item) = token_item {
+            append = append.count_tokens_in(token_item, now_ms);
         }
         Some(if settings.usage_counts { append } else { append.only_limit() })
     }
@@ -660,7 +661,7 @@ impl Resources {
             item: resource.item(),
             record: record.encode(),
             ttl_secs: resource.kind.ttl_secs(),
-            index: index_append(&owner, line, now_ms, rng),
+            index: Some(index_append(&owner, line, now_ms, rng)),
         });
     }
 

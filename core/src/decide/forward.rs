@@ -73,7 +73,8 @@ pub struct Setup<'r> {
     /// Limiting).
     pub platform_counter: bool,
     /// The store takes few writes per item a second (Fastly's KV): verdicts get entries of
-    /// their own ([`crate::state::items`]).
+    /// their own ([`crate::state::items`]), and so do limited clients' requests and tokens
+    /// ([`crate::state::limit_entries`]).
     pub verdict_entries: bool,
     /// The request's entropy.
     pub seed: u64,
@@ -402,7 +403,8 @@ fn agent_model(model: &str, client: Client<'_>, setup: &Setup<'_>) -> Result<Str
 /// `rpm` counts, the gate reads itself ([`Gated::reading_limiter`]).
 fn gate(client: Client<'_>, setup: &Setup<'_>) -> Option<Gate> {
     let limits = client.policy.map(|p| p.limits).filter(|l| l.any())?;
-    Some(Gate::new(limits, Limiter::Store, &client.caller.label, setup.now_ms, setup.settings.reset_zone))
+    let gate = Gate::new(limits, Limiter::Store, &client.caller.label, setup.now_ms, setup.settings.reset_zone);
+    Some(gate.entries(setup.verdict_entries))
 }
 
 /// `inner` behind `gate` (its claim's id drawn from the request's seed), reading where `rpm`
@@ -495,6 +497,13 @@ impl<'a> Machine<'a> for Work<'a> {
         match self {
             Work::Request(m) => m.knob(value),
             Work::List(m) => m.knob(value),
+        }
+    }
+
+    fn listed(&mut self, names: Vec<String>) {
+        match self {
+            Work::Request(m) => m.listed(names),
+            Work::List(m) => m.listed(names),
         }
     }
 }

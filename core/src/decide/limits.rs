@@ -11,6 +11,12 @@
 //!   can miss lines appended elsewhere in the meantime, and admit as many more).
 //! - **Tokens** (`tokens_per_day`): a request's tokens append `t <n>` after the client has its
 //!   answer; a request is refused once the day's sum reaches the limit.
+//! - Where the store takes few writes per item a second (Fastly's KV: `Setup::verdict_entries`),
+//!   requests and tokens count in **entries of their own** instead
+//!   ([`crate::state::limit_entries`]): a request reads the client's head, lists the minutes
+//!   after it, and takes a free slot of its minute below its limits (stored only if no request
+//!   holds it); slots taken together are tried again, and a due head is written. A busy client
+//!   then writes one entry per request, never one item many times a second.
 //! - With `rate_limiter = platform`, `rpm` is the platform's rate counter instead (Fastly's
 //!   Edge Rate Limiting: per POP, a sliding 60 s window, may undercount by up to 10 %), asked
 //!   with [`Step::Rate`](crate::decide::machine::Step::Rate).
@@ -24,9 +30,11 @@ use crate::decide::flow::{Finish, Flow};
 use crate::decide::listing::Listed;
 use crate::decide::machine::{Answer, Machine, Step};
 use crate::pool::names::escape;
+use crate::pool::rng::Rng;
 use crate::settings::{CoolingSettings, Limiter, RequestSettings, SettingsReader};
 use crate::state::clock::{self, ResetZone};
 use crate::state::items::Item;
+use crate::state::limit_entries::{Claims, TokenItem};
 use crate::state::limit_item::{self, compacted, Tally};
 use crate::state::marks::Marks;
 use crate::state::usage::UsageAppend;
@@ -44,7 +52,15 @@ pub struct Gate {
     platform_minute: Option<u64>,
     /// This request's id in the limit item, once it claimed a place.
     claimed: Option<u64>,
+    /// The client counted in entries of its own (`None`: in its limit item).
+    claims: Option<Claims>,
+    /// This request's id (its tokens' entry names it).
+    id: u64,
 }
+
+/// Collisions on slots after which a request of a client counted in entries is refused
+/// ([`ErrorReply::contended`]): that many requests of one client took slots together.
+const MAX_COLLISIONS: u32 = 6;
 
 /// The headroom a limited client is told of on every answer.
 pub type RateHeaders = Vec<(&'static str, String)>;
@@ -61,7 +77,100 @@ impl Gate {
             tally: Tally::default(),
             platform_minute: None,
             claimed: None,
+            claims: None,
+            id: 0,
         }
+    }
+
+    /// Counts in entries of its own (`on`: the store takes few writes per item a second), if
+    /// it counts in the store at all.
+    pub fn entries(mut self, on: bool) -> Self {
+        self.claims = self.store_item().filter(|_| on).map(Claims::new);
+        self
+    }
+
+    /// Are this client's counts in entries of their own?
+    fn in_entries(&self) -> bool {
+        self.claims.is_some()
+    }
+
+    /// Does the gate need the day's counts (`rpd`, `tokens_per_day`), not only the minute's?
+    fn counts_day(&self) -> bool {
+        self.limits.rpd.is_some() || self.limits.tokens_per_day.is_some()
+    }
+
+    /// The head to read (entries, a client with day limits).
+    fn head_item(&self) -> Option<String> {
+        let claims = self.claims.as_ref().filter(|_| self.counts_day())?;
+        Some(claims.head_item().to_string())
+    }
+
+    /// The head as read.
+    fn head_read(&mut self, bytes: Option<&[u8]>) {
+        if let Some(claims) = self.claims.as_mut() {
+            claims.read_head(bytes);
+        }
+    }
+
+    /// What to list of the client's entries: the minutes after its head (only this one when
+    /// no day limit counts).
+    fn prefixes(&mut self) -> Vec<String> {
+        let (minute, day) = (self.minute(), self.counts_day());
+        match self.claims.as_mut() {
+            Some(claims) if day => claims.prefixes(minute),
+            Some(claims) => vec![claims.relist(minute)],
+            None => Vec::new(),
+        }
+    }
+
+    /// This minute, to list again after a collision.
+    fn relist(&mut self) -> Vec<String> {
+        let minute = self.minute();
+        self.claims.as_mut().map(|claims| vec![claims.relist(minute)]).unwrap_or_default()
+    }
+
+    /// The names a listing of the client's entries found.
+    fn entries_listed(&mut self, names: &[String]) {
+        let minute = self.minute();
+        if let Some(claims) = self.claims.as_mut() {
+            claims.listed(names);
+            self.tally = claims.tally(minute, None);
+        }
+    }
+
+    /// The slot this request would take (`draw`: its random pick among the lowest free), its
+    /// place counted as taken for the verdict; `None` when requests do not count.
+    fn pick(&mut self, draw: u64) -> Option<u64> {
+        if !self.counts_requests() {
+            return None;
+        }
+        let minute = self.minute();
+        let rpm = self.limits.rpm.filter(|_| self.limiter == Limiter::Store);
+        let claims = self.claims.as_ref()?;
+        let cap = claims.cap(minute, rpm, self.limits.rpd);
+        let slot = claims.free_slot(minute, cap, draw).unwrap_or_else(|over| over);
+        self.tally = claims.tally(minute, Some(slot));
+        Some(slot)
+    }
+
+    /// The entry of `slot` in this minute.
+    fn slot_entry(&self, slot: u64) -> Option<String> {
+        Some(self.claims.as_ref()?.slot_entry(self.minute(), slot))
+    }
+
+    /// Whether this request holds `slot` now (else another request took it first).
+    fn took(&mut self, slot: u64, stored: bool) {
+        let minute = self.minute();
+        if let Some(claims) = self.claims.as_mut() {
+            claims.taken(minute, slot);
+            self.tally = if stored { claims.held_tally(minute) } else { claims.tally(minute, None) };
+        }
+    }
+
+    /// The client's new head, if one is due.
+    fn folded(&self) -> Option<(String, Vec<u8>)> {
+        let claims = self.claims.as_ref().filter(|_| self.counts_day())?;
+        Some((claims.head_item().to_string(), claims.folded(self.now_ms)?))
     }
 
     /// Does the client have an `rpm`?
@@ -85,10 +194,14 @@ impl Gate {
             .then(|| limit_item::item(&self.client, self.now_ms, self.zone))
     }
 
-    /// The limit item the request's tokens are appended to after the answer, and its time to
-    /// live (a client with a daily token limit).
-    pub fn token_item(&self) -> Option<(String, u64)> {
-        self.limits.tokens_per_day.map(|_| (limit_item::item(&self.client, self.now_ms, self.zone), self.ttl_secs()))
+    /// Where the request's tokens count after the answer — its limit item, or an entry of their
+    /// own — for a client with a daily token limit.
+    pub fn token_item(&self) -> Option<TokenItem> {
+        self.limits.tokens_per_day.map(|_| TokenItem {
+            item: limit_item::item(&self.client, self.now_ms, self.zone),
+            ttl_secs: self.ttl_secs(),
+            entry: self.in_entries().then_some(self.id),
+        })
     }
 
     /// The line that claims this request's place (`id`: its own, random), if requests count in
@@ -244,6 +357,20 @@ enum At {
     Looked,
     /// Write the item compacted, if it has grown.
     Swap,
+    /// Entries: read the client's head (a client with day limits).
+    Head,
+    /// Awaiting it.
+    Headed,
+    /// Entries: list the next prefix.
+    List,
+    /// Awaiting its names.
+    Listed,
+    /// Entries: take a free slot of the minute.
+    Take,
+    /// Awaiting whether the store kept it for this request.
+    Taking,
+    /// Entries: write the client's head, if one is due.
+    Fold,
     /// Decide.
     Verdict,
     /// Refused: its claim given back, then done.
@@ -269,6 +396,11 @@ pub struct Gated<M> {
     refusal: Option<ErrorReply>,
     /// Ask knob `rate_limiter` for `rpm` (`Some`), and whether the edge has a platform counter.
     ask_limiter: Option<bool>,
+    /// Entries: prefixes still to list; the slot being taken; slots found taken; draws.
+    to_list: Vec<String>,
+    slot: u64,
+    collisions: u32,
+    draws: Rng,
 }
 
 impl<M> Gated<M> {
@@ -276,7 +408,24 @@ impl<M> Gated<M> {
     /// request's random id, for its claim.
     pub fn new(inner: M, gate: Option<Gate>, id: u64) -> Self {
         let at = if gate.is_some() { At::Platform } else { At::Passed };
-        Gated { inner, gate, at, id, swap: None, headers: Vec::new(), refusal: None, ask_limiter: None }
+        let mut gate = gate;
+        if let Some(gate) = gate.as_mut() {
+            gate.id = id;
+        }
+        Gated {
+            inner,
+            gate,
+            at,
+            id,
+            swap: None,
+            headers: Vec::new(),
+            refusal: None,
+            ask_limiter: None,
+            to_list: Vec::new(),
+            slot: 0,
+            collisions: 0,
+            draws: Rng::new(id ^ 0x5bd1_e995),
+        }
     }
 
     /// The gate reads knob `rate_limiter` itself, for a client with `rpm` (`platform`: the edge
@@ -309,6 +458,28 @@ impl<M> Gated<M> {
         self.refusal.is_some()
     }
 
+    /// Whether the store kept the slot being taken for this request: if not, another request
+    /// took it first — try another, listing the minute again every second time, and refuse
+    /// after [`MAX_COLLISIONS`].
+    fn took(&mut self, stored: bool) {
+        let Some(gate) = self.gate.as_mut() else { return };
+        gate.took(self.slot, stored);
+        if stored {
+            self.at = At::Fold;
+            return;
+        }
+        self.collisions += 1;
+        self.at = At::Take;
+        if self.collisions >= MAX_COLLISIONS {
+            self.headers = gate.headers(false);
+            self.refusal = Some(ErrorReply::contended());
+            self.at = At::Refused;
+        } else if self.collisions.is_multiple_of(2) {
+            self.to_list = gate.relist();
+            self.at = At::List;
+        }
+    }
+
     /// The gate cannot be read as configured: the request ends with the configuration error.
     fn misconfigured(&mut self, what: impl std::fmt::Display) {
         self.refusal = Some(ErrorReply::config(what));
@@ -317,6 +488,10 @@ impl<M> Gated<M> {
 
     /// The gate's next step, or `None` once it is passed.
     fn gate_step<'a, D: Refusable>(&mut self) -> Option<Step<'a, D>> {
+        if self.at == At::Taking {
+            // The edge did not say whether the store kept the slot: as if another request held it.
+            self.took(false);
+        }
         let gate = self.gate.as_mut()?;
         loop {
             match self.at {
@@ -337,6 +512,7 @@ impl<M> Gated<M> {
                 // The edge did not hand the count, or the item, back: go on as if none.
                 At::Rated => self.at = At::Claim,
                 At::Claimed | At::Looked => self.at = At::Verdict,
+                At::Claim if gate.in_entries() => self.at = At::Head,
                 At::Claim => {
                     let (item, ttl_secs) = match gate.store_item() {
                         Some(item) => (item, gate.ttl_secs()),
@@ -359,7 +535,57 @@ impl<M> Gated<M> {
                 At::Swap => {
                     self.at = At::Verdict;
                     if let (Some((bytes, generation)), Some(item)) = (self.swap.take(), gate.store_item()) {
-                        return Some(Step::Swap { item, bytes, generation, ttl_secs: gate.ttl_secs() });
+                        return Some(Step::Swap {
+                            item,
+                            bytes,
+                            generation: Some(generation),
+                            ttl_secs: gate.ttl_secs(),
+                        });
+                    }
+                }
+                At::Head => match gate.head_item() {
+                    Some(head) => {
+                        self.at = At::Headed;
+                        return Some(Step::Look(vec![head]));
+                    }
+                    None => self.at = At::List,
+                },
+                At::Headed => self.at = At::List,
+                At::List => {
+                    if self.to_list.is_empty() {
+                        self.to_list = gate.prefixes();
+                        self.to_list.reverse();
+                    }
+                    match self.to_list.pop() {
+                        Some(prefix) => {
+                            self.at = At::Listed;
+                            return Some(Step::List(prefix));
+                        }
+                        None => self.at = At::Take,
+                    }
+                }
+                At::Listed => self.at = if self.to_list.is_empty() { At::Take } else { At::List },
+                At::Take => {
+                    let Some(slot) = gate.pick(self.draws.next_u64()) else {
+                        self.at = At::Fold;
+                        continue;
+                    };
+                    match (gate.verdict(), gate.slot_entry(slot)) {
+                        (Ok(()), Some(item)) => {
+                            self.slot = slot;
+                            self.at = At::Taking;
+                            let ttl_secs = gate.ttl_secs();
+                            return Some(Step::Remember { item, record: b"\n".to_vec(), ttl_secs, index: None });
+                        }
+                        _ => self.at = At::Fold,
+                    }
+                }
+                // Handled before the loop (the edge did not say whether the slot was kept).
+                At::Taking => self.at = At::Take,
+                At::Fold => {
+                    self.at = At::Verdict;
+                    if let Some((item, bytes)) = gate.folded() {
+                        return Some(Step::Swap { item, bytes, generation: None, ttl_secs: gate.ttl_secs() });
                     }
                 }
                 At::Verdict => match gate.verdict() {
@@ -438,6 +664,10 @@ where
                 gate.store_read(records.into_iter().next().flatten().as_deref());
                 self.at = At::Verdict;
             }
+            (At::Headed, Some(gate)) => {
+                gate.head_read(records.into_iter().next().flatten().as_deref());
+                self.at = At::List;
+            }
             _ => self.inner.looked(records),
         }
     }
@@ -453,7 +683,17 @@ where
     }
 
     fn remembered(&mut self, stored: bool) {
-        self.inner.remembered(stored);
+        match self.at {
+            At::Taking => self.took(stored),
+            _ => self.inner.remembered(stored),
+        }
+    }
+
+    fn listed(&mut self, names: Vec<String>) {
+        match (self.at, self.gate.as_mut()) {
+            (At::Listed, Some(gate)) => gate.entries_listed(&names),
+            _ => self.inner.listed(names),
+        }
     }
 
     fn knob(&mut self, value: Option<String>) {

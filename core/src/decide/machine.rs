@@ -73,10 +73,11 @@ pub enum Step<'a, D> {
     /// Read these resource records (store items by name: [`crate::decide::affinity`]) and hand
     /// each one's bytes, or `None` if the store has none, to [`Machine::looked`] in this order.
     Look(Vec<String>),
-    /// Store this resource record (a success made the resource) under `item`, kept for
-    /// `ttl_secs`, unless the store has one already; if it stored one, append `index` (a line of
-    /// the maker's index: [`crate::decide::listing`]; read back and compacted if it says so, like
-    /// a count). Then hand whether it stored the record to [`Machine::remembered`].
+    /// Store this record under `item`, kept for `ttl_secs`, unless the store has one already (a
+    /// resource a success made; a limited client's place: [`crate::state::limit_entries`]); if
+    /// it stored one, append `index` (a line of the maker's index: [`crate::decide::listing`];
+    /// read back and compacted if it says so, like a count). Then hand whether it stored the
+    /// record to [`Machine::remembered`].
     Remember {
         /// The store item's name.
         item: String,
@@ -84,8 +85,8 @@ pub enum Step<'a, D> {
         record: Vec<u8>,
         /// How long the store keeps it.
         ttl_secs: u64,
-        /// The index line.
-        index: Append,
+        /// The index line, if one is kept.
+        index: Option<Append>,
     },
     /// Google deleted this resource: remove its record (`item`) and append `index` (the
     /// maker's index line that says so). Then ask for the next step.
@@ -106,14 +107,16 @@ pub enum Step<'a, D> {
         ttl_secs: u64,
     },
     /// Replace `item` with `bytes` (kept `ttl_secs`) if it is still at `generation` — a
-    /// compaction: if another write came first, nothing happens. Then ask for the next step.
+    /// compaction: if another write came first, nothing happens; with no generation, whatever
+    /// it holds (a limited client's head: [`crate::state::limit_entries`]). Then ask for the
+    /// next step.
     Swap {
         /// The store item's name.
         item: String,
         /// Its new bytes.
         bytes: Vec<u8>,
-        /// The generation the bytes were derived from.
-        generation: u64,
+        /// The generation the bytes were derived from (`None`: any).
+        generation: Option<u64>,
         /// How long the store keeps the item.
         ttl_secs: u64,
     },

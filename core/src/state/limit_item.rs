@@ -52,6 +52,11 @@ impl Tally {
                 (Some("t"), tokens, None, None) => {
                     tally.day_tokens = tally.day_tokens.saturating_add(number(tokens).unwrap_or(0));
                 }
+                // The head of a client counted in entries of its own (`crate::state::limit_entries`).
+                (Some("@"), Some(_), requests, tokens) => {
+                    tally.day_requests = tally.day_requests.saturating_add(number(requests).unwrap_or(0));
+                    tally.day_tokens = tally.day_tokens.saturating_add(number(tokens).unwrap_or(0));
+                }
                 (Some("="), requests, tokens, None) => {
                     tally.day_requests = tally.day_requests.saturating_add(number(requests).unwrap_or(0));
                     tally.day_tokens = tally.day_tokens.saturating_add(number(tokens).unwrap_or(0));

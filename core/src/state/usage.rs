@@ -33,7 +33,9 @@ use crate::pool::names::{escape, unescape};
 use crate::pool::rng::Rng;
 use crate::state::clock::{day_of, ttl_secs, ResetZone};
 use crate::state::failures::{self, Failure};
-use crate::state::{index, limit_item};
+use crate::state::index;
+use crate::state::limit_entries::TokenItem;
+use crate::state::limit_item;
 use std::collections::BTreeMap;
 
 /// Shards per day.
@@ -131,8 +133,8 @@ pub struct UsageAppend {
     client: String,
     model: Option<String>,
     served: bool,
-    /// The client's limit item, when its tokens count against a limit, and the minute.
-    limit: Option<(String, u64, u64)>,
+    /// Where the client's tokens count, when they count against a limit, and now.
+    limit: Option<(TokenItem, u64)>,
     /// The usage lines are appended (`usage_counts` is on).
     usage: bool,
     /// The request's failed attempts, for the recent-failures list.
@@ -226,8 +228,8 @@ impl UsageAppend {
     }
 
     /// The client's tokens also count in its limit item (it has a daily token limit).
-    pub fn count_tokens_in(mut self, item: String, now_ms: u64, ttl_secs: u64) -> Self {
-        self.limit = Some((item, now_ms / 60_000, ttl_secs));
+    pub fn count_tokens_in(mut self, token_item: TokenItem, now_ms: u64) -> Self {
+        self.limit = Some((token_item, now_ms));
         self
     }
 
@@ -245,14 +247,15 @@ impl UsageAppend {
     pub fn appends(&self) -> Vec<Append> {
         let mut appends = Vec::new();
         // The client's tokens first: its next request's gate reads them.
-        if let Some((item, minute, ttl_secs)) = &self.limit {
-            if self.tokens.total() > 0 {
-                let bytes = format!("t {}\n", self.tokens.total()).into_bytes();
-                let compact = self.check.then_some(Compaction::Limit(*minute));
+        if let Some((limit, now_ms)) = &self.limit {
+            let tokens = self.tokens.total();
+            if tokens > 0 {
+                // In the limit item, a line (compacted as the item is); else an entry of its own.
+                let compact = (self.check && limit.entry.is_none()).then_some(Compaction::Limit(now_ms / 60_000));
                 appends.push(Append {
-                    item: item.clone(),
-                    bytes,
-                    ttl_secs: *ttl_secs,
+                    item: limit.name(*now_ms, tokens),
+                    bytes: format!("t {tokens}\n").into_bytes(),
+                    ttl_secs: limit.ttl_secs,
                     compact,
                     shard: None,
                     may_wait: false,
