@@ -32,7 +32,6 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
         platform_counter: true,
         // Fastly's KV throttles inserts per item: each verdict gets an entry of its own.
         verdict_entries: true,
-        remembered: Some(crate::warm::take_cooling()),
         seed: seed(),
         now_ms: now_ms(),
         settings: cx.settings.clone(),
@@ -54,8 +53,7 @@ pub fn forward(client: &mut Request, route: &Route, cx: &Context<'_>) -> Result<
             .collect()
     };
     let ended = steps::run(forward.work(), &mut RequestIo { cx, send: &mut send }, &kv, cx.timing)?;
-    let mut delivery = forward.deliver(ended, served.is_some(), now_ms());
-    crate::warm::keep_cooling(delivery.remembered.take());
+    let delivery = forward.deliver(ended, served.is_some(), now_ms());
     cx.timing.usage_after.set(delivery.usage.is_some());
     let (mut response, body, passing) = match (delivery.answer, served) {
         (Answering::Served(passing), Some(served)) => {

@@ -6,13 +6,10 @@
 //! Nothing of a request is kept: not its caller, body, answers, usage or errors (each request
 //! builds its own `Context`); the only thing of a request that outlives it is its usage lines,
 //! held up to a second on their way to the store (`held`), which no request reads. The cooling state is never kept either: it lives in KV, where
-//! other instances write it, and every request reads it fresh. What is kept of it is what the
-//! core asks to remember ([`Remembered`]): the keys earlier requests found cooling, each until
-//! its cooldown ends, passed over before they are parsed — forgotten with the key lists, whose
-//! byte positions name them.
+//! other instances write it, and every request reads it fresh.
 
 use bytes::Bytes;
-use gemini_pool_core::{Remembered, RequestSettings};
+use gemini_pool_core::RequestSettings;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -43,8 +40,6 @@ struct Warm {
     lists: HashMap<usize, Bytes>,
     /// Client label → its policy's text, or `None`: it has none.
     policies: HashMap<String, Option<String>>,
-    /// Keys found cooling, by their position in `lists` (kept and forgotten with them).
-    cooling: Remembered,
 }
 
 thread_local! {
@@ -129,16 +124,4 @@ pub fn key_list(part: usize) -> Option<Bytes> {
 /// Keeps part `part`'s key list.
 pub fn keep_key_list(part: usize, bytes: &Bytes) {
     WARM.with_borrow_mut(|warm| warm.lists.insert(part, bytes.clone()));
-}
-
-/// What the sandbox remembers of keys found cooling, for one request to use and add to.
-pub fn take_cooling() -> Remembered {
-    WARM.with_borrow_mut(|warm| std::mem::take(&mut warm.cooling))
-}
-
-/// Keeps what a request hands back to remember (`None`: it took nothing).
-pub fn keep_cooling(remembered: Option<Remembered>) {
-    if let Some(remembered) = remembered {
-        WARM.with_borrow_mut(|warm| warm.cooling = remembered);
-    }
 }

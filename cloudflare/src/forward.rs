@@ -12,7 +12,7 @@ use crate::stores::StateStore;
 use crate::upstream::{Payload, Upstream};
 use gemini_pool_core::{
     proxied_upload_url, upload_fits, Answer, Answering, ApiKey, Ask, Client, ErrorReply, Forward, Meter, Passing,
-    Remembered, ResourceCall, Route, SettingsReader, Setup,
+    ResourceCall, Route, SettingsReader, Setup,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -53,15 +53,6 @@ impl<'a> Io<'a> for RequestIo<'a, '_> {
     }
 }
 
-thread_local! {
-    /// What this isolate remembers of keys its requests found cooling ([`Remembered`]): their
-    /// positions in the key lists, which never change in an isolate (a new deploy starts new
-    /// ones). A request takes it out and puts it back; one served side by side with it takes
-    /// what is left (nothing), and the last to finish puts back what it holds: what the other
-    /// held is found again by later requests (a cache, never the truth).
-    static COOLING: RefCell<Remembered> = RefCell::default();
-}
-
 /// A request for Google's API: the same as on Fastly (see `src/forward.rs` there).
 pub(crate) async fn forward(
     req: &Incoming,
@@ -81,7 +72,6 @@ pub(crate) async fn forward(
         platform_counter: false,
         // A Durable Object has no per-item write budget: the items alone hold the verdicts.
         verdict_entries: false,
-        remembered: Some(COOLING.with_borrow_mut(std::mem::take)),
         seed: seed(),
         now_ms: now_ms(),
         settings: cx.settings.clone(),
@@ -110,10 +100,7 @@ pub(crate) async fn forward(
     let ended = steps::run(forward.work(), &mut io, &store, &mut timing).await;
     let served = io.served.take();
     cx.timing = timing;
-    let mut delivery = forward.deliver(ended?, served.is_some(), now_ms());
-    if let Some(remembered) = delivery.remembered.take() {
-        COOLING.set(remembered);
-    }
+    let delivery = forward.deliver(ended?, served.is_some(), now_ms());
     cx.timing.usage_after = delivery.usage.is_some();
     cx.timing.state_calls += store.calls.get();
     // A metered answer tells the usage count when it has passed (`done` dropped).

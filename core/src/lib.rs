@@ -18,9 +18,8 @@
 //! The modules, by floor (a module uses only its own floor and those below it;
 //! `core/tests/layers.rs` holds it to that):
 //! - `pool` — the keys: the key lists read lazily by part (`keys`), the names of marks and
-//!   pins (`names`), the order candidates are offered in (`pick`), what a warm instance
-//!   remembers of keys found cooling (`remembered`), randomness (`rng`), the key scrub
-//!   (`scrub`);
+//!   pins (`names`), the order candidates are offered in (`pick`), randomness (`rng`), the key
+//!   scrub (`scrub`);
 //! - `google` — what Google's answers mean: its error bodies (`google_error`), the verdict
 //!   (`classify`), the reasons (`reason`), answers with nothing in them (`empty`), the tokens
 //!   they cost (`tokens`), its stateful resources by kind and id (`resource`), text search
@@ -141,7 +140,6 @@ mod pool {
     pub(crate) mod keys;
     pub(crate) mod names;
     pub(crate) mod pick;
-    pub(crate) mod remembered;
     pub(crate) mod rng;
     pub(crate) mod scrub;
 }
@@ -264,7 +262,6 @@ pub use google::tokens::{Meter, Tokens};
 pub use pool::keys::{choose_part, ApiKey, KeyPool};
 pub use pool::names::{Bucket, MarkName};
 pub use pool::pick::Strategy;
-pub use pool::remembered::Remembered;
 pub use pool::rng::Rng;
 
 // The shared state.

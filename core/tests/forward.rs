@@ -17,7 +17,6 @@ fn setup(platform_counter: bool) -> Setup<'static> {
         upstream_limit: 32,
         platform_counter,
         verdict_entries: false,
-        remembered: None,
         seed: 7,
         now_ms: NOW,
         settings: RequestSettings { reset_zone: ResetZone::Fixed(0), history_days: 30, ..Default::default() },

@@ -63,7 +63,7 @@ fn no_input_panics() {
         let (compacted, _) = marks.compacted(0);
         assert_eq!(Marks::decode(compacted, None).all(), all, "our own encoding reads back");
         let pool = KeyPool::new([text.as_ref()]);
-        let _ = pool.draw(&mut rng, |_| false);
+        let _ = pool.draw(&mut rng, &[]);
         for key in pool.iter() {
             let _ = (key.mask(), pool.after(key.at), MarkName::of(Bucket::of(&key)));
             assert_eq!(pool.key_at(key.at), Some(key));

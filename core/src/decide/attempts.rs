@@ -41,13 +41,12 @@ use crate::pool::keys::{ApiKey, KeyPool, Position};
 use crate::pool::names::Bucket;
 use crate::pool::names::Pinned;
 use crate::pool::pick::Picker;
-use crate::pool::remembered::Cooling;
 use crate::pool::scrub::scrub;
 use crate::settings::{CoolingSettings, RetrySettings, WhenAllCooling};
 use crate::state::items::{Availability, Change, Entry, Item, PartState, PoolState};
 use crate::state::marks::Marks;
 use crate::state::usage::OTHER_MODEL;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 /// Fastly allows 32 backend requests per client request (the default cap; an edge with other
 /// limits sets its own with [`Attempts::limit_upstream`]).
@@ -123,8 +122,6 @@ pub struct Attempts<'a> {
     /// The cooling candidates judged so far, in brief (for `Retry-After`, and for the choice
     /// when no key is usable).
     soonest_seen: Cell<Soonest>,
-    /// Keys judged cooling by the last pick: remembered ([`crate::pool::remembered`]).
-    cooling_found: RefCell<Vec<(Position, u64)>>,
     /// The first answer that may be the request's own fault, until another project serves.
     suspect: Option<Suspect<'a>>,
     /// Google refused the request itself (400, 404, a 403 about what it names), or no key was
@@ -193,7 +190,6 @@ impl<'a> Attempts<'a> {
             own: Vec::new(),
             history: Vec::new(),
             soonest_seen: Cell::new(Soonest::NONE),
-            cooling_found: RefCell::new(Vec::new()),
             suspect: None,
             model_unconfirmed: false,
             pin: None,
@@ -308,7 +304,6 @@ impl<'a> Attempts<'a> {
         }
         let (state, probed, soonest, pin, fence) =
             (&self.state, self.probed, &self.soonest_seen, &self.pin, &self.fence);
-        let found = &self.cooling_found;
         let suspect = self.suspect.as_ref().map(|s| s.bucket);
         let usable = |key: &ApiKey<'a>| match state.availability(key, now_ms) {
             _ if !Self::may_serve(pin, fence, key) => false,
@@ -317,17 +312,12 @@ impl<'a> Attempts<'a> {
             Availability::Probation => !probed,
             Availability::Cooling { until_ms, reason } => {
                 soonest.set(soonest.get().with(until_ms, key.at, reason));
-                found.borrow_mut().push((key.at, until_ms));
                 false
             }
             Availability::Dead => false,
         };
         let looked_enough = self.confirmed_out.1 >= MAX_CONFIRMED_OUT;
-        self.picker.at(now_ms);
         let picked = if looked_enough { None } else { self.picker.pick(&self.pool, usable) };
-        for (at, until_ms) in self.cooling_found.take() {
-            self.picker.found_cooling(at, until_ms);
-        }
         if let Some(key) = picked {
             if self.must_confirm(&key, now_ms) {
                 return Choice::Confirm(key);
@@ -450,7 +440,6 @@ impl<'a> Attempts<'a> {
             Availability::Probation if !self.probed => {}
             Availability::Cooling { until_ms, reason } => {
                 self.soonest_seen.set(self.soonest_seen.get().with(until_ms, key.at, reason));
-                self.picker.found_cooling(key.at, until_ms);
                 self.confirmed_out_once();
                 return None;
             }
@@ -462,17 +451,6 @@ impl<'a> Attempts<'a> {
         self.confirmed_out.0 = 0;
         self.note_probation(&key, now_ms);
         Some(key)
-    }
-
-    /// What earlier requests of this instance found cooling for this model, to pass over.
-    pub(crate) fn remember(&mut self, cooling: Cooling) {
-        self.picker.remember(cooling);
-    }
-
-    /// What is remembered of cooling keys, this request's findings added (for the next
-    /// request of this instance).
-    pub(crate) fn remembered(&mut self) -> Cooling {
-        self.picker.remembered()
     }
 
     /// The entries to read to confirm `key` (after [`Choice::Confirm`]).

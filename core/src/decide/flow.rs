@@ -38,7 +38,6 @@ use crate::decide::machine::{Answer, Machine, Step};
 use crate::google::classify::Verdict;
 use crate::google::resource::{Kind, Resource};
 use crate::pool::keys::{self, ApiKey, KeyPool};
-use crate::pool::remembered::Remembered;
 use crate::pool::rng::Rng;
 use crate::settings::{CoolingSettings, RequestSettings};
 use crate::state::commit::{self, Committer, Round};
@@ -88,8 +87,6 @@ pub struct Flow<'a> {
     failures: Vec<Failure>,
     /// Verdicts have entries of their own ([`crate::state::items`]).
     entries: bool,
-    /// What this instance remembers of keys found cooling ([`crate::pool::remembered`]).
-    remembered: Option<Remembered>,
 }
 
 /// A request's stateful resources: what it names (looked up first), the name it chooses for
@@ -168,26 +165,7 @@ impl<'a> Flow<'a> {
             fence: None,
             failures: Vec::new(),
             entries: false,
-            remembered: None,
         }
-    }
-
-    /// What this instance (a warm sandbox, an isolate) remembers of keys found cooling by its
-    /// earlier requests: passed over unparsed until their cooldowns end. Take it back after
-    /// the request with [`remembered`](Self::remembered).
-    pub fn remembering(mut self, remembered: Remembered) -> Self {
-        self.remembered = Some(remembered);
-        self
-    }
-
-    /// What to remember for the next request of this instance, at `now_ms`: what was handed in,
-    /// with what this request found cooling.
-    pub fn remembered(&mut self, now_ms: u64) -> Option<Remembered> {
-        let mut remembered = self.remembered.take()?;
-        if let Some(attempts) = self.attempts.as_mut() {
-            remembered.keep(self.model.as_deref().unwrap_or_default(), attempts.remembered(), now_ms);
-        }
-        Some(remembered)
     }
 
     /// Verdicts have entries of their own (a store that takes few writes per item a second:
@@ -526,9 +504,6 @@ impl<'a> Flow<'a> {
         let mut attempts = Attempts::new(pool, state, self.seed.rotate_left(32));
         attempts.limit_upstream(self.upstream_limit);
         attempts.verdict_entries(self.entries);
-        if let Some(remembered) = self.remembered.as_mut() {
-            attempts.remember(remembered.take(self.model.as_deref().unwrap_or_default()));
-        }
         if let Some(pin) = &self.resources.pin {
             attempts.pin(pin.bucket.clone());
         }

@@ -33,7 +33,6 @@ use crate::decide::limits::{Gate, Gated, RateHeaders};
 use crate::decide::linger::Linger;
 use crate::decide::listing::{Listed, Listing};
 use crate::decide::machine::{Answer, Machine, Step};
-use crate::pool::remembered::Remembered;
 use crate::settings::{AgentModels, CoolingSettings, Limiter, RequestSettings};
 use crate::state::items::Item;
 use crate::state::marks::Marks;
@@ -86,9 +85,6 @@ pub struct Setup<'r> {
     /// Knob `agent_models`, read for the routes that need it ([`Route::translated`]; `None`:
     /// its default).
     pub agent_models: Option<AgentModels>,
-    /// What this instance remembers of keys its earlier requests found cooling (`None`: it
-    /// keeps nothing between requests); handed back in [`Delivery::remembered`].
-    pub remembered: Option<Remembered>,
 }
 
 /// What goes to Google with each key.
@@ -136,8 +132,6 @@ pub struct Delivery {
     pub usage: Option<UsageAppend>,
     /// The changes the store refused, to write again after the answer.
     pub linger: Option<Linger>,
-    /// What the instance remembers for its next request ([`Setup::remembered`]).
-    pub remembered: Option<Remembered>,
 }
 
 /// The answer the client gets. (One per request, as [`Work`].)
@@ -200,13 +194,11 @@ pub struct Forward<'a> {
     first_list: String,
     label: String,
     settings: RequestSettings,
-    /// What the instance remembers, while no flow holds it (a list passes it through).
-    remembered: Option<Remembered>,
 }
 
 impl<'a> Forward<'a> {
     /// Prepares `ask` by `client` on an edge set up as `setup`. An error is the client's answer.
-    pub fn prepare(ask: Ask<'_>, client: Client<'_>, mut setup: Setup<'_>) -> Result<Self, ErrorReply> {
+    pub fn prepare(ask: Ask<'_>, client: Client<'_>, setup: Setup<'_>) -> Result<Self, ErrorReply> {
         let gate = gate(client, &setup);
         if let Some(ResourceCall::List(kind)) = ask.route.resource_call() {
             let listing = Listing::new(*kind, client.caller, setup.parts, setup.now_ms);
@@ -247,13 +239,10 @@ impl<'a> Forward<'a> {
         };
         // A body that streams past can be sent once: one attempt.
         let upstream_limit = if ask.streamed { 1 } else { setup.upstream_limit };
-        let mut flow = Flow::new(setup.parts, model.as_deref(), setup.seed, upstream_limit)
+        let flow = Flow::new(setup.parts, model.as_deref(), setup.seed, upstream_limit)
             .verdict_entries(setup.verdict_entries)
             .with_resources(&route, &facts, client.caller)
             .within(client.policy.and_then(|p| p.projects.clone()));
-        if let Some(remembered) = setup.remembered.take() {
-            flow = flow.remembering(remembered);
-        }
         let work = Work::Request(gated(flow, gate, &setup));
         let mut forward = Forward::new(route, facts.stream, outgoing, work, client, setup);
         forward.transform = relabel.map(Transform::Relabel);
@@ -279,7 +268,6 @@ impl<'a> Forward<'a> {
             first_list: setup.first_list.to_string(),
             label: client.caller.label.clone(),
             settings: setup.settings,
-            remembered: setup.remembered,
         }
     }
 
@@ -307,18 +295,11 @@ impl<'a> Forward<'a> {
                     Listed::Answer(body) => Answering::Json(body),
                     Listed::Error(reply) => Answering::Error(reply),
                 };
-                Delivery {
-                    answer,
-                    rate_headers: listing.rate_headers().clone(),
-                    usage: None,
-                    linger: None,
-                    remembered: self.remembered.take(),
-                }
+                Delivery { answer, rate_headers: listing.rate_headers().clone(), usage: None, linger: None }
             }
             (Ended::Request(finish), Work::Request(flow)) => {
                 let usage = flow.usage(&self.label, now_ms, &self.settings);
                 let linger = flow.inner_mut().linger(now_ms);
-                let remembered = flow.inner_mut().remembered(now_ms);
                 let rate_headers = flow.rate_headers().clone();
                 let answer = match (finish, served) {
                     (Finish::Served, true) => Answering::Served(self.passing(usage.is_some())),
@@ -328,14 +309,13 @@ impl<'a> Forward<'a> {
                         Answering::Error(ErrorReply::config(format!("secret `{}` holds no API keys", self.first_list)))
                     }
                 };
-                Delivery { answer, rate_headers, usage, linger, remembered }
+                Delivery { answer, rate_headers, usage, linger }
             }
             _ => Delivery {
                 answer: Answering::Error(ErrorReply::new(500, "internal", "The request ended as another kind.")),
                 rate_headers: Vec::new(),
                 usage: None,
                 linger: None,
-                remembered: None,
             },
         }
     }

@@ -285,18 +285,17 @@ impl<'a> KeyPool<'a> {
         self.iter().next().is_none()
     }
 
-    /// A key drawn uniformly from the pool but for the entries `passed` says to pass over (a
-    /// random byte, the entry around it, accepted in inverse proportion to its length), or
-    /// `None` after [`DRAW_TRIES`] misses. An entry passed over is a miss, found before it is
-    /// parsed.
-    pub fn draw(&self, rng: &mut Rng, passed: impl Fn(Position) -> bool) -> Option<ApiKey<'a>> {
+    /// A key drawn uniformly from the pool but for the entries at `passed` (a random byte, the
+    /// entry around it, accepted in inverse proportion to its length), or `None` after
+    /// [`DRAW_TRIES`] misses. An entry at `passed` is a miss, found before it is parsed.
+    pub fn draw(&self, rng: &mut Rng, passed: &[Position]) -> Option<ApiKey<'a>> {
         if self.total == 0 {
             return None;
         }
         for _ in 0..DRAW_TRIES {
             let Some((list, offset)) = self.locate(rng.below(self.total)) else { continue };
             let Some(entry) = self.entry_at(list, offset) else { continue };
-            if passed(Position { list, start: entry.start }) {
+            if passed.contains(&Position { list, start: entry.start }) {
                 continue;
             }
             // Accept or reject on the entry's length alone: only the accepted one is parsed.
@@ -583,7 +582,7 @@ mod tests {
         );
         let mut rng = Rng::new(2);
         // A draw never gives an entry that is not a key (the 100 KB line makes most draws miss).
-        assert!((0..20).all(|_| pool.draw(&mut rng, |_| false).is_none_or(|k| k.secret.starts_with("AIzaGood"))));
+        assert!((0..20).all(|_| pool.draw(&mut rng, &[]).is_none_or(|k| k.secret.starts_with("AIzaGood"))));
     }
 
     #[test]
@@ -619,7 +618,7 @@ mod tests {
         let mut counts = std::collections::HashMap::new();
         let mut rng = Rng::new(3);
         for _ in 0..40_000 {
-            let key = pool.draw(&mut rng, |_| false).expect("a key");
+            let key = pool.draw(&mut rng, &[]).expect("a key");
             *counts.entry(key.secret).or_insert(0u32) += 1;
         }
         assert_eq!(counts.len(), 40);
@@ -632,7 +631,7 @@ mod tests {
         let pool = KeyPool::new(["# AIzaSyCOMMENTED10000000000000000000000000000, AIzaSyCOMMENTED20000000000000000000000000000,AIzaSyCOMMENTED30000000000000000000000000000\nAIzaSyKEPT0000000000000000000000000000,  #notacomment0000000000000000000000000000\n"]);
         let mut rng = Rng::new(9);
         let drawn: std::collections::HashSet<_> =
-            (0..500).filter_map(|_| pool.draw(&mut rng, |_| false)).map(|k| k.secret).collect();
+            (0..500).filter_map(|_| pool.draw(&mut rng, &[])).map(|k| k.secret).collect();
         // After a comma, `#` begins an entry, not a comment (a key list's own rule).
         assert_eq!(
             drawn,
@@ -647,8 +646,8 @@ mod tests {
     #[test]
     fn nothing_to_draw() {
         let mut rng = Rng::new(1);
-        assert_eq!(KeyPool::new(["# only a comment\n\n,,"]).draw(&mut rng, |_| false), None);
-        assert_eq!(KeyPool::new([""]).draw(&mut rng, |_| false), None);
+        assert_eq!(KeyPool::new(["# only a comment\n\n,,"]).draw(&mut rng, &[]), None);
+        assert_eq!(KeyPool::new([""]).draw(&mut rng, &[]), None);
         assert!(KeyPool::new(["  \n# c\n,"]).is_empty());
         assert!(!KeyPool::new(["# c\nk000000000000000000000000000000"]).is_empty());
     }
@@ -660,7 +659,7 @@ mod tests {
         pool.add(1, b"k30000000000000000000000000000\nk40000000000000000000000000000");
         assert_eq!(secrets(&pool), ["k30000000000000000000000000000", "k40000000000000000000000000000"]);
         let mut rng = Rng::new(5);
-        assert!((0..50).all(|_| pool.draw(&mut rng, |_| false).is_some_and(|k| k.at.list == 1)));
+        assert!((0..50).all(|_| pool.draw(&mut rng, &[]).is_some_and(|k| k.at.list == 1)));
         pool.add(0, b"k10000000000000000000000000000,k20000000000000000000000000000");
         assert_eq!(
             secrets(&pool),

@@ -7,8 +7,7 @@
 //! key the operator listed twice (keys are told apart by fingerprint) — and while drawing, no
 //! entry is judged twice: one found unfit is passed over before it is parsed, so a small pool
 //! most of whose keys are cooling costs a request each key once, not a draw of each key again
-//! and again. Keys an earlier request of the same instance found cooling are passed over the
-//! same way until their cooldown ends ([`crate::pool::remembered`]).
+//! and again.
 //!
 //! A scan of the whole pool (the draws all missed, or a walk found nothing within
 //! [`SAMPLES`] keys: most of the pool is cooling) keeps the keys that were usable then: later
@@ -17,7 +16,6 @@
 //! thousands scans it once, and each later pick costs about one key, not one pass.
 
 use crate::pool::keys::{ApiKey, Fingerprint, KeyPool, Position};
-use crate::pool::remembered::Cooling;
 use crate::pool::rng::Rng;
 
 /// How to pick among the keys that may serve a request.
@@ -49,10 +47,6 @@ pub(crate) struct Picker {
     scanned: Option<Scanned>,
     /// Keys are drawn whatever the strategy ([`Picker::draw_from_now`]).
     drawing: bool,
-    /// Keys earlier requests of this instance found cooling: drawn, passed over unparsed.
-    remembered: Cooling,
-    /// Now, for the remembered cooldowns.
-    now_ms: u64,
 }
 
 /// The keys a scan found usable, in pool order, for the parts read then; one found unfit later
@@ -91,29 +85,7 @@ impl Picker {
             last: None,
             scanned: None,
             drawing: false,
-            remembered: Cooling::default(),
-            now_ms: 0,
         }
-    }
-
-    /// What earlier requests found cooling (the picker adds what this one finds).
-    pub(crate) fn remember(&mut self, cooling: Cooling) {
-        self.remembered = cooling;
-    }
-
-    /// What is remembered of cooling keys, this request's findings added.
-    pub(crate) fn remembered(&mut self) -> Cooling {
-        std::mem::take(&mut self.remembered)
-    }
-
-    /// The key at `at` was found cooling until `end` (unix ms).
-    pub(crate) fn found_cooling(&mut self, at: Position, end: u64) {
-        self.remembered.found(at, end);
-    }
-
-    /// The time the next picks are made at.
-    pub(crate) fn at(&mut self, now_ms: u64) {
-        self.now_ms = now_ms;
     }
 
     /// How keys after the first are offered (after [`draw_from_now`](Self::draw_from_now),
@@ -170,8 +142,7 @@ impl Picker {
     /// lookups each time). A draw that misses ends the sampling: what is left is best scanned.
     fn sample<'a>(&mut self, pool: &KeyPool<'a>, fresh: &impl Fn(&ApiKey<'a>) -> bool) -> Option<ApiKey<'a>> {
         for _ in 0..SAMPLES {
-            let (passed, remembered, now_ms) = (&self.passed, &self.remembered, self.now_ms);
-            let key = pool.draw(&mut self.rng, |at| passed.contains(&at) || remembered.out(at, now_ms))?;
+            let key = pool.draw(&mut self.rng, &self.passed)?;
             if fresh(&key) {
                 return Some(key);
             }
