@@ -249,3 +249,18 @@ fn tokens_counted_in_entries_reach_the_limit() {
     let finish = rig.drive(&mut over, |_| panic!("a refused request tries no key"));
     assert!(matches!(finish, Finish::Error(ref r) if r.message.contains("tokens_per_day")), "{finish:?}");
 }
+
+#[test]
+fn an_rpm_the_platform_counts_touches_no_entry_either() {
+    // The gate is made before knob `rate_limiter` is read; once it says `platform`, a client with
+    // only `rpm` costs no store operation, entries or not.
+    let list = key("alpha", 1);
+    let limits = Limits { rpm: Some(10), ..Limits::default() };
+    let mut rig = Rig::new(&[list.as_bytes()], NOW);
+    rig.platform = Some(3);
+    rig.knobs.insert("rate_limiter", "platform".into());
+    let mut gated = Gated::new(Flow::new(1, Some("m"), 1, 32), entries_gate(limits, NOW), 7).reading_limiter(true);
+    assert_eq!(rig.drive(&mut gated, |_| Answer::Served), Finish::Served);
+    assert!(rig.seen.iter().any(|s| matches!(s, Seen::Rate(_))), "{:?}", rig.seen);
+    assert!(!rig.seen.iter().any(|s| matches!(s, Seen::List(_) | Seen::Look(_) | Seen::Remember(_))), "{:?}", rig.seen);
+}

@@ -91,7 +91,7 @@ impl Gate {
 
     /// Are this client's counts in entries of their own?
     fn in_entries(&self) -> bool {
-        self.claims.is_some()
+        self.claims.is_some() && self.counts_in_store()
     }
 
     /// Does the gate need the day's counts (`rpd`, `tokens_per_day`), not only the minute's?
@@ -190,8 +190,13 @@ impl Gate {
 
     /// The client's limit item, if a limit is counted in the store.
     pub fn store_item(&self) -> Option<String> {
-        (self.counts_requests() || self.limits.tokens_per_day.is_some())
-            .then(|| limit_item::item(&self.client, self.now_ms, self.zone))
+        self.counts_in_store().then(|| limit_item::item(&self.client, self.now_ms, self.zone))
+    }
+
+    /// Does a limit count in the store (requests there, or tokens)? Knob `rate_limiter` may
+    /// move `rpm` out of it after the gate was made.
+    fn counts_in_store(&self) -> bool {
+        self.counts_requests() || self.limits.tokens_per_day.is_some()
     }
 
     /// Where the request's tokens count after the answer — its limit item, or an entry of their
@@ -512,7 +517,9 @@ impl<M> Gated<M> {
                 // The edge did not hand the count, or the item, back: go on as if none.
                 At::Rated => self.at = At::Claim,
                 At::Claimed | At::Looked => self.at = At::Verdict,
-                At::Claim if gate.in_entries() => self.at = At::Head,
+                At::Claim if gate.claims.is_some() => {
+                    self.at = if gate.in_entries() { At::Head } else { At::Verdict };
+                }
                 At::Claim => {
                     let (item, ttl_secs) = match gate.store_item() {
                         Some(item) => (item, gate.ttl_secs()),
