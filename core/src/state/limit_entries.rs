@@ -15,6 +15,11 @@
 //! minutes after it, once they are final ([`SETTLE_MS`] after they end). A request reads the
 //! head and lists only the minutes after it: one or two minutes usually, the whole day when the
 //! head is older (the day's first request, or after two idle minutes).
+//!
+//! Not covered: a POP whose clock runs more than [`SETTLE_MS`] ahead may write a head through
+//! a minute others still claim in, which then counts twice (refusals, never admissions past the
+//! limit); and counts in the one-item format of an older version are not read (the day of an
+//! upgrade starts from zero).
 
 use crate::state::limit_item::Tally;
 use std::collections::{BTreeMap, BTreeSet};
