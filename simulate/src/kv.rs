@@ -142,11 +142,10 @@ impl Kv {
             return WriteOutcome::Refused;
         }
         self.inserts += 1;
-        let lost = self.config.loss > 0.0 && (self.rng.below(1_000_000) as f64) < self.config.loss * 1e6;
+        let lost = self.lose();
         match write {
             Write::Append { bytes, .. } => {
                 if lost {
-                    self.lost += 1;
                     return WriteOutcome::Done;
                 }
                 self.append_at_origin(pop, &key, &bytes, now);
@@ -158,7 +157,6 @@ impl Kv {
                     false => self.items.get(&key).and_then(|h| h.versions.last()).map(|v| v.generation),
                 };
                 if current != generation || lost {
-                    self.lost += u64::from(lost);
                     return WriteOutcome::Done;
                 }
                 self.store(pop, &key, bytes, now);

@@ -54,7 +54,7 @@ pub struct Gate {
     claimed: Option<u64>,
     /// The client counted in entries of its own (`None`: in its limit item).
     claims: Option<Claims>,
-    /// This request's id (its tokens' entry names it).
+    /// This request's random id: its claim in the limit item, or its tokens' entry, names it.
     id: u64,
 }
 
@@ -118,8 +118,7 @@ impl Gate {
         let (minute, day) = (self.minute(), self.counts_day());
         match self.claims.as_mut() {
             Some(claims) if day => claims.prefixes(minute),
-            Some(claims) => vec![claims.relist(minute)],
-            None => Vec::new(),
+            _ => self.relist(),
         }
     }
 
@@ -393,8 +392,6 @@ pub struct Gated<M> {
     inner: M,
     gate: Option<Gate>,
     at: At,
-    /// This request's id in the limit item.
-    id: u64,
     /// The limit item compacted, and the generation it was derived from.
     swap: Option<(Vec<u8>, u64)>,
     headers: RateHeaders,
@@ -421,7 +418,6 @@ impl<M> Gated<M> {
             inner,
             gate,
             at,
-            id,
             swap: None,
             headers: Vec::new(),
             refusal: None,
@@ -528,7 +524,8 @@ impl<M> Gated<M> {
                             continue;
                         }
                     };
-                    match gate.claim(self.id) {
+                    let id = gate.id;
+                    match gate.claim(id) {
                         Some(bytes) => {
                             self.at = At::Claimed;
                             return Some(Step::Claim { item, bytes, ttl_secs });

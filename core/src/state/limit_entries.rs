@@ -21,7 +21,7 @@
 //! limit); and counts in the one-item format of an older version are not read (the day of an
 //! upgrade starts from zero).
 
-use crate::state::limit_item::Tally;
+use crate::state::limit_item::{self, Tally};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A minute is final (no claim of it can still be landing) this long after it ends.
@@ -78,8 +78,13 @@ impl Claims {
     pub(crate) fn prefixes(&self, minute: u64) -> Vec<String> {
         match self.head.through {
             Some(through) if through + 2 >= minute => (through + 1..=minute).map(|m| self.minute_prefix(m)).collect(),
-            _ => vec![format!("{}/", self.item)],
+            _ => vec![self.prefix()],
         }
+    }
+
+    /// The prefix of every entry of the client's day.
+    fn prefix(&self) -> String {
+        format!("{}/", self.item)
     }
 
     fn minute_prefix(&self, minute: u64) -> String {
@@ -95,7 +100,7 @@ impl Claims {
 
     /// The names a listing found (with the prefix; others are ignored).
     pub(crate) fn listed(&mut self, names: &[String]) {
-        let prefix = format!("{}/", self.item);
+        let prefix = self.prefix();
         for name in names {
             let Some((minute, entry)) = name.strip_prefix(&prefix).and_then(|rest| rest.split_once('/')) else {
                 continue;
@@ -217,17 +222,11 @@ fn token_entry(item: &str, minute: u64, tokens: u64, id: u64) -> String {
     format!("{item}/{minute}/t{tokens}.{id:x}")
 }
 
-/// A head's counts (`@ <minute> <requests> <tokens>`), if the bytes hold one.
+/// A head's counts, if the bytes hold one ([`limit_item::head`]).
 fn head_of(bytes: &[u8]) -> Option<Head> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let line = text.lines().find_map(|line| line.strip_prefix("@ "))?;
-    let mut fields = line.split(' ').map(str::parse::<u64>);
-    match (fields.next(), fields.next(), fields.next()) {
-        (Some(Ok(through)), Some(Ok(requests)), Some(Ok(tokens))) => {
-            Some(Head { through: Some(through), requests, tokens })
-        }
-        _ => None,
-    }
+    let (through, requests, tokens) = text.lines().find_map(limit_item::head)?;
+    Some(Head { through: Some(through), requests, tokens })
 }
 
 #[cfg(test)]

@@ -53,9 +53,10 @@ impl Tally {
                     tally.day_tokens = tally.day_tokens.saturating_add(number(tokens).unwrap_or(0));
                 }
                 // The head of a client counted in entries of its own (`crate::state::limit_entries`).
-                (Some("@"), Some(_), requests, tokens) => {
-                    tally.day_requests = tally.day_requests.saturating_add(number(requests).unwrap_or(0));
-                    tally.day_tokens = tally.day_tokens.saturating_add(number(tokens).unwrap_or(0));
+                (Some("@"), ..) => {
+                    let (_, requests, tokens) = head(line).unwrap_or_default();
+                    tally.day_requests = tally.day_requests.saturating_add(requests);
+                    tally.day_tokens = tally.day_tokens.saturating_add(tokens);
                 }
                 (Some("="), requests, tokens, None) => {
                     tally.day_requests = tally.day_requests.saturating_add(number(requests).unwrap_or(0));
@@ -71,6 +72,16 @@ impl Tally {
     /// after every line read.
     pub(crate) fn places(&self) -> (u64, u64) {
         self.own.unwrap_or((self.day_requests, self.minute_requests))
+    }
+}
+
+/// A head line's counts, `@ <minute> <requests> <tokens>` (the day's through that minute, of a
+/// client counted in entries of its own: [`crate::state::limit_entries`]), if it is one.
+pub(crate) fn head(line: &str) -> Option<(u64, u64, u64)> {
+    let mut fields = line.strip_prefix("@ ")?.split(' ').map(str::parse::<u64>);
+    match (fields.next(), fields.next(), fields.next()) {
+        (Some(Ok(through)), Some(Ok(requests)), Some(Ok(tokens))) => Some((through, requests, tokens)),
+        _ => None,
     }
 }
 
